@@ -1,0 +1,70 @@
+//! What an operator can tell a running cutover, from the console or from flags.
+
+use crate::journal::events::Decision;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignOff {
+    pub gate: String,
+    pub name: String,
+    pub role: String,
+    pub decision: Decision,
+    pub comment: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Record a sign-off at the open gate.
+    SignOff(SignOff),
+    /// Stop the run at the next safe point (Ctrl-C, quit).
+    Abort,
+}
+
+impl SignOff {
+    /// Parse `NAME|ROLE|go|COMMENT` (decision `go` or `no-go`) as given to `--sign-off`.
+    pub fn parse(gate: &str, s: &str) -> Result<SignOff, String> {
+        let parts: Vec<&str> = s.splitn(4, '|').collect();
+        if parts.len() != 4 {
+            return Err(format!(
+                "--sign-off '{s}': expected NAME|ROLE|go|COMMENT (or NAME|ROLE|no-go|COMMENT)"
+            ));
+        }
+        let decision = match parts[2].trim().to_ascii_lowercase().as_str() {
+            "go" => Decision::Go,
+            "no-go" | "nogo" | "no_go" => Decision::NoGo,
+            other => return Err(format!("--sign-off '{s}': decision '{other}' is not go or no-go")),
+        };
+        let (name, role) = (parts[0].trim(), parts[1].trim());
+        if name.is_empty() || role.is_empty() {
+            return Err(format!("--sign-off '{s}': NAME and ROLE must not be empty"));
+        }
+        Ok(SignOff {
+            gate: gate.to_string(),
+            name: name.to_string(),
+            role: role.to_string(),
+            decision,
+            comment: parts[3].trim().to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_go_and_no_go() {
+        let s = SignOff::parse("g", "Ada Lead|migration_lead|go|counts match").unwrap();
+        assert_eq!((s.name.as_str(), s.role.as_str(), s.decision), ("Ada Lead", "migration_lead", Decision::Go));
+        assert_eq!(s.comment, "counts match");
+        let s = SignOff::parse("g", "B|finance|NO-GO|sums off | by 3").unwrap();
+        assert_eq!(s.decision, Decision::NoGo);
+        assert_eq!(s.comment, "sums off | by 3");
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        assert!(SignOff::parse("g", "only|three|go").is_err());
+        assert!(SignOff::parse("g", "a|b|maybe|c").is_err());
+        assert!(SignOff::parse("g", " |b|go|c").is_err());
+    }
+}

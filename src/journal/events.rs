@@ -1,0 +1,265 @@
+//! Journal events: the source of truth for a run. The console, `watch`, the summary and
+//! resume all read these back; nothing else keeps its own record.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runbook::format::StepKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    Run,
+    Rehearse,
+}
+
+/// Where rows are going: the rehearsal target or the real one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    DryRun,
+    Load,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Passed,
+    Warned,
+    Failed,
+    Skipped,
+    RolledBack,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Pass,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    Go,
+    NoGo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Completed,
+    StoppedAfterStep,
+    ValidationFailed,
+    WaitingAtGate,
+    NoGo,
+    RolledBack,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepInfo {
+    pub id: String,
+    pub kind: StepKind,
+    pub title: String,
+    pub planned_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvInfo {
+    pub name: String,
+    /// Driver, host and database, e.g. `sqlite .cutover/production.db`.
+    pub display: String,
+    pub production: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityCounts {
+    pub in_file: u64,
+    pub in_scope: u64,
+    pub valid: u64,
+    pub rejected: u64,
+    pub loaded: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtractFile {
+    pub entity: String,
+    pub path: String,
+    pub rows: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub name: String,
+    pub entity: String,
+    /// Value on the source side (file / pipeline), as text: counts, exact decimals.
+    pub source: String,
+    /// Value found in the target database.
+    pub target: String,
+    pub status: CheckStatus,
+    /// Anything finance or the lead should see beside it (e.g. rejected sums).
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        mode: RunMode,
+        runbook_path: String,
+        runbook_name: String,
+        runbook_sha256: String,
+        steps: Vec<StepInfo>,
+        /// Non-secret variable values in force.
+        vars: BTreeMap<String, String>,
+        tool_version: String,
+        artifacts_dir: String,
+        /// Environments as shown to people: never a password.
+        environments: Vec<EnvInfo>,
+        /// End of the cutover window (RFC 3339), when the runbook declares one.
+        window_end: Option<String>,
+    },
+    StepStarted {
+        step: String,
+    },
+    StepFinished {
+        step: String,
+        status: StepStatus,
+        message: String,
+        duration_ms: u64,
+    },
+    BackupTaken {
+        env: String,
+        path: String,
+        sha256: String,
+        bytes: u64,
+    },
+    FreezeApplied {
+        env: String,
+        method: String,
+        /// Row count (or file checksum) per table, taken at freeze time.
+        watermark: BTreeMap<String, String>,
+    },
+    ExtractRecorded {
+        manifest: String,
+        files: Vec<ExtractFile>,
+    },
+    EntityStarted {
+        phase: Phase,
+        entity: String,
+        table: String,
+        expected_rows: u64,
+    },
+    BatchCommitted {
+        phase: Phase,
+        entity: String,
+        batch: u64,
+        rows: u64,
+        last_line: u64,
+    },
+    EntityFinished {
+        phase: Phase,
+        entity: String,
+        counts: EntityCounts,
+        reject_file: String,
+        /// Decimal sums over valid (`valid.<field>`) and rejected (`rejected.<field>`) in-scope rows.
+        sums: BTreeMap<String, String>,
+        duration_ms: u64,
+    },
+    CheckRecorded {
+        step: String,
+        result: CheckResult,
+    },
+    GateOpened {
+        gate: String,
+        title: String,
+        quorum: usize,
+        roles: Vec<String>,
+        /// "name (role)" of each expected approver.
+        approvers: Vec<String>,
+        recommendation: Decision,
+        reasons: Vec<String>,
+        evidence_sha256: String,
+    },
+    SignOffRecorded {
+        gate: String,
+        name: String,
+        role: String,
+        decision: Decision,
+        comment: String,
+        evidence_sha256: String,
+    },
+    GateDecided {
+        gate: String,
+        decision: Decision,
+    },
+    RollbackStarted {
+        reason: String,
+    },
+    RollbackFinished {
+        ok: bool,
+        message: String,
+    },
+    RunFinished {
+        outcome: Outcome,
+        exit_code: i32,
+        message: String,
+    },
+}
+
+impl Event {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::RunStarted { .. } => "run_started",
+            Event::StepStarted { .. } => "step_started",
+            Event::StepFinished { .. } => "step_finished",
+            Event::BackupTaken { .. } => "backup_taken",
+            Event::FreezeApplied { .. } => "freeze_applied",
+            Event::ExtractRecorded { .. } => "extract_recorded",
+            Event::EntityStarted { .. } => "entity_started",
+            Event::BatchCommitted { .. } => "batch_committed",
+            Event::EntityFinished { .. } => "entity_finished",
+            Event::CheckRecorded { .. } => "check_recorded",
+            Event::GateOpened { .. } => "gate_opened",
+            Event::SignOffRecorded { .. } => "sign_off_recorded",
+            Event::GateDecided { .. } => "gate_decided",
+            Event::RollbackStarted { .. } => "rollback_started",
+            Event::RollbackFinished { .. } => "rollback_finished",
+            Event::RunFinished { .. } => "run_finished",
+        }
+    }
+}
+
+/// A journaled event with its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: i64,
+    pub run_id: String,
+    /// UTC RFC 3339.
+    pub ts: String,
+    pub event: Event,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Live, lossy progress (latest value wins): sent on a `watch`, never journaled.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EntityProgress {
+    pub phase: Option<Phase>,
+    pub entity: String,
+    pub expected: u64,
+    pub read: u64,
+    pub valid: u64,
+    pub rejected: u64,
+    pub loaded: u64,
+    /// Seconds since the entity started.
+    pub elapsed_secs: f64,
+    pub done: bool,
+}
+
+pub type ProgressSnapshot = Vec<EntityProgress>;

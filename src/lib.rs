@@ -1,0 +1,4 @@
+//! cutover: a terminal console that drives a legacy-data cutover weekend.
+pub mod control;
+pub mod journal;
+pub mod runbook;

@@ -1,0 +1,380 @@
+//! The runbook file format: what a migration lead writes. Parsed with serde,
+//! `deny_unknown_fields` everywhere so that a typo is an error, not a silent default.
+//! `runbooks/tms.toml` is the worked example of every key.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runbook {
+    pub runbook: Meta,
+    /// `${name}` variables with their defaults; `--var name=value` overrides them.
+    #[serde(default)]
+    pub vars: IndexMap<String, String>,
+    /// Named databases: `legacy`, `staging` and `production` by convention.
+    pub environments: IndexMap<String, Environment>,
+    #[serde(default)]
+    pub settings: Settings,
+    pub window: Option<Window>,
+    /// DDL applied to an empty staging or production database, one script per dialect.
+    #[serde(default)]
+    pub schema: Schema,
+    pub entities: IndexMap<String, Entity>,
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    #[serde(default)]
+    pub gates: IndexMap<String, Gate>,
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub rollback: Rollback,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Database URL; the scheme picks the driver. Empty means "no database" (legacy given as CSV).
+    pub url: String,
+    /// Name of an environment variable holding the password. Never the password itself.
+    pub password_env: Option<String>,
+    /// Path of a file holding the password.
+    pub password_file: Option<String>,
+    /// Shown in red capitals in the console and demands typed confirmation.
+    #[serde(default)]
+    pub production: bool,
+    /// Empty the mapped tables before each dry run (staging is scratch space).
+    #[serde(default)]
+    pub reset: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+}
+fn default_batch() -> usize {
+    1000
+}
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { batch_size: default_batch() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// RFC 3339 start of the cutover window; defaults to the start of the run.
+    pub start: Option<String>,
+    /// RFC 3339 end of the window.
+    pub end: Option<String>,
+    /// Length of the window from its start, e.g. "48h" or "90m".
+    pub duration: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schema {
+    pub sqlite: Option<String>,
+    pub postgres: Option<String>,
+    pub mysql: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entity {
+    pub source: Source,
+    /// Columns the extract must carry, in the legacy system's names.
+    pub columns: Vec<String>,
+    /// Business key in the source (unique per entity).
+    pub key: String,
+    /// Entities that must be loaded first.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// All conditions must hold for a row to be in scope; rows out of scope are counted, not rejected.
+    #[serde(default)]
+    pub scope: Vec<ScopeCond>,
+    /// Every field is always trimmed; these rules run after the trim.
+    #[serde(default)]
+    pub cleanse: Vec<CleanseRule>,
+    #[serde(default)]
+    pub validate: Vec<ValidateRule>,
+    pub target: Target,
+    /// target column = source field, or a table with `from` + `values` / `lookup`, or `value`.
+    pub map: IndexMap<String, MapSpec>,
+    /// Reject-rate budget in percent of in-scope rows; over budget recommends NO-GO.
+    pub max_reject_pct: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// CSV file name inside `extract_dir` (or the run's extract folder).
+    pub file: String,
+    /// Legacy table name when the legacy system is a database; defaults to the entity name.
+    pub table: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeCond {
+    pub field: String,
+    #[serde(rename = "in")]
+    pub one_of: Vec<String>,
+    #[serde(default)]
+    pub case_insensitive: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanseRule {
+    pub rule: CleanseKind,
+    pub fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CleanseKind {
+    Lowercase,
+    Uppercase,
+    CollapseSpaces,
+}
+
+/// A validation rule. Format rules (email, date, decimal, integer, pattern, one_of)
+/// also reject an empty value unless `allow_empty = true`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ValidateRule {
+    Required {
+        field: String,
+    },
+    /// First in-scope occurrence wins; later ones are rejected even if the first was rejected.
+    Unique {
+        field: String,
+    },
+    Email {
+        field: String,
+        #[serde(default)]
+        allow_empty: bool,
+    },
+    /// Formats from `YYYY-MM-DD`, `DD/MM/YYYY`, `MM/DD/YYYY`, `DD.MM.YYYY`, `YYYYMMDD`.
+    Date {
+        field: String,
+        #[serde(default = "default_date_formats")]
+        formats: Vec<String>,
+        #[serde(default)]
+        allow_empty: bool,
+    },
+    Decimal {
+        field: String,
+        min: Option<String>,
+        max: Option<String>,
+        /// Maximum number of decimal places written.
+        scale: Option<u32>,
+        #[serde(default)]
+        allow_empty: bool,
+    },
+    Integer {
+        field: String,
+        min: Option<i64>,
+        max: Option<i64>,
+        #[serde(default)]
+        allow_empty: bool,
+    },
+    Pattern {
+        field: String,
+        regex: String,
+        message: Option<String>,
+        #[serde(default)]
+        allow_empty: bool,
+    },
+    OneOf {
+        field: String,
+        values: Vec<String>,
+        #[serde(default)]
+        allow_empty: bool,
+    },
+    /// sum(fields) == equals, exactly (decimal fields).
+    Sum {
+        fields: Vec<String>,
+        equals: String,
+    },
+    /// field OP other, both decimal fields; op is one of < <= > >= = !=.
+    Compare {
+        field: String,
+        op: String,
+        other: String,
+    },
+    /// field must equal the key of a valid, in-scope row of `entity` in this same run.
+    Reference {
+        field: String,
+        entity: String,
+        message: Option<String>,
+    },
+}
+
+fn default_date_formats() -> Vec<String> {
+    vec!["YYYY-MM-DD".into()]
+}
+
+impl ValidateRule {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ValidateRule::Required { .. } => "required",
+            ValidateRule::Unique { .. } => "unique",
+            ValidateRule::Email { .. } => "email",
+            ValidateRule::Date { .. } => "date",
+            ValidateRule::Decimal { .. } => "decimal",
+            ValidateRule::Integer { .. } => "integer",
+            ValidateRule::Pattern { .. } => "pattern",
+            ValidateRule::OneOf { .. } => "one_of",
+            ValidateRule::Sum { .. } => "sum",
+            ValidateRule::Compare { .. } => "compare",
+            ValidateRule::Reference { .. } => "reference",
+        }
+    }
+
+    /// Every source field the rule reads.
+    pub fn fields(&self) -> Vec<&str> {
+        match self {
+            ValidateRule::Required { field }
+            | ValidateRule::Unique { field }
+            | ValidateRule::Email { field, .. }
+            | ValidateRule::Date { field, .. }
+            | ValidateRule::Decimal { field, .. }
+            | ValidateRule::Integer { field, .. }
+            | ValidateRule::Pattern { field, .. }
+            | ValidateRule::OneOf { field, .. }
+            | ValidateRule::Reference { field, .. } => vec![field.as_str()],
+            ValidateRule::Sum { fields, equals } => {
+                let mut v: Vec<&str> = fields.iter().map(String::as_str).collect();
+                v.push(equals);
+                v
+            }
+            ValidateRule::Compare { field, other, .. } => vec![field, other],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub table: String,
+    /// Unique column holding the business key (upsert key).
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum MapSpec {
+    Field(String),
+    Spec(MapTable),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapTable {
+    pub from: Option<String>,
+    /// Translate values; a value not listed is an error at validation time.
+    pub values: Option<IndexMap<String, String>>,
+    /// Resolve `from` to the surrogate id of the row of this entity whose key equals it.
+    pub lookup: Option<String>,
+    /// A constant.
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Check {
+    /// Per entity: rows loaded into the target table equal rows valid in the source.
+    Counts {
+        #[serde(default)]
+        entities: Vec<String>,
+    },
+    /// SUM of a decimal field over valid rows equals the SUM of the target column, to the cent.
+    Sum {
+        entity: String,
+        field: String,
+        column: String,
+    },
+    /// The set of source tuples of valid rows equals the set of tuples the target query returns.
+    Fingerprint {
+        name: String,
+        entity: String,
+        source: Vec<String>,
+        target_sql: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gate {
+    pub title: String,
+    /// Number of GO sign-offs needed.
+    pub quorum: usize,
+    /// Each of these roles must be among the GO sign-offs.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// People expected to sign (shown in the dialog).
+    #[serde(default)]
+    pub approvers: Vec<Approver>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approver {
+    pub name: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub id: String,
+    pub kind: StepKind,
+    /// Environment the step acts on (backup, freeze, load, …).
+    pub env: Option<String>,
+    /// Gate name for `sign_off` steps.
+    pub gate: Option<String>,
+    #[serde(default)]
+    pub title: String,
+    /// Planned duration, e.g. "10m", shown beside the actual one.
+    pub planned: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    Backup,
+    Freeze,
+    Extract,
+    DryRun,
+    Validate,
+    SignOff,
+    Load,
+    Verify,
+    Unfreeze,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    /// Restore production from the backup step's copy.
+    #[serde(default = "yes")]
+    pub restore_backup: bool,
+    /// Reopen the legacy system for its users after the restore.
+    #[serde(default)]
+    pub reopen_legacy: bool,
+}
+fn yes() -> bool {
+    true
+}
