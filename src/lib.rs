@@ -1,4 +1,6 @@
 //! cutover: a terminal console that drives a legacy-data cutover weekend.
 pub mod control;
+pub mod db;
+pub mod engine;
 pub mod journal;
 pub mod runbook;

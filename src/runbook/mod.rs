@@ -1,1 +1,334 @@
+//! Runbook: parse the TOML file, expand `${vars}`, lint every reference, and hand back a
+//! validated [`Plan`]. Every problem is a [`Diagnostic`] naming file, line, column and key.
+
 pub mod format;
+pub mod lint;
+mod locate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use sha2::{Digest, Sha256};
+
+pub use format::Runbook;
+
+/// One problem in a runbook, pointing at the key that causes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted key path, e.g. `entities.open_invoices.validate[3].entity`.
+    pub key: String,
+    pub message: String,
+    pub hint: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.key,
+            self.message
+        )?;
+        if !self.hint.is_empty() {
+            write!(f, "\n  hint: {}", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+/// A database the runbook names, with its secret resolved from the environment (never the file).
+#[derive(Clone)]
+pub struct ResolvedEnv {
+    pub name: String,
+    pub url: String,
+    pub password: Option<String>,
+    pub production: bool,
+    pub reset: bool,
+}
+
+impl fmt::Debug for ResolvedEnv {
+    // Hand-written so that a password can never reach a log line through `{:?}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResolvedEnv")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .field("production", &self.production)
+            .finish()
+    }
+}
+
+/// A runbook that passed every check, with variables expanded and paths made absolute.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub path: PathBuf,
+    pub dir: PathBuf,
+    pub sha256: String,
+    pub rb: Runbook,
+    pub vars: IndexMap<String, String>,
+    pub envs: IndexMap<String, ResolvedEnv>,
+    /// Entities in load order (dependencies first).
+    pub order: Vec<String>,
+    pub extract_dir: PathBuf,
+    pub backup_dir: PathBuf,
+}
+
+impl Plan {
+    pub fn env(&self, name: &str) -> Option<&ResolvedEnv> {
+        self.envs.get(name).filter(|e| !e.url.is_empty())
+    }
+}
+
+/// Load, expand and lint a runbook. `overrides` are `--var NAME=VALUE` pairs, relative to `cwd`.
+pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Plan, Vec<Diagnostic>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: "(file)".into(),
+            message: format!("cannot read runbook: {e}"),
+            hint: "check the path; runbooks/tms.toml is the reference runbook".into(),
+        }]
+    })?;
+    load_str(path, &text, overrides)
+}
+
+pub fn load_str(path: &Path, text: &str, overrides: &[(String, String)]) -> Result<Plan, Vec<Diagnostic>> {
+    let rb: Runbook = toml::from_str(text).map_err(|e| vec![parse_error(path, text, &e)])?;
+    let dir = path
+        .parent()
+        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let ctx = lint::Ctx { file: path, text };
+    let mut diags = Vec::new();
+
+    // Variables: file defaults are relative to the runbook, overrides to the caller's cwd.
+    let mut vars = IndexMap::new();
+    for (k, v) in &rb.vars {
+        vars.insert(k.clone(), absolutize(k, v, &dir));
+    }
+    for (k, v) in overrides {
+        if !rb.vars.contains_key(k) {
+            diags.push(ctx.diag(
+                "vars",
+                format!("--var {k}: the runbook declares no variable '{k}'"),
+                format!("declared variables: {}", rb.vars.keys().cloned().collect::<Vec<_>>().join(", ")),
+            ));
+            continue;
+        }
+        if url_has_password(v) {
+            diags.push(ctx.diag(
+                &format!("vars.{k}"),
+                format!("--var {k}: the URL carries a password, and argv is visible to every user of this machine"),
+                "drop the password from the URL and set it with password_env / password_file, PGPASSWORD or ~/.pgpass".into(),
+            ));
+        }
+        vars.insert(k.clone(), absolutize(k, v, &cwd));
+    }
+    for (k, v) in &rb.vars {
+        if url_has_password(v) {
+            diags.push(ctx.diag(
+                &format!("vars.{k}"),
+                "a password is written into the runbook".into(),
+                "secrets never go in a runbook: use password_env = \"VAR\" or password_file on the environment".into(),
+            ));
+        }
+    }
+
+    let expand = |key: &str, s: &str, diags: &mut Vec<Diagnostic>| -> String {
+        match expand_vars(s, &vars) {
+            Ok(v) => v,
+            Err(name) => {
+                diags.push(ctx.diag(
+                    key,
+                    format!("unknown variable ${{{name}}}"),
+                    format!("declare it under [vars]; known: {}", vars.keys().cloned().collect::<Vec<_>>().join(", ")),
+                ));
+                String::new()
+            }
+        }
+    };
+
+    let mut envs = IndexMap::new();
+    for (name, e) in &rb.environments {
+        let key = format!("environments.{name}.url");
+        if url_has_password(&e.url) {
+            diags.push(ctx.diag(
+                &key,
+                "a password is written into the runbook".into(),
+                "secrets never go in a runbook: use password_env = \"VAR\" or password_file".into(),
+            ));
+        }
+        let url = expand(&key, &e.url, &mut diags);
+        if !url.is_empty() && crate::db::Dialect::of_url(&url).is_none() {
+            diags.push(ctx.diag(
+                &key,
+                format!("unsupported database URL '{}'", crate::db::redact_url(&url)),
+                "use sqlite://PATH, postgres://USER@HOST/DB or mysql://USER@HOST/DB".into(),
+            ));
+        }
+        let password = match (&e.password_env, &e.password_file) {
+            (Some(var), _) => std::env::var(var).ok(),
+            (None, Some(file)) => {
+                let p = dir.join(expand(&format!("environments.{name}.password_file"), file, &mut diags));
+                match std::fs::read_to_string(&p) {
+                    Ok(s) => Some(s.trim_end_matches(['\n', '\r']).to_string()),
+                    Err(err) => {
+                        diags.push(ctx.diag(
+                            &format!("environments.{name}.password_file"),
+                            format!("cannot read password file {}: {err}", p.display()),
+                            "create the file (mode 0600) or use password_env".into(),
+                        ));
+                        None
+                    }
+                }
+            }
+            (None, None) => None,
+        };
+        envs.insert(
+            name.clone(),
+            ResolvedEnv { name: name.clone(), url, password, production: e.production, reset: e.reset },
+        );
+    }
+    let extract_dir = PathBuf::from(expand("vars.extract_dir", vars.get("extract_dir").map(String::as_str).unwrap_or("."), &mut diags));
+    let backup_dir = PathBuf::from(expand(
+        "vars.backup_dir",
+        vars.get("backup_dir").map(String::as_str).unwrap_or(".cutover/backups"),
+        &mut diags,
+    ));
+
+    let order = lint::lint(&ctx, &rb, &mut diags);
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    Ok(Plan {
+        path: path.to_path_buf(),
+        dir: dir.clone(),
+        sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        rb,
+        vars,
+        envs,
+        order,
+        extract_dir: absolute(&dir, &extract_dir),
+        backup_dir: absolute(&dir, &backup_dir),
+    })
+}
+
+fn absolute(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+}
+
+/// Variables that name paths (`*_dir`, `*_path`, `*_file`) or SQLite URLs are made absolute
+/// against the place they were written: the runbook's folder for defaults, the cwd for `--var`.
+fn absolutize(name: &str, value: &str, base: &Path) -> String {
+    if value.is_empty() || value.contains("${") {
+        return value.to_string();
+    }
+    if let Some(rest) = value.strip_prefix("sqlite://").or_else(|| value.strip_prefix("sqlite:")) {
+        let (path, query) = rest.split_once('?').map(|(p, q)| (p, Some(q))).unwrap_or((rest, None));
+        if path.is_empty() || path == ":memory:" || Path::new(path).is_absolute() {
+            return value.to_string();
+        }
+        let abs = base.join(path);
+        return match query {
+            Some(q) => format!("sqlite://{}?{q}", abs.display()),
+            None => format!("sqlite://{}", abs.display()),
+        };
+    }
+    if (name.ends_with("_dir") || name.ends_with("_path") || name.ends_with("_file")) && !Path::new(value).is_absolute() {
+        return base.join(value).display().to_string();
+    }
+    value.to_string()
+}
+
+/// Expand `${name}`; returns the first unknown name as the error.
+pub fn expand_vars(s: &str, vars: &IndexMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(after.to_string());
+        };
+        let name = &after[..end];
+        match vars.get(name) {
+            Some(v) => out.push_str(v),
+            None => return Err(name.to_string()),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `scheme://user:password@host` — a password in a URL.
+pub fn url_has_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else { return false };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    match authority.rsplit_once('@') {
+        Some((userinfo, _)) => userinfo.contains(':'),
+        None => false,
+    }
+}
+
+fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> Diagnostic {
+    let span = e.span().unwrap_or(0..0);
+    let (line, column) = locate::line_col(text, span.start);
+    let key = locate::path_at(text, span.start).unwrap_or_else(|| "(document)".into());
+    let msg = e.message().trim().to_string();
+    let word = text.get(span.clone()).unwrap_or("").trim().to_ascii_lowercase();
+    let hint = if msg.contains("unknown field") && ["password", "secret", "token", "api_key", "apikey"].iter().any(|w| word.contains(w)) {
+        "secrets never go in a runbook: use password_env = \"VAR\" (an environment variable) or password_file = \"PATH\"".to_string()
+    } else if msg.contains("unknown field") || msg.contains("unknown variant") {
+        "check the spelling against runbooks/tms.toml, which uses every key".to_string()
+    } else if msg.contains("missing field") {
+        "add the key; runbooks/tms.toml shows it in place".to_string()
+    } else if msg.contains("invalid type") {
+        "wrong type: strings are quoted, lists are in [ ], numbers bare".to_string()
+    } else {
+        "the file is not valid TOML here".to_string()
+    };
+    Diagnostic { file: path.to_path_buf(), line, column, key, message: msg, hint }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_in_url_is_detected() {
+        assert!(url_has_password("postgres://app:s3cret@db/prod"));
+        assert!(!url_has_password("postgres://app@db/prod"));
+        assert!(!url_has_password("sqlite:///tmp/a.db"));
+        assert!(!url_has_password("mysql://root@127.0.0.1:3306/x"));
+    }
+
+    #[test]
+    fn expands_known_and_reports_unknown_vars() {
+        let mut v = IndexMap::new();
+        v.insert("a".to_string(), "x".to_string());
+        assert_eq!(expand_vars("${a}/${a}.db", &v).unwrap(), "x/x.db");
+        assert_eq!(expand_vars("${b}", &v).unwrap_err(), "b");
+    }
+
+    #[test]
+    fn sqlite_urls_are_made_absolute_against_their_base() {
+        let base = Path::new("/rb");
+        assert_eq!(absolutize("staging_url", "sqlite://s.db", base), "sqlite:///rb/s.db");
+        assert_eq!(absolutize("staging_url", "sqlite:///abs.db", base), "sqlite:///abs.db");
+        assert_eq!(absolutize("extract_dir", "x", base), "/rb/x");
+        assert_eq!(absolutize("note", "x", base), "x");
+    }
+}

@@ -1,0 +1,134 @@
+//! Database connections. The URL's scheme picks the driver; passwords come from the
+//! runbook's `password_env` / `password_file` and never appear in a URL we print.
+
+use std::str::FromStr;
+
+use anyhow::{Context, Result};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::SqlitePool;
+
+use crate::runbook::ResolvedEnv;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Dialect {
+    pub fn of_url(url: &str) -> Option<Dialect> {
+        let scheme = url.split(':').next()?;
+        match scheme {
+            "sqlite" => Some(Dialect::Sqlite),
+            "postgres" | "postgresql" => Some(Dialect::Postgres),
+            "mysql" | "mariadb" => Some(Dialect::MySql),
+            _ => None,
+        }
+    }
+}
+
+/// `scheme://user@host/db` with any password removed, for people and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{user}@{host}")
+        }
+        None => authority.to_string(),
+    };
+    let tail = tail.split('?').next().unwrap_or("");
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// The file behind a `sqlite:` URL.
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path == ":memory:" { None } else { Some(path.into()) }
+}
+
+/// How an environment is shown: driver plus where it lives, never a secret.
+pub fn display_env(env: &ResolvedEnv) -> String {
+    if env.url.is_empty() {
+        return "CSV extract files".into();
+    }
+    match Dialect::of_url(&env.url) {
+        Some(Dialect::Sqlite) => format!("sqlite {}", sqlite_path(&env.url).map(|p| p.display().to_string()).unwrap_or_default()),
+        _ => redact_url(&env.url),
+    }
+}
+
+/// Open (and create if missing) a SQLite database in WAL mode.
+pub async fn sqlite_pool(url: &str, create: bool) -> Result<SqlitePool> {
+    let opts = SqliteConnectOptions::from_str(url)
+        .with_context(|| format!("bad SQLite URL {}", redact_url(url)))?
+        .create_if_missing(create)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(std::time::Duration::from_secs(10));
+    if let Some(p) = sqlite_path(url).and_then(|p| p.parent().map(|d| d.to_path_buf()))
+        && create
+    {
+        std::fs::create_dir_all(&p).with_context(|| format!("cannot create folder {}", p.display()))?;
+    }
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await
+        .with_context(|| format!("cannot open {}", redact_url(url)))
+}
+
+/// A connected target environment.
+#[derive(Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+}
+
+impl Db {
+    pub async fn connect(env: &ResolvedEnv) -> Result<Db> {
+        match Dialect::of_url(&env.url) {
+            Some(Dialect::Sqlite) => Ok(Db::Sqlite(sqlite_pool(&env.url, true).await?)),
+            Some(d) => anyhow::bail!(
+                "environment '{}' ({}): {d:?} targets are not supported by this build yet; use a sqlite:// URL",
+                env.name,
+                redact_url(&env.url)
+            ),
+            None => anyhow::bail!("environment '{}': unsupported URL {}", env.name, redact_url(&env.url)),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(p) => p.close().await,
+        }
+    }
+}
+
+/// Quote an identifier for SQL text (identifiers come from the linted runbook).
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_never_shows_password() {
+        assert_eq!(redact_url("postgres://app:pw@db:5432/prod?sslmode=require"), "postgres://app@db:5432/prod");
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn scheme_picks_driver() {
+        assert_eq!(Dialect::of_url("sqlite://a.db"), Some(Dialect::Sqlite));
+        assert_eq!(Dialect::of_url("postgresql://h/db"), Some(Dialect::Postgres));
+        assert_eq!(Dialect::of_url("mariadb://h/db"), Some(Dialect::MySql));
+        assert_eq!(Dialect::of_url("oracle://h"), None);
+    }
+}

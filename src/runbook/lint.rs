@@ -1,0 +1,455 @@
+//! Semantic checks (`cutover check`): every name the runbook uses must point at something
+//! that exists, and entity dependencies must form no cycle.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+
+use rust_decimal::Decimal;
+
+use super::format::{Check, MapSpec, Runbook, StepKind, ValidateRule};
+use super::{Diagnostic, locate};
+
+pub struct Ctx<'a> {
+    pub file: &'a Path,
+    pub text: &'a str,
+}
+
+impl Ctx<'_> {
+    pub fn diag(&self, key: &str, message: String, hint: String) -> Diagnostic {
+        let (line, column) = locate::offset_of(self.text, key)
+            .map(|o| locate::line_col(self.text, o))
+            .unwrap_or((1, 1));
+        Diagnostic { file: self.file.to_path_buf(), line, column, key: key.to_string(), message, hint }
+    }
+}
+
+pub const DATE_FORMATS: &[&str] = &["YYYY-MM-DD", "DD/MM/YYYY", "MM/DD/YYYY", "DD.MM.YYYY", "YYYYMMDD"];
+const COMPARE_OPS: &[&str] = &["<", "<=", ">", ">=", "=", "!="];
+
+/// Runs every check, pushing diagnostics; returns the entity load order.
+pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String> {
+    let names: Vec<&str> = rb.entities.keys().map(String::as_str).collect();
+    let known = |n: &str| rb.entities.contains_key(n);
+    let list = names.join(", ");
+
+    let mut deps: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for (name, e) in &rb.entities {
+        let at = |k: &str| format!("entities.{name}.{k}");
+        let cols: HashSet<&str> = e.columns.iter().map(String::as_str).collect();
+        let col_hint = || format!("columns of {name}: {}", e.columns.join(", "));
+        let need_col = |key: String, field: &str, diags: &mut Vec<Diagnostic>| {
+            if !cols.contains(field) {
+                diags.push(ctx.diag(&key, format!("missing column '{field}' in entity {name}"), col_hint()));
+            }
+        };
+        if cols.len() != e.columns.len() {
+            diags.push(ctx.diag(&at("columns"), "a column is listed twice".into(), col_hint()));
+        }
+        need_col(at("key"), &e.key, diags);
+        let d = deps.entry(name.as_str()).or_default();
+        for (i, dep) in e.depends_on.iter().enumerate() {
+            if !known(dep) {
+                diags.push(ctx.diag(&at(&format!("depends_on[{i}]")), format!("unknown entity '{dep}'"), format!("known entities: {list}")));
+            } else {
+                d.insert(dep.as_str());
+            }
+        }
+        for (i, s) in e.scope.iter().enumerate() {
+            need_col(at(&format!("scope[{i}].field")), &s.field, diags);
+        }
+        for (i, c) in e.cleanse.iter().enumerate() {
+            for (j, f) in c.fields.iter().enumerate() {
+                need_col(at(&format!("cleanse[{i}].fields[{j}]")), f, diags);
+            }
+        }
+        for (i, r) in e.validate.iter().enumerate() {
+            let rk = |k: &str| at(&format!("validate[{i}].{k}"));
+            match r {
+                ValidateRule::Sum { fields, equals } => {
+                    for (j, f) in fields.iter().enumerate() {
+                        need_col(rk(&format!("fields[{j}]")), f, diags);
+                    }
+                    need_col(rk("equals"), equals, diags);
+                }
+                ValidateRule::Compare { field, op, other } => {
+                    need_col(rk("field"), field, diags);
+                    need_col(rk("other"), other, diags);
+                    if !COMPARE_OPS.contains(&op.as_str()) {
+                        diags.push(ctx.diag(&rk("op"), format!("unknown comparison '{op}'"), format!("use one of {}", COMPARE_OPS.join(" "))));
+                    }
+                }
+                other => {
+                    for f in other.fields() {
+                        need_col(rk("field"), f, diags);
+                    }
+                }
+            }
+            match r {
+                ValidateRule::Reference { entity, .. } => {
+                    if !known(entity) {
+                        diags.push(ctx.diag(&rk("entity"), format!("unknown entity '{entity}'"), format!("known entities: {list}")));
+                    } else {
+                        deps.entry(name.as_str()).or_default().insert(entity.as_str());
+                    }
+                }
+                ValidateRule::Date { formats, .. } => {
+                    for (j, f) in formats.iter().enumerate() {
+                        if !DATE_FORMATS.contains(&f.as_str()) {
+                            diags.push(ctx.diag(&rk(&format!("formats[{j}]")), format!("unknown date format '{f}'"), format!("supported: {}", DATE_FORMATS.join(", "))));
+                        }
+                    }
+                }
+                ValidateRule::Decimal { min, max, .. } => {
+                    for (k, v) in [("min", min), ("max", max)] {
+                        if let Some(v) = v
+                            && v.parse::<Decimal>().is_err()
+                        {
+                            diags.push(ctx.diag(&rk(k), format!("'{v}' is not a decimal"), "write it as a quoted decimal, e.g. \"0\" or \"0.01\"".into()));
+                        }
+                    }
+                }
+                ValidateRule::Pattern { regex, .. } => {
+                    if let Err(e) = regex::Regex::new(regex) {
+                        diags.push(ctx.diag(&rk("regex"), format!("invalid regular expression: {e}"), "see https://docs.rs/regex for the syntax".into()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut mapped_key = false;
+        for (col, spec) in &e.map {
+            let mk = at(&format!("map.{col}"));
+            if *col == e.target.key {
+                mapped_key = true;
+            }
+            match spec {
+                MapSpec::Field(f) => need_col(mk, f, diags),
+                MapSpec::Spec(t) => {
+                    match (&t.from, &t.value) {
+                        (Some(f), None) => need_col(mk.clone(), f, diags),
+                        (None, Some(_)) => {}
+                        _ => diags.push(ctx.diag(&mk, "give exactly one of 'from' or 'value'".into(), "e.g. { from = \"state\", values = { open = \"not_paid\" } }".into())),
+                    }
+                    if let Some(l) = &t.lookup {
+                        if !known(l) {
+                            diags.push(ctx.diag(&mk, format!("unknown entity '{l}' in lookup"), format!("known entities: {list}")));
+                        } else {
+                            deps.entry(name.as_str()).or_default().insert(l.as_str());
+                        }
+                    }
+                }
+            }
+        }
+        if !mapped_key {
+            diags.push(ctx.diag(
+                &at("target.key"),
+                format!("target key column '{}' is not mapped", e.target.key),
+                format!("add {} = \"{}\" under [entities.{name}.map]", e.target.key, e.key),
+            ));
+        }
+        if let Some(p) = e.max_reject_pct
+            && !(0.0..=100.0).contains(&p)
+        {
+            diags.push(ctx.diag(&at("max_reject_pct"), format!("{p} is not a percentage"), "use a number from 0 to 100".into()));
+        }
+        // Target columns must exist in every dialect's DDL the runbook carries.
+        for (dialect, ddl) in [("sqlite", &rb.schema.sqlite), ("postgres", &rb.schema.postgres), ("mysql", &rb.schema.mysql)] {
+            let Some(ddl) = ddl else { continue };
+            let tables = ddl_tables(ddl);
+            match tables.get(&e.target.table.to_ascii_lowercase()) {
+                None => diags.push(ctx.diag(
+                    &at("target.table"),
+                    format!("table '{}' is not created by schema.{dialect}", e.target.table),
+                    format!("tables in schema.{dialect}: {}", tables.keys().cloned().collect::<Vec<_>>().join(", ")),
+                )),
+                Some(tcols) => {
+                    for col in e.map.keys().chain(std::iter::once(&e.target.key)) {
+                        if !tcols.contains(&col.to_ascii_lowercase()) {
+                            diags.push(ctx.diag(
+                                &at(&format!("map.{col}")),
+                                format!("missing column '{col}' in table {} of schema.{dialect}", e.target.table),
+                                format!("columns: {}", tcols.iter().cloned().collect::<Vec<_>>().join(", ")),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let order = match topo_order(&names, &deps) {
+        Ok(o) => o,
+        Err(cycle) => {
+            diags.push(ctx.diag(
+                &format!("entities.{}.depends_on", cycle[0]),
+                format!("cyclic dependency: {}", cycle.join(" → ")),
+                "an entity cannot depend (through depends_on, reference or lookup) on itself".into(),
+            ));
+            names.iter().map(|s| s.to_string()).collect()
+        }
+    };
+
+    for (i, c) in rb.checks.iter().enumerate() {
+        let ck = |k: &str| format!("checks[{i}].{k}");
+        let ent = |key: String, n: &str, diags: &mut Vec<Diagnostic>| -> bool {
+            if known(n) {
+                true
+            } else {
+                diags.push(ctx.diag(&key, format!("unknown entity '{n}'"), format!("known entities: {list}")));
+                false
+            }
+        };
+        match c {
+            Check::Counts { entities } => {
+                for (j, n) in entities.iter().enumerate() {
+                    ent(ck(&format!("entities[{j}]")), n, diags);
+                }
+            }
+            Check::Sum { entity, field, column } => {
+                if ent(ck("entity"), entity, diags) {
+                    let e = &rb.entities[entity];
+                    if !e.columns.contains(field) {
+                        diags.push(ctx.diag(&ck("field"), format!("missing column '{field}' in entity {entity}"), format!("columns: {}", e.columns.join(", "))));
+                    }
+                    if !e.map.contains_key(column) {
+                        diags.push(ctx.diag(&ck("column"), format!("column '{column}' is not mapped for {entity}"), format!("mapped: {}", e.map.keys().cloned().collect::<Vec<_>>().join(", "))));
+                    }
+                }
+            }
+            Check::Fingerprint { entity, source, .. } => {
+                if ent(ck("entity"), entity, diags) {
+                    let e = &rb.entities[entity];
+                    for (j, f) in source.iter().enumerate() {
+                        if !e.columns.contains(f) {
+                            diags.push(ctx.diag(&ck(&format!("source[{j}]")), format!("missing column '{f}' in entity {entity}"), format!("columns: {}", e.columns.join(", "))));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    for (name, g) in &rb.gates {
+        if g.quorum == 0 {
+            diags.push(ctx.diag(&format!("gates.{name}.quorum"), "quorum must be at least 1".into(), "a gate nobody signs is not a gate".into()));
+        }
+        if g.roles.len() > g.quorum {
+            diags.push(ctx.diag(&format!("gates.{name}.roles"), format!("{} roles are required but the quorum is {}", g.roles.len(), g.quorum), "raise the quorum to at least the number of roles".into()));
+        }
+    }
+
+    let mut ids = HashSet::new();
+    for (i, s) in rb.steps.iter().enumerate() {
+        let sk = |k: &str| format!("steps[{i}].{k}");
+        if !ids.insert(s.id.as_str()) {
+            diags.push(ctx.diag(&sk("id"), format!("step id '{}' is used twice", s.id), "give every step its own id".into()));
+        }
+        let env_needed = match s.kind {
+            StepKind::Backup | StepKind::Load | StepKind::Verify | StepKind::Unfreeze => Some("production"),
+            StepKind::DryRun | StepKind::Validate => Some("staging"),
+            StepKind::Freeze | StepKind::Extract => Some("legacy"),
+            StepKind::SignOff => None,
+        };
+        if let Some(default_env) = env_needed {
+            let env = s.env.as_deref().unwrap_or(default_env);
+            if !rb.environments.contains_key(env) {
+                diags.push(ctx.diag(
+                    &if s.env.is_some() { sk("env") } else { sk("kind") },
+                    format!("unknown environment '{env}'"),
+                    format!("environments: {}", rb.environments.keys().cloned().collect::<Vec<_>>().join(", ")),
+                ));
+            }
+        }
+        if s.kind == StepKind::SignOff {
+            match &s.gate {
+                None => diags.push(ctx.diag(&sk("kind"), "a sign_off step needs gate = \"NAME\"".into(), "declare the gate under [gates.NAME]".into())),
+                Some(g) if !rb.gates.contains_key(g) => diags.push(ctx.diag(&sk("gate"), format!("unknown gate '{g}'"), format!("gates: {}", rb.gates.keys().cloned().collect::<Vec<_>>().join(", ")))),
+                _ => {}
+            }
+        }
+        if let Some(p) = &s.planned
+            && parse_duration(p).is_none()
+        {
+            diags.push(ctx.diag(&sk("planned"), format!("'{p}' is not a duration"), "write e.g. \"90s\", \"10m\", \"1h30m\"".into()));
+        }
+    }
+    if let Some(w) = &rb.window {
+        for (k, v) in [("start", &w.start), ("end", &w.end)] {
+            if let Some(v) = v
+                && chrono::DateTime::parse_from_rfc3339(v).is_err()
+            {
+                diags.push(ctx.diag(&format!("window.{k}"), format!("'{v}' is not an RFC 3339 time"), "e.g. \"2026-11-21T18:00:00Z\"".into()));
+            }
+        }
+        if let Some(d) = &w.duration
+            && parse_duration(d).is_none()
+        {
+            diags.push(ctx.diag("window.duration", format!("'{d}' is not a duration"), "e.g. \"48h\"".into()));
+        }
+        if w.end.is_none() && w.duration.is_none() {
+            diags.push(ctx.diag("window", "the window needs an end or a duration".into(), "add end = \"…\" or duration = \"48h\"".into()));
+        }
+    }
+    order
+}
+
+/// Dependencies first; on a cycle, returns the names along it.
+fn topo_order<'a>(names: &[&'a str], deps: &HashMap<&'a str, BTreeSet<&'a str>>) -> Result<Vec<String>, Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let mut mark: HashMap<&str, Mark> = names.iter().map(|n| (*n, Mark::New)).collect();
+    let mut out = Vec::new();
+    fn visit<'a>(
+        n: &'a str,
+        deps: &HashMap<&'a str, BTreeSet<&'a str>>,
+        mark: &mut HashMap<&'a str, Mark>,
+        stack: &mut Vec<&'a str>,
+        out: &mut Vec<String>,
+    ) -> Result<(), Vec<String>> {
+        match mark.get(n) {
+            Some(Mark::Done) => return Ok(()),
+            Some(Mark::Active) => {
+                let start = stack.iter().position(|s| *s == n).unwrap_or(0);
+                let mut cycle: Vec<String> = stack[start..].iter().map(|s| s.to_string()).collect();
+                cycle.push(n.to_string());
+                return Err(cycle);
+            }
+            _ => {}
+        }
+        mark.insert(n, Mark::Active);
+        stack.push(n);
+        for d in deps.get(n).into_iter().flatten() {
+            if *d == n {
+                return Err(vec![n.to_string(), n.to_string()]);
+            }
+            visit(d, deps, mark, stack, out)?;
+        }
+        stack.pop();
+        mark.insert(n, Mark::Done);
+        out.push(n.to_string());
+        Ok(())
+    }
+    for n in names {
+        visit(n, deps, &mut mark, &mut Vec::new(), &mut out)?;
+    }
+    Ok(out)
+}
+
+/// "90s", "10m", "48h", "1h30m", "2d".
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total = 0u64;
+    let mut num = String::new();
+    for ch in s.chars() {
+        if ch.is_ascii_digit() {
+            num.push(ch);
+        } else {
+            let n: u64 = num.parse().ok()?;
+            num.clear();
+            total += n * match ch {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86400,
+                _ => return None,
+            };
+        }
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    Some(std::time::Duration::from_secs(total))
+}
+
+/// Table name → column names, read from `CREATE TABLE` statements (enough to lint a mapping).
+pub fn ddl_tables(ddl: &str) -> HashMap<String, BTreeSet<String>> {
+    let mut out = HashMap::new();
+    let lower = ddl.to_ascii_lowercase();
+    let mut pos = 0;
+    while let Some(i) = lower[pos..].find("create table") {
+        let start = pos + i + "create table".len();
+        let Some(open) = lower[start..].find('(') else { break };
+        let mut name = lower[start..start + open].trim().to_string();
+        if let Some(rest) = name.strip_prefix("if not exists") {
+            name = rest.trim().to_string();
+        }
+        let name = name.trim_matches(|c| c == '"' || c == '`').to_string();
+        let body_start = start + open + 1;
+        let mut depth = 1;
+        let mut end = body_start;
+        for (j, ch) in lower[body_start..].char_indices() {
+            match ch {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = body_start + j;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut cols = BTreeSet::new();
+        let mut depth = 0;
+        let mut cur = String::new();
+        for ch in lower[body_start..end].chars().chain(std::iter::once(',')) {
+            match ch {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    let first = cur.split_whitespace().next().unwrap_or("").trim_matches(|c| c == '"' || c == '`').to_string();
+                    if !first.is_empty() && !["primary", "unique", "foreign", "check", "constraint", "key", "index"].contains(&first.as_str()) {
+                        cols.insert(first);
+                    }
+                    cur.clear();
+                    continue;
+                }
+                _ => {}
+            }
+            cur.push(ch);
+        }
+        out.insert(name, cols);
+        pos = end.max(body_start);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);
+        assert_eq!(parse_duration("48h").unwrap().as_secs(), 172800);
+        assert!(parse_duration("10").is_none());
+        assert!(parse_duration("5x").is_none());
+    }
+
+    #[test]
+    fn ddl_columns_are_read() {
+        let t = ddl_tables("CREATE TABLE IF NOT EXISTS res_partner (id INTEGER PRIMARY KEY, ref TEXT NOT NULL UNIQUE, credit_limit NUMERIC(14,2), UNIQUE(ref));");
+        let cols = &t["res_partner"];
+        assert!(cols.contains("id") && cols.contains("ref") && cols.contains("credit_limit"));
+        assert!(!cols.contains("unique"));
+    }
+
+    #[test]
+    fn cycles_are_found() {
+        let mut deps: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+        deps.entry("a").or_default().insert("b");
+        deps.entry("b").or_default().insert("a");
+        let err = topo_order(&["a", "b"], &deps).unwrap_err();
+        assert_eq!(err.first(), err.last());
+        deps.get_mut("b").unwrap().clear();
+        assert_eq!(topo_order(&["a", "b"], &deps).unwrap(), vec!["b", "a"]);
+    }
+}
