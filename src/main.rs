@@ -1,1 +1,318 @@
-fn main() {}
+//! `cutover` command line: parse flags, set up logging and the journal, then hand the run to
+//! the executor and the console (TUI) or the headless printer. I/O lives here, at the edge.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::{mpsc, watch};
+
+use cutover::control::SignOff;
+use cutover::journal::Journal;
+use cutover::journal::events::RunMode;
+use cutover::runbook::{self, Plan};
+use cutover::steps::{Channels, Executor, RunOptions, exit};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success (or stopped where --until asked)
+  1    infrastructure failure (database unreachable, disk full, backup failed)
+  2    invalid input (bad flags, invalid runbook, bad --var or --sign-off)
+  3    reconciliation failed (a validate or verify check failed)
+  4    waiting at a gate (not enough GO sign-offs given)
+  5    NO-GO recorded at a gate
+  6    rolled back (production restored from the backup and verified)
+  130  interrupted (Ctrl-C)";
+
+#[derive(Parser)]
+#[command(name = "cutover", version, about = "Drive a legacy-data cutover: runbook, ETL, reconciliation, sign-off gates, rollback.",
+    after_help = EXIT_CODES,
+    after_long_help = format!("Examples:\n  cutover demo\n  cutover check runbooks/tms.toml\n  cutover rehearse runbooks/tms.toml --headless --json --var extract_dir=./extract\n  cutover run runbooks/tms.toml --headless --sign-off \"Ann Lee|migration_lead|go|counts match\" --sign-off \"Bo Sand|finance|go|sums match\"\n\n{EXIT_CODES}"))]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate a dirty legacy database and run the reference cutover against SQLite files.
+    Demo(DemoArgs),
+    /// Validate a runbook and every reference in it; exit 2 if it is invalid.
+    Check {
+        runbook: PathBuf,
+        /// Override a runbook variable: NAME=VALUE (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+    },
+    /// Run the whole cutover: backup → freeze → extract → dry_run → validate → sign_off → load → verify → unfreeze.
+    Run(RunArgs),
+    /// Rehearse: extract → dry_run → validate only, as often as needed before the weekend.
+    Rehearse(RunArgs),
+    /// Print the JSON summary of a run from the journal (the newest run by default).
+    Summary {
+        runbook: PathBuf,
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long, env = "CUTOVER_JOURNAL")]
+        journal: Option<String>,
+    },
+    /// Journal tools.
+    Journal {
+        #[command(subcommand)]
+        cmd: JournalCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum JournalCmd {
+    /// Recompute the hash chain of a journal; exit 1 at the first broken link.
+    Verify {
+        /// Runbook whose journal to verify (`.cutover/journal.db` beside it), unless --journal.
+        runbook: Option<PathBuf>,
+        #[arg(long, env = "CUTOVER_JOURNAL")]
+        journal: Option<String>,
+    },
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    runbook: PathBuf,
+    #[command(flatten)]
+    common: CommonRun,
+}
+
+#[derive(Args, Clone, Default)]
+struct CommonRun {
+    /// Override a runbook variable: NAME=VALUE (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    vars: Vec<String>,
+    /// No terminal UI: progress lines on stderr (automatic when stdout is not a terminal or CI is set).
+    #[arg(long, alias = "no-tui")]
+    headless: bool,
+    /// Print the final summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Stop after this step id.
+    #[arg(long, value_name = "STEP")]
+    until: Option<String>,
+    /// A sign-off for the gate: "NAME|ROLE|go|COMMENT" or "NAME|ROLE|no-go|REASON" (repeatable).
+    #[arg(long = "sign-off", value_name = "NAME|ROLE|DECISION|COMMENT")]
+    sign_offs: Vec<String>,
+    /// Journal location: a sqlite: URL or path. Default: .cutover/journal.db beside the runbook.
+    #[arg(long, env = "CUTOVER_JOURNAL")]
+    journal: Option<String>,
+    /// Folder for run artifacts (extract, rejects, summary). Default: runs/ beside the journal.
+    #[arg(long, env = "CUTOVER_ARTIFACTS")]
+    artifacts: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Working folder for the demo's databases, extract, rejects and journal (recreated).
+    #[arg(long, default_value = "cutover-demo")]
+    dir: PathBuf,
+    /// Seed of the generated legacy data.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[command(flatten)]
+    common: CommonRun,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(exit::FAILURE as u8);
+        }
+    };
+    let code = rt.block_on(async {
+        match dispatch(cli).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                exit::FAILURE
+            }
+        }
+    });
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+async fn dispatch(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Cmd::Check { runbook, vars } => {
+            let Some(plan) = load_plan(&runbook, &vars)? else { return Ok(exit::INVALID) };
+            println!(
+                "{}: ok — {} entities in load order {}, {} steps, {} checks",
+                runbook.display(),
+                plan.order.len(),
+                plan.order.join(" → "),
+                plan.rb.steps.len(),
+                plan.rb.checks.len()
+            );
+            Ok(exit::OK)
+        }
+        Cmd::Run(a) => execute(&a.runbook, &a.common, RunMode::Run, None).await,
+        Cmd::Rehearse(a) => execute(&a.runbook, &a.common, RunMode::Rehearse, None).await,
+        Cmd::Demo(d) => demo(d).await,
+        Cmd::Summary { runbook, run, journal } => {
+            let j = Journal::open(&journal_location(&runbook, journal.as_deref())).await?;
+            let run = match run {
+                Some(r) => r,
+                None => j.last_run_id().await?.context("the journal holds no run yet")?,
+            };
+            let recs = j.run_records(&run).await?;
+            println!("{}", serde_json::to_string_pretty(&cutover::report::summary(&recs))?);
+            Ok(exit::OK)
+        }
+        Cmd::Journal { cmd: JournalCmd::Verify { runbook, journal } } => {
+            let loc = match (&journal, &runbook) {
+                (Some(j), _) => j.clone(),
+                (None, Some(r)) => journal_location(r, None),
+                (None, None) => anyhow::bail!("give a RUNBOOK or --journal URL"),
+            };
+            let j = Journal::open(&loc).await?;
+            let v = j.verify().await?;
+            match v.first_bad {
+                None => {
+                    println!("journal {}: {} records, hash chain intact", j.location, v.records);
+                    Ok(exit::OK)
+                }
+                Some((seq, why)) => {
+                    println!("journal {}: BROKEN at record {seq}: {why}", j.location);
+                    Ok(exit::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+fn parse_vars(vars: &[String]) -> Result<Vec<(String, String)>, String> {
+    vars.iter()
+        .map(|v| v.split_once('=').map(|(k, v)| (k.trim().to_string(), v.to_string())).ok_or_else(|| format!("--var '{v}': expected NAME=VALUE")))
+        .collect()
+}
+
+/// Load and lint; print diagnostics and return None when the runbook is invalid.
+fn load_plan(path: &Path, vars: &[String]) -> Result<Option<Plan>> {
+    let overrides = match parse_vars(vars) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(None);
+        }
+    };
+    match runbook::load(path, &overrides) {
+        Ok(p) => Ok(Some(p)),
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("error: {d}");
+            }
+            eprintln!("{}: {} problem(s); the runbook is invalid", path.display(), diags.len());
+            Ok(None)
+        }
+    }
+}
+
+fn journal_location(runbook: &Path, given: Option<&str>) -> String {
+    match given {
+        Some(g) => g.to_string(),
+        None => {
+            let dir = runbook.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            dir.join(".cutover").join("journal.db").display().to_string()
+        }
+    }
+}
+
+fn init_logging(dir: &Path) -> Result<()> {
+    use tracing_subscriber::EnvFilter;
+    std::fs::create_dir_all(dir)?;
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("cutover.log"))?;
+    let filter = EnvFilter::try_from_env("CUTOVER_LOG").or_else(|_| EnvFilter::try_from_default_env()).unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // Logs go to a file: the terminal belongs to the console, and the journal is the audit record.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::sync::Mutex::new(file)).try_init();
+    Ok(())
+}
+
+async fn execute(runbook: &Path, c: &CommonRun, mode: RunMode, demo_sign_offs: Option<Vec<SignOff>>) -> Result<i32> {
+    let Some(plan) = load_plan(runbook, &c.vars)? else { return Ok(exit::INVALID) };
+    let mut sign_offs = Vec::new();
+    for s in &c.sign_offs {
+        match SignOff::parse("", s) {
+            Ok(s) => sign_offs.push(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(exit::INVALID);
+            }
+        }
+    }
+    if let Some(since) = &c.until
+        && !plan.rb.steps.iter().any(|s| &s.id == since)
+    {
+        eprintln!("error: --until {since}: no such step (steps: {})", plan.rb.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "));
+        return Ok(exit::INVALID);
+    }
+    let headless = c.headless || !std::io::stdout().is_terminal() || std::env::var_os("CI").is_some();
+    if headless && let Some(d) = demo_sign_offs {
+        sign_offs.extend(d);
+    }
+    let loc = journal_location(runbook, c.journal.as_deref());
+    let journal_dir = cutover::db::sqlite_path(&loc).or_else(|| Some(PathBuf::from(&loc))).and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| PathBuf::from(".cutover"));
+    init_logging(&journal_dir)?;
+    let journal = Journal::open(&loc).await.with_context(|| format!("opening the journal {loc}"))?;
+    let (rec_tx, rec_rx) = mpsc::channel(1024);
+    let (prog_tx, prog_rx) = watch::channel(Vec::new());
+    let (cmd_tx, cmd_rx) = mpsc::channel(16);
+    let exec = Executor::new(
+        plan,
+        journal.clone(),
+        &journal_dir,
+        Channels { records: Some(rec_tx), progress: prog_tx, commands: cmd_rx },
+        RunOptions { mode, until: c.until.clone(), sign_offs, interactive: !headless, artifacts: c.artifacts.clone() },
+    );
+    let engine = tokio::spawn(exec.run());
+    let ui_code = if headless {
+        let ctrl_c = cmd_tx.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupt: stopping at the next safe point (Ctrl-C again to force)");
+                let _ = ctrl_c.send(cutover::control::Command::Abort).await;
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(exit::INTERRUPTED);
+                }
+            }
+        });
+        cutover::headless::print_progress(rec_rx, prog_rx, false).await;
+        None
+    } else {
+        console(rec_rx, prog_rx, cmd_tx).await?
+    };
+    let fin = engine.await.context("engine task")??;
+    let recs = journal.run_records(&fin.run_id).await?;
+    let summary = cutover::report::summary(&recs);
+    let summary_path = fin.run_dir.join("summary.json");
+    std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?).with_context(|| format!("writing {}", summary_path.display()))?;
+    if c.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    Ok(ui_code.unwrap_or(fin.exit_code))
+}
+
+/// The interactive console; returns an exit code override when the operator aborted.
+async fn console(
+    rec_rx: mpsc::Receiver<cutover::journal::events::Record>,
+    prog_rx: watch::Receiver<cutover::journal::events::ProgressSnapshot>,
+    cmd_tx: mpsc::Sender<cutover::control::Command>,
+) -> Result<Option<i32>> {
+    let _ = &cmd_tx;
+    cutover::headless::print_progress(rec_rx, prog_rx, false).await;
+    Ok(None)
+}
+
+async fn demo(d: DemoArgs) -> Result<i32> {
+    let _ = d;
+    anyhow::bail!("demo: generator not merged yet")
+}

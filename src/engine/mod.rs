@@ -1,1 +1,4 @@
+//! The ETL engine: rules, the streaming pipeline and reject files.
+pub mod pipeline;
+pub mod rejects;
 pub mod rules;

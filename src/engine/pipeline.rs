@@ -1,0 +1,294 @@
+//! One entity through the pipeline: CSV source → scope → cleanse → validate → transform →
+//! batches → sink. Rule work runs on a blocking thread and hands batches over a bounded
+//! channel, so memory stays flat: the reader waits while the sink is busy.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use csv::ByteRecord;
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
+
+use super::rejects::RejectWriter;
+use super::rules::{Compiled, RowIssue, RunState, SqlValue, Verdict, parse_decimal};
+use crate::journal::events::{EntityCounts, EntityProgress, Phase, ProgressSnapshot};
+use crate::sinks::{Sink, SinkError, TableSpec};
+use crate::sources::csv::{CsvSource, Decoded};
+
+/// Everything one entity's run needs, owned.
+pub struct EntityJob {
+    pub phase: Phase,
+    pub rules: Arc<Compiled>,
+    pub file: PathBuf,
+    pub reject_path: PathBuf,
+    pub table: TableSpec,
+    pub batch_size: usize,
+    /// Valid keys of entities this one references.
+    pub refs: HashMap<String, Arc<HashSet<String>>>,
+    /// Keep this entity's valid keys (another entity references it).
+    pub keep_valid_keys: bool,
+    /// Decimal fields to sum over valid and rejected in-scope rows.
+    pub sum_fields: Vec<String>,
+    /// Order-independent fingerprints of valid rows' field tuples, by check name.
+    pub fingerprints: Vec<(String, Vec<String>)>,
+    pub expected_rows: u64,
+}
+
+pub struct EntityResult {
+    pub counts: EntityCounts,
+    /// `valid.<field>` / `rejected.<field>` decimal sums and `fingerprint.<check>` values.
+    pub sums: BTreeMap<String, String>,
+    pub valid_keys: Option<HashSet<String>>,
+    pub duration_ms: u64,
+}
+
+struct Item {
+    line: u64,
+    raw: ByteRecord,
+    row: Vec<SqlValue>,
+}
+
+#[derive(Default)]
+struct Tally {
+    counts: EntityCounts,
+    valid_sum: Vec<Decimal>,
+    rejected_sum: Vec<Decimal>,
+    fp: Vec<Fingerprint>,
+    keys: Option<HashSet<String>>,
+}
+
+/// Order-independent set digest: count plus wrapping sum of 128-bit row hashes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub rows: u64,
+    pub sum: u128,
+}
+
+impl Fingerprint {
+    pub fn add(&mut self, parts: &[&str]) {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(p.as_bytes());
+            h.update([0x1f]);
+        }
+        let d = h.finalize();
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&d[..16]);
+        self.sum = self.sum.wrapping_add(u128::from_be_bytes(b));
+        self.rows += 1;
+    }
+    pub fn render(&self) -> String {
+        format!("{} rows, fingerprint {:032x}", self.rows, self.sum)
+    }
+}
+
+/// Told about every committed batch (the executor journals it as a checkpoint).
+pub trait BatchObserver {
+    fn committed(&self, batch: u64, rows: u64, last_line: u64) -> impl std::future::Future<Output = Result<()>> + Send;
+}
+
+/// Run one entity. Row-level problems never return `Err`.
+pub async fn run_entity<O: BatchObserver + Sync>(job: EntityJob, sink: &Sink, progress: &watch::Sender<ProgressSnapshot>, on_batch: &O) -> Result<EntityResult> {
+    let started = Instant::now();
+    let (tx, mut rx) = mpsc::channel::<Vec<Item>>(2);
+    let rules = job.rules.clone();
+    let file = job.file.clone();
+    let reject_path = job.reject_path.clone();
+    let batch_size = job.batch_size.max(1);
+    let refs = job.refs.clone();
+    let sum_idx: Vec<usize> = job.sum_fields.iter().filter_map(|f| rules.column_index(f)).collect();
+    let fp_idx: Vec<Vec<usize>> = job.fingerprints.iter().map(|(_, fs)| fs.iter().filter_map(|f| rules.column_index(f)).collect()).collect();
+    let keep_keys = job.keep_valid_keys;
+    let live = Arc::new(LiveCounts::default());
+    let live_r = live.clone();
+
+    // Rule work and reject writing happen off the async runtime.
+    let reader = tokio::task::spawn_blocking(move || -> Result<(Tally, RejectWriter)> {
+        let mut src = CsvSource::open(&file, &rules.columns)?;
+        let mut rejects = RejectWriter::create(&reject_path, &src.header)?;
+        let mut t = Tally {
+            valid_sum: vec![Decimal::ZERO; sum_idx.len()],
+            rejected_sum: vec![Decimal::ZERO; sum_idx.len()],
+            fp: vec![Fingerprint::default(); fp_idx.len()],
+            keys: keep_keys.then(HashSet::new),
+            ..Default::default()
+        };
+        let mut state = RunState::default();
+        let mut batch = Vec::with_capacity(batch_size);
+        while let Some(raw) = src.next_row().with_context(|| format!("{}: reading after line {}", file.display(), t.counts.in_file + 1))? {
+            t.counts.in_file += 1;
+            let verdict = match src.decode(&raw) {
+                Decoded::Fields(f) => rules.process(f, &mut state, &refs),
+                Decoded::Malformed(m) => Verdict::Rejected { fields: vec![], issues: vec![RowIssue { rule: "malformed".into(), field: "(row)".into(), message: m }] },
+                Decoded::Encoding(field, v) => Verdict::Rejected {
+                    fields: vec![],
+                    issues: vec![RowIssue {
+                        rule: "encoding".into(),
+                        field,
+                        message: format!("'{v}' is not UTF-8 (Latin-1?); re-export the extract as UTF-8"),
+                    }],
+                },
+            };
+            match verdict {
+                Verdict::OutOfScope => {}
+                Verdict::Rejected { fields, issues } => {
+                    t.counts.in_scope += 1;
+                    t.counts.rejected += 1;
+                    for (k, &i) in sum_idx.iter().enumerate() {
+                        if let Some(d) = fields.get(i).and_then(|v| parse_decimal(v)) {
+                            t.rejected_sum[k] += d;
+                        }
+                    }
+                    rejects.write(&raw.raw, raw.line, &issues)?;
+                }
+                Verdict::Valid { fields, row } => {
+                    t.counts.in_scope += 1;
+                    t.counts.valid += 1;
+                    for (k, &i) in sum_idx.iter().enumerate() {
+                        if let Some(d) = parse_decimal(&fields[i]) {
+                            t.valid_sum[k] += d;
+                        }
+                    }
+                    for (k, idx) in fp_idx.iter().enumerate() {
+                        let parts: Vec<&str> = idx.iter().map(|&i| fields[i].as_str()).collect();
+                        t.fp[k].add(&parts);
+                    }
+                    if let Some(keys) = t.keys.as_mut() {
+                        keys.insert(fields[rules.key_index()].clone());
+                    }
+                    batch.push(Item { line: raw.line, raw: raw.raw, row });
+                    if batch.len() >= batch_size {
+                        live_r.publish(&t.counts);
+                        if tx.blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(batch_size))).is_err() {
+                            anyhow::bail!("load stopped");
+                        }
+                    }
+                }
+            }
+            if t.counts.in_file % 4096 == 0 {
+                live_r.publish(&t.counts);
+            }
+        }
+        live_r.publish(&t.counts);
+        if !batch.is_empty() && tx.blocking_send(batch).is_err() {
+            anyhow::bail!("load stopped");
+        }
+        Ok((t, rejects))
+    });
+
+    let mut loaded = 0u64;
+    let mut db_rejects: Vec<(u64, ByteRecord, String)> = Vec::new();
+    let mut batch_no = 0u64;
+    let entity = job.rules.name.clone();
+    let publish = |loaded: u64, done: bool| {
+        let c = live.snapshot();
+        progress.send_modify(|snap| {
+            let p = EntityProgress {
+                phase: Some(job.phase),
+                entity: entity.clone(),
+                expected: job.expected_rows,
+                read: c.in_file,
+                valid: c.valid,
+                rejected: c.rejected,
+                loaded,
+                elapsed_secs: started.elapsed().as_secs_f64(),
+                done,
+            };
+            match snap.iter_mut().find(|e| e.entity == p.entity && e.phase == p.phase) {
+                Some(e) => *e = p,
+                None => snap.push(p),
+            }
+        });
+    };
+    publish(0, false);
+    let mut sink_err = None;
+    while let Some(items) = rx.recv().await {
+        match write_bisect(sink, &job.table, &items).await {
+            Ok((n, bad)) => {
+                loaded += n;
+                for (i, msg) in bad {
+                    db_rejects.push((items[i].line, items[i].raw.clone(), msg));
+                }
+                batch_no += 1;
+                let last_line = items.last().map(|i| i.line).unwrap_or(0);
+                on_batch.committed(batch_no, n, last_line).await?;
+                publish(loaded, false);
+            }
+            Err(e) => {
+                sink_err = Some(e);
+                break;
+            }
+        }
+    }
+    drop(rx);
+    let joined = reader.await.context("pipeline thread")?;
+    if let Some(e) = sink_err {
+        return Err(e).with_context(|| format!("loading {} into {}", job.rules.name, job.table.table));
+    }
+    let (mut t, mut rejects) = joined?;
+    // Rows the database refused move from valid to rejected, with the database's reason.
+    for (line, raw, msg) in &db_rejects {
+        rejects.write(raw, *line, &[RowIssue { rule: "database".into(), field: "(row)".into(), message: msg.clone() }])?;
+        t.counts.valid -= 1;
+        t.counts.rejected += 1;
+    }
+    rejects.finish()?;
+    t.counts.loaded = loaded;
+    publish(loaded, true);
+
+    let mut sums = BTreeMap::new();
+    for (k, f) in job.sum_fields.iter().enumerate() {
+        sums.insert(format!("valid.{f}"), t.valid_sum.get(k).copied().unwrap_or_default().to_string());
+        sums.insert(format!("rejected.{f}"), t.rejected_sum.get(k).copied().unwrap_or_default().to_string());
+    }
+    for (k, (name, _)) in job.fingerprints.iter().enumerate() {
+        sums.insert(format!("fingerprint.{name}"), t.fp[k].render());
+    }
+    Ok(EntityResult { counts: t.counts, sums, valid_keys: t.keys, duration_ms: started.elapsed().as_millis() as u64 })
+}
+
+/// Write a batch; when the database refuses its content, split it in halves until the
+/// offending rows are isolated (as pgloader does). Returns rows loaded and refused rows.
+async fn write_bisect(sink: &Sink, spec: &TableSpec, items: &[Item]) -> Result<(u64, Vec<(usize, String)>)> {
+    let mut loaded = 0;
+    let mut bad = Vec::new();
+    let mut stack = vec![(0usize, items.len())];
+    while let Some((lo, hi)) = stack.pop() {
+        let rows: Vec<&[SqlValue]> = items[lo..hi].iter().map(|i| i.row.as_slice()).collect();
+        match sink.write_batch(spec, &rows).await {
+            Ok(n) => loaded += n,
+            Err(SinkError::Rows(msg)) if hi - lo == 1 => bad.push((lo, msg)),
+            Err(SinkError::Rows(_)) => {
+                let mid = lo + (hi - lo) / 2;
+                stack.push((mid, hi));
+                stack.push((lo, mid));
+            }
+            Err(SinkError::Infra(e)) => return Err(e),
+        }
+    }
+    Ok((loaded, bad))
+}
+
+#[derive(Default)]
+struct LiveCounts {
+    read: std::sync::atomic::AtomicU64,
+    valid: std::sync::atomic::AtomicU64,
+    rejected: std::sync::atomic::AtomicU64,
+}
+
+impl LiveCounts {
+    fn publish(&self, c: &EntityCounts) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.read.store(c.in_file, Relaxed);
+        self.valid.store(c.valid, Relaxed);
+        self.rejected.store(c.rejected, Relaxed);
+    }
+    fn snapshot(&self) -> EntityCounts {
+        use std::sync::atomic::Ordering::Relaxed;
+        EntityCounts { in_file: self.read.load(Relaxed), valid: self.valid.load(Relaxed), rejected: self.rejected.load(Relaxed), ..Default::default() }
+    }
+}

@@ -1,0 +1,176 @@
+//! Streaming CSV extract reader: UTF-8 with optional BOM, CRLF, RFC 4180 quoting.
+//! Columns are matched by header name, so column order and extra columns don't matter.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use csv::ByteRecord;
+
+pub struct CsvSource {
+    reader: csv::Reader<BufReader<File>>,
+    /// The file's header, as written (BOM removed).
+    pub header: Vec<String>,
+    /// For each expected column, its index in the file.
+    pub index: Vec<usize>,
+}
+
+/// One record: where it starts and its raw bytes (kept for the reject file).
+pub struct RawRow {
+    pub line: u64,
+    pub raw: ByteRecord,
+}
+
+pub enum Decoded {
+    Fields(Vec<String>),
+    /// Field count differs from the header.
+    Malformed(String),
+    /// A needed field is not UTF-8.
+    Encoding(String, String),
+}
+
+impl CsvSource {
+    pub fn open(path: &Path, expected: &[String]) -> Result<CsvSource> {
+        let file = File::open(path).with_context(|| format!("{}: cannot open extract file", path.display()))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(1 << 16)
+            .from_reader(BufReader::with_capacity(1 << 16, file));
+        let mut rec = ByteRecord::new();
+        if !reader.read_byte_record(&mut rec).with_context(|| format!("{}: line 1", path.display()))? {
+            anyhow::bail!("{}: the file is empty; expected a header row with {}", path.display(), expected.join(", "));
+        }
+        let mut header = Vec::with_capacity(rec.len());
+        for (i, f) in rec.iter().enumerate() {
+            let f = if i == 0 { f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f) } else { f };
+            let s = std::str::from_utf8(f).map_err(|_| {
+                anyhow::anyhow!("{}: line 1, header column {}: not UTF-8; re-export the extract as UTF-8", path.display(), i + 1)
+            })?;
+            header.push(s.trim().to_string());
+        }
+        let mut index = Vec::with_capacity(expected.len());
+        let mut missing = Vec::new();
+        for col in expected {
+            match header.iter().position(|h| h == col) {
+                Some(i) => index.push(i),
+                None => missing.push(col.as_str()),
+            }
+        }
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "{}: line 1: missing column(s) {} (the header has: {}); add them to the extract or fix the runbook's columns",
+                path.display(),
+                missing.join(", "),
+                header.join(", ")
+            );
+        }
+        Ok(CsvSource { reader, header, index })
+    }
+
+    /// Next record, or `None` at end of file.
+    pub fn next_row(&mut self) -> Result<Option<RawRow>> {
+        let mut raw = ByteRecord::new();
+        if !self.reader.read_byte_record(&mut raw)? {
+            return Ok(None);
+        }
+        let line = raw.position().map(|p| p.line()).unwrap_or(0);
+        Ok(Some(RawRow { line, raw }))
+    }
+
+    /// Expected columns of `row`, in runbook order.
+    pub fn decode(&self, row: &RawRow) -> Decoded {
+        if row.raw.len() != self.header.len() {
+            // A blank line inside the file is a single empty field: report it like any other.
+            return Decoded::Malformed(format!("has {} field(s), the header has {}", row.raw.len(), self.header.len()));
+        }
+        let mut out = Vec::with_capacity(self.index.len());
+        for &i in &self.index {
+            match std::str::from_utf8(&row.raw[i]) {
+                Ok(s) => out.push(s.to_string()),
+                Err(_) => return Decoded::Encoding(self.header[i].clone(), String::from_utf8_lossy(&row.raw[i]).into_owned()),
+            }
+        }
+        Decoded::Fields(out)
+    }
+}
+
+/// Data rows in a CSV file (records after the header), streaming.
+pub fn count_records(path: &Path) -> Result<u64> {
+    let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let mut r = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(BufReader::with_capacity(1 << 16, file));
+    let mut rec = ByteRecord::new();
+    let mut n = 0;
+    while r.read_byte_record(&mut rec).with_context(|| format!("{}: record {}", path.display(), n + 1))? {
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// SHA-256 of a file, streaming (auditors can rerun `sha256sum`).
+pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((hex::encode(h.finalize()), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn bom_crlf_quotes_and_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.csv");
+        std::fs::write(&p, b"\xEF\xBB\xBFid,model\r\n1,\"Actros, 18\"\"\r\nlong\"\r\n2,Plain\r\n").unwrap();
+        let mut s = CsvSource::open(&p, &cols(&["model", "id"])).unwrap();
+        let r1 = s.next_row().unwrap().unwrap();
+        assert_eq!(r1.line, 2);
+        match s.decode(&r1) {
+            Decoded::Fields(f) => assert_eq!(f, vec!["Actros, 18\"\r\nlong".to_string(), "1".into()]),
+            _ => panic!(),
+        }
+        let r2 = s.next_row().unwrap().unwrap();
+        assert_eq!(r2.line, 4, "the quoted line break pushes the next record down");
+        assert!(s.next_row().unwrap().is_none());
+        assert_eq!(count_records(&p).unwrap(), 2);
+    }
+
+    #[test]
+    fn missing_column_names_file_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.csv");
+        std::fs::write(&p, "legacy_id,name\n1,a\n").unwrap();
+        let err = CsvSource::open(&p, &cols(&["legacy_id", "email"])).err().unwrap().to_string();
+        assert!(err.contains("c.csv") && err.contains("missing column(s) email"), "{err}");
+    }
+
+    #[test]
+    fn wrong_field_count_and_latin1_are_row_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.csv");
+        std::fs::write(&p, b"id,name\n1,a,extra\n2,J\xF6rg\n").unwrap();
+        let mut s = CsvSource::open(&p, &cols(&["id", "name"])).unwrap();
+        let r = s.next_row().unwrap().unwrap();
+        assert!(matches!(s.decode(&r), Decoded::Malformed(_)));
+        let r = s.next_row().unwrap().unwrap();
+        assert!(matches!(s.decode(&r), Decoded::Encoding(ref f, _) if f == "name"));
+    }
+}
