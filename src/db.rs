@@ -83,6 +83,12 @@ pub async fn sqlite_pool(url: &str, create: bool) -> Result<SqlitePool> {
         .with_context(|| format!("cannot open {}", redact_url(url)))
 }
 
+/// Open an existing SQLite file read-only (no journal-mode change, nothing written).
+pub async fn sqlite_pool_ro(path: &std::path::Path) -> Result<SqlitePool> {
+    let opts = SqliteConnectOptions::new().filename(path).read_only(true).create_if_missing(false);
+    SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.with_context(|| format!("cannot open {} read-only", path.display()))
+}
+
 /// A connected target environment.
 #[derive(Clone)]
 pub enum Db {

@@ -23,7 +23,7 @@ pub async fn backup(url: &str, dest: &Path) -> Result<BTreeMap<String, String>> 
     pool.close().await;
     res.with_context(|| format!("VACUUM INTO {} failed (is the backup folder writable, is there space?)", dest.display()))?;
     // Restore test: the copy must open and pass an integrity check.
-    let copy = sqlite_pool(&format!("sqlite://{}?mode=ro", dest.display()), false).await?;
+    let copy = crate::db::sqlite_pool_ro(dest).await?;
     let ok: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&copy).await?;
     let snap = snapshot(&copy).await;
     copy.close().await;

@@ -1,0 +1,83 @@
+//! Helpers for driving the real `cutover` binary against SQLite files in a temp folder.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cutover");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn tms() -> PathBuf {
+    repo().join("runbooks/tms.toml")
+}
+
+/// A scratch folder holding a copy of an extract and the SQLite targets.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn with_fixture(name: &str) -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        let ex = dir.path().join("extract");
+        std::fs::create_dir_all(&ex).unwrap();
+        for f in std::fs::read_dir(repo().join("tests/fixtures").join(name)).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), ex.join(f.file_name())).unwrap();
+        }
+        Scratch { dir }
+    }
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    pub fn url(&self, p: &str) -> String {
+        format!("sqlite://{}", self.path(p).display())
+    }
+    /// Flags pointing every runbook variable and the journal into this folder.
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            "--headless".into(),
+            "--var".into(),
+            format!("extract_dir={}", self.path("extract").display()),
+            "--var".into(),
+            format!("staging_url={}", self.url("staging.db")),
+            "--var".into(),
+            format!("production_url={}", self.url("production.db")),
+            "--var".into(),
+            format!("backup_dir={}", self.path("backups").display()),
+            "--journal".into(),
+            self.path("journal.db").display().to_string(),
+        ]
+    }
+    pub fn cutover(&self, args: &[&str], runbook: &Path) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args.iter().take(1)).arg(runbook).args(self.flags()).args(args.iter().skip(1));
+        cmd.env_remove("CUTOVER_JOURNAL");
+        cmd.output().unwrap()
+    }
+}
+
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("stdout is not JSON ({e}): {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub const GO: [&str; 4] = ["--sign-off", "Ann Lee|migration_lead|go|counts and sums match", "--sign-off", "Bo Sand|finance|go|sums match to the cent"];
+
+pub fn sqlite(path: &Path, sql: &str) -> String {
+    let out = Command::new("sqlite3").arg(path).arg(sql).output().expect("sqlite3 CLI");
+    assert!(out.status.success(), "sqlite3 {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
