@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_cutover");
 
 pub fn repo() -> PathBuf {
@@ -76,8 +77,37 @@ pub fn stderr(out: &Output) -> String {
 
 pub const GO: [&str; 4] = ["--sign-off", "Ann Lee|migration_lead|go|counts and sums match", "--sign-off", "Bo Sand|finance|go|sums match to the cent"];
 
+/// Run SQL on a SQLite file through sqlx (no sqlite3 CLI needed): statements are executed,
+/// a query's rows come back one per line with columns joined by '|'.
 pub fn sqlite(path: &Path, sql: &str) -> String {
-    let out = Command::new("sqlite3").arg(path).arg(sql).output().expect("sqlite3 CLI");
-    assert!(out.status.success(), "sqlite3 {sql}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    use sqlx::{Row, ValueRef};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path).create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        let trimmed = sql.trim_start().to_ascii_uppercase();
+        let out = if trimmed.starts_with("SELECT") {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).fetch_all(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            rows.iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| {
+                            if r.try_get_raw(i).unwrap().is_null() {
+                                String::new()
+                            } else {
+                                r.try_get::<String, _>(i).or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string())).unwrap()
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join("|")
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            String::new()
+        };
+        pool.close().await;
+        out
+    })
 }
