@@ -2,3 +2,5 @@
 pub mod control;
 pub mod journal;
 pub mod runbook;
+pub mod app;
+pub mod tui;
