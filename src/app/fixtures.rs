@@ -17,7 +17,9 @@ pub fn at(hms: &str) -> String {
 }
 
 pub fn now(hms: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(&at(hms)).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(&at(hms))
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 pub fn rec(seq: i64, hms: &str, event: Event) -> Record {
@@ -105,7 +107,10 @@ fn entity_finished(phase: Phase, entity: &str, n: u64, rejected: u64) -> Event {
         entity: entity.into(),
         counts: counts(n, rejected, true),
         reject_file: if rejected > 0 {
-            format!(".cutover/run-20261121-01/{}/{entity}.rejects.csv", phase_dir(phase))
+            format!(
+                ".cutover/run-20261121-01/{}/{entity}.rejects.csv",
+                phase_dir(phase)
+            )
         } else {
             String::new()
         },
@@ -129,7 +134,14 @@ fn rejects_for(entity: &str) -> u64 {
     }
 }
 
-fn check(name: &str, entity: &str, source: &str, target: &str, status: CheckStatus, detail: &str) -> Event {
+fn check(
+    name: &str,
+    entity: &str,
+    source: &str,
+    target: &str,
+    status: CheckStatus,
+    detail: &str,
+) -> Event {
     Event::CheckRecorded {
         step: "validate".into(),
         result: CheckResult {
@@ -158,55 +170,158 @@ pub fn records_to_gate() -> Vec<Record> {
         message: msg.into(),
         duration_ms: ms,
     };
-    push("18:00:01", Event::StepStarted { step: "backup".into() });
+    push(
+        "18:00:01",
+        Event::StepStarted {
+            step: "backup".into(),
+        },
+    );
     push("18:07:13", finished("backup", 432_000, "pg_dump 1.2 GB"));
-    push("18:07:14", Event::StepStarted { step: "freeze".into() });
+    push(
+        "18:07:14",
+        Event::StepStarted {
+            step: "freeze".into(),
+        },
+    );
     push("18:08:02", finished("freeze", 48_000, "logins disabled"));
-    push("18:08:03", Event::StepStarted { step: "extract".into() });
+    push(
+        "18:08:03",
+        Event::StepStarted {
+            step: "extract".into(),
+        },
+    );
     push("18:19:40", finished("extract", 697_000, "4 files"));
-    push("18:19:41", Event::StepStarted { step: "dry_run".into() });
+    push(
+        "18:19:41",
+        Event::StepStarted {
+            step: "dry_run".into(),
+        },
+    );
     for (entity, table, n) in ENTITIES {
-        push("18:20:00", Event::EntityStarted {
-            phase: Phase::DryRun,
-            entity: entity.into(),
-            table: table.into(),
-            expected_rows: n,
-        });
-        push("18:30:00", entity_finished(Phase::DryRun, entity, n, rejects_for(entity)));
+        push(
+            "18:20:00",
+            Event::EntityStarted {
+                phase: Phase::DryRun,
+                entity: entity.into(),
+                table: table.into(),
+                expected_rows: n,
+            },
+        );
+        push(
+            "18:30:00",
+            entity_finished(Phase::DryRun, entity, n, rejects_for(entity)),
+        );
     }
-    push("18:41:10", Event::StepFinished {
-        step: "dry_run".into(),
-        status: StepStatus::Warned,
-        message: "15 rows rejected".into(),
-        duration_ms: 1_289_000,
-    });
-    push("18:41:11", Event::StepStarted { step: "validate".into() });
-    push("18:43:00", check("row count", "companies", "1,200", "1,200", CheckStatus::Pass, ""));
-    push("18:43:01", check("row count", "people", "4,797", "4,797", CheckStatus::Pass, "3 rejected"));
-    push("18:43:02", check("row count", "invoices", "24,988", "24,988", CheckStatus::Pass, "12 rejected"));
-    push("18:43:03", check("sum amount_total", "invoices", "1,234,567.89", "1,234,567.89", CheckStatus::Pass, "rejected sum 4,210.00"));
-    push("18:43:04", check("sum balance", "invoice_lines", "88,001.10", "87,999.10", CheckStatus::Warn, "2.00 rounding on 1 line"));
-    push("18:43:05", check("open receivables", "invoices", "312", "311", CheckStatus::Fail, "INV/2019/0042 missing partner"));
-    push("18:45:00", Event::StepFinished {
-        step: "validate".into(),
-        status: StepStatus::Warned,
-        message: "1 warning, 1 failure".into(),
-        duration_ms: 229_000,
-    });
+    push(
+        "18:41:10",
+        Event::StepFinished {
+            step: "dry_run".into(),
+            status: StepStatus::Warned,
+            message: "15 rows rejected".into(),
+            duration_ms: 1_289_000,
+        },
+    );
+    push(
+        "18:41:11",
+        Event::StepStarted {
+            step: "validate".into(),
+        },
+    );
+    push(
+        "18:43:00",
+        check(
+            "row count",
+            "companies",
+            "1,200",
+            "1,200",
+            CheckStatus::Pass,
+            "",
+        ),
+    );
+    push(
+        "18:43:01",
+        check(
+            "row count",
+            "people",
+            "4,797",
+            "4,797",
+            CheckStatus::Pass,
+            "3 rejected",
+        ),
+    );
+    push(
+        "18:43:02",
+        check(
+            "row count",
+            "invoices",
+            "24,988",
+            "24,988",
+            CheckStatus::Pass,
+            "12 rejected",
+        ),
+    );
+    push(
+        "18:43:03",
+        check(
+            "sum amount_total",
+            "invoices",
+            "1,234,567.89",
+            "1,234,567.89",
+            CheckStatus::Pass,
+            "rejected sum 4,210.00",
+        ),
+    );
+    push(
+        "18:43:04",
+        check(
+            "sum balance",
+            "invoice_lines",
+            "88,001.10",
+            "87,999.10",
+            CheckStatus::Warn,
+            "2.00 rounding on 1 line",
+        ),
+    );
+    push(
+        "18:43:05",
+        check(
+            "open receivables",
+            "invoices",
+            "312",
+            "311",
+            CheckStatus::Fail,
+            "INV/2019/0042 missing partner",
+        ),
+    );
+    push(
+        "18:45:00",
+        Event::StepFinished {
+            step: "validate".into(),
+            status: StepStatus::Warned,
+            message: "1 warning, 1 failure".into(),
+            duration_ms: 229_000,
+        },
+    );
     push("18:45:01", Event::StepStarted { step: GATE.into() });
-    push("18:45:02", Event::GateOpened {
-        gate: GATE.into(),
-        title: "Go / no-go for the production load".into(),
-        quorum: 2,
-        roles: vec!["migration_lead".into(), "finance".into()],
-        approvers: vec!["Ada Lead (migration_lead)".into(), "Bo Ledger (finance)".into()],
-        recommendation: Decision::Go,
-        reasons: vec![
-            "15 of 121,000 rows rejected (0.01%), under the 0.5% limit".into(),
-            "open receivables differ by 1 (known: INV/2019/0042)".into(),
-        ],
-        evidence_sha256: "cd".repeat(32),
-    });
+    push(
+        "18:45:02",
+        Event::GateOpened {
+            gate: GATE.into(),
+            title: "Go / no-go for the production load".into(),
+            quorum: 2,
+            roles: vec!["migration_lead".into(), "finance".into()],
+            approvers: vec![
+                "Ada Lead (migration_lead)".into(),
+                "Bo Ledger (finance)".into(),
+            ],
+            recommendation: Decision::Go,
+            reasons: vec![
+                "15 of 121,000 rows rejected (0.01%), under the 0.5% limit".into(),
+                "open receivables differ by 1 (known: INV/2019/0042)".into(),
+            ],
+            evidence_sha256: "cd".repeat(32),
+        },
+    );
     v
 }
 
@@ -218,46 +333,75 @@ pub fn records_mid_load() -> Vec<Record> {
         seq += 1;
         v.push(rec(seq, hms, e));
     };
-    push("18:50:00", Event::SignOffRecorded {
-        gate: GATE.into(),
-        name: "Ada Lead".into(),
-        role: "migration_lead".into(),
-        decision: Decision::Go,
-        comment: "counts match".into(),
-        evidence_sha256: "cd".repeat(32),
-    });
-    push("18:52:30", Event::SignOffRecorded {
-        gate: GATE.into(),
-        name: "Bo Ledger".into(),
-        role: "finance".into(),
-        decision: Decision::Go,
-        comment: "AR diff explained".into(),
-        evidence_sha256: "cd".repeat(32),
-    });
-    push("18:52:31", Event::GateDecided { gate: GATE.into(), decision: Decision::Go });
-    push("18:52:32", Event::StepFinished {
-        step: GATE.into(),
-        status: StepStatus::Passed,
-        message: "GO (2 of 2)".into(),
-        duration_ms: 451_000,
-    });
-    push("18:52:33", Event::StepStarted { step: "load".into() });
+    push(
+        "18:50:00",
+        Event::SignOffRecorded {
+            gate: GATE.into(),
+            name: "Ada Lead".into(),
+            role: "migration_lead".into(),
+            decision: Decision::Go,
+            comment: "counts match".into(),
+            evidence_sha256: "cd".repeat(32),
+        },
+    );
+    push(
+        "18:52:30",
+        Event::SignOffRecorded {
+            gate: GATE.into(),
+            name: "Bo Ledger".into(),
+            role: "finance".into(),
+            decision: Decision::Go,
+            comment: "AR diff explained".into(),
+            evidence_sha256: "cd".repeat(32),
+        },
+    );
+    push(
+        "18:52:31",
+        Event::GateDecided {
+            gate: GATE.into(),
+            decision: Decision::Go,
+        },
+    );
+    push(
+        "18:52:32",
+        Event::StepFinished {
+            step: GATE.into(),
+            status: StepStatus::Passed,
+            message: "GO (2 of 2)".into(),
+            duration_ms: 451_000,
+        },
+    );
+    push(
+        "18:52:33",
+        Event::StepStarted {
+            step: "load".into(),
+        },
+    );
     for (entity, table, n) in &ENTITIES[..2] {
-        push("18:52:40", Event::EntityStarted {
-            phase: Phase::Load,
-            entity: entity.to_string(),
-            table: table.to_string(),
-            expected_rows: *n,
-        });
-        push("18:55:00", entity_finished(Phase::Load, entity, *n, rejects_for(entity)));
+        push(
+            "18:52:40",
+            Event::EntityStarted {
+                phase: Phase::Load,
+                entity: entity.to_string(),
+                table: table.to_string(),
+                expected_rows: *n,
+            },
+        );
+        push(
+            "18:55:00",
+            entity_finished(Phase::Load, entity, *n, rejects_for(entity)),
+        );
     }
     for (entity, table, n) in &ENTITIES[2..] {
-        push("18:55:01", Event::EntityStarted {
-            phase: Phase::Load,
-            entity: entity.to_string(),
-            table: table.to_string(),
-            expected_rows: *n,
-        });
+        push(
+            "18:55:01",
+            Event::EntityStarted {
+                phase: Phase::Load,
+                entity: entity.to_string(),
+                table: table.to_string(),
+                expected_rows: *n,
+            },
+        );
     }
     v
 }
@@ -290,10 +434,12 @@ pub fn progress_mid_load() -> ProgressSnapshot {
 }
 
 pub fn reject_rows(entity: &str, n: usize) -> (Vec<String>, Vec<Vec<String>>) {
-    let header = ["_line", "_rule", "_field", "_message", "code", "name", "amount"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let header = [
+        "_line", "_rule", "_field", "_message", "code", "name", "amount",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let rows = (0..n)
         .map(|i| {
             let (rule, field, msg, amount) = if i % 3 == 0 {
@@ -329,9 +475,21 @@ pub fn app_at_gate() -> App {
     apply(&mut app, records_to_gate());
     for entity in ["people", "invoices"] {
         let (header, rows) = reject_rows(entity, rejects_for(entity) as usize);
-        update(&mut app, Action::RejectsLoaded { entity: entity.into(), header, rows });
+        update(
+            &mut app,
+            Action::RejectsLoaded {
+                entity: entity.into(),
+                header,
+                rows,
+            },
+        );
     }
-    update(&mut app, Action::Tick { now: now("18:46:00") });
+    update(
+        &mut app,
+        Action::Tick {
+            now: now("18:46:00"),
+        },
+    );
     app
 }
 
@@ -341,9 +499,21 @@ pub fn app_mid_load() -> App {
     apply(&mut app, records_mid_load());
     for entity in ["people", "invoices"] {
         let (header, rows) = reject_rows(entity, rejects_for(entity) as usize);
-        update(&mut app, Action::RejectsLoaded { entity: entity.into(), header, rows });
+        update(
+            &mut app,
+            Action::RejectsLoaded {
+                entity: entity.into(),
+                header,
+                rows,
+            },
+        );
     }
     update(&mut app, Action::Progress(progress_mid_load()));
-    update(&mut app, Action::Tick { now: now("19:00:00") });
+    update(
+        &mut app,
+        Action::Tick {
+            now: now("19:00:00"),
+        },
+    );
     app
 }

@@ -55,32 +55,162 @@ use KeyCode::*;
 use KeyContext as K;
 
 pub static KEYMAP: &[Binding] = &[
-    Binding { keys: &[(Char('c'), C)], context: K::Anywhere, action: Action::Interrupt, help: "abort the run and quit" },
-    Binding { keys: &[(Char('y'), N), (Char('q'), N)], context: K::ConfirmQuit, action: Action::Quit, help: "yes: abort the run and quit" },
-    Binding { keys: &[(Char('n'), N), (Esc, N)], context: K::ConfirmQuit, action: Action::CancelQuit, help: "no: keep running" },
-    Binding { keys: &[(Char('?'), N), (Esc, N), (Char('q'), N)], context: K::Help, action: Action::ToggleHelp, help: "close help" },
-    Binding { keys: &[(Char('q'), N)], context: K::Main, action: Action::Quit, help: "quit (asks first while the run is live)" },
-    Binding { keys: &[(Char('?'), N)], context: K::Main, action: Action::ToggleHelp, help: "help" },
-    Binding { keys: &[(Char('g'), N)], context: K::Main, action: Action::OpenGateDialog, help: "open the sign-off dialog" },
-    Binding { keys: &[(Tab, N), (Right, N)], context: K::Main, action: Action::NextTab, help: "next tab" },
-    Binding { keys: &[(BackTab, N), (Left, N)], context: K::Main, action: Action::PrevTab, help: "previous tab" },
-    Binding { keys: &[(Char('1'), N)], context: K::Main, action: Action::SelectTab(Tab::Rejects), help: "Rejects tab" },
-    Binding { keys: &[(Char('2'), N)], context: K::Main, action: Action::SelectTab(Tab::Reconciliation), help: "Reconciliation tab" },
-    Binding { keys: &[(Char('3'), N)], context: K::Main, action: Action::SelectTab(Tab::Log), help: "Log tab" },
-    Binding { keys: &[(Up, N), (Char('k'), N)], context: K::Main, action: Action::ScrollUp, help: "scroll up" },
-    Binding { keys: &[(Down, N), (Char('j'), N)], context: K::Main, action: Action::ScrollDown, help: "scroll down" },
-    Binding { keys: &[(PageUp, N)], context: K::Main, action: Action::PageUp, help: "page up" },
-    Binding { keys: &[(PageDown, N)], context: K::Main, action: Action::PageDown, help: "page down" },
-    Binding { keys: &[(Home, N)], context: K::Main, action: Action::ScrollTop, help: "first row" },
-    Binding { keys: &[(End, N)], context: K::Main, action: Action::ScrollBottom, help: "last row" },
-    Binding { keys: &[(Char('f'), N)], context: K::Rejects, action: Action::CycleRejectFilter, help: "filter by entity (cycles)" },
-    Binding { keys: &[(Enter, N)], context: K::Dialog, action: Action::SubmitSignOff, help: "submit the sign-off" },
-    Binding { keys: &[(Esc, N)], context: K::Dialog, action: Action::HideGateDialog, help: "hide (g brings it back)" },
-    Binding { keys: &[(Tab, N), (Down, N)], context: K::Dialog, action: Action::DialogNextField, help: "next field" },
-    Binding { keys: &[(BackTab, N), (Up, N)], context: K::Dialog, action: Action::DialogPrevField, help: "previous field" },
-    Binding { keys: &[(Left, N), (Right, N), (Char(' '), N)], context: K::DialogDecision, action: Action::ToggleDecision, help: "switch GO / NO-GO" },
-    Binding { keys: &[(Char('g'), N)], context: K::DialogDecision, action: Action::ChooseDecision(Decision::Go), help: "choose GO" },
-    Binding { keys: &[(Char('n'), N)], context: K::DialogDecision, action: Action::ChooseDecision(Decision::NoGo), help: "choose NO-GO" },
+    Binding {
+        keys: &[(Char('c'), C)],
+        context: K::Anywhere,
+        action: Action::Interrupt,
+        help: "abort run and quit",
+    },
+    Binding {
+        keys: &[(Char('y'), N), (Char('q'), N)],
+        context: K::ConfirmQuit,
+        action: Action::Quit,
+        help: "yes, abort and quit",
+    },
+    Binding {
+        keys: &[(Char('n'), N), (Esc, N)],
+        context: K::ConfirmQuit,
+        action: Action::CancelQuit,
+        help: "no: keep running",
+    },
+    Binding {
+        keys: &[(Char('?'), N), (Esc, N), (Char('q'), N)],
+        context: K::Help,
+        action: Action::ToggleHelp,
+        help: "close help",
+    },
+    Binding {
+        keys: &[(Char('q'), N)],
+        context: K::Main,
+        action: Action::Quit,
+        help: "quit (asks if running)",
+    },
+    Binding {
+        keys: &[(Char('?'), N)],
+        context: K::Main,
+        action: Action::ToggleHelp,
+        help: "help",
+    },
+    Binding {
+        keys: &[(Char('g'), N)],
+        context: K::Main,
+        action: Action::OpenGateDialog,
+        help: "sign-off dialog",
+    },
+    Binding {
+        keys: &[(Tab, N), (Right, N)],
+        context: K::Main,
+        action: Action::NextTab,
+        help: "next tab",
+    },
+    Binding {
+        keys: &[(BackTab, N), (Left, N)],
+        context: K::Main,
+        action: Action::PrevTab,
+        help: "previous tab",
+    },
+    Binding {
+        keys: &[(Char('1'), N)],
+        context: K::Main,
+        action: Action::SelectTab(Tab::Rejects),
+        help: "Rejects tab",
+    },
+    Binding {
+        keys: &[(Char('2'), N)],
+        context: K::Main,
+        action: Action::SelectTab(Tab::Reconciliation),
+        help: "Reconciliation tab",
+    },
+    Binding {
+        keys: &[(Char('3'), N)],
+        context: K::Main,
+        action: Action::SelectTab(Tab::Log),
+        help: "Log tab",
+    },
+    Binding {
+        keys: &[(Up, N), (Char('k'), N)],
+        context: K::Main,
+        action: Action::ScrollUp,
+        help: "scroll up",
+    },
+    Binding {
+        keys: &[(Down, N), (Char('j'), N)],
+        context: K::Main,
+        action: Action::ScrollDown,
+        help: "scroll down",
+    },
+    Binding {
+        keys: &[(PageUp, N)],
+        context: K::Main,
+        action: Action::PageUp,
+        help: "page up",
+    },
+    Binding {
+        keys: &[(PageDown, N)],
+        context: K::Main,
+        action: Action::PageDown,
+        help: "page down",
+    },
+    Binding {
+        keys: &[(Home, N)],
+        context: K::Main,
+        action: Action::ScrollTop,
+        help: "first row",
+    },
+    Binding {
+        keys: &[(End, N)],
+        context: K::Main,
+        action: Action::ScrollBottom,
+        help: "last row",
+    },
+    Binding {
+        keys: &[(Char('f'), N)],
+        context: K::Rejects,
+        action: Action::CycleRejectFilter,
+        help: "cycle entity filter",
+    },
+    Binding {
+        keys: &[(Enter, N)],
+        context: K::Dialog,
+        action: Action::SubmitSignOff,
+        help: "submit the sign-off",
+    },
+    Binding {
+        keys: &[(Esc, N)],
+        context: K::Dialog,
+        action: Action::HideGateDialog,
+        help: "hide (g reopens)",
+    },
+    Binding {
+        keys: &[(Tab, N), (Down, N)],
+        context: K::Dialog,
+        action: Action::DialogNextField,
+        help: "next field",
+    },
+    Binding {
+        keys: &[(BackTab, N), (Up, N)],
+        context: K::Dialog,
+        action: Action::DialogPrevField,
+        help: "previous field",
+    },
+    Binding {
+        keys: &[(Left, N), (Right, N), (Char(' '), N)],
+        context: K::DialogDecision,
+        action: Action::ToggleDecision,
+        help: "switch GO / NO-GO",
+    },
+    Binding {
+        keys: &[(Char('g'), N)],
+        context: K::DialogDecision,
+        action: Action::ChooseDecision(Decision::Go),
+        help: "choose GO",
+    },
+    Binding {
+        keys: &[(Char('n'), N)],
+        context: K::DialogDecision,
+        action: Action::ChooseDecision(Decision::NoGo),
+        help: "choose NO-GO",
+    },
 ];
 
 /// Contexts in force for this app state, most specific first.
@@ -154,7 +284,7 @@ pub fn key_label(code: KeyCode, mods: KeyModifiers) -> String {
         other => format!("{other:?}"),
     };
     if mods.contains(KeyModifiers::CONTROL) {
-        format!("Ctrl-{base}")
+        format!("Ctrl-{}", base.to_uppercase())
     } else {
         base
     }

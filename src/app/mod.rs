@@ -63,7 +63,9 @@ pub enum Action {
     /// Latest live progress.
     Progress(ProgressSnapshot),
     /// Clock tick: the loop passes the wall clock so `update` stays pure.
-    Tick { now: DateTime<Utc> },
+    Tick {
+        now: DateTime<Utc>,
+    },
     /// A reject file has been read (at most [`REJECT_DISPLAY_CAP`] rows).
     RejectsLoaded {
         entity: String,
@@ -71,7 +73,14 @@ pub enum Action {
         rows: Vec<Vec<String>>,
     },
     /// Reading a reject file failed.
-    RejectsFailed { entity: String, error: String },
+    RejectsFailed {
+        entity: String,
+        error: String,
+    },
+    /// Something the loop wants the operator to see (e.g. the engine stopped listening).
+    Notice {
+        text: String,
+    },
     NextTab,
     PrevTab,
     SelectTab(Tab),
@@ -176,9 +185,9 @@ impl App {
     }
 
     pub fn running_step(&self) -> Option<&StepRow> {
-        self.steps.iter().find(|s| {
-            matches!(s.state, StepState::Running | StepState::WaitingSignOff)
-        })
+        self.steps
+            .iter()
+            .find(|s| matches!(s.state, StepState::Running | StepState::WaitingSignOff))
     }
 
     /// Overall status: glyph, word, tone.
@@ -190,10 +199,10 @@ impl App {
         if self.aborted {
             return ("■", "ABORTING".into(), Tone::Warn);
         }
-        if let Some(rb) = &self.rollback {
-            if rb.finished.is_none() {
-                return ("↺", "ROLLING BACK".into(), Tone::Warn);
-            }
+        if let Some(rb) = &self.rollback
+            && rb.finished.is_none()
+        {
+            return ("↺", "ROLLING BACK".into(), Tone::Warn);
         }
         if let Some(g) = self.open_gate() {
             return ("?", format!("WAITING AT GATE {}", g.gate), Tone::Active);
@@ -216,6 +225,11 @@ impl App {
 
     pub fn reject_count(&self) -> usize {
         self.filtered_rejects().map(|s| s.rows.len()).sum()
+    }
+
+    /// Reject rows loaded for all entities, whatever the filter.
+    pub fn reject_count_all(&self) -> usize {
+        self.rejects.values().map(|s| s.rows.len()).sum()
     }
 
     /// Row `i` of the filtered reject list.
@@ -260,12 +274,14 @@ impl App {
 
     fn apply_record(&mut self, rec: Record) -> Vec<Effect> {
         let ts = parse_ts(&rec.ts);
-        if let Some(t) = ts {
-            if self.now.is_none_or(|n| t > n) {
-                self.now = Some(t);
-            }
+        if let Some(t) = ts
+            && self.now.is_none_or(|n| t > n)
+        {
+            self.now = Some(t);
         }
-        let time = ts.map(|t| t.format("%H:%M:%S").to_string()).unwrap_or_default();
+        let time = ts
+            .map(|t| t.format("%H:%M:%S").to_string())
+            .unwrap_or_default();
         let mut effects = Vec::new();
         let (text, tone) = describe(&rec.event);
         match rec.event {
@@ -339,10 +355,10 @@ impl App {
                 rows,
                 ..
             } => {
-                if let Some(e) = self.entities.get_mut(&entity) {
-                    if e.phase == Some(phase) {
-                        e.loaded = e.loaded.saturating_add(rows);
-                    }
+                if let Some(e) = self.entities.get_mut(&entity)
+                    && e.phase == Some(phase)
+                {
+                    e.loaded = e.loaded.saturating_add(rows);
                 }
             }
             Event::EntityFinished {
@@ -464,7 +480,9 @@ impl App {
                 self.dialog.visible = false;
                 self.confirm_quit = false;
             }
-            Event::BackupTaken { .. } | Event::FreezeApplied { .. } | Event::ExtractRecorded { .. } => {}
+            Event::BackupTaken { .. }
+            | Event::FreezeApplied { .. }
+            | Event::ExtractRecorded { .. } => {}
         }
         if let Some(text) = text {
             self.push_log(time, text, tone);
@@ -565,11 +583,23 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                     columns,
                 },
             );
-            app.reject_selected = app.reject_selected.min(app.reject_count().saturating_sub(1));
-            app.note(format!("Rejects of {entity} loaded: {} rows", fmt_count(n as u64)), Tone::Neutral);
+            app.reject_selected = app
+                .reject_selected
+                .min(app.reject_count().saturating_sub(1));
+            app.note(
+                format!("Rejects of {entity} loaded: {} rows", fmt_count(n as u64)),
+                Tone::Neutral,
+            );
         }
         Action::RejectsFailed { entity, error } => {
-            app.note(format!("✗ Could not read rejects of {entity}: {error}"), Tone::Bad);
+            app.note(
+                format!("✗ Could not read rejects of {entity}: {error}"),
+                Tone::Bad,
+            );
+        }
+        Action::Notice { text } => {
+            app.note(text.clone(), Tone::Warn);
+            app.notice = Some(text);
         }
         Action::NextTab => app.tab = Tab::ALL[(app.tab.index() + 1) % Tab::ALL.len()],
         Action::PrevTab => {
@@ -648,7 +678,10 @@ fn describe(ev: &Event) -> (Option<String>, Tone) {
                 RunMode::Run => "run",
                 RunMode::Rehearse => "rehearsal",
             };
-            (format!("Run {run_id} started: {runbook_name} ({mode})"), Neutral)
+            (
+                format!("Run {run_id} started: {runbook_name} ({mode})"),
+                Neutral,
+            )
         }
         Event::StepStarted { step } => (format!("▶ {step} started"), Active),
         Event::StepFinished {
@@ -668,24 +701,41 @@ fn describe(ev: &Event) -> (Option<String>, Tone) {
                 t.push_str(": ");
                 t.push_str(message);
             }
-            let tone = if *status == StepStatus::Passed { Good } else { st.tone() };
+            let tone = if *status == StepStatus::Passed {
+                Good
+            } else {
+                st.tone()
+            };
             (t, tone)
         }
         Event::BackupTaken {
             env, path, bytes, ..
-        } => (format!("Backup of {env} taken: {path} ({} bytes)", fmt_count(*bytes)), Neutral),
+        } => (
+            format!(
+                "Backup of {env} taken: {path} ({} bytes)",
+                fmt_count(*bytes)
+            ),
+            Neutral,
+        ),
         Event::FreezeApplied {
             env,
             method,
             watermark,
         } => (
-            format!("Freeze applied on {env} ({method}), {} tables watermarked", watermark.len()),
+            format!(
+                "Freeze applied on {env} ({method}), {} tables watermarked",
+                watermark.len()
+            ),
             Neutral,
         ),
         Event::ExtractRecorded { files, .. } => {
             let rows: u64 = files.iter().map(|f| f.rows).sum();
             (
-                format!("Extract recorded: {} files, {} rows", files.len(), fmt_count(rows)),
+                format!(
+                    "Extract recorded: {} files, {} rows",
+                    files.len(),
+                    fmt_count(rows)
+                ),
                 Neutral,
             )
         }
@@ -735,7 +785,10 @@ fn describe(ev: &Event) -> (Option<String>, Tone) {
             ..
         } => {
             let (g, w, _) = decision_glyph_word(*recommendation);
-            (format!("? Gate {gate} open: {title} (recommendation {g} {w})"), Active)
+            (
+                format!("? Gate {gate} open: {title} (recommendation {g} {w})"),
+                Active,
+            )
         }
         Event::SignOffRecorded {
             gate,
@@ -745,7 +798,10 @@ fn describe(ev: &Event) -> (Option<String>, Tone) {
             ..
         } => {
             let (g, w, tone) = decision_glyph_word(*decision);
-            (format!("{g} Sign-off at {gate}: {w} by {name} ({role})"), tone)
+            (
+                format!("{g} Sign-off at {gate}: {w} by {name} ({role})"),
+                tone,
+            )
         }
         Event::GateDecided { gate, decision } => {
             let (g, w, tone) = decision_glyph_word(*decision);
@@ -765,7 +821,10 @@ fn describe(ev: &Event) -> (Option<String>, Tone) {
             message,
         } => {
             let (g, w, tone) = outcome_glyph_word(*outcome);
-            (format!("{g} Run finished: {w} (exit {exit_code}): {message}"), tone)
+            (
+                format!("{g} Run finished: {w} (exit {exit_code}): {message}"),
+                tone,
+            )
         }
     };
     (Some(text), tone)

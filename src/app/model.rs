@@ -345,7 +345,7 @@ pub fn fmt_count(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -374,7 +374,10 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let c = RejectColumns::from_header(&h);
-        assert_eq!((c.line, c.rule, c.field, c.message), (Some(0), Some(1), Some(2), Some(3)));
+        assert_eq!(
+            (c.line, c.rule, c.field, c.message),
+            (Some(0), Some(1), Some(2), Some(3))
+        );
         assert_eq!(c.originals, vec![4, 5]);
     }
 }

@@ -22,11 +22,15 @@ fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
 fn finish(app: &mut App) {
     update(
         app,
-        Action::Record(rec(999, "20:00:00", Event::RunFinished {
-            outcome: Outcome::Completed,
-            exit_code: 0,
-            message: "all steps passed".into(),
-        })),
+        Action::Record(rec(
+            999,
+            "20:00:00",
+            Event::RunFinished {
+                outcome: Outcome::Completed,
+                exit_code: 0,
+                message: "all steps passed".into(),
+            },
+        )),
     );
 }
 
@@ -38,7 +42,12 @@ fn run_started_sets_header_and_pending_steps() {
     assert_eq!(app.steps.len(), 9);
     assert!(app.steps.iter().all(|s| s.state == StepState::Pending));
     assert_eq!(app.production_env().unwrap().name, "production");
-    update(&mut app, Action::Tick { now: now("21:30:00") });
+    update(
+        &mut app,
+        Action::Tick {
+            now: now("21:30:00"),
+        },
+    );
     assert_eq!(app.window_left_secs(), Some(90 * 60));
 }
 
@@ -66,7 +75,10 @@ fn entity_progress_and_finished_counts() {
     assert!(people.done);
     assert_eq!(people.counts.as_ref().unwrap().rejected, 3);
     let inv = &app.entities["invoices"];
-    assert_eq!((inv.read, inv.loaded, inv.expected), (15_000, 14_000, 25_000));
+    assert_eq!(
+        (inv.read, inv.loaded, inv.expected),
+        (15_000, 14_000, 25_000)
+    );
     assert_eq!(inv.rate(), Some(50.0));
     assert_eq!(inv.eta_secs(), Some(200));
     // A stale snapshot never moves counters back.
@@ -82,26 +94,46 @@ fn entity_finished_with_reject_file_asks_to_load_it() {
     let mut app = App::new();
     let fx = update(
         &mut app,
-        Action::Record(rec(1, "18:00:00", Event::EntityFinished {
-            phase: Phase::DryRun,
-            entity: "people".into(),
-            counts: EntityCounts { in_file: 5, in_scope: 5, valid: 4, rejected: 1, loaded: 4 },
-            reject_file: "r/people.csv".into(),
-            sums: Default::default(),
-            duration_ms: 10,
-        })),
+        Action::Record(rec(
+            1,
+            "18:00:00",
+            Event::EntityFinished {
+                phase: Phase::DryRun,
+                entity: "people".into(),
+                counts: EntityCounts {
+                    in_file: 5,
+                    in_scope: 5,
+                    valid: 4,
+                    rejected: 1,
+                    loaded: 4,
+                },
+                reject_file: "r/people.csv".into(),
+                sums: Default::default(),
+                duration_ms: 10,
+            },
+        )),
     );
-    assert_eq!(fx, vec![Effect::LoadRejects { entity: "people".into(), path: "r/people.csv".into() }]);
+    assert_eq!(
+        fx,
+        vec![Effect::LoadRejects {
+            entity: "people".into(),
+            path: "r/people.csv".into()
+        }]
+    );
     let fx = update(
         &mut app,
-        Action::Record(rec(2, "18:00:01", Event::EntityFinished {
-            phase: Phase::DryRun,
-            entity: "companies".into(),
-            counts: EntityCounts::default(),
-            reject_file: String::new(),
-            sums: Default::default(),
-            duration_ms: 10,
-        })),
+        Action::Record(rec(
+            2,
+            "18:00:01",
+            Event::EntityFinished {
+                phase: Phase::DryRun,
+                entity: "companies".into(),
+                counts: EntityCounts::default(),
+                reject_file: String::new(),
+                sums: Default::default(),
+                duration_ms: 10,
+            },
+        )),
     );
     assert!(fx.is_empty());
 }
@@ -152,13 +184,24 @@ fn gate_dialog_through_the_keymap() {
     // NO-GO with no comment is refused, focus goes to Comment.
     assert!(key(&mut app, KeyCode::Enter).is_empty());
     assert_eq!(app.dialog.focus(), Field::Comment);
-    assert!(app.dialog.error.as_deref().unwrap().contains("NO-GO needs a comment"));
+    assert!(
+        app.dialog
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("NO-GO needs a comment")
+    );
     for c in "AR off by 1".chars() {
         key(&mut app, KeyCode::Char(c));
     }
     let fx = key(&mut app, KeyCode::Enter);
-    let [Effect::Send(Command::SignOff(s))] = fx.as_slice() else { panic!("{fx:?}") };
-    assert_eq!((s.name.as_str(), s.role.as_str(), s.decision), ("Bo", "finance", Decision::NoGo));
+    let [Effect::Send(Command::SignOff(s))] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(
+        (s.name.as_str(), s.role.as_str(), s.decision),
+        ("Bo", "finance", Decision::NoGo)
+    );
     assert_eq!(s.comment, "AR off by 1");
 }
 
@@ -186,7 +229,13 @@ fn submit_refuses_missing_fields_and_unknown_role() {
     update(&mut app, Action::DialogNextField);
     type_text(&mut app, "intern");
     assert!(update(&mut app, Action::SubmitSignOff).is_empty());
-    assert!(app.dialog.error.as_deref().unwrap().contains("migration_lead, finance"));
+    assert!(
+        app.dialog
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("migration_lead, finance")
+    );
 }
 
 #[test]
@@ -228,7 +277,10 @@ fn quit_before_finish_asks_then_sends_abort_then_quits() {
 fn ctrl_c_sends_abort_then_quits_even_in_the_dialog() {
     let mut app = app_at_gate();
     let a = action_for(&app, KeyCode::Char('c'), KeyModifiers::CONTROL).unwrap();
-    assert_eq!(update(&mut app, a), vec![Effect::Send(Command::Abort), Effect::Quit]);
+    assert_eq!(
+        update(&mut app, a),
+        vec![Effect::Send(Command::Abort), Effect::Quit]
+    );
 }
 
 #[test]
@@ -266,7 +318,10 @@ fn reject_scrolling_is_clamped() {
     update(&mut app, Action::ScrollUp);
     assert_eq!(app.reject_selected, 0);
     let row = app.reject_row(3).unwrap();
-    assert_eq!((row.entity, row.rule, row.field), ("invoices", "required", "partner_ref"));
+    assert_eq!(
+        (row.entity, row.rule, row.field),
+        ("invoices", "required", "partner_ref")
+    );
     assert!(row.originals.contains("code=INV-0001"));
 }
 
@@ -274,7 +329,14 @@ fn reject_scrolling_is_clamped() {
 fn rejects_are_capped_in_memory() {
     let mut app = App::new();
     let (header, rows) = reject_rows("people", REJECT_DISPLAY_CAP + 5);
-    update(&mut app, Action::RejectsLoaded { entity: "people".into(), header, rows });
+    update(
+        &mut app,
+        Action::RejectsLoaded {
+            entity: "people".into(),
+            header,
+            rows,
+        },
+    );
     assert_eq!(app.reject_count(), REJECT_DISPLAY_CAP);
 }
 
@@ -282,7 +344,16 @@ fn rejects_are_capped_in_memory() {
 fn log_keeps_the_last_lines_only() {
     let mut app = App::new();
     for i in 0..(LOG_CAPACITY as i64 + 50) {
-        update(&mut app, Action::Record(rec(i, "18:00:00", Event::StepStarted { step: format!("s{i}") })));
+        update(
+            &mut app,
+            Action::Record(rec(
+                i,
+                "18:00:00",
+                Event::StepStarted {
+                    step: format!("s{i}"),
+                },
+            )),
+        );
     }
     assert_eq!(app.log.len(), LOG_CAPACITY);
     assert!(app.log.back().unwrap().text.contains("s249"));
