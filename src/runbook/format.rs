@@ -66,9 +66,7 @@ fn default_batch() -> usize {
 }
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            batch_size: default_batch(),
-        }
+        Settings { batch_size: default_batch() }
     }
 }
 
