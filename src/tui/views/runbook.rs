@@ -14,6 +14,8 @@ const STATE_WIDTH: u16 = 13;
 const ID_WIDTH: u16 = 9;
 /// "actual / planned", e.g. "21m29s/30m00s".
 const DURATION_WIDTH: u16 = 13;
+/// Show the newest log lines under the steps when at least this many rows are free.
+const RECENT_MIN_ROWS: u16 = 3;
 
 /// Rows this pane wants: borders, header, one per step, and the outcome lines.
 pub fn wanted_height(app: &App) -> u16 {
@@ -98,6 +100,31 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     .style(style::header_row());
     let table = Table::new(rows, widths).header(header).column_spacing(1);
     frame.render_widget(table, table_area);
+
+    // Spare rows under the steps show the newest log lines (the Log tab has them all).
+    let used = 1 + app.steps.len() as u16;
+    let spare = table_area.height.saturating_sub(used + 1);
+    if spare >= RECENT_MIN_ROWS {
+        let area = Rect {
+            y: table_area.y + used + 1,
+            height: spare,
+            ..table_area
+        };
+        let n = spare as usize - 1;
+        let mut lines = vec![Line::styled("recent", style::header_row())];
+        lines.extend(
+            app.log
+                .iter()
+                .skip(app.log.len().saturating_sub(n))
+                .map(|l| {
+                    Line::from(vec![
+                        Span::styled(format!("{} ", l.time), style::dim()),
+                        Span::styled(l.text.clone(), style::tone(l.tone)),
+                    ])
+                }),
+        );
+        frame.render_widget(Paragraph::new(lines), area);
+    }
 
     if footer_h > 0 {
         let p = Paragraph::new(footer).wrap(Wrap { trim: true });
