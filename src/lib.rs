@@ -1,12 +1,18 @@
 //! cutover: a terminal console that drives a legacy-data cutover weekend.
+//!
+//! `runbook` parses and lints the plan, `steps` executes it (owning the `journal` writes),
+//! `engine` moves rows from `sources` to `sinks`, `reconcile` produces the evidence,
+//! `app` holds the console's state and `tui` / `headless` show it.
+pub mod app;
 pub mod control;
 pub mod db;
 pub mod engine;
+pub mod headless;
 pub mod journal;
 pub mod reconcile;
+pub mod report;
 pub mod runbook;
 pub mod sinks;
 pub mod sources;
 pub mod steps;
-pub mod headless;
-pub mod report;
+pub mod tui;

@@ -307,9 +307,11 @@ async fn console(
     prog_rx: watch::Receiver<cutover::journal::events::ProgressSnapshot>,
     cmd_tx: mpsc::Sender<cutover::control::Command>,
 ) -> Result<Option<i32>> {
-    let _ = &cmd_tx;
-    cutover::headless::print_progress(rec_rx, prog_rx, false).await;
-    Ok(None)
+    let exit = cutover::tui::run(cutover::tui::UiChannels { events: rec_rx, progress: prog_rx, commands: cmd_tx }).await?;
+    Ok(match exit {
+        cutover::tui::UiExit::Finished => None,
+        cutover::tui::UiExit::Aborted => Some(exit::INTERRUPTED),
+    })
 }
 
 async fn demo(d: DemoArgs) -> Result<i32> {

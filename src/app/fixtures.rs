@@ -1,0 +1,519 @@
+//! A fixed, reproducible TMS cutover (fixed timestamps) for tests and snapshots.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::journal::events::*;
+use crate::runbook::format::StepKind;
+
+use super::{Action, App, update};
+
+pub const RUN_ID: &str = "run-20261121-01";
+pub const GATE: &str = "go_live";
+
+pub fn at(hms: &str) -> String {
+    format!("2026-11-21T{hms}Z")
+}
+
+pub fn now(hms: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(&at(hms))
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+pub fn rec(seq: i64, hms: &str, event: Event) -> Record {
+    Record {
+        seq,
+        run_id: RUN_ID.into(),
+        ts: at(hms),
+        event,
+        prev_hash: String::new(),
+        hash: String::new(),
+    }
+}
+
+fn step(id: &str, kind: StepKind, title: &str, planned_secs: u64) -> StepInfo {
+    StepInfo {
+        id: id.into(),
+        kind,
+        title: title.into(),
+        planned_secs: Some(planned_secs),
+    }
+}
+
+pub fn run_started() -> Event {
+    Event::RunStarted {
+        run_id: RUN_ID.into(),
+        mode: RunMode::Run,
+        runbook_path: "runbooks/tms.toml".into(),
+        runbook_name: "TMS → Odoo cutover".into(),
+        runbook_sha256: "ab".repeat(32),
+        steps: vec![
+            step("backup", StepKind::Backup, "Back up production", 600),
+            step("freeze", StepKind::Freeze, "Freeze legacy TMS", 120),
+            step("extract", StepKind::Extract, "Extract legacy data", 900),
+            step("dry_run", StepKind::DryRun, "Dry run into rehearsal", 1800),
+            step("validate", StepKind::Validate, "Reconcile dry run", 300),
+            step("go_live", StepKind::SignOff, "Go / no-go", 900),
+            step("load", StepKind::Load, "Load production", 2700),
+            step("verify", StepKind::Verify, "Verify production", 600),
+            step("unfreeze", StepKind::Unfreeze, "Reopen for users", 120),
+        ],
+        vars: BTreeMap::new(),
+        tool_version: "0.1.0".into(),
+        artifacts_dir: ".cutover/run-20261121-01".into(),
+        environments: vec![
+            EnvInfo {
+                name: "legacy".into(),
+                display: "csv extracts/".into(),
+                production: false,
+            },
+            EnvInfo {
+                name: "rehearsal".into(),
+                display: "sqlite .cutover/rehearsal.db".into(),
+                production: false,
+            },
+            EnvInfo {
+                name: "production".into(),
+                display: "postgres db.prod:5432/erp".into(),
+                production: true,
+            },
+        ],
+        window_end: Some(at("23:00:00")),
+    }
+}
+
+pub const ENTITIES: [(&str, &str, u64); 4] = [
+    ("companies", "res_partner", 1_200),
+    ("people", "res_partner", 4_800),
+    ("invoices", "account_move", 25_000),
+    ("invoice_lines", "account_move_line", 90_000),
+];
+
+fn counts(n: u64, rejected: u64, loaded: bool) -> EntityCounts {
+    EntityCounts {
+        in_file: n,
+        in_scope: n,
+        valid: n - rejected,
+        rejected,
+        loaded: if loaded { n - rejected } else { 0 },
+    }
+}
+
+fn entity_finished(phase: Phase, entity: &str, n: u64, rejected: u64) -> Event {
+    Event::EntityFinished {
+        phase,
+        entity: entity.into(),
+        counts: counts(n, rejected, true),
+        reject_file: if rejected > 0 {
+            format!(
+                ".cutover/run-20261121-01/{}/{entity}.rejects.csv",
+                phase_dir(phase)
+            )
+        } else {
+            String::new()
+        },
+        sums: BTreeMap::new(),
+        duration_ms: n * 4,
+    }
+}
+
+fn phase_dir(p: Phase) -> &'static str {
+    match p {
+        Phase::DryRun => "dry_run",
+        Phase::Load => "load",
+    }
+}
+
+fn rejects_for(entity: &str) -> u64 {
+    match entity {
+        "people" => 3,
+        "invoices" => 12,
+        _ => 0,
+    }
+}
+
+fn check(
+    name: &str,
+    entity: &str,
+    source: &str,
+    target: &str,
+    status: CheckStatus,
+    detail: &str,
+) -> Event {
+    Event::CheckRecorded {
+        step: "validate".into(),
+        result: CheckResult {
+            name: name.into(),
+            entity: entity.into(),
+            source: source.into(),
+            target: target.into(),
+            status,
+            detail: detail.into(),
+        },
+    }
+}
+
+/// Records up to the open go/no-go gate (dry run done, checks recorded).
+pub fn records_to_gate() -> Vec<Record> {
+    let mut v = Vec::new();
+    let mut seq = 0;
+    let mut push = |hms: &str, e: Event| {
+        seq += 1;
+        v.push(rec(seq, hms, e));
+    };
+    push("18:00:00", run_started());
+    let finished = |step: &str, ms: u64, msg: &str| Event::StepFinished {
+        step: step.into(),
+        status: StepStatus::Passed,
+        message: msg.into(),
+        duration_ms: ms,
+    };
+    push(
+        "18:00:01",
+        Event::StepStarted {
+            step: "backup".into(),
+        },
+    );
+    push("18:07:13", finished("backup", 432_000, "pg_dump 1.2 GB"));
+    push(
+        "18:07:14",
+        Event::StepStarted {
+            step: "freeze".into(),
+        },
+    );
+    push("18:08:02", finished("freeze", 48_000, "logins disabled"));
+    push(
+        "18:08:03",
+        Event::StepStarted {
+            step: "extract".into(),
+        },
+    );
+    push("18:19:40", finished("extract", 697_000, "4 files"));
+    push(
+        "18:19:41",
+        Event::StepStarted {
+            step: "dry_run".into(),
+        },
+    );
+    for (entity, table, n) in ENTITIES {
+        push(
+            "18:20:00",
+            Event::EntityStarted {
+                phase: Phase::DryRun,
+                entity: entity.into(),
+                table: table.into(),
+                expected_rows: n,
+            },
+        );
+        push(
+            "18:30:00",
+            entity_finished(Phase::DryRun, entity, n, rejects_for(entity)),
+        );
+    }
+    push(
+        "18:41:10",
+        Event::StepFinished {
+            step: "dry_run".into(),
+            status: StepStatus::Warned,
+            message: "15 rows rejected".into(),
+            duration_ms: 1_289_000,
+        },
+    );
+    push(
+        "18:41:11",
+        Event::StepStarted {
+            step: "validate".into(),
+        },
+    );
+    push(
+        "18:43:00",
+        check(
+            "row count",
+            "companies",
+            "1,200",
+            "1,200",
+            CheckStatus::Pass,
+            "",
+        ),
+    );
+    push(
+        "18:43:01",
+        check(
+            "row count",
+            "people",
+            "4,797",
+            "4,797",
+            CheckStatus::Pass,
+            "3 rejected",
+        ),
+    );
+    push(
+        "18:43:02",
+        check(
+            "row count",
+            "invoices",
+            "24,988",
+            "24,988",
+            CheckStatus::Pass,
+            "12 rejected",
+        ),
+    );
+    push(
+        "18:43:03",
+        check(
+            "sum amount_total",
+            "invoices",
+            "1,234,567.89",
+            "1,234,567.89",
+            CheckStatus::Pass,
+            "rejected sum 4,210.00",
+        ),
+    );
+    push(
+        "18:43:04",
+        check(
+            "sum balance",
+            "invoice_lines",
+            "88,001.10",
+            "87,999.10",
+            CheckStatus::Warn,
+            "2.00 rounding on 1 line",
+        ),
+    );
+    push(
+        "18:43:05",
+        check(
+            "open receivables",
+            "invoices",
+            "312",
+            "311",
+            CheckStatus::Fail,
+            "INV/2019/0042 missing partner",
+        ),
+    );
+    push(
+        "18:45:00",
+        Event::StepFinished {
+            step: "validate".into(),
+            status: StepStatus::Warned,
+            message: "1 warning, 1 failure".into(),
+            duration_ms: 229_000,
+        },
+    );
+    push("18:45:01", Event::StepStarted { step: GATE.into() });
+    push(
+        "18:45:02",
+        Event::GateOpened {
+            gate: GATE.into(),
+            title: "Go / no-go for the production load".into(),
+            quorum: 2,
+            roles: vec!["migration_lead".into(), "finance".into()],
+            approvers: vec![
+                "Ada Lead (migration_lead)".into(),
+                "Bo Ledger (finance)".into(),
+            ],
+            recommendation: Decision::Go,
+            reasons: vec![
+                "15 of 121,000 rows rejected (0.01%), under the 0.5% limit".into(),
+                "open receivables differ by 1 (known: INV/2019/0042)".into(),
+            ],
+            evidence_sha256: "cd".repeat(32),
+        },
+    );
+    v
+}
+
+/// Records up to the middle of the production load.
+pub fn records_mid_load() -> Vec<Record> {
+    let mut v = records_to_gate();
+    let mut seq = v.len() as i64;
+    let mut push = |hms: &str, e: Event| {
+        seq += 1;
+        v.push(rec(seq, hms, e));
+    };
+    push(
+        "18:50:00",
+        Event::SignOffRecorded {
+            gate: GATE.into(),
+            name: "Ada Lead".into(),
+            role: "migration_lead".into(),
+            decision: Decision::Go,
+            comment: "counts match".into(),
+            evidence_sha256: "cd".repeat(32),
+        },
+    );
+    push(
+        "18:52:30",
+        Event::SignOffRecorded {
+            gate: GATE.into(),
+            name: "Bo Ledger".into(),
+            role: "finance".into(),
+            decision: Decision::Go,
+            comment: "AR diff explained".into(),
+            evidence_sha256: "cd".repeat(32),
+        },
+    );
+    push(
+        "18:52:31",
+        Event::GateDecided {
+            gate: GATE.into(),
+            decision: Decision::Go,
+        },
+    );
+    push(
+        "18:52:32",
+        Event::StepFinished {
+            step: GATE.into(),
+            status: StepStatus::Passed,
+            message: "GO (2 of 2)".into(),
+            duration_ms: 451_000,
+        },
+    );
+    push(
+        "18:52:33",
+        Event::StepStarted {
+            step: "load".into(),
+        },
+    );
+    for (entity, table, n) in &ENTITIES[..2] {
+        push(
+            "18:52:40",
+            Event::EntityStarted {
+                phase: Phase::Load,
+                entity: entity.to_string(),
+                table: table.to_string(),
+                expected_rows: *n,
+            },
+        );
+        push(
+            "18:55:00",
+            entity_finished(Phase::Load, entity, *n, rejects_for(entity)),
+        );
+    }
+    for (entity, table, n) in &ENTITIES[2..] {
+        push(
+            "18:55:01",
+            Event::EntityStarted {
+                phase: Phase::Load,
+                entity: entity.to_string(),
+                table: table.to_string(),
+                expected_rows: *n,
+            },
+        );
+    }
+    v
+}
+
+pub fn progress_mid_load() -> ProgressSnapshot {
+    vec![
+        EntityProgress {
+            phase: Some(Phase::Load),
+            entity: "invoices".into(),
+            expected: 25_000,
+            read: 15_000,
+            valid: 14_991,
+            rejected: 9,
+            loaded: 14_000,
+            elapsed_secs: 300.0,
+            done: false,
+        },
+        EntityProgress {
+            phase: Some(Phase::Load),
+            entity: "invoice_lines".into(),
+            expected: 90_000,
+            read: 18_000,
+            valid: 18_000,
+            rejected: 0,
+            loaded: 16_000,
+            elapsed_secs: 300.0,
+            done: false,
+        },
+    ]
+}
+
+pub fn reject_rows(entity: &str, n: usize) -> (Vec<String>, Vec<Vec<String>>) {
+    let header = [
+        "_line", "_rule", "_field", "_message", "code", "name", "amount",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let rows = (0..n)
+        .map(|i| {
+            let (rule, field, msg, amount) = if i % 3 == 0 {
+                ("required", "partner_ref", "partner_ref is empty", "120.00")
+            } else if i % 3 == 1 {
+                ("decimal", "amount", "not a decimal: '12,5'", "12,5")
+            } else {
+                ("date", "invoice_date", "2019-02-30 is not a date", "88.10")
+            };
+            vec![
+                (17 + i * 211).to_string(),
+                rule.into(),
+                field.into(),
+                msg.into(),
+                format!("{}-{:04}", &entity[..3].to_uppercase(), i + 1),
+                format!("Row {} of {entity}", i + 1),
+                amount.into(),
+            ]
+        })
+        .collect();
+    (header, rows)
+}
+
+fn apply(app: &mut App, records: Vec<Record>) {
+    for r in records {
+        update(app, Action::Record(r));
+    }
+}
+
+/// The console with the gate open (dialog showing) at 18:46.
+pub fn app_at_gate() -> App {
+    let mut app = App::new();
+    apply(&mut app, records_to_gate());
+    for entity in ["people", "invoices"] {
+        let (header, rows) = reject_rows(entity, rejects_for(entity) as usize);
+        update(
+            &mut app,
+            Action::RejectsLoaded {
+                entity: entity.into(),
+                header,
+                rows,
+            },
+        );
+    }
+    update(
+        &mut app,
+        Action::Tick {
+            now: now("18:46:00"),
+        },
+    );
+    app
+}
+
+/// The console in the middle of the production load at 19:00.
+pub fn app_mid_load() -> App {
+    let mut app = App::new();
+    apply(&mut app, records_mid_load());
+    for entity in ["people", "invoices"] {
+        let (header, rows) = reject_rows(entity, rejects_for(entity) as usize);
+        update(
+            &mut app,
+            Action::RejectsLoaded {
+                entity: entity.into(),
+                header,
+                rows,
+            },
+        );
+    }
+    update(&mut app, Action::Progress(progress_mid_load()));
+    update(
+        &mut app,
+        Action::Tick {
+            now: now("19:00:00"),
+        },
+    );
+    app
+}

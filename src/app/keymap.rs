@@ -1,0 +1,300 @@
+//! The keymap is data: one table of `(keys, context) → Action`. The loop looks keys up
+//! here and the help overlay is rendered from the same table, so they cannot disagree.
+
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use tui_input::backend::crossterm::to_input_request;
+
+use super::{Action, App, Field, Tab};
+use crate::journal::events::Decision;
+
+/// Where a binding applies. Several contexts are active at once, most specific first
+/// (see [`active_contexts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyContext {
+    /// Everywhere, even while typing in the dialog.
+    Anywhere,
+    /// The main screen (no dialog, no help).
+    Main,
+    /// The main screen with the Rejects tab showing.
+    Rejects,
+    /// The "abort the run?" question after `q`.
+    ConfirmQuit,
+    /// The help overlay.
+    Help,
+    /// The sign-off dialog (unbound keys edit the focused text field).
+    Dialog,
+    /// The sign-off dialog with the Decision row focused.
+    DialogDecision,
+}
+
+impl KeyContext {
+    pub fn title(self) -> &'static str {
+        match self {
+            KeyContext::Anywhere => "Anywhere",
+            KeyContext::Main => "Main screen",
+            KeyContext::Rejects => "Rejects tab",
+            KeyContext::ConfirmQuit => "Abort question",
+            KeyContext::Help => "Help",
+            KeyContext::Dialog => "Sign-off dialog",
+            KeyContext::DialogDecision => "Sign-off dialog, Decision row",
+        }
+    }
+}
+
+pub struct Binding {
+    pub keys: &'static [(KeyCode, KeyModifiers)],
+    pub context: KeyContext,
+    pub action: Action,
+    pub help: &'static str,
+}
+
+const N: KeyModifiers = KeyModifiers::NONE;
+const C: KeyModifiers = KeyModifiers::CONTROL;
+
+use KeyCode::*;
+use KeyContext as K;
+
+pub static KEYMAP: &[Binding] = &[
+    Binding {
+        keys: &[(Char('c'), C)],
+        context: K::Anywhere,
+        action: Action::Interrupt,
+        help: "abort run and quit",
+    },
+    Binding {
+        keys: &[(Char('y'), N), (Char('q'), N)],
+        context: K::ConfirmQuit,
+        action: Action::Quit,
+        help: "yes, abort and quit",
+    },
+    Binding {
+        keys: &[(Char('n'), N), (Esc, N)],
+        context: K::ConfirmQuit,
+        action: Action::CancelQuit,
+        help: "no: keep running",
+    },
+    Binding {
+        keys: &[(Char('?'), N), (Esc, N), (Char('q'), N)],
+        context: K::Help,
+        action: Action::ToggleHelp,
+        help: "close help",
+    },
+    Binding {
+        keys: &[(Char('q'), N)],
+        context: K::Main,
+        action: Action::Quit,
+        help: "quit (asks if running)",
+    },
+    Binding {
+        keys: &[(Char('?'), N)],
+        context: K::Main,
+        action: Action::ToggleHelp,
+        help: "help",
+    },
+    Binding {
+        keys: &[(Char('g'), N)],
+        context: K::Main,
+        action: Action::OpenGateDialog,
+        help: "sign-off dialog",
+    },
+    Binding {
+        keys: &[(Tab, N), (Right, N)],
+        context: K::Main,
+        action: Action::NextTab,
+        help: "next tab",
+    },
+    Binding {
+        keys: &[(BackTab, N), (Left, N)],
+        context: K::Main,
+        action: Action::PrevTab,
+        help: "previous tab",
+    },
+    Binding {
+        keys: &[(Char('1'), N)],
+        context: K::Main,
+        action: Action::SelectTab(Tab::Rejects),
+        help: "Rejects tab",
+    },
+    Binding {
+        keys: &[(Char('2'), N)],
+        context: K::Main,
+        action: Action::SelectTab(Tab::Reconciliation),
+        help: "Reconciliation tab",
+    },
+    Binding {
+        keys: &[(Char('3'), N)],
+        context: K::Main,
+        action: Action::SelectTab(Tab::Log),
+        help: "Log tab",
+    },
+    Binding {
+        keys: &[(Up, N), (Char('k'), N)],
+        context: K::Main,
+        action: Action::ScrollUp,
+        help: "scroll up",
+    },
+    Binding {
+        keys: &[(Down, N), (Char('j'), N)],
+        context: K::Main,
+        action: Action::ScrollDown,
+        help: "scroll down",
+    },
+    Binding {
+        keys: &[(PageUp, N)],
+        context: K::Main,
+        action: Action::PageUp,
+        help: "page up",
+    },
+    Binding {
+        keys: &[(PageDown, N)],
+        context: K::Main,
+        action: Action::PageDown,
+        help: "page down",
+    },
+    Binding {
+        keys: &[(Home, N)],
+        context: K::Main,
+        action: Action::ScrollTop,
+        help: "first row",
+    },
+    Binding {
+        keys: &[(End, N)],
+        context: K::Main,
+        action: Action::ScrollBottom,
+        help: "last row",
+    },
+    Binding {
+        keys: &[(Char('f'), N)],
+        context: K::Rejects,
+        action: Action::CycleRejectFilter,
+        help: "cycle entity filter",
+    },
+    Binding {
+        keys: &[(Enter, N)],
+        context: K::Dialog,
+        action: Action::SubmitSignOff,
+        help: "submit the sign-off",
+    },
+    Binding {
+        keys: &[(Esc, N)],
+        context: K::Dialog,
+        action: Action::HideGateDialog,
+        help: "hide (g reopens)",
+    },
+    Binding {
+        keys: &[(Tab, N), (Down, N)],
+        context: K::Dialog,
+        action: Action::DialogNextField,
+        help: "next field",
+    },
+    Binding {
+        keys: &[(BackTab, N), (Up, N)],
+        context: K::Dialog,
+        action: Action::DialogPrevField,
+        help: "previous field",
+    },
+    Binding {
+        keys: &[(Left, N), (Right, N), (Char(' '), N)],
+        context: K::DialogDecision,
+        action: Action::ToggleDecision,
+        help: "switch GO / NO-GO",
+    },
+    Binding {
+        keys: &[(Char('g'), N)],
+        context: K::DialogDecision,
+        action: Action::ChooseDecision(Decision::Go),
+        help: "choose GO",
+    },
+    Binding {
+        keys: &[(Char('n'), N)],
+        context: K::DialogDecision,
+        action: Action::ChooseDecision(Decision::NoGo),
+        help: "choose NO-GO",
+    },
+];
+
+/// Contexts in force for this app state, most specific first.
+pub fn active_contexts(app: &App) -> Vec<KeyContext> {
+    let mut v = Vec::with_capacity(3);
+    if app.confirm_quit {
+        v.push(K::ConfirmQuit);
+    } else if app.show_help {
+        v.push(K::Help);
+    } else if app.dialog_visible() {
+        if app.dialog.focus() == Field::Decision {
+            v.push(K::DialogDecision);
+        }
+        v.push(K::Dialog);
+    } else {
+        if app.tab == Tab::Rejects {
+            v.push(K::Rejects);
+        }
+        v.push(K::Main);
+    }
+    v.push(K::Anywhere);
+    v
+}
+
+/// Shift is part of the character itself (`?`, `G`) and of BackTab; drop it there.
+fn normalise(code: KeyCode, mods: KeyModifiers) -> KeyModifiers {
+    match code {
+        Char(_) | BackTab => mods - KeyModifiers::SHIFT,
+        _ => mods,
+    }
+}
+
+/// The action for a key press in the current state, if any.
+pub fn action_for(app: &App, code: KeyCode, mods: KeyModifiers) -> Option<Action> {
+    let norm = normalise(code, mods);
+    for ctx in active_contexts(app) {
+        if let Some(b) = KEYMAP
+            .iter()
+            .find(|b| b.context == ctx && b.keys.iter().any(|&(c, m)| c == code && m == norm))
+        {
+            return Some(b.action.clone());
+        }
+        if ctx == K::Dialog && app.dialog.focus() != Field::Decision {
+            // Unbound keys edit the focused text field (tui-input's own key table).
+            let ev = Event::Key(KeyEvent::new(code, mods));
+            if let Some(req) = to_input_request(&ev) {
+                return Some(Action::DialogInput(req));
+            }
+        }
+    }
+    None
+}
+
+/// `Ctrl-C`, `Shift-Tab`, `↑`, `q`.
+pub fn key_label(code: KeyCode, mods: KeyModifiers) -> String {
+    let base = match code {
+        Char(' ') => "Space".to_string(),
+        Char(c) => c.to_string(),
+        Tab => "Tab".into(),
+        BackTab => "Shift-Tab".into(),
+        Enter => "Enter".into(),
+        Esc => "Esc".into(),
+        Up => "↑".into(),
+        Down => "↓".into(),
+        Left => "←".into(),
+        Right => "→".into(),
+        PageUp => "PgUp".into(),
+        PageDown => "PgDn".into(),
+        Home => "Home".into(),
+        End => "End".into(),
+        other => format!("{other:?}"),
+    };
+    if mods.contains(KeyModifiers::CONTROL) {
+        format!("Ctrl-{}", base.to_uppercase())
+    } else {
+        base
+    }
+}
+
+/// All keys of a binding, e.g. `Tab/→`.
+pub fn binding_keys(b: &Binding) -> String {
+    b.keys
+        .iter()
+        .map(|&(c, m)| key_label(c, m))
+        .collect::<Vec<_>>()
+        .join("/")
+}

@@ -1,0 +1,839 @@
+//! Console state and its one update function. No terminal, no I/O, no tokio here:
+//! journal records, progress snapshots, ticks and key presses all arrive as [`Action`]s;
+//! [`update`] changes the [`App`] and returns the [`Effect`]s the loop must carry out.
+
+#[cfg(test)]
+pub mod fixtures;
+pub mod gate_dialog;
+pub mod keymap;
+pub mod model;
+
+use std::collections::VecDeque;
+
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use tui_input::InputRequest;
+
+use crate::control::Command;
+use crate::journal::events::{
+    Decision, EnvInfo, Event, Phase, ProgressSnapshot, Record, RunMode, StepStatus,
+};
+use crate::runbook::format::StepKind;
+
+pub use gate_dialog::{Field, GateDialog};
+pub use model::*;
+
+/// Lines kept in the recent-events log.
+pub const LOG_CAPACITY: usize = 200;
+/// Reject rows kept in memory per entity for display; the file itself keeps them all.
+pub const REJECT_DISPLAY_CAP: usize = 20_000;
+/// Rows moved by PgUp / PgDn.
+pub const PAGE_ROWS: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tab {
+    #[default]
+    Rejects,
+    Reconciliation,
+    Log,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 3] = [Tab::Rejects, Tab::Reconciliation, Tab::Log];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Rejects => "Rejects",
+            Tab::Reconciliation => "Reconciliation",
+            Tab::Log => "Log",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+}
+
+/// Every input and every operator intent.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // Records arrive one at a time; boxing buys nothing.
+pub enum Action {
+    /// A journal record from the engine.
+    Record(Record),
+    /// Latest live progress.
+    Progress(ProgressSnapshot),
+    /// Clock tick: the loop passes the wall clock so `update` stays pure.
+    Tick {
+        now: DateTime<Utc>,
+    },
+    /// A reject file has been read (at most [`REJECT_DISPLAY_CAP`] rows).
+    RejectsLoaded {
+        entity: String,
+        header: Vec<String>,
+        rows: Vec<Vec<String>>,
+    },
+    /// Reading a reject file failed.
+    RejectsFailed {
+        entity: String,
+        error: String,
+    },
+    /// Something the loop wants the operator to see (e.g. the engine stopped listening).
+    Notice {
+        text: String,
+    },
+    NextTab,
+    PrevTab,
+    SelectTab(Tab),
+    ScrollUp,
+    ScrollDown,
+    PageUp,
+    PageDown,
+    ScrollTop,
+    ScrollBottom,
+    /// Rejects tab: all entities → each entity with rejects → all.
+    CycleRejectFilter,
+    OpenGateDialog,
+    /// Esc: hide the dialog (typed text is kept; `g` brings it back).
+    HideGateDialog,
+    DialogNextField,
+    DialogPrevField,
+    /// Edit the focused text field.
+    DialogInput(InputRequest),
+    ChooseDecision(Decision),
+    ToggleDecision,
+    SubmitSignOff,
+    ToggleHelp,
+    /// `q`: after the run, leave; before it, ask first, and a second `q` aborts.
+    Quit,
+    /// Keep running after a `q`.
+    CancelQuit,
+    /// Ctrl-C: abort the run (if still running) and leave at once.
+    Interrupt,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Send(Command),
+    LoadRejects { entity: String, path: String },
+    Quit,
+}
+
+/// Everything the console shows, built only from records, snapshots and actions.
+#[derive(Debug, Clone, Default)]
+pub struct App {
+    pub run_id: Option<String>,
+    pub mode: Option<RunMode>,
+    pub runbook_name: String,
+    pub environments: Vec<EnvInfo>,
+    pub window_end: Option<DateTime<Utc>>,
+    pub steps: Vec<StepRow>,
+    pub entities: IndexMap<String, EntityRow>,
+    pub checks: Vec<CheckRow>,
+    pub gate: Option<GateState>,
+    pub dialog: GateDialog,
+    pub rollback: Option<RollbackState>,
+    pub finished: Option<Finished>,
+    pub log: VecDeque<LogLine>,
+    pub rejects: IndexMap<String, RejectSet>,
+    /// `None` shows all entities.
+    pub reject_filter: Option<String>,
+    pub reject_selected: usize,
+    pub recon_scroll: usize,
+    /// Lines scrolled up from the newest log line (0 follows the tail).
+    pub log_scroll: usize,
+    pub tab: Tab,
+    pub show_help: bool,
+    pub confirm_quit: bool,
+    /// Latest clock: from ticks, or the newest record time.
+    pub now: Option<DateTime<Utc>>,
+    /// One-line message for the operator (e.g. "sign-off sent").
+    pub notice: Option<String>,
+    /// Set once Abort has been sent.
+    pub aborted: bool,
+}
+
+fn parse_ts(ts: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(ts)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl App {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished.is_some()
+    }
+
+    pub fn production_env(&self) -> Option<&EnvInfo> {
+        self.environments.iter().find(|e| e.production)
+    }
+
+    /// The gate, if one is open and still waiting for its decision.
+    pub fn open_gate(&self) -> Option<&GateState> {
+        self.gate.as_ref().filter(|g| g.is_open())
+    }
+
+    pub fn dialog_visible(&self) -> bool {
+        self.dialog.visible && self.open_gate().is_some() && !self.is_finished()
+    }
+
+    pub fn window_left_secs(&self) -> Option<i64> {
+        Some((self.window_end? - self.now?).num_seconds())
+    }
+
+    pub fn running_step(&self) -> Option<&StepRow> {
+        self.steps
+            .iter()
+            .find(|s| matches!(s.state, StepState::Running | StepState::WaitingSignOff))
+    }
+
+    /// Overall status: glyph, word, tone.
+    pub fn status(&self) -> (&'static str, String, Tone) {
+        if let Some(f) = &self.finished {
+            let (g, w, t) = outcome_glyph_word(f.outcome);
+            return (g, w.to_string(), t);
+        }
+        if self.aborted {
+            return ("■", "ABORTING".into(), Tone::Warn);
+        }
+        if let Some(rb) = &self.rollback
+            && rb.finished.is_none()
+        {
+            return ("↺", "ROLLING BACK".into(), Tone::Warn);
+        }
+        if let Some(g) = self.open_gate() {
+            return ("?", format!("WAITING AT GATE {}", g.gate), Tone::Active);
+        }
+        if self.run_id.is_none() {
+            return ("·", "WAITING FOR RUN".into(), Tone::Neutral);
+        }
+        match self.running_step() {
+            Some(s) => ("▶", format!("RUNNING {}", s.id), Tone::Active),
+            None => ("▶", "RUNNING".into(), Tone::Active),
+        }
+    }
+
+    /// Reject sets the current filter shows, in order.
+    pub fn filtered_rejects(&self) -> impl Iterator<Item = &RejectSet> {
+        self.rejects
+            .values()
+            .filter(|s| self.reject_filter.as_ref().is_none_or(|f| f == &s.entity))
+    }
+
+    pub fn reject_count(&self) -> usize {
+        self.filtered_rejects().map(|s| s.rows.len()).sum()
+    }
+
+    /// Reject rows loaded for all entities, whatever the filter.
+    pub fn reject_count_all(&self) -> usize {
+        self.rejects.values().map(|s| s.rows.len()).sum()
+    }
+
+    /// Row `i` of the filtered reject list.
+    pub fn reject_row(&self, mut i: usize) -> Option<RejectView<'_>> {
+        for set in self.filtered_rejects() {
+            if i < set.rows.len() {
+                return set.view(i);
+            }
+            i -= set.rows.len();
+        }
+        None
+    }
+
+    /// Total rejects the engine reported for an entity (may exceed what is loaded).
+    pub fn rejects_reported(&self, entity: &str) -> Option<u64> {
+        let e = self.entities.get(entity)?;
+        Some(e.counts.as_ref().map_or(e.rejected, |c| c.rejected))
+    }
+
+    fn push_log(&mut self, time: String, text: String, tone: Tone) {
+        if self.log.len() == LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        self.log.push_back(LogLine { time, text, tone });
+        if self.log_scroll > 0 {
+            // Keep the view still while scrolled up.
+            self.log_scroll = (self.log_scroll + 1).min(self.log.len().saturating_sub(1));
+        }
+    }
+
+    fn note(&mut self, text: String, tone: Tone) {
+        let time = self
+            .now
+            .map(|t| t.format("%H:%M:%S").to_string())
+            .unwrap_or_default();
+        self.push_log(time, text, tone);
+    }
+
+    fn step_mut(&mut self, id: &str) -> Option<&mut StepRow> {
+        self.steps.iter_mut().find(|s| s.id == id)
+    }
+
+    fn apply_record(&mut self, rec: Record) -> Vec<Effect> {
+        let ts = parse_ts(&rec.ts);
+        if let Some(t) = ts
+            && self.now.is_none_or(|n| t > n)
+        {
+            self.now = Some(t);
+        }
+        let time = ts
+            .map(|t| t.format("%H:%M:%S").to_string())
+            .unwrap_or_default();
+        let mut effects = Vec::new();
+        let (text, tone) = describe(&rec.event);
+        match rec.event {
+            Event::RunStarted {
+                run_id,
+                mode,
+                runbook_name,
+                steps,
+                environments,
+                window_end,
+                ..
+            } => {
+                self.run_id = Some(run_id);
+                self.mode = Some(mode);
+                self.runbook_name = runbook_name;
+                self.environments = environments;
+                self.window_end = window_end.as_deref().and_then(parse_ts);
+                self.steps = steps
+                    .into_iter()
+                    .map(|s| StepRow {
+                        id: s.id,
+                        kind: s.kind,
+                        title: s.title,
+                        planned_secs: s.planned_secs,
+                        state: StepState::Pending,
+                        started_at: None,
+                        duration_ms: None,
+                        message: String::new(),
+                    })
+                    .collect();
+            }
+            Event::StepStarted { step } => {
+                if let Some(s) = self.step_mut(&step) {
+                    s.state = StepState::Running;
+                    s.started_at = ts;
+                    s.duration_ms = None;
+                }
+            }
+            Event::StepFinished {
+                step,
+                status,
+                message,
+                duration_ms,
+            } => {
+                if let Some(s) = self.step_mut(&step) {
+                    s.state = status.into();
+                    s.duration_ms = Some(duration_ms);
+                    s.message = message;
+                }
+            }
+            Event::EntityStarted {
+                phase,
+                entity,
+                table,
+                expected_rows,
+            } => {
+                self.entities.insert(
+                    entity.clone(),
+                    EntityRow {
+                        entity,
+                        phase: Some(phase),
+                        table,
+                        expected: expected_rows,
+                        ..EntityRow::default()
+                    },
+                );
+            }
+            Event::BatchCommitted {
+                phase,
+                entity,
+                rows,
+                ..
+            } => {
+                if let Some(e) = self.entities.get_mut(&entity)
+                    && e.phase == Some(phase)
+                {
+                    e.loaded = e.loaded.saturating_add(rows);
+                }
+            }
+            Event::EntityFinished {
+                phase,
+                entity,
+                counts,
+                reject_file,
+                duration_ms,
+                ..
+            } => {
+                let e = self.entities.entry(entity.clone()).or_default();
+                e.entity = entity.clone();
+                e.phase = Some(phase);
+                e.read = counts.in_scope;
+                e.valid = counts.valid;
+                e.rejected = counts.rejected;
+                e.loaded = counts.loaded;
+                if e.expected == 0 {
+                    e.expected = counts.in_scope;
+                }
+                e.elapsed_secs = duration_ms as f64 / 1000.0;
+                e.done = true;
+                e.counts = Some(counts);
+                if !reject_file.is_empty() {
+                    e.reject_file = Some(reject_file.clone());
+                    effects.push(Effect::LoadRejects {
+                        entity,
+                        path: reject_file,
+                    });
+                }
+            }
+            Event::CheckRecorded { step, result } => {
+                self.checks.push(CheckRow { step, result });
+            }
+            Event::GateOpened {
+                gate,
+                title,
+                quorum,
+                roles,
+                approvers,
+                recommendation,
+                reasons,
+                evidence_sha256,
+            } => {
+                self.gate = Some(GateState {
+                    gate,
+                    title,
+                    quorum,
+                    roles,
+                    approvers,
+                    recommendation,
+                    reasons,
+                    evidence_sha256,
+                    signoffs: Vec::new(),
+                    decided: None,
+                });
+                if let Some(s) = self
+                    .steps
+                    .iter_mut()
+                    .find(|s| s.state == StepState::Running && s.kind == StepKind::SignOff)
+                {
+                    s.state = StepState::WaitingSignOff;
+                }
+                self.dialog.open_fresh();
+                self.show_help = false;
+            }
+            Event::SignOffRecorded {
+                gate,
+                name,
+                role,
+                decision,
+                comment,
+                ..
+            } => {
+                if let Some(g) = self.gate.as_mut().filter(|g| g.gate == gate) {
+                    g.signoffs.push(SignOffRow {
+                        name,
+                        role,
+                        decision,
+                        comment,
+                    });
+                }
+                self.notice = None;
+            }
+            Event::GateDecided { gate, decision } => {
+                if let Some(g) = self.gate.as_mut().filter(|g| g.gate == gate) {
+                    g.decided = Some(decision);
+                }
+                self.dialog.visible = false;
+                for s in &mut self.steps {
+                    if s.state == StepState::WaitingSignOff {
+                        s.state = StepState::Running;
+                    }
+                }
+            }
+            Event::RollbackStarted { reason } => {
+                self.rollback = Some(RollbackState {
+                    reason,
+                    finished: None,
+                });
+            }
+            Event::RollbackFinished { ok, message } => {
+                let rb = self.rollback.get_or_insert_with(|| RollbackState {
+                    reason: String::new(),
+                    finished: None,
+                });
+                rb.finished = Some((ok, message));
+            }
+            Event::RunFinished {
+                outcome,
+                exit_code,
+                message,
+            } => {
+                self.finished = Some(Finished {
+                    outcome,
+                    exit_code,
+                    message,
+                });
+                self.dialog.visible = false;
+                self.confirm_quit = false;
+            }
+            Event::BackupTaken { .. }
+            | Event::FreezeApplied { .. }
+            | Event::ExtractRecorded { .. } => {}
+        }
+        if let Some(text) = text {
+            self.push_log(time, text, tone);
+        }
+        effects
+    }
+
+    fn apply_progress(&mut self, snap: ProgressSnapshot) {
+        for p in snap {
+            let e = self.entities.entry(p.entity.clone()).or_default();
+            if e.phase.is_some() && p.phase.is_some() && e.phase != p.phase {
+                if e.phase == Some(Phase::Load) {
+                    // A late dry-run snapshot after load began: ignore it.
+                    continue;
+                }
+                // A new phase for this entity: start its row over.
+                *e = EntityRow::default();
+            }
+            if e.done {
+                // EntityFinished already gave the final counts: the journal wins.
+                continue;
+            }
+            e.entity = p.entity;
+            e.phase = p.phase.or(e.phase);
+            if p.expected > 0 {
+                e.expected = p.expected;
+            }
+            // Counters only grow within a phase; a stale snapshot never moves them back.
+            e.read = e.read.max(p.read);
+            e.valid = e.valid.max(p.valid);
+            e.rejected = e.rejected.max(p.rejected);
+            e.loaded = e.loaded.max(p.loaded);
+            e.elapsed_secs = e.elapsed_secs.max(p.elapsed_secs);
+        }
+    }
+
+    fn scroll(&mut self, delta: isize) {
+        fn apply(v: usize, delta: isize, len: usize) -> usize {
+            let max = len.saturating_sub(1) as isize;
+            (v as isize + delta).clamp(0, max.max(0)) as usize
+        }
+        match self.tab {
+            Tab::Rejects => {
+                self.reject_selected = apply(self.reject_selected, delta, self.reject_count())
+            }
+            Tab::Reconciliation => {
+                self.recon_scroll = apply(self.recon_scroll, delta, self.checks.len())
+            }
+            // The log counts from the bottom: "up" means further back.
+            Tab::Log => self.log_scroll = apply(self.log_scroll, -delta, self.log.len()),
+        }
+    }
+
+    fn cycle_filter(&mut self) {
+        let names: Vec<&String> = self.rejects.keys().collect();
+        self.reject_filter = match &self.reject_filter {
+            None => names.first().map(|s| s.to_string()),
+            Some(cur) => {
+                let pos = names.iter().position(|n| *n == cur);
+                match pos {
+                    Some(i) if i + 1 < names.len() => Some(names[i + 1].to_string()),
+                    _ => None,
+                }
+            }
+        };
+        self.reject_selected = 0;
+    }
+
+    fn abort_and_quit(&mut self) -> Vec<Effect> {
+        if self.is_finished() || self.aborted {
+            return vec![Effect::Quit];
+        }
+        self.aborted = true;
+        vec![Effect::Send(Command::Abort), Effect::Quit]
+    }
+}
+
+/// Apply one action. Returns what the loop must do (send a command, read a file, leave).
+pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
+    match action {
+        Action::Record(rec) => return app.apply_record(rec),
+        Action::Progress(snap) => app.apply_progress(snap),
+        Action::Tick { now } => app.now = Some(now),
+        Action::RejectsLoaded {
+            entity,
+            header,
+            mut rows,
+        } => {
+            rows.truncate(REJECT_DISPLAY_CAP);
+            let n = rows.len();
+            let columns = RejectColumns::from_header(&header);
+            app.rejects.insert(
+                entity.clone(),
+                RejectSet {
+                    entity: entity.clone(),
+                    header,
+                    rows,
+                    columns,
+                },
+            );
+            app.reject_selected = app
+                .reject_selected
+                .min(app.reject_count().saturating_sub(1));
+            app.note(
+                format!("Rejects of {entity} loaded: {} rows", fmt_count(n as u64)),
+                Tone::Neutral,
+            );
+        }
+        Action::RejectsFailed { entity, error } => {
+            app.note(
+                format!("✗ Could not read rejects of {entity}: {error}"),
+                Tone::Bad,
+            );
+        }
+        Action::Notice { text } => {
+            app.note(text.clone(), Tone::Warn);
+            app.notice = Some(text);
+        }
+        Action::NextTab => app.tab = Tab::ALL[(app.tab.index() + 1) % Tab::ALL.len()],
+        Action::PrevTab => {
+            app.tab = Tab::ALL[(app.tab.index() + Tab::ALL.len() - 1) % Tab::ALL.len()]
+        }
+        Action::SelectTab(t) => app.tab = t,
+        Action::ScrollUp => app.scroll(-1),
+        Action::ScrollDown => app.scroll(1),
+        Action::PageUp => app.scroll(-(PAGE_ROWS as isize)),
+        Action::PageDown => app.scroll(PAGE_ROWS as isize),
+        Action::ScrollTop => app.scroll(isize::MIN / 2),
+        Action::ScrollBottom => app.scroll(isize::MAX / 2),
+        Action::CycleRejectFilter => app.cycle_filter(),
+        Action::OpenGateDialog => {
+            if app.open_gate().is_some() && !app.is_finished() {
+                app.dialog.visible = true;
+                app.show_help = false;
+            } else {
+                app.notice = Some("No gate is open".into());
+            }
+        }
+        Action::HideGateDialog => app.dialog.visible = false,
+        Action::DialogNextField => app.dialog.next_field(),
+        Action::DialogPrevField => app.dialog.prev_field(),
+        Action::DialogInput(req) => app.dialog.input(req),
+        Action::ChooseDecision(d) => {
+            app.dialog.decision = Some(d);
+            app.dialog.error = None;
+        }
+        Action::ToggleDecision => app.dialog.toggle_decision(),
+        Action::SubmitSignOff => {
+            if !app.dialog_visible() {
+                return vec![];
+            }
+            let Some(gate) = app.open_gate().cloned() else {
+                return vec![];
+            };
+            if let Ok(signoff) = app.dialog.validate(&gate) {
+                let (g, w, _) = decision_glyph_word(signoff.decision);
+                app.notice = Some(format!(
+                    "Sign-off sent: {g} {w} by {} ({}); waiting for the journal",
+                    signoff.name, signoff.role
+                ));
+                app.dialog = GateDialog::default();
+                return vec![Effect::Send(Command::SignOff(signoff))];
+            }
+        }
+        Action::ToggleHelp => app.show_help = !app.show_help,
+        Action::Quit => {
+            if app.is_finished() || app.aborted {
+                return vec![Effect::Quit];
+            }
+            if app.confirm_quit {
+                app.confirm_quit = false;
+                return app.abort_and_quit();
+            }
+            app.confirm_quit = true;
+        }
+        Action::CancelQuit => app.confirm_quit = false,
+        Action::Interrupt => return app.abort_and_quit(),
+    }
+    vec![]
+}
+
+/// Human text for the log, or `None` for events too frequent to list.
+fn describe(ev: &Event) -> (Option<String>, Tone) {
+    use Tone::*;
+    let (text, tone) = match ev {
+        Event::RunStarted {
+            run_id,
+            mode,
+            runbook_name,
+            ..
+        } => {
+            let mode = match mode {
+                RunMode::Run => "run",
+                RunMode::Rehearse => "rehearsal",
+            };
+            (
+                format!("Run {run_id} started: {runbook_name} ({mode})"),
+                Neutral,
+            )
+        }
+        Event::StepStarted { step } => (format!("▶ {step} started"), Active),
+        Event::StepFinished {
+            step,
+            status,
+            message,
+            duration_ms,
+        } => {
+            let st = StepState::from(*status);
+            let mut t = format!(
+                "{} {step} {} in {}",
+                st.glyph(),
+                st.word(),
+                fmt_secs(duration_ms / 1000)
+            );
+            if !message.is_empty() {
+                t.push_str(": ");
+                t.push_str(message);
+            }
+            let tone = if *status == StepStatus::Passed {
+                Good
+            } else {
+                st.tone()
+            };
+            (t, tone)
+        }
+        Event::BackupTaken {
+            env, path, bytes, ..
+        } => (
+            format!(
+                "Backup of {env} taken: {path} ({} bytes)",
+                fmt_count(*bytes)
+            ),
+            Neutral,
+        ),
+        Event::FreezeApplied {
+            env,
+            method,
+            watermark,
+        } => (
+            format!(
+                "Freeze applied on {env} ({method}), {} tables watermarked",
+                watermark.len()
+            ),
+            Neutral,
+        ),
+        Event::ExtractRecorded { files, .. } => {
+            let rows: u64 = files.iter().map(|f| f.rows).sum();
+            (
+                format!(
+                    "Extract recorded: {} files, {} rows",
+                    files.len(),
+                    fmt_count(rows)
+                ),
+                Neutral,
+            )
+        }
+        Event::EntityStarted {
+            phase,
+            entity,
+            table,
+            expected_rows,
+        } => (
+            format!(
+                "{} {entity} → {table}: {} rows expected",
+                phase_word(Some(*phase)),
+                fmt_count(*expected_rows)
+            ),
+            Neutral,
+        ),
+        Event::BatchCommitted { .. } => return (None, Neutral),
+        Event::EntityFinished {
+            phase,
+            entity,
+            counts,
+            ..
+        } => (
+            format!(
+                "{} {entity} done: {} valid, {} rejected, {} loaded",
+                phase_word(Some(*phase)),
+                fmt_count(counts.valid),
+                fmt_count(counts.rejected),
+                fmt_count(counts.loaded)
+            ),
+            if counts.rejected > 0 { Warn } else { Good },
+        ),
+        Event::CheckRecorded { result, .. } => {
+            let (g, w, tone) = check_glyph_word(result.status);
+            (
+                format!(
+                    "{g} check {} {w} ({}): source {} / target {}",
+                    result.name, result.entity, result.source, result.target
+                ),
+                tone,
+            )
+        }
+        Event::GateOpened {
+            gate,
+            title,
+            recommendation,
+            ..
+        } => {
+            let (g, w, _) = decision_glyph_word(*recommendation);
+            (
+                format!("? Gate {gate} open: {title} (recommendation {g} {w})"),
+                Active,
+            )
+        }
+        Event::SignOffRecorded {
+            gate,
+            name,
+            role,
+            decision,
+            ..
+        } => {
+            let (g, w, tone) = decision_glyph_word(*decision);
+            (
+                format!("{g} Sign-off at {gate}: {w} by {name} ({role})"),
+                tone,
+            )
+        }
+        Event::GateDecided { gate, decision } => {
+            let (g, w, tone) = decision_glyph_word(*decision);
+            (format!("{g} Gate {gate} decided: {w}"), tone)
+        }
+        Event::RollbackStarted { reason } => (format!("↺ Rollback started: {reason}"), Warn),
+        Event::RollbackFinished { ok, message } => {
+            if *ok {
+                (format!("↺ Rollback finished: {message}"), Warn)
+            } else {
+                (format!("✗ Rollback FAILED: {message}"), Bad)
+            }
+        }
+        Event::RunFinished {
+            outcome,
+            exit_code,
+            message,
+        } => {
+            let (g, w, tone) = outcome_glyph_word(*outcome);
+            (
+                format!("{g} Run finished: {w} (exit {exit_code}): {message}"),
+                tone,
+            )
+        }
+    };
+    (Some(text), tone)
+}
+
+/// Which phase an entity row belongs to, for display.
+pub fn entity_phase(e: &EntityRow) -> &'static str {
+    phase_word(e.phase)
+}
+
+#[cfg(test)]
+mod tests;

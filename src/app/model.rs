@@ -1,0 +1,383 @@
+//! Plain data the console shows: steps, entities, the gate, rejects, the log.
+//! Every state carries a glyph *and* a word so nothing depends on colour (NO_COLOR).
+
+use chrono::{DateTime, Utc};
+
+use crate::journal::events::{
+    CheckResult, CheckStatus, Decision, EntityCounts, Outcome, Phase, StepStatus,
+};
+use crate::runbook::format::StepKind;
+
+/// How a thing should feel on screen. Views map it to a style; the glyph and word carry
+/// the meaning on their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Neutral,
+    Active,
+    Good,
+    Warn,
+    Bad,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepState {
+    Pending,
+    Running,
+    Passed,
+    Warned,
+    Failed,
+    WaitingSignOff,
+    Skipped,
+    RolledBack,
+}
+
+impl StepState {
+    pub fn glyph(self) -> &'static str {
+        match self {
+            StepState::Pending => "·",
+            StepState::Running => "▶",
+            StepState::Passed => "✓",
+            StepState::Warned => "!",
+            StepState::Failed => "✗",
+            StepState::WaitingSignOff => "?",
+            StepState::Skipped => "-",
+            StepState::RolledBack => "↺",
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Running => "running",
+            StepState::Passed => "passed",
+            StepState::Warned => "warned",
+            StepState::Failed => "failed",
+            StepState::WaitingSignOff => "sign-off",
+            StepState::Skipped => "skipped",
+            StepState::RolledBack => "rolled back",
+        }
+    }
+
+    pub fn tone(self) -> Tone {
+        match self {
+            StepState::Pending | StepState::Skipped => Tone::Neutral,
+            StepState::Running | StepState::WaitingSignOff => Tone::Active,
+            StepState::Passed => Tone::Good,
+            StepState::Warned | StepState::RolledBack => Tone::Warn,
+            StepState::Failed => Tone::Bad,
+        }
+    }
+}
+
+impl From<StepStatus> for StepState {
+    fn from(s: StepStatus) -> Self {
+        match s {
+            StepStatus::Passed => StepState::Passed,
+            StepStatus::Warned => StepState::Warned,
+            StepStatus::Failed => StepState::Failed,
+            StepStatus::Skipped => StepState::Skipped,
+            StepStatus::RolledBack => StepState::RolledBack,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRow {
+    pub id: String,
+    pub kind: StepKind,
+    pub title: String,
+    pub planned_secs: Option<u64>,
+    pub state: StepState,
+    pub started_at: Option<DateTime<Utc>>,
+    /// Set when the step finished (from `StepFinished.duration_ms`).
+    pub duration_ms: Option<u64>,
+    pub message: String,
+}
+
+impl StepRow {
+    /// Actual seconds: final duration, or time since start while it runs.
+    pub fn actual_secs(&self, now: Option<DateTime<Utc>>) -> Option<u64> {
+        if let Some(ms) = self.duration_ms {
+            return Some(ms / 1000);
+        }
+        match (self.started_at, now) {
+            (Some(start), Some(now)) => Some((now - start).num_seconds().max(0) as u64),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EntityRow {
+    pub entity: String,
+    pub phase: Option<Phase>,
+    pub table: String,
+    pub expected: u64,
+    pub read: u64,
+    pub valid: u64,
+    pub rejected: u64,
+    pub loaded: u64,
+    pub elapsed_secs: f64,
+    pub done: bool,
+    /// Final counts from `EntityFinished`.
+    pub counts: Option<EntityCounts>,
+    pub reject_file: Option<String>,
+}
+
+impl EntityRow {
+    /// Rows read per second so far.
+    pub fn rate(&self) -> Option<f64> {
+        (self.elapsed_secs > 0.0 && self.read > 0).then(|| self.read as f64 / self.elapsed_secs)
+    }
+
+    /// Seconds left at the current rate, while running.
+    pub fn eta_secs(&self) -> Option<u64> {
+        if self.done || self.expected == 0 {
+            return None;
+        }
+        let rate = self.rate()?;
+        Some((self.expected.saturating_sub(self.read) as f64 / rate).ceil() as u64)
+    }
+
+    /// Fraction done in 0..=1 (read against expected).
+    pub fn ratio(&self) -> f64 {
+        if self.done {
+            1.0
+        } else if self.expected == 0 {
+            0.0
+        } else {
+            (self.read as f64 / self.expected as f64).clamp(0.0, 1.0)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRow {
+    pub step: String,
+    pub result: CheckResult,
+}
+
+pub fn check_glyph_word(s: CheckStatus) -> (&'static str, &'static str, Tone) {
+    match s {
+        CheckStatus::Pass => ("✓", "pass", Tone::Good),
+        CheckStatus::Warn => ("!", "warn", Tone::Warn),
+        CheckStatus::Fail => ("✗", "FAIL", Tone::Bad),
+    }
+}
+
+pub fn decision_glyph_word(d: Decision) -> (&'static str, &'static str, Tone) {
+    match d {
+        Decision::Go => ("✓", "GO", Tone::Good),
+        Decision::NoGo => ("✗", "NO-GO", Tone::Bad),
+    }
+}
+
+pub fn outcome_glyph_word(o: Outcome) -> (&'static str, &'static str, Tone) {
+    match o {
+        Outcome::Completed => ("✓", "COMPLETED", Tone::Good),
+        Outcome::StoppedAfterStep => ("■", "STOPPED", Tone::Warn),
+        Outcome::ValidationFailed => ("✗", "VALIDATION FAILED", Tone::Bad),
+        Outcome::WaitingAtGate => ("?", "WAITING AT GATE", Tone::Warn),
+        Outcome::NoGo => ("✗", "NO-GO", Tone::Bad),
+        Outcome::RolledBack => ("↺", "ROLLED BACK", Tone::Warn),
+        Outcome::Failed => ("✗", "FAILED", Tone::Bad),
+    }
+}
+
+pub fn phase_word(p: Option<Phase>) -> &'static str {
+    match p {
+        Some(Phase::DryRun) => "dry-run",
+        Some(Phase::Load) => "load",
+        None => "",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignOffRow {
+    pub name: String,
+    pub role: String,
+    pub decision: Decision,
+    pub comment: String,
+}
+
+/// The gate that is (or was last) open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateState {
+    pub gate: String,
+    pub title: String,
+    pub quorum: usize,
+    pub roles: Vec<String>,
+    pub approvers: Vec<String>,
+    pub recommendation: Decision,
+    pub reasons: Vec<String>,
+    pub evidence_sha256: String,
+    pub signoffs: Vec<SignOffRow>,
+    pub decided: Option<Decision>,
+}
+
+impl GateState {
+    pub fn is_open(&self) -> bool {
+        self.decided.is_none()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackState {
+    pub reason: String,
+    /// `(ok, message)` once finished.
+    pub finished: Option<(bool, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub outcome: Outcome,
+    pub exit_code: i32,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// `HH:MM:SS` UTC, or empty when the record had no usable time.
+    pub time: String,
+    pub text: String,
+    pub tone: Tone,
+}
+
+/// Where the well-known columns of a reject file are. Anything else is an original value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RejectColumns {
+    pub line: Option<usize>,
+    pub rule: Option<usize>,
+    pub field: Option<usize>,
+    pub message: Option<usize>,
+    pub originals: Vec<usize>,
+}
+
+impl RejectColumns {
+    /// Recognises `line`, `rule`, `field`, `message` (case-insensitive, optional leading
+    /// `_` or `reject_` prefix); every other column is an original value.
+    pub fn from_header(header: &[String]) -> Self {
+        let mut c = RejectColumns::default();
+        for (i, h) in header.iter().enumerate() {
+            let h = h.trim().to_ascii_lowercase();
+            let h = h.trim_start_matches('_');
+            let h = h.strip_prefix("reject_").unwrap_or(h);
+            let slot = match h {
+                "line" | "source_line" | "line_no" => &mut c.line,
+                "rule" => &mut c.rule,
+                "field" => &mut c.field,
+                "message" | "error" => &mut c.message,
+                _ => {
+                    c.originals.push(i);
+                    continue;
+                }
+            };
+            if slot.is_none() {
+                *slot = Some(i);
+            } else {
+                c.originals.push(i);
+            }
+        }
+        c
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectSet {
+    pub entity: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub columns: RejectColumns,
+}
+
+/// One reject row as the table shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectView<'a> {
+    pub entity: &'a str,
+    pub line: &'a str,
+    pub rule: &'a str,
+    pub field: &'a str,
+    pub message: &'a str,
+    /// `column=value` pairs of the original row.
+    pub originals: String,
+}
+
+impl RejectSet {
+    pub fn view(&self, i: usize) -> Option<RejectView<'_>> {
+        let row = self.rows.get(i)?;
+        let cell = |c: Option<usize>| c.and_then(|c| row.get(c)).map(String::as_str).unwrap_or("");
+        let originals = self
+            .columns
+            .originals
+            .iter()
+            .filter_map(|&c| {
+                let v = row.get(c)?;
+                let h = self.header.get(c).map(String::as_str).unwrap_or("?");
+                Some(format!("{h}={v}"))
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        Some(RejectView {
+            entity: &self.entity,
+            line: cell(self.columns.line),
+            rule: cell(self.columns.rule),
+            field: cell(self.columns.field),
+            message: cell(self.columns.message),
+            originals,
+        })
+    }
+}
+
+/// `1h02m`, `8m12s`, `45s`.
+pub fn fmt_secs(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// `12,345`.
+pub fn fmt_count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(fmt_secs(45), "45s");
+        assert_eq!(fmt_secs(492), "8m12s");
+        assert_eq!(fmt_secs(3720), "1h02m");
+        assert_eq!(fmt_count(0), "0");
+        assert_eq!(fmt_count(1234567), "1,234,567");
+        assert_eq!(fmt_count(123), "123");
+    }
+
+    #[test]
+    fn reject_columns_found_by_name() {
+        let h: Vec<String> = ["_line", "_rule", "_field", "_message", "code", "name"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let c = RejectColumns::from_header(&h);
+        assert_eq!(
+            (c.line, c.rule, c.field, c.message),
+            (Some(0), Some(1), Some(2), Some(3))
+        );
+        assert_eq!(c.originals, vec![4, 5]);
+    }
+}

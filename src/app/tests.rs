@@ -1,0 +1,375 @@
+use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+
+use super::fixtures::*;
+use super::keymap::action_for;
+use super::*;
+use crate::control::SignOff;
+use crate::journal::events::{EntityCounts, Outcome};
+
+fn type_text(app: &mut App, s: &str) {
+    for c in s.chars() {
+        update(app, Action::DialogInput(InputRequest::InsertChar(c)));
+    }
+}
+
+fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
+    match action_for(app, code, KeyModifiers::NONE) {
+        Some(a) => update(app, a),
+        None => vec![],
+    }
+}
+
+fn finish(app: &mut App) {
+    update(
+        app,
+        Action::Record(rec(
+            999,
+            "20:00:00",
+            Event::RunFinished {
+                outcome: Outcome::Completed,
+                exit_code: 0,
+                message: "all steps passed".into(),
+            },
+        )),
+    );
+}
+
+#[test]
+fn run_started_sets_header_and_pending_steps() {
+    let mut app = App::new();
+    update(&mut app, Action::Record(rec(1, "18:00:00", run_started())));
+    assert_eq!(app.runbook_name, "TMS → Odoo cutover");
+    assert_eq!(app.steps.len(), 9);
+    assert!(app.steps.iter().all(|s| s.state == StepState::Pending));
+    assert_eq!(app.production_env().unwrap().name, "production");
+    update(
+        &mut app,
+        Action::Tick {
+            now: now("21:30:00"),
+        },
+    );
+    assert_eq!(app.window_left_secs(), Some(90 * 60));
+}
+
+#[test]
+fn step_states_and_durations_follow_the_journal() {
+    let app = app_at_gate();
+    let state = |id: &str| app.steps.iter().find(|s| s.id == id).unwrap().state;
+    assert_eq!(state("backup"), StepState::Passed);
+    assert_eq!(state("dry_run"), StepState::Warned);
+    assert_eq!(state("go_live"), StepState::WaitingSignOff);
+    assert_eq!(state("load"), StepState::Pending);
+    let backup = &app.steps[0];
+    assert_eq!(backup.actual_secs(app.now), Some(432));
+    let gate_step = app.steps.iter().find(|s| s.id == "go_live").unwrap();
+    // Started 18:45:01, now 18:46:00.
+    assert_eq!(gate_step.actual_secs(app.now), Some(59));
+    assert_eq!(app.checks.len(), 6);
+    assert!(app.status().1.contains("WAITING AT GATE"));
+}
+
+#[test]
+fn entity_progress_and_finished_counts() {
+    let app = app_mid_load();
+    let people = &app.entities["people"];
+    assert!(people.done);
+    assert_eq!(people.counts.as_ref().unwrap().rejected, 3);
+    let inv = &app.entities["invoices"];
+    assert_eq!(
+        (inv.read, inv.loaded, inv.expected),
+        (15_000, 14_000, 25_000)
+    );
+    assert_eq!(inv.rate(), Some(50.0));
+    assert_eq!(inv.eta_secs(), Some(200));
+    // A stale snapshot never moves counters back.
+    let mut app = app;
+    let mut old = progress_mid_load();
+    old[0].read = 10;
+    update(&mut app, Action::Progress(old));
+    assert_eq!(app.entities["invoices"].read, 15_000);
+}
+
+#[test]
+fn entity_finished_with_reject_file_asks_to_load_it() {
+    let mut app = App::new();
+    let fx = update(
+        &mut app,
+        Action::Record(rec(
+            1,
+            "18:00:00",
+            Event::EntityFinished {
+                phase: Phase::DryRun,
+                entity: "people".into(),
+                counts: EntityCounts {
+                    in_file: 5,
+                    in_scope: 5,
+                    valid: 4,
+                    rejected: 1,
+                    loaded: 4,
+                },
+                reject_file: "r/people.csv".into(),
+                sums: Default::default(),
+                duration_ms: 10,
+            },
+        )),
+    );
+    assert_eq!(
+        fx,
+        vec![Effect::LoadRejects {
+            entity: "people".into(),
+            path: "r/people.csv".into()
+        }]
+    );
+    let fx = update(
+        &mut app,
+        Action::Record(rec(
+            2,
+            "18:00:01",
+            Event::EntityFinished {
+                phase: Phase::DryRun,
+                entity: "companies".into(),
+                counts: EntityCounts::default(),
+                reject_file: String::new(),
+                sums: Default::default(),
+                duration_ms: 10,
+            },
+        )),
+    );
+    assert!(fx.is_empty());
+}
+
+#[test]
+fn gate_dialog_opens_by_itself_and_sends_exactly_the_typed_sign_off() {
+    let mut app = app_at_gate();
+    assert!(app.dialog_visible());
+    type_text(&mut app, "Ada Lead");
+    update(&mut app, Action::DialogNextField);
+    type_text(&mut app, "migration_lead");
+    update(&mut app, Action::DialogNextField);
+    type_text(&mut app, "counts match");
+    update(&mut app, Action::DialogNextField);
+    update(&mut app, Action::ChooseDecision(Decision::Go));
+    let fx = update(&mut app, Action::SubmitSignOff);
+    assert_eq!(
+        fx,
+        vec![Effect::Send(Command::SignOff(SignOff {
+            gate: GATE.into(),
+            name: "Ada Lead".into(),
+            role: "migration_lead".into(),
+            decision: Decision::Go,
+            comment: "counts match".into(),
+        }))]
+    );
+    assert!(!app.dialog_visible());
+    assert!(app.notice.as_deref().unwrap().contains("Sign-off sent"));
+}
+
+#[test]
+fn gate_dialog_through_the_keymap() {
+    let mut app = app_at_gate();
+    // 'q' and 'g' are text while a field has focus.
+    for c in "Bo q".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    key(&mut app, KeyCode::Backspace);
+    key(&mut app, KeyCode::Backspace);
+    key(&mut app, KeyCode::Tab);
+    for c in "finance".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    key(&mut app, KeyCode::Tab);
+    key(&mut app, KeyCode::Tab);
+    key(&mut app, KeyCode::Char('n'));
+    assert_eq!(app.dialog.decision, Some(Decision::NoGo));
+    // NO-GO with no comment is refused, focus goes to Comment.
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(app.dialog.focus(), Field::Comment);
+    assert!(
+        app.dialog
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("NO-GO needs a comment")
+    );
+    for c in "AR off by 1".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    let fx = key(&mut app, KeyCode::Enter);
+    let [Effect::Send(Command::SignOff(s))] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(
+        (s.name.as_str(), s.role.as_str(), s.decision),
+        ("Bo", "finance", Decision::NoGo)
+    );
+    assert_eq!(s.comment, "AR off by 1");
+}
+
+#[test]
+fn no_go_without_comment_is_refused() {
+    let mut app = app_at_gate();
+    type_text(&mut app, "Ada");
+    update(&mut app, Action::DialogNextField);
+    type_text(&mut app, "migration_lead");
+    update(&mut app, Action::ChooseDecision(Decision::NoGo));
+    assert!(update(&mut app, Action::SubmitSignOff).is_empty());
+    assert!(app.dialog_visible());
+    // Whitespace is not a reason either.
+    update(&mut app, Action::DialogInput(InputRequest::InsertChar(' ')));
+    assert!(update(&mut app, Action::SubmitSignOff).is_empty());
+}
+
+#[test]
+fn submit_refuses_missing_fields_and_unknown_role() {
+    let mut app = app_at_gate();
+    update(&mut app, Action::ChooseDecision(Decision::Go));
+    assert!(update(&mut app, Action::SubmitSignOff).is_empty());
+    assert_eq!(app.dialog.focus(), Field::Name);
+    type_text(&mut app, "Ada");
+    update(&mut app, Action::DialogNextField);
+    type_text(&mut app, "intern");
+    assert!(update(&mut app, Action::SubmitSignOff).is_empty());
+    assert!(
+        app.dialog
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("migration_lead, finance")
+    );
+}
+
+#[test]
+fn esc_hides_the_dialog_and_g_brings_it_back_with_the_text() {
+    let mut app = app_at_gate();
+    type_text(&mut app, "Ada");
+    key(&mut app, KeyCode::Esc);
+    assert!(!app.dialog_visible());
+    key(&mut app, KeyCode::Char('g'));
+    assert!(app.dialog_visible());
+    assert_eq!(app.dialog.name.value(), "Ada");
+}
+
+#[test]
+fn gate_decided_closes_the_dialog_and_resumes_the_step() {
+    let app = app_mid_load();
+    assert!(!app.dialog_visible());
+    let g = app.gate.as_ref().unwrap();
+    assert_eq!(g.signoffs.len(), 2);
+    assert_eq!(g.decided, Some(Decision::Go));
+    let state = |id: &str| app.steps.iter().find(|s| s.id == id).unwrap().state;
+    assert_eq!(state("go_live"), StepState::Passed);
+    assert_eq!(state("load"), StepState::Running);
+}
+
+#[test]
+fn quit_before_finish_asks_then_sends_abort_then_quits() {
+    let mut app = app_mid_load();
+    assert!(key(&mut app, KeyCode::Char('q')).is_empty());
+    assert!(app.confirm_quit);
+    key(&mut app, KeyCode::Esc);
+    assert!(!app.confirm_quit);
+    key(&mut app, KeyCode::Char('q'));
+    let fx = key(&mut app, KeyCode::Char('y'));
+    assert_eq!(fx, vec![Effect::Send(Command::Abort), Effect::Quit]);
+}
+
+#[test]
+fn ctrl_c_sends_abort_then_quits_even_in_the_dialog() {
+    let mut app = app_at_gate();
+    let a = action_for(&app, KeyCode::Char('c'), KeyModifiers::CONTROL).unwrap();
+    assert_eq!(
+        update(&mut app, a),
+        vec![Effect::Send(Command::Abort), Effect::Quit]
+    );
+}
+
+#[test]
+fn quit_after_finish_only_quits() {
+    let mut app = app_mid_load();
+    finish(&mut app);
+    assert_eq!(app.status().1, "COMPLETED");
+    assert_eq!(key(&mut app, KeyCode::Char('q')), vec![Effect::Quit]);
+    assert_eq!(update(&mut app, Action::Interrupt), vec![Effect::Quit]);
+}
+
+#[test]
+fn reject_filter_cycles_through_entities_and_back_to_all() {
+    let mut app = app_mid_load();
+    assert_eq!(app.reject_count(), 15);
+    key(&mut app, KeyCode::Char('f'));
+    assert_eq!(app.reject_filter.as_deref(), Some("people"));
+    assert_eq!(app.reject_count(), 3);
+    key(&mut app, KeyCode::Char('f'));
+    assert_eq!(app.reject_filter.as_deref(), Some("invoices"));
+    assert_eq!(app.reject_count(), 12);
+    assert_eq!(app.reject_row(0).unwrap().entity, "invoices");
+    key(&mut app, KeyCode::Char('f'));
+    assert_eq!(app.reject_filter, None);
+}
+
+#[test]
+fn reject_scrolling_is_clamped() {
+    let mut app = app_mid_load();
+    update(&mut app, Action::PageDown);
+    update(&mut app, Action::PageDown);
+    assert_eq!(app.reject_selected, 14);
+    update(&mut app, Action::ScrollTop);
+    assert_eq!(app.reject_selected, 0);
+    update(&mut app, Action::ScrollUp);
+    assert_eq!(app.reject_selected, 0);
+    let row = app.reject_row(3).unwrap();
+    assert_eq!(
+        (row.entity, row.rule, row.field),
+        ("invoices", "required", "partner_ref")
+    );
+    assert!(row.originals.contains("code=INV-0001"));
+}
+
+#[test]
+fn rejects_are_capped_in_memory() {
+    let mut app = App::new();
+    let (header, rows) = reject_rows("people", REJECT_DISPLAY_CAP + 5);
+    update(
+        &mut app,
+        Action::RejectsLoaded {
+            entity: "people".into(),
+            header,
+            rows,
+        },
+    );
+    assert_eq!(app.reject_count(), REJECT_DISPLAY_CAP);
+}
+
+#[test]
+fn log_keeps_the_last_lines_only() {
+    let mut app = App::new();
+    for i in 0..(LOG_CAPACITY as i64 + 50) {
+        update(
+            &mut app,
+            Action::Record(rec(
+                i,
+                "18:00:00",
+                Event::StepStarted {
+                    step: format!("s{i}"),
+                },
+            )),
+        );
+    }
+    assert_eq!(app.log.len(), LOG_CAPACITY);
+    assert!(app.log.back().unwrap().text.contains("s249"));
+}
+
+#[test]
+fn tabs_and_help_via_keymap() {
+    let mut app = app_mid_load();
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.tab, Tab::Reconciliation);
+    key(&mut app, KeyCode::Char('3'));
+    assert_eq!(app.tab, Tab::Log);
+    // '?' typed with Shift still opens help.
+    let a = action_for(&app, KeyCode::Char('?'), KeyModifiers::SHIFT).unwrap();
+    update(&mut app, a);
+    assert!(app.show_help);
+    key(&mut app, KeyCode::Esc);
+    assert!(!app.show_help);
+}

@@ -1,0 +1,192 @@
+//! The terminal console: one `tokio::select!` loop over key presses, journal records,
+//! progress snapshots and a tick. Keys become [`Action`]s through the keymap table;
+//! [`update`] changes the [`App`]; the loop carries out the returned [`Effect`]s (send a
+//! command, read a reject file off-thread, quit) and draws after each step.
+//!
+//! ```text
+//!  runbook · run id                           window 4h00m left │ ▶ RUNNING load
+//!  legacy · rehearsal · ▲ PRODUCTION production
+//! ┌ Runbook ─────────────────────┐┌ Entities · load ────────────────────────────┐
+//! │✓ passed   backup 7m12s/10m00s││ invoices ██████░░░░ 60% ETA 3m20s           │
+//! │? sign-off go_live   59s/15m00││   read 15,000 · valid · rejected · loaded   │
+//! │· pending  load      –/45m00s │└─────────────────────────────────────────────┘
+//! │                              │ 1 Rejects │ 2 Reconciliation │ 3 Log
+//! │                              │┌ Rejects table / checks table / log ─────────┐
+//! └──────────────────────────────┘└─────────────────────────────────────────────┘
+//!  q quit · ? help · g sign-off · Tab tab · ↑↓ scroll · f filter
+//! ```
+//! Region renderers live in [`views`], one file each.
+
+pub mod views;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use futures::StreamExt;
+use ratatui::DefaultTerminal;
+use ratatui::crossterm::event::{Event as TermEvent, KeyEventKind};
+use tokio::sync::{mpsc, watch};
+
+use crate::app::{Action, App, Effect, REJECT_DISPLAY_CAP, keymap, update};
+use crate::control::Command;
+use crate::journal::events::{ProgressSnapshot, Record};
+
+/// Clock tick: window countdown, running-step time, ETAs.
+pub const TICK: Duration = Duration::from_millis(250);
+/// Records applied before the next draw when many arrive at once.
+const RECORD_BURST: usize = 256;
+
+pub struct UiChannels {
+    pub events: mpsc::Receiver<Record>,
+    pub progress: watch::Receiver<ProgressSnapshot>,
+    pub commands: mpsc::Sender<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UiExit {
+    /// The run finished (`RunFinished` seen) and the operator left.
+    Finished,
+    /// The operator left before the end; `Command::Abort` was sent.
+    Aborted,
+}
+
+/// Take over the terminal and run the console until the operator quits. The terminal is
+/// restored on every exit path (and on panic, by ratatui's hook).
+pub async fn run(ch: UiChannels) -> anyhow::Result<UiExit> {
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            ratatui::restore();
+            return Err(e).context("could not set up the terminal");
+        }
+    };
+    let result = event_loop(&mut terminal, ch).await;
+    ratatui::restore();
+    result
+}
+
+async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyhow::Result<UiExit> {
+    let mut app = App::new();
+    let mut keys = crossterm::event::EventStream::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Results of off-thread work (reject files) come back here as actions.
+    let (back_tx, mut back_rx) = mpsc::unbounded_channel::<Action>();
+    let mut events_open = true;
+    let mut progress_open = true;
+    let mut keys_open = true;
+
+    loop {
+        terminal.draw(|f| views::render(f, &app))?;
+        let mut actions = Vec::new();
+        tokio::select! {
+            ev = keys.next(), if keys_open => match ev {
+                Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => {
+                    actions.extend(keymap::action_for(&app, k.code, k.modifiers));
+                }
+                Some(Ok(_)) => {} // resize, focus, mouse: just redraw
+                Some(Err(e)) => return Err(e).context("reading the terminal"),
+                None => keys_open = false,
+            },
+            rec = ch.events.recv(), if events_open => match rec {
+                Some(r) => {
+                    actions.push(Action::Record(r));
+                    while actions.len() < RECORD_BURST {
+                        match ch.events.try_recv() {
+                            Ok(r) => actions.push(Action::Record(r)),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                None => {
+                    events_open = false;
+                    if !app.is_finished() {
+                        actions.push(Action::Notice { text: "The engine closed its event channel".into() });
+                    }
+                }
+            },
+            changed = ch.progress.changed(), if progress_open => match changed {
+                Ok(()) => actions.push(Action::Progress(ch.progress.borrow_and_update().clone())),
+                Err(_) => progress_open = false,
+            },
+            Some(a) = back_rx.recv() => actions.push(a),
+            _ = tick.tick() => actions.push(Action::Tick { now: Utc::now() }),
+        }
+        for action in actions {
+            for effect in update(&mut app, action) {
+                match effect {
+                    Effect::Send(cmd) => send(&ch.commands, cmd, &back_tx),
+                    Effect::LoadRejects { entity, path } => {
+                        load_rejects(entity, path, back_tx.clone())
+                    }
+                    Effect::Quit => {
+                        return Ok(if app.is_finished() {
+                            UiExit::Finished
+                        } else {
+                            UiExit::Aborted
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Never block the console on a full command queue: hand the send to a task instead.
+fn send(tx: &mpsc::Sender<Command>, cmd: Command, back: &mpsc::UnboundedSender<Action>) {
+    match tx.try_send(cmd) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(cmd)) => {
+            let (tx, back) = (tx.clone(), back.clone());
+            tokio::spawn(async move {
+                if tx.send(cmd).await.is_err() {
+                    let _ = back.send(Action::Notice {
+                        text: "The engine is no longer listening".into(),
+                    });
+                }
+            });
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            let _ = back.send(Action::Notice {
+                text: "The engine is no longer listening".into(),
+            });
+        }
+    }
+}
+
+/// Read a reject file with the `csv` crate on a blocking thread; keep at most
+/// [`REJECT_DISPLAY_CAP`] rows.
+fn load_rejects(entity: String, path: String, back: mpsc::UnboundedSender<Action>) {
+    tokio::task::spawn_blocking(move || {
+        let action = match read_rejects(&path, REJECT_DISPLAY_CAP) {
+            Ok((header, rows)) => Action::RejectsLoaded {
+                entity,
+                header,
+                rows,
+            },
+            Err(e) => Action::RejectsFailed {
+                entity,
+                error: format!("{path}: {e:#}"),
+            },
+        };
+        let _ = back.send(action);
+    });
+}
+
+/// Header and up to `cap` rows of a CSV reject file. Malformed rows are skipped: the
+/// file stays the record; this is only a view of it.
+pub fn read_rejects(path: &str, cap: usize) -> anyhow::Result<(Vec<String>, Vec<Vec<String>>)> {
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_path(path)?;
+    let header = rdr.headers()?.iter().map(str::to_string).collect();
+    let rows = rdr
+        .records()
+        .filter_map(Result::ok)
+        .take(cap)
+        .map(|r| r.iter().map(str::to_string).collect())
+        .collect();
+    Ok((header, rows))
+}
+
+#[cfg(test)]
+mod tests;

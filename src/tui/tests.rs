@@ -1,0 +1,129 @@
+//! Whole-screen snapshots over `TestBackend` (what a person sees), at 80×24 and 160×48.
+//! Fixtures use fixed timestamps and a fixed clock, so nothing needs filtering.
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::views;
+use crate::app::fixtures::*;
+use crate::app::{Action, App, Field, Tab, update};
+use crate::journal::events::Decision;
+use tui_input::InputRequest;
+
+fn screen(app: &App, w: u16, h: u16) -> TestBackend {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| views::render(f, app)).unwrap();
+    t.backend().clone()
+}
+
+fn mid_load(tab: Tab) -> App {
+    let mut app = app_mid_load();
+    update(&mut app, Action::SelectTab(tab));
+    app
+}
+
+#[test]
+fn main_mid_load_80x24() {
+    insta::assert_snapshot!(screen(&mid_load(Tab::Rejects), 80, 24));
+}
+
+#[test]
+fn main_mid_load_160x48() {
+    insta::assert_snapshot!(screen(&mid_load(Tab::Rejects), 160, 48));
+}
+
+#[test]
+fn rejects_tab_filtered_and_scrolled_80x24() {
+    let mut app = mid_load(Tab::Rejects);
+    update(&mut app, Action::CycleRejectFilter);
+    update(&mut app, Action::CycleRejectFilter);
+    for _ in 0..4 {
+        update(&mut app, Action::ScrollDown);
+    }
+    insta::assert_snapshot!(screen(&app, 80, 24));
+}
+
+#[test]
+fn rejects_tab_filtered_and_scrolled_160x48() {
+    let mut app = mid_load(Tab::Rejects);
+    update(&mut app, Action::CycleRejectFilter);
+    update(&mut app, Action::CycleRejectFilter);
+    for _ in 0..4 {
+        update(&mut app, Action::ScrollDown);
+    }
+    insta::assert_snapshot!(screen(&app, 160, 48));
+}
+
+#[test]
+fn reconciliation_tab_80x24() {
+    let mut app = mid_load(Tab::Reconciliation);
+    for _ in 0..5 {
+        update(&mut app, Action::ScrollDown);
+    }
+    insta::assert_snapshot!(screen(&app, 80, 24));
+}
+
+#[test]
+fn reconciliation_tab_160x48() {
+    insta::assert_snapshot!(screen(&mid_load(Tab::Reconciliation), 160, 48));
+}
+
+#[test]
+fn log_tab_80x24() {
+    insta::assert_snapshot!(screen(&mid_load(Tab::Log), 80, 24));
+}
+
+fn type_text(app: &mut App, s: &str) {
+    for c in s.chars() {
+        update(app, Action::DialogInput(InputRequest::InsertChar(c)));
+    }
+}
+
+fn dialog_filled() -> App {
+    let mut app = app_at_gate();
+    type_text(&mut app, "Bo Ledger");
+    update(&mut app, Action::DialogNextField);
+    type_text(&mut app, "finance");
+    update(&mut app, Action::DialogNextField);
+    update(&mut app, Action::DialogNextField);
+    update(&mut app, Action::ChooseDecision(Decision::NoGo));
+    // Refused: a NO-GO needs a comment. Focus moves to Comment and the reason shows.
+    update(&mut app, Action::SubmitSignOff);
+    assert_eq!(app.dialog.focus(), Field::Comment);
+    app
+}
+
+#[test]
+fn gate_dialog_80x24() {
+    insta::assert_snapshot!(screen(&dialog_filled(), 80, 24));
+}
+
+#[test]
+fn gate_dialog_160x48() {
+    insta::assert_snapshot!(screen(&dialog_filled(), 160, 48));
+}
+
+#[test]
+fn help_80x24() {
+    let mut app = mid_load(Tab::Rejects);
+    update(&mut app, Action::ToggleHelp);
+    insta::assert_snapshot!(screen(&app, 80, 24));
+}
+
+#[test]
+fn reads_reject_csv_with_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("r.csv");
+    std::fs::write(
+        &p,
+        "_line,_rule,code\n3,required,\"A,1\"\n9,decimal,B\n12,date,C\n",
+    )
+    .unwrap();
+    let (h, rows) = super::read_rejects(p.to_str().unwrap(), 2).unwrap();
+    assert_eq!(h, vec!["_line", "_rule", "code"]);
+    assert_eq!(
+        rows,
+        vec![vec!["3", "required", "A,1"], vec!["9", "decimal", "B"]]
+    );
+    assert!(super::read_rejects("/nonexistent/x.csv", 10).is_err());
+}

@@ -1,0 +1,91 @@
+//! Footer: the main keys (labels from the keymap table), or the question after `q`, or
+//! the outcome once the run has finished, or a notice.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::style;
+use crate::app::keymap::{KEYMAP, KeyContext, binding_keys};
+use crate::app::{Action, App, Tone, outcome_glyph_word};
+
+/// Actions shown in the footer, with their short word. Keys come from [`KEYMAP`].
+const FOOTER: &[(Action, &str)] = &[
+    (Action::Quit, "quit"),
+    (Action::ToggleHelp, "help"),
+    (Action::OpenGateDialog, "sign-off"),
+    (Action::NextTab, "tab"),
+    (Action::ScrollDown, "scroll"),
+    (Action::CycleRejectFilter, "filter"),
+];
+
+pub fn keys_for(action: &Action) -> Option<String> {
+    [KeyContext::Main, KeyContext::Rejects, KeyContext::Anywhere]
+        .iter()
+        .find_map(|ctx| {
+            KEYMAP
+                .iter()
+                .find(|b| &b.action == action && b.context == *ctx)
+                .map(binding_keys)
+        })
+}
+
+pub fn render(frame: &mut Frame, app: &App, area: Rect) {
+    let line = if app.confirm_quit {
+        Line::from(vec![
+            Span::styled(" Abort the run and quit? ", style::production()),
+            Span::styled(" y", style::key()),
+            Span::raw(" abort · "),
+            Span::styled("n", style::key()),
+            Span::raw("/"),
+            Span::styled("Esc", style::key()),
+            Span::raw(" keep running"),
+        ])
+    } else if let Some(f) = &app.finished {
+        let (g, w, t) = outcome_glyph_word(f.outcome);
+        Line::from(vec![
+            Span::styled(
+                format!(" Run finished: {g} {w} (exit {}) ", f.exit_code),
+                style::tone(t),
+            ),
+            Span::raw("· "),
+            Span::styled("q", style::key()),
+            Span::raw(" leave · "),
+            Span::styled("?", style::key()),
+            Span::raw(" help"),
+        ])
+    } else if let Some(n) = &app.notice {
+        Line::from(vec![
+            Span::styled(format!(" {n}"), style::tone(Tone::Active)),
+            Span::raw(" · "),
+            Span::styled("?", style::key()),
+            Span::raw(" help"),
+        ])
+    } else {
+        let mut spans = vec![Span::raw(" ")];
+        for (i, (action, word)) in FOOTER.iter().enumerate() {
+            if *action == Action::OpenGateDialog && app.open_gate().is_none() {
+                continue;
+            }
+            if *action == Action::CycleRejectFilter && app.tab != crate::app::Tab::Rejects {
+                continue;
+            }
+            let Some(keys) = keys_for(action) else {
+                continue;
+            };
+            if i > 0 {
+                spans.push(Span::styled(" · ", style::dim()));
+            }
+            let keys = if *action == Action::ScrollDown {
+                "↑↓".to_string()
+            } else {
+                keys
+            };
+            spans.push(Span::styled(keys, style::key()));
+            spans.push(Span::raw(format!(" {word}")));
+        }
+        Line::from(spans)
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}

@@ -1,0 +1,61 @@
+//! Help overlay, rendered from the keymap table itself (two columns when tall enough
+//! content would not fit).
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph};
+
+use super::style;
+use crate::app::keymap::{KEYMAP, KeyContext, binding_keys};
+
+const CONTEXTS: [KeyContext; 7] = [
+    KeyContext::Main,
+    KeyContext::Rejects,
+    KeyContext::Anywhere,
+    KeyContext::ConfirmQuit,
+    KeyContext::Dialog,
+    KeyContext::DialogDecision,
+    KeyContext::Help,
+];
+/// Key column width inside the help.
+const KEYS_WIDTH: usize = 14;
+const MAX_WIDTH: u16 = 100;
+
+fn lines() -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    for ctx in CONTEXTS {
+        out.push(Line::styled(ctx.title().to_string(), style::header_row()));
+        for b in KEYMAP.iter().filter(|b| b.context == ctx) {
+            out.push(Line::from(vec![
+                Span::styled(format!(" {:<KEYS_WIDTH$}", binding_keys(b)), style::key()),
+                Span::raw(b.help),
+            ]));
+        }
+        if ctx == KeyContext::Dialog {
+            out.push(Line::from(vec![
+                Span::styled(format!(" {:<KEYS_WIDTH$}", "other keys"), style::key()),
+                Span::raw("edit field (Ctrl-U clears)"),
+            ]));
+        }
+    }
+    out
+}
+
+pub fn render(frame: &mut Frame, area: Rect) {
+    let all = lines();
+    frame.render_widget(Clear, area);
+    let area = area.centered(Constraint::Max(MAX_WIDTH), Constraint::Percentage(100));
+    let block = Block::bordered().title(" Keys · ? or Esc closes ");
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if all.len() <= inner.height as usize {
+        frame.render_widget(Paragraph::new(all), inner);
+    } else {
+        let half = all.len().div_ceil(2);
+        let (a, b) = all.split_at(half);
+        let [l, r] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(inner);
+        frame.render_widget(Paragraph::new(a.to_vec()), l);
+        frame.render_widget(Paragraph::new(b.to_vec()), r);
+    }
+}
