@@ -643,7 +643,8 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                     "Sign-off sent: {g} {w} by {} ({}); waiting for the journal",
                     signoff.name, signoff.role
                 ));
-                app.dialog = GateDialog::default();
+                // Stay open, cleared, for the next approver; GateDecided closes it.
+                app.dialog = GateDialog { visible: true, ..GateDialog::default() };
                 return vec![Effect::Send(Command::SignOff(signoff))];
             }
         }

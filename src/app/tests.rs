@@ -160,7 +160,10 @@ fn gate_dialog_opens_by_itself_and_sends_exactly_the_typed_sign_off() {
             comment: "counts match".into(),
         }))]
     );
-    assert!(!app.dialog_visible());
+    // The gate is still open (quorum 2): the dialog stays, cleared, for the next approver.
+    assert!(app.dialog_visible());
+    assert_eq!(app.dialog.name.value(), "");
+    assert_eq!(app.dialog.decision, None);
     assert!(app.notice.as_deref().unwrap().contains("Sign-off sent"));
 }
 
