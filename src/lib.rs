@@ -6,6 +6,7 @@
 pub mod app;
 pub mod control;
 pub mod db;
+pub mod demo;
 pub mod engine;
 pub mod headless;
 pub mod journal;

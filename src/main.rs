@@ -314,7 +314,45 @@ async fn console(
     })
 }
 
+/// The reference runbook, embedded so that `cutover demo` works from an installed binary.
+const TMS_RUNBOOK: &str = include_str!("../runbooks/tms.toml");
+
 async fn demo(d: DemoArgs) -> Result<i32> {
-    let _ = d;
-    anyhow::bail!("demo: generator not merged yet")
+    let dir = std::path::absolute(&d.dir).with_context(|| format!("demo folder {}", d.dir.display()))?;
+    if dir.exists() {
+        // Only ever remove a folder this command made.
+        if !dir.join("tms.toml").exists() && std::fs::read_dir(&dir)?.next().is_some() {
+            anyhow::bail!("{} exists and is not a cutover demo folder; choose another with --dir", dir.display());
+        }
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let runbook = dir.join("tms.toml");
+    std::fs::write(&runbook, TMS_RUNBOOK)?;
+    let legacy = dir.join("legacy.db");
+    let opts = cutover::demo::GenOptions { seed: d.seed, ..cutover::demo::GenOptions::demo() };
+    let counts = cutover::demo::write_legacy_sqlite(&legacy, &opts).await?;
+    eprintln!(
+        "demo: generated legacy system {} ({}) in {}",
+        legacy.display(),
+        counts.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", "),
+        dir.display()
+    );
+    let mut common = d.common.clone();
+    let sqlite = |f: &str| format!("sqlite://{}", dir.join(f).display());
+    for (k, v) in [
+        ("legacy_url", sqlite("legacy.db")),
+        ("staging_url", sqlite("staging.db")),
+        ("production_url", sqlite("production.db")),
+        ("backup_dir", dir.join("backups").display().to_string()),
+        ("extract_dir", dir.join("extract").display().to_string()),
+    ] {
+        common.vars.insert(0, format!("{k}={v}"));
+    }
+    // Headless has nobody at the gate: the demo signs for its two approvers (journaled as such).
+    let demo_sign_offs = vec![
+        SignOff::parse("", "Demo migration lead|migration_lead|go|demo run: evidence reviewed").map_err(anyhow::Error::msg)?,
+        SignOff::parse("", "Demo finance controller|finance|go|demo run: sums reviewed").map_err(anyhow::Error::msg)?,
+    ];
+    execute(&runbook, &common, RunMode::Run, Some(demo_sign_offs)).await
 }

@@ -136,6 +136,10 @@ fn parse_date(s: &str, f: DateFmt) -> Option<NaiveDate> {
         DateFmt::Compact if b.len() == 8 => (digits(0..4)?, digits(4..6)?, digits(6..8)?),
         _ => return None,
     };
+    // There is no year 0 on a real calendar (chrono's proleptic calendar has one).
+    if y == 0 {
+        return None;
+    }
     NaiveDate::from_ymd_opt(y as i32, m, d)
 }
 
