@@ -46,13 +46,13 @@ fn reject_file_keeps_original_columns_line_and_every_reason() {
     assert_eq!(&header[8..], ["_line", "_rule", "_field", "_message"]);
     let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
     let c3 = rows.iter().find(|r| &r[0] == "C3").unwrap();
-    assert_eq!(&c3[8], "3", "source line number");
+    assert_eq!(&c3[8], "4", "physical source line (header is line 1; the file is CRLF)");
     assert_eq!(&c3[9], "date | decimal", "both reasons, in rule order");
     assert_eq!(&c3[10], "created | credit_limit");
     let c2 = rows.iter().find(|r| &r[0] == "C2").unwrap();
     assert_eq!(&c2[2], "bad email", "original value unchanged");
     let dup = rows.iter().find(|r| &r[1] == "Dup").unwrap();
-    assert_eq!((&dup[8], &dup[9]), ("5", "unique"));
+    assert_eq!((&dup[8], &dup[9]), ("6", "unique"));
 }
 
 #[test]

@@ -1,15 +1,54 @@
 //! Streaming CSV extract reader: UTF-8 with optional BOM, CRLF, RFC 4180 quoting.
 //! Columns are matched by header name, so column order and extra columns don't matter.
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use csv::ByteRecord;
 
+/// Remembers where the newlines are in the bytes read so far, so a record's physical line
+/// comes from its byte offset. (csv's own line counter lags by one after a CRLF record.)
+/// Only newlines not yet passed are kept: memory is bounded by the read-ahead buffer.
+struct LineTracker<R> {
+    inner: R,
+    offset: u64,
+    pending: RefCell<VecDeque<u64>>,
+    passed: Cell<u64>,
+}
+
+impl<R: Read> Read for LineTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut pending = self.pending.borrow_mut();
+        for (i, b) in buf[..n].iter().enumerate() {
+            if *b == b'\n' {
+                pending.push_back(self.offset + i as u64);
+            }
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R> LineTracker<R> {
+    /// 1-based line of the byte at `offset` (offsets must not decrease between calls).
+    fn line_at(&self, offset: u64) -> u64 {
+        let mut pending = self.pending.borrow_mut();
+        // `<=`: after CRLF, csv reports the record as starting on the terminator's `\n`.
+        while pending.front().is_some_and(|&nl| nl <= offset) {
+            pending.pop_front();
+            self.passed.set(self.passed.get() + 1);
+        }
+        self.passed.get() + 1
+    }
+}
+
 pub struct CsvSource {
-    reader: csv::Reader<BufReader<File>>,
+    reader: csv::Reader<LineTracker<BufReader<File>>>,
     /// The file's header, as written (BOM removed).
     pub header: Vec<String>,
     /// For each expected column, its index in the file.
@@ -37,7 +76,12 @@ impl CsvSource {
             .has_headers(false)
             .flexible(true)
             .buffer_capacity(1 << 16)
-            .from_reader(BufReader::with_capacity(1 << 16, file));
+            .from_reader(LineTracker {
+                inner: BufReader::with_capacity(1 << 16, file),
+                offset: 0,
+                pending: RefCell::new(VecDeque::new()),
+                passed: Cell::new(0),
+            });
         let mut rec = ByteRecord::new();
         if !reader.read_byte_record(&mut rec).with_context(|| format!("{}: line 1", path.display()))? {
             anyhow::bail!("{}: the file is empty; expected a header row with {}", path.display(), expected.join(", "));
@@ -75,7 +119,7 @@ impl CsvSource {
         if !self.reader.read_byte_record(&mut raw)? {
             return Ok(None);
         }
-        let line = raw.position().map(|p| p.line()).unwrap_or(0);
+        let line = raw.position().map(|p| self.reader.get_ref().line_at(p.byte())).unwrap_or(0);
         Ok(Some(RawRow { line, raw }))
     }
 
@@ -151,6 +195,25 @@ mod tests {
         assert_eq!(r2.line, 4, "the quoted line break pushes the next record down");
         assert!(s.next_row().unwrap().is_none());
         assert_eq!(count_records(&p).unwrap(), 2);
+    }
+
+    #[test]
+    fn physical_lines_with_crlf_lf_bom_and_blank_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l.csv");
+        for (data, want) in [
+            (&b"id\r\na\r\nb\r\nc\r\n"[..], vec![2, 3, 4]),
+            (&b"\xEF\xBB\xBFid\r\na\r\nb\r\n"[..], vec![2, 3]),
+            (&b"id\na\n\nb\n\"x\ny\"\nc"[..], vec![2, 4, 5, 7]),
+        ] {
+            std::fs::write(&p, data).unwrap();
+            let mut s = CsvSource::open(&p, &cols(&["id"])).unwrap();
+            let mut got = vec![];
+            while let Some(r) = s.next_row().unwrap() {
+                got.push(r.line);
+            }
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(data));
+        }
     }
 
     #[test]
