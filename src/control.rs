@@ -31,7 +31,11 @@ impl SignOff {
         let decision = match parts[2].trim().to_ascii_lowercase().as_str() {
             "go" => Decision::Go,
             "no-go" | "nogo" | "no_go" => Decision::NoGo,
-            other => return Err(format!("--sign-off '{s}': decision '{other}' is not go or no-go")),
+            other => {
+                return Err(format!(
+                    "--sign-off '{s}': decision '{other}' is not go or no-go"
+                ));
+            }
         };
         let (name, role) = (parts[0].trim(), parts[1].trim());
         if name.is_empty() || role.is_empty() {
@@ -54,7 +58,10 @@ mod tests {
     #[test]
     fn parses_go_and_no_go() {
         let s = SignOff::parse("g", "Ada Lead|migration_lead|go|counts match").unwrap();
-        assert_eq!((s.name.as_str(), s.role.as_str(), s.decision), ("Ada Lead", "migration_lead", Decision::Go));
+        assert_eq!(
+            (s.name.as_str(), s.role.as_str(), s.decision),
+            ("Ada Lead", "migration_lead", Decision::Go)
+        );
         assert_eq!(s.comment, "counts match");
         let s = SignOff::parse("g", "B|finance|NO-GO|sums off | by 3").unwrap();
         assert_eq!(s.decision, Decision::NoGo);

@@ -4,8 +4,8 @@
 use std::str::FromStr;
 
 use anyhow::{Context, Result};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use crate::runbook::ResolvedEnv;
 
@@ -30,7 +30,9 @@ impl Dialect {
 
 /// `scheme://user@host/db` with any password removed, for people and logs.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
     let (authority, tail) = match rest.find(['/', '?']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
@@ -48,9 +50,15 @@ pub fn redact_url(url: &str) -> String {
 
 /// The file behind a `sqlite:` URL.
 pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
-    if path.is_empty() || path == ":memory:" { None } else { Some(path.into()) }
+    if path.is_empty() || path == ":memory:" {
+        None
+    } else {
+        Some(path.into())
+    }
 }
 
 /// How an environment is shown: driver plus where it lives, never a secret.
@@ -59,7 +67,12 @@ pub fn display_env(env: &ResolvedEnv) -> String {
         return "CSV extract files".into();
     }
     match Dialect::of_url(&env.url) {
-        Some(Dialect::Sqlite) => format!("sqlite {}", sqlite_path(&env.url).map(|p| p.display().to_string()).unwrap_or_default()),
+        Some(Dialect::Sqlite) => format!(
+            "sqlite {}",
+            sqlite_path(&env.url)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        ),
         _ => redact_url(&env.url),
     }
 }
@@ -74,7 +87,8 @@ pub async fn sqlite_pool(url: &str, create: bool) -> Result<SqlitePool> {
     if let Some(p) = sqlite_path(url).and_then(|p| p.parent().map(|d| d.to_path_buf()))
         && create
     {
-        std::fs::create_dir_all(&p).with_context(|| format!("cannot create folder {}", p.display()))?;
+        std::fs::create_dir_all(&p)
+            .with_context(|| format!("cannot create folder {}", p.display()))?;
     }
     SqlitePoolOptions::new()
         .max_connections(4)
@@ -85,8 +99,15 @@ pub async fn sqlite_pool(url: &str, create: bool) -> Result<SqlitePool> {
 
 /// Open an existing SQLite file read-only (no journal-mode change, nothing written).
 pub async fn sqlite_pool_ro(path: &std::path::Path) -> Result<SqlitePool> {
-    let opts = SqliteConnectOptions::new().filename(path).read_only(true).create_if_missing(false);
-    SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.with_context(|| format!("cannot open {} read-only", path.display()))
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .create_if_missing(false);
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .with_context(|| format!("cannot open {} read-only", path.display()))
 }
 
 /// A connected target environment.
@@ -104,7 +125,11 @@ impl Db {
                 env.name,
                 redact_url(&env.url)
             ),
-            None => anyhow::bail!("environment '{}': unsupported URL {}", env.name, redact_url(&env.url)),
+            None => anyhow::bail!(
+                "environment '{}': unsupported URL {}",
+                env.name,
+                redact_url(&env.url)
+            ),
         }
     }
 
@@ -126,14 +151,20 @@ mod tests {
 
     #[test]
     fn redaction_never_shows_password() {
-        assert_eq!(redact_url("postgres://app:pw@db:5432/prod?sslmode=require"), "postgres://app@db:5432/prod");
+        assert_eq!(
+            redact_url("postgres://app:pw@db:5432/prod?sslmode=require"),
+            "postgres://app@db:5432/prod"
+        );
         assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
     }
 
     #[test]
     fn scheme_picks_driver() {
         assert_eq!(Dialect::of_url("sqlite://a.db"), Some(Dialect::Sqlite));
-        assert_eq!(Dialect::of_url("postgresql://h/db"), Some(Dialect::Postgres));
+        assert_eq!(
+            Dialect::of_url("postgresql://h/db"),
+            Some(Dialect::Postgres)
+        );
         assert_eq!(Dialect::of_url("mariadb://h/db"), Some(Dialect::MySql));
         assert_eq!(Dialect::of_url("oracle://h"), None);
     }

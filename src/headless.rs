@@ -7,7 +7,11 @@ use tokio::sync::{mpsc, watch};
 
 use crate::journal::events::{CheckStatus, Decision, Event, ProgressSnapshot, Record, StepStatus};
 
-pub async fn print_progress(mut records: mpsc::Receiver<Record>, mut progress: watch::Receiver<ProgressSnapshot>, quiet: bool) {
+pub async fn print_progress(
+    mut records: mpsc::Receiver<Record>,
+    mut progress: watch::Receiver<ProgressSnapshot>,
+    quiet: bool,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     let mut err = std::io::stderr();
     loop {
@@ -31,11 +35,22 @@ pub async fn print_progress(mut records: mpsc::Receiver<Record>, mut progress: w
 
 pub fn describe(r: &Record) -> Option<String> {
     Some(match &r.event {
-        Event::RunStarted { run_id, mode, runbook_name, artifacts_dir, .. } => {
+        Event::RunStarted {
+            run_id,
+            mode,
+            runbook_name,
+            artifacts_dir,
+            ..
+        } => {
             format!("{mode:?} {run_id} of \"{runbook_name}\" — artifacts in {artifacts_dir}")
         }
         Event::StepStarted { step } => format!("▶ {step}"),
-        Event::StepFinished { step, status, message, duration_ms } => {
+        Event::StepFinished {
+            step,
+            status,
+            message,
+            duration_ms,
+        } => {
             let g = match status {
                 StepStatus::Passed => "✓ passed",
                 StepStatus::Warned => "! warned",
@@ -43,16 +58,29 @@ pub fn describe(r: &Record) -> Option<String> {
                 StepStatus::Skipped => "- skipped",
                 StepStatus::RolledBack => "↺ rolled back",
             };
-            format!("{g} {step} ({:.1}s): {message}", *duration_ms as f64 / 1000.0)
+            format!(
+                "{g} {step} ({:.1}s): {message}",
+                *duration_ms as f64 / 1000.0
+            )
         }
-        Event::EntityFinished { phase, entity, counts, reject_file, .. } => format!(
+        Event::EntityFinished {
+            phase,
+            entity,
+            counts,
+            reject_file,
+            ..
+        } => format!(
             "  {phase:?} {entity}: in file {}, in scope {}, valid {}, rejected {}, loaded {}{}",
             counts.in_file,
             counts.in_scope,
             counts.valid,
             counts.rejected,
             counts.loaded,
-            if counts.rejected > 0 { format!(" — rejects: {reject_file}") } else { String::new() }
+            if counts.rejected > 0 {
+                format!(" — rejects: {reject_file}")
+            } else {
+                String::new()
+            }
         ),
         Event::CheckRecorded { result, .. } => format!(
             "  {} {} {}: source {} / target {} ({})",
@@ -67,19 +95,65 @@ pub fn describe(r: &Record) -> Option<String> {
             result.target,
             result.detail
         ),
-        Event::GateOpened { gate, quorum, roles, recommendation, reasons, .. } => format!(
+        Event::GateOpened {
+            gate,
+            quorum,
+            roles,
+            recommendation,
+            reasons,
+            ..
+        } => format!(
             "  gate {gate}: recommendation {} — needs {quorum} GO sign-offs incl. roles {}{}",
-            if *recommendation == Decision::Go { "✓ GO" } else { "✗ NO-GO" },
+            if *recommendation == Decision::Go {
+                "✓ GO"
+            } else {
+                "✗ NO-GO"
+            },
             roles.join(", "),
-            if reasons.is_empty() { String::new() } else { format!("; {}", reasons.join("; ")) }
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", reasons.join("; "))
+            }
         ),
-        Event::SignOffRecorded { name, role, decision, comment, .. } => {
-            format!("  sign-off: {name} ({role}) {} — {comment}", if *decision == Decision::Go { "GO" } else { "NO-GO" })
+        Event::SignOffRecorded {
+            name,
+            role,
+            decision,
+            comment,
+            ..
+        } => {
+            format!(
+                "  sign-off: {name} ({role}) {} — {comment}",
+                if *decision == Decision::Go {
+                    "GO"
+                } else {
+                    "NO-GO"
+                }
+            )
         }
-        Event::GateDecided { gate, decision } => format!("  gate {gate} decided: {}", if *decision == Decision::Go { "GO" } else { "NO-GO" }),
+        Event::GateDecided { gate, decision } => format!(
+            "  gate {gate} decided: {}",
+            if *decision == Decision::Go {
+                "GO"
+            } else {
+                "NO-GO"
+            }
+        ),
         Event::RollbackStarted { reason } => format!("↺ ROLLBACK started: {reason}"),
-        Event::RollbackFinished { ok, message } => format!("↺ rollback {}: {message}", if *ok { "verified" } else { "FAILED" }),
-        Event::RunFinished { outcome, exit_code, message } => format!("■ {outcome:?} (exit {exit_code}): {message}"),
-        Event::BackupTaken { .. } | Event::FreezeApplied { .. } | Event::ExtractRecorded { .. } | Event::EntityStarted { .. } | Event::BatchCommitted { .. } => return None,
+        Event::RollbackFinished { ok, message } => format!(
+            "↺ rollback {}: {message}",
+            if *ok { "verified" } else { "FAILED" }
+        ),
+        Event::RunFinished {
+            outcome,
+            exit_code,
+            message,
+        } => format!("■ {outcome:?} (exit {exit_code}): {message}"),
+        Event::BackupTaken { .. }
+        | Event::FreezeApplied { .. }
+        | Event::ExtractRecorded { .. }
+        | Event::EntityStarted { .. }
+        | Event::BatchCommitted { .. } => return None,
     })
 }

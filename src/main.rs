@@ -122,7 +122,10 @@ struct DemoArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -144,7 +147,9 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Cmd::Check { runbook, vars } => {
-            let Some(plan) = load_plan(&runbook, &vars)? else { return Ok(exit::INVALID) };
+            let Some(plan) = load_plan(&runbook, &vars)? else {
+                return Ok(exit::INVALID);
+            };
             println!(
                 "{}: ok — {} entities in load order {}, {} steps, {} checks",
                 runbook.display(),
@@ -158,17 +163,29 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Run(a) => execute(&a.runbook, &a.common, RunMode::Run, None).await,
         Cmd::Rehearse(a) => execute(&a.runbook, &a.common, RunMode::Rehearse, None).await,
         Cmd::Demo(d) => demo(d).await,
-        Cmd::Summary { runbook, run, journal } => {
+        Cmd::Summary {
+            runbook,
+            run,
+            journal,
+        } => {
             let j = Journal::open(&journal_location(&runbook, journal.as_deref())).await?;
             let run = match run {
                 Some(r) => r,
-                None => j.last_run_id().await?.context("the journal holds no run yet")?,
+                None => j
+                    .last_run_id()
+                    .await?
+                    .context("the journal holds no run yet")?,
             };
             let recs = j.run_records(&run).await?;
-            println!("{}", serde_json::to_string_pretty(&cutover::report::summary(&recs))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&cutover::report::summary(&recs))?
+            );
             Ok(exit::OK)
         }
-        Cmd::Journal { cmd: JournalCmd::Verify { runbook, journal } } => {
+        Cmd::Journal {
+            cmd: JournalCmd::Verify { runbook, journal },
+        } => {
             let loc = match (&journal, &runbook) {
                 (Some(j), _) => j.clone(),
                 (None, Some(r)) => journal_location(r, None),
@@ -178,7 +195,10 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let v = j.verify().await?;
             match v.first_bad {
                 None => {
-                    println!("journal {}: {} records, hash chain intact", j.location, v.records);
+                    println!(
+                        "journal {}: {} records, hash chain intact",
+                        j.location, v.records
+                    );
                     Ok(exit::OK)
                 }
                 Some((seq, why)) => {
@@ -192,7 +212,11 @@ async fn dispatch(cli: Cli) -> Result<i32> {
 
 fn parse_vars(vars: &[String]) -> Result<Vec<(String, String)>, String> {
     vars.iter()
-        .map(|v| v.split_once('=').map(|(k, v)| (k.trim().to_string(), v.to_string())).ok_or_else(|| format!("--var '{v}': expected NAME=VALUE")))
+        .map(|v| {
+            v.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| format!("--var '{v}': expected NAME=VALUE"))
+        })
         .collect()
 }
 
@@ -211,7 +235,11 @@ fn load_plan(path: &Path, vars: &[String]) -> Result<Option<Plan>> {
             for d in &diags {
                 eprintln!("error: {d}");
             }
-            eprintln!("{}: {} problem(s); the runbook is invalid", path.display(), diags.len());
+            eprintln!(
+                "{}: {} problem(s); the runbook is invalid",
+                path.display(),
+                diags.len()
+            );
             Ok(None)
         }
     }
@@ -221,8 +249,14 @@ fn journal_location(runbook: &Path, given: Option<&str>) -> String {
     match given {
         Some(g) => g.to_string(),
         None => {
-            let dir = runbook.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            dir.join(".cutover").join("journal.db").display().to_string()
+            let dir = runbook
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            dir.join(".cutover")
+                .join("journal.db")
+                .display()
+                .to_string()
         }
     }
 }
@@ -230,15 +264,31 @@ fn journal_location(runbook: &Path, given: Option<&str>) -> String {
 fn init_logging(dir: &Path) -> Result<()> {
     use tracing_subscriber::EnvFilter;
     std::fs::create_dir_all(dir)?;
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("cutover.log"))?;
-    let filter = EnvFilter::try_from_env("CUTOVER_LOG").or_else(|_| EnvFilter::try_from_default_env()).unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("cutover.log"))?;
+    let filter = EnvFilter::try_from_env("CUTOVER_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     // Logs go to a file: the terminal belongs to the console, and the journal is the audit record.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::sync::Mutex::new(file)).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
     Ok(())
 }
 
-async fn execute(runbook: &Path, c: &CommonRun, mode: RunMode, demo_sign_offs: Option<Vec<SignOff>>) -> Result<i32> {
-    let Some(plan) = load_plan(runbook, &c.vars)? else { return Ok(exit::INVALID) };
+async fn execute(
+    runbook: &Path,
+    c: &CommonRun,
+    mode: RunMode,
+    demo_sign_offs: Option<Vec<SignOff>>,
+) -> Result<i32> {
+    let Some(plan) = load_plan(runbook, &c.vars)? else {
+        return Ok(exit::INVALID);
+    };
     let mut sign_offs = Vec::new();
     for s in &c.sign_offs {
         match SignOff::parse("", s) {
@@ -252,17 +302,31 @@ async fn execute(runbook: &Path, c: &CommonRun, mode: RunMode, demo_sign_offs: O
     if let Some(since) = &c.until
         && !plan.rb.steps.iter().any(|s| &s.id == since)
     {
-        eprintln!("error: --until {since}: no such step (steps: {})", plan.rb.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "));
+        eprintln!(
+            "error: --until {since}: no such step (steps: {})",
+            plan.rb
+                .steps
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         return Ok(exit::INVALID);
     }
-    let headless = c.headless || !std::io::stdout().is_terminal() || std::env::var_os("CI").is_some();
+    let headless =
+        c.headless || !std::io::stdout().is_terminal() || std::env::var_os("CI").is_some();
     if headless && let Some(d) = demo_sign_offs {
         sign_offs.extend(d);
     }
     let loc = journal_location(runbook, c.journal.as_deref());
-    let journal_dir = cutover::db::sqlite_path(&loc).or_else(|| Some(PathBuf::from(&loc))).and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| PathBuf::from(".cutover"));
+    let journal_dir = cutover::db::sqlite_path(&loc)
+        .or_else(|| Some(PathBuf::from(&loc)))
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from(".cutover"));
     init_logging(&journal_dir)?;
-    let journal = Journal::open(&loc).await.with_context(|| format!("opening the journal {loc}"))?;
+    let journal = Journal::open(&loc)
+        .await
+        .with_context(|| format!("opening the journal {loc}"))?;
     let (rec_tx, rec_rx) = mpsc::channel(1024);
     let (prog_tx, prog_rx) = watch::channel(Vec::new());
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
@@ -270,8 +334,18 @@ async fn execute(runbook: &Path, c: &CommonRun, mode: RunMode, demo_sign_offs: O
         plan,
         journal.clone(),
         &journal_dir,
-        Channels { records: Some(rec_tx), progress: prog_tx, commands: cmd_rx },
-        RunOptions { mode, until: c.until.clone(), sign_offs, interactive: !headless, artifacts: c.artifacts.clone() },
+        Channels {
+            records: Some(rec_tx),
+            progress: prog_tx,
+            commands: cmd_rx,
+        },
+        RunOptions {
+            mode,
+            until: c.until.clone(),
+            sign_offs,
+            interactive: !headless,
+            artifacts: c.artifacts.clone(),
+        },
     );
     let engine = tokio::spawn(exec.run());
     let ui_code = if headless {
@@ -294,7 +368,8 @@ async fn execute(runbook: &Path, c: &CommonRun, mode: RunMode, demo_sign_offs: O
     let recs = journal.run_records(&fin.run_id).await?;
     let summary = cutover::report::summary(&recs);
     let summary_path = fin.run_dir.join("summary.json");
-    std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?).with_context(|| format!("writing {}", summary_path.display()))?;
+    std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
+        .with_context(|| format!("writing {}", summary_path.display()))?;
     if c.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }
@@ -307,7 +382,12 @@ async fn console(
     prog_rx: watch::Receiver<cutover::journal::events::ProgressSnapshot>,
     cmd_tx: mpsc::Sender<cutover::control::Command>,
 ) -> Result<Option<i32>> {
-    let exit = cutover::tui::run(cutover::tui::UiChannels { events: rec_rx, progress: prog_rx, commands: cmd_tx }).await?;
+    let exit = cutover::tui::run(cutover::tui::UiChannels {
+        events: rec_rx,
+        progress: prog_rx,
+        commands: cmd_tx,
+    })
+    .await?;
     Ok(match exit {
         cutover::tui::UiExit::Finished => None,
         cutover::tui::UiExit::Aborted => Some(exit::INTERRUPTED),
@@ -318,11 +398,15 @@ async fn console(
 const TMS_RUNBOOK: &str = include_str!("../runbooks/tms.toml");
 
 async fn demo(d: DemoArgs) -> Result<i32> {
-    let dir = std::path::absolute(&d.dir).with_context(|| format!("demo folder {}", d.dir.display()))?;
+    let dir =
+        std::path::absolute(&d.dir).with_context(|| format!("demo folder {}", d.dir.display()))?;
     if dir.exists() {
         // Only ever remove a folder this command made.
         if !dir.join("tms.toml").exists() && std::fs::read_dir(&dir)?.next().is_some() {
-            anyhow::bail!("{} exists and is not a cutover demo folder; choose another with --dir", dir.display());
+            anyhow::bail!(
+                "{} exists and is not a cutover demo folder; choose another with --dir",
+                dir.display()
+            );
         }
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
@@ -330,12 +414,19 @@ async fn demo(d: DemoArgs) -> Result<i32> {
     let runbook = dir.join("tms.toml");
     std::fs::write(&runbook, TMS_RUNBOOK)?;
     let legacy = dir.join("legacy.db");
-    let opts = cutover::demo::GenOptions { seed: d.seed, ..cutover::demo::GenOptions::demo() };
+    let opts = cutover::demo::GenOptions {
+        seed: d.seed,
+        ..cutover::demo::GenOptions::demo()
+    };
     let counts = cutover::demo::write_legacy_sqlite(&legacy, &opts).await?;
     eprintln!(
         "demo: generated legacy system {} ({}) in {}",
         legacy.display(),
-        counts.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", "),
+        counts
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         dir.display()
     );
     let mut common = d.common.clone();
@@ -351,8 +442,16 @@ async fn demo(d: DemoArgs) -> Result<i32> {
     }
     // Headless has nobody at the gate: the demo signs for its two approvers (journaled as such).
     let demo_sign_offs = vec![
-        SignOff::parse("", "Demo migration lead|migration_lead|go|demo run: evidence reviewed").map_err(anyhow::Error::msg)?,
-        SignOff::parse("", "Demo finance controller|finance|go|demo run: sums reviewed").map_err(anyhow::Error::msg)?,
+        SignOff::parse(
+            "",
+            "Demo migration lead|migration_lead|go|demo run: evidence reviewed",
+        )
+        .map_err(anyhow::Error::msg)?,
+        SignOff::parse(
+            "",
+            "Demo finance controller|finance|go|demo run: sums reviewed",
+        )
+        .map_err(anyhow::Error::msg)?,
     ];
     execute(&runbook, &common, RunMode::Run, Some(demo_sign_offs)).await
 }

@@ -22,18 +22,51 @@ pub fn summary(records: &[Record]) -> Value {
     let mut outcome = json!({"outcome": "running", "exit_code": null, "message": ""});
     for r in records {
         match &r.event {
-            Event::RunStarted { run_id, mode, runbook_path, runbook_name, runbook_sha256, tool_version, artifacts_dir, window_end, .. } => {
+            Event::RunStarted {
+                run_id,
+                mode,
+                runbook_path,
+                runbook_name,
+                runbook_sha256,
+                tool_version,
+                artifacts_dir,
+                window_end,
+                ..
+            } => {
                 run = json!({"run_id": run_id, "mode": mode, "runbook": runbook_path, "runbook_name": runbook_name,
                     "runbook_sha256": runbook_sha256, "tool_version": tool_version, "artifacts_dir": artifacts_dir,
                     "started": r.ts, "window_end": window_end});
             }
-            Event::StepFinished { step, status, message, duration_ms } => {
+            Event::StepFinished {
+                step,
+                status,
+                message,
+                duration_ms,
+            } => {
                 steps.push(json!({"step": step, "status": status, "duration_ms": duration_ms, "message": message}));
             }
-            Event::ExtractRecorded { manifest, files } => extract = json!({"manifest": manifest, "files": files}),
-            Event::BackupTaken { env, path, sha256, bytes } => backup = json!({"env": env, "path": path, "sha256": sha256, "bytes": bytes}),
-            Event::FreezeApplied { env, method, watermark } => freeze = json!({"env": env, "method": method, "watermark": watermark}),
-            Event::EntityFinished { phase, entity, counts, reject_file, sums, duration_ms } => {
+            Event::ExtractRecorded { manifest, files } => {
+                extract = json!({"manifest": manifest, "files": files})
+            }
+            Event::BackupTaken {
+                env,
+                path,
+                sha256,
+                bytes,
+            } => backup = json!({"env": env, "path": path, "sha256": sha256, "bytes": bytes}),
+            Event::FreezeApplied {
+                env,
+                method,
+                watermark,
+            } => freeze = json!({"env": env, "method": method, "watermark": watermark}),
+            Event::EntityFinished {
+                phase,
+                entity,
+                counts,
+                reject_file,
+                sums,
+                duration_ms,
+            } => {
                 let p = match phase {
                     Phase::DryRun => "dry_run",
                     Phase::Load => "load",
@@ -49,7 +82,13 @@ pub fn summary(records: &[Record]) -> Value {
                 checks.push(json!({"step": step, "name": result.name, "entity": result.entity, "source": result.source,
                     "target": result.target, "status": result.status, "detail": result.detail}));
             }
-            Event::GateOpened { gate, recommendation, reasons, evidence_sha256, .. } => {
+            Event::GateOpened {
+                gate,
+                recommendation,
+                reasons,
+                evidence_sha256,
+                ..
+            } => {
                 gates.push(json!({"gate": gate, "recommendation": recommendation, "reasons": reasons, "evidence_sha256": evidence_sha256, "decision": null}));
             }
             Event::GateDecided { gate, decision } => {
@@ -57,19 +96,36 @@ pub fn summary(records: &[Record]) -> Value {
                     g["decision"] = json!(decision);
                 }
             }
-            Event::SignOffRecorded { gate, name, role, decision, comment, evidence_sha256 } => {
+            Event::SignOffRecorded {
+                gate,
+                name,
+                role,
+                decision,
+                comment,
+                evidence_sha256,
+            } => {
                 sign_offs.push(json!({"gate": gate, "name": name, "role": role, "decision": decision, "comment": comment,
                     "evidence_sha256": evidence_sha256, "at": r.ts}));
             }
-            Event::RollbackFinished { ok, message } => rollback = json!({"ok": ok, "message": message}),
-            Event::RunFinished { outcome: o, exit_code, message } => {
+            Event::RollbackFinished { ok, message } => {
+                rollback = json!({"ok": ok, "message": message})
+            }
+            Event::RunFinished {
+                outcome: o,
+                exit_code,
+                message,
+            } => {
                 outcome = json!({"outcome": o, "exit_code": exit_code, "message": message, "finished": r.ts});
             }
             _ => {}
         }
     }
     // `entities` is the latest phase that ran: the production load if any, else the dry run.
-    let entities = phases.get("load").or_else(|| phases.get("dry_run")).cloned().unwrap_or_default();
+    let entities = phases
+        .get("load")
+        .or_else(|| phases.get("dry_run"))
+        .cloned()
+        .unwrap_or_default();
     json!({
         "schema_version": SCHEMA_VERSION,
         "run": run,

@@ -15,18 +15,66 @@ use cutover::demo::{GenOptions, SplitMix64, write_csv_extracts};
 use rust_decimal::Decimal;
 
 const TRICKY: &[&str] = &[
-    "", " ", "  A ", "a", "I", "active", " ACTIVE", "inactive", "open", "partial", "OPEN", "paid", "EUR", "eur", "GBP", "XYZ",
-    "31/02/2024", "29/02/2024", "2023-02-29", "2024-1-5", "0000-01-01", "1.234,56", "12.345", "12.50", "-0.01", "0", "0.00",
-    "abc", "1e3", "1900", "2101", "-5", "søren.2@example.com", "a b@example.com", "x@y", "UP@EXAMPLE.COM",
-    "1HGCM82633A004352", "1HGCM82633A00435O", "C00001", "C00002", "100.00", "21.00", "121.00", "Actros, \"18\"\nlong",
+    "",
+    " ",
+    "  A ",
+    "a",
+    "I",
+    "active",
+    " ACTIVE",
+    "inactive",
+    "open",
+    "partial",
+    "OPEN",
+    "paid",
+    "EUR",
+    "eur",
+    "GBP",
+    "XYZ",
+    "31/02/2024",
+    "29/02/2024",
+    "2023-02-29",
+    "2024-1-5",
+    "0000-01-01",
+    "1.234,56",
+    "12.345",
+    "12.50",
+    "-0.01",
+    "0",
+    "0.00",
+    "abc",
+    "1e3",
+    "1900",
+    "2101",
+    "-5",
+    "søren.2@example.com",
+    "a b@example.com",
+    "x@y",
+    "UP@EXAMPLE.COM",
+    "1HGCM82633A004352",
+    "1HGCM82633A00435O",
+    "C00001",
+    "C00002",
+    "100.00",
+    "21.00",
+    "121.00",
+    "Actros, \"18\"\nlong",
 ];
 
 /// Replace a random field of about one row in six with a tricky value.
 fn corrupt(dir: &Path, seed: u64) {
     let mut rng = SplitMix64::new(seed);
-    for f in ["customers.csv", "vehicles.csv", "drivers.csv", "open_invoices.csv"] {
+    for f in [
+        "customers.csv",
+        "vehicles.csv",
+        "drivers.csv",
+        "open_invoices.csv",
+    ] {
         let p = dir.join(f);
-        let mut rdr = csv::ReaderBuilder::new().flexible(true).from_path(&p).unwrap();
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_path(&p)
+            .unwrap();
         let header = rdr.byte_headers().unwrap().clone();
         let rows: Vec<csv::ByteRecord> = rdr.byte_records().map(|r| r.unwrap()).collect();
         let mut w = csv::Writer::from_path(&p).unwrap();
@@ -49,12 +97,19 @@ fn oracle(dir: &Path) -> serde_json::Value {
         .arg(dir)
         .output()
         .expect("python3 is needed for the oracle test and was not found");
-    assert!(out.status.success(), "oracle failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "oracle failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn dec(v: &serde_json::Value) -> Decimal {
-    v.as_str().unwrap_or_else(|| panic!("not a string: {v}")).parse().unwrap()
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a string: {v}"))
+        .parse()
+        .unwrap()
 }
 
 fn agree(s: &Scratch) {
@@ -70,19 +125,34 @@ fn agree(s: &Scratch) {
         }
         assert_eq!(g["loaded"], w["valid"], "{name}: loaded = valid");
         // One reject-file row per rejected row, at the oracle's lines.
-        let mut rdr = csv::ReaderBuilder::new().flexible(true).from_path(g["reject_file"].as_str().unwrap()).unwrap();
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_path(g["reject_file"].as_str().unwrap())
+            .unwrap();
         let hdr = rdr.headers().unwrap().clone();
         let li = hdr.iter().position(|h| h == "_line").unwrap();
-        let lines: BTreeSet<u64> = rdr.records().map(|r| r.unwrap()[li].parse().unwrap()).collect();
+        let lines: BTreeSet<u64> = rdr
+            .records()
+            .map(|r| r.unwrap()[li].parse().unwrap())
+            .collect();
         let expect: BTreeSet<u64> = w_lines(&want, name);
         assert_eq!(lines, expect, "{name}: rejected lines");
     }
     let sums = &got["entities"]["open_invoices"]["sums"];
     let o = &want["open_invoices_sums"];
     assert_eq!(dec(&sums["valid.amount_total"]), dec(&o["valid_total"]));
-    assert_eq!(dec(&sums["valid.amount_residual"]), dec(&o["valid_residual"]));
-    assert_eq!(dec(&sums["rejected.amount_total"]), dec(&o["rejected_total"]));
-    assert_eq!(dec(&sums["rejected.amount_residual"]), dec(&o["rejected_residual"]));
+    assert_eq!(
+        dec(&sums["valid.amount_residual"]),
+        dec(&o["valid_residual"])
+    );
+    assert_eq!(
+        dec(&sums["rejected.amount_total"]),
+        dec(&o["rejected_total"])
+    );
+    assert_eq!(
+        dec(&sums["rejected.amount_residual"]),
+        dec(&o["rejected_residual"])
+    );
     // Every loaded invoice points at the partner whose ref is its customer_id.
     // Unit/record separators: corrupted keys may hold line breaks.
     let pairs = sqlite(
@@ -92,23 +162,47 @@ fn agree(s: &Scratch) {
     let got_pairs: BTreeMap<String, String> = pairs
         .split('\u{1e}')
         .filter(|l| !l.is_empty())
-        .map(|l| l.split_once('\u{1f}').map(|(a, b)| (a.to_string(), b.to_string())).unwrap())
+        .map(|l| {
+            l.split_once('\u{1f}')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .unwrap()
+        })
         .collect();
     let n_moves = sqlite(&s.path("staging.db"), "SELECT COUNT(*) FROM account_move");
-    assert_eq!(n_moves, got_pairs.len().to_string(), "every invoice has a partner");
-    let want_pairs: BTreeMap<String, String> =
-        want["invoice_partner"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
+    assert_eq!(
+        n_moves,
+        got_pairs.len().to_string(),
+        "every invoice has a partner"
+    );
+    let want_pairs: BTreeMap<String, String> = want["invoice_partner"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
     assert_eq!(got_pairs, want_pairs);
 }
 
 fn w_lines(want: &serde_json::Value, name: &str) -> BTreeSet<u64> {
-    want["rejected_lines"][name].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect()
+    want["rejected_lines"][name]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect()
 }
 
 #[test]
 fn engine_agrees_with_the_oracle_on_the_demo_set() {
     let s = Scratch::with_fixture("small");
-    write_csv_extracts(&s.path("extract"), &GenOptions { seed: 101, ..GenOptions::demo() }).unwrap();
+    write_csv_extracts(
+        &s.path("extract"),
+        &GenOptions {
+            seed: 101,
+            ..GenOptions::demo()
+        },
+    )
+    .unwrap();
     agree(&s);
 }
 
@@ -116,7 +210,14 @@ fn engine_agrees_with_the_oracle_on_the_demo_set() {
 fn engine_agrees_with_the_oracle_on_corrupted_extracts() {
     for seed in [1u64, 2, 3] {
         let s = Scratch::with_fixture("small");
-        write_csv_extracts(&s.path("extract"), &GenOptions { seed: 500 + seed, ..GenOptions::demo() }).unwrap();
+        write_csv_extracts(
+            &s.path("extract"),
+            &GenOptions {
+                seed: 500 + seed,
+                ..GenOptions::demo()
+            },
+        )
+        .unwrap();
         corrupt(&s.path("extract"), seed);
         agree(&s);
     }

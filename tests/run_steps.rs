@@ -12,23 +12,50 @@ fn rehearsal_counts_sums_and_rejects_on_the_small_fixture() {
     let j = json(&out);
     let e = &j["entities"];
     // Worked out by hand from tests/fixtures/small (see the rows' comments in the test below).
-    let expect = [("customers", 5, 4, 1, 3), ("vehicles", 2, 2, 1, 1), ("drivers", 3, 2, 1, 1), ("open_invoices", 5, 4, 1, 3)];
+    let expect = [
+        ("customers", 5, 4, 1, 3),
+        ("vehicles", 2, 2, 1, 1),
+        ("drivers", 3, 2, 1, 1),
+        ("open_invoices", 5, 4, 1, 3),
+    ];
     for (name, in_file, in_scope, valid, rejected) in expect {
         let got = &e[name];
         assert_eq!(
-            (got["in_file"].as_u64(), got["in_scope"].as_u64(), got["valid"].as_u64(), got["rejected"].as_u64(), got["loaded"].as_u64()),
-            (Some(in_file), Some(in_scope), Some(valid), Some(rejected), Some(valid)),
+            (
+                got["in_file"].as_u64(),
+                got["in_scope"].as_u64(),
+                got["valid"].as_u64(),
+                got["rejected"].as_u64(),
+                got["loaded"].as_u64()
+            ),
+            (
+                Some(in_file),
+                Some(in_scope),
+                Some(valid),
+                Some(rejected),
+                Some(valid)
+            ),
             "{name}"
         );
         let rejects = std::fs::read_to_string(got["reject_file"].as_str().unwrap()).unwrap();
         let mut rdr = csv::Reader::from_reader(rejects.as_bytes());
-        assert_eq!(rdr.records().count() as u64, rejected, "{name}: one reject-file row per rejected row");
+        assert_eq!(
+            rdr.records().count() as u64,
+            rejected,
+            "{name}: one reject-file row per rejected row"
+        );
     }
     let inv = &e["open_invoices"]["sums"];
     assert_eq!(inv["valid.amount_total"], "121.00");
     assert_eq!(inv["rejected.amount_total"], "17.10");
     assert_eq!(inv["rejected.amount_residual"], "9.00");
-    assert!(j["checks"].as_array().unwrap().iter().all(|c| c["status"] != "fail"));
+    assert!(
+        j["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] != "fail")
+    );
     assert_eq!(j["outcome"], "completed");
     // A rehearsal never touches production.
     assert!(!s.path("production.db").exists());
@@ -39,14 +66,32 @@ fn reject_file_keeps_original_columns_line_and_every_reason() {
     let s = Scratch::with_fixture("small");
     let out = s.cutover(&["rehearse", "--json"], &tms());
     let j = json(&out);
-    let path = j["entities"]["customers"]["reject_file"].as_str().unwrap().to_string();
+    let path = j["entities"]["customers"]["reject_file"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut rdr = csv::Reader::from_path(&path).unwrap();
     let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(&header[..8], ["legacy_id", "name", "email", "phone", "city", "created", "credit_limit", "status"]);
+    assert_eq!(
+        &header[..8],
+        [
+            "legacy_id",
+            "name",
+            "email",
+            "phone",
+            "city",
+            "created",
+            "credit_limit",
+            "status"
+        ]
+    );
     assert_eq!(&header[8..], ["_line", "_rule", "_field", "_message"]);
     let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
     let c3 = rows.iter().find(|r| &r[0] == "C3").unwrap();
-    assert_eq!(&c3[8], "4", "physical source line (header is line 1; the file is CRLF)");
+    assert_eq!(
+        &c3[8], "4",
+        "physical source line (header is line 1; the file is CRLF)"
+    );
     assert_eq!(&c3[9], "date | decimal", "both reasons, in rule order");
     assert_eq!(&c3[10], "created | credit_limit");
     let c2 = rows.iter().find(|r| &r[0] == "C2").unwrap();
@@ -63,29 +108,76 @@ fn full_run_walks_every_step_and_journals_the_sign_offs() {
     let out = s.cutover(&args, &tms());
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let j = json(&out);
-    let steps: Vec<(&str, &str)> = j["steps"].as_array().unwrap().iter().map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap())).collect();
+    let steps: Vec<(&str, &str)> = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
     let ids: Vec<&str> = steps.iter().map(|s| s.0).collect();
-    assert_eq!(ids, ["backup", "freeze", "extract", "dry_run", "validate", "sign_off", "load", "verify", "unfreeze"]);
-    assert!(steps.iter().all(|(_, st)| *st == "passed" || *st == "warned"), "{steps:?}");
+    assert_eq!(
+        ids,
+        [
+            "backup", "freeze", "extract", "dry_run", "validate", "sign_off", "load", "verify",
+            "unfreeze"
+        ]
+    );
+    assert!(
+        steps
+            .iter()
+            .all(|(_, st)| *st == "passed" || *st == "warned"),
+        "{steps:?}"
+    );
     // backup: a real file whose SHA-256 is the one recorded.
     let b = &j["backup"];
     let bytes = std::fs::read(b["path"].as_str().unwrap()).unwrap();
     use sha2::Digest;
-    assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), b["sha256"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&bytes)),
+        b["sha256"].as_str().unwrap()
+    );
     // extract: manifest with counts and checksums.
     let files = j["extract"]["files"].as_array().unwrap();
     assert_eq!(files.len(), 4);
-    assert!(files.iter().all(|f| f["sha256"].as_str().unwrap().len() == 64));
+    assert!(
+        files
+            .iter()
+            .all(|f| f["sha256"].as_str().unwrap().len() == 64)
+    );
     // load: production holds the valid rows with partner resolved.
     let prod = s.path("production.db");
-    assert_eq!(sqlite(&prod, "SELECT m.name || '>' || p.ref FROM account_move m JOIN res_partner p ON p.id = m.partner_id"), "I1>C1");
-    assert_eq!(sqlite(&prod, "SELECT model FROM fleet_vehicle"), "TGX, 18\" long\nline");
-    assert_eq!(sqlite(&prod, "SELECT amount_total || ' ' || payment_state FROM account_move"), "121.00 not_paid");
-    let signers: Vec<&str> = j["sign_offs"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        sqlite(
+            &prod,
+            "SELECT m.name || '>' || p.ref FROM account_move m JOIN res_partner p ON p.id = m.partner_id"
+        ),
+        "I1>C1"
+    );
+    assert_eq!(
+        sqlite(&prod, "SELECT model FROM fleet_vehicle"),
+        "TGX, 18\" long\nline"
+    );
+    assert_eq!(
+        sqlite(
+            &prod,
+            "SELECT amount_total || ' ' || payment_state FROM account_move"
+        ),
+        "121.00 not_paid"
+    );
+    let signers: Vec<&str> = j["sign_offs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(signers, ["Ann Lee", "Bo Sand"]);
     assert_eq!(j["gates"][0]["decision"], "go");
     // The journal's chain verifies.
-    let v = std::process::Command::new(BIN).args(["journal", "verify", "--journal"]).arg(s.path("journal.db")).output().unwrap();
+    let v = std::process::Command::new(BIN)
+        .args(["journal", "verify", "--journal"])
+        .arg(s.path("journal.db"))
+        .output()
+        .unwrap();
     assert_eq!(code(&v), 0, "{}", String::from_utf8_lossy(&v.stdout));
 }
 
@@ -96,13 +188,37 @@ fn gate_waits_without_sign_offs_and_load_is_not_reached() {
     assert_eq!(code(&out), 4, "{}", stderr(&out));
     assert!(stderr(&out).contains("waiting at gate 'go_live'"));
     let j = json(&out);
-    assert!(!j["steps"].as_array().unwrap().iter().any(|s| s["step"] == "load"));
-    assert_eq!(sqlite(&s.path("production.db"), "SELECT COUNT(*) FROM sqlite_master WHERE name = 'account_move'"), "0");
+    assert!(
+        !j["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["step"] == "load")
+    );
+    assert_eq!(
+        sqlite(
+            &s.path("production.db"),
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'account_move'"
+        ),
+        "0"
+    );
     // One GO is not a quorum of two with both roles.
-    let out = s.cutover(&["run", "--sign-off", "Ann Lee|migration_lead|go|ok"], &tms());
+    let out = s.cutover(
+        &["run", "--sign-off", "Ann Lee|migration_lead|go|ok"],
+        &tms(),
+    );
     assert_eq!(code(&out), 4);
     // Two GOs from the same role miss the finance role.
-    let out = s.cutover(&["run", "--sign-off", "Ann|migration_lead|go|ok", "--sign-off", "Cy|migration_lead|go|ok"], &tms());
+    let out = s.cutover(
+        &[
+            "run",
+            "--sign-off",
+            "Ann|migration_lead|go|ok",
+            "--sign-off",
+            "Cy|migration_lead|go|ok",
+        ],
+        &tms(),
+    );
     assert_eq!(code(&out), 4, "{}", stderr(&out));
     assert!(stderr(&out).contains("roles still to sign: finance"));
 }
@@ -110,7 +226,15 @@ fn gate_waits_without_sign_offs_and_load_is_not_reached() {
 #[test]
 fn no_go_stops_the_run_with_its_own_exit_code() {
     let s = Scratch::with_fixture("small");
-    let out = s.cutover(&["run", "--json", "--sign-off", "Bo Sand|finance|no-go|residuals unexplained"], &tms());
+    let out = s.cutover(
+        &[
+            "run",
+            "--json",
+            "--sign-off",
+            "Bo Sand|finance|no-go|residuals unexplained",
+        ],
+        &tms(),
+    );
     assert_eq!(code(&out), 5, "{}", stderr(&out));
     let j = json(&out);
     assert_eq!(j["sign_offs"][0]["decision"], "no-go");
@@ -124,7 +248,12 @@ fn until_stops_after_the_named_step() {
     let out = s.cutover(&["run", "--json", "--until", "extract"], &tms());
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let j = json(&out);
-    let ids: Vec<&str> = j["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["backup", "freeze", "extract"]);
     assert_eq!(j["outcome"], "stopped_after_step");
     let bad = s.cutover(&["run", "--until", "nope"], &tms());
@@ -135,15 +264,27 @@ fn until_stops_after_the_named_step() {
 #[test]
 fn failed_reconciliation_exits_3() {
     let s = Scratch::with_fixture("small");
-    let text = std::fs::read_to_string(tms()).unwrap().replace("reset = true", "reset = false").replace("../assets/sample-extract", "extract");
+    let text = std::fs::read_to_string(tms())
+        .unwrap()
+        .replace("reset = true", "reset = false")
+        .replace("../assets/sample-extract", "extract");
     let rb = s.path("tms.toml");
     std::fs::write(&rb, text).unwrap();
     assert_eq!(code(&s.cutover(&["rehearse"], &rb)), 0);
-    sqlite(&s.path("staging.db"), "INSERT INTO res_partner (ref, name) VALUES ('STRAY', 'left over from an old rehearsal')");
+    sqlite(
+        &s.path("staging.db"),
+        "INSERT INTO res_partner (ref, name) VALUES ('STRAY', 'left over from an old rehearsal')",
+    );
     let out = s.cutover(&["rehearse", "--json"], &rb);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     let j = json(&out);
-    let failed: Vec<&str> = j["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "fail").map(|c| c["entity"].as_str().unwrap()).collect();
+    let failed: Vec<&str> = j["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["entity"].as_str().unwrap())
+        .collect();
     assert_eq!(failed, ["customers"]);
 }
 
@@ -154,11 +295,23 @@ fn verify_failure_rolls_production_back_to_its_backup() {
     let s = Scratch::with_fixture("small");
     // Pre-cutover production: the schema and one existing partner.
     let text = std::fs::read_to_string(tms()).unwrap();
-    let ddl = text.split("sqlite = \"\"\"").nth(1).unwrap().split("\"\"\"").next().unwrap();
+    let ddl = text
+        .split("sqlite = \"\"\"")
+        .nth(1)
+        .unwrap()
+        .split("\"\"\"")
+        .next()
+        .unwrap();
     let prod = s.path("production.db");
     sqlite(&prod, ddl);
-    sqlite(&prod, "INSERT INTO res_partner (ref, name) VALUES ('EXISTING', 'Already in the new system')");
-    let before = sqlite(&prod, "SELECT group_concat(ref || ':' || name) FROM res_partner");
+    sqlite(
+        &prod,
+        "INSERT INTO res_partner (ref, name) VALUES ('EXISTING', 'Already in the new system')",
+    );
+    let before = sqlite(
+        &prod,
+        "SELECT group_concat(ref || ':' || name) FROM res_partner",
+    );
     let mut args = vec!["run", "--json"];
     args.extend(GO);
     let out = s.cutover(&args, &tms());
@@ -166,8 +319,19 @@ fn verify_failure_rolls_production_back_to_its_backup() {
     let j = json(&out);
     assert_eq!(j["outcome"], "rolled_back");
     assert_eq!(j["rollback"]["ok"], true);
-    assert!(j["rollback"]["message"].as_str().unwrap().contains("verified equal"));
-    assert_eq!(sqlite(&prod, "SELECT group_concat(ref || ':' || name) FROM res_partner"), before);
+    assert!(
+        j["rollback"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("verified equal")
+    );
+    assert_eq!(
+        sqlite(
+            &prod,
+            "SELECT group_concat(ref || ':' || name) FROM res_partner"
+        ),
+        before
+    );
     assert_eq!(sqlite(&prod, "SELECT COUNT(*) FROM account_move"), "0");
 }
 
@@ -177,15 +341,35 @@ fn missing_extract_file_is_an_infrastructure_failure() {
     std::fs::remove_file(s.path("extract/drivers.csv")).unwrap();
     let out = s.cutover(&["rehearse"], &tms());
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("drivers.csv is missing"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("drivers.csv is missing"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn bad_flags_are_invalid_input() {
     let s = Scratch::with_fixture("small");
-    assert_eq!(code(&s.cutover(&["run", "--sign-off", "just a name"], &tms())), 2);
-    assert_eq!(code(&s.cutover(&["run", "--var", "no_such_var=1"], &tms())), 2);
-    let out = s.cutover(&["run", "--var", "production_url=postgres://app:hunter2@db/prod"], &tms());
+    assert_eq!(
+        code(&s.cutover(&["run", "--sign-off", "just a name"], &tms())),
+        2
+    );
+    assert_eq!(
+        code(&s.cutover(&["run", "--var", "no_such_var=1"], &tms())),
+        2
+    );
+    let out = s.cutover(
+        &[
+            "run",
+            "--var",
+            "production_url=postgres://app:hunter2@db/prod",
+        ],
+        &tms(),
+    );
     assert_eq!(code(&out), 2);
-    assert!(!stderr(&out).contains("hunter2"), "a password never reaches the terminal");
+    assert!(
+        !stderr(&out).contains("hunter2"),
+        "a password never reaches the terminal"
+    );
 }

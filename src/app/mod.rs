@@ -644,7 +644,10 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                     signoff.name, signoff.role
                 ));
                 // Stay open, cleared, for the next approver; GateDecided closes it.
-                app.dialog = GateDialog { visible: true, ..GateDialog::default() };
+                app.dialog = GateDialog {
+                    visible: true,
+                    ..GateDialog::default()
+                };
                 return vec![Effect::Send(Command::SignOff(signoff))];
             }
         }

@@ -88,11 +88,21 @@ impl Fingerprint {
 
 /// Told about every committed batch (the executor journals it as a checkpoint).
 pub trait BatchObserver {
-    fn committed(&self, batch: u64, rows: u64, last_line: u64) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn committed(
+        &self,
+        batch: u64,
+        rows: u64,
+        last_line: u64,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
 }
 
 /// Run one entity. Row-level problems never return `Err`.
-pub async fn run_entity<O: BatchObserver + Sync>(job: EntityJob, sink: &Sink, progress: &watch::Sender<ProgressSnapshot>, on_batch: &O) -> Result<EntityResult> {
+pub async fn run_entity<O: BatchObserver + Sync>(
+    job: EntityJob,
+    sink: &Sink,
+    progress: &watch::Sender<ProgressSnapshot>,
+    on_batch: &O,
+) -> Result<EntityResult> {
     let started = Instant::now();
     let (tx, mut rx) = mpsc::channel::<Vec<Item>>(2);
     let rules = job.rules.clone();
@@ -100,8 +110,16 @@ pub async fn run_entity<O: BatchObserver + Sync>(job: EntityJob, sink: &Sink, pr
     let reject_path = job.reject_path.clone();
     let batch_size = job.batch_size.max(1);
     let refs = job.refs.clone();
-    let sum_idx: Vec<usize> = job.sum_fields.iter().filter_map(|f| rules.column_index(f)).collect();
-    let fp_idx: Vec<Vec<usize>> = job.fingerprints.iter().map(|(_, fs)| fs.iter().filter_map(|f| rules.column_index(f)).collect()).collect();
+    let sum_idx: Vec<usize> = job
+        .sum_fields
+        .iter()
+        .filter_map(|f| rules.column_index(f))
+        .collect();
+    let fp_idx: Vec<Vec<usize>> = job
+        .fingerprints
+        .iter()
+        .map(|(_, fs)| fs.iter().filter_map(|f| rules.column_index(f)).collect())
+        .collect();
     let keep_keys = job.keep_valid_keys;
     let live = Arc::new(LiveCounts::default());
     let live_r = live.clone();
@@ -119,17 +137,32 @@ pub async fn run_entity<O: BatchObserver + Sync>(job: EntityJob, sink: &Sink, pr
         };
         let mut state = RunState::default();
         let mut batch = Vec::with_capacity(batch_size);
-        while let Some(raw) = src.next_row().with_context(|| format!("{}: reading after line {}", file.display(), t.counts.in_file + 1))? {
+        while let Some(raw) = src.next_row().with_context(|| {
+            format!(
+                "{}: reading after line {}",
+                file.display(),
+                t.counts.in_file + 1
+            )
+        })? {
             t.counts.in_file += 1;
             let verdict = match src.decode(&raw) {
                 Decoded::Fields(f) => rules.process(f, &mut state, &refs),
-                Decoded::Malformed(m) => Verdict::Rejected { fields: vec![], issues: vec![RowIssue { rule: "malformed".into(), field: "(row)".into(), message: m }] },
+                Decoded::Malformed(m) => Verdict::Rejected {
+                    fields: vec![],
+                    issues: vec![RowIssue {
+                        rule: "malformed".into(),
+                        field: "(row)".into(),
+                        message: m,
+                    }],
+                },
                 Decoded::Encoding(field, v) => Verdict::Rejected {
                     fields: vec![],
                     issues: vec![RowIssue {
                         rule: "encoding".into(),
                         field,
-                        message: format!("'{v}' is not UTF-8 (Latin-1?); re-export the extract as UTF-8"),
+                        message: format!(
+                            "'{v}' is not UTF-8 (Latin-1?); re-export the extract as UTF-8"
+                        ),
                     }],
                 },
             };
@@ -160,16 +193,26 @@ pub async fn run_entity<O: BatchObserver + Sync>(job: EntityJob, sink: &Sink, pr
                     if let Some(keys) = t.keys.as_mut() {
                         keys.insert(fields[rules.key_index()].clone());
                     }
-                    batch.push(Item { line: raw.line, raw: raw.raw, row });
+                    batch.push(Item {
+                        line: raw.line,
+                        raw: raw.raw,
+                        row,
+                    });
                     if batch.len() >= batch_size {
                         live_r.publish(&t.counts);
-                        if tx.blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(batch_size))).is_err() {
+                        if tx
+                            .blocking_send(std::mem::replace(
+                                &mut batch,
+                                Vec::with_capacity(batch_size),
+                            ))
+                            .is_err()
+                        {
                             anyhow::bail!("load stopped");
                         }
                     }
                 }
             }
-            if t.counts.in_file % 4096 == 0 {
+            if t.counts.in_file.is_multiple_of(4096) {
                 live_r.publish(&t.counts);
             }
         }
@@ -198,7 +241,10 @@ pub async fn run_entity<O: BatchObserver + Sync>(job: EntityJob, sink: &Sink, pr
                 elapsed_secs: started.elapsed().as_secs_f64(),
                 done,
             };
-            match snap.iter_mut().find(|e| e.entity == p.entity && e.phase == p.phase) {
+            match snap
+                .iter_mut()
+                .find(|e| e.entity == p.entity && e.phase == p.phase)
+            {
                 Some(e) => *e = p,
                 None => snap.push(p),
             }
@@ -227,12 +273,21 @@ pub async fn run_entity<O: BatchObserver + Sync>(job: EntityJob, sink: &Sink, pr
     drop(rx);
     let joined = reader.await.context("pipeline thread")?;
     if let Some(e) = sink_err {
-        return Err(e).with_context(|| format!("loading {} into {}", job.rules.name, job.table.table));
+        return Err(e)
+            .with_context(|| format!("loading {} into {}", job.rules.name, job.table.table));
     }
     let (mut t, mut rejects) = joined?;
     // Rows the database refused move from valid to rejected, with the database's reason.
     for (line, raw, msg) in &db_rejects {
-        rejects.write(raw, *line, &[RowIssue { rule: "database".into(), field: "(row)".into(), message: msg.clone() }])?;
+        rejects.write(
+            raw,
+            *line,
+            &[RowIssue {
+                rule: "database".into(),
+                field: "(row)".into(),
+                message: msg.clone(),
+            }],
+        )?;
         t.counts.valid -= 1;
         t.counts.rejected += 1;
     }
@@ -242,18 +297,37 @@ pub async fn run_entity<O: BatchObserver + Sync>(job: EntityJob, sink: &Sink, pr
 
     let mut sums = BTreeMap::new();
     for (k, f) in job.sum_fields.iter().enumerate() {
-        sums.insert(format!("valid.{f}"), t.valid_sum.get(k).copied().unwrap_or_default().to_string());
-        sums.insert(format!("rejected.{f}"), t.rejected_sum.get(k).copied().unwrap_or_default().to_string());
+        sums.insert(
+            format!("valid.{f}"),
+            t.valid_sum.get(k).copied().unwrap_or_default().to_string(),
+        );
+        sums.insert(
+            format!("rejected.{f}"),
+            t.rejected_sum
+                .get(k)
+                .copied()
+                .unwrap_or_default()
+                .to_string(),
+        );
     }
     for (k, (name, _)) in job.fingerprints.iter().enumerate() {
         sums.insert(format!("fingerprint.{name}"), t.fp[k].render());
     }
-    Ok(EntityResult { counts: t.counts, sums, valid_keys: t.keys, duration_ms: started.elapsed().as_millis() as u64 })
+    Ok(EntityResult {
+        counts: t.counts,
+        sums,
+        valid_keys: t.keys,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
 }
 
 /// Write a batch; when the database refuses its content, split it in halves until the
 /// offending rows are isolated (as pgloader does). Returns rows loaded and refused rows.
-async fn write_bisect(sink: &Sink, spec: &TableSpec, items: &[Item]) -> Result<(u64, Vec<(usize, String)>)> {
+async fn write_bisect(
+    sink: &Sink,
+    spec: &TableSpec,
+    items: &[Item],
+) -> Result<(u64, Vec<(usize, String)>)> {
     let mut loaded = 0;
     let mut bad = Vec::new();
     let mut stack = vec![(0usize, items.len())];
@@ -289,6 +363,11 @@ impl LiveCounts {
     }
     fn snapshot(&self) -> EntityCounts {
         use std::sync::atomic::Ordering::Relaxed;
-        EntityCounts { in_file: self.read.load(Relaxed), valid: self.valid.load(Relaxed), rejected: self.rejected.load(Relaxed), ..Default::default() }
+        EntityCounts {
+            in_file: self.read.load(Relaxed),
+            valid: self.valid.load(Relaxed),
+            rejected: self.rejected.load(Relaxed),
+            ..Default::default()
+        }
     }
 }

@@ -21,14 +21,23 @@ pub struct RejectWriter {
 impl RejectWriter {
     pub fn create(path: &Path, header: &[String]) -> Result<RejectWriter> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create reject folder {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create reject folder {}", dir.display()))?;
         }
-        let file = File::create(path).with_context(|| format!("cannot create reject file {}", path.display()))?;
-        let mut w = csv::WriterBuilder::new().flexible(true).from_writer(BufWriter::new(file));
+        let file = File::create(path)
+            .with_context(|| format!("cannot create reject file {}", path.display()))?;
+        let mut w = csv::WriterBuilder::new()
+            .flexible(true)
+            .from_writer(BufWriter::new(file));
         let mut h: Vec<&str> = header.iter().map(String::as_str).collect();
         h.extend(EXTRA);
-        w.write_record(&h).with_context(|| format!("writing {}", path.display()))?;
-        Ok(RejectWriter { w, path: path.display().to_string(), rows: 0 })
+        w.write_record(&h)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(RejectWriter {
+            w,
+            path: path.display().to_string(),
+            rows: 0,
+        })
     }
 
     /// One line per rejected row; several reasons are joined with " | " in each column.
@@ -39,12 +48,16 @@ impl RejectWriter {
         rec.push_field(join(|i| &i.rule).as_bytes());
         rec.push_field(join(|i| &i.field).as_bytes());
         rec.push_field(join(|i| &i.message).as_bytes());
-        self.w.write_byte_record(&rec).with_context(|| format!("writing reject file {} (disk full?)", self.path))?;
+        self.w
+            .write_byte_record(&rec)
+            .with_context(|| format!("writing reject file {} (disk full?)", self.path))?;
         self.rows += 1;
         Ok(())
     }
 
     pub fn finish(mut self) -> Result<()> {
-        self.w.flush().with_context(|| format!("flushing reject file {} (disk full?)", self.path))
+        self.w
+            .flush()
+            .with_context(|| format!("flushing reject file {} (disk full?)", self.path))
     }
 }

@@ -20,7 +20,11 @@ pub struct RowIssue {
 
 impl RowIssue {
     fn new(rule: &str, field: &str, message: impl Into<String>) -> Self {
-        RowIssue { rule: rule.into(), field: field.into(), message: message.into() }
+        RowIssue {
+            rule: rule.into(),
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -33,7 +37,12 @@ pub enum SqlValue {
     Dec(Decimal),
     Date(NaiveDate),
     /// Resolved in the database: id of the row of `table` whose `key` column equals the value.
-    Lookup { table: String, key: String, id: String, value: String },
+    Lookup {
+        table: String,
+        key: String,
+        id: String,
+        value: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -58,19 +67,55 @@ enum Rule {
     Unique(usize),
     Email(usize, bool),
     Date(usize, Vec<DateFmt>, bool),
-    Decimal { i: usize, min: Option<Decimal>, max: Option<Decimal>, scale: Option<u32>, allow_empty: bool },
-    Integer { i: usize, min: Option<i64>, max: Option<i64>, allow_empty: bool },
-    Pattern { i: usize, re: Regex, message: String, allow_empty: bool },
-    OneOf { i: usize, values: HashSet<String>, allow_empty: bool },
-    Sum { fields: Vec<usize>, equals: usize },
-    Compare { i: usize, op: String, j: usize },
-    Reference { i: usize, entity: String, message: String },
+    Decimal {
+        i: usize,
+        min: Option<Decimal>,
+        max: Option<Decimal>,
+        scale: Option<u32>,
+        allow_empty: bool,
+    },
+    Integer {
+        i: usize,
+        min: Option<i64>,
+        max: Option<i64>,
+        allow_empty: bool,
+    },
+    Pattern {
+        i: usize,
+        re: Regex,
+        message: String,
+        allow_empty: bool,
+    },
+    OneOf {
+        i: usize,
+        values: HashSet<String>,
+        allow_empty: bool,
+    },
+    Sum {
+        fields: Vec<usize>,
+        equals: usize,
+    },
+    Compare {
+        i: usize,
+        op: String,
+        j: usize,
+    },
+    Reference {
+        i: usize,
+        entity: String,
+        message: String,
+    },
 }
 
 enum MapKind {
     Field(usize),
     Values(usize, HashMap<String, String>),
-    Lookup { i: usize, table: String, key: String, id: String },
+    Lookup {
+        i: usize,
+        table: String,
+        key: String,
+        id: String,
+    },
     Const(String),
 }
 
@@ -95,8 +140,14 @@ pub struct RunState {
 pub enum Verdict {
     OutOfScope,
     /// `fields` are the cleansed values (the reject file keeps the raw ones).
-    Rejected { fields: Vec<String>, issues: Vec<RowIssue> },
-    Valid { fields: Vec<String>, row: Vec<SqlValue> },
+    Rejected {
+        fields: Vec<String>,
+        issues: Vec<RowIssue>,
+    },
+    Valid {
+        fields: Vec<String>,
+        row: Vec<SqlValue>,
+    },
 }
 
 fn email_re() -> &'static Regex {
@@ -126,13 +177,25 @@ fn parse_date(s: &str, f: DateFmt) -> Option<NaiveDate> {
     let b = s.as_bytes();
     let digits = |r: std::ops::Range<usize>| -> Option<u32> {
         let part = s.get(r)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) { part.parse().ok() } else { None }
+        if part.bytes().all(|c| c.is_ascii_digit()) {
+            part.parse().ok()
+        } else {
+            None
+        }
     };
     let (y, m, d) = match f {
-        DateFmt::Ymd if b.len() == 10 && b[4] == b'-' && b[7] == b'-' => (digits(0..4)?, digits(5..7)?, digits(8..10)?),
-        DateFmt::DmySlash if b.len() == 10 && b[2] == b'/' && b[5] == b'/' => (digits(6..10)?, digits(3..5)?, digits(0..2)?),
-        DateFmt::MdySlash if b.len() == 10 && b[2] == b'/' && b[5] == b'/' => (digits(6..10)?, digits(0..2)?, digits(3..5)?),
-        DateFmt::DmyDot if b.len() == 10 && b[2] == b'.' && b[5] == b'.' => (digits(6..10)?, digits(3..5)?, digits(0..2)?),
+        DateFmt::Ymd if b.len() == 10 && b[4] == b'-' && b[7] == b'-' => {
+            (digits(0..4)?, digits(5..7)?, digits(8..10)?)
+        }
+        DateFmt::DmySlash if b.len() == 10 && b[2] == b'/' && b[5] == b'/' => {
+            (digits(6..10)?, digits(3..5)?, digits(0..2)?)
+        }
+        DateFmt::MdySlash if b.len() == 10 && b[2] == b'/' && b[5] == b'/' => {
+            (digits(6..10)?, digits(0..2)?, digits(3..5)?)
+        }
+        DateFmt::DmyDot if b.len() == 10 && b[2] == b'.' && b[5] == b'.' => {
+            (digits(6..10)?, digits(3..5)?, digits(0..2)?)
+        }
         DateFmt::Compact if b.len() == 8 => (digits(0..4)?, digits(4..6)?, digits(6..8)?),
         _ => return None,
     };
@@ -156,47 +219,102 @@ fn date_fmt(name: &str) -> DateFmt {
 impl Compiled {
     /// `all` gives every entity's target (for lookups). The runbook has been linted, so
     /// names resolve; an unknown one here is a bug, reported as an error rather than a panic.
-    pub fn new(name: &str, e: &Entity, all: &indexmap::IndexMap<String, Entity>) -> anyhow::Result<Compiled> {
+    pub fn new(
+        name: &str,
+        e: &Entity,
+        all: &indexmap::IndexMap<String, Entity>,
+    ) -> anyhow::Result<Compiled> {
         let idx = |f: &str| -> anyhow::Result<usize> {
-            e.columns.iter().position(|c| c == f).ok_or_else(|| anyhow::anyhow!("entity {name}: no column '{f}'"))
+            e.columns
+                .iter()
+                .position(|c| c == f)
+                .ok_or_else(|| anyhow::anyhow!("entity {name}: no column '{f}'"))
         };
         let mut rules = Vec::new();
         for r in &e.validate {
             rules.push(match r {
                 ValidateRule::Required { field } => Rule::Required(idx(field)?),
                 ValidateRule::Unique { field } => Rule::Unique(idx(field)?),
-                ValidateRule::Email { field, allow_empty } => Rule::Email(idx(field)?, *allow_empty),
-                ValidateRule::Date { field, formats, allow_empty } => {
-                    Rule::Date(idx(field)?, formats.iter().map(|f| date_fmt(f)).collect(), *allow_empty)
+                ValidateRule::Email { field, allow_empty } => {
+                    Rule::Email(idx(field)?, *allow_empty)
                 }
-                ValidateRule::Decimal { field, min, max, scale, allow_empty } => Rule::Decimal {
+                ValidateRule::Date {
+                    field,
+                    formats,
+                    allow_empty,
+                } => Rule::Date(
+                    idx(field)?,
+                    formats.iter().map(|f| date_fmt(f)).collect(),
+                    *allow_empty,
+                ),
+                ValidateRule::Decimal {
+                    field,
+                    min,
+                    max,
+                    scale,
+                    allow_empty,
+                } => Rule::Decimal {
                     i: idx(field)?,
                     min: min.as_deref().map(str::parse).transpose()?,
                     max: max.as_deref().map(str::parse).transpose()?,
                     scale: *scale,
                     allow_empty: *allow_empty,
                 },
-                ValidateRule::Integer { field, min, max, allow_empty } => {
-                    Rule::Integer { i: idx(field)?, min: *min, max: *max, allow_empty: *allow_empty }
-                }
-                ValidateRule::Pattern { field, regex, message, allow_empty } => Rule::Pattern {
+                ValidateRule::Integer {
+                    field,
+                    min,
+                    max,
+                    allow_empty,
+                } => Rule::Integer {
                     i: idx(field)?,
-                    re: Regex::new(regex)?,
-                    message: message.clone().unwrap_or_else(|| format!("does not match {regex}")),
+                    min: *min,
+                    max: *max,
                     allow_empty: *allow_empty,
                 },
-                ValidateRule::OneOf { field, values, allow_empty } => {
-                    Rule::OneOf { i: idx(field)?, values: values.iter().cloned().collect(), allow_empty: *allow_empty }
-                }
+                ValidateRule::Pattern {
+                    field,
+                    regex,
+                    message,
+                    allow_empty,
+                } => Rule::Pattern {
+                    i: idx(field)?,
+                    re: Regex::new(regex)?,
+                    message: message
+                        .clone()
+                        .unwrap_or_else(|| format!("does not match {regex}")),
+                    allow_empty: *allow_empty,
+                },
+                ValidateRule::OneOf {
+                    field,
+                    values,
+                    allow_empty,
+                } => Rule::OneOf {
+                    i: idx(field)?,
+                    values: values.iter().cloned().collect(),
+                    allow_empty: *allow_empty,
+                },
                 ValidateRule::Sum { fields, equals } => Rule::Sum {
-                    fields: fields.iter().map(|f| idx(f)).collect::<anyhow::Result<_>>()?,
+                    fields: fields
+                        .iter()
+                        .map(|f| idx(f))
+                        .collect::<anyhow::Result<_>>()?,
                     equals: idx(equals)?,
                 },
-                ValidateRule::Compare { field, op, other } => Rule::Compare { i: idx(field)?, op: op.clone(), j: idx(other)? },
-                ValidateRule::Reference { field, entity, message } => Rule::Reference {
+                ValidateRule::Compare { field, op, other } => Rule::Compare {
+                    i: idx(field)?,
+                    op: op.clone(),
+                    j: idx(other)?,
+                },
+                ValidateRule::Reference {
+                    field,
+                    entity,
+                    message,
+                } => Rule::Reference {
                     i: idx(field)?,
                     entity: entity.clone(),
-                    message: message.clone().unwrap_or_else(|| format!("unknown {}", singular(entity))),
+                    message: message
+                        .clone()
+                        .unwrap_or_else(|| format!("unknown {}", singular(entity))),
                 },
             });
         }
@@ -206,13 +324,25 @@ impl Compiled {
                 MapSpec::Field(f) => MapKind::Field(idx(f)?),
                 MapSpec::Spec(t) => match (&t.from, &t.value, &t.lookup, &t.values) {
                     (Some(f), _, Some(l), _) => {
-                        let le = all.get(l).ok_or_else(|| anyhow::anyhow!("unknown entity {l}"))?;
-                        MapKind::Lookup { i: idx(f)?, table: le.target.table.clone(), key: le.target.key.clone(), id: "id".into() }
+                        let le = all
+                            .get(l)
+                            .ok_or_else(|| anyhow::anyhow!("unknown entity {l}"))?;
+                        MapKind::Lookup {
+                            i: idx(f)?,
+                            table: le.target.table.clone(),
+                            key: le.target.key.clone(),
+                            id: "id".into(),
+                        }
                     }
-                    (Some(f), _, None, Some(v)) => MapKind::Values(idx(f)?, v.iter().map(|(a, b)| (a.clone(), b.clone())).collect()),
+                    (Some(f), _, None, Some(v)) => MapKind::Values(
+                        idx(f)?,
+                        v.iter().map(|(a, b)| (a.clone(), b.clone())).collect(),
+                    ),
                     (Some(f), _, None, None) => MapKind::Field(idx(f)?),
                     (None, Some(v), _, _) => MapKind::Const(v.clone()),
-                    (None, None, _, _) => anyhow::bail!("entity {name}: map.{col} has neither from nor value"),
+                    (None, None, _, _) => {
+                        anyhow::bail!("entity {name}: map.{col} has neither from nor value")
+                    }
                 },
             };
             map.push((col.clone(), kind));
@@ -225,14 +355,26 @@ impl Compiled {
                 .scope
                 .iter()
                 .map(|s| {
-                    let vals = if s.case_insensitive { s.one_of.iter().map(|v| v.to_lowercase()).collect() } else { s.one_of.clone() };
+                    let vals = if s.case_insensitive {
+                        s.one_of.iter().map(|v| v.to_lowercase()).collect()
+                    } else {
+                        s.one_of.clone()
+                    };
                     Ok((idx(&s.field)?, vals, s.case_insensitive))
                 })
                 .collect::<anyhow::Result<_>>()?,
             cleanse: e
                 .cleanse
                 .iter()
-                .map(|c| Ok((c.rule, c.fields.iter().map(|f| idx(f)).collect::<anyhow::Result<_>>()?)))
+                .map(|c| {
+                    Ok((
+                        c.rule,
+                        c.fields
+                            .iter()
+                            .map(|f| idx(f))
+                            .collect::<anyhow::Result<_>>()?,
+                    ))
+                })
                 .collect::<anyhow::Result<_>>()?,
             rules,
             target_columns: map.iter().map(|(c, _)| c.clone()).collect(),
@@ -242,14 +384,27 @@ impl Compiled {
 
     /// Entities whose valid keys this one references.
     pub fn references(&self) -> Vec<String> {
-        self.rules.iter().filter_map(|r| if let Rule::Reference { entity, .. } = r { Some(entity.clone()) } else { None }).collect()
+        self.rules
+            .iter()
+            .filter_map(|r| {
+                if let Rule::Reference { entity, .. } = r {
+                    Some(entity.clone())
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     /// Scope on trimmed values. Run before cleanse so that scope never depends on cleansing.
     pub fn in_scope(&self, fields: &[String]) -> bool {
         self.scope.iter().all(|(i, vals, ci)| {
             let v = fields[*i].as_str();
-            if *ci { vals.iter().any(|x| *x == v.to_lowercase()) } else { vals.iter().any(|x| x == v) }
+            if *ci {
+                vals.iter().any(|x| *x == v.to_lowercase())
+            } else {
+                vals.iter().any(|x| x == v)
+            }
         })
     }
 
@@ -266,14 +421,21 @@ impl Compiled {
                 fields[i] = match kind {
                     CleanseKind::Lowercase => fields[i].to_lowercase(),
                     CleanseKind::Uppercase => fields[i].to_uppercase(),
-                    CleanseKind::CollapseSpaces => fields[i].split_whitespace().collect::<Vec<_>>().join(" "),
+                    CleanseKind::CollapseSpaces => {
+                        fields[i].split_whitespace().collect::<Vec<_>>().join(" ")
+                    }
                 };
             }
         }
     }
 
     /// Scope → cleanse → validate → transform one row of raw (untrimmed) fields.
-    pub fn process(&self, mut fields: Vec<String>, state: &mut RunState, refs: &HashMap<String, Arc<HashSet<String>>>) -> Verdict {
+    pub fn process(
+        &self,
+        mut fields: Vec<String>,
+        state: &mut RunState,
+        refs: &HashMap<String, Arc<HashSet<String>>>,
+    ) -> Verdict {
         for f in fields.iter_mut() {
             let t = f.trim();
             if t.len() != f.len() {
@@ -288,16 +450,21 @@ impl Compiled {
         let mut typed: Vec<Option<Typed>> = vec![None; fields.len()];
         let col = |i: usize| self.columns[i].as_str();
 
-        let empty_fail = |i: usize, allow: bool, what: &str, issues: &mut Vec<RowIssue>, rule: &str| -> bool {
-            if fields[i].is_empty() {
-                if !allow {
-                    issues.push(RowIssue::new(rule, col(i), format!("is empty; expected {what}")));
+        let empty_fail =
+            |i: usize, allow: bool, what: &str, issues: &mut Vec<RowIssue>, rule: &str| -> bool {
+                if fields[i].is_empty() {
+                    if !allow {
+                        issues.push(RowIssue::new(
+                            rule,
+                            col(i),
+                            format!("is empty; expected {what}"),
+                        ));
+                    }
+                    true
+                } else {
+                    false
                 }
-                true
-            } else {
-                false
-            }
-        };
+            };
 
         for r in &self.rules {
             match r {
@@ -309,88 +476,164 @@ impl Compiled {
                 Rule::Unique(i) => {
                     let v = &fields[*i];
                     if !v.is_empty() && !state.seen.entry(*i).or_default().insert(v.clone()) {
-                        issues.push(RowIssue::new("unique", col(*i), format!("duplicate '{v}': an earlier in-scope row has it")));
+                        issues.push(RowIssue::new(
+                            "unique",
+                            col(*i),
+                            format!("duplicate '{v}': an earlier in-scope row has it"),
+                        ));
                     }
                 }
                 Rule::Email(i, allow) => {
-                    if !empty_fail(*i, *allow, "an e-mail address", &mut issues, "email") && !email_re().is_match(&fields[*i]) {
-                        issues.push(RowIssue::new("email", col(*i), format!("'{}' is not an address local@domain.tld", fields[*i])));
+                    if !empty_fail(*i, *allow, "an e-mail address", &mut issues, "email")
+                        && !email_re().is_match(&fields[*i])
+                    {
+                        issues.push(RowIssue::new(
+                            "email",
+                            col(*i),
+                            format!("'{}' is not an address local@domain.tld", fields[*i]),
+                        ));
                     }
                 }
                 Rule::Date(i, fmts, allow) => {
                     if !empty_fail(*i, *allow, "a date", &mut issues, "date") {
                         match fmts.iter().find_map(|f| parse_date(&fields[*i], *f)) {
                             Some(d) => typed[*i] = Some(Typed::Date(d)),
-                            None => issues.push(RowIssue::new("date", col(*i), format!("'{}' is not a real date in an accepted format", fields[*i]))),
+                            None => issues.push(RowIssue::new(
+                                "date",
+                                col(*i),
+                                format!(
+                                    "'{}' is not a real date in an accepted format",
+                                    fields[*i]
+                                ),
+                            )),
                         }
                     }
                 }
-                Rule::Decimal { i, min, max, scale, allow_empty } => {
+                Rule::Decimal {
+                    i,
+                    min,
+                    max,
+                    scale,
+                    allow_empty,
+                } => {
                     if empty_fail(*i, *allow_empty, "a decimal", &mut issues, "decimal") {
                         continue;
                     }
                     let s = &fields[*i];
                     let Some(d) = parse_decimal(s) else {
-                        issues.push(RowIssue::new("decimal", col(*i), format!("'{s}' is not a decimal (digits and a '.' point, e.g. 1234.56)")));
+                        issues.push(RowIssue::new(
+                            "decimal",
+                            col(*i),
+                            format!(
+                                "'{s}' is not a decimal (digits and a '.' point, e.g. 1234.56)"
+                            ),
+                        ));
                         continue;
                     };
                     let mut ok = true;
                     if let Some(sc) = scale
                         && written_scale(s) > *sc
                     {
-                        issues.push(RowIssue::new("decimal", col(*i), format!("'{s}' has more than {sc} decimal places")));
+                        issues.push(RowIssue::new(
+                            "decimal",
+                            col(*i),
+                            format!("'{s}' has more than {sc} decimal places"),
+                        ));
                         ok = false;
                     }
                     if let Some(m) = min
                         && d < *m
                     {
-                        issues.push(RowIssue::new("decimal", col(*i), format!("{s} is below the minimum {m}")));
+                        issues.push(RowIssue::new(
+                            "decimal",
+                            col(*i),
+                            format!("{s} is below the minimum {m}"),
+                        ));
                         ok = false;
                     }
                     if let Some(m) = max
                         && d > *m
                     {
-                        issues.push(RowIssue::new("decimal", col(*i), format!("{s} is above the maximum {m}")));
+                        issues.push(RowIssue::new(
+                            "decimal",
+                            col(*i),
+                            format!("{s} is above the maximum {m}"),
+                        ));
                         ok = false;
                     }
                     if ok {
                         typed[*i] = Some(Typed::Dec(d));
                     }
                 }
-                Rule::Integer { i, min, max, allow_empty } => {
+                Rule::Integer {
+                    i,
+                    min,
+                    max,
+                    allow_empty,
+                } => {
                     if empty_fail(*i, *allow_empty, "an integer", &mut issues, "integer") {
                         continue;
                     }
                     let s = &fields[*i];
-                    let parsed = if s.bytes().enumerate().all(|(k, c)| c.is_ascii_digit() || (k == 0 && c == b'-' && s.len() > 1)) {
-                        s.parse::<i64>().ok()
-                    } else {
-                        None
-                    };
+                    let parsed =
+                        if s.bytes().enumerate().all(|(k, c)| {
+                            c.is_ascii_digit() || (k == 0 && c == b'-' && s.len() > 1)
+                        }) {
+                            s.parse::<i64>().ok()
+                        } else {
+                            None
+                        };
                     match parsed {
-                        None => issues.push(RowIssue::new("integer", col(*i), format!("'{s}' is not an integer"))),
-                        Some(n) if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) => issues.push(RowIssue::new(
+                        None => issues.push(RowIssue::new(
                             "integer",
                             col(*i),
-                            format!(
-                                "{n} is outside {}..{}",
-                                min.map(|m| m.to_string()).unwrap_or_default(),
-                                max.map(|m| m.to_string()).unwrap_or_default()
-                            ),
+                            format!("'{s}' is not an integer"),
                         )),
+                        Some(n) if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) => {
+                            issues.push(RowIssue::new(
+                                "integer",
+                                col(*i),
+                                format!(
+                                    "{n} is outside {}..{}",
+                                    min.map(|m| m.to_string()).unwrap_or_default(),
+                                    max.map(|m| m.to_string()).unwrap_or_default()
+                                ),
+                            ))
+                        }
                         Some(n) => typed[*i] = Some(Typed::Int(n)),
                     }
                 }
-                Rule::Pattern { i, re, message, allow_empty } => {
-                    if !empty_fail(*i, *allow_empty, "a value", &mut issues, "pattern") && !re.is_match(&fields[*i]) {
-                        issues.push(RowIssue::new("pattern", col(*i), format!("'{}' {message}", fields[*i])));
+                Rule::Pattern {
+                    i,
+                    re,
+                    message,
+                    allow_empty,
+                } => {
+                    if !empty_fail(*i, *allow_empty, "a value", &mut issues, "pattern")
+                        && !re.is_match(&fields[*i])
+                    {
+                        issues.push(RowIssue::new(
+                            "pattern",
+                            col(*i),
+                            format!("'{}' {message}", fields[*i]),
+                        ));
                     }
                 }
-                Rule::OneOf { i, values, allow_empty } => {
-                    if !empty_fail(*i, *allow_empty, "a listed value", &mut issues, "one_of") && !values.contains(&fields[*i]) {
+                Rule::OneOf {
+                    i,
+                    values,
+                    allow_empty,
+                } => {
+                    if !empty_fail(*i, *allow_empty, "a listed value", &mut issues, "one_of")
+                        && !values.contains(&fields[*i])
+                    {
                         let mut allowed: Vec<_> = values.iter().cloned().collect();
                         allowed.sort();
-                        issues.push(RowIssue::new("one_of", col(*i), format!("'{}' is not one of {}", fields[*i], allowed.join(", "))));
+                        issues.push(RowIssue::new(
+                            "one_of",
+                            col(*i),
+                            format!("'{}' is not one of {}", fields[*i], allowed.join(", ")),
+                        ));
                     }
                 }
                 Rule::Sum { .. } | Rule::Compare { .. } | Rule::Reference { .. } => {}
@@ -401,18 +644,35 @@ impl Compiled {
             match &typed[i] {
                 Some(Typed::Dec(d)) => Some(*d),
                 Some(_) => None,
-                None => if fields[i].is_empty() { None } else { parse_decimal(&fields[i]) },
+                None => {
+                    if fields[i].is_empty() {
+                        None
+                    } else {
+                        parse_decimal(&fields[i])
+                    }
+                }
             }
         };
         for r in &self.rules {
             match r {
-                Rule::Sum { fields: parts, equals } => {
+                Rule::Sum {
+                    fields: parts,
+                    equals,
+                } => {
                     let vals: Option<Vec<Decimal>> = parts.iter().map(|&i| dec(i)).collect();
                     if let (Some(vals), Some(total)) = (vals, dec(*equals)) {
                         let sum: Decimal = vals.iter().sum();
                         if sum != total {
                             let names: Vec<&str> = parts.iter().map(|&i| col(i)).collect();
-                            issues.push(RowIssue::new("sum", col(*equals), format!("{} = {sum}, but {} is {total}", names.join(" + "), col(*equals))));
+                            issues.push(RowIssue::new(
+                                "sum",
+                                col(*equals),
+                                format!(
+                                    "{} = {sum}, but {} is {total}",
+                                    names.join(" + "),
+                                    col(*equals)
+                                ),
+                            ));
                         }
                     }
                 }
@@ -427,7 +687,11 @@ impl Compiled {
                             _ => a != b,
                         };
                         if !ok {
-                            issues.push(RowIssue::new("compare", col(*i), format!("{} {a} must be {op} {} {b}", col(*i), col(*j))));
+                            issues.push(RowIssue::new(
+                                "compare",
+                                col(*i),
+                                format!("{} {a} must be {op} {} {b}", col(*i), col(*j)),
+                            ));
                         }
                     }
                 }
@@ -435,7 +699,14 @@ impl Compiled {
                     let v = &fields[*i];
                     let known = refs.get(entity).is_some_and(|set| set.contains(v.as_str()));
                     if !known {
-                        issues.push(RowIssue::new("reference", col(*i), format!("{message} '{v}' (not a valid, in-scope {} of this run)", singular(entity))));
+                        issues.push(RowIssue::new(
+                            "reference",
+                            col(*i),
+                            format!(
+                                "{message} '{v}' (not a valid, in-scope {} of this run)",
+                                singular(entity)
+                            ),
+                        ));
                     }
                 }
                 _ => {}
@@ -455,17 +726,28 @@ impl Compiled {
                 MapKind::Values(i, m) => match m.get(&fields[*i]) {
                     Some(v) => SqlValue::Text(v.clone()),
                     None => {
-                        issues.push(RowIssue::new("map", col(*i), format!("no mapping for '{}' into {target_col}", fields[*i])));
+                        issues.push(RowIssue::new(
+                            "map",
+                            col(*i),
+                            format!("no mapping for '{}' into {target_col}", fields[*i]),
+                        ));
                         SqlValue::Null
                     }
                 },
-                MapKind::Lookup { i, table, key, id } => {
-                    SqlValue::Lookup { table: table.clone(), key: key.clone(), id: id.clone(), value: fields[*i].clone() }
-                }
+                MapKind::Lookup { i, table, key, id } => SqlValue::Lookup {
+                    table: table.clone(),
+                    key: key.clone(),
+                    id: id.clone(),
+                    value: fields[*i].clone(),
+                },
                 MapKind::Const(v) => SqlValue::Text(v.clone()),
             });
         }
-        if issues.is_empty() { Verdict::Valid { fields, row } } else { Verdict::Rejected { fields, issues } }
+        if issues.is_empty() {
+            Verdict::Valid { fields, row }
+        } else {
+            Verdict::Rejected { fields, issues }
+        }
     }
 
     pub fn key_index(&self) -> usize {

@@ -54,8 +54,14 @@ impl Journal {
             ),
         }
         let pool = crate::db::sqlite_pool(&url, true).await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("journal migration")?;
-        Ok(Journal { pool, location: crate::db::redact_url(&url) })
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .context("journal migration")?;
+        Ok(Journal {
+            pool,
+            location: crate::db::redact_url(&url),
+        })
     }
 
     pub async fn open_path(path: &Path) -> Result<Journal> {
@@ -69,7 +75,9 @@ impl Journal {
         // A concurrent writer can take the same seq; the primary key refuses it and we retry.
         for _ in 0..20 {
             let mut tx = self.pool.begin().await?;
-            let last = sqlx::query("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
+            let last = sqlx::query("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
             let (seq, prev) = match last {
                 Some(r) => (r.get::<i64, _>(0) + 1, r.get::<String, _>(1)),
                 None => (1, GENESIS.to_string()),
@@ -88,13 +96,28 @@ impl Journal {
             match res {
                 Ok(_) => {
                     tx.commit().await?;
-                    return Ok(Record { seq, run_id: run_id.into(), ts, event: event.clone(), prev_hash: prev, hash });
+                    return Ok(Record {
+                        seq,
+                        run_id: run_id.into(),
+                        ts,
+                        event: event.clone(),
+                        prev_hash: prev,
+                        hash,
+                    });
                 }
-                Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => continue,
+                Err(e)
+                    if e.as_database_error()
+                        .is_some_and(|d| d.is_unique_violation()) =>
+                {
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
-        anyhow::bail!("journal {}: could not append after 20 attempts (another writer?)", self.location)
+        anyhow::bail!(
+            "journal {}: could not append after 20 attempts (another writer?)",
+            self.location
+        )
     }
 
     /// All records of one run, in order.
@@ -108,21 +131,27 @@ impl Journal {
 
     /// The newest run in this journal, if any.
     pub async fn last_run_id(&self) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT run_id FROM events WHERE kind = 'run_started' ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT run_id FROM events WHERE kind = 'run_started' ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Recompute the whole chain.
     pub async fn verify(&self) -> Result<Verification> {
         use futures::TryStreamExt;
-        let mut rows = sqlx::query("SELECT seq, run_id, ts, payload, prev_hash, hash FROM events ORDER BY seq").fetch(&self.pool);
+        let mut rows = sqlx::query(
+            "SELECT seq, run_id, ts, payload, prev_hash, hash FROM events ORDER BY seq",
+        )
+        .fetch(&self.pool);
         let mut prev = GENESIS.to_string();
         let mut expect_seq = 1;
         let mut n = 0;
         while let Some(r) = rows.try_next().await? {
             let seq: i64 = r.get(0);
-            let (run_id, ts, payload, prev_hash, hash): (String, String, String, String, String) = (r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+            let (run_id, ts, payload, prev_hash, hash): (String, String, String, String, String) =
+                (r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
             n += 1;
             let bad = if seq != expect_seq {
                 Some(format!("sequence gap: expected {expect_seq}, found {seq}"))
@@ -136,12 +165,18 @@ impl Journal {
                 None
             };
             if let Some(why) = bad {
-                return Ok(Verification { records: n, first_bad: Some((seq, why)) });
+                return Ok(Verification {
+                    records: n,
+                    first_bad: Some((seq, why)),
+                });
             }
             prev = hash;
             expect_seq = seq + 1;
         }
-        Ok(Verification { records: n, first_bad: None })
+        Ok(Verification {
+            records: n,
+            first_bad: None,
+        })
     }
 
     pub async fn close(&self) {
@@ -185,15 +220,26 @@ mod tests {
         assert_eq!(a.prev_hash, GENESIS);
         assert_eq!(b.prev_hash, a.hash);
         let recs = j.run_records("r1").await.unwrap();
-        assert_eq!(recs.iter().map(|r| r.event.clone()).collect::<Vec<_>>(), vec![ev("backup"), ev("freeze")]);
-        assert_eq!(j.verify().await.unwrap(), Verification { records: 3, first_bad: None });
+        assert_eq!(
+            recs.iter().map(|r| r.event.clone()).collect::<Vec<_>>(),
+            vec![ev("backup"), ev("freeze")]
+        );
+        assert_eq!(
+            j.verify().await.unwrap(),
+            Verification {
+                records: 3,
+                first_bad: None
+            }
+        );
     }
 
     #[tokio::test]
     async fn database_refuses_update_and_delete() {
         let (_d, j) = fresh().await;
         j.append("r1", &ev("backup")).await.unwrap();
-        let upd = sqlx::query("UPDATE events SET payload = '{}'").execute(&j.pool).await;
+        let upd = sqlx::query("UPDATE events SET payload = '{}'")
+            .execute(&j.pool)
+            .await;
         assert!(upd.unwrap_err().to_string().contains("append-only"));
         let del = sqlx::query("DELETE FROM events").execute(&j.pool).await;
         assert!(del.is_err());
@@ -206,7 +252,10 @@ mod tests {
             j.append("r1", &ev(s)).await.unwrap();
         }
         // Someone with file access drops the guard and edits history.
-        sqlx::query("DROP TRIGGER events_no_update").execute(&j.pool).await.unwrap();
+        sqlx::query("DROP TRIGGER events_no_update")
+            .execute(&j.pool)
+            .await
+            .unwrap();
         sqlx::query("UPDATE events SET payload = ? WHERE seq = 2")
             .bind(serde_json::to_string(&ev("forged")).unwrap())
             .execute(&j.pool)

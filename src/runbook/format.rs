@@ -66,7 +66,9 @@ fn default_batch() -> usize {
 }
 impl Default for Settings {
     fn default() -> Self {
-        Settings { batch_size: default_batch() }
+        Settings {
+            batch_size: default_batch(),
+        }
     }
 }
 

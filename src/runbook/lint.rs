@@ -19,11 +19,24 @@ impl Ctx<'_> {
         let (line, column) = locate::offset_of(self.text, key)
             .map(|o| locate::line_col(self.text, o))
             .unwrap_or((1, 1));
-        Diagnostic { file: self.file.to_path_buf(), line, column, key: key.to_string(), message, hint }
+        Diagnostic {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            key: key.to_string(),
+            message,
+            hint,
+        }
     }
 }
 
-pub const DATE_FORMATS: &[&str] = &["YYYY-MM-DD", "DD/MM/YYYY", "MM/DD/YYYY", "DD.MM.YYYY", "YYYYMMDD"];
+pub const DATE_FORMATS: &[&str] = &[
+    "YYYY-MM-DD",
+    "DD/MM/YYYY",
+    "MM/DD/YYYY",
+    "DD.MM.YYYY",
+    "YYYYMMDD",
+];
 const COMPARE_OPS: &[&str] = &["<", "<=", ">", ">=", "=", "!="];
 
 /// Runs every check, pushing diagnostics; returns the entity load order.
@@ -39,17 +52,29 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
         let col_hint = || format!("columns of {name}: {}", e.columns.join(", "));
         let need_col = |key: String, field: &str, diags: &mut Vec<Diagnostic>| {
             if !cols.contains(field) {
-                diags.push(ctx.diag(&key, format!("missing column '{field}' in entity {name}"), col_hint()));
+                diags.push(ctx.diag(
+                    &key,
+                    format!("missing column '{field}' in entity {name}"),
+                    col_hint(),
+                ));
             }
         };
         if cols.len() != e.columns.len() {
-            diags.push(ctx.diag(&at("columns"), "a column is listed twice".into(), col_hint()));
+            diags.push(ctx.diag(
+                &at("columns"),
+                "a column is listed twice".into(),
+                col_hint(),
+            ));
         }
         need_col(at("key"), &e.key, diags);
         let d = deps.entry(name.as_str()).or_default();
         for (i, dep) in e.depends_on.iter().enumerate() {
             if !known(dep) {
-                diags.push(ctx.diag(&at(&format!("depends_on[{i}]")), format!("unknown entity '{dep}'"), format!("known entities: {list}")));
+                diags.push(ctx.diag(
+                    &at(&format!("depends_on[{i}]")),
+                    format!("unknown entity '{dep}'"),
+                    format!("known entities: {list}"),
+                ));
             } else {
                 d.insert(dep.as_str());
             }
@@ -75,7 +100,11 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
                     need_col(rk("field"), field, diags);
                     need_col(rk("other"), other, diags);
                     if !COMPARE_OPS.contains(&op.as_str()) {
-                        diags.push(ctx.diag(&rk("op"), format!("unknown comparison '{op}'"), format!("use one of {}", COMPARE_OPS.join(" "))));
+                        diags.push(ctx.diag(
+                            &rk("op"),
+                            format!("unknown comparison '{op}'"),
+                            format!("use one of {}", COMPARE_OPS.join(" ")),
+                        ));
                     }
                 }
                 other => {
@@ -87,15 +116,25 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
             match r {
                 ValidateRule::Reference { entity, .. } => {
                     if !known(entity) {
-                        diags.push(ctx.diag(&rk("entity"), format!("unknown entity '{entity}'"), format!("known entities: {list}")));
+                        diags.push(ctx.diag(
+                            &rk("entity"),
+                            format!("unknown entity '{entity}'"),
+                            format!("known entities: {list}"),
+                        ));
                     } else {
-                        deps.entry(name.as_str()).or_default().insert(entity.as_str());
+                        deps.entry(name.as_str())
+                            .or_default()
+                            .insert(entity.as_str());
                     }
                 }
                 ValidateRule::Date { formats, .. } => {
                     for (j, f) in formats.iter().enumerate() {
                         if !DATE_FORMATS.contains(&f.as_str()) {
-                            diags.push(ctx.diag(&rk(&format!("formats[{j}]")), format!("unknown date format '{f}'"), format!("supported: {}", DATE_FORMATS.join(", "))));
+                            diags.push(ctx.diag(
+                                &rk(&format!("formats[{j}]")),
+                                format!("unknown date format '{f}'"),
+                                format!("supported: {}", DATE_FORMATS.join(", ")),
+                            ));
                         }
                     }
                 }
@@ -104,13 +143,21 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
                         if let Some(v) = v
                             && v.parse::<Decimal>().is_err()
                         {
-                            diags.push(ctx.diag(&rk(k), format!("'{v}' is not a decimal"), "write it as a quoted decimal, e.g. \"0\" or \"0.01\"".into()));
+                            diags.push(ctx.diag(
+                                &rk(k),
+                                format!("'{v}' is not a decimal"),
+                                "write it as a quoted decimal, e.g. \"0\" or \"0.01\"".into(),
+                            ));
                         }
                     }
                 }
                 ValidateRule::Pattern { regex, .. } => {
                     if let Err(e) = regex::Regex::new(regex) {
-                        diags.push(ctx.diag(&rk("regex"), format!("invalid regular expression: {e}"), "see https://docs.rs/regex for the syntax".into()));
+                        diags.push(ctx.diag(
+                            &rk("regex"),
+                            format!("invalid regular expression: {e}"),
+                            "see https://docs.rs/regex for the syntax".into(),
+                        ));
                     }
                 }
                 _ => {}
@@ -128,11 +175,19 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
                     match (&t.from, &t.value) {
                         (Some(f), None) => need_col(mk.clone(), f, diags),
                         (None, Some(_)) => {}
-                        _ => diags.push(ctx.diag(&mk, "give exactly one of 'from' or 'value'".into(), "e.g. { from = \"state\", values = { open = \"not_paid\" } }".into())),
+                        _ => diags.push(ctx.diag(
+                            &mk,
+                            "give exactly one of 'from' or 'value'".into(),
+                            "e.g. { from = \"state\", values = { open = \"not_paid\" } }".into(),
+                        )),
                     }
                     if let Some(l) = &t.lookup {
                         if !known(l) {
-                            diags.push(ctx.diag(&mk, format!("unknown entity '{l}' in lookup"), format!("known entities: {list}")));
+                            diags.push(ctx.diag(
+                                &mk,
+                                format!("unknown entity '{l}' in lookup"),
+                                format!("known entities: {list}"),
+                            ));
                         } else {
                             deps.entry(name.as_str()).or_default().insert(l.as_str());
                         }
@@ -144,31 +199,54 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
             diags.push(ctx.diag(
                 &at("target.key"),
                 format!("target key column '{}' is not mapped", e.target.key),
-                format!("add {} = \"{}\" under [entities.{name}.map]", e.target.key, e.key),
+                format!(
+                    "add {} = \"{}\" under [entities.{name}.map]",
+                    e.target.key, e.key
+                ),
             ));
         }
         if let Some(p) = e.max_reject_pct
             && !(0.0..=100.0).contains(&p)
         {
-            diags.push(ctx.diag(&at("max_reject_pct"), format!("{p} is not a percentage"), "use a number from 0 to 100".into()));
+            diags.push(ctx.diag(
+                &at("max_reject_pct"),
+                format!("{p} is not a percentage"),
+                "use a number from 0 to 100".into(),
+            ));
         }
         // Target columns must exist in every dialect's DDL the runbook carries.
-        for (dialect, ddl) in [("sqlite", &rb.schema.sqlite), ("postgres", &rb.schema.postgres), ("mysql", &rb.schema.mysql)] {
+        for (dialect, ddl) in [
+            ("sqlite", &rb.schema.sqlite),
+            ("postgres", &rb.schema.postgres),
+            ("mysql", &rb.schema.mysql),
+        ] {
             let Some(ddl) = ddl else { continue };
             let tables = ddl_tables(ddl);
             match tables.get(&e.target.table.to_ascii_lowercase()) {
                 None => diags.push(ctx.diag(
                     &at("target.table"),
-                    format!("table '{}' is not created by schema.{dialect}", e.target.table),
-                    format!("tables in schema.{dialect}: {}", tables.keys().cloned().collect::<Vec<_>>().join(", ")),
+                    format!(
+                        "table '{}' is not created by schema.{dialect}",
+                        e.target.table
+                    ),
+                    format!(
+                        "tables in schema.{dialect}: {}",
+                        tables.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
                 )),
                 Some(tcols) => {
                     for col in e.map.keys().chain(std::iter::once(&e.target.key)) {
                         if !tcols.contains(&col.to_ascii_lowercase()) {
                             diags.push(ctx.diag(
                                 &at(&format!("map.{col}")),
-                                format!("missing column '{col}' in table {} of schema.{dialect}", e.target.table),
-                                format!("columns: {}", tcols.iter().cloned().collect::<Vec<_>>().join(", ")),
+                                format!(
+                                    "missing column '{col}' in table {} of schema.{dialect}",
+                                    e.target.table
+                                ),
+                                format!(
+                                    "columns: {}",
+                                    tcols.iter().cloned().collect::<Vec<_>>().join(", ")
+                                ),
                             ));
                         }
                     }
@@ -180,11 +258,14 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
     let order = match topo_order(&names, &deps) {
         Ok(o) => o,
         Err(cycle) => {
-            diags.push(ctx.diag(
-                &format!("entities.{}.depends_on", cycle[0]),
-                format!("cyclic dependency: {}", cycle.join(" → ")),
-                "an entity cannot depend (through depends_on, reference or lookup) on itself".into(),
-            ));
+            diags.push(
+                ctx.diag(
+                    &format!("entities.{}.depends_on", cycle[0]),
+                    format!("cyclic dependency: {}", cycle.join(" → ")),
+                    "an entity cannot depend (through depends_on, reference or lookup) on itself"
+                        .into(),
+                ),
+            );
             names.iter().map(|s| s.to_string()).collect()
         }
     };
@@ -195,7 +276,11 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
             if known(n) {
                 true
             } else {
-                diags.push(ctx.diag(&key, format!("unknown entity '{n}'"), format!("known entities: {list}")));
+                diags.push(ctx.diag(
+                    &key,
+                    format!("unknown entity '{n}'"),
+                    format!("known entities: {list}"),
+                ));
                 false
             }
         };
@@ -205,14 +290,29 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
                     ent(ck(&format!("entities[{j}]")), n, diags);
                 }
             }
-            Check::Sum { entity, field, column } => {
+            Check::Sum {
+                entity,
+                field,
+                column,
+            } => {
                 if ent(ck("entity"), entity, diags) {
                     let e = &rb.entities[entity];
                     if !e.columns.contains(field) {
-                        diags.push(ctx.diag(&ck("field"), format!("missing column '{field}' in entity {entity}"), format!("columns: {}", e.columns.join(", "))));
+                        diags.push(ctx.diag(
+                            &ck("field"),
+                            format!("missing column '{field}' in entity {entity}"),
+                            format!("columns: {}", e.columns.join(", ")),
+                        ));
                     }
                     if !e.map.contains_key(column) {
-                        diags.push(ctx.diag(&ck("column"), format!("column '{column}' is not mapped for {entity}"), format!("mapped: {}", e.map.keys().cloned().collect::<Vec<_>>().join(", "))));
+                        diags.push(ctx.diag(
+                            &ck("column"),
+                            format!("column '{column}' is not mapped for {entity}"),
+                            format!(
+                                "mapped: {}",
+                                e.map.keys().cloned().collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
                     }
                 }
             }
@@ -221,7 +321,11 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
                     let e = &rb.entities[entity];
                     for (j, f) in source.iter().enumerate() {
                         if !e.columns.contains(f) {
-                            diags.push(ctx.diag(&ck(&format!("source[{j}]")), format!("missing column '{f}' in entity {entity}"), format!("columns: {}", e.columns.join(", "))));
+                            diags.push(ctx.diag(
+                                &ck(&format!("source[{j}]")),
+                                format!("missing column '{f}' in entity {entity}"),
+                                format!("columns: {}", e.columns.join(", ")),
+                            ));
                         }
                     }
                 }
@@ -231,10 +335,22 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
 
     for (name, g) in &rb.gates {
         if g.quorum == 0 {
-            diags.push(ctx.diag(&format!("gates.{name}.quorum"), "quorum must be at least 1".into(), "a gate nobody signs is not a gate".into()));
+            diags.push(ctx.diag(
+                &format!("gates.{name}.quorum"),
+                "quorum must be at least 1".into(),
+                "a gate nobody signs is not a gate".into(),
+            ));
         }
         if g.roles.len() > g.quorum {
-            diags.push(ctx.diag(&format!("gates.{name}.roles"), format!("{} roles are required but the quorum is {}", g.roles.len(), g.quorum), "raise the quorum to at least the number of roles".into()));
+            diags.push(ctx.diag(
+                &format!("gates.{name}.roles"),
+                format!(
+                    "{} roles are required but the quorum is {}",
+                    g.roles.len(),
+                    g.quorum
+                ),
+                "raise the quorum to at least the number of roles".into(),
+            ));
         }
     }
 
@@ -242,10 +358,16 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
     for (i, s) in rb.steps.iter().enumerate() {
         let sk = |k: &str| format!("steps[{i}].{k}");
         if !ids.insert(s.id.as_str()) {
-            diags.push(ctx.diag(&sk("id"), format!("step id '{}' is used twice", s.id), "give every step its own id".into()));
+            diags.push(ctx.diag(
+                &sk("id"),
+                format!("step id '{}' is used twice", s.id),
+                "give every step its own id".into(),
+            ));
         }
         let env_needed = match s.kind {
-            StepKind::Backup | StepKind::Load | StepKind::Verify | StepKind::Unfreeze => Some("production"),
+            StepKind::Backup | StepKind::Load | StepKind::Verify | StepKind::Unfreeze => {
+                Some("production")
+            }
             StepKind::DryRun | StepKind::Validate => Some("staging"),
             StepKind::Freeze | StepKind::Extract => Some("legacy"),
             StepKind::SignOff => None,
@@ -253,24 +375,52 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
         if let Some(default_env) = env_needed {
             let env = s.env.as_deref().unwrap_or(default_env);
             if !rb.environments.contains_key(env) {
-                diags.push(ctx.diag(
-                    &if s.env.is_some() { sk("env") } else { sk("kind") },
-                    format!("unknown environment '{env}'"),
-                    format!("environments: {}", rb.environments.keys().cloned().collect::<Vec<_>>().join(", ")),
-                ));
+                diags.push(
+                    ctx.diag(
+                        &if s.env.is_some() {
+                            sk("env")
+                        } else {
+                            sk("kind")
+                        },
+                        format!("unknown environment '{env}'"),
+                        format!(
+                            "environments: {}",
+                            rb.environments
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ),
+                );
             }
         }
         if s.kind == StepKind::SignOff {
             match &s.gate {
-                None => diags.push(ctx.diag(&sk("kind"), "a sign_off step needs gate = \"NAME\"".into(), "declare the gate under [gates.NAME]".into())),
-                Some(g) if !rb.gates.contains_key(g) => diags.push(ctx.diag(&sk("gate"), format!("unknown gate '{g}'"), format!("gates: {}", rb.gates.keys().cloned().collect::<Vec<_>>().join(", ")))),
+                None => diags.push(ctx.diag(
+                    &sk("kind"),
+                    "a sign_off step needs gate = \"NAME\"".into(),
+                    "declare the gate under [gates.NAME]".into(),
+                )),
+                Some(g) if !rb.gates.contains_key(g) => diags.push(ctx.diag(
+                    &sk("gate"),
+                    format!("unknown gate '{g}'"),
+                    format!(
+                        "gates: {}",
+                        rb.gates.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )),
                 _ => {}
             }
         }
         if let Some(p) = &s.planned
             && parse_duration(p).is_none()
         {
-            diags.push(ctx.diag(&sk("planned"), format!("'{p}' is not a duration"), "write e.g. \"90s\", \"10m\", \"1h30m\"".into()));
+            diags.push(ctx.diag(
+                &sk("planned"),
+                format!("'{p}' is not a duration"),
+                "write e.g. \"90s\", \"10m\", \"1h30m\"".into(),
+            ));
         }
     }
     if let Some(w) = &rb.window {
@@ -278,23 +428,38 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
             if let Some(v) = v
                 && chrono::DateTime::parse_from_rfc3339(v).is_err()
             {
-                diags.push(ctx.diag(&format!("window.{k}"), format!("'{v}' is not an RFC 3339 time"), "e.g. \"2026-11-21T18:00:00Z\"".into()));
+                diags.push(ctx.diag(
+                    &format!("window.{k}"),
+                    format!("'{v}' is not an RFC 3339 time"),
+                    "e.g. \"2026-11-21T18:00:00Z\"".into(),
+                ));
             }
         }
         if let Some(d) = &w.duration
             && parse_duration(d).is_none()
         {
-            diags.push(ctx.diag("window.duration", format!("'{d}' is not a duration"), "e.g. \"48h\"".into()));
+            diags.push(ctx.diag(
+                "window.duration",
+                format!("'{d}' is not a duration"),
+                "e.g. \"48h\"".into(),
+            ));
         }
         if w.end.is_none() && w.duration.is_none() {
-            diags.push(ctx.diag("window", "the window needs an end or a duration".into(), "add end = \"…\" or duration = \"48h\"".into()));
+            diags.push(ctx.diag(
+                "window",
+                "the window needs an end or a duration".into(),
+                "add end = \"…\" or duration = \"48h\"".into(),
+            ));
         }
     }
     order
 }
 
 /// Dependencies first; on a cycle, returns the names along it.
-fn topo_order<'a>(names: &[&'a str], deps: &HashMap<&'a str, BTreeSet<&'a str>>) -> Result<Vec<String>, Vec<String>> {
+fn topo_order<'a>(
+    names: &[&'a str],
+    deps: &HashMap<&'a str, BTreeSet<&'a str>>,
+) -> Result<Vec<String>, Vec<String>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
@@ -375,7 +540,9 @@ pub fn ddl_tables(ddl: &str) -> HashMap<String, BTreeSet<String>> {
     let mut pos = 0;
     while let Some(i) = lower[pos..].find("create table") {
         let start = pos + i + "create table".len();
-        let Some(open) = lower[start..].find('(') else { break };
+        let Some(open) = lower[start..].find('(') else {
+            break;
+        };
         let mut name = lower[start..start + open].trim().to_string();
         if let Some(rest) = name.strip_prefix("if not exists") {
             name = rest.trim().to_string();
@@ -405,8 +572,24 @@ pub fn ddl_tables(ddl: &str) -> HashMap<String, BTreeSet<String>> {
                 '(' => depth += 1,
                 ')' => depth -= 1,
                 ',' if depth == 0 => {
-                    let first = cur.split_whitespace().next().unwrap_or("").trim_matches(|c| c == '"' || c == '`').to_string();
-                    if !first.is_empty() && !["primary", "unique", "foreign", "check", "constraint", "key", "index"].contains(&first.as_str()) {
+                    let first = cur
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .trim_matches(|c| c == '"' || c == '`')
+                        .to_string();
+                    if !first.is_empty()
+                        && ![
+                            "primary",
+                            "unique",
+                            "foreign",
+                            "check",
+                            "constraint",
+                            "key",
+                            "index",
+                        ]
+                        .contains(&first.as_str())
+                    {
                         cols.insert(first);
                     }
                     cur.clear();
@@ -436,7 +619,9 @@ mod tests {
 
     #[test]
     fn ddl_columns_are_read() {
-        let t = ddl_tables("CREATE TABLE IF NOT EXISTS res_partner (id INTEGER PRIMARY KEY, ref TEXT NOT NULL UNIQUE, credit_limit NUMERIC(14,2), UNIQUE(ref));");
+        let t = ddl_tables(
+            "CREATE TABLE IF NOT EXISTS res_partner (id INTEGER PRIMARY KEY, ref TEXT NOT NULL UNIQUE, credit_limit NUMERIC(14,2), UNIQUE(ref));",
+        );
         let cols = &t["res_partner"];
         assert!(cols.contains("id") && cols.contains("ref") && cols.contains("credit_limit"));
         assert!(!cols.contains("unique"));

@@ -6,7 +6,12 @@ use toml_edit::{Document, Item, Value};
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -77,11 +82,15 @@ pub fn path_at(text: &str, offset: usize) -> Option<String> {
 }
 
 fn walk(item: &Item, offset: usize, path: &mut String) {
-    let contains = |s: Option<std::ops::Range<usize>>| s.is_some_and(|s| s.start <= offset && offset <= s.end);
+    let contains =
+        |s: Option<std::ops::Range<usize>>| s.is_some_and(|s| s.start <= offset && offset <= s.end);
     match item {
         Item::ArrayOfTables(a) => {
             for (i, t) in a.iter().enumerate() {
-                if contains(t.span()) || t.iter().any(|(k, _)| t.key(k).is_some_and(|key| contains(key.span()))) {
+                if contains(t.span())
+                    || t.iter()
+                        .any(|(k, _)| t.key(k).is_some_and(|key| contains(key.span())))
+                {
                     path.push_str(&format!("[{i}]"));
                     walk(&Item::Table(t.clone()), offset, path);
                     return;
@@ -101,7 +110,8 @@ fn walk(item: &Item, offset: usize, path: &mut String) {
             if let Some(t) = item.as_table_like() {
                 for (k, v) in t.iter() {
                     let key_span = t.get_key_value(k).and_then(|(key, _)| key.span());
-                    let in_table = matches!(v, Item::Table(_) | Item::ArrayOfTables(_)) && subtree_contains(v, offset);
+                    let in_table = matches!(v, Item::Table(_) | Item::ArrayOfTables(_))
+                        && subtree_contains(v, offset);
                     if contains(key_span) || contains(v.span()) || in_table {
                         if !path.is_empty() {
                             path.push('.');
@@ -118,13 +128,20 @@ fn walk(item: &Item, offset: usize, path: &mut String) {
 
 /// Tables declared with `[header]` have no span covering their body; look at their keys.
 fn subtree_contains(item: &Item, offset: usize) -> bool {
-    let within = |s: Option<std::ops::Range<usize>>| s.is_some_and(|s| s.start <= offset && offset <= s.end);
+    let within =
+        |s: Option<std::ops::Range<usize>>| s.is_some_and(|s| s.start <= offset && offset <= s.end);
     match item {
         Item::Table(t) => {
             within(t.span())
-                || t.iter().any(|(k, v)| within(t.key(k).and_then(|key| key.span())) || within(v.span()) || subtree_contains(v, offset))
+                || t.iter().any(|(k, v)| {
+                    within(t.key(k).and_then(|key| key.span()))
+                        || within(v.span())
+                        || subtree_contains(v, offset)
+                })
         }
-        Item::ArrayOfTables(a) => a.iter().any(|t| subtree_contains(&Item::Table(t.clone()), offset)),
+        Item::ArrayOfTables(a) => a
+            .iter()
+            .any(|t| subtree_contains(&Item::Table(t.clone()), offset)),
         _ => within(item.span()),
     }
 }
@@ -139,7 +156,10 @@ mod tests {
     fn finds_nested_array_element_keys() {
         let off = offset_of(DOC, "entities.customers.validate[1].field").unwrap();
         assert_eq!(line_col(DOC, off).0, 8);
-        assert_eq!(path_at(DOC, off).as_deref(), Some("entities.customers.validate[1].field"));
+        assert_eq!(
+            path_at(DOC, off).as_deref(),
+            Some("entities.customers.validate[1].field")
+        );
     }
 
     #[test]

@@ -101,11 +101,21 @@ pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Plan, Vec<Dia
     load_str(path, &text, overrides)
 }
 
-pub fn load_str(path: &Path, text: &str, overrides: &[(String, String)]) -> Result<Plan, Vec<Diagnostic>> {
+pub fn load_str(
+    path: &Path,
+    text: &str,
+    overrides: &[(String, String)],
+) -> Result<Plan, Vec<Diagnostic>> {
     let rb: Runbook = toml::from_str(text).map_err(|e| vec![parse_error(path, text, &e)])?;
     let dir = path
         .parent()
-        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
@@ -123,7 +133,10 @@ pub fn load_str(path: &Path, text: &str, overrides: &[(String, String)]) -> Resu
             diags.push(ctx.diag(
                 "vars",
                 format!("--var {k}: the runbook declares no variable '{k}'"),
-                format!("declared variables: {}", rb.vars.keys().cloned().collect::<Vec<_>>().join(", ")),
+                format!(
+                    "declared variables: {}",
+                    rb.vars.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
             ));
             continue;
         }
@@ -153,7 +166,10 @@ pub fn load_str(path: &Path, text: &str, overrides: &[(String, String)]) -> Resu
                 diags.push(ctx.diag(
                     key,
                     format!("unknown variable ${{{name}}}"),
-                    format!("declare it under [vars]; known: {}", vars.keys().cloned().collect::<Vec<_>>().join(", ")),
+                    format!(
+                        "declare it under [vars]; known: {}",
+                        vars.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
                 ));
                 String::new()
             }
@@ -181,7 +197,11 @@ pub fn load_str(path: &Path, text: &str, overrides: &[(String, String)]) -> Resu
         let password = match (&e.password_env, &e.password_file) {
             (Some(var), _) => std::env::var(var).ok(),
             (None, Some(file)) => {
-                let p = dir.join(expand(&format!("environments.{name}.password_file"), file, &mut diags));
+                let p = dir.join(expand(
+                    &format!("environments.{name}.password_file"),
+                    file,
+                    &mut diags,
+                ));
                 match std::fs::read_to_string(&p) {
                     Ok(s) => Some(s.trim_end_matches(['\n', '\r']).to_string()),
                     Err(err) => {
@@ -198,13 +218,25 @@ pub fn load_str(path: &Path, text: &str, overrides: &[(String, String)]) -> Resu
         };
         envs.insert(
             name.clone(),
-            ResolvedEnv { name: name.clone(), url, password, production: e.production, reset: e.reset },
+            ResolvedEnv {
+                name: name.clone(),
+                url,
+                password,
+                production: e.production,
+                reset: e.reset,
+            },
         );
     }
-    let extract_dir = PathBuf::from(expand("vars.extract_dir", vars.get("extract_dir").map(String::as_str).unwrap_or("."), &mut diags));
+    let extract_dir = PathBuf::from(expand(
+        "vars.extract_dir",
+        vars.get("extract_dir").map(String::as_str).unwrap_or("."),
+        &mut diags,
+    ));
     let backup_dir = PathBuf::from(expand(
         "vars.backup_dir",
-        vars.get("backup_dir").map(String::as_str).unwrap_or(".cutover/backups"),
+        vars.get("backup_dir")
+            .map(String::as_str)
+            .unwrap_or(".cutover/backups"),
         &mut diags,
     ));
 
@@ -226,7 +258,11 @@ pub fn load_str(path: &Path, text: &str, overrides: &[(String, String)]) -> Resu
 }
 
 fn absolute(base: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
 }
 
 /// Variables that name paths (`*_dir`, `*_path`, `*_file`) or SQLite URLs are made absolute
@@ -235,8 +271,14 @@ fn absolutize(name: &str, value: &str, base: &Path) -> String {
     if value.is_empty() || value.contains("${") {
         return value.to_string();
     }
-    if let Some(rest) = value.strip_prefix("sqlite://").or_else(|| value.strip_prefix("sqlite:")) {
-        let (path, query) = rest.split_once('?').map(|(p, q)| (p, Some(q))).unwrap_or((rest, None));
+    if let Some(rest) = value
+        .strip_prefix("sqlite://")
+        .or_else(|| value.strip_prefix("sqlite:"))
+    {
+        let (path, query) = rest
+            .split_once('?')
+            .map(|(p, q)| (p, Some(q)))
+            .unwrap_or((rest, None));
         if path.is_empty() || path == ":memory:" || Path::new(path).is_absolute() {
             return value.to_string();
         }
@@ -246,7 +288,9 @@ fn absolutize(name: &str, value: &str, base: &Path) -> String {
             None => format!("sqlite://{}", abs.display()),
         };
     }
-    if (name.ends_with("_dir") || name.ends_with("_path") || name.ends_with("_file")) && !Path::new(value).is_absolute() {
+    if (name.ends_with("_dir") || name.ends_with("_path") || name.ends_with("_file"))
+        && !Path::new(value).is_absolute()
+    {
         return base.join(value).display().to_string();
     }
     value.to_string()
@@ -275,7 +319,9 @@ pub fn expand_vars(s: &str, vars: &IndexMap<String, String>) -> Result<String, S
 
 /// `scheme://user:password@host` — a password in a URL.
 pub fn url_has_password(url: &str) -> bool {
-    let Some((_, rest)) = url.split_once("://") else { return false };
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
     let authority = rest.split(['/', '?']).next().unwrap_or("");
     match authority.rsplit_once('@') {
         Some((userinfo, _)) => userinfo.contains(':'),
@@ -288,8 +334,16 @@ fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> Diagnostic {
     let (line, column) = locate::line_col(text, span.start);
     let key = locate::path_at(text, span.start).unwrap_or_else(|| "(document)".into());
     let msg = e.message().trim().to_string();
-    let word = text.get(span.clone()).unwrap_or("").trim().to_ascii_lowercase();
-    let hint = if msg.contains("unknown field") && ["password", "secret", "token", "api_key", "apikey"].iter().any(|w| word.contains(w)) {
+    let word = text
+        .get(span.clone())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let hint = if msg.contains("unknown field")
+        && ["password", "secret", "token", "api_key", "apikey"]
+            .iter()
+            .any(|w| word.contains(w))
+    {
         "secrets never go in a runbook: use password_env = \"VAR\" (an environment variable) or password_file = \"PATH\"".to_string()
     } else if msg.contains("unknown field") || msg.contains("unknown variant") {
         "check the spelling against runbooks/tms.toml, which uses every key".to_string()
@@ -300,7 +354,14 @@ fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> Diagnostic {
     } else {
         "the file is not valid TOML here".to_string()
     };
-    Diagnostic { file: path.to_path_buf(), line, column, key, message: msg, hint }
+    Diagnostic {
+        file: path.to_path_buf(),
+        line,
+        column,
+        key,
+        message: msg,
+        hint,
+    }
 }
 
 #[cfg(test)]
@@ -326,8 +387,14 @@ mod tests {
     #[test]
     fn sqlite_urls_are_made_absolute_against_their_base() {
         let base = Path::new("/rb");
-        assert_eq!(absolutize("staging_url", "sqlite://s.db", base), "sqlite:///rb/s.db");
-        assert_eq!(absolutize("staging_url", "sqlite:///abs.db", base), "sqlite:///abs.db");
+        assert_eq!(
+            absolutize("staging_url", "sqlite://s.db", base),
+            "sqlite:///rb/s.db"
+        );
+        assert_eq!(
+            absolutize("staging_url", "sqlite:///abs.db", base),
+            "sqlite:///abs.db"
+        );
         assert_eq!(absolutize("extract_dir", "x", base), "/rb/x");
         assert_eq!(absolutize("note", "x", base), "x");
     }

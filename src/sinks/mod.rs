@@ -32,7 +32,11 @@ pub enum Sink {
 }
 
 impl Sink {
-    pub async fn write_batch(&self, spec: &TableSpec, rows: &[&[SqlValue]]) -> Result<u64, SinkError> {
+    pub async fn write_batch(
+        &self,
+        spec: &TableSpec,
+        rows: &[&[SqlValue]],
+    ) -> Result<u64, SinkError> {
         match self {
             Sink::Sqlite(s) => s.write_batch(spec, rows).await,
         }

@@ -16,7 +16,11 @@ pub struct SqliteSink {
 const MAX_PARAMS: usize = 32_000;
 
 impl SqliteSink {
-    pub async fn write_batch(&self, spec: &TableSpec, rows: &[&[SqlValue]]) -> Result<u64, SinkError> {
+    pub async fn write_batch(
+        &self,
+        spec: &TableSpec,
+        rows: &[&[SqlValue]],
+    ) -> Result<u64, SinkError> {
         if rows.is_empty() {
             return Ok(0);
         }
@@ -25,7 +29,11 @@ impl SqliteSink {
         let mut n = 0;
         for chunk in rows.chunks(per_stmt) {
             let cols: Vec<String> = spec.columns.iter().map(|c| ident(c)).collect();
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!("INSERT INTO {} ({}) ", ident(&spec.table), cols.join(", ")));
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                "INSERT INTO {} ({}) ",
+                ident(&spec.table),
+                cols.join(", ")
+            ));
             qb.push_values(chunk.iter(), |mut b, row| {
                 for v in row.iter() {
                     match v {
@@ -34,17 +42,31 @@ impl SqliteSink {
                         SqlValue::Int(i) => b.push_bind(*i),
                         SqlValue::Dec(d) => b.push_bind(d.to_string()),
                         SqlValue::Date(d) => b.push_bind(d.format("%Y-%m-%d").to_string()),
-                        SqlValue::Lookup { table, key, id, value } => {
+                        SqlValue::Lookup {
+                            table,
+                            key,
+                            id,
+                            value,
+                        } => {
                             // Resolved inside the database, in the same transaction.
-                            b.push(format!("(SELECT {} FROM {} WHERE {} = ", ident(id), ident(table), ident(key)));
+                            b.push(format!(
+                                "(SELECT {} FROM {} WHERE {} = ",
+                                ident(id),
+                                ident(table),
+                                ident(key)
+                            ));
                             b.push_bind_unseparated(value.clone());
                             b.push_unseparated(")")
                         }
                     };
                 }
             });
-            let updates: Vec<String> =
-                spec.columns.iter().filter(|c| **c != spec.key).map(|c| format!("{} = excluded.{}", ident(c), ident(c))).collect();
+            let updates: Vec<String> = spec
+                .columns
+                .iter()
+                .filter(|c| **c != spec.key)
+                .map(|c| format!("{} = excluded.{}", ident(c), ident(c)))
+                .collect();
             qb.push(format!(" ON CONFLICT ({}) DO ", ident(&spec.key)));
             if updates.is_empty() {
                 qb.push("NOTHING");
@@ -70,7 +92,10 @@ fn classify(e: sqlx::Error) -> SinkError {
         sqlx::Error::Database(d) => {
             let msg = d.message().to_string();
             let lower = msg.to_ascii_lowercase();
-            if lower.contains("constraint") || lower.contains("mismatch") || lower.contains("not null") {
+            if lower.contains("constraint")
+                || lower.contains("mismatch")
+                || lower.contains("not null")
+            {
                 SinkError::Rows(msg)
             } else {
                 SinkError::Infra(e.into())

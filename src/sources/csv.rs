@@ -71,7 +71,8 @@ pub enum Decoded {
 
 impl CsvSource {
     pub fn open(path: &Path, expected: &[String]) -> Result<CsvSource> {
-        let file = File::open(path).with_context(|| format!("{}: cannot open extract file", path.display()))?;
+        let file = File::open(path)
+            .with_context(|| format!("{}: cannot open extract file", path.display()))?;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -83,14 +84,29 @@ impl CsvSource {
                 passed: Cell::new(0),
             });
         let mut rec = ByteRecord::new();
-        if !reader.read_byte_record(&mut rec).with_context(|| format!("{}: line 1", path.display()))? {
-            anyhow::bail!("{}: the file is empty; expected a header row with {}", path.display(), expected.join(", "));
+        if !reader
+            .read_byte_record(&mut rec)
+            .with_context(|| format!("{}: line 1", path.display()))?
+        {
+            anyhow::bail!(
+                "{}: the file is empty; expected a header row with {}",
+                path.display(),
+                expected.join(", ")
+            );
         }
         let mut header = Vec::with_capacity(rec.len());
         for (i, f) in rec.iter().enumerate() {
-            let f = if i == 0 { f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f) } else { f };
+            let f = if i == 0 {
+                f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f)
+            } else {
+                f
+            };
             let s = std::str::from_utf8(f).map_err(|_| {
-                anyhow::anyhow!("{}: line 1, header column {}: not UTF-8; re-export the extract as UTF-8", path.display(), i + 1)
+                anyhow::anyhow!(
+                    "{}: line 1, header column {}: not UTF-8; re-export the extract as UTF-8",
+                    path.display(),
+                    i + 1
+                )
             })?;
             header.push(s.trim().to_string());
         }
@@ -110,7 +126,11 @@ impl CsvSource {
                 header.join(", ")
             );
         }
-        Ok(CsvSource { reader, header, index })
+        Ok(CsvSource {
+            reader,
+            header,
+            index,
+        })
     }
 
     /// Next record, or `None` at end of file.
@@ -119,7 +139,10 @@ impl CsvSource {
         if !self.reader.read_byte_record(&mut raw)? {
             return Ok(None);
         }
-        let line = raw.position().map(|p| self.reader.get_ref().line_at(p.byte())).unwrap_or(0);
+        let line = raw
+            .position()
+            .map(|p| self.reader.get_ref().line_at(p.byte()))
+            .unwrap_or(0);
         Ok(Some(RawRow { line, raw }))
     }
 
@@ -127,13 +150,22 @@ impl CsvSource {
     pub fn decode(&self, row: &RawRow) -> Decoded {
         if row.raw.len() != self.header.len() {
             // A blank line inside the file is a single empty field: report it like any other.
-            return Decoded::Malformed(format!("has {} field(s), the header has {}", row.raw.len(), self.header.len()));
+            return Decoded::Malformed(format!(
+                "has {} field(s), the header has {}",
+                row.raw.len(),
+                self.header.len()
+            ));
         }
         let mut out = Vec::with_capacity(self.index.len());
         for &i in &self.index {
             match std::str::from_utf8(&row.raw[i]) {
                 Ok(s) => out.push(s.to_string()),
-                Err(_) => return Decoded::Encoding(self.header[i].clone(), String::from_utf8_lossy(&row.raw[i]).into_owned()),
+                Err(_) => {
+                    return Decoded::Encoding(
+                        self.header[i].clone(),
+                        String::from_utf8_lossy(&row.raw[i]).into_owned(),
+                    );
+                }
             }
         }
         Decoded::Fields(out)
@@ -143,10 +175,16 @@ impl CsvSource {
 /// Data rows in a CSV file (records after the header), streaming.
 pub fn count_records(path: &Path) -> Result<u64> {
     let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let mut r = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(BufReader::with_capacity(1 << 16, file));
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(BufReader::with_capacity(1 << 16, file));
     let mut rec = ByteRecord::new();
     let mut n = 0;
-    while r.read_byte_record(&mut rec).with_context(|| format!("{}: record {}", path.display(), n + 1))? {
+    while r
+        .read_byte_record(&mut rec)
+        .with_context(|| format!("{}: record {}", path.display(), n + 1))?
+    {
         n += 1;
     }
     Ok(n)
@@ -183,16 +221,25 @@ mod tests {
     fn bom_crlf_quotes_and_line_numbers() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("v.csv");
-        std::fs::write(&p, b"\xEF\xBB\xBFid,model\r\n1,\"Actros, 18\"\"\r\nlong\"\r\n2,Plain\r\n").unwrap();
+        std::fs::write(
+            &p,
+            b"\xEF\xBB\xBFid,model\r\n1,\"Actros, 18\"\"\r\nlong\"\r\n2,Plain\r\n",
+        )
+        .unwrap();
         let mut s = CsvSource::open(&p, &cols(&["model", "id"])).unwrap();
         let r1 = s.next_row().unwrap().unwrap();
         assert_eq!(r1.line, 2);
         match s.decode(&r1) {
-            Decoded::Fields(f) => assert_eq!(f, vec!["Actros, 18\"\r\nlong".to_string(), "1".into()]),
+            Decoded::Fields(f) => {
+                assert_eq!(f, vec!["Actros, 18\"\r\nlong".to_string(), "1".into()])
+            }
             _ => panic!(),
         }
         let r2 = s.next_row().unwrap().unwrap();
-        assert_eq!(r2.line, 4, "the quoted line break pushes the next record down");
+        assert_eq!(
+            r2.line, 4,
+            "the quoted line break pushes the next record down"
+        );
         assert!(s.next_row().unwrap().is_none());
         assert_eq!(count_records(&p).unwrap(), 2);
     }
@@ -221,8 +268,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.csv");
         std::fs::write(&p, "legacy_id,name\n1,a\n").unwrap();
-        let err = CsvSource::open(&p, &cols(&["legacy_id", "email"])).err().unwrap().to_string();
-        assert!(err.contains("c.csv") && err.contains("missing column(s) email"), "{err}");
+        let err = CsvSource::open(&p, &cols(&["legacy_id", "email"]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("c.csv") && err.contains("missing column(s) email"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -78,7 +78,10 @@ struct StepDone {
 }
 
 fn done(status: StepStatus, message: impl Into<String>) -> Result<StepDone, Stop> {
-    Ok(StepDone { status, message: message.into() })
+    Ok(StepDone {
+        status,
+        message: message.into(),
+    })
 }
 
 pub struct Executor {
@@ -100,9 +103,18 @@ fn new_run_id() -> String {
 }
 
 impl Executor {
-    pub fn new(plan: Plan, journal: Journal, journal_dir: &Path, ch: Channels, opts: RunOptions) -> Executor {
+    pub fn new(
+        plan: Plan,
+        journal: Journal,
+        journal_dir: &Path,
+        ch: Channels,
+        opts: RunOptions,
+    ) -> Executor {
         let run_id = new_run_id();
-        let base = opts.artifacts.clone().unwrap_or_else(|| journal_dir.join("runs"));
+        let base = opts
+            .artifacts
+            .clone()
+            .unwrap_or_else(|| journal_dir.join("runs"));
         Executor {
             run_dir: base.join(&run_id),
             plan: Arc::new(plan),
@@ -134,21 +146,37 @@ impl Executor {
     }
 
     pub async fn run(mut self) -> Result<Finished> {
-        std::fs::create_dir_all(&self.run_dir).with_context(|| format!("cannot create run folder {}", self.run_dir.display()))?;
+        std::fs::create_dir_all(&self.run_dir)
+            .with_context(|| format!("cannot create run folder {}", self.run_dir.display()))?;
         let plan = self.plan.clone();
         let steps: Vec<_> = plan
             .rb
             .steps
             .iter()
-            .filter(|s| self.opts.mode == RunMode::Run || matches!(s.kind, StepKind::Extract | StepKind::DryRun | StepKind::Validate))
+            .filter(|s| {
+                self.opts.mode == RunMode::Run
+                    || matches!(
+                        s.kind,
+                        StepKind::Extract | StepKind::DryRun | StepKind::Validate
+                    )
+            })
             .cloned()
             .collect();
         let now = chrono::Utc::now();
         let window_end = plan.rb.window.as_ref().and_then(|w| {
-            let start = w.start.as_deref().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).map(|d| d.to_utc()).unwrap_or(now);
+            let start = w
+                .start
+                .as_deref()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .map(|d| d.to_utc())
+                .unwrap_or(now);
             match (&w.end, &w.duration) {
-                (Some(e), _) => chrono::DateTime::parse_from_rfc3339(e).ok().map(|d| d.to_utc()),
-                (None, Some(d)) => parse_duration(d).and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| start + d),
+                (Some(e), _) => chrono::DateTime::parse_from_rfc3339(e)
+                    .ok()
+                    .map(|d| d.to_utc()),
+                (None, Some(d)) => parse_duration(d)
+                    .and_then(|d| chrono::Duration::from_std(d).ok())
+                    .map(|d| start + d),
                 _ => None,
             }
         });
@@ -163,17 +191,33 @@ impl Executor {
                 .map(|s| StepInfo {
                     id: s.id.clone(),
                     kind: s.kind,
-                    title: if s.title.is_empty() { s.id.clone() } else { s.title.clone() },
-                    planned_secs: s.planned.as_deref().and_then(parse_duration).map(|d| d.as_secs()),
+                    title: if s.title.is_empty() {
+                        s.id.clone()
+                    } else {
+                        s.title.clone()
+                    },
+                    planned_secs: s
+                        .planned
+                        .as_deref()
+                        .and_then(parse_duration)
+                        .map(|d| d.as_secs()),
                 })
                 .collect(),
-            vars: plan.vars.iter().map(|(k, v)| (k.clone(), crate::db::redact_url(v))).collect(),
+            vars: plan
+                .vars
+                .iter()
+                .map(|(k, v)| (k.clone(), crate::db::redact_url(v)))
+                .collect(),
             tool_version: env!("CARGO_PKG_VERSION").into(),
             artifacts_dir: self.run_dir.display().to_string(),
             environments: plan
                 .envs
                 .values()
-                .map(|e| EnvInfo { name: e.name.clone(), display: display_env(e), production: e.production })
+                .map(|e| EnvInfo {
+                    name: e.name.clone(),
+                    display: display_env(e),
+                    production: e.production,
+                })
                 .collect(),
             window_end: window_end.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         })
@@ -182,82 +226,181 @@ impl Executor {
         let mut result: Option<(Outcome, i32, String)> = None;
         for step in &steps {
             if self.aborted() {
-                result = Some((Outcome::Failed, exit::INTERRUPTED, "interrupted by the operator".into()));
+                result = Some((
+                    Outcome::Failed,
+                    exit::INTERRUPTED,
+                    "interrupted by the operator".into(),
+                ));
                 break;
             }
-            self.emit(Event::StepStarted { step: step.id.clone() }).await?;
+            self.emit(Event::StepStarted {
+                step: step.id.clone(),
+            })
+            .await?;
             let t0 = Instant::now();
             let r = match step.kind {
-                StepKind::Backup => self.backup(step.env.as_deref().unwrap_or("production")).await,
+                StepKind::Backup => {
+                    self.backup(step.env.as_deref().unwrap_or("production"))
+                        .await
+                }
                 StepKind::Freeze => self.freeze(step.env.as_deref().unwrap_or("legacy")).await,
                 StepKind::Extract => self.extract(step.env.as_deref().unwrap_or("legacy")).await,
-                StepKind::DryRun => self.pipeline(Phase::DryRun, step.env.as_deref().unwrap_or("staging")).await,
-                StepKind::Validate => self.validate(&step.id, Phase::DryRun, step.env.as_deref().unwrap_or("staging")).await,
+                StepKind::DryRun => {
+                    self.pipeline(Phase::DryRun, step.env.as_deref().unwrap_or("staging"))
+                        .await
+                }
+                StepKind::Validate => {
+                    self.validate(
+                        &step.id,
+                        Phase::DryRun,
+                        step.env.as_deref().unwrap_or("staging"),
+                    )
+                    .await
+                }
                 StepKind::SignOff => self.gate(step.gate.as_deref().unwrap_or_default()).await,
                 StepKind::Load => self.load(step.env.as_deref().unwrap_or("production")).await,
-                StepKind::Verify => self.validate(&step.id, Phase::Load, step.env.as_deref().unwrap_or("production")).await,
-                StepKind::Unfreeze => self.unfreeze(step.env.as_deref().unwrap_or("production")).await,
+                StepKind::Verify => {
+                    self.validate(
+                        &step.id,
+                        Phase::Load,
+                        step.env.as_deref().unwrap_or("production"),
+                    )
+                    .await
+                }
+                StepKind::Unfreeze => {
+                    self.unfreeze(step.env.as_deref().unwrap_or("production"))
+                        .await
+                }
             };
             let ms = t0.elapsed().as_millis() as u64;
             match r {
                 Ok(d) => {
-                    self.emit(Event::StepFinished { step: step.id.clone(), status: d.status, message: d.message, duration_ms: ms }).await?;
+                    self.emit(Event::StepFinished {
+                        step: step.id.clone(),
+                        status: d.status,
+                        message: d.message,
+                        duration_ms: ms,
+                    })
+                    .await?;
                 }
                 Err(stop) => {
                     let (outcome, code, msg) = match stop {
                         Stop::Outcome(o, c, m) => (o, c, m),
                         Stop::Failed(e) => (Outcome::Failed, exit::FAILURE, format!("{e:#}")),
                     };
-                    self.emit(Event::StepFinished { step: step.id.clone(), status: StepStatus::Failed, message: msg.clone(), duration_ms: ms }).await?;
-                    result = Some(if self.load_started && matches!(outcome, Outcome::Failed | Outcome::ValidationFailed | Outcome::NoGo) {
-                        self.rollback(&msg).await
-                    } else {
-                        (outcome, code, msg)
-                    });
+                    self.emit(Event::StepFinished {
+                        step: step.id.clone(),
+                        status: StepStatus::Failed,
+                        message: msg.clone(),
+                        duration_ms: ms,
+                    })
+                    .await?;
+                    result = Some(
+                        if self.load_started
+                            && matches!(
+                                outcome,
+                                Outcome::Failed | Outcome::ValidationFailed | Outcome::NoGo
+                            )
+                        {
+                            self.rollback(&msg).await
+                        } else {
+                            (outcome, code, msg)
+                        },
+                    );
                     break;
                 }
             }
             if self.opts.until.as_deref() == Some(step.id.as_str()) {
-                result = Some((Outcome::StoppedAfterStep, exit::OK, format!("stopped after step {} as asked (--until)", step.id)));
+                result = Some((
+                    Outcome::StoppedAfterStep,
+                    exit::OK,
+                    format!("stopped after step {} as asked (--until)", step.id),
+                ));
                 break;
             }
         }
-        let (outcome, exit_code, message) = result.unwrap_or((Outcome::Completed, exit::OK, match self.opts.mode {
-            RunMode::Run => "cutover completed".to_string(),
-            RunMode::Rehearse => "rehearsal completed".to_string(),
-        }));
-        self.emit(Event::RunFinished { outcome, exit_code, message }).await?;
-        Ok(Finished { run_id: self.run_id.clone(), outcome, exit_code, run_dir: self.run_dir.clone() })
+        let (outcome, exit_code, message) = result.unwrap_or((
+            Outcome::Completed,
+            exit::OK,
+            match self.opts.mode {
+                RunMode::Run => "cutover completed".to_string(),
+                RunMode::Rehearse => "rehearsal completed".to_string(),
+            },
+        ));
+        self.emit(Event::RunFinished {
+            outcome,
+            exit_code,
+            message,
+        })
+        .await?;
+        Ok(Finished {
+            run_id: self.run_id.clone(),
+            outcome,
+            exit_code,
+            run_dir: self.run_dir.clone(),
+        })
     }
 
     fn env(&self, name: &str) -> Result<&crate::runbook::ResolvedEnv> {
-        self.plan.env(name).with_context(|| format!("environment '{name}' has no URL"))
+        self.plan
+            .env(name)
+            .with_context(|| format!("environment '{name}' has no URL"))
     }
 
     fn sqlite_file(&self, env: &str) -> Result<(String, PathBuf)> {
         let e = self.env(env)?;
-        let p = sqlite_path(&e.url).with_context(|| format!("environment '{env}': this step needs a sqlite:// file URL in this build"))?;
+        let p = sqlite_path(&e.url).with_context(|| {
+            format!("environment '{env}': this step needs a sqlite:// file URL in this build")
+        })?;
         Ok((e.url.clone(), p))
     }
 
     fn source_tables(&self) -> Vec<String> {
-        self.plan.order.iter().map(|n| self.plan.rb.entities[n].source.table.clone().unwrap_or_else(|| n.clone())).collect()
+        self.plan
+            .order
+            .iter()
+            .map(|n| {
+                self.plan.rb.entities[n]
+                    .source
+                    .table
+                    .clone()
+                    .unwrap_or_else(|| n.clone())
+            })
+            .collect()
     }
 
     async fn backup(&mut self, env: &str) -> Result<StepDone, Stop> {
         let (url, _) = self.sqlite_file(env)?;
-        let dest = self.plan.backup_dir.join(format!("{env}-{}.db", self.run_id));
+        let dest = self
+            .plan
+            .backup_dir
+            .join(format!("{env}-{}.db", self.run_id));
         let snap = sqlite_ops::backup(&url, &dest).await?;
         let (sha, bytes) = sha256_file(&dest)?;
-        self.emit(Event::BackupTaken { env: env.into(), path: dest.display().to_string(), sha256: sha.clone(), bytes }).await?;
-        let msg = format!("{} ({} bytes, sha256 {}…), reopened and integrity-checked; {} tables", dest.display(), bytes, &sha[..12], snap.len());
+        self.emit(Event::BackupTaken {
+            env: env.into(),
+            path: dest.display().to_string(),
+            sha256: sha.clone(),
+            bytes,
+        })
+        .await?;
+        let msg = format!(
+            "{} ({} bytes, sha256 {}…), reopened and integrity-checked; {} tables",
+            dest.display(),
+            bytes,
+            &sha[..12],
+            snap.len()
+        );
         self.backup = Some((dest, snap));
         done(StepStatus::Passed, msg)
     }
 
     async fn freeze(&mut self, env: &str) -> Result<StepDone, Stop> {
         let (method, watermark) = match self.plan.env(env) {
-            None => ("CSV extracts: checksums recorded; the files are the frozen source".to_string(), self.extract_checksums()?),
+            None => (
+                "CSV extracts: checksums recorded; the files are the frozen source".to_string(),
+                self.extract_checksums()?,
+            ),
             Some(_) => {
                 let (url, _) = self.sqlite_file(env)?;
                 let pool = crate::db::sqlite_pool(&url, false).await?;
@@ -269,17 +412,31 @@ impl Executor {
                 };
                 pool.close().await;
                 fz?;
-                ("SQLite triggers refuse INSERT/UPDATE/DELETE on every legacy table".to_string(), wm?)
+                (
+                    "SQLite triggers refuse INSERT/UPDATE/DELETE on every legacy table".to_string(),
+                    wm?,
+                )
             }
         };
-        self.emit(Event::FreezeApplied { env: env.into(), method: method.clone(), watermark: watermark.clone() }).await?;
-        done(StepStatus::Passed, format!("{method}; watermark {}", fmt_map(&watermark)))
+        self.emit(Event::FreezeApplied {
+            env: env.into(),
+            method: method.clone(),
+            watermark: watermark.clone(),
+        })
+        .await?;
+        done(
+            StepStatus::Passed,
+            format!("{method}; watermark {}", fmt_map(&watermark)),
+        )
     }
 
     fn extract_checksums(&self) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         for n in &self.plan.order {
-            let p = self.plan.extract_dir.join(&self.plan.rb.entities[n].source.file);
+            let p = self
+                .plan
+                .extract_dir
+                .join(&self.plan.rb.entities[n].source.file);
             let (sha, _) = sha256_file(&p)?;
             out.insert(n.clone(), format!("sha256={sha}"));
         }
@@ -316,12 +473,16 @@ impl Executor {
     async fn extract(&mut self, env: &str) -> Result<StepDone, Stop> {
         let mut files = Vec::new();
         let manifest = self.run_dir.join("extract").join("manifest.json");
-        std::fs::create_dir_all(manifest.parent().unwrap_or(&self.run_dir)).context("creating the extract folder")?;
+        std::fs::create_dir_all(manifest.parent().unwrap_or(&self.run_dir))
+            .context("creating the extract folder")?;
         match self.plan.env(env) {
             None => {
                 // CSV extracts supplied: verify and record them where they are.
                 for n in &self.plan.order {
-                    let p = self.plan.extract_dir.join(&self.plan.rb.entities[n].source.file);
+                    let p = self
+                        .plan
+                        .extract_dir
+                        .join(&self.plan.rb.entities[n].source.file);
                     if !p.exists() {
                         return Err(Stop::Failed(anyhow::anyhow!(
                             "extract file {} is missing (extract_dir = {}); pass --var extract_dir=DIR",
@@ -330,9 +491,16 @@ impl Executor {
                         )));
                     }
                     let p2 = p.clone();
-                    let rows = tokio::task::spawn_blocking(move || count_records(&p2)).await.context("count")??;
+                    let rows = tokio::task::spawn_blocking(move || count_records(&p2))
+                        .await
+                        .context("count")??;
                     let (sha, _) = sha256_file(&p)?;
-                    files.push(ExtractFile { entity: n.clone(), path: p.display().to_string(), rows, sha256: sha });
+                    files.push(ExtractFile {
+                        entity: n.clone(),
+                        path: p.display().to_string(),
+                        rows,
+                        sha256: sha,
+                    });
                 }
             }
             Some(e) => {
@@ -341,17 +509,39 @@ impl Executor {
                     let ent = &self.plan.rb.entities[n];
                     let out = self.run_dir.join("extract").join(&ent.source.file);
                     let table = ent.source.table.clone().unwrap_or_else(|| n.clone());
-                    let rows = crate::sources::sql::sqlite_table_to_csv(&pool, &table, &ent.columns, &out).await?;
+                    let rows =
+                        crate::sources::sql::sqlite_table_to_csv(&pool, &table, &ent.columns, &out)
+                            .await?;
                     let (sha, _) = sha256_file(&out)?;
-                    files.push(ExtractFile { entity: n.clone(), path: out.display().to_string(), rows, sha256: sha });
+                    files.push(ExtractFile {
+                        entity: n.clone(),
+                        path: out.display().to_string(),
+                        rows,
+                        sha256: sha,
+                    });
                 }
                 pool.close().await;
             }
         }
-        std::fs::write(&manifest, serde_json::to_string_pretty(&files).context("manifest")?).with_context(|| format!("writing {}", manifest.display()))?;
-        let summary = files.iter().map(|f| format!("{} {}", f.entity, f.rows)).collect::<Vec<_>>().join(", ");
-        self.emit(Event::ExtractRecorded { manifest: manifest.display().to_string(), files }).await?;
-        done(StepStatus::Passed, format!("{summary}; manifest {}", manifest.display()))
+        std::fs::write(
+            &manifest,
+            serde_json::to_string_pretty(&files).context("manifest")?,
+        )
+        .with_context(|| format!("writing {}", manifest.display()))?;
+        let summary = files
+            .iter()
+            .map(|f| format!("{} {}", f.entity, f.rows))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.emit(Event::ExtractRecorded {
+            manifest: manifest.display().to_string(),
+            files,
+        })
+        .await?;
+        done(
+            StepStatus::Passed,
+            format!("{summary}; manifest {}", manifest.display()),
+        )
     }
 
     async fn pipeline(&mut self, phase: Phase, env: &str) -> Result<StepDone, Stop> {
@@ -373,18 +563,29 @@ impl Executor {
             let e = &plan.rb.entities[n];
             tables.insert(e.target.table.clone(), e.map.keys().cloned().collect());
         }
-        let schema_note = sqlite_ops::ensure_schema(pool, plan.rb.schema.sqlite.as_deref(), &tables).await?;
+        let schema_note =
+            sqlite_ops::ensure_schema(pool, plan.rb.schema.sqlite.as_deref(), &tables).await?;
         if phase == Phase::DryRun && target.reset {
             for n in plan.order.iter().rev() {
                 let t = &plan.rb.entities[n].target.table;
-                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {}", crate::db::ident(t)))).execute(pool).await.with_context(|| format!("emptying staging table {t}"))?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {}",
+                    crate::db::ident(t)
+                )))
+                .execute(pool)
+                .await
+                .with_context(|| format!("emptying staging table {t}"))?;
             }
         }
         let sink = Sink::Sqlite(SqliteSink { pool: pool.clone() });
         let referenced: HashSet<String> = plan
             .order
             .iter()
-            .flat_map(|n| Compiled::new(n, &plan.rb.entities[n], &plan.rb.entities).map(|c| c.references()).unwrap_or_default())
+            .flat_map(|n| {
+                Compiled::new(n, &plan.rb.entities[n], &plan.rb.entities)
+                    .map(|c| c.references())
+                    .unwrap_or_default()
+            })
             .collect();
         let mut keys: HashMap<String, Arc<HashSet<String>>> = HashMap::new();
         let mut lines = Vec::new();
@@ -395,33 +596,76 @@ impl Executor {
         for n in &plan.order {
             if self.aborted() {
                 db.close().await;
-                return Err(Stop::Outcome(Outcome::Failed, exit::INTERRUPTED, "interrupted by the operator".into()));
+                return Err(Stop::Outcome(
+                    Outcome::Failed,
+                    exit::INTERRUPTED,
+                    "interrupted by the operator".into(),
+                ));
             }
             let e = &plan.rb.entities[n];
             let rules = Arc::new(Compiled::new(n, e, &plan.rb.entities)?);
-            let f = files.get(n).with_context(|| format!("the extract has no file for {n}"))?;
+            let f = files
+                .get(n)
+                .with_context(|| format!("the extract has no file for {n}"))?;
             let job = EntityJob {
                 phase,
-                refs: rules.references().iter().filter_map(|r| keys.get(r).map(|k| (r.clone(), k.clone()))).collect(),
+                refs: rules
+                    .references()
+                    .iter()
+                    .filter_map(|r| keys.get(r).map(|k| (r.clone(), k.clone())))
+                    .collect(),
                 rules: rules.clone(),
                 file: PathBuf::from(&f.path),
-                reject_path: self.run_dir.join("rejects").join(phase_dir).join(format!("{n}.rejects.csv")),
-                table: TableSpec { table: e.target.table.clone(), key: e.target.key.clone(), columns: rules.target_columns.clone() },
+                reject_path: self
+                    .run_dir
+                    .join("rejects")
+                    .join(phase_dir)
+                    .join(format!("{n}.rejects.csv")),
+                table: TableSpec {
+                    table: e.target.table.clone(),
+                    key: e.target.key.clone(),
+                    columns: rules.target_columns.clone(),
+                },
                 batch_size: plan.rb.settings.batch_size,
                 keep_valid_keys: referenced.contains(n),
-                sum_fields: plan.rb.checks.iter().filter_map(|c| match c {
-                    Check::Sum { entity, field, .. } if entity == n => Some(field.clone()),
-                    _ => None,
-                }).collect(),
-                fingerprints: plan.rb.checks.iter().filter_map(|c| match c {
-                    Check::Fingerprint { name, entity, source, .. } if entity == n => Some((name.clone(), source.clone())),
-                    _ => None,
-                }).collect(),
+                sum_fields: plan
+                    .rb
+                    .checks
+                    .iter()
+                    .filter_map(|c| match c {
+                        Check::Sum { entity, field, .. } if entity == n => Some(field.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                fingerprints: plan
+                    .rb
+                    .checks
+                    .iter()
+                    .filter_map(|c| match c {
+                        Check::Fingerprint {
+                            name,
+                            entity,
+                            source,
+                            ..
+                        } if entity == n => Some((name.clone(), source.clone())),
+                        _ => None,
+                    })
+                    .collect(),
                 expected_rows: f.rows,
             };
             let reject_file = job.reject_path.display().to_string();
-            self.emit(Event::EntityStarted { phase, entity: n.clone(), table: e.target.table.clone(), expected_rows: f.rows }).await?;
-            let obs = Checkpoints { exec: self, phase, entity: n.clone() };
+            self.emit(Event::EntityStarted {
+                phase,
+                entity: n.clone(),
+                table: e.target.table.clone(),
+                expected_rows: f.rows,
+            })
+            .await?;
+            let obs = Checkpoints {
+                exec: self,
+                phase,
+                entity: n.clone(),
+            };
             let res = run_entity(job, &sink, &self.ch.progress, &obs).await;
             let res = match res {
                 Ok(r) => r,
@@ -430,7 +674,10 @@ impl Executor {
                     return Err(Stop::Failed(err));
                 }
             };
-            lines.push(format!("{n}: {} valid, {} rejected, {} loaded", res.counts.valid, res.counts.rejected, res.counts.loaded));
+            lines.push(format!(
+                "{n}: {} valid, {} rejected, {} loaded",
+                res.counts.valid, res.counts.rejected, res.counts.loaded
+            ));
             if let Some(k) = res.valid_keys {
                 keys.insert(n.clone(), Arc::new(k));
             }
@@ -445,64 +692,141 @@ impl Executor {
             .await?;
         }
         db.close().await;
-        done(StepStatus::Passed, format!("{schema_note}; {}", lines.join("; ")))
+        done(
+            StepStatus::Passed,
+            format!("{schema_note}; {}", lines.join("; ")),
+        )
     }
 
     async fn validate(&mut self, step: &str, phase: Phase, env: &str) -> Result<StepDone, Stop> {
         let records = self.journal.run_records(&self.run_id).await?;
         let mut evidence: BTreeMap<String, EntityEvidence> = BTreeMap::new();
         for r in &records {
-            if let Event::EntityFinished { phase: p, entity, counts, sums, .. } = &r.event
+            if let Event::EntityFinished {
+                phase: p,
+                entity,
+                counts,
+                sums,
+                ..
+            } = &r.event
                 && *p == phase
             {
-                evidence.insert(entity.clone(), EntityEvidence { counts: counts.clone(), sums: sums.clone() });
+                evidence.insert(
+                    entity.clone(),
+                    EntityEvidence {
+                        counts: counts.clone(),
+                        sums: sums.clone(),
+                    },
+                );
             }
         }
         if evidence.is_empty() {
-            return Err(Stop::Failed(anyhow::anyhow!("nothing to reconcile: no {phase:?} has run in this run")));
+            return Err(Stop::Failed(anyhow::anyhow!(
+                "nothing to reconcile: no {phase:?} has run in this run"
+            )));
         }
         let db = Db::connect(self.env(env)?).await?;
         let Db::Sqlite(pool) = &db;
         let results = run_checks(&self.plan, pool, &evidence).await;
         db.close().await;
         let results = results?;
-        let fails = results.iter().filter(|r| r.status == CheckStatus::Fail).count();
-        let warns = results.iter().filter(|r| r.status == CheckStatus::Warn).count();
+        let fails = results
+            .iter()
+            .filter(|r| r.status == CheckStatus::Fail)
+            .count();
+        let warns = results
+            .iter()
+            .filter(|r| r.status == CheckStatus::Warn)
+            .count();
         for r in &results {
-            self.emit(Event::CheckRecorded { step: step.into(), result: r.clone() }).await?;
+            self.emit(Event::CheckRecorded {
+                step: step.into(),
+                result: r.clone(),
+            })
+            .await?;
         }
-        let msg = format!("{} checks: {} pass, {warns} warn, {fails} fail", results.len(), results.len() - fails - warns);
+        let msg = format!(
+            "{} checks: {} pass, {warns} warn, {fails} fail",
+            results.len(),
+            results.len() - fails - warns
+        );
         if fails > 0 {
-            return Err(Stop::Outcome(Outcome::ValidationFailed, exit::RECONCILIATION_FAILED, msg));
+            return Err(Stop::Outcome(
+                Outcome::ValidationFailed,
+                exit::RECONCILIATION_FAILED,
+                msg,
+            ));
         }
-        done(if warns > 0 { StepStatus::Warned } else { StepStatus::Passed }, msg)
+        done(
+            if warns > 0 {
+                StepStatus::Warned
+            } else {
+                StepStatus::Passed
+            },
+            msg,
+        )
     }
 
     async fn gate(&mut self, gate: &str) -> Result<StepDone, Stop> {
-        let g = self.plan.rb.gates.get(gate).with_context(|| format!("unknown gate {gate}"))?.clone();
+        let g = self
+            .plan
+            .rb
+            .gates
+            .get(gate)
+            .with_context(|| format!("unknown gate {gate}"))?
+            .clone();
         let records = self.journal.run_records(&self.run_id).await?;
         // Evidence: the checks of the last validate of this run.
         let last_validate = records.iter().rposition(|r| matches!(&r.event, Event::StepStarted { step } if self.step_kind(step) == Some(StepKind::Validate)));
         let checks: Vec<CheckResult> = records[last_validate.unwrap_or(0)..]
             .iter()
-            .filter_map(|r| if let Event::CheckRecorded { result, .. } = &r.event { Some(result.clone()) } else { None })
+            .filter_map(|r| {
+                if let Event::CheckRecorded { result, .. } = &r.event {
+                    Some(result.clone())
+                } else {
+                    None
+                }
+            })
             .collect();
         let mut reasons: Vec<String> = checks
             .iter()
             .filter(|c| c.status != CheckStatus::Pass)
-            .map(|c| format!("{} {} {}: source {} vs target {}", if c.status == CheckStatus::Fail { "✗ FAIL" } else { "! WARN" }, c.entity, c.name, c.source, c.target))
+            .map(|c| {
+                format!(
+                    "{} {} {}: source {} vs target {}",
+                    if c.status == CheckStatus::Fail {
+                        "✗ FAIL"
+                    } else {
+                        "! WARN"
+                    },
+                    c.entity,
+                    c.name,
+                    c.source,
+                    c.target
+                )
+            })
             .collect();
         if checks.is_empty() {
             reasons.push("no reconciliation evidence in this run".into());
         }
-        let recommendation = if reasons.is_empty() { Decision::Go } else { Decision::NoGo };
-        let evidence_sha256 = hex::encode(Sha256::digest(serde_json::to_vec(&checks).context("evidence")?));
+        let recommendation = if reasons.is_empty() {
+            Decision::Go
+        } else {
+            Decision::NoGo
+        };
+        let evidence_sha256 = hex::encode(Sha256::digest(
+            serde_json::to_vec(&checks).context("evidence")?,
+        ));
         self.emit(Event::GateOpened {
             gate: gate.into(),
             title: g.title.clone(),
             quorum: g.quorum,
             roles: g.roles.clone(),
-            approvers: g.approvers.iter().map(|a| format!("{} ({})", a.name, a.role)).collect(),
+            approvers: g
+                .approvers
+                .iter()
+                .map(|a| format!("{} ({})", a.name, a.role))
+                .collect(),
             recommendation,
             reasons: reasons.clone(),
             evidence_sha256: evidence_sha256.clone(),
@@ -511,10 +835,21 @@ impl Executor {
         let mut gos: Vec<(String, String)> = Vec::new();
         loop {
             let names: HashSet<&str> = gos.iter().map(|(n, _)| n.as_str()).collect();
-            let roles_ok = g.roles.iter().all(|r| gos.iter().any(|(_, role)| role == r));
+            let roles_ok = g
+                .roles
+                .iter()
+                .all(|r| gos.iter().any(|(_, role)| role == r));
             if names.len() >= g.quorum && roles_ok {
-                self.emit(Event::GateDecided { gate: gate.into(), decision: Decision::Go }).await?;
-                let who = gos.iter().map(|(n, r)| format!("{n} ({r})")).collect::<Vec<_>>().join(", ");
+                self.emit(Event::GateDecided {
+                    gate: gate.into(),
+                    decision: Decision::Go,
+                })
+                .await?;
+                let who = gos
+                    .iter()
+                    .map(|(n, r)| format!("{n} ({r})"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 return done(StepStatus::Passed, format!("GO by {who}"));
             }
             let next = if self.offered < self.opts.sign_offs.len() {
@@ -524,14 +859,22 @@ impl Executor {
                 match self.ch.commands.recv().await {
                     Some(Command::SignOff(s)) => Some(s),
                     Some(Command::Abort) | None => {
-                        return Err(Stop::Outcome(Outcome::Failed, exit::INTERRUPTED, "interrupted at the gate by the operator".into()));
+                        return Err(Stop::Outcome(
+                            Outcome::Failed,
+                            exit::INTERRUPTED,
+                            "interrupted at the gate by the operator".into(),
+                        ));
                     }
                 }
             } else {
                 None
             };
             let Some(s) = next else {
-                let missing_roles: Vec<&String> = g.roles.iter().filter(|r| !gos.iter().any(|(_, role)| role == *r)).collect();
+                let missing_roles: Vec<&String> = g
+                    .roles
+                    .iter()
+                    .filter(|r| !gos.iter().any(|(_, role)| role == *r))
+                    .collect();
                 return Err(Stop::Outcome(
                     Outcome::WaitingAtGate,
                     exit::WAITING_AT_GATE,
@@ -539,7 +882,18 @@ impl Executor {
                         "waiting at gate '{gate}': {} of {} GO sign-offs{}; give them with --sign-off \"NAME|ROLE|go|COMMENT\"",
                         names.len(),
                         g.quorum,
-                        if missing_roles.is_empty() { String::new() } else { format!(", roles still to sign: {}", missing_roles.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")) }
+                        if missing_roles.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                ", roles still to sign: {}",
+                                missing_roles
+                                    .iter()
+                                    .map(|s| s.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        }
                     ),
                 ));
             };
@@ -555,24 +909,49 @@ impl Executor {
             match s.decision {
                 Decision::Go => gos.push((s.name, s.role)),
                 Decision::NoGo => {
-                    self.emit(Event::GateDecided { gate: gate.into(), decision: Decision::NoGo }).await?;
-                    return Err(Stop::Outcome(Outcome::NoGo, exit::NO_GO, format!("NO-GO by {} ({}): {}", s.name, s.role, s.comment)));
+                    self.emit(Event::GateDecided {
+                        gate: gate.into(),
+                        decision: Decision::NoGo,
+                    })
+                    .await?;
+                    return Err(Stop::Outcome(
+                        Outcome::NoGo,
+                        exit::NO_GO,
+                        format!("NO-GO by {} ({}): {}", s.name, s.role, s.comment),
+                    ));
                 }
             }
         }
     }
 
     fn step_kind(&self, id: &str) -> Option<StepKind> {
-        self.plan.rb.steps.iter().find(|s| s.id == id).map(|s| s.kind)
+        self.plan
+            .rb
+            .steps
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.kind)
     }
 
     async fn load(&mut self, env: &str) -> Result<StepDone, Stop> {
         let records = self.journal.run_records(&self.run_id).await?;
         // The gate cannot be bypassed: a GO must follow the last validate of this run.
         let last_validate = records.iter().rposition(|r| matches!(&r.event, Event::StepFinished { step, .. } if self.step_kind(step) == Some(StepKind::Validate)));
-        let go = last_validate.is_some_and(|i| records[i..].iter().any(|r| matches!(&r.event, Event::GateDecided { decision: Decision::Go, .. })));
+        let go = last_validate.is_some_and(|i| {
+            records[i..].iter().any(|r| {
+                matches!(
+                    &r.event,
+                    Event::GateDecided {
+                        decision: Decision::Go,
+                        ..
+                    }
+                )
+            })
+        });
         if !go {
-            return Err(Stop::Failed(anyhow::anyhow!("the production load needs a GO at the sign-off gate after the last validate; none is in the journal")));
+            return Err(Stop::Failed(anyhow::anyhow!(
+                "the production load needs a GO at the sign-off gate after the last validate; none is in the journal"
+            )));
         }
         self.check_watermark(&records).await?;
         self.load_started = true;
@@ -583,23 +962,43 @@ impl Executor {
         let e = self.env(env)?;
         done(
             StepStatus::Passed,
-            format!("{} opened to users (SQLite has no user accounts to grant); the legacy source stays read-only", display_env(e)),
+            format!(
+                "{} opened to users (SQLite has no user accounts to grant); the legacy source stays read-only",
+                display_env(e)
+            ),
         )
     }
 
     /// Restore production from this run's backup and verify it matches the pre-cutover snapshot.
     async fn rollback(&mut self, reason: &str) -> (Outcome, i32, String) {
-        let _ = self.emit(Event::RollbackStarted { reason: reason.into() }).await;
+        let _ = self
+            .emit(Event::RollbackStarted {
+                reason: reason.into(),
+            })
+            .await;
         let res = self.do_rollback().await;
         let (ok, message) = match &res {
             Ok(m) => (true, m.clone()),
             Err(e) => (false, format!("rollback FAILED: {e:#}")),
         };
-        let _ = self.emit(Event::RollbackFinished { ok, message: message.clone() }).await;
+        let _ = self
+            .emit(Event::RollbackFinished {
+                ok,
+                message: message.clone(),
+            })
+            .await;
         if ok {
-            (Outcome::RolledBack, exit::ROLLED_BACK, format!("{reason}; rolled back: {message}"))
+            (
+                Outcome::RolledBack,
+                exit::ROLLED_BACK,
+                format!("{reason}; rolled back: {message}"),
+            )
         } else {
-            (Outcome::Failed, exit::FAILURE, format!("{reason}; {message}"))
+            (
+                Outcome::Failed,
+                exit::FAILURE,
+                format!("{reason}; {message}"),
+            )
         }
     }
 
@@ -607,8 +1006,16 @@ impl Executor {
         let plan = self.plan.clone();
         let mut notes = Vec::new();
         if plan.rb.rollback.restore_backup {
-            let (backup, snap) = self.backup.clone().context("no backup was taken in this run; restore production by hand")?;
-            let prod = plan.envs.values().find(|e| e.production).map(|e| e.name.clone()).unwrap_or_else(|| "production".into());
+            let (backup, snap) = self
+                .backup
+                .clone()
+                .context("no backup was taken in this run; restore production by hand")?;
+            let prod = plan
+                .envs
+                .values()
+                .find(|e| e.production)
+                .map(|e| e.name.clone())
+                .unwrap_or_else(|| "production".into());
             let (url, file) = self.sqlite_file(&prod)?;
             sqlite_ops::restore_file(&backup, &file)?;
             let pool = crate::db::sqlite_pool(&url, false).await?;
@@ -641,12 +1048,33 @@ struct Checkpoints<'a> {
 }
 
 impl BatchObserver for Checkpoints<'_> {
-    fn committed(&self, batch: u64, rows: u64, last_line: u64) -> impl std::future::Future<Output = Result<()>> + Send {
-        let ev = Event::BatchCommitted { phase: self.phase, entity: self.entity.clone(), batch, rows, last_line };
+    fn committed(
+        &self,
+        batch: u64,
+        rows: u64,
+        last_line: u64,
+    ) -> impl std::future::Future<Output = Result<()>> + Send {
+        let ev = Event::BatchCommitted {
+            phase: self.phase,
+            entity: self.entity.clone(),
+            batch,
+            rows,
+            last_line,
+        };
         async move { self.exec.emit(ev).await.map(|_| ()) }
     }
 }
 
 fn fmt_map(m: &BTreeMap<String, String>) -> String {
-    m.iter().map(|(k, v)| format!("{k}={}", v.strip_prefix("sha256=").map(|s| &s[..12.min(s.len())]).unwrap_or(v))).collect::<Vec<_>>().join(", ")
+    m.iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.strip_prefix("sha256=")
+                    .map(|s| &s[..12.min(s.len())])
+                    .unwrap_or(v)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

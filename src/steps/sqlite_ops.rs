@@ -13,18 +13,29 @@ use crate::db::{ident, sqlite_pool};
 /// `VACUUM INTO` a consistent copy, then reopen it and check its integrity.
 pub async fn backup(url: &str, dest: &Path) -> Result<BTreeMap<String, String>> {
     if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("backup folder {} is not writable", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("backup folder {} is not writable", dir.display()))?;
     }
     if dest.exists() {
         std::fs::remove_file(dest).with_context(|| format!("cannot replace {}", dest.display()))?;
     }
     let pool = sqlite_pool(url, true).await?;
-    let res = sqlx::query("VACUUM INTO ?").bind(dest.display().to_string()).execute(&pool).await;
+    let res = sqlx::query("VACUUM INTO ?")
+        .bind(dest.display().to_string())
+        .execute(&pool)
+        .await;
     pool.close().await;
-    res.with_context(|| format!("VACUUM INTO {} failed (is the backup folder writable, is there space?)", dest.display()))?;
+    res.with_context(|| {
+        format!(
+            "VACUUM INTO {} failed (is the backup folder writable, is there space?)",
+            dest.display()
+        )
+    })?;
     // Restore test: the copy must open and pass an integrity check.
     let copy = crate::db::sqlite_pool_ro(dest).await?;
-    let ok: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&copy).await?;
+    let ok: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&copy)
+        .await?;
     let snap = snapshot(&copy).await;
     copy.close().await;
     if ok != "ok" {
@@ -73,17 +84,23 @@ pub async fn snapshot(pool: &SqlitePool) -> Result<BTreeMap<String, String>> {
 pub async fn row_counts(pool: &SqlitePool, tables: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for t in tables {
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {}", ident(t))))
-            .fetch_one(pool)
-            .await
-            .with_context(|| format!("counting legacy table {t}"))?;
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {}",
+            ident(t)
+        )))
+        .fetch_one(pool)
+        .await
+        .with_context(|| format!("counting legacy table {t}"))?;
         out.insert(t.clone(), n.to_string());
     }
     Ok(out)
 }
 
 fn trigger_name(table: &str, op: &str) -> String {
-    format!("cutover_freeze_{}_{op}", table.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
+    format!(
+        "cutover_freeze_{}_{op}",
+        table.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    )
 }
 
 /// Freeze: triggers that refuse every write bind all writers, root included (file
@@ -97,7 +114,10 @@ pub async fn freeze(pool: &SqlitePool, tables: &[String]) -> Result<()> {
                 ident(&trigger_name(t, op)),
                 ident(t)
             );
-            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await.with_context(|| format!("freezing legacy table {t}"))?;
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("freezing legacy table {t}"))?;
         }
     }
     tx.commit().await?;
@@ -107,7 +127,12 @@ pub async fn freeze(pool: &SqlitePool, tables: &[String]) -> Result<()> {
 pub async fn unfreeze(pool: &SqlitePool, tables: &[String]) -> Result<()> {
     for t in tables {
         for op in ["INSERT", "UPDATE", "DELETE"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER IF EXISTS {}", ident(&trigger_name(t, op))))).execute(pool).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP TRIGGER IF EXISTS {}",
+                ident(&trigger_name(t, op))
+            )))
+            .execute(pool)
+            .await?;
         }
     }
     Ok(())
@@ -115,12 +140,22 @@ pub async fn unfreeze(pool: &SqlitePool, tables: &[String]) -> Result<()> {
 
 /// Apply the runbook's DDL to an empty target, or check an existing one has every table
 /// and column the mapping writes. Nothing is written when a table or column is missing.
-pub async fn ensure_schema(pool: &SqlitePool, ddl: Option<&str>, tables: &BTreeMap<String, Vec<String>>) -> Result<&'static str> {
-    let existing: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'").fetch_all(pool).await?;
+pub async fn ensure_schema(
+    pool: &SqlitePool,
+    ddl: Option<&str>,
+    tables: &BTreeMap<String, Vec<String>>,
+) -> Result<&'static str> {
+    let existing: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .fetch_all(pool)
+            .await?;
     let present: Vec<&String> = tables.keys().filter(|t| existing.contains(t)).collect();
     if present.is_empty() {
         let ddl = ddl.context("the target has none of the runbook's tables and the runbook carries no [schema] sqlite DDL")?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(ddl.to_string())).execute(pool).await.context("applying the runbook's schema.sqlite")?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(ddl.to_string()))
+            .execute(pool)
+            .await
+            .context("applying the runbook's schema.sqlite")?;
         return Ok("schema applied");
     }
     let mut problems = Vec::new();
@@ -129,12 +164,15 @@ pub async fn ensure_schema(pool: &SqlitePool, ddl: Option<&str>, tables: &BTreeM
             problems.push(format!("table {t} is missing"));
             continue;
         }
-        let have: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA table_info({})", ident(t))))
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| r.get::<String, _>("name"))
-            .collect();
+        let have: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA table_info({})",
+            ident(t)
+        )))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| r.get::<String, _>("name"))
+        .collect();
         for c in cols {
             if !have.contains(c) {
                 problems.push(format!("column {t}.{c} is missing"));
@@ -142,7 +180,10 @@ pub async fn ensure_schema(pool: &SqlitePool, ddl: Option<&str>, tables: &BTreeM
         }
     }
     if !problems.is_empty() {
-        anyhow::bail!("the target does not match the runbook's mapping: {}; nothing was written", problems.join(", "));
+        anyhow::bail!(
+            "the target does not match the runbook's mapping: {}; nothing was written",
+            problems.join(", ")
+        );
     }
     Ok("schema checked")
 }
@@ -150,7 +191,8 @@ pub async fn ensure_schema(pool: &SqlitePool, ddl: Option<&str>, tables: &BTreeM
 /// Put the backup file back in place of the production file.
 pub fn restore_file(backup: &Path, target: &Path) -> Result<()> {
     let tmp: PathBuf = target.with_extension("restore-tmp");
-    std::fs::copy(backup, &tmp).with_context(|| format!("copying backup {} for restore", backup.display()))?;
+    std::fs::copy(backup, &tmp)
+        .with_context(|| format!("copying backup {} for restore", backup.display()))?;
     // Stale WAL pages would be replayed over the restored file.
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", target.display()));

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-
 pub const BIN: &str = env!("CARGO_BIN_EXE_cutover");
 
 pub fn repo() -> PathBuf {
@@ -55,7 +54,10 @@ impl Scratch {
     }
     pub fn cutover(&self, args: &[&str], runbook: &Path) -> Output {
         let mut cmd = Command::new(BIN);
-        cmd.args(args.iter().take(1)).arg(runbook).args(self.flags()).args(args.iter().skip(1));
+        cmd.args(args.iter().take(1))
+            .arg(runbook)
+            .args(self.flags())
+            .args(args.iter().skip(1));
         cmd.env_remove("CUTOVER_JOURNAL");
         cmd.output().unwrap()
     }
@@ -63,7 +65,11 @@ impl Scratch {
 
 pub fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e}): {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     })
 }
 
@@ -75,19 +81,32 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-pub const GO: [&str; 4] = ["--sign-off", "Ann Lee|migration_lead|go|counts and sums match", "--sign-off", "Bo Sand|finance|go|sums match to the cent"];
+pub const GO: [&str; 4] = [
+    "--sign-off",
+    "Ann Lee|migration_lead|go|counts and sums match",
+    "--sign-off",
+    "Bo Sand|finance|go|sums match to the cent",
+];
 
 /// Run SQL on a SQLite file through sqlx (no sqlite3 CLI needed): statements are executed,
 /// a query's rows come back one per line with columns joined by '|'.
 pub fn sqlite(path: &Path, sql: &str) -> String {
     use sqlx::{Row, ValueRef};
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path).create_if_missing(true);
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true);
         let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
         let trimmed = sql.trim_start().to_ascii_uppercase();
         let out = if trimmed.starts_with("SELECT") {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).fetch_all(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
             rows.iter()
                 .map(|r| {
                     (0..r.len())
@@ -95,7 +114,9 @@ pub fn sqlite(path: &Path, sql: &str) -> String {
                             if r.try_get_raw(i).unwrap().is_null() {
                                 String::new()
                             } else {
-                                r.try_get::<String, _>(i).or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string())).unwrap()
+                                r.try_get::<String, _>(i)
+                                    .or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string()))
+                                    .unwrap()
                             }
                         })
                         .collect::<Vec<_>>()
@@ -104,7 +125,10 @@ pub fn sqlite(path: &Path, sql: &str) -> String {
                 .collect::<Vec<_>>()
                 .join("\n")
         } else {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
             String::new()
         };
         pool.close().await;

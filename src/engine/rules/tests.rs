@@ -25,13 +25,21 @@ const BASE: &str = "source = { file = 'x.csv' }\ntarget = { table = 't', key = '
 fn run(c: &Compiled, rows: &[&[&str]]) -> Vec<Verdict> {
     let mut st = RunState::default();
     let mut refs = HashMap::new();
-    refs.insert("customers".to_string(), Arc::new(["C1".to_string()].into_iter().collect::<HashSet<_>>()));
-    rows.iter().map(|r| c.process(r.iter().map(|s| s.to_string()).collect(), &mut st, &refs)).collect()
+    refs.insert(
+        "customers".to_string(),
+        Arc::new(["C1".to_string()].into_iter().collect::<HashSet<_>>()),
+    );
+    rows.iter()
+        .map(|r| c.process(r.iter().map(|s| s.to_string()).collect(), &mut st, &refs))
+        .collect()
 }
 
 fn rules_of(v: &Verdict) -> Vec<String> {
     match v {
-        Verdict::Rejected { issues, .. } => issues.iter().map(|i| format!("{}:{}", i.rule, i.field)).collect(),
+        Verdict::Rejected { issues, .. } => issues
+            .iter()
+            .map(|i| format!("{}:{}", i.rule, i.field))
+            .collect(),
         Verdict::Valid { .. } => vec!["valid".into()],
         Verdict::OutOfScope => vec!["out".into()],
     }
@@ -43,10 +51,14 @@ fn one(c: &Compiled, row: &[&str]) -> Vec<String> {
 
 #[test]
 fn scope_is_trimmed_and_case_insensitive_when_asked() {
-    let (_, c) = entity(&format!("{BASE}columns=['k','status']\nkey='k'\nscope=[{{field='status', in=['A'], case_insensitive=true}}]\nmap={{k='k'}}"));
+    let (_, c) = entity(&format!(
+        "{BASE}columns=['k','status']\nkey='k'\nscope=[{{field='status', in=['A'], case_insensitive=true}}]\nmap={{k='k'}}"
+    ));
     assert_eq!(one(&c, &["1", " a "]), ["valid"]);
     assert_eq!(one(&c, &["1", "I"]), ["out"]);
-    let (_, c) = entity(&format!("{BASE}columns=['k','state']\nkey='k'\nscope=[{{field='state', in=['open','partial']}}]\nmap={{k='k'}}"));
+    let (_, c) = entity(&format!(
+        "{BASE}columns=['k','state']\nkey='k'\nscope=[{{field='state', in=['open','partial']}}]\nmap={{k='k'}}"
+    ));
     assert_eq!(one(&c, &["1", " partial"]), ["valid"]);
     assert_eq!(one(&c, &["1", "OPEN"]), ["out"]);
     assert_eq!(one(&c, &["1", "paid"]), ["out"]);
@@ -54,7 +66,9 @@ fn scope_is_trimmed_and_case_insensitive_when_asked() {
 
 #[test]
 fn required_field() {
-    let (_, c) = entity(&format!("{BASE}columns=['k','name']\nkey='k'\nvalidate=[{{rule='required', field='name'}}]\nmap={{k='k'}}"));
+    let (_, c) = entity(&format!(
+        "{BASE}columns=['k','name']\nkey='k'\nvalidate=[{{rule='required', field='name'}}]\nmap={{k='k'}}"
+    ));
     assert_eq!(one(&c, &["1", "   "]), ["required:name"]);
     assert_eq!(one(&c, &["1", "x"]), ["valid"]);
 }
@@ -64,11 +78,25 @@ fn unique_keeps_first_in_scope_even_if_first_was_rejected() {
     let (_, c) = entity(&format!(
         "{BASE}columns=['k','name','status']\nkey='k'\nscope=[{{field='status', in=['A']}}]\nvalidate=[{{rule='required', field='name'}},{{rule='unique', field='k'}}]\nmap={{k='k'}}"
     ));
-    let v = run(&c, &[&["7", "", "A"], &["7", "ok", "I"], &["7", "ok", "A"], &["8", "ok", "A"], &["", "ok", "A"], &["", "ok", "A"]]);
+    let v = run(
+        &c,
+        &[
+            &["7", "", "A"],
+            &["7", "ok", "I"],
+            &["7", "ok", "A"],
+            &["8", "ok", "A"],
+            &["", "ok", "A"],
+            &["", "ok", "A"],
+        ],
+    );
     let got: Vec<Vec<String>> = v.iter().map(rules_of).collect();
     assert_eq!(got[0], ["required:name"]);
     assert_eq!(got[1], ["out"], "an out-of-scope copy does not take part");
-    assert_eq!(got[2], ["unique:k"], "the later in-scope copy is the duplicate");
+    assert_eq!(
+        got[2],
+        ["unique:k"],
+        "the later in-scope copy is the duplicate"
+    );
     assert_eq!(got[3], ["valid"]);
     assert_eq!(got[4], ["valid"], "empty keys are left to `required`");
     assert_eq!(got[5], ["valid"]);
@@ -84,7 +112,16 @@ fn email_is_lowercased_then_checked() {
         _ => panic!("upper-case address must be valid after lower-casing"),
     }
     assert_eq!(one(&c, &["1", "søren.2@example.com"]), ["valid"]);
-    for bad in ["ann smith@example.com", "ann@example", "a@@b.com", "a@b@c.com", "@example.com", "ann@.com", "ann@example.", ""] {
+    for bad in [
+        "ann smith@example.com",
+        "ann@example",
+        "a@@b.com",
+        "a@b@c.com",
+        "@example.com",
+        "ann@.com",
+        "ann@example.",
+        "",
+    ] {
         assert_eq!(one(&c, &["1", bad]), ["email:email"], "{bad:?}");
     }
 }
@@ -95,11 +132,22 @@ fn dates_accept_listed_formats_and_real_days_only() {
         "{BASE}columns=['k','d']\nkey='k'\nvalidate=[{{rule='date', field='d', formats=['YYYY-MM-DD','DD/MM/YYYY']}}]\nmap={{k='k', d='d'}}"
     ));
     match &run(&c, &[&["1", "05/01/2024"]])[0] {
-        Verdict::Valid { row, .. } => assert_eq!(row[1], SqlValue::Date(NaiveDate::from_ymd_opt(2024, 1, 5).unwrap())),
+        Verdict::Valid { row, .. } => assert_eq!(
+            row[1],
+            SqlValue::Date(NaiveDate::from_ymd_opt(2024, 1, 5).unwrap())
+        ),
         _ => panic!("DD/MM/YYYY is accepted"),
     }
     assert_eq!(one(&c, &["1", "2024-02-29"]), ["valid"]);
-    for bad in ["31/02/2024", "2023-02-29", "2023-13-01", "2024-1-5", "01-05-2024", "20240105", ""] {
+    for bad in [
+        "31/02/2024",
+        "2023-02-29",
+        "2023-13-01",
+        "2024-1-5",
+        "01-05-2024",
+        "20240105",
+        "",
+    ] {
         assert_eq!(one(&c, &["1", bad]), ["date:d"], "{bad:?}");
     }
 }
@@ -114,7 +162,9 @@ fn decimals_are_exact_with_scale_and_minimum() {
         _ => panic!(),
     }
     assert_eq!(one(&c, &["1", "0"]), ["valid"]);
-    for bad in ["-0.01", "12.345", "12.500", "1.234,56", "1,5", "abc", "1e3", "+5", ".5", ""] {
+    for bad in [
+        "-0.01", "12.345", "12.500", "1.234,56", "1,5", "abc", "1e3", "+5", ".5", "",
+    ] {
         assert_eq!(one(&c, &["1", bad]), ["decimal:m"], "{bad:?}");
     }
 }
@@ -137,7 +187,14 @@ fn vin_pattern() {
         "{BASE}columns=['k','vin']\nkey='k'\nvalidate=[{{rule='pattern', field='vin', regex='^[A-HJ-NPR-Z0-9]{{17}}$'}}]\nmap={{k='k'}}"
     ));
     assert_eq!(one(&c, &["1", "1HGCM82633A004352"]), ["valid"]);
-    for bad in ["1HGCM82633A00435", "1HGCM82633A0043521", "1HGCM82633AO04352", "1HGCM82633AI04352", "1HGCM82633AQ04352", "1hgcm82633a004352"] {
+    for bad in [
+        "1HGCM82633A00435",
+        "1HGCM82633A0043521",
+        "1HGCM82633AO04352",
+        "1HGCM82633AI04352",
+        "1HGCM82633AQ04352",
+        "1hgcm82633a004352",
+    ] {
         assert_eq!(one(&c, &["1", bad]), ["pattern:vin"], "{bad:?}");
     }
 }
@@ -151,15 +208,36 @@ fn currency_list_sum_and_residual_bounds() {
          {{rule='decimal', field='res', scale=2, min='0'}},\
          {{rule='sum', fields=['u','t'], equals='tot'}},{{rule='compare', field='res', op='<=', other='tot'}}]\nmap={{k='k'}}"
     ));
-    assert_eq!(one(&c, &["1", "EUR", "100.00", "21.00", "121.00", "121.00"]), ["valid"]);
-    assert_eq!(one(&c, &["1", "eur", "100.00", "21.00", "121.00", "0"]), ["one_of:cur"]);
-    assert_eq!(one(&c, &["1", "EUR", "100.00", "21.00", "121.01", "0"]), ["sum:tot"]);
-    assert_eq!(one(&c, &["1", "EUR", "100.00", "21.00", "121.00", "121.01"]), ["compare:res"]);
-    assert_eq!(one(&c, &["1", "EUR", "100.00", "21.00", "121.00", "-1"]), ["decimal:res"]);
+    assert_eq!(
+        one(&c, &["1", "EUR", "100.00", "21.00", "121.00", "121.00"]),
+        ["valid"]
+    );
+    assert_eq!(
+        one(&c, &["1", "eur", "100.00", "21.00", "121.00", "0"]),
+        ["one_of:cur"]
+    );
+    assert_eq!(
+        one(&c, &["1", "EUR", "100.00", "21.00", "121.01", "0"]),
+        ["sum:tot"]
+    );
+    assert_eq!(
+        one(&c, &["1", "EUR", "100.00", "21.00", "121.00", "121.01"]),
+        ["compare:res"]
+    );
+    assert_eq!(
+        one(&c, &["1", "EUR", "100.00", "21.00", "121.00", "-1"]),
+        ["decimal:res"]
+    );
     // A row failing several rules lists every reason. 100.001 is a decimal (too many places),
     // so the sum is still checked; an operand that is not a decimal at all skips it.
-    assert_eq!(one(&c, &["1", "XYZ", "100.001", "21.00", "121.00", "200"]), ["one_of:cur", "decimal:u", "sum:tot", "compare:res"]);
-    assert_eq!(one(&c, &["1", "EUR", "1.000,00", "21.00", "121.00", "0"]), ["decimal:u"]);
+    assert_eq!(
+        one(&c, &["1", "XYZ", "100.001", "21.00", "121.00", "200"]),
+        ["one_of:cur", "decimal:u", "sum:tot", "compare:res"]
+    );
+    assert_eq!(
+        one(&c, &["1", "EUR", "1.000,00", "21.00", "121.00", "0"]),
+        ["decimal:u"]
+    );
 }
 
 #[test]
@@ -169,12 +247,24 @@ fn reference_must_name_a_valid_row_of_this_run() {
     ));
     match &run(&c, &[&["1", " C1 "]])[0] {
         Verdict::Valid { row, .. } => {
-            assert_eq!(row[1], SqlValue::Lookup { table: "res_partner".into(), key: "ref".into(), id: "id".into(), value: "C1".into() })
+            assert_eq!(
+                row[1],
+                SqlValue::Lookup {
+                    table: "res_partner".into(),
+                    key: "ref".into(),
+                    id: "id".into(),
+                    value: "C1".into()
+                }
+            )
         }
         _ => panic!(),
     }
     match &run(&c, &[&["1", "C2"]])[0] {
-        Verdict::Rejected { issues, .. } => assert!(issues[0].message.starts_with("unknown customer 'C2'"), "{}", issues[0].message),
+        Verdict::Rejected { issues, .. } => assert!(
+            issues[0].message.starts_with("unknown customer 'C2'"),
+            "{}",
+            issues[0].message
+        ),
         _ => panic!(),
     }
 }
