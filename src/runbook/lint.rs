@@ -375,15 +375,14 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
         if let Some(default_env) = env_needed {
             let env = s.env.as_deref().unwrap_or(default_env);
             if !rb.environments.contains_key(env) {
-                diags.push(
-                    ctx.diag(
-                        &if s.env.is_some() {
-                            sk("env")
-                        } else {
-                            sk("kind")
-                        },
-                        format!("unknown environment '{env}'"),
-                        format!(
+                diags.push(ctx.diag(
+                    &if s.env.is_some() {
+                        sk("env")
+                    } else {
+                        sk("kind")
+                    },
+                    format!("unknown environment '{env}'"),
+                    format!(
                             "environments: {}",
                             rb.environments
                                 .keys()
@@ -391,8 +390,7 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),
-                    ),
-                );
+                ));
             }
         }
         if s.kind == StepKind::SignOff {

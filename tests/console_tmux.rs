@@ -1,0 +1,169 @@
+//! End to end through the console: the real binary runs `cutover demo` inside tmux; the test
+//! reads the screen, signs the gate through the dialog (two approvers), checks what the
+//! screen shows and that the cutover completes. Needs tmux, which every machine of this
+//! project has; it fails loudly without it.
+
+mod common;
+use common::*;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    session: String,
+}
+
+impl Tmux {
+    fn start(cmd: &str) -> Tmux {
+        let session = format!("cutover-test-{}", std::process::id());
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &session,
+                "-x",
+                "120",
+                "-y",
+                "40",
+                cmd,
+            ])
+            .env_remove("CI")
+            .status()
+            .expect("tmux is needed for the console test and was not found");
+        assert!(ok.success(), "tmux could not start");
+        Tmux { session }
+    }
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.session])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            assert!(
+                Command::new("tmux")
+                    .args(["send-keys", "-t", &self.session, k])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+    fn wait_for(&self, text: &str, secs: u64) -> String {
+        let t0 = Instant::now();
+        loop {
+            let s = self.screen();
+            if s.contains(text) {
+                return s;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(secs),
+                "waited {secs}s for {text:?}; the screen shows:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
+    }
+}
+
+#[test]
+fn demo_cutover_through_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let done = dir.path().join("exit-code");
+    let cmd = format!(
+        "{BIN} demo --dir {} ; echo $? > {}",
+        demo.display(),
+        done.display()
+    );
+    let t = Tmux::start(&cmd);
+
+    let s = t.wait_for("Recommendation", 60);
+    assert!(s.contains("PRODUCTION"), "production is marked:\n{s}");
+    assert!(
+        s.contains("✓ GO") && s.contains("migration_lead, finance"),
+        "the dialog shows the recommendation and roles:\n{s}"
+    );
+    assert!(
+        s.contains("✓ passed") && s.contains("validate"),
+        "steps up to validate passed:\n{s}"
+    );
+
+    // Two approvers sign GO through the dialog (the NO-GO-needs-a-reason rule is covered
+    // by the app::update tests); the dialog stays open, cleared, until the quorum is met.
+    t.keys(&[
+        "Tester One",
+        "Tab",
+        "finance",
+        "Tab",
+        "sums reconciled",
+        "Tab",
+        "g",
+        "Enter",
+    ]);
+    t.wait_for("Sign-offs so far: 1 of 2", 10);
+    t.keys(&[
+        "Ann Lee",
+        "Tab",
+        "migration_lead",
+        "Tab",
+        "rehearsal figures match",
+        "Tab",
+        "g",
+        "Enter",
+    ]);
+
+    let s = t.wait_for("COMPLETED", 60);
+    assert!(s.contains("unfreeze"), "{s}");
+    // The reject table: switch to it and filter to one entity.
+    t.keys(&["1", "f"]);
+    let s = t.wait_for("Rejects", 5);
+    assert!(s.contains("customers"), "{s}");
+    t.keys(&["q"]);
+    let t0 = Instant::now();
+    while !done.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the console did not exit after q"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(std::fs::read_to_string(&done).unwrap().trim(), "0");
+    // The journal holds both sign-offs as typed.
+    let summary = Command::new(BIN)
+        .arg("summary")
+        .arg(demo.join("tms.toml"))
+        .output()
+        .unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&summary.stdout).unwrap();
+    let signers: Vec<(String, String)> = j["sign_offs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["decision"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        signers,
+        [
+            ("Tester One".to_string(), "go".to_string()),
+            ("Ann Lee".to_string(), "go".to_string())
+        ]
+    );
+    assert_eq!(j["outcome"], "completed");
+}
