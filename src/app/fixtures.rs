@@ -469,14 +469,12 @@ fn apply(app: &mut App, records: Vec<Record>) {
     }
 }
 
-/// The console with the gate open (dialog showing) at 18:46.
-pub fn app_at_gate() -> App {
-    let mut app = App::new();
-    apply(&mut app, records_to_gate());
+/// Feed the fixture reject files, as the loop does after `EntityFinished`.
+fn load_rejects(app: &mut App) {
     for entity in ["people", "invoices"] {
         let (header, rows) = reject_rows(entity, rejects_for(entity) as usize);
         update(
-            &mut app,
+            app,
             Action::RejectsLoaded {
                 entity: entity.into(),
                 header,
@@ -484,6 +482,13 @@ pub fn app_at_gate() -> App {
             },
         );
     }
+}
+
+/// The console with the gate open (dialog showing) at 18:46.
+pub fn app_at_gate() -> App {
+    let mut app = App::new();
+    apply(&mut app, records_to_gate());
+    load_rejects(&mut app);
     update(
         &mut app,
         Action::Tick {
@@ -497,17 +502,7 @@ pub fn app_at_gate() -> App {
 pub fn app_mid_load() -> App {
     let mut app = App::new();
     apply(&mut app, records_mid_load());
-    for entity in ["people", "invoices"] {
-        let (header, rows) = reject_rows(entity, rejects_for(entity) as usize);
-        update(
-            &mut app,
-            Action::RejectsLoaded {
-                entity: entity.into(),
-                header,
-                rows,
-            },
-        );
-    }
+    load_rejects(&mut app);
     update(&mut app, Action::Progress(progress_mid_load()));
     update(
         &mut app,
