@@ -4,8 +4,10 @@
 use std::str::FromStr;
 
 use anyhow::{Context, Result};
-use sqlx::SqlitePool;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Executor, MySqlPool, PgPool, SqlitePool};
 
 use crate::runbook::ResolvedEnv;
 
@@ -108,6 +110,51 @@ pub async fn sqlite_pool_ro(path: &std::path::Path) -> Result<SqlitePool> {
         .connect_with(opts)
         .await
         .with_context(|| format!("cannot open {} read-only", path.display()))
+}
+
+/// Connect to PostgreSQL. The password comes from the runbook's `password_env` /
+/// `password_file`; without one, libpq's `PGPASSWORD` and `~/.pgpass` apply.
+pub async fn pg_pool(url: &str, password: Option<&str>) -> Result<PgPool> {
+    let mut opts = PgConnectOptions::from_str(url)
+        .with_context(|| format!("bad PostgreSQL URL {}", redact_url(url)))?
+        .application_name("cutover");
+    if let Some(p) = password {
+        opts = opts.password(p);
+    }
+    PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(std::time::Duration::from_secs(15))
+        .connect_with(opts)
+        .await
+        .with_context(|| format!("cannot connect to {}", redact_url(url)))
+}
+
+/// Connect to MariaDB/MySQL with strict SQL mode, so a bad value is an error rather than
+/// a warning and a silently truncated row.
+pub async fn mysql_pool(url: &str, password: Option<&str>) -> Result<MySqlPool> {
+    // sqlx knows the `mysql:` scheme; `mariadb:` is accepted here as its synonym.
+    let normalized = match url.strip_prefix("mariadb:") {
+        Some(rest) => format!("mysql:{rest}"),
+        None => url.to_string(),
+    };
+    let mut opts = MySqlConnectOptions::from_str(&normalized)
+        .with_context(|| format!("bad MySQL URL {}", redact_url(url)))?;
+    if let Some(p) = password {
+        opts = opts.password(p);
+    }
+    MySqlPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(std::time::Duration::from_secs(15))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect_with(opts)
+        .await
+        .with_context(|| format!("cannot connect to {}", redact_url(url)))
 }
 
 /// A connected target environment.

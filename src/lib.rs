@@ -16,4 +16,6 @@ pub mod runbook;
 pub mod sinks;
 pub mod sources;
 pub mod steps;
+#[doc(hidden)]
+pub mod testdb;
 pub mod tui;
