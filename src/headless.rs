@@ -150,6 +150,19 @@ pub fn describe(r: &Record) -> Option<String> {
             exit_code,
             message,
         } => format!("■ {outcome:?} (exit {exit_code}): {message}"),
+        Event::CommandRan {
+            step,
+            exit_code,
+            timed_out,
+            ..
+        } => format!(
+            "  {step}: command {}",
+            match (exit_code, timed_out) {
+                (_, true) => "timed out and was killed".to_string(),
+                (Some(c), _) => format!("exited with {c}"),
+                (None, _) => "was killed by a signal".to_string(),
+            }
+        ),
         Event::BackupTaken { .. }
         | Event::FreezeApplied { .. }
         | Event::ExtractRecorded { .. }

@@ -4,11 +4,9 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
-use futures::TryStreamExt;
 use rust_decimal::Decimal;
-use sqlx::{Row, SqlitePool, ValueRef};
 
-use crate::db::ident;
+use crate::db::Db;
 use crate::engine::pipeline::Fingerprint;
 use crate::journal::events::{CheckResult, CheckStatus, EntityCounts};
 use crate::runbook::Plan;
@@ -23,7 +21,7 @@ pub struct EntityEvidence {
 
 pub async fn run_checks(
     plan: &Plan,
-    pool: &SqlitePool,
+    db: &Db,
     results: &BTreeMap<String, EntityEvidence>,
 ) -> Result<Vec<CheckResult>> {
     let mut out = Vec::new();
@@ -39,13 +37,7 @@ pub async fn run_checks(
                     let e = &plan.rb.entities[name];
                     let ev = results.get(name).cloned().unwrap_or_default();
                     let c = &ev.counts;
-                    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                        "SELECT COUNT(*) FROM {}",
-                        ident(&e.target.table)
-                    )))
-                    .fetch_one(pool)
-                    .await
-                    .with_context(|| format!("counting {}", e.target.table))?;
+                    let n = db.count(&e.target.table).await?;
                     let ok = n as u64 == c.valid && c.loaded == c.valid;
                     out.push(CheckResult {
                         name: "rows loaded = rows valid".into(),
@@ -103,7 +95,7 @@ pub async fn run_checks(
                     .get(&format!("rejected.{field}"))
                     .cloned()
                     .unwrap_or_else(|| "0".into());
-                let target = sum_column(pool, &e.target.table, column).await?;
+                let target = db.sum_column(&e.target.table, column).await?;
                 out.push(CheckResult {
                     name: format!("SUM({field})"),
                     entity: entity.clone(),
@@ -129,7 +121,11 @@ pub async fn run_checks(
                     .get(&format!("fingerprint.{name}"))
                     .cloned()
                     .unwrap_or_else(|| Fingerprint::default().render());
-                let target = fingerprint_query(pool, target_sql).await?.render();
+                let target = db
+                    .fingerprint(target_sql)
+                    .await
+                    .with_context(|| format!("check '{name}'"))?
+                    .render();
                 out.push(CheckResult {
                     name: name.clone(),
                     entity: entity.clone(),
@@ -146,54 +142,4 @@ pub async fn run_checks(
         }
     }
     Ok(out)
-}
-
-/// Exact sum of a money column stored as decimal text.
-async fn sum_column(pool: &SqlitePool, table: &str, column: &str) -> Result<Decimal> {
-    let sql = format!("SELECT {} FROM {}", ident(column), ident(table));
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(pool);
-    let mut total = Decimal::ZERO;
-    while let Some(r) = rows.try_next().await? {
-        if r.try_get_raw(0)?.is_null() {
-            continue;
-        }
-        let v: Decimal = match r.try_get::<String, _>(0) {
-            Ok(s) => s
-                .parse()
-                .with_context(|| format!("{table}.{column} holds '{s}', not a decimal"))?,
-            Err(_) => Decimal::from(
-                r.try_get::<i64, _>(0)
-                    .with_context(|| format!("{table}.{column} is neither text nor integer"))?,
-            ),
-        };
-        total += v;
-    }
-    Ok(total)
-}
-
-async fn fingerprint_query(pool: &SqlitePool, sql: &str) -> Result<Fingerprint> {
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).fetch(pool);
-    let mut fp = Fingerprint::default();
-    while let Some(r) = rows
-        .try_next()
-        .await
-        .with_context(|| format!("running check query: {sql}"))?
-    {
-        let mut parts = Vec::with_capacity(r.len());
-        for i in 0..r.len() {
-            let v = if r.try_get_raw(i)?.is_null() {
-                String::new()
-            } else if let Ok(s) = r.try_get::<String, _>(i) {
-                s
-            } else {
-                r.try_get::<i64, _>(i)
-                    .map(|x| x.to_string())
-                    .unwrap_or_default()
-            };
-            parts.push(v);
-        }
-        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-        fp.add(&refs);
-    }
-    Ok(fp)
 }

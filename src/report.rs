@@ -53,11 +53,13 @@ pub fn summary(records: &[Record]) -> Value {
                 path,
                 sha256,
                 bytes,
+                ..
             } => backup = json!({"env": env, "path": path, "sha256": sha256, "bytes": bytes}),
             Event::FreezeApplied {
                 env,
                 method,
                 watermark,
+                ..
             } => freeze = json!({"env": env, "method": method, "watermark": watermark}),
             Event::EntityFinished {
                 phase,

@@ -482,6 +482,7 @@ impl App {
             }
             Event::BackupTaken { .. }
             | Event::FreezeApplied { .. }
+            | Event::CommandRan { .. }
             | Event::ExtractRecorded { .. } => {}
         }
         if let Some(text) = text {
@@ -712,6 +713,23 @@ fn describe(ev: &Event) -> (Option<String>, Tone) {
             };
             (t, tone)
         }
+        Event::CommandRan {
+            step,
+            command,
+            exit_code,
+            timed_out,
+            ..
+        } => (
+            format!(
+                "Command of {step} ({command}) {}",
+                match (exit_code, timed_out) {
+                    (_, true) => "timed out and was killed".to_string(),
+                    (Some(c), _) => format!("exited with {c}"),
+                    (None, _) => "was killed by a signal".to_string(),
+                }
+            ),
+            if *exit_code == Some(0) { Good } else { Bad },
+        ),
         Event::BackupTaken {
             env, path, bytes, ..
         } => (
@@ -725,6 +743,7 @@ fn describe(ev: &Event) -> (Option<String>, Tone) {
             env,
             method,
             watermark,
+            ..
         } => (
             format!(
                 "Freeze applied on {env} ({method}), {} tables watermarked",

@@ -138,12 +138,28 @@ pub enum Event {
         path: String,
         sha256: String,
         bytes: u64,
+        /// Per table, rows and checksum the backup holds: what a rollback must restore.
+        #[serde(default)]
+        snapshot: BTreeMap<String, String>,
     },
     FreezeApplied {
         env: String,
         method: String,
         /// Row count (or file checksum) per table, taken at freeze time.
         watermark: BTreeMap<String, String>,
+        /// Per account, the privileges revoked (what a reopen grants back).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        revoked: BTreeMap<String, String>,
+    },
+    /// A `command` step's shell command ran.
+    CommandRan {
+        step: String,
+        command: String,
+        /// `None` when it was killed at its timeout or by a signal.
+        exit_code: Option<i32>,
+        timed_out: bool,
+        /// Combined stdout and stderr, the last 16 KiB.
+        output: String,
     },
     ExtractRecorded {
         manifest: String,
@@ -220,6 +236,7 @@ impl Event {
             Event::StepFinished { .. } => "step_finished",
             Event::BackupTaken { .. } => "backup_taken",
             Event::FreezeApplied { .. } => "freeze_applied",
+            Event::CommandRan { .. } => "command_ran",
             Event::ExtractRecorded { .. } => "extract_recorded",
             Event::EntityStarted { .. } => "entity_started",
             Event::BatchCommitted { .. } => "batch_committed",

@@ -53,6 +53,10 @@ pub struct Environment {
     /// Empty the mapped tables before each dry run (staging is scratch space).
     #[serde(default)]
     pub reset: bool,
+    /// Comma-separated database users of the application. Legacy (MariaDB/MySQL): their
+    /// write privileges are revoked at freeze. Production (PostgreSQL: roles; MySQL:
+    /// accounts): kept out from the backup until unfreeze.
+    pub app_users: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -351,6 +355,10 @@ pub struct Step {
     pub title: String,
     /// Planned duration, e.g. "10m", shown beside the actual one.
     pub planned: Option<String>,
+    /// `command` steps: the shell command (`sh -c`). Its output goes to the journal.
+    pub run: Option<String>,
+    /// `command` steps: kill the command after this long (default 10m).
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
@@ -365,6 +373,8 @@ pub enum StepKind {
     Load,
     Verify,
     Unfreeze,
+    /// A shell command with a timeout, e.g. a cloud snapshot or a maintenance toggle.
+    Command,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -370,7 +370,7 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
             }
             StepKind::DryRun | StepKind::Validate => Some("staging"),
             StepKind::Freeze | StepKind::Extract => Some("legacy"),
-            StepKind::SignOff => None,
+            StepKind::SignOff | StepKind::Command => None,
         };
         if let Some(default_env) = env_needed {
             let env = s.env.as_deref().unwrap_or(default_env);
@@ -410,6 +410,28 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
                 )),
                 _ => {}
             }
+        }
+        match (s.kind, &s.run) {
+            (StepKind::Command, None) => diags.push(ctx.diag(
+                &sk("kind"),
+                "a command step needs run = \"SHELL COMMAND\"".into(),
+                "e.g. run = \"aws rds create-db-snapshot …\", timeout = \"10m\"".into(),
+            )),
+            (k, Some(_)) if k != StepKind::Command => diags.push(ctx.diag(
+                &sk("run"),
+                "only a command step runs a shell command".into(),
+                "set kind = \"command\" or remove run".into(),
+            )),
+            _ => {}
+        }
+        if let Some(t) = &s.timeout
+            && parse_duration(t).is_none()
+        {
+            diags.push(ctx.diag(
+                &sk("timeout"),
+                format!("'{t}' is not a duration"),
+                "write e.g. \"90s\", \"10m\", \"1h30m\"".into(),
+            ));
         }
         if let Some(p) = &s.planned
             && parse_duration(p).is_none()

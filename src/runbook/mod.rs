@@ -51,6 +51,9 @@ pub struct ResolvedEnv {
     pub password: Option<String>,
     pub production: bool,
     pub reset: bool,
+    /// The application's database users/roles: frozen out of the legacy system, kept off
+    /// production for the cutover.
+    pub app_users: Vec<String>,
 }
 
 impl fmt::Debug for ResolvedEnv {
@@ -224,6 +227,15 @@ pub fn load_str(
                 password,
                 production: e.production,
                 reset: e.reset,
+                app_users: e
+                    .app_users
+                    .as_deref()
+                    .map(|u| expand(&format!("environments.{name}.app_users"), u, &mut diags))
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|u| u.trim().to_string())
+                    .filter(|u| !u.is_empty())
+                    .collect(),
             },
         );
     }

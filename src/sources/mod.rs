@@ -1,2 +1,1 @@
 pub mod csv;
-pub mod sql;

@@ -1,7 +1,7 @@
 //! The executor: a state machine over the runbook's steps. It owns the journal writes;
 //! everything it learns goes into the journal first and is forwarded to the console after.
 
-pub mod sqlite_ops;
+pub mod command;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
 use crate::control::{Command, SignOff};
-use crate::db::{Db, display_env, sqlite_path};
+use crate::db::admin::{self, Backup, Freeze};
+use crate::db::{Db, display_env};
 use crate::engine::pipeline::{BatchObserver, EntityJob, run_entity};
 use crate::engine::rules::Compiled;
 use crate::journal::Journal;
@@ -21,7 +22,7 @@ use crate::journal::events::*;
 use crate::reconcile::{EntityEvidence, run_checks};
 use crate::runbook::format::{Check, StepKind};
 use crate::runbook::{Plan, lint::parse_duration};
-use crate::sinks::{Sink, TableSpec, sqlite::SqliteSink};
+use crate::sinks::{Sink, TableSpec};
 use crate::sources::csv::{count_records, sha256_file};
 
 /// Process exit codes (documented in `--help` and the README).
@@ -91,7 +92,9 @@ pub struct Executor {
     run_dir: PathBuf,
     ch: Channels,
     opts: RunOptions,
-    backup: Option<(PathBuf, BTreeMap<String, String>)>,
+    backup: Option<Backup>,
+    /// The legacy environment's freeze, so a rollback can undo exactly it.
+    frozen: Option<(String, Freeze)>,
     load_started: bool,
     offered: usize,
 }
@@ -123,6 +126,7 @@ impl Executor {
             ch,
             opts,
             backup: None,
+            frozen: None,
             load_started: false,
             offered: 0,
         }
@@ -271,6 +275,7 @@ impl Executor {
                     self.unfreeze(step.env.as_deref().unwrap_or("production"))
                         .await
                 }
+                StepKind::Command => self.command(step).await,
             };
             let ms = t0.elapsed().as_millis() as u64;
             match r {
@@ -347,14 +352,6 @@ impl Executor {
             .with_context(|| format!("environment '{name}' has no URL"))
     }
 
-    fn sqlite_file(&self, env: &str) -> Result<(String, PathBuf)> {
-        let e = self.env(env)?;
-        let p = sqlite_path(&e.url).with_context(|| {
-            format!("environment '{env}': this step needs a sqlite:// file URL in this build")
-        })?;
-        Ok((e.url.clone(), p))
-    }
-
     fn source_tables(&self) -> Vec<String> {
         self.plan
             .order
@@ -370,63 +367,68 @@ impl Executor {
     }
 
     async fn backup(&mut self, env: &str) -> Result<StepDone, Stop> {
-        let (url, _) = self.sqlite_file(env)?;
-        let dest = self
-            .plan
-            .backup_dir
-            .join(format!("{env}-{}.db", self.run_id));
-        let snap = sqlite_ops::backup(&url, &dest).await?;
-        let (sha, bytes) = sha256_file(&dest)?;
+        let e = self.env(env)?.clone();
+        // Users go first: a write between the backup and the load would be lost by a rollback.
+        let closed = admin::close_to_users(&e).await?;
+        let b = admin::backup(&e, &self.plan.backup_dir, &format!("{env}-{}", self.run_id)).await?;
         self.emit(Event::BackupTaken {
             env: env.into(),
-            path: dest.display().to_string(),
-            sha256: sha.clone(),
-            bytes,
+            path: b.path.display().to_string(),
+            sha256: b.sha256.clone(),
+            bytes: b.bytes,
+            snapshot: b.snapshot.clone(),
         })
         .await?;
         let msg = format!(
-            "{} ({} bytes, sha256 {}…), reopened and integrity-checked; {} tables",
-            dest.display(),
-            bytes,
-            &sha[..12],
-            snap.len()
+            "{closed}; {} ({} bytes, sha256 {}…), {}; {} tables",
+            b.path.display(),
+            b.bytes,
+            &b.sha256[..12],
+            b.check,
+            b.snapshot.len()
         );
-        self.backup = Some((dest, snap));
+        self.backup = Some(b);
         done(StepStatus::Passed, msg)
     }
 
+    async fn legacy_counts(
+        &self,
+        env: &crate::runbook::ResolvedEnv,
+    ) -> Result<BTreeMap<String, String>> {
+        let db = Db::connect(env).await?;
+        let c = db.row_counts(&self.source_tables()).await;
+        db.close().await;
+        c.context("taking the legacy row counts (the freeze watermark)")
+    }
+
     async fn freeze(&mut self, env: &str) -> Result<StepDone, Stop> {
-        let (method, watermark) = match self.plan.env(env) {
+        let (fz, watermark) = match self.plan.env(env) {
             None => (
-                "CSV extracts: checksums recorded; the files are the frozen source".to_string(),
+                Freeze {
+                    method: "CSV extracts: checksums recorded; the files are the frozen source"
+                        .into(),
+                    ..Freeze::default()
+                },
                 self.extract_checksums()?,
             ),
-            Some(_) => {
-                let (url, _) = self.sqlite_file(env)?;
-                let pool = crate::db::sqlite_pool(&url, false).await?;
-                let tables = self.source_tables();
-                let wm = sqlite_ops::row_counts(&pool, &tables).await;
-                let fz = match &wm {
-                    Ok(_) => sqlite_ops::freeze(&pool, &tables).await,
-                    Err(_) => Ok(()),
-                };
-                pool.close().await;
-                fz?;
-                (
-                    "SQLite triggers refuse INSERT/UPDATE/DELETE on every legacy table".to_string(),
-                    wm?,
-                )
+            Some(e) => {
+                let e = e.clone();
+                let wm = self.legacy_counts(&e).await?;
+                let fz = admin::freeze(&e, &self.source_tables()).await?;
+                self.frozen = Some((env.to_string(), fz.clone()));
+                (fz, wm)
             }
         };
         self.emit(Event::FreezeApplied {
             env: env.into(),
-            method: method.clone(),
+            method: fz.method.clone(),
             watermark: watermark.clone(),
+            revoked: fz.revoked.clone(),
         })
         .await?;
         done(
             StepStatus::Passed,
-            format!("{method}; watermark {}", fmt_map(&watermark)),
+            format!("{}; watermark {}", fz.method, fmt_map(&watermark)),
         )
     }
 
@@ -453,12 +455,7 @@ impl Executor {
         };
         let now = match self.plan.env(&env) {
             None => self.extract_checksums()?,
-            Some(e) => {
-                let pool = crate::db::sqlite_pool(&e.url, false).await?;
-                let c = sqlite_ops::row_counts(&pool, &self.source_tables()).await;
-                pool.close().await;
-                c?
-            }
+            Some(e) => self.legacy_counts(&e.clone()).await?,
         };
         if now != wm {
             return Err(Stop::Failed(anyhow::anyhow!(
@@ -504,14 +501,18 @@ impl Executor {
                 }
             }
             Some(e) => {
-                let pool = crate::db::sqlite_pool(&e.url, false).await?;
+                let db = Db::connect(e).await?;
                 for n in &self.plan.order {
                     let ent = &self.plan.rb.entities[n];
                     let out = self.run_dir.join("extract").join(&ent.source.file);
                     let table = ent.source.table.clone().unwrap_or_else(|| n.clone());
-                    let rows =
-                        crate::sources::sql::sqlite_table_to_csv(&pool, &table, &ent.columns, &out)
-                            .await?;
+                    let rows = match db.table_to_csv(&table, &ent.columns, &out).await {
+                        Ok(r) => r,
+                        Err(err) => {
+                            db.close().await;
+                            return Err(err.into());
+                        }
+                    };
                     let (sha, _) = sha256_file(&out)?;
                     files.push(ExtractFile {
                         entity: n.clone(),
@@ -520,7 +521,7 @@ impl Executor {
                         sha256: sha,
                     });
                 }
-                pool.close().await;
+                db.close().await;
             }
         }
         std::fs::write(
@@ -556,28 +557,40 @@ impl Executor {
             .context("no extract recorded in this run: the extract step must come before the dry run and the load")?;
         let target = self.env(env)?.clone();
         let db = Db::connect(&target).await?;
-        let Db::Sqlite(pool) = &db;
         let plan = self.plan.clone();
         let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for n in &plan.order {
             let e = &plan.rb.entities[n];
             tables.insert(e.target.table.clone(), e.map.keys().cloned().collect());
         }
-        let schema_note =
-            sqlite_ops::ensure_schema(pool, plan.rb.schema.sqlite.as_deref(), &tables).await?;
-        if phase == Phase::DryRun && target.reset {
-            for n in plan.order.iter().rev() {
-                let t = &plan.rb.entities[n].target.table;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {}",
-                    crate::db::ident(t)
-                )))
-                .execute(pool)
-                .await
-                .with_context(|| format!("emptying staging table {t}"))?;
+        let prepared = async {
+            let note = db.ensure_schema(&plan.rb.schema, &tables).await?;
+            if phase == Phase::DryRun && target.reset {
+                let children_first: Vec<String> = plan
+                    .order
+                    .iter()
+                    .rev()
+                    .map(|n| plan.rb.entities[n].target.table.clone())
+                    .collect();
+                db.empty_tables(&children_first).await?;
             }
+            anyhow::Ok(note)
         }
-        let sink = Sink::Sqlite(SqliteSink { pool: pool.clone() });
+        .await;
+        let schema_note = match prepared {
+            Ok(n) => n,
+            Err(e) => {
+                db.close().await;
+                return Err(e.into());
+            }
+        };
+        let sink = match sink_for(&db) {
+            Ok(s) => s,
+            Err(e) => {
+                db.close().await;
+                return Err(e.into());
+            }
+        };
         let referenced: HashSet<String> = plan
             .order
             .iter()
@@ -726,8 +739,7 @@ impl Executor {
             )));
         }
         let db = Db::connect(self.env(env)?).await?;
-        let Db::Sqlite(pool) = &db;
-        let results = run_checks(&self.plan, pool, &evidence).await;
+        let results = run_checks(&self.plan, &db, &evidence).await;
         db.close().await;
         let results = results?;
         let fails = results
@@ -959,14 +971,51 @@ impl Executor {
     }
 
     async fn unfreeze(&mut self, env: &str) -> Result<StepDone, Stop> {
-        let e = self.env(env)?;
+        let e = self.env(env)?.clone();
+        let opened = admin::open_to_users(&e).await?;
         done(
             StepStatus::Passed,
             format!(
-                "{} opened to users (SQLite has no user accounts to grant); the legacy source stays read-only",
-                display_env(e)
+                "{}: {opened}; the legacy source stays read-only",
+                display_env(&e)
             ),
         )
+    }
+
+    async fn command(&mut self, step: &crate::runbook::format::Step) -> Result<StepDone, Stop> {
+        let cmd = step.run.clone().context("command step without run")?;
+        let timeout = step
+            .timeout
+            .as_deref()
+            .and_then(parse_duration)
+            .unwrap_or(std::time::Duration::from_secs(600));
+        let env = [
+            ("CUTOVER_RUN_ID", self.run_id.clone()),
+            ("CUTOVER_RUN_DIR", self.run_dir.display().to_string()),
+            ("CUTOVER_STEP", step.id.clone()),
+        ];
+        let r = command::run(&cmd, timeout, &env).await?;
+        self.emit(Event::CommandRan {
+            step: step.id.clone(),
+            command: cmd.clone(),
+            exit_code: r.exit_code,
+            timed_out: r.timed_out,
+            output: r.output.clone(),
+        })
+        .await?;
+        let last = r.output.lines().last().unwrap_or("").to_string();
+        match (r.exit_code, r.timed_out) {
+            (Some(0), _) => done(StepStatus::Passed, format!("`{cmd}` exited 0; {last}")),
+            (_, true) => Err(Stop::Failed(anyhow::anyhow!(
+                "`{cmd}` was still running after {}s and was killed; raise the step's timeout or fix the command",
+                timeout.as_secs()
+            ))),
+            (code, _) => Err(Stop::Failed(anyhow::anyhow!(
+                "`{cmd}` failed with exit code {}: {last}",
+                code.map(|c| c.to_string())
+                    .unwrap_or_else(|| "none (signal)".into())
+            ))),
+        }
     }
 
     /// Restore production from this run's backup and verify it matches the pre-cutover snapshot.
@@ -1006,7 +1055,7 @@ impl Executor {
         let plan = self.plan.clone();
         let mut notes = Vec::new();
         if plan.rb.rollback.restore_backup {
-            let (backup, snap) = self
+            let backup = self
                 .backup
                 .clone()
                 .context("no backup was taken in this run; restore production by hand")?;
@@ -1014,27 +1063,21 @@ impl Executor {
                 .envs
                 .values()
                 .find(|e| e.production)
-                .map(|e| e.name.clone())
-                .unwrap_or_else(|| "production".into());
-            let (url, file) = self.sqlite_file(&prod)?;
-            sqlite_ops::restore_file(&backup, &file)?;
-            let pool = crate::db::sqlite_pool(&url, false).await?;
-            let now = sqlite_ops::snapshot(&pool).await;
-            pool.close().await;
-            let now = now?;
-            if now != snap {
-                anyhow::bail!("production after restore differs from the pre-cutover snapshot");
-            }
-            notes.push(format!("production restored from {} and verified equal to the pre-cutover snapshot ({} tables)", backup.display(), snap.len()));
+                .cloned()
+                .context("no environment is marked production")?;
+            notes.push(format!(
+                "production {}",
+                admin::restore_and_verify(&prod, &backup).await?
+            ));
+            // Back as it was before the cutover, users included.
+            notes.push(admin::open_to_users(&prod).await?);
         }
         if plan.rb.rollback.reopen_legacy
-            && let Some(e) = plan.env("legacy")
+            && let Some((name, fz)) = self.frozen.clone()
+            && let Some(e) = plan.env(&name)
         {
-            let pool = crate::db::sqlite_pool(&e.url, false).await?;
-            let r = sqlite_ops::unfreeze(&pool, &self.source_tables()).await;
-            pool.close().await;
-            r?;
-            notes.push("legacy reopened for its users".into());
+            let r = admin::reopen(e, &self.source_tables(), &fz).await?;
+            notes.push(format!("legacy reopened for its users ({r})"));
         }
         Ok(notes.join("; "))
     }
@@ -1062,6 +1105,16 @@ impl BatchObserver for Checkpoints<'_> {
             last_line,
         };
         async move { self.exec.emit(ev).await.map(|_| ()) }
+    }
+}
+
+/// The sink that writes into `db`.
+fn sink_for(db: &Db) -> Result<Sink> {
+    match db {
+        Db::Sqlite(pool) => Ok(Sink::Sqlite(crate::sinks::sqlite::SqliteSink {
+            pool: pool.clone(),
+        })),
+        other => anyhow::bail!("no sink for {:?} yet", other.dialect()),
     }
 }
 

@@ -1,6 +1,12 @@
 //! Database connections. The URL's scheme picks the driver; passwords come from the
 //! runbook's `password_env` / `password_file` and never appear in a URL we print.
 
+pub mod admin;
+pub mod mysql_admin;
+pub mod pg_admin;
+pub mod query;
+pub mod sqlite_admin;
+
 use std::str::FromStr;
 
 use anyhow::{Context, Result};
@@ -157,33 +163,92 @@ pub async fn mysql_pool(url: &str, password: Option<&str>) -> Result<MySqlPool> 
         .with_context(|| format!("cannot connect to {}", redact_url(url)))
 }
 
-/// A connected target environment.
+/// A connected environment. The variant is the driver its URL's scheme picked.
 #[derive(Clone)]
 pub enum Db {
     Sqlite(SqlitePool),
+    Postgres(PgPool),
+    MySql(MySqlPool),
 }
 
 impl Db {
     pub async fn connect(env: &ResolvedEnv) -> Result<Db> {
-        match Dialect::of_url(&env.url) {
+        let pw = env.password.as_deref();
+        let db: Result<Db> = match Dialect::of_url(&env.url) {
             Some(Dialect::Sqlite) => Ok(Db::Sqlite(sqlite_pool(&env.url, true).await?)),
-            Some(d) => anyhow::bail!(
-                "environment '{}' ({}): {d:?} targets are not supported by this build yet; use a sqlite:// URL",
-                env.name,
-                redact_url(&env.url)
-            ),
+            Some(Dialect::Postgres) => Ok(Db::Postgres(pg_pool(&env.url, pw).await?)),
+            Some(Dialect::MySql) => Ok(Db::MySql(mysql_pool(&env.url, pw).await?)),
             None => anyhow::bail!(
                 "environment '{}': unsupported URL {}",
                 env.name,
                 redact_url(&env.url)
             ),
+        };
+        db.with_context(|| format!("environment '{}'", env.name))
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Db::Sqlite(_) => Dialect::Sqlite,
+            Db::Postgres(_) => Dialect::Postgres,
+            Db::MySql(_) => Dialect::MySql,
+        }
+    }
+
+    /// Quote an identifier the way this database wants it.
+    pub fn q(&self, name: &str) -> String {
+        match self {
+            Db::MySql(_) => format!("`{}`", name.replace('`', "``")),
+            _ => ident(name),
         }
     }
 
     pub async fn close(&self) {
         match self {
             Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+            Db::MySql(p) => p.close().await,
         }
+    }
+}
+
+/// Host, port, user and database of a server URL, for the command-line tools
+/// (`pg_dump`, `mariadb-dump`), which get the password through their environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnParts {
+    pub host: String,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub database: String,
+}
+
+impl ConnParts {
+    pub fn parse(url: &str) -> Result<ConnParts> {
+        let bad = || anyhow::anyhow!("cannot read host and database from {}", redact_url(url));
+        let rest = url.split_once("://").ok_or_else(bad)?.1;
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let database = path.split('?').next().unwrap_or("").to_string();
+        let (user, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u.split(':').next().unwrap_or("").to_string()), h),
+            None => (None, authority),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p.parse().map_err(|_| bad())?)),
+            None => (hostport.to_string(), None),
+        };
+        if database.is_empty() {
+            return Err(bad());
+        }
+        Ok(ConnParts {
+            host: if host.is_empty() {
+                "localhost".into()
+            } else {
+                host
+            },
+            port,
+            user: user.filter(|u| !u.is_empty()),
+            database,
+        })
     }
 }
 
@@ -214,5 +279,21 @@ mod tests {
         );
         assert_eq!(Dialect::of_url("mariadb://h/db"), Some(Dialect::MySql));
         assert_eq!(Dialect::of_url("oracle://h"), None);
+    }
+
+    #[test]
+    fn conn_parts_for_the_command_line_tools() {
+        assert_eq!(
+            ConnParts::parse("postgres://app:pw@db.internal:5433/prod?sslmode=require").unwrap(),
+            ConnParts {
+                host: "db.internal".into(),
+                port: Some(5433),
+                user: Some("app".into()),
+                database: "prod".into()
+            }
+        );
+        let p = ConnParts::parse("mysql://127.0.0.1/legacy").unwrap();
+        assert_eq!((p.port, p.user), (None, None));
+        assert!(ConnParts::parse("postgres://host").is_err());
     }
 }

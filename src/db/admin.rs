@@ -1,0 +1,314 @@
+//! What the runbook's built-in steps do to a database, whatever its driver: backup and
+//! restore, freeze and reopen, closing production to its users, schema and reset.
+//! Each dialect's mechanics live in `sqlite_admin`, `pg_admin` and `mysql_admin`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::{Db, Dialect, mysql_admin, pg_admin, sqlite_admin};
+use crate::runbook::ResolvedEnv;
+use crate::runbook::format::Schema;
+use crate::sources::csv::sha256_file;
+
+/// A verified backup.
+#[derive(Debug, Clone)]
+pub struct Backup {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub bytes: u64,
+    /// Per table: rows and content checksum at backup time (the pre-cutover snapshot).
+    pub snapshot: BTreeMap<String, String>,
+    /// How the backup was checked, for the journal.
+    pub check: String,
+}
+
+/// What a freeze did, so that a rollback can undo exactly that.
+#[derive(Debug, Clone, Default)]
+pub struct Freeze {
+    pub method: String,
+    /// Per MySQL account: the privileges revoked (granted back on reopen).
+    pub revoked: BTreeMap<String, String>,
+}
+
+fn dialect(env: &ResolvedEnv) -> Result<Dialect> {
+    Dialect::of_url(&env.url)
+        .with_context(|| format!("environment '{}' has no database URL", env.name))
+}
+
+/// Take a backup of `env` into `dir`, check that it can be read back, and record the
+/// snapshot it holds.
+pub async fn backup(env: &ResolvedEnv, dir: &Path, stem: &str) -> Result<Backup> {
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "backup folder {} cannot be created; choose a writable backup_dir",
+            dir.display()
+        )
+    })?;
+    let d = dialect(env)?;
+    let path = dir.join(format!(
+        "{stem}.{}",
+        match d {
+            Dialect::Sqlite => "db",
+            Dialect::Postgres => "dump",
+            Dialect::MySql => "sql",
+        }
+    ));
+    // The snapshot is taken before the dump; the environment is closed to its users by
+    // then, so both see the same contents.
+    let db = Db::connect(env).await?;
+    let snapshot = db.snapshot().await;
+    db.close().await;
+    let snapshot = snapshot?;
+    let check = match d {
+        Dialect::Sqlite => {
+            let (check, copy) = sqlite_admin::backup(&env.url, &path).await?;
+            if copy != snapshot {
+                anyhow::bail!(
+                    "backup {} does not hold what production holds",
+                    path.display()
+                );
+            }
+            check
+        }
+        Dialect::Postgres => pg_admin::dump(env, &path).await?,
+        Dialect::MySql => mysql_admin::dump(env, &path).await?,
+    };
+    let (sha256, bytes) = sha256_file(&path)?;
+    Ok(Backup {
+        path,
+        sha256,
+        bytes,
+        snapshot,
+        check,
+    })
+}
+
+/// Put production back as it was in `backup`, then prove it: the snapshot after the
+/// restore must equal the one taken with the backup.
+pub async fn restore_and_verify(env: &ResolvedEnv, backup: &Backup) -> Result<String> {
+    match dialect(env)? {
+        Dialect::Sqlite => {
+            let file = super::sqlite_path(&env.url).context("production is not a file")?;
+            sqlite_admin::restore_file(&backup.path, &file)?;
+        }
+        Dialect::Postgres | Dialect::MySql => {
+            // Tables the cutover created are not in the dump; drop them first so the
+            // database really is as it was.
+            let db = Db::connect(env).await?;
+            let extra: Vec<String> = db
+                .table_names()
+                .await?
+                .into_iter()
+                .filter(|t| !backup.snapshot.contains_key(t))
+                .collect();
+            let dropped = drop_tables(&db, &extra).await;
+            db.close().await;
+            dropped?;
+            if dialect(env)? == Dialect::Postgres {
+                pg_admin::restore(env, &backup.path).await?;
+            } else {
+                mysql_admin::restore(env, &backup.path).await?;
+            }
+        }
+    }
+    let db = Db::connect(env).await?;
+    let now = db.snapshot().await;
+    db.close().await;
+    let now = now?;
+    if now != backup.snapshot {
+        let differ: Vec<&String> = backup
+            .snapshot
+            .keys()
+            .chain(now.keys())
+            .filter(|t| backup.snapshot.get(*t) != now.get(*t))
+            .collect();
+        anyhow::bail!(
+            "production after the restore differs from the pre-cutover snapshot in: {}",
+            differ
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(format!(
+        "restored from {} and verified equal to the pre-cutover snapshot ({} tables, row counts and checksums)",
+        backup.path.display(),
+        backup.snapshot.len()
+    ))
+}
+
+async fn drop_tables(db: &Db, tables: &[String]) -> Result<()> {
+    for t in tables {
+        let sql = match db {
+            Db::Postgres(_) => format!("DROP TABLE IF EXISTS {} CASCADE", db.q(t)),
+            Db::MySql(_) => format!(
+                "SET FOREIGN_KEY_CHECKS = 0; DROP TABLE IF EXISTS {}; SET FOREIGN_KEY_CHECKS = 1",
+                db.q(t)
+            ),
+            Db::Sqlite(_) => format!("DROP TABLE IF EXISTS {}", db.q(t)),
+        };
+        db.exec(&sql).await?;
+    }
+    Ok(())
+}
+
+/// Stop every write to the legacy tables and say how.
+pub async fn freeze(env: &ResolvedEnv, tables: &[String]) -> Result<Freeze> {
+    match dialect(env)? {
+        Dialect::Sqlite => {
+            let pool = super::sqlite_pool(&env.url, false).await?;
+            let r = sqlite_admin::freeze(&pool, tables).await;
+            pool.close().await;
+            r?;
+            Ok(Freeze {
+                method: "SQLite triggers refuse INSERT/UPDATE/DELETE on every legacy table".into(),
+                ..Freeze::default()
+            })
+        }
+        Dialect::Postgres => pg_admin::freeze(env).await,
+        Dialect::MySql => mysql_admin::freeze(env).await,
+    }
+}
+
+/// Undo a freeze: the legacy system is its users' again (rollback only).
+pub async fn reopen(env: &ResolvedEnv, tables: &[String], freeze: &Freeze) -> Result<String> {
+    match dialect(env)? {
+        Dialect::Sqlite => {
+            let pool = super::sqlite_pool(&env.url, false).await?;
+            let r = sqlite_admin::unfreeze(&pool, tables).await;
+            pool.close().await;
+            r?;
+            Ok("freeze triggers dropped".into())
+        }
+        Dialect::Postgres => pg_admin::reopen(env).await,
+        Dialect::MySql => mysql_admin::grant_back(env, &freeze.revoked).await,
+    }
+}
+
+/// Keep the application's users out of production until unfreeze.
+pub async fn close_to_users(env: &ResolvedEnv) -> Result<String> {
+    if env.app_users.is_empty() {
+        return Ok(match dialect(env)? {
+            Dialect::Sqlite => "SQLite has no user accounts to close out".into(),
+            _ => format!(
+                "no app_users named for '{}': its users were not closed out",
+                env.name
+            ),
+        });
+    }
+    match dialect(env)? {
+        Dialect::Sqlite => Ok("SQLite has no user accounts to close out".into()),
+        Dialect::Postgres => pg_admin::revoke_connect(env).await,
+        Dialect::MySql => mysql_admin::lock_accounts(env, true).await,
+    }
+}
+
+/// Let the application's users back in.
+pub async fn open_to_users(env: &ResolvedEnv) -> Result<String> {
+    if env.app_users.is_empty() {
+        return Ok(match dialect(env)? {
+            Dialect::Sqlite => "SQLite has no user accounts to grant".into(),
+            _ => format!("no app_users named for '{}'", env.name),
+        });
+    }
+    match dialect(env)? {
+        Dialect::Sqlite => Ok("SQLite has no user accounts to grant".into()),
+        Dialect::Postgres => pg_admin::grant_connect(env).await,
+        Dialect::MySql => mysql_admin::lock_accounts(env, false).await,
+    }
+}
+
+impl Db {
+    /// Apply the runbook's DDL for this dialect to an empty target, or check that an
+    /// existing one has every table and column the mapping writes. Nothing is written
+    /// when a table or column is missing.
+    pub async fn ensure_schema(
+        &self,
+        schema: &Schema,
+        tables: &BTreeMap<String, Vec<String>>,
+    ) -> Result<&'static str> {
+        let existing = self.table_names().await?;
+        if !tables.keys().any(|t| existing.contains(t)) {
+            let (key, ddl) = match self.dialect() {
+                Dialect::Sqlite => ("sqlite", &schema.sqlite),
+                Dialect::Postgres => ("postgres", &schema.postgres),
+                Dialect::MySql => ("mysql", &schema.mysql),
+            };
+            let ddl = ddl.as_deref().with_context(|| {
+                format!("the target has none of the runbook's tables and the runbook carries no [schema] {key} DDL")
+            })?;
+            self.exec(ddl)
+                .await
+                .with_context(|| format!("applying the runbook's schema.{key}"))?;
+            return Ok("schema applied");
+        }
+        let mut problems = Vec::new();
+        for (t, cols) in tables {
+            if !existing.contains(t) {
+                problems.push(format!("table {t} is missing"));
+                continue;
+            }
+            let have = self.columns(t).await?;
+            for c in cols {
+                if !have.contains(c) {
+                    problems.push(format!("column {t}.{c} is missing"));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            anyhow::bail!(
+                "the target does not match the runbook's mapping: {}; nothing was written",
+                problems.join(", ")
+            );
+        }
+        Ok("schema checked")
+    }
+
+    /// Empty `tables`, children before parents (staging reset).
+    pub async fn empty_tables(&self, children_first: &[String]) -> Result<()> {
+        for t in children_first {
+            self.exec(&format!("DELETE FROM {}", self.q(t)))
+                .await
+                .with_context(|| format!("emptying staging table {t}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Run a database command-line tool; its stderr becomes the error. The password travels
+/// in the child's environment (`var`), never in argv where `ps` shows it.
+pub(super) async fn run_tool(
+    program: &str,
+    args: &[String],
+    password: Option<(&str, &str)>,
+    stdin_file: Option<&Path>,
+) -> Result<Vec<u8>> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    if let Some((var, pw)) = password {
+        cmd.env(var, pw);
+    }
+    if let Some(f) = stdin_file {
+        let file =
+            std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?;
+        cmd.stdin(file);
+    }
+    let out = cmd
+        .output()
+        .await
+        .with_context(|| format!("cannot run {program}: is it installed and on PATH?"))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "{program} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
+}

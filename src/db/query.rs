@@ -1,0 +1,258 @@
+//! Read-side queries that work the same on every driver: rows come back as text cells, so
+//! counts, sums, snapshots, fingerprints and extracts share one code path. Decimals are
+//! read as their exact text, never through a float.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use futures::TryStreamExt;
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+use sqlx::{Row, ValueRef};
+
+use super::Db;
+use crate::engine::pipeline::Fingerprint;
+
+/// One cell as text: NULL is `None`; numbers, dates and booleans in their canonical form.
+macro_rules! cell_text {
+    ($row:expr, $i:expr $(, $extra:ty)*) => {{
+        let (r, i) = (&$row, $i);
+        if r.try_get_raw(i)?.is_null() {
+            None
+        } else if let Ok(v) = r.try_get::<String, _>(i) {
+            Some(v)
+        } else if let Ok(v) = r.try_get::<i64, _>(i) {
+            Some(v.to_string())
+        } else if let Ok(v) = r.try_get::<i32, _>(i) {
+            Some(v.to_string())
+        } else if let Ok(v) = r.try_get::<i16, _>(i) {
+            Some(v.to_string())
+        } $(else if let Ok(v) = r.try_get::<$extra, _>(i) {
+            Some(v.to_string())
+        })* else if let Ok(v) = r.try_get::<f64, _>(i) {
+            Some(v.to_string())
+        } else if let Ok(v) = r.try_get::<bool, _>(i) {
+            Some(v.to_string())
+        } else if let Ok(v) = r.try_get::<Vec<u8>, _>(i) {
+            Some(String::from_utf8_lossy(&v).into_owned())
+        } else {
+            anyhow::bail!("column {} has a type cutover cannot read as text", i + 1)
+        }
+    }};
+}
+
+macro_rules! for_each_row {
+    ($pool:expr, $sql:expr, $f:expr $(, $extra:ty)*) => {{
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe($sql.to_string())).fetch($pool);
+        let mut cells: Vec<Option<String>> = Vec::new();
+        while let Some(r) = rows.try_next().await? {
+            cells.clear();
+            for i in 0..r.len() {
+                cells.push(cell_text!(r, i $(, $extra)*));
+            }
+            $f(&cells)?;
+        }
+        Ok(())
+    }};
+}
+
+impl Db {
+    /// Stream the rows of `sql`, each as text cells, through `f`.
+    pub async fn for_each_row(
+        &self,
+        sql: &str,
+        mut f: impl FnMut(&[Option<String>]) -> Result<()>,
+    ) -> Result<()> {
+        let run = async {
+            match self {
+                Db::Sqlite(p) => for_each_row!(p, sql, f),
+                // Decimal and date print canonically (`12.50`, `2024-02-29`).
+                Db::Postgres(p) => for_each_row!(p, sql, f, Decimal, chrono::NaiveDate),
+                Db::MySql(p) => for_each_row!(p, sql, f, Decimal, chrono::NaiveDate),
+            }
+        };
+        run.await.with_context(|| format!("running {sql}"))
+    }
+
+    pub async fn count(&self, table: &str) -> Result<i64> {
+        let sql = format!("SELECT COUNT(*) FROM {}", self.q(table));
+        let n = match self {
+            Db::Sqlite(p) => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(p)
+                    .await
+            }
+            Db::Postgres(p) => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(p)
+                    .await
+            }
+            Db::MySql(p) => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(p)
+                    .await
+            }
+        };
+        n.with_context(|| format!("counting rows of {table}"))
+    }
+
+    pub async fn row_counts(&self, tables: &[String]) -> Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        for t in tables {
+            out.insert(t.clone(), self.count(t).await?.to_string());
+        }
+        Ok(out)
+    }
+
+    /// The user tables of the connected database (schema `public`-like: the current one).
+    pub async fn table_names(&self) -> Result<Vec<String>> {
+        let sql = match self {
+            Db::Sqlite(_) => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' ORDER BY name"
+            }
+            Db::Postgres(_) => {
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1"
+            }
+            Db::MySql(_) => {
+                "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY 1"
+            }
+        };
+        let mut out = Vec::new();
+        self.for_each_row(sql, |c| {
+            out.push(c[0].clone().unwrap_or_default());
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Column names of `table`, in table order.
+    pub async fn columns(&self, table: &str) -> Result<Vec<String>> {
+        let lit = table.replace('\'', "''");
+        let sql = match self {
+            Db::Sqlite(_) => format!("SELECT name FROM pragma_table_info('{lit}') ORDER BY cid"),
+            Db::Postgres(_) => format!(
+                "SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = '{lit}' ORDER BY ordinal_position"
+            ),
+            Db::MySql(_) => format!(
+                "SELECT CAST(column_name AS CHAR) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{lit}' ORDER BY ordinal_position"
+            ),
+        };
+        let mut out = Vec::new();
+        self.for_each_row(&sql, |c| {
+            out.push(c[0].clone().unwrap_or_default());
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Per user table: row count and SHA-256 over every row, rows in a total order, so
+    /// two databases with the same contents give the same snapshot whatever their
+    /// physical row order (a restore does not keep it).
+    pub async fn snapshot(&self) -> Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        for t in self.table_names().await? {
+            let ncols = self.columns(&t).await?.len();
+            let order: Vec<String> = (1..=ncols).map(|i| i.to_string()).collect();
+            let sql = format!("SELECT * FROM {} ORDER BY {}", self.q(&t), order.join(", "));
+            let mut h = Sha256::new();
+            let mut n = 0u64;
+            self.for_each_row(&sql, |cells| {
+                n += 1;
+                for c in cells {
+                    match c {
+                        None => h.update(b"\x00NULL"),
+                        Some(s) => h.update(s.as_bytes()),
+                    }
+                    h.update([0x1f]);
+                }
+                h.update([0x1e]);
+                Ok(())
+            })
+            .await?;
+            out.insert(t, format!("rows={n} sha256={}", hex::encode(h.finalize())));
+        }
+        Ok(out)
+    }
+
+    /// Exact sum of a money column, whether it is stored as decimal text or as a decimal.
+    pub async fn sum_column(&self, table: &str, column: &str) -> Result<Decimal> {
+        let sql = format!("SELECT {} FROM {}", self.q(column), self.q(table));
+        let mut total = Decimal::ZERO;
+        self.for_each_row(&sql, |c| {
+            if let Some(s) = &c[0] {
+                total += s
+                    .parse::<Decimal>()
+                    .with_context(|| format!("{table}.{column} holds '{s}', not a decimal"))?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(total)
+    }
+
+    /// Order-independent digest of what `sql` returns (NULL counts as empty text).
+    pub async fn fingerprint(&self, sql: &str) -> Result<Fingerprint> {
+        let mut fp = Fingerprint::default();
+        self.for_each_row(sql, |cells| {
+            let parts: Vec<&str> = cells.iter().map(|c| c.as_deref().unwrap_or("")).collect();
+            fp.add(&parts);
+            Ok(())
+        })
+        .await?;
+        Ok(fp)
+    }
+
+    /// Stream `SELECT columns FROM table` into a CSV file with a header row; returns the
+    /// number of rows written. This is the SQL extract.
+    pub async fn table_to_csv(&self, table: &str, columns: &[String], out: &Path) -> Result<u64> {
+        let cols: Vec<String> = columns.iter().map(|c| self.q(c)).collect();
+        let sql = format!("SELECT {} FROM {}", cols.join(", "), self.q(table));
+        let file = std::fs::File::create(out)
+            .with_context(|| format!("cannot create {}", out.display()))?;
+        let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
+        w.write_record(columns)?;
+        let mut n = 0u64;
+        self.for_each_row(&sql, |cells| {
+            w.write_record(cells.iter().map(|c| c.as_deref().unwrap_or("")))
+                .with_context(|| format!("writing {} (disk full?)", out.display()))?;
+            n += 1;
+            Ok(())
+        })
+        .await
+        .with_context(|| format!("reading legacy table {table}"))?;
+        w.flush()
+            .with_context(|| format!("writing {} (disk full?)", out.display()))?;
+        Ok(n)
+    }
+
+    /// Run statements that return nothing (DDL, grants), one string at a time.
+    pub async fn exec(&self, sql: &str) -> Result<()> {
+        let r = match self {
+            Db::Sqlite(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(p)
+                .await
+                .map(|_| ()),
+            Db::Postgres(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(p)
+                .await
+                .map(|_| ()),
+            Db::MySql(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(p)
+                .await
+                .map(|_| ()),
+        };
+        r.with_context(|| format!("running {}", first_line(sql)))
+    }
+}
+
+fn first_line(sql: &str) -> String {
+    let l = sql.trim().lines().next().unwrap_or("");
+    if l.len() > 120 {
+        format!("{}…", &l[..l.floor_char_boundary(120)])
+    } else {
+        l.to_string()
+    }
+}
