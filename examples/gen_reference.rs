@@ -1,8 +1,9 @@
 //! Generate the reference data set.
 //!
-//! `cargo run --example gen_reference -- OUT_DIR [--clean N] [--seed S] [--sqlite FILE]`
-//! Without `--clean`, writes the dirty demo set (`GenOptions::demo()`).
-use cutover::demo::{GenOptions, write_csv_extracts, write_legacy_sqlite};
+//! `cargo run --example gen_reference -- [OUT_DIR] [--clean N] [--seed S] [--sqlite FILE] [--db URL]`
+//! Without `--clean`, writes the dirty demo set (`GenOptions::demo()`). `--db` fills an
+//! existing PostgreSQL or MariaDB database (password from `CUTOVER_DB_PASSWORD`, if any).
+use cutover::demo::{GenOptions, write_csv_extracts, write_legacy_db, write_legacy_sqlite};
 use std::path::PathBuf;
 
 #[tokio::main]
@@ -11,6 +12,7 @@ async fn main() -> anyhow::Result<()> {
     let mut dir: Option<PathBuf> = None;
     let mut opts = GenOptions::demo();
     let mut sqlite: Option<PathBuf> = None;
+    let mut db_url: Option<String> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--clean" => {
@@ -20,6 +22,7 @@ async fn main() -> anyhow::Result<()> {
             }
             "--seed" => opts.seed = args.next().unwrap_or_default().parse()?,
             "--sqlite" => sqlite = args.next().map(PathBuf::from),
+            "--db" => db_url = args.next(),
             _ => dir = Some(PathBuf::from(a)),
         }
     }
@@ -28,6 +31,20 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(db) = sqlite {
         println!("sqlite {:?}", write_legacy_sqlite(&db, &opts).await?);
+    }
+    if let Some(url) = db_url {
+        let env = cutover::runbook::ResolvedEnv {
+            name: "legacy".into(),
+            url: url.clone(),
+            password: std::env::var("CUTOVER_DB_PASSWORD").ok(),
+            production: false,
+            reset: false,
+            app_users: vec![],
+        };
+        let db = cutover::db::Db::connect(&env).await?;
+        let r = write_legacy_db(&db, &opts).await;
+        db.close().await;
+        println!("{} {:?}", cutover::db::redact_url(&url), r?);
     }
     Ok(())
 }

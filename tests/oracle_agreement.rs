@@ -9,10 +9,8 @@ use common::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
 use cutover::demo::{GenOptions, SplitMix64, write_csv_extracts};
-use rust_decimal::Decimal;
 
 const TRICKY: &[&str] = &[
     "",
@@ -89,27 +87,6 @@ fn corrupt(dir: &Path, seed: u64) {
         }
         w.flush().unwrap();
     }
-}
-
-fn oracle(dir: &Path) -> serde_json::Value {
-    let out = Command::new("python3")
-        .arg(repo().join("tests/oracle/tms_oracle.py"))
-        .arg(dir)
-        .output()
-        .expect("python3 is needed for the oracle test and was not found");
-    assert!(
-        out.status.success(),
-        "oracle failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn dec(v: &serde_json::Value) -> Decimal {
-    v.as_str()
-        .unwrap_or_else(|| panic!("not a string: {v}"))
-        .parse()
-        .unwrap()
 }
 
 fn agree(s: &Scratch) {

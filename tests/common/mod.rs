@@ -135,3 +135,26 @@ pub fn sqlite(path: &Path, sql: &str) -> String {
         out
     })
 }
+
+/// The independent Python implementation of the scenario's rules, run on a folder of
+/// CSV extracts: expected counts, sums, rejected lines and invoice partners as JSON.
+pub fn oracle(dir: &Path) -> serde_json::Value {
+    let out = Command::new("python3")
+        .arg(repo().join("tests/oracle/tms_oracle.py"))
+        .arg(dir)
+        .output()
+        .expect("python3 is needed for the oracle and was not found");
+    assert!(
+        out.status.success(),
+        "oracle failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+pub fn dec(v: &serde_json::Value) -> rust_decimal::Decimal {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a string: {v}"))
+        .parse()
+        .unwrap()
+}
