@@ -100,7 +100,8 @@ struct CommonRun {
     /// A sign-off for the gate: "NAME|ROLE|go|COMMENT" or "NAME|ROLE|no-go|REASON" (repeatable).
     #[arg(long = "sign-off", value_name = "NAME|ROLE|DECISION|COMMENT")]
     sign_offs: Vec<String>,
-    /// Journal location: a sqlite: URL or path. Default: .cutover/journal.db beside the runbook.
+    /// Journal location: a path, a sqlite: URL or a postgres:// URL (password via PGPASSWORD).
+    /// Default: .cutover/journal.db beside the runbook.
     #[arg(long, env = "CUTOVER_JOURNAL")]
     journal: Option<String>,
     /// Folder for run artifacts (extract, rejects, summary). Default: runs/ beside the journal.
@@ -319,14 +320,24 @@ async fn execute(
         sign_offs.extend(d);
     }
     let loc = journal_location(runbook, c.journal.as_deref());
-    let journal_dir = cutover::db::sqlite_path(&loc)
-        .or_else(|| Some(PathBuf::from(&loc)))
+    // A journal on a server has no folder: its log and runs/ go where the default one would.
+    let on_server = matches!(
+        cutover::db::Dialect::of_url(&loc),
+        Some(cutover::db::Dialect::Postgres | cutover::db::Dialect::MySql)
+    );
+    let file_loc = if on_server {
+        journal_location(runbook, None)
+    } else {
+        loc.clone()
+    };
+    let journal_dir = cutover::db::sqlite_path(&file_loc)
+        .or_else(|| Some(PathBuf::from(&file_loc)))
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from(".cutover"));
     init_logging(&journal_dir)?;
     let journal = Journal::open(&loc)
         .await
-        .with_context(|| format!("opening the journal {loc}"))?;
+        .with_context(|| format!("opening the journal {}", cutover::db::redact_url(&loc)))?;
     let (rec_tx, rec_rx) = mpsc::channel(1024);
     let (prog_tx, prog_rx) = watch::channel(Vec::new());
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
