@@ -253,7 +253,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     publish(0, false);
     let mut sink_err = None;
     while let Some(items) = rx.recv().await {
-        match write_bisect(sink, &job.table, &items).await {
+        match bisect_rows(sink, &job.table, &items).await {
             Ok((n, bad)) => {
                 loaded += n;
                 for (i, msg) in bad {
@@ -322,18 +322,19 @@ pub async fn run_entity<O: BatchObserver + Sync>(
 }
 
 /// Write a batch; when the database refuses its content, split it in halves until the
-/// offending rows are isolated (as pgloader does). Returns rows loaded and refused rows.
-async fn write_bisect(
+/// offending rows are isolated (as pgloader does). Returns rows loaded and the refused
+/// rows as (index into `rows`, database message). Infrastructure errors stop it.
+pub async fn bisect_rows<R: AsRef<[SqlValue]>>(
     sink: &Sink,
     spec: &TableSpec,
-    items: &[Item],
+    rows: &[R],
 ) -> Result<(u64, Vec<(usize, String)>)> {
     let mut loaded = 0;
     let mut bad = Vec::new();
-    let mut stack = vec![(0usize, items.len())];
+    let mut stack = vec![(0usize, rows.len())];
     while let Some((lo, hi)) = stack.pop() {
-        let rows: Vec<&[SqlValue]> = items[lo..hi].iter().map(|i| i.row.as_slice()).collect();
-        match sink.write_batch(spec, &rows).await {
+        let batch: Vec<&[SqlValue]> = rows[lo..hi].iter().map(|r| r.as_ref()).collect();
+        match sink.write_batch(spec, &batch).await {
             Ok(n) => loaded += n,
             Err(SinkError::Rows(msg)) if hi - lo == 1 => bad.push((lo, msg)),
             Err(SinkError::Rows(_)) => {
@@ -345,6 +346,12 @@ async fn write_bisect(
         }
     }
     Ok((loaded, bad))
+}
+
+impl AsRef<[SqlValue]> for Item {
+    fn as_ref(&self) -> &[SqlValue] {
+        &self.row
+    }
 }
 
 #[derive(Default)]

@@ -5,6 +5,8 @@
 //!   caller may split it to find the bad rows; infrastructure failures are `Err` too but
 //!   are not row-shaped, see [`SinkError`].
 
+pub mod mysql;
+pub mod postgres;
 pub mod sqlite;
 
 use crate::engine::rules::SqlValue;
@@ -29,6 +31,8 @@ pub struct TableSpec {
 
 pub enum Sink {
     Sqlite(sqlite::SqliteSink),
+    Postgres(postgres::PgSink),
+    MySql(mysql::MySqlSink),
 }
 
 impl Sink {
@@ -39,6 +43,8 @@ impl Sink {
     ) -> Result<u64, SinkError> {
         match self {
             Sink::Sqlite(s) => s.write_batch(spec, rows).await,
+            Sink::Postgres(s) => s.write_batch(spec, rows).await,
+            Sink::MySql(s) => s.write_batch(spec, rows).await,
         }
     }
 }

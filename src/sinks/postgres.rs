@@ -1,0 +1,298 @@
+//! PostgreSQL sink: per batch, one transaction that `COPY`s the rows as text into a
+//! session-local staging table, then upserts them into the target with
+//! `INSERT … SELECT <casts> … ON CONFLICT (key) DO UPDATE … WHERE … IS DISTINCT FROM …`.
+//!
+//! COPY is the fast path into PostgreSQL; staging as text and casting in SQL keeps every
+//! conversion (dates, exact decimals, lookups) inside the database, where a bad value is a
+//! row-shaped error the caller can bisect. The `IS DISTINCT FROM` guard makes a replay of
+//! unchanged rows write nothing (no new tuple versions, no triggers, no WAL for them).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sqlx::{AssertSqlSafe, PgPool};
+
+use super::{SinkError, TableSpec};
+use crate::db::ident;
+use crate::engine::rules::SqlValue;
+
+/// Column name → type to cast the staged text to, for one table.
+type ColumnTypes = Arc<HashMap<String, String>>;
+
+pub struct PgSink {
+    pub pool: PgPool,
+    /// Catalog answers per table (targets and lookup tables), fetched once: the schema is
+    /// not expected to change during a load.
+    types: Mutex<HashMap<String, ColumnTypes>>,
+}
+
+impl PgSink {
+    pub fn new(pool: PgPool) -> PgSink {
+        PgSink {
+            pool,
+            types: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub async fn write_batch(
+        &self,
+        spec: &TableSpec,
+        rows: &[&[SqlValue]],
+    ) -> Result<u64, SinkError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let n = spec.columns.len();
+        if let Some(r) = rows.iter().find(|r| r.len() != n) {
+            return Err(SinkError::Infra(anyhow::anyhow!(
+                "{}: row has {} values for {n} columns",
+                spec.table,
+                r.len()
+            )));
+        }
+        let stage = format!("cutover_stage_{n}");
+        let upsert = self.upsert_sql(spec, rows, &stage).await?;
+        let data = copy_text(rows);
+
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        // Why a temp table that lives as long as the pooled connection, emptied at commit,
+        // rather than ON COMMIT DROP: DROP would insert and delete pg_class/pg_attribute/
+        // pg_type rows on every batch, bloating the catalog over a long load; DELETE ROWS
+        // creates the table once per connection and truncates it in place. It is created
+        // (if missing) inside this very transaction, so nothing assumes which backend we
+        // got, and a rollback simply takes the staged rows (or the new table) with it.
+        // The table is shared by all targets with the same column count (columns are
+        // positional c0..cN, all text). client_min_messages hides the "already exists,
+        // skipping" NOTICE that sqlx would otherwise log at INFO once per batch.
+        let cols: Vec<String> = (0..n).map(|i| format!("c{i} text")).collect();
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "SET LOCAL client_min_messages = warning; \
+             CREATE TEMP TABLE IF NOT EXISTS {stage} ({}) ON COMMIT DELETE ROWS",
+            cols.join(", ")
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+
+        let mut copy = tx
+            .copy_in_raw(&format!("COPY pg_temp.{stage} FROM STDIN"))
+            .await
+            .map_err(classify)?;
+        copy.send(data).await.map_err(classify)?;
+        copy.finish().await.map_err(classify)?;
+
+        // Simple-query protocol: the statement carries no parameters, so preparing and
+        // caching it (one per column count and lookup shape) would buy nothing.
+        sqlx::raw_sql(AssertSqlSafe(upsert))
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        // Rows accepted (inserted, updated or already identical), as the other sinks count.
+        Ok(rows.len() as u64)
+    }
+
+    /// The `INSERT … SELECT … FROM stage ON CONFLICT …` for this batch's shape.
+    async fn upsert_sql(
+        &self,
+        spec: &TableSpec,
+        rows: &[&[SqlValue]],
+        stage: &str,
+    ) -> Result<String, SinkError> {
+        let target = self.column_types(&spec.table).await?;
+        let mut exprs = Vec::with_capacity(spec.columns.len());
+        for (i, col) in spec.columns.iter().enumerate() {
+            let staged = format!("cutover_s.c{i}");
+            // A column is a lookup when its values are (the map rule makes every row alike).
+            let lookup = rows.iter().find_map(|r| match &r[i] {
+                SqlValue::Lookup { table, key, id, .. } => Some((table, key, id)),
+                _ => None,
+            });
+            let expr = match lookup {
+                Some((table, key, id)) => {
+                    let key_type = self
+                        .column_types(table)
+                        .await?
+                        .get(key)
+                        .cloned()
+                        .ok_or_else(|| {
+                            infra_msg(format!("lookup table {table} has no column {key}"))
+                        })?;
+                    // No match gives NULL; the target's NOT NULL / FK then refuses the row.
+                    format!(
+                        "(SELECT cutover_l.{} FROM {} AS cutover_l WHERE cutover_l.{} = {staged}::{key_type})",
+                        ident(id),
+                        ident(table),
+                        ident(key)
+                    )
+                }
+                None => {
+                    let ty = target.get(col).ok_or_else(|| {
+                        infra_msg(format!("table {} has no column {col}", spec.table))
+                    })?;
+                    format!("{staged}::{ty}")
+                }
+            };
+            exprs.push(expr);
+        }
+        let cols: Vec<String> = spec.columns.iter().map(|c| ident(c)).collect();
+        let rest: Vec<&String> = spec.columns.iter().filter(|c| **c != spec.key).collect();
+        let on_conflict = if rest.is_empty() {
+            "NOTHING".to_string()
+        } else {
+            let set: Vec<String> = rest
+                .iter()
+                .map(|c| format!("{0} = EXCLUDED.{0}", ident(c)))
+                .collect();
+            let old: Vec<String> = rest
+                .iter()
+                .map(|c| format!("cutover_t.{}", ident(c)))
+                .collect();
+            let new: Vec<String> = rest
+                .iter()
+                .map(|c| format!("EXCLUDED.{}", ident(c)))
+                .collect();
+            format!(
+                "UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
+                set.join(", "),
+                old.join(", "),
+                new.join(", ")
+            )
+        };
+        Ok(format!(
+            "INSERT INTO {} AS cutover_t ({}) SELECT {} FROM pg_temp.{stage} AS cutover_s \
+             ON CONFLICT ({}) DO {on_conflict}",
+            ident(&spec.table),
+            cols.join(", "),
+            exprs.join(", "),
+            ident(&spec.key),
+        ))
+    }
+
+    /// Cast target per column of `table`, from the catalog once, then from the cache.
+    ///
+    /// The cast names the type *without* its modifier (`pg_catalog.varchar`, not
+    /// `character varying(64)`): an explicit cast to `varchar(64)` silently truncates a
+    /// longer value, while the INSERT's own assignment coercion to the column's modifier
+    /// refuses it (22001). The internal name (`bpchar`, `"bit"`) is used because
+    /// `format_type` spells those as `character` / `bit`, which as a cast mean length 1.
+    async fn column_types(&self, table: &str) -> Result<ColumnTypes, SinkError> {
+        if let Some(t) = self.types.lock().expect("type cache").get(table) {
+            return Ok(t.clone());
+        }
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT a.attname::text, quote_ident(n.nspname) || '.' || quote_ident(t.typname) \
+             FROM pg_attribute a \
+             JOIN pg_type t ON t.oid = a.atttypid \
+             JOIN pg_namespace n ON n.oid = t.typnamespace \
+             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+        )
+        .bind(ident(table))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        if rows.is_empty() {
+            // Not cached: the table may be created before the next attempt.
+            return Err(infra_msg(format!(
+                "table {table} does not exist (or is not visible to this user)"
+            )));
+        }
+        let t: ColumnTypes = Arc::new(rows.into_iter().collect());
+        self.types
+            .lock()
+            .expect("type cache")
+            .insert(table.to_string(), t.clone());
+        Ok(t)
+    }
+}
+
+/// Rows in COPY's text format: tab-separated, newline-terminated, `\N` for NULL, and
+/// backslash escapes for the characters that would otherwise be structure. An empty
+/// string is an empty field, distinct from `\N`; literal text `\N` goes out as `\\N`.
+pub fn copy_text(rows: &[&[SqlValue]]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(rows.len() * rows.first().map_or(1, |r| r.len()) * 12);
+    for row in rows {
+        for (i, v) in row.iter().enumerate() {
+            if i > 0 {
+                buf.push(b'\t');
+            }
+            let owned;
+            let s: &str = match v {
+                SqlValue::Null => {
+                    buf.extend_from_slice(b"\\N");
+                    continue;
+                }
+                SqlValue::Text(s) => s,
+                SqlValue::Lookup { value, .. } => value,
+                SqlValue::Int(n) => {
+                    owned = n.to_string();
+                    &owned
+                }
+                // Display is exact and plain (no exponent), keeping the scale: "0.10".
+                SqlValue::Dec(d) => {
+                    owned = d.to_string();
+                    &owned
+                }
+                SqlValue::Date(d) => {
+                    owned = d.format("%Y-%m-%d").to_string();
+                    &owned
+                }
+            };
+            for b in s.bytes() {
+                match b {
+                    b'\\' => buf.extend_from_slice(b"\\\\"),
+                    b'\t' => buf.extend_from_slice(b"\\t"),
+                    b'\n' => buf.extend_from_slice(b"\\n"),
+                    b'\r' => buf.extend_from_slice(b"\\r"),
+                    _ => buf.push(b),
+                }
+            }
+        }
+        buf.push(b'\n');
+    }
+    buf
+}
+
+fn infra_msg(msg: String) -> SinkError {
+    SinkError::Infra(anyhow::anyhow!(msg))
+}
+
+/// SQLSTATE classes 21 (cardinality: a lookup matching two rows, one key twice in a
+/// batch), 22 (data exception: bad date, overflow, too long) and 23 (integrity: NOT NULL,
+/// FK, unique, CHECK) are about the rows; anything else (connection, permissions,
+/// undefined table, serialization failure) is infrastructure and must not be bisected.
+fn classify(e: sqlx::Error) -> SinkError {
+    if let sqlx::Error::Database(d) = &e
+        && let Some(code) = d.code()
+        && matches!(code.get(..2), Some("21" | "22" | "23"))
+    {
+        let detail = d
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .and_then(|p| p.detail());
+        return SinkError::Rows(match detail {
+            Some(detail) => format!("{} ({detail})", d.message()),
+            None => d.message().to_string(),
+        });
+    }
+    SinkError::Infra(e.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_structure_and_keeps_null_apart_from_empty() {
+        let row = [
+            SqlValue::Text("a\tb\nc\rd\\e".into()),
+            SqlValue::Text("\\N".into()),
+            SqlValue::Text(String::new()),
+            SqlValue::Null,
+            SqlValue::Dec("-0.10".parse().unwrap()),
+        ];
+        assert_eq!(
+            copy_text(&[&row]),
+            b"a\\tb\\nc\\rd\\\\e\t\\\\N\t\t\\N\t-0.10\n".to_vec()
+        );
+    }
+}

@@ -1,0 +1,710 @@
+//! PostgreSQL and MariaDB sinks against the local servers, each test in its own throwaway
+//! database. A server that is down fails the test (see `cutover::testdb`), never skips it.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use sqlx::{MySqlPool, PgPool};
+
+use cutover::db::{mysql_pool, pg_pool};
+use cutover::engine::pipeline::bisect_rows;
+use cutover::engine::rules::SqlValue;
+use cutover::sinks::mysql::MySqlSink;
+use cutover::sinks::postgres::PgSink;
+use cutover::sinks::{Sink, SinkError, TableSpec};
+use cutover::testdb::TempDb;
+
+// ---------------------------------------------------------------- shared fixtures
+
+/// Partner ids deliberately differ from their refs' numbers: `P<g>` has id 100 + 7g.
+fn partner_id(g: u32) -> i32 {
+    100 + 7 * g as i32
+}
+
+const PG_DDL: &str = "
+CREATE TABLE res_partner (id integer PRIMARY KEY, ref varchar(16) NOT NULL UNIQUE, name text);
+INSERT INTO res_partner SELECT 100 + 7 * g, 'P' || g, 'Partner ' || g FROM generate_series(1, 10) g;
+CREATE TABLE account_move (
+    id serial PRIMARY KEY,
+    name varchar(32) NOT NULL UNIQUE,
+    partner_id integer NOT NULL REFERENCES res_partner(id),
+    amount numeric(14,2) NOT NULL CONSTRAINT amount_nonneg CHECK (amount >= 0),
+    qty integer,
+    date date,
+    memo text
+);";
+
+fn mysql_ddl() -> String {
+    let partners: Vec<String> = (1..=10)
+        .map(|g| format!("({}, 'P{g}', 'Partner {g}')", partner_id(g)))
+        .collect();
+    format!(
+        "CREATE TABLE res_partner (id INT PRIMARY KEY, ref VARCHAR(16) NOT NULL UNIQUE, name TEXT)
+             ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+         INSERT INTO res_partner (id, ref, name) VALUES {};
+         CREATE TABLE account_move (
+             id INT AUTO_INCREMENT PRIMARY KEY,
+             name VARCHAR(32) NOT NULL UNIQUE,
+             partner_id INT NOT NULL,
+             amount DECIMAL(14,2) NOT NULL,
+             qty INT,
+             date DATE,
+             memo TEXT,
+             -- not written by the sink: moves only when the row really changes
+             touched TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+             CONSTRAINT amount_nonneg CHECK (amount >= 0),
+             CONSTRAINT fk_partner FOREIGN KEY (partner_id) REFERENCES res_partner(id)
+         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;",
+        partners.join(", ")
+    )
+}
+
+fn moves_spec() -> TableSpec {
+    TableSpec {
+        table: "account_move".into(),
+        key: "name".into(),
+        columns: ["name", "partner_id", "amount", "qty", "date", "memo"]
+            .map(String::from)
+            .to_vec(),
+    }
+}
+
+fn partner(r: &str) -> SqlValue {
+    SqlValue::Lookup {
+        table: "res_partner".into(),
+        key: "ref".into(),
+        id: "id".into(),
+        value: r.into(),
+    }
+}
+
+fn dec(s: &str) -> SqlValue {
+    SqlValue::Dec(s.parse().unwrap())
+}
+
+/// `n` valid invoice rows; row `i` is named `INV/<i>` and points at partner `P<i % 10 + 1>`.
+fn moves(n: usize) -> Vec<Vec<SqlValue>> {
+    let day0 = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    (0..n)
+        .map(|i| {
+            vec![
+                SqlValue::Text(format!("INV/{i:04}")),
+                partner(&format!("P{}", i % 10 + 1)),
+                SqlValue::Dec(Decimal::new(i as i64 * 101 + 1, 2)),
+                SqlValue::Int(i as i64),
+                SqlValue::Date(day0 + chrono::Days::new(i as u64)),
+                if i % 7 == 0 {
+                    SqlValue::Null
+                } else {
+                    SqlValue::Text(format!("memo {i}"))
+                },
+            ]
+        })
+        .collect()
+}
+
+async fn pg(db: &TempDb) -> (PgPool, Sink) {
+    let pool = pg_pool(&db.url(), None).await.unwrap();
+    (pool.clone(), Sink::Postgres(PgSink::new(pool)))
+}
+
+async fn maria(db: &TempDb) -> (MySqlPool, Sink) {
+    let pool = mysql_pool(&db.url(), None).await.unwrap();
+    (pool.clone(), Sink::MySql(MySqlSink { pool }))
+}
+
+/// Rows refused by the database and the names still in the table, for a 1,000-row batch
+/// with one bad row at `bad_at`.
+fn assert_one_refused(
+    (loaded, bad): (u64, Vec<(usize, String)>),
+    bad_at: usize,
+    message_has: &str,
+) {
+    assert_eq!(loaded, 999, "rows loaded");
+    assert_eq!(bad.len(), 1, "refused rows: {bad:?}");
+    assert_eq!(bad[0].0, bad_at, "refused row index");
+    assert!(
+        bad[0].1.contains(message_has),
+        "message should name `{message_has}`: {}",
+        bad[0].1
+    );
+}
+
+/// Keys whose row content or write marker differs between two (key, row, marker) lists.
+fn changed(before: &[(String, String, String)], after: &[(String, String, String)]) -> Vec<String> {
+    assert_eq!(before.len(), after.len(), "row count changed");
+    before
+        .iter()
+        .zip(after)
+        .filter(|(a, b)| {
+            assert_eq!(a.0, b.0, "keys changed");
+            a.1 != b.1 || a.2 != b.2
+        })
+        .map(|(a, _)| a.0.clone())
+        .collect()
+}
+
+// ---------------------------------------------------------------- PostgreSQL
+
+async fn pg_names(pool: &PgPool) -> (i64, i64, Option<i64>) {
+    sqlx::query_as("SELECT count(*), count(DISTINCT name), sum(qty)::bigint FROM account_move")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pg_bisect_isolates_check_violation() {
+    let db = TempDb::postgres("pg_bisect_check");
+    db.exec(PG_DDL);
+    let (pool, sink) = pg(&db).await;
+    let mut rows = moves(1000);
+    rows[613][2] = dec("-5.00");
+    let res = bisect_rows(&sink, &moves_spec(), &rows).await.unwrap();
+    assert_one_refused(res, 613, "amount_nonneg");
+    let (n, distinct, qty) = pg_names(&pool).await;
+    assert_eq!((n, distinct), (999, 999));
+    assert_eq!(qty, Some((0..1000).sum::<i64>() - 613));
+    let bad: i64 = sqlx::query_scalar("SELECT count(*) FROM account_move WHERE name = 'INV/0613'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(bad, 0);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn pg_bisect_isolates_missing_lookup() {
+    let db = TempDb::postgres("pg_bisect_lookup");
+    db.exec(PG_DDL);
+    let (pool, sink) = pg(&db).await;
+    let mut rows = moves(1000);
+    rows[421][1] = partner("P99");
+    let res = bisect_rows(&sink, &moves_spec(), &rows).await.unwrap();
+    assert_one_refused(res, 421, "partner_id");
+    let (n, _, qty) = pg_names(&pool).await;
+    assert_eq!(n, 999);
+    assert_eq!(qty, Some((0..1000).sum::<i64>() - 421));
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn pg_lookup_resolves_partner_id_in_database() {
+    let db = TempDb::postgres("pg_lookup");
+    db.exec(PG_DDL);
+    let (pool, sink) = pg(&db).await;
+    let rows = moves(20);
+    let (loaded, bad) = bisect_rows(&sink, &moves_spec(), &rows).await.unwrap();
+    assert_eq!((loaded, bad.len()), (20, 0));
+    let got: Vec<(String, i32)> =
+        sqlx::query_as("SELECT name::text, partner_id FROM account_move ORDER BY name")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let want: Vec<(String, i32)> = (0..20)
+        .map(|i| (format!("INV/{i:04}"), partner_id(i % 10 + 1)))
+        .collect();
+    assert_eq!(got, want);
+    pool.close().await;
+}
+
+/// (row count, md5 over every row in id order)
+async fn pg_checksum(pool: &PgPool) -> (i64, String) {
+    sqlx::query_as(
+        "SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t.id)) FROM account_move t",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// name → (whole row as text, xmin: the transaction that wrote this row version)
+async fn pg_row_versions(pool: &PgPool) -> Vec<(String, String, String)> {
+    sqlx::query_as("SELECT name::text, t::text, xmin::text FROM account_move t ORDER BY name")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pg_rewrite_is_idempotent_and_updates_only_changes() {
+    let db = TempDb::postgres("pg_idem");
+    db.exec(PG_DDL);
+    let (pool, sink) = pg(&db).await;
+    let spec = moves_spec();
+    let mut rows = moves(200);
+    assert_eq!(
+        bisect_rows(&sink, &spec, &rows).await.unwrap(),
+        (200, vec![])
+    );
+    let sum1 = pg_checksum(&pool).await;
+    let v1 = pg_row_versions(&pool).await;
+    assert_eq!(sum1.0, 200);
+
+    // Same rows again: same content, and no row was rewritten (same xmin everywhere).
+    assert_eq!(
+        bisect_rows(&sink, &spec, &rows).await.unwrap(),
+        (200, vec![])
+    );
+    assert_eq!(pg_checksum(&pool).await, sum1);
+    assert_eq!(
+        changed(&v1, &pg_row_versions(&pool).await),
+        Vec::<String>::new()
+    );
+
+    // One changed value: exactly that row is rewritten, with the new value.
+    rows[57][2] = dec("999.99");
+    assert_eq!(
+        bisect_rows(&sink, &spec, &rows).await.unwrap(),
+        (200, vec![])
+    );
+    let sum3 = pg_checksum(&pool).await;
+    assert_eq!(sum3.0, 200);
+    assert_ne!(sum3.1, sum1.1);
+    let v3 = pg_row_versions(&pool).await;
+    assert_eq!(changed(&v1, &v3), ["INV/0057"]);
+    let amount: String =
+        sqlx::query_scalar("SELECT amount::text FROM account_move WHERE name = 'INV/0057'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(amount, "999.99");
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn pg_same_key_twice_in_a_batch_loads_last_value() {
+    // ON CONFLICT cannot touch a row twice in one statement (SQLSTATE 21000): that is
+    // row-shaped, so bisect splits the pair and the later row wins.
+    let db = TempDb::postgres("pg_dup_key");
+    db.exec(PG_DDL);
+    let (pool, sink) = pg(&db).await;
+    let mut rows = moves(2);
+    rows[1][0] = SqlValue::Text("INV/0000".into());
+    let (loaded, bad) = bisect_rows(&sink, &moves_spec(), &rows).await.unwrap();
+    assert_eq!((loaded, bad.len()), (2, 0));
+    let got: (i64, i64) = sqlx::query_as("SELECT count(*), max(qty)::bigint FROM account_move")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(got, (1, 1));
+    pool.close().await;
+}
+
+fn ledger_rows() -> Vec<Vec<SqlValue>> {
+    let mut debits: Vec<&str> = vec!["0.10"; 997];
+    debits.extend(["12345678.99", "-0.01", "99999999999.99"]);
+    debits
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            vec![
+                SqlValue::Text(format!("L{i}")),
+                dec(d),
+                // 28 significant digits: beyond any f64, so only exact text survives.
+                dec(&format!("{i}1234567.1234567891")),
+            ]
+        })
+        .collect()
+}
+
+fn ledger_spec() -> TableSpec {
+    TableSpec {
+        table: "ledger".into(),
+        key: "code".into(),
+        columns: ["code", "debit", "precise"].map(String::from).to_vec(),
+    }
+}
+
+fn expected_sum(rows: &[Vec<SqlValue>], col: usize) -> Decimal {
+    rows.iter()
+        .map(|r| match &r[col] {
+            SqlValue::Dec(d) => *d,
+            v => panic!("{v:?}"),
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn pg_decimals_are_exact() {
+    let db = TempDb::postgres("pg_decimal");
+    db.exec(
+        "CREATE TABLE ledger (id serial PRIMARY KEY, code text NOT NULL UNIQUE, \
+         debit numeric(14,2) NOT NULL, precise numeric(38,10))",
+    );
+    let (pool, sink) = pg(&db).await;
+    let rows = ledger_rows();
+    assert_eq!(
+        bisect_rows(&sink, &ledger_spec(), &rows).await.unwrap(),
+        (1000, vec![])
+    );
+    let (debit, precise): (String, String) =
+        sqlx::query_as("SELECT sum(debit)::text, sum(precise)::text FROM ledger")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(debit.parse::<Decimal>().unwrap(), expected_sum(&rows, 1));
+    assert_eq!(precise.parse::<Decimal>().unwrap(), expected_sum(&rows, 2));
+    let one: (String, String) =
+        sqlx::query_as("SELECT debit::text, precise::text FROM ledger WHERE code = 'L997'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(one, ("12345678.99".into(), "9971234567.1234567891".into()));
+    pool.close().await;
+}
+
+/// Values that are structure in COPY's text format, or easy to confuse with NULL.
+fn edge_texts() -> Vec<(&'static str, Option<&'static str>)> {
+    vec![
+        ("tab", Some("a\tb")),
+        ("newline", Some("line1\nline2")),
+        ("crlf", Some("x\r\ny")),
+        ("backslash", Some("C:\\dir\\file")),
+        ("trailing_bs", Some("ends with \\")),
+        ("slash_n", Some("\\N")),
+        ("end_of_data", Some("\\.")),
+        ("empty", Some("")),
+        ("null", None),
+        ("quotes", Some("it's \"quoted\", with, commas")),
+        ("accent", Some("é café — 日本")),
+        ("spaces", Some("  padded  ")),
+    ]
+}
+
+fn notes_spec() -> TableSpec {
+    TableSpec {
+        table: "notes".into(),
+        key: "code".into(),
+        columns: ["code", "body", "short"].map(String::from).to_vec(),
+    }
+}
+
+fn note_rows() -> Vec<Vec<SqlValue>> {
+    edge_texts()
+        .into_iter()
+        .map(|(code, body)| {
+            vec![
+                SqlValue::Text(code.into()),
+                body.map_or(SqlValue::Null, |b| SqlValue::Text(b.into())),
+                SqlValue::Text("ok".into()),
+            ]
+        })
+        .collect()
+}
+
+fn want_notes() -> Vec<(String, Option<String>)> {
+    let mut want: Vec<(String, Option<String>)> = edge_texts()
+        .into_iter()
+        .map(|(c, b)| (c.to_string(), b.map(String::from)))
+        .collect();
+    want.sort();
+    want
+}
+
+#[tokio::test]
+async fn pg_text_edge_cases_survive_copy() {
+    let db = TempDb::postgres("pg_text");
+    db.exec("CREATE TABLE notes (code text PRIMARY KEY, body text, short varchar(8))");
+    let (pool, sink) = pg(&db).await;
+    let rows = note_rows();
+    assert_eq!(
+        bisect_rows(&sink, &notes_spec(), &rows).await.unwrap(),
+        (rows.len() as u64, vec![])
+    );
+    let got: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT code, body FROM notes ORDER BY code COLLATE \"C\"")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(got, want_notes());
+    let nulls: (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE body IS NULL), count(*) FILTER (WHERE body = '') FROM notes",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(nulls, (1, 1));
+
+    // Too long for varchar(8): refused, not silently cut to 8 characters.
+    let long = [
+        SqlValue::Text("long".into()),
+        SqlValue::Null,
+        SqlValue::Text("123456789".into()),
+    ];
+    match sink.write_batch(&notes_spec(), &[&long]).await {
+        Err(SinkError::Rows(m)) => assert!(m.contains("too long"), "{m}"),
+        other => panic!("expected a row error, got {other:?}"),
+    }
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes WHERE code = 'long'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn pg_missing_table_or_column_is_infra_and_not_bisected() {
+    let db = TempDb::postgres("pg_infra");
+    db.exec(PG_DDL);
+    let (pool, sink) = pg(&db).await;
+    let rows = moves(10);
+    let mut spec = moves_spec();
+    spec.table = "no_such_table".into();
+    let refs: Vec<&[SqlValue]> = rows.iter().map(|r| r.as_slice()).collect();
+    assert!(matches!(
+        sink.write_batch(&spec, &refs).await,
+        Err(SinkError::Infra(_))
+    ));
+    assert!(bisect_rows(&sink, &spec, &rows).await.is_err());
+
+    let mut spec = moves_spec();
+    spec.columns[5] = "no_such_column".into();
+    assert!(matches!(
+        sink.write_batch(&spec, &refs).await,
+        Err(SinkError::Infra(_))
+    ));
+    assert!(bisect_rows(&sink, &spec, &rows).await.is_err());
+
+    // A key without a unique index: ON CONFLICT has nothing to arbitrate on (42P10).
+    let mut spec = moves_spec();
+    spec.key = "memo".into();
+    match sink.write_batch(&spec, &refs).await {
+        Err(SinkError::Infra(e)) => assert!(format!("{e:#}").contains("ON CONFLICT"), "{e:#}"),
+        Err(SinkError::Rows(m)) => panic!("classified as rows: {m}"),
+        Ok(_) => panic!("no error"),
+    }
+    assert!(bisect_rows(&sink, &spec, &rows).await.is_err());
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM account_move")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    pool.close().await;
+}
+
+// ---------------------------------------------------------------- MariaDB
+
+async fn maria_names(pool: &MySqlPool) -> (i64, i64, Option<Decimal>) {
+    sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT name), SUM(qty) FROM account_move")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn maria_bisect_isolates_check_violation() {
+    let db = TempDb::mysql("my_bisect_check");
+    db.exec(&mysql_ddl());
+    let (pool, sink) = maria(&db).await;
+    let mut rows = moves(1000);
+    rows[613][2] = dec("-5.00");
+    let res = bisect_rows(&sink, &moves_spec(), &rows).await.unwrap();
+    assert_one_refused(res, 613, "amount_nonneg");
+    let (n, distinct, qty) = maria_names(&pool).await;
+    assert_eq!((n, distinct), (999, 999));
+    assert_eq!(qty, Some(Decimal::from((0..1000).sum::<i64>() - 613)));
+    let bad: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM account_move WHERE name = 'INV/0613'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(bad, 0);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn maria_bisect_isolates_missing_lookup() {
+    let db = TempDb::mysql("my_bisect_lookup");
+    db.exec(&mysql_ddl());
+    let (pool, sink) = maria(&db).await;
+    let mut rows = moves(1000);
+    rows[421][1] = partner("P99");
+    let res = bisect_rows(&sink, &moves_spec(), &rows).await.unwrap();
+    assert_one_refused(res, 421, "partner_id");
+    let (n, _, qty) = maria_names(&pool).await;
+    assert_eq!(n, 999);
+    assert_eq!(qty, Some(Decimal::from((0..1000).sum::<i64>() - 421)));
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn maria_lookup_resolves_partner_id_in_database() {
+    let db = TempDb::mysql("my_lookup");
+    db.exec(&mysql_ddl());
+    let (pool, sink) = maria(&db).await;
+    let rows = moves(20);
+    let (loaded, bad) = bisect_rows(&sink, &moves_spec(), &rows).await.unwrap();
+    assert_eq!((loaded, bad.len()), (20, 0));
+    let got: Vec<(String, i32)> =
+        sqlx::query_as("SELECT name, partner_id FROM account_move ORDER BY name")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let want: Vec<(String, i32)> = (0..20)
+        .map(|i| (format!("INV/{i:04}"), partner_id(i % 10 + 1)))
+        .collect();
+    assert_eq!(got, want);
+    pool.close().await;
+}
+
+/// Every column the sink writes, NULL-safe (QUOTE gives `NULL`), `touched` left out.
+const MARIA_ROW: &str =
+    "CONCAT_WS('|', id, QUOTE(name), partner_id, amount, QUOTE(qty), QUOTE(date), QUOTE(memo))";
+
+async fn maria_checksum(pool: &MySqlPool) -> (i64, String) {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*), CAST(MD5(GROUP_CONCAT({MARIA_ROW} ORDER BY id SEPARATOR '\\n')) AS CHAR) \
+         FROM account_move"
+    )))
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// name → (row as text, `touched`: moves only when the row really changes)
+async fn maria_row_versions(pool: &MySqlPool) -> Vec<(String, String, String)> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT name, {MARIA_ROW}, CAST(touched AS CHAR) FROM account_move ORDER BY name"
+    )))
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn maria_rewrite_is_idempotent_and_updates_only_changes() {
+    let db = TempDb::mysql("my_idem");
+    db.exec(&mysql_ddl());
+    let (pool, sink) = maria(&db).await;
+    let spec = moves_spec();
+    let mut rows = moves(200);
+    assert_eq!(
+        bisect_rows(&sink, &spec, &rows).await.unwrap(),
+        (200, vec![])
+    );
+    let sum1 = maria_checksum(&pool).await;
+    let v1 = maria_row_versions(&pool).await;
+    assert_eq!(sum1.0, 200);
+    // Let the clock move on, so a rewritten row would show a different `touched`.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    assert_eq!(
+        bisect_rows(&sink, &spec, &rows).await.unwrap(),
+        (200, vec![])
+    );
+    assert_eq!(maria_checksum(&pool).await, sum1);
+    assert_eq!(
+        changed(&v1, &maria_row_versions(&pool).await),
+        Vec::<String>::new()
+    );
+
+    rows[57][2] = dec("999.99");
+    assert_eq!(
+        bisect_rows(&sink, &spec, &rows).await.unwrap(),
+        (200, vec![])
+    );
+    let sum3 = maria_checksum(&pool).await;
+    assert_eq!(sum3.0, 200);
+    assert_ne!(sum3.1, sum1.1);
+    let v3 = maria_row_versions(&pool).await;
+    assert_eq!(changed(&v1, &v3), ["INV/0057"]);
+    let amount: String =
+        sqlx::query_scalar("SELECT CAST(amount AS CHAR) FROM account_move WHERE name = 'INV/0057'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(amount, "999.99");
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn maria_decimals_are_exact() {
+    let db = TempDb::mysql("my_decimal");
+    db.exec(
+        "CREATE TABLE ledger (id INT AUTO_INCREMENT PRIMARY KEY, code VARCHAR(16) NOT NULL UNIQUE,
+         debit DECIMAL(14,2) NOT NULL, precise DECIMAL(38,10)) ENGINE=InnoDB",
+    );
+    let (pool, sink) = maria(&db).await;
+    let rows = ledger_rows();
+    assert_eq!(
+        bisect_rows(&sink, &ledger_spec(), &rows).await.unwrap(),
+        (1000, vec![])
+    );
+    let (debit, precise): (String, String) =
+        sqlx::query_as("SELECT CAST(SUM(debit) AS CHAR), CAST(SUM(precise) AS CHAR) FROM ledger")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(debit.parse::<Decimal>().unwrap(), expected_sum(&rows, 1));
+    assert_eq!(precise.parse::<Decimal>().unwrap(), expected_sum(&rows, 2));
+    let one: (String, String) = sqlx::query_as(
+        "SELECT CAST(debit AS CHAR), CAST(precise AS CHAR) FROM ledger WHERE code = 'L997'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(one, ("12345678.99".into(), "9971234567.1234567891".into()));
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn maria_text_edge_cases_survive() {
+    let db = TempDb::mysql("my_text");
+    db.exec(
+        "CREATE TABLE notes (code VARCHAR(32) PRIMARY KEY, body TEXT, short VARCHAR(8))
+         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    );
+    let (pool, sink) = maria(&db).await;
+    let rows = note_rows();
+    assert_eq!(
+        bisect_rows(&sink, &notes_spec(), &rows).await.unwrap(),
+        (rows.len() as u64, vec![])
+    );
+    let mut got: Vec<(String, Option<String>)> = sqlx::query_as("SELECT code, body FROM notes")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    got.sort();
+    assert_eq!(got, want_notes());
+
+    let long = [
+        SqlValue::Text("long".into()),
+        SqlValue::Null,
+        SqlValue::Text("123456789".into()),
+    ];
+    match sink.write_batch(&notes_spec(), &[&long]).await {
+        Err(SinkError::Rows(m)) => assert!(m.contains("too long"), "{m}"),
+        other => panic!("expected a row error, got {other:?}"),
+    }
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn maria_missing_table_or_column_is_infra_and_not_bisected() {
+    let db = TempDb::mysql("my_infra");
+    db.exec(&mysql_ddl());
+    let (pool, sink) = maria(&db).await;
+    let rows = moves(10);
+    let refs: Vec<&[SqlValue]> = rows.iter().map(|r| r.as_slice()).collect();
+    let mut spec = moves_spec();
+    spec.table = "no_such_table".into();
+    assert!(matches!(
+        sink.write_batch(&spec, &refs).await,
+        Err(SinkError::Infra(_))
+    ));
+    assert!(bisect_rows(&sink, &spec, &rows).await.is_err());
+
+    let mut spec = moves_spec();
+    spec.columns[5] = "no_such_column".into();
+    assert!(matches!(
+        sink.write_batch(&spec, &refs).await,
+        Err(SinkError::Infra(_))
+    ));
+    assert!(bisect_rows(&sink, &spec, &rows).await.is_err());
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM account_move")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    pool.close().await;
+}
