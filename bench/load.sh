@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Benchmark: a clean reference extract at scale, loaded by `cutover rehearse` and by
-# `psql \copy` in the same invocation. Prints both times, their ratio and peak RSS.
+# Benchmark: a clean reference extract at scale (the project's own generator), loaded in
+# the same invocation by `psql \copy` into identically keyed PostgreSQL tables and by
+# `cutover rehearse` into PostgreSQL staging (and, for comparison, into a SQLite file).
+# Prints the times, the ratio to psql \copy and the peak RSS of each (/usr/bin/time -v).
 #
-#   bench/load.sh [INVOICES]          (default 1000000; needs PostgreSQL on 127.0.0.1:5432)
+#   bench/load.sh [INVOICES]     (default 1000000; needs PostgreSQL on 127.0.0.1:5432)
 #
-# This build's staging target is SQLite, so the cutover figure is the full pipeline
-# (parse, scope, cleanse, validate, transform, rejects, batched upserts, reconciliation)
-# into a SQLite file; psql \copy is the floor: a raw COPY into one keyed table.
+# psql \copy is the floor: a raw COPY of the four CSV files into keyed tables, no rules.
+# cutover does the whole pipeline: parse, scope, cleanse, validate, transform, rejects,
+# COPY into a staging table + upsert with references resolved in the database, batch
+# checkpoints in the journal, then reconciliation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
@@ -26,21 +29,40 @@ time_it() { # label, command…
   echo "$label $secs $rss"
 }
 
-DB=cutover_bench_$$
-psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-psql -h 127.0.0.1 -U postgres -d "$DB" -qc "CREATE TABLE open_invoices (invoice_no text PRIMARY KEY, customer_id text, invoice_date text, currency text, amount_untaxed numeric(14,2), amount_tax numeric(14,2), amount_total numeric(14,2), amount_residual numeric(14,2), state text)"
-read -r _ PSQL_S PSQL_RSS < <(time_it psql psql -h 127.0.0.1 -U postgres -d "$DB" -qc "\\copy open_invoices FROM '$OUT/extract/open_invoices.csv' CSV HEADER")
-psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE $DB"
+PG="psql -h 127.0.0.1 -U postgres -X"
+COPYDB=cutover_bench_copy_$$
+STAGEDB=cutover_bench_stage_$$
+cleanup() { $PG -qc "DROP DATABASE IF EXISTS $COPYDB" -c "DROP DATABASE IF EXISTS $STAGEDB" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+$PG -qc "CREATE DATABASE $COPYDB" -c "CREATE DATABASE $STAGEDB"
+$PG -d "$COPYDB" -q <<'SQL'
+CREATE TABLE customers (legacy_id text PRIMARY KEY, name text, email text, phone text, city text, created text, credit_limit text, status text);
+CREATE TABLE vehicles (legacy_id text PRIMARY KEY, plate text, vin text, make text, model text, year text, capacity_kg text);
+CREATE TABLE drivers (legacy_id text PRIMARY KEY, name text, license_no text, license_expiry text, status text);
+CREATE TABLE open_invoices (invoice_no text PRIMARY KEY, customer_id text, invoice_date text, currency text, amount_untaxed numeric(14,2), amount_tax numeric(14,2), amount_total numeric(14,2), amount_residual numeric(14,2), state text);
+SQL
+read -r _ PSQL_S PSQL_RSS < <(time_it psql $PG -d "$COPYDB" -q \
+  -c "\\copy customers FROM '$OUT/extract/customers.csv' CSV HEADER" \
+  -c "\\copy vehicles FROM '$OUT/extract/vehicles.csv' CSV HEADER" \
+  -c "\\copy drivers FROM '$OUT/extract/drivers.csv' CSV HEADER" \
+  -c "\\copy open_invoices FROM '$OUT/extract/open_invoices.csv' CSV HEADER")
 
-read -r _ CUT_S CUT_RSS < <(time_it cutover target/release/cutover rehearse runbooks/tms.toml --headless --json \
+read -r _ PGC_S PGC_RSS < <(time_it cutover_pg target/release/cutover rehearse runbooks/tms-postgres.toml --headless --json \
+  --var legacy_url= --var extract_dir="$OUT/extract" \
+  --var staging_url="postgres://postgres@127.0.0.1:5432/$STAGEDB" --journal "$OUT/journal.db")
+
+read -r _ SQL_S SQL_RSS < <(time_it cutover_sqlite target/release/cutover rehearse runbooks/tms.toml --headless --json \
   --var extract_dir="$OUT/extract" --var staging_url="sqlite://$PWD/$OUT/staging.db" --journal "$OUT/journal.db")
 
-python3 - "$OUT/cutover.out" <<PY
+python3 - "$OUT/cutover_pg.out" <<PY
 import json, sys
 s = json.load(open(sys.argv[1]))
 rows = sum(e["in_file"] for e in s["entities"].values())
-print(f"rows through the pipeline (all four entities): {rows}")
-print(f"psql \\\\copy (open_invoices only, PostgreSQL): {float('$PSQL_S'):.2f} s, peak RSS {int('$PSQL_RSS')//1024} MB")
-print(f"cutover rehearse (extract+dry_run+validate, SQLite staging): {float('$CUT_S'):.2f} s, peak RSS {int('$CUT_RSS')//1024} MB")
-print(f"ratio cutover / psql: {float('$CUT_S')/float('$PSQL_S'):.1f}x")
+loaded = sum(e["loaded"] for e in s["entities"].values())
+print(f"rows: {rows} in the four files, {loaded} loaded by cutover (outcome {s['outcome']['outcome']})")
+psql = float('$PSQL_S')
+for label, secs, rss in [("psql \\\\copy, four keyed tables (PostgreSQL)", psql, $PSQL_RSS),
+                         ("cutover rehearse into PostgreSQL staging", float('$PGC_S'), $PGC_RSS),
+                         ("cutover rehearse into SQLite staging", float('$SQL_S'), $SQL_RSS)]:
+    print(f"{label:48} {secs:8.2f} s  {secs/psql:5.1f}x psql  peak RSS {rss//1024} MB")
 PY

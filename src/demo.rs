@@ -849,6 +849,62 @@ pub async fn write_legacy_sqlite(
     Ok(counts)
 }
 
+/// Create the four legacy tables (every column text, no keys) in an existing PostgreSQL
+/// or MariaDB/MySQL database and fill them, for trying `runbooks/tms-postgres.toml` on
+/// real servers. Existing tables of those names are replaced. Returns rows per table.
+pub async fn write_legacy_db(
+    db: &crate::db::Db,
+    opts: &GenOptions,
+) -> anyhow::Result<BTreeMap<String, u64>> {
+    use crate::db::Dialect;
+    let quote = |v: &str| match db.dialect() {
+        // MySQL's default sql_mode treats a backslash in a literal as an escape.
+        Dialect::MySql => format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''")),
+        _ => format!("'{}'", v.replace('\'', "''")),
+    };
+    let mut counts = BTreeMap::new();
+    for table in Table::ALL {
+        let name = db.q(table.name());
+        db.exec(&format!("DROP TABLE IF EXISTS {name}")).await?;
+        let cols: Vec<String> = table.columns().iter().map(|c| db.q(c)).collect();
+        db.exec(&format!(
+            "CREATE TABLE {name} ({})",
+            cols.iter()
+                .map(|c| format!("{c} TEXT"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .await?;
+        let mut n = 0u64;
+        let mut values: Vec<String> = Vec::with_capacity(INSERT_BATCH);
+        let flush = async |values: &mut Vec<String>| -> anyhow::Result<()> {
+            if !values.is_empty() {
+                db.exec(&format!(
+                    "INSERT INTO {name} ({}) VALUES {}",
+                    cols.join(", "),
+                    values.join(", ")
+                ))
+                .await?;
+                values.clear();
+            }
+            Ok(())
+        };
+        for row in rows(opts, table) {
+            values.push(format!(
+                "({})",
+                row.iter().map(|v| quote(v)).collect::<Vec<_>>().join(", ")
+            ));
+            n += 1;
+            if values.len() == INSERT_BATCH {
+                flush(&mut values).await?;
+            }
+        }
+        flush(&mut values).await?;
+        counts.insert(table.name().to_string(), n);
+    }
+    Ok(counts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1083,60 +1139,4 @@ mod tests {
             assert!(types.iter().all(|ty| ty == "TEXT"), "{types:?}");
         }
     }
-}
-
-/// Create the four legacy tables (every column text, no keys) in an existing PostgreSQL
-/// or MariaDB/MySQL database and fill them, for trying `runbooks/tms-postgres.toml` on
-/// real servers. Existing tables of those names are replaced. Returns rows per table.
-pub async fn write_legacy_db(
-    db: &crate::db::Db,
-    opts: &GenOptions,
-) -> anyhow::Result<BTreeMap<String, u64>> {
-    use crate::db::Dialect;
-    let quote = |v: &str| match db.dialect() {
-        // MySQL's default sql_mode treats a backslash in a literal as an escape.
-        Dialect::MySql => format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''")),
-        _ => format!("'{}'", v.replace('\'', "''")),
-    };
-    let mut counts = BTreeMap::new();
-    for table in Table::ALL {
-        let name = db.q(table.name());
-        db.exec(&format!("DROP TABLE IF EXISTS {name}")).await?;
-        let cols: Vec<String> = table.columns().iter().map(|c| db.q(c)).collect();
-        db.exec(&format!(
-            "CREATE TABLE {name} ({})",
-            cols.iter()
-                .map(|c| format!("{c} TEXT"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-        .await?;
-        let mut n = 0u64;
-        let mut values: Vec<String> = Vec::with_capacity(INSERT_BATCH);
-        let flush = async |values: &mut Vec<String>| -> anyhow::Result<()> {
-            if !values.is_empty() {
-                db.exec(&format!(
-                    "INSERT INTO {name} ({}) VALUES {}",
-                    cols.join(", "),
-                    values.join(", ")
-                ))
-                .await?;
-                values.clear();
-            }
-            Ok(())
-        };
-        for row in rows(opts, table) {
-            values.push(format!(
-                "({})",
-                row.iter().map(|v| quote(v)).collect::<Vec<_>>().join(", ")
-            ));
-            n += 1;
-            if values.len() == INSERT_BATCH {
-                flush(&mut values).await?;
-            }
-        }
-        flush(&mut values).await?;
-        counts.insert(table.name().to_string(), n);
-    }
-    Ok(counts)
 }

@@ -123,7 +123,10 @@ pub async fn sqlite_pool_ro(path: &std::path::Path) -> Result<SqlitePool> {
 pub async fn pg_pool(url: &str, password: Option<&str>) -> Result<PgPool> {
     let mut opts = PgConnectOptions::from_str(url)
         .with_context(|| format!("bad PostgreSQL URL {}", redact_url(url)))?
-        .application_name("cutover");
+        .application_name("cutover")
+        // A frozen legacy database defaults to read-only transactions; cutover's own
+        // sessions must still be able to reopen it (and to freeze it again after a rollback).
+        .options([("default_transaction_read_only", "off")]);
     if let Some(p) = password {
         opts = opts.password(p);
     }

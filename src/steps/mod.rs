@@ -1114,7 +1114,12 @@ fn sink_for(db: &Db) -> Result<Sink> {
         Db::Sqlite(pool) => Ok(Sink::Sqlite(crate::sinks::sqlite::SqliteSink {
             pool: pool.clone(),
         })),
-        other => anyhow::bail!("no sink for {:?} yet", other.dialect()),
+        Db::Postgres(pool) => Ok(Sink::Postgres(crate::sinks::postgres::PgSink::new(
+            pool.clone(),
+        ))),
+        Db::MySql(pool) => Ok(Sink::MySql(crate::sinks::mysql::MySqlSink {
+            pool: pool.clone(),
+        })),
     }
 }
 
