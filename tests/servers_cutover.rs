@@ -506,3 +506,75 @@ fn mariadb_production_rolls_back_to_its_dump_then_loads_exactly() {
         .unwrap();
     assert!(login.status.success(), "{}", stderr(&login));
 }
+
+#[test]
+fn rows_the_database_refuses_go_to_the_reject_file_with_its_message() {
+    let site = Site::reference("dbreject");
+    // Staging enforces a rule the runbook does not know: no vehicle over 25 t.
+    let ddl = {
+        let text = std::fs::read_to_string(tms_pg()).unwrap();
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        v["schema"]["postgres"].as_str().unwrap().to_string()
+    };
+    site.staging.exec(&ddl);
+    site.staging.exec(
+        "ALTER TABLE fleet_vehicle ADD CONSTRAINT fleet_vehicle_max_25t CHECK (capacity_kg <= 25000);
+         ALTER TABLE account_move ADD CONSTRAINT account_move_max CHECK (amount_total <= 29600)",
+    );
+    let out = site.cutover(&["rehearse", "--json"], &tms_pg());
+    // Reject file and counts: the database's refusals are rejects, not a failed step.
+    assert!(matches!(code(&out), 0 | 3), "{}", stderr(&out));
+    let s = json(&out);
+    let v = &s["entities"]["vehicles"];
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(v["reject_file"].as_str().unwrap())
+        .unwrap();
+    let hdr = rdr.headers().unwrap().clone();
+    let col = |n: &str| hdr.iter().position(|h| h == n).unwrap();
+    let (cap, rule, msg) = (col("capacity_kg"), col("_rule"), col("_message"));
+    let refused: Vec<csv::StringRecord> = rdr
+        .records()
+        .map(|r| r.unwrap())
+        .filter(|r| r[rule].contains("database"))
+        .collect();
+    assert!(!refused.is_empty(), "no row was refused by the database");
+    for r in &refused {
+        assert!(r[cap].trim().parse::<i64>().unwrap() > 25000, "{r:?}");
+        assert!(r[msg].contains("fleet_vehicle_max_25t"), "{r:?}");
+    }
+    // Every other valid vehicle is in staging, and no heavy one.
+    let loaded: u64 = site
+        .staging
+        .exec("SELECT COUNT(*) FROM fleet_vehicle")
+        .parse()
+        .unwrap();
+    assert_eq!(loaded, v["loaded"].as_u64().unwrap());
+    assert_eq!(
+        v["loaded"], v["valid"],
+        "refused rows count as rejected, not valid"
+    );
+    assert_eq!(
+        site.staging
+            .exec("SELECT COUNT(*) FROM fleet_vehicle WHERE capacity_kg > 25000"),
+        "0"
+    );
+    // Invoices the database refused leave the valid sums and the partner fingerprint
+    // with their rows, so the reconciliation of what did load still balances.
+    let inv = &s["entities"]["open_invoices"];
+    assert_eq!(inv["loaded"], inv["valid"]);
+    let checks = s["checks"].as_array().unwrap();
+    let refused_inv = site.staging.exec("SELECT COUNT(*) FROM account_move");
+    assert!(refused_inv.parse::<u64>().unwrap() > 0);
+    for c in checks.iter().filter(|c| c["entity"] == "open_invoices") {
+        if c["name"] != "reject rate within budget" {
+            assert_eq!(c["status"], "pass", "{c}");
+        }
+    }
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["name"] == "SUM(amount_total)" && c["status"] == "pass"),
+        "{checks:?}"
+    );
+}

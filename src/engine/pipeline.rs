@@ -50,6 +50,9 @@ struct Item {
     line: u64,
     raw: ByteRecord,
     row: Vec<SqlValue>,
+    /// The cleansed source fields: if the database refuses the row, its share of the
+    /// valid sums, fingerprints and keys is taken back out.
+    fields: Vec<String>,
 }
 
 #[derive(Default)]
@@ -80,6 +83,14 @@ impl Fingerprint {
         b.copy_from_slice(&d[..16]);
         self.sum = self.sum.wrapping_add(u128::from_be_bytes(b));
         self.rows += 1;
+    }
+
+    /// Undo an [`add`](Self::add) of the same parts.
+    pub fn remove(&mut self, parts: &[&str]) {
+        let mut other = Fingerprint::default();
+        other.add(parts);
+        self.rows -= 1;
+        self.sum = self.sum.wrapping_sub(other.sum);
     }
     pub fn render(&self) -> String {
         format!("{} rows, fingerprint {:032x}", self.rows, self.sum)
@@ -121,6 +132,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         .map(|(_, fs)| fs.iter().filter_map(|f| rules.column_index(f)).collect())
         .collect();
     let keep_keys = job.keep_valid_keys;
+    let (sum_idx_db, fp_idx_db) = (sum_idx.clone(), fp_idx.clone());
     let live = Arc::new(LiveCounts::default());
     let live_r = live.clone();
 
@@ -197,6 +209,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                         line: raw.line,
                         raw: raw.raw,
                         row,
+                        fields,
                     });
                     if batch.len() >= batch_size {
                         live_r.publish(&t.counts);
@@ -224,7 +237,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     });
 
     let mut loaded = 0u64;
-    let mut db_rejects: Vec<(u64, ByteRecord, String)> = Vec::new();
+    let mut db_rejects: Vec<(u64, ByteRecord, Vec<String>, String)> = Vec::new();
     let mut batch_no = 0u64;
     let entity = job.rules.name.clone();
     let publish = |loaded: u64, done: bool| {
@@ -257,7 +270,8 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             Ok((n, bad)) => {
                 loaded += n;
                 for (i, msg) in bad {
-                    db_rejects.push((items[i].line, items[i].raw.clone(), msg));
+                    let it = &items[i];
+                    db_rejects.push((it.line, it.raw.clone(), it.fields.clone(), msg));
                 }
                 batch_no += 1;
                 let last_line = items.last().map(|i| i.line).unwrap_or(0);
@@ -278,7 +292,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     }
     let (mut t, mut rejects) = joined?;
     // Rows the database refused move from valid to rejected, with the database's reason.
-    for (line, raw, msg) in &db_rejects {
+    for (line, raw, fields, msg) in &db_rejects {
         rejects.write(
             raw,
             *line,
@@ -290,6 +304,20 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         )?;
         t.counts.valid -= 1;
         t.counts.rejected += 1;
+        for (k, &i) in sum_idx_db.iter().enumerate() {
+            if let Some(d) = parse_decimal(&fields[i]) {
+                t.valid_sum[k] -= d;
+                t.rejected_sum[k] += d;
+            }
+        }
+        for (k, idx) in fp_idx_db.iter().enumerate() {
+            let parts: Vec<&str> = idx.iter().map(|&i| fields[i].as_str()).collect();
+            t.fp[k].remove(&parts);
+        }
+        // Not in the target, so not a valid reference for the entities that follow.
+        if let Some(keys) = t.keys.as_mut() {
+            keys.remove(&fields[job.rules.key_index()]);
+        }
     }
     rejects.finish()?;
     t.counts.loaded = loaded;
