@@ -59,7 +59,7 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 rows = sum(e["in_file"] for e in s["entities"].values())
 loaded = sum(e["loaded"] for e in s["entities"].values())
-print(f"rows: {rows} in the four files, {loaded} loaded by cutover (outcome {s['outcome']['outcome']})")
+print(f"rows: {rows} in the four files, {loaded} loaded by cutover (outcome {s['outcome']})")
 psql = float('$PSQL_S')
 for label, secs, rss in [("psql \\\\copy, four keyed tables (PostgreSQL)", psql, $PSQL_RSS),
                          ("cutover rehearse into PostgreSQL staging", float('$PGC_S'), $PGC_RSS),
