@@ -240,6 +240,22 @@ impl Drop for Site {
     }
 }
 
+/// Run SQL as one of the application's PostgreSQL users (trust auth: no password).
+fn as_pg_user(user: &str, db: &str, sql: &str) -> Output {
+    Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", user, "-d", db, "-XAtc", sql])
+        .output()
+        .unwrap()
+}
+
+/// Run SQL as one of the application's MariaDB accounts (no password).
+fn as_mariadb_user(user: &str, sql: &str) -> Output {
+    Command::new("mariadb")
+        .args(["-h", "127.0.0.1", "-u", user, "-N", "-e", sql])
+        .output()
+        .unwrap()
+}
+
 fn ok(out: &Output, want: i32) {
     assert_eq!(
         code(out),
@@ -307,13 +323,7 @@ fn reference_cutover_mariadb_to_postgres_is_exact_frozen_and_idempotent() {
     assert_matches_oracle(&site.production, &want);
 
     // The legacy application's account can still read but no longer write.
-    let as_app = |sql: &str| {
-        Command::new("mariadb")
-            .args(["-h", "127.0.0.1", "-u", &site.legacy_user, "-N", "-e"])
-            .arg(sql)
-            .output()
-            .unwrap()
-    };
+    let as_app = |sql: &str| as_mariadb_user(&site.legacy_user, sql);
     let read = as_app(&format!(
         "SELECT COUNT(*) FROM {}.customers",
         site.legacy.name
@@ -327,12 +337,7 @@ fn reference_cutover_mariadb_to_postgres_is_exact_frozen_and_idempotent() {
     assert!(stderr(&write).contains("denied"), "{}", stderr(&write));
 
     // Unfreeze let production's users back in.
-    let login = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", &site.users_login, "-d"])
-        .arg(&site.production.name)
-        .args(["-XAtc", "SELECT 1"])
-        .output()
-        .unwrap();
+    let login = as_pg_user(&site.users_login, &site.production.name, "SELECT 1");
     assert!(login.status.success(), "{}", stderr(&login));
 
     // A second load of the same extract changes nothing.
@@ -361,12 +366,7 @@ fn production_is_closed_to_its_users_from_the_backup_on() {
     let site = Site::reference("closed");
     let out = site.cutover(&["run", "--until", "backup"], &tms_pg());
     ok(&out, 0);
-    let login = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", &site.users_login, "-d"])
-        .arg(&site.production.name)
-        .args(["-XAtc", "SELECT 1"])
-        .output()
-        .unwrap();
+    let login = as_pg_user(&site.users_login, &site.production.name, "SELECT 1");
     assert!(!login.status.success(), "a user got into production");
     assert!(
         stderr(&login).contains("permission denied for database"),
@@ -408,14 +408,13 @@ fn failure_after_load_restores_postgres_production_to_its_exact_prior_state() {
         stderr(&out)
     );
     // Rollback reopened the legacy system for its application.
-    let write = Command::new("mariadb")
-        .args(["-h", "127.0.0.1", "-u", &site.legacy_user, "-e"])
-        .arg(format!(
+    let write = as_mariadb_user(
+        &site.legacy_user,
+        &format!(
             "INSERT INTO {}.customers (legacy_id) VALUES ('AFTER-ROLLBACK')",
             site.legacy.name
-        ))
-        .output()
-        .unwrap();
+        ),
+    );
     assert!(write.status.success(), "{}", stderr(&write));
 }
 
@@ -429,12 +428,11 @@ fn postgres_legacy_freeze_refuses_writes_and_a_broken_freeze_stops_the_load() {
     );
     let out = site.cutover(&["run", "--until", "freeze"], &tms_pg());
     ok(&out, 0);
-    let write = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", &site.legacy_user, "-d"])
-        .arg(&site.legacy.name)
-        .args(["-XAtc", "INSERT INTO customers (legacy_id) VALUES ('LATE')"])
-        .output()
-        .unwrap();
+    let write = as_pg_user(
+        &site.legacy_user,
+        &site.legacy.name,
+        "INSERT INTO customers (legacy_id) VALUES ('LATE')",
+    );
     assert!(!write.status.success(), "a write after the freeze landed");
     assert!(
         stderr(&write).contains("read-only transaction"),
@@ -484,15 +482,11 @@ fn mariadb_production_rolls_back_to_its_dump_then_loads_exactly() {
     assert_eq!(json(&out)["rollback"]["ok"], true);
     assert_eq!(table_state(&site.production), before, "production restored");
     // The legacy application writes again after the rollback.
-    let write = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", &site.legacy_user, "-d"])
-        .arg(&site.legacy.name)
-        .args([
-            "-XAtc",
-            "INSERT INTO customers (legacy_id, status) VALUES ('AFTER', 'X')",
-        ])
-        .output()
-        .unwrap();
+    let write = as_pg_user(
+        &site.legacy_user,
+        &site.legacy.name,
+        "INSERT INTO customers (legacy_id, status) VALUES ('AFTER', 'X')",
+    );
     assert!(write.status.success(), "{}", stderr(&write));
 
     let out = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]], &tms_pg());
@@ -500,10 +494,7 @@ fn mariadb_production_rolls_back_to_its_dump_then_loads_exactly() {
     let want = oracle(&extract_dir(&json(&out)));
     assert_matches_oracle(&site.production, &want);
     // Unfreeze unlocked production's account again.
-    let login = Command::new("mariadb")
-        .args(["-h", "127.0.0.1", "-u", &site.users_role, "-e", "SELECT 1"])
-        .output()
-        .unwrap();
+    let login = as_mariadb_user(&site.users_role, "SELECT 1");
     assert!(login.status.success(), "{}", stderr(&login));
 }
 
