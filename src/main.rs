@@ -137,7 +137,7 @@ fn main() -> ExitCode {
         match dispatch(cli).await {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", cutover::steps::explain(&e));
                 exit::FAILURE
             }
         }

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{Executor, MySqlPool, PgPool, SqlitePool};
+use sqlx::{Connection, Executor, MySqlPool, PgPool, SqlitePool};
 
 use crate::runbook::ResolvedEnv;
 
@@ -130,12 +130,30 @@ pub async fn pg_pool(url: &str, password: Option<&str>) -> Result<PgPool> {
     if let Some(p) = password {
         opts = opts.password(p);
     }
-    PgPoolOptions::new()
+    let pool = PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(std::time::Duration::from_secs(15))
-        .connect_with(opts)
-        .await
-        .with_context(|| format!("cannot connect to {}", redact_url(url)))
+        .connect_with(opts.clone())
+        .await;
+    match pool {
+        Ok(p) => Ok(p),
+        // The pool only says it timed out; one direct attempt says why (refused, auth, …).
+        Err(_) => Err(why_not(
+            sqlx::PgConnection::connect_with(&opts).await.err(),
+            url,
+        )),
+    }
+}
+
+fn why_not(direct: Option<sqlx::Error>, url: &str) -> anyhow::Error {
+    let what = direct.map_or_else(
+        || "the connection pool timed out".to_string(),
+        |e| e.to_string(),
+    );
+    anyhow::anyhow!(
+        "cannot connect to {}: {what} (is the server running and reachable, and are the user and password right?)",
+        redact_url(url)
+    )
 }
 
 /// Connect to MariaDB/MySQL with strict SQL mode, so a bad value is an error rather than
@@ -151,7 +169,7 @@ pub async fn mysql_pool(url: &str, password: Option<&str>) -> Result<MySqlPool> 
     if let Some(p) = password {
         opts = opts.password(p);
     }
-    MySqlPoolOptions::new()
+    let pool = MySqlPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(std::time::Duration::from_secs(15))
         .after_connect(|conn, _| {
@@ -161,9 +179,15 @@ pub async fn mysql_pool(url: &str, password: Option<&str>) -> Result<MySqlPool> 
                 Ok(())
             })
         })
-        .connect_with(opts)
-        .await
-        .with_context(|| format!("cannot connect to {}", redact_url(url)))
+        .connect_with(opts.clone())
+        .await;
+    match pool {
+        Ok(p) => Ok(p),
+        Err(_) => Err(why_not(
+            sqlx::MySqlConnection::connect_with(&opts).await.err(),
+            url,
+        )),
+    }
 }
 
 /// A connected environment. The variant is the driver its URL's scheme picked.

@@ -291,7 +291,7 @@ impl Executor {
                 Err(stop) => {
                     let (outcome, code, msg) = match stop {
                         Stop::Outcome(o, c, m) => (o, c, m),
-                        Stop::Failed(e) => (Outcome::Failed, exit::FAILURE, format!("{e:#}")),
+                        Stop::Failed(e) => (Outcome::Failed, exit::FAILURE, explain(&e)),
                     };
                     self.emit(Event::StepFinished {
                         step: step.id.clone(),
@@ -1028,7 +1028,7 @@ impl Executor {
         let res = self.do_rollback().await;
         let (ok, message) = match &res {
             Ok(m) => (true, m.clone()),
-            Err(e) => (false, format!("rollback FAILED: {e:#}")),
+            Err(e) => (false, format!("rollback FAILED: {}", explain(e))),
         };
         let _ = self
             .emit(Event::RollbackFinished {
@@ -1106,6 +1106,22 @@ impl BatchObserver for Checkpoints<'_> {
         };
         async move { self.exec.emit(ev).await.map(|_| ()) }
     }
+}
+
+/// An error and its causes on one line, each cause once: sqlx's database errors repeat
+/// their source's text, which `{:#}` would print twice.
+pub fn explain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.ends_with(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 /// The sink that writes into `db`.
