@@ -17,6 +17,9 @@ pub enum Command {
     SignOff(SignOff),
     /// Stop the run at the next safe point (Ctrl-C, quit).
     Abort,
+    /// Run the rollback plan at the next safe point; the operator confirmed it by typing
+    /// the production database's name.
+    Rollback { reason: String },
 }
 
 impl SignOff {

@@ -163,7 +163,37 @@ pub fn describe(r: &Record) -> Option<String> {
                 (None, _) => "was killed by a signal".to_string(),
             }
         ),
-        Event::BackupTaken { .. }
+        Event::RetryScheduled {
+            entity,
+            attempt,
+            max_attempts,
+            delay_ms,
+            error,
+            ..
+        } => format!(
+            "! {entity}: {error}; retry {attempt} of {max_attempts} in {:.1}s",
+            *delay_ms as f64 / 1000.0
+        ),
+        Event::RunResumed { completed, .. } => format!(
+            "↻ resuming this run from the journal; not repeated: {}",
+            if completed.is_empty() {
+                "nothing".to_string()
+            } else {
+                completed.join(", ")
+            }
+        ),
+        Event::WindowWarning {
+            projected_finish,
+            window_end,
+            point_of_no_return,
+        } => format!(
+            "! the projected finish {projected_finish} overruns the window (ends {window_end}; point of no return {point_of_no_return})"
+        ),
+        Event::WindowExceeded { window_end } => {
+            format!("✗ the cutover window ended at {window_end}: the rollback plan is proposed")
+        }
+        Event::ForecastBasis { .. }
+        | Event::BackupTaken { .. }
         | Event::FreezeApplied { .. }
         | Event::ExtractRecorded { .. }
         | Event::EntityStarted { .. }

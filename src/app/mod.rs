@@ -483,7 +483,12 @@ impl App {
             Event::BackupTaken { .. }
             | Event::FreezeApplied { .. }
             | Event::CommandRan { .. }
-            | Event::ExtractRecorded { .. } => {}
+            | Event::ExtractRecorded { .. }
+            | Event::RetryScheduled { .. }
+            | Event::RunResumed { .. }
+            | Event::ForecastBasis { .. }
+            | Event::WindowWarning { .. }
+            | Event::WindowExceeded { .. } => {}
         }
         if let Some(text) = text {
             self.push_log(time, text, tone);
@@ -775,7 +780,44 @@ fn describe(ev: &Event) -> (Option<String>, Tone) {
             ),
             Neutral,
         ),
-        Event::BatchCommitted { .. } => return (None, Neutral),
+        Event::BatchCommitted { .. } | Event::ForecastBasis { .. } => return (None, Neutral),
+        Event::RetryScheduled {
+            entity,
+            attempt,
+            max_attempts,
+            delay_ms,
+            error,
+            ..
+        } => (
+            format!(
+                "{entity}: {error}; retry {attempt} of {max_attempts} in {:.1}s",
+                *delay_ms as f64 / 1000.0
+            ),
+            Warn,
+        ),
+        Event::RunResumed { completed, .. } => (
+            format!(
+                "Resumed from the journal; not repeated: {}",
+                if completed.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    completed.join(", ")
+                }
+            ),
+            Active,
+        ),
+        Event::WindowWarning {
+            projected_finish,
+            window_end,
+            ..
+        } => (
+            format!("Projected finish {projected_finish} overruns the window (ends {window_end})"),
+            Warn,
+        ),
+        Event::WindowExceeded { window_end } => (
+            format!("The cutover window ended at {window_end}: rollback proposed"),
+            Bad,
+        ),
         Event::EntityFinished {
             phase,
             entity,

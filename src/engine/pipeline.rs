@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::rejects::RejectWriter;
 use super::rules::{Compiled, RowIssue, RunState, SqlValue, Verdict, parse_decimal};
-use crate::journal::events::{EntityCounts, EntityProgress, Phase, ProgressSnapshot};
+use crate::journal::events::{EntityCounts, EntityProgress, Phase, ProgressSnapshot, RefusedRow};
 use crate::sinks::{Sink, SinkError, TableSpec};
 use crate::sources::csv::{CsvSource, Decoded};
 
@@ -97,14 +97,28 @@ impl Fingerprint {
     }
 }
 
-/// Told about every committed batch (the executor journals it as a checkpoint).
+/// Told about every committed batch (the executor journals it as a checkpoint) and every
+/// retry after a transient fault.
 pub trait BatchObserver {
     fn committed(
         &self,
         batch: u64,
         rows: u64,
         last_line: u64,
+        refused: Vec<RefusedRow>,
     ) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    fn retrying(&self, retry: Retry) -> impl std::future::Future<Output = Result<()>> + Send;
+}
+
+/// A batch write failed for a reason that is not its rows; it is tried again after `delay`.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    /// 1 for the first retry.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub delay: std::time::Duration,
+    pub error: String,
 }
 
 /// Run one entity. Row-level problems never return `Err`.
@@ -269,13 +283,18 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         match bisect_rows(sink, &job.table, &items).await {
             Ok((n, bad)) => {
                 loaded += n;
+                let mut refused = Vec::with_capacity(bad.len());
                 for (i, msg) in bad {
                     let it = &items[i];
+                    refused.push(RefusedRow {
+                        line: it.line,
+                        message: msg.clone(),
+                    });
                     db_rejects.push((it.line, it.raw.clone(), it.fields.clone(), msg));
                 }
                 batch_no += 1;
                 let last_line = items.last().map(|i| i.line).unwrap_or(0);
-                on_batch.committed(batch_no, n, last_line).await?;
+                on_batch.committed(batch_no, n, last_line, refused).await?;
                 publish(loaded, false);
             }
             Err(e) => {

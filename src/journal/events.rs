@@ -93,6 +93,19 @@ pub struct ExtractFile {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedRow {
+    pub line: u64,
+    pub message: String,
+}
+
+/// Rows moved in a measured time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowRate {
+    pub rows: u64,
+    pub ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {
     pub name: String,
     pub entity: String,
@@ -177,6 +190,20 @@ pub enum Event {
         batch: u64,
         rows: u64,
         last_line: u64,
+        /// Rows of this batch the database refused: a resumed load re-files them as rejects
+        /// without writing the batch again.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        refused: Vec<RefusedRow>,
+    },
+    /// A transient fault (lost connection, restarted server): the batch is tried again.
+    RetryScheduled {
+        step: String,
+        entity: String,
+        /// 1 for the first retry.
+        attempt: u32,
+        max_attempts: u32,
+        delay_ms: u64,
+        error: String,
     },
     EntityFinished {
         phase: Phase,
@@ -214,6 +241,32 @@ pub enum Event {
         gate: String,
         decision: Decision,
     },
+    /// `cutover run` picked an unfinished run up where it stopped.
+    RunResumed {
+        runbook_sha256: String,
+        /// Steps already finished, which are not run again.
+        completed: Vec<String>,
+    },
+    /// What the window projection starts from: the last rehearsal's timings (scaled to
+    /// this run's volumes once the extract is known) and the rollback's expected length.
+    ForecastBasis {
+        rehearsal_run: Option<String>,
+        /// Measured time per step id in the rehearsal.
+        step_ms: BTreeMap<String, u64>,
+        /// Rows and time per entity in the rehearsal's dry run.
+        entity_rate: BTreeMap<String, RowRate>,
+        rollback_ms: u64,
+    },
+    /// The projected finish no longer fits the window (journaled once per run).
+    WindowWarning {
+        projected_finish: String,
+        window_end: String,
+        point_of_no_return: String,
+    },
+    /// The window has ended; the console proposes the rollback.
+    WindowExceeded {
+        window_end: String,
+    },
     RollbackStarted {
         reason: String,
     },
@@ -245,6 +298,11 @@ impl Event {
             Event::GateOpened { .. } => "gate_opened",
             Event::SignOffRecorded { .. } => "sign_off_recorded",
             Event::GateDecided { .. } => "gate_decided",
+            Event::RetryScheduled { .. } => "retry_scheduled",
+            Event::RunResumed { .. } => "run_resumed",
+            Event::ForecastBasis { .. } => "forecast_basis",
+            Event::WindowWarning { .. } => "window_warning",
+            Event::WindowExceeded { .. } => "window_exceeded",
             Event::RollbackStarted { .. } => "rollback_started",
             Event::RollbackFinished { .. } => "rollback_finished",
             Event::RunFinished { .. } => "run_finished",

@@ -64,14 +64,29 @@ pub struct Environment {
 pub struct Settings {
     #[serde(default = "default_batch")]
     pub batch_size: usize,
+    /// Retries of a batch after a transient fault (lost connection, restarted server)
+    /// before the step fails.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// First wait before a retry; it doubles each time (capped at 30 s), with jitter.
+    #[serde(default = "default_retry_delay")]
+    pub retry_delay: String,
 }
 fn default_batch() -> usize {
     1000
+}
+fn default_retries() -> u32 {
+    5
+}
+fn default_retry_delay() -> String {
+    "1s".into()
 }
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             batch_size: default_batch(),
+            retries: default_retries(),
+            retry_delay: default_retry_delay(),
         }
     }
 }
@@ -386,6 +401,10 @@ pub struct Rollback {
     /// Reopen the legacy system for its users after the restore.
     #[serde(default)]
     pub reopen_legacy: bool,
+    /// How long the rollback takes (from the rehearsal of the rollback), e.g. "45m". The
+    /// point of no return is this long before the end of the window. Default: twice the
+    /// backup step's time (or its `planned`).
+    pub planned: Option<String>,
 }
 fn yes() -> bool {
     true

@@ -443,6 +443,20 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
             ));
         }
     }
+    for (key, v) in [
+        ("settings.retry_delay", Some(&rb.settings.retry_delay)),
+        ("rollback.planned", rb.rollback.planned.as_ref()),
+    ] {
+        if let Some(v) = v
+            && parse_duration(v).is_none()
+        {
+            diags.push(ctx.diag(
+                key,
+                format!("'{v}' is not a duration"),
+                "write e.g. \"90s\", \"10m\", \"1h30m\"".into(),
+            ));
+        }
+    }
     if let Some(w) = &rb.window {
         for (k, v) in [("start", &w.start), ("end", &w.end)] {
             if let Some(v) = v

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use crate::control::{Command, SignOff};
 use crate::db::admin::{self, Backup, Freeze};
 use crate::db::{Db, display_env};
-use crate::engine::pipeline::{BatchObserver, EntityJob, run_entity};
+use crate::engine::pipeline::{BatchObserver, EntityJob, Retry, run_entity};
 use crate::engine::rules::Compiled;
 use crate::journal::Journal;
 use crate::journal::events::*;
@@ -65,6 +65,8 @@ pub struct Finished {
 enum Stop {
     Outcome(Outcome, i32, String),
     Failed(anyhow::Error),
+    /// The operator confirmed the rollback (by hand, or when the window ran out).
+    Rollback(String),
 }
 
 impl From<anyhow::Error> for Stop {
@@ -145,8 +147,18 @@ impl Executor {
         Ok(rec)
     }
 
-    fn aborted(&mut self) -> bool {
-        matches!(self.ch.commands.try_recv(), Ok(Command::Abort))
+    /// An operator command that stops the run at this safe point, if one is waiting.
+    fn interrupted(&mut self) -> Option<Stop> {
+        match self.ch.commands.try_recv() {
+            Ok(Command::Abort) => Some(Stop::Outcome(
+                Outcome::Failed,
+                exit::INTERRUPTED,
+                "interrupted by the operator".into(),
+            )),
+            Ok(Command::Rollback { reason }) => Some(Stop::Rollback(reason)),
+            // A sign-off with no gate open has nowhere to go.
+            Ok(Command::SignOff(_)) | Err(_) => None,
+        }
     }
 
     pub async fn run(mut self) -> Result<Finished> {
@@ -229,13 +241,19 @@ impl Executor {
 
         let mut result: Option<(Outcome, i32, String)> = None;
         for step in &steps {
-            if self.aborted() {
-                result = Some((
-                    Outcome::Failed,
-                    exit::INTERRUPTED,
-                    "interrupted by the operator".into(),
-                ));
-                break;
+            match self.interrupted() {
+                Some(Stop::Rollback(reason)) => {
+                    result = Some(
+                        self.rollback(&format!("rollback asked by the operator: {reason}"))
+                            .await,
+                    );
+                    break;
+                }
+                Some(Stop::Outcome(o, c, m)) => {
+                    result = Some((o, c, m));
+                    break;
+                }
+                _ => {}
             }
             self.emit(Event::StepStarted {
                 step: step.id.clone(),
@@ -250,8 +268,12 @@ impl Executor {
                 StepKind::Freeze => self.freeze(step.env.as_deref().unwrap_or("legacy")).await,
                 StepKind::Extract => self.extract(step.env.as_deref().unwrap_or("legacy")).await,
                 StepKind::DryRun => {
-                    self.pipeline(Phase::DryRun, step.env.as_deref().unwrap_or("staging"))
-                        .await
+                    self.pipeline(
+                        &step.id,
+                        Phase::DryRun,
+                        step.env.as_deref().unwrap_or("staging"),
+                    )
+                    .await
                 }
                 StepKind::Validate => {
                     self.validate(
@@ -262,7 +284,10 @@ impl Executor {
                     .await
                 }
                 StepKind::SignOff => self.gate(step.gate.as_deref().unwrap_or_default()).await,
-                StepKind::Load => self.load(step.env.as_deref().unwrap_or("production")).await,
+                StepKind::Load => {
+                    self.load(&step.id, step.env.as_deref().unwrap_or("production"))
+                        .await
+                }
                 StepKind::Verify => {
                     self.validate(
                         &step.id,
@@ -292,6 +317,11 @@ impl Executor {
                     let (outcome, code, msg) = match stop {
                         Stop::Outcome(o, c, m) => (o, c, m),
                         Stop::Failed(e) => (Outcome::Failed, exit::FAILURE, explain(&e)),
+                        Stop::Rollback(reason) => (
+                            Outcome::RolledBack,
+                            exit::ROLLED_BACK,
+                            format!("rollback asked by the operator: {reason}"),
+                        ),
                     };
                     self.emit(Event::StepFinished {
                         step: step.id.clone(),
@@ -301,11 +331,15 @@ impl Executor {
                     })
                     .await?;
                     result = Some(
-                        if self.load_started
-                            && matches!(
-                                outcome,
-                                Outcome::Failed | Outcome::ValidationFailed | Outcome::NoGo
-                            )
+                        // An interrupted run stays resumable; anything else that stops a
+                        // started load takes production back to its backup.
+                        if outcome == Outcome::RolledBack
+                            || self.load_started
+                                && code != exit::INTERRUPTED
+                                && matches!(
+                                    outcome,
+                                    Outcome::Failed | Outcome::ValidationFailed | Outcome::NoGo
+                                )
                         {
                             self.rollback(&msg).await
                         } else {
@@ -545,7 +579,7 @@ impl Executor {
         )
     }
 
-    async fn pipeline(&mut self, phase: Phase, env: &str) -> Result<StepDone, Stop> {
+    async fn pipeline(&mut self, step: &str, phase: Phase, env: &str) -> Result<StepDone, Stop> {
         let records = self.journal.run_records(&self.run_id).await?;
         let files: HashMap<String, ExtractFile> = records
             .iter()
@@ -607,13 +641,9 @@ impl Executor {
             Phase::Load => "load",
         };
         for n in &plan.order {
-            if self.aborted() {
+            if let Some(stop) = self.interrupted() {
                 db.close().await;
-                return Err(Stop::Outcome(
-                    Outcome::Failed,
-                    exit::INTERRUPTED,
-                    "interrupted by the operator".into(),
-                ));
+                return Err(stop);
             }
             let e = &plan.rb.entities[n];
             let rules = Arc::new(Compiled::new(n, e, &plan.rb.entities)?);
@@ -676,6 +706,7 @@ impl Executor {
             .await?;
             let obs = Checkpoints {
                 exec: self,
+                step: step.to_string(),
                 phase,
                 entity: n.clone(),
             };
@@ -870,6 +901,7 @@ impl Executor {
             } else if self.opts.interactive {
                 match self.ch.commands.recv().await {
                     Some(Command::SignOff(s)) => Some(s),
+                    Some(Command::Rollback { reason }) => return Err(Stop::Rollback(reason)),
                     Some(Command::Abort) | None => {
                         return Err(Stop::Outcome(
                             Outcome::Failed,
@@ -945,7 +977,7 @@ impl Executor {
             .map(|s| s.kind)
     }
 
-    async fn load(&mut self, env: &str) -> Result<StepDone, Stop> {
+    async fn load(&mut self, step: &str, env: &str) -> Result<StepDone, Stop> {
         let records = self.journal.run_records(&self.run_id).await?;
         // The gate cannot be bypassed: a GO must follow the last validate of this run.
         let last_validate = records.iter().rposition(|r| matches!(&r.event, Event::StepFinished { step, .. } if self.step_kind(step) == Some(StepKind::Validate)));
@@ -967,7 +999,7 @@ impl Executor {
         }
         self.check_watermark(&records).await?;
         self.load_started = true;
-        self.pipeline(Phase::Load, env).await
+        self.pipeline(step, Phase::Load, env).await
     }
 
     async fn unfreeze(&mut self, env: &str) -> Result<StepDone, Stop> {
@@ -1086,6 +1118,7 @@ impl Executor {
 /// Journals every committed batch: the checkpoint a resumed load continues from.
 struct Checkpoints<'a> {
     exec: &'a Executor,
+    step: String,
     phase: Phase,
     entity: String,
 }
@@ -1096,6 +1129,7 @@ impl BatchObserver for Checkpoints<'_> {
         batch: u64,
         rows: u64,
         last_line: u64,
+        refused: Vec<RefusedRow>,
     ) -> impl std::future::Future<Output = Result<()>> + Send {
         let ev = Event::BatchCommitted {
             phase: self.phase,
@@ -1103,6 +1137,27 @@ impl BatchObserver for Checkpoints<'_> {
             batch,
             rows,
             last_line,
+            refused,
+        };
+        async move { self.exec.emit(ev).await.map(|_| ()) }
+    }
+
+    fn retrying(&self, r: Retry) -> impl std::future::Future<Output = Result<()>> + Send {
+        tracing::warn!(
+            entity = %self.entity,
+            attempt = r.attempt,
+            max = r.max_attempts,
+            delay_ms = r.delay.as_millis() as u64,
+            error = %r.error,
+            "transient fault; retrying the batch"
+        );
+        let ev = Event::RetryScheduled {
+            step: self.step.clone(),
+            entity: self.entity.clone(),
+            attempt: r.attempt,
+            max_attempts: r.max_attempts,
+            delay_ms: r.delay.as_millis() as u64,
+            error: r.error,
         };
         async move { self.exec.emit(ev).await.map(|_| ()) }
     }
