@@ -8,6 +8,8 @@ pub mod control;
 pub mod db;
 pub mod demo;
 pub mod engine;
+#[doc(hidden)]
+pub mod fault;
 pub mod headless;
 pub mod journal;
 pub mod reconcile;

@@ -139,7 +139,9 @@ impl Executor {
     }
 
     async fn emit(&self, event: Event) -> Result<Record> {
+        crate::fault::at(true, &event).await;
         let rec = self.journal.append(&self.run_id, &event).await?;
+        crate::fault::at(false, &event).await;
         if let Some(tx) = &self.ch.records {
             // The console may have gone; the journal already holds the truth.
             let _ = tx.send(rec.clone()).await;
