@@ -24,7 +24,7 @@ Exit codes:
   4    waiting at a gate (not enough GO sign-offs given)
   5    NO-GO recorded at a gate
   6    rolled back (production restored from the backup and verified)
-  130  interrupted (Ctrl-C)";
+  130  interrupted (Ctrl-C); `cutover run` resumes it";
 
 #[derive(Parser)]
 #[command(name = "cutover", version, about = "Drive a legacy-data cutover: runbook, ETL, reconciliation, sign-off gates, rollback.",
@@ -50,6 +50,22 @@ enum Cmd {
     Run(RunArgs),
     /// Rehearse: extract → dry_run → validate only, as often as needed before the weekend.
     Rehearse(RunArgs),
+    /// Run the rollback plan of the newest run now: restore production from its backup,
+    /// verify it against the pre-cutover snapshot, reopen the legacy system.
+    Rollback {
+        runbook: PathBuf,
+        /// The production database's name, typed out to confirm.
+        #[arg(long, value_name = "DATABASE")]
+        confirm: String,
+        /// Why, for the journal.
+        #[arg(long)]
+        reason: String,
+        /// Override a runbook variable: NAME=VALUE (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        #[arg(long, env = "CUTOVER_JOURNAL")]
+        journal: Option<String>,
+    },
     /// Print the JSON summary of a run from the journal (the newest run by default).
     Summary {
         runbook: PathBuf,
@@ -107,6 +123,10 @@ struct CommonRun {
     /// Folder for run artifacts (extract, rejects, summary). Default: runs/ beside the journal.
     #[arg(long, env = "CUTOVER_ARTIFACTS")]
     artifacts: Option<PathBuf>,
+    /// `run` only: start a new run even though the newest one is unfinished (refused while
+    /// that run's load is in production and not rolled back).
+    #[arg(long)]
+    fresh: bool,
 }
 
 #[derive(Args)]
@@ -164,6 +184,13 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Run(a) => execute(&a.runbook, &a.common, RunMode::Run, None).await,
         Cmd::Rehearse(a) => execute(&a.runbook, &a.common, RunMode::Rehearse, None).await,
         Cmd::Demo(d) => demo(d).await,
+        Cmd::Rollback {
+            runbook,
+            confirm,
+            reason,
+            vars,
+            journal,
+        } => rollback(&runbook, &vars, journal.as_deref(), &confirm, &reason).await,
         Cmd::Summary {
             runbook,
             run,
@@ -338,26 +365,48 @@ async fn execute(
     let journal = Journal::open(&loc)
         .await
         .with_context(|| format!("opening the journal {}", cutover::db::redact_url(&loc)))?;
+    let prior = match mode {
+        RunMode::Run => unfinished_run(&journal, &plan, c.fresh).await?,
+        RunMode::Rehearse => Ok(None),
+    };
+    let prior = match prior {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return Ok(exit::INVALID);
+        }
+    };
     let (rec_tx, rec_rx) = mpsc::channel(1024);
     let (prog_tx, prog_rx) = watch::channel(Vec::new());
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
-    let exec = Executor::new(
-        plan,
-        journal.clone(),
-        &journal_dir,
-        Channels {
-            records: Some(rec_tx),
-            progress: prog_tx,
-            commands: cmd_rx,
+    let channels = Channels {
+        records: Some(rec_tx),
+        progress: prog_tx,
+        commands: cmd_rx,
+    };
+    let opts = RunOptions {
+        mode,
+        until: c.until.clone(),
+        sign_offs,
+        interactive: !headless,
+        artifacts: c.artifacts.clone(),
+    };
+    let exec = match prior {
+        None => Executor::new(plan, journal.clone(), &journal_dir, channels, opts),
+        Some(records) => match Executor::resume(plan, journal.clone(), channels, opts, records) {
+            Ok(e) => {
+                eprintln!(
+                    "resuming run {} from the journal (--fresh starts a new run)",
+                    e.run_id()
+                );
+                e
+            }
+            Err(refused) => {
+                eprintln!("error: {refused}");
+                return Ok(exit::INVALID);
+            }
         },
-        RunOptions {
-            mode,
-            until: c.until.clone(),
-            sign_offs,
-            interactive: !headless,
-            artifacts: c.artifacts.clone(),
-        },
-    );
+    };
     let engine = tokio::spawn(exec.run());
     let ui_code = if headless {
         let ctrl_c = cmd_tx.clone();
@@ -385,6 +434,131 @@ async fn execute(
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }
     Ok(ui_code.unwrap_or(fin.exit_code))
+}
+
+/// The newest run of this runbook if `run` should continue it; `Err` is a refusal to print.
+async fn unfinished_run(
+    journal: &Journal,
+    plan: &Plan,
+    fresh: bool,
+) -> Result<Result<Option<Vec<cutover::journal::events::Record>>, String>> {
+    use cutover::journal::events::{Event, Outcome};
+    use cutover::steps::{RunState, latest_run, production_touched, run_state};
+    let Some(records) = latest_run(journal, plan).await? else {
+        return Ok(Ok(None));
+    };
+    if run_state(&records) != RunState::Resumable {
+        return Ok(Ok(None));
+    }
+    if !fresh {
+        return Ok(Ok(Some(records)));
+    }
+    let run_id = records[0].run_id.clone();
+    if production_touched(&records) {
+        return Ok(Err(format!(
+            "run {run_id} loaded rows into production and was not rolled back; a new run \
+             would take its backup of that half-loaded production. Resume it (`cutover run` \
+             without --fresh) or roll it back first (`cutover rollback`)"
+        )));
+    }
+    journal
+        .append(
+            &run_id,
+            &Event::RunFinished {
+                outcome: Outcome::Failed,
+                exit_code: exit::FAILURE,
+                message: "abandoned: a new run was started with --fresh".into(),
+            },
+        )
+        .await?;
+    eprintln!("run {run_id} abandoned (--fresh); starting a new run");
+    Ok(Ok(None))
+}
+
+/// `cutover rollback`: the rollback plan of the newest run, confirmed by the production
+/// database's name.
+async fn rollback(
+    runbook: &Path,
+    vars: &[String],
+    journal: Option<&str>,
+    confirm: &str,
+    reason: &str,
+) -> Result<i32> {
+    use cutover::steps::{RunState, latest_run, run_state};
+    let Some(plan) = load_plan(runbook, vars)? else {
+        return Ok(exit::INVALID);
+    };
+    let Some(prod) = plan.envs.values().find(|e| e.production).cloned() else {
+        eprintln!("error: no environment of the runbook is marked production = true");
+        return Ok(exit::INVALID);
+    };
+    let name = cutover::db::database_name(&prod);
+    if confirm != name {
+        eprintln!(
+            "error: --confirm '{confirm}' is not the production database's name; production is {}. \
+             Type its database name to confirm the rollback",
+            cutover::db::display_env(&prod)
+        );
+        return Ok(exit::INVALID);
+    }
+    let loc = journal_location(runbook, journal);
+    let j = Journal::open(&loc)
+        .await
+        .with_context(|| format!("opening the journal {}", cutover::db::redact_url(&loc)))?;
+    let Some(records) = latest_run(&j, &plan).await? else {
+        eprintln!(
+            "error: the journal {} holds no run of this runbook",
+            j.location
+        );
+        return Ok(exit::INVALID);
+    };
+    let run_id = records[0].run_id.clone();
+    match run_state(&records) {
+        RunState::Ended(cutover::journal::events::Outcome::RolledBack) => {
+            eprintln!("run {run_id} is already rolled back");
+            return Ok(exit::OK);
+        }
+        RunState::Ended(cutover::journal::events::Outcome::Completed) => {
+            eprintln!(
+                "error: run {run_id} completed and production was opened to its users; a rollback \
+                 now would discard what they entered since. Restore by hand if you must"
+            );
+            return Ok(exit::INVALID);
+        }
+        _ => {}
+    }
+    let (rec_tx, rec_rx) = mpsc::channel(1024);
+    let (prog_tx, prog_rx) = watch::channel(Vec::new());
+    let (_cmd_tx, cmd_rx) = mpsc::channel(1);
+    let exec = match Executor::adopt(
+        plan,
+        j.clone(),
+        Channels {
+            records: Some(rec_tx),
+            progress: prog_tx,
+            commands: cmd_rx,
+        },
+        RunOptions {
+            mode: RunMode::Run,
+            until: None,
+            sign_offs: Vec::new(),
+            interactive: false,
+            artifacts: None,
+        },
+        records,
+    ) {
+        Ok(e) => e,
+        Err(refused) => {
+            eprintln!("error: {refused}");
+            return Ok(exit::INVALID);
+        }
+    };
+    let printer = tokio::spawn(cutover::headless::print_progress(rec_rx, prog_rx, true));
+    let fin = exec
+        .rollback_now(&format!("rollback asked by the operator: {reason}"))
+        .await?;
+    let _ = printer.await;
+    Ok(fin.exit_code)
 }
 
 /// The interactive console; returns an exit code override when the operator aborted.

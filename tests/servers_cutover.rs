@@ -448,7 +448,12 @@ fn postgres_legacy_freeze_refuses_writes_and_a_broken_freeze_stops_the_load() {
             site.legacy.name
         ),
     );
-    let out = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]], &runbook);
+    // The first run stopped after its freeze and would be resumed; this edited runbook
+    // needs a new run (--fresh), which the freeze's journal entry does not block.
+    let out = site.cutover(
+        &["run", "--fresh", "--json", GO[0], GO[1], GO[2], GO[3]],
+        &runbook,
+    );
     ok(&out, 1);
     assert!(
         stderr(&out).contains("changed after the freeze"),

@@ -88,6 +88,16 @@ pub async fn backup(env: &ResolvedEnv, dir: &Path, stem: &str) -> Result<Backup>
 /// Put production back as it was in `backup`, then prove it: the snapshot after the
 /// restore must equal the one taken with the backup.
 pub async fn restore_and_verify(env: &ResolvedEnv, backup: &Backup) -> Result<String> {
+    // The backup may be read back from the journal hours later: it must be the same file.
+    let (sha, _) = crate::sources::csv::sha256_file(&backup.path)
+        .with_context(|| format!("reading the backup {}", backup.path.display()))?;
+    anyhow::ensure!(
+        sha == backup.sha256,
+        "the backup {} is not the file the journal recorded (sha256 {sha}, journaled {}); \
+         find the original copy before restoring by hand",
+        backup.path.display(),
+        backup.sha256
+    );
     match dialect(env)? {
         Dialect::Sqlite => {
             let file = super::sqlite_path(&env.url).context("production is not a file")?;

@@ -85,6 +85,23 @@ pub fn display_env(env: &ResolvedEnv) -> String {
     }
 }
 
+/// The database's own name, which an operator types to confirm a production action: the
+/// last path segment of a server URL, the file name of a SQLite database.
+pub fn database_name(env: &ResolvedEnv) -> String {
+    match Dialect::of_url(&env.url) {
+        Some(Dialect::Sqlite) => sqlite_path(&env.url)
+            .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+            .unwrap_or_default(),
+        _ => env
+            .url
+            .split('?')
+            .next()
+            .and_then(|u| u.rsplit('/').next())
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
 /// Open (and create if missing) a SQLite database in WAL mode.
 pub async fn sqlite_pool(url: &str, create: bool) -> Result<SqlitePool> {
     let opts = SqliteConnectOptions::from_str(url)

@@ -36,6 +36,20 @@ pub struct EntityJob {
     /// Order-independent fingerprints of valid rows' field tuples, by check name.
     pub fingerprints: Vec<(String, Vec<String>)>,
     pub expected_rows: u64,
+    /// Where a resumed load picks up: rows up to this checkpoint are already in the target.
+    pub resume: Option<ResumeFrom>,
+}
+
+/// The journaled checkpoint of an interrupted load of one entity. Rows up to `last_line`
+/// still go through the rules (counts, sums, keys and rejects must cover the whole file)
+/// but are not written again.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeFrom {
+    pub last_line: u64,
+    pub batches: u64,
+    pub loaded: u64,
+    /// Rows of committed batches the database refused, by line, with its message.
+    pub refused: HashMap<u64, String>,
 }
 
 pub struct EntityResult {
@@ -55,9 +69,14 @@ struct Item {
     fields: Vec<String>,
 }
 
+/// A row the database refused: line, original record, cleansed fields, message.
+type Refused = (u64, ByteRecord, Vec<String>, String);
+
 #[derive(Default)]
 struct Tally {
     counts: EntityCounts,
+    /// Rows refused in batches committed before a resume.
+    refused_before: Vec<Refused>,
     valid_sum: Vec<Decimal>,
     rejected_sum: Vec<Decimal>,
     fp: Vec<Fingerprint>,
@@ -149,6 +168,8 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     let (sum_idx_db, fp_idx_db) = (sum_idx.clone(), fp_idx.clone());
     let live = Arc::new(LiveCounts::default());
     let live_r = live.clone();
+    let resume = job.resume.clone().unwrap_or_default();
+    let (skip_until, mut refused_before) = (resume.last_line, resume.refused.clone());
 
     // Rule work and reject writing happen off the async runtime.
     let reader = tokio::task::spawn_blocking(move || -> Result<(Tally, RejectWriter)> {
@@ -219,22 +240,29 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                     if let Some(keys) = t.keys.as_mut() {
                         keys.insert(fields[rules.key_index()].clone());
                     }
-                    batch.push(Item {
-                        line: raw.line,
-                        raw: raw.raw,
-                        row,
-                        fields,
-                    });
-                    if batch.len() >= batch_size {
-                        live_r.publish(&t.counts);
-                        if tx
-                            .blocking_send(std::mem::replace(
-                                &mut batch,
-                                Vec::with_capacity(batch_size),
-                            ))
-                            .is_err()
-                        {
-                            anyhow::bail!("load stopped");
+                    if raw.line <= skip_until {
+                        // Committed before the interruption: not written again.
+                        if let Some(msg) = refused_before.remove(&raw.line) {
+                            t.refused_before.push((raw.line, raw.raw, fields, msg));
+                        }
+                    } else {
+                        batch.push(Item {
+                            line: raw.line,
+                            raw: raw.raw,
+                            row,
+                            fields,
+                        });
+                        if batch.len() >= batch_size {
+                            live_r.publish(&t.counts);
+                            if tx
+                                .blocking_send(std::mem::replace(
+                                    &mut batch,
+                                    Vec::with_capacity(batch_size),
+                                ))
+                                .is_err()
+                            {
+                                anyhow::bail!("load stopped");
+                            }
                         }
                     }
                 }
@@ -250,9 +278,9 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         Ok((t, rejects))
     });
 
-    let mut loaded = 0u64;
-    let mut db_rejects: Vec<(u64, ByteRecord, Vec<String>, String)> = Vec::new();
-    let mut batch_no = 0u64;
+    let mut loaded = resume.loaded;
+    let mut db_rejects: Vec<Refused> = Vec::new();
+    let mut batch_no = resume.batches;
     let entity = job.rules.name.clone();
     let publish = |loaded: u64, done: bool| {
         let c = live.snapshot();
@@ -277,7 +305,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             }
         });
     };
-    publish(0, false);
+    publish(loaded, false);
     let mut sink_err = None;
     while let Some(items) = rx.recv().await {
         match bisect_rows(sink, &job.table, &items).await {
@@ -294,8 +322,12 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                 }
                 batch_no += 1;
                 let last_line = items.last().map(|i| i.line).unwrap_or(0);
-                on_batch.committed(batch_no, n, last_line, refused).await?;
                 publish(loaded, false);
+                if let Err(e) = on_batch.committed(batch_no, n, last_line, refused).await {
+                    // Stop reading too, and join the reader before returning.
+                    sink_err = Some(e);
+                    break;
+                }
             }
             Err(e) => {
                 sink_err = Some(e);
@@ -310,8 +342,10 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             .with_context(|| format!("loading {} into {}", job.rules.name, job.table.table));
     }
     let (mut t, mut rejects) = joined?;
+    let mut refused = std::mem::take(&mut t.refused_before);
+    refused.append(&mut db_rejects);
     // Rows the database refused move from valid to rejected, with the database's reason.
-    for (line, raw, fields, msg) in &db_rejects {
+    for (line, raw, fields, msg) in &refused {
         rejects.write(
             raw,
             *line,

@@ -30,6 +30,8 @@ const RUN_SQL: &str = "SELECT seq, run_id, ts, payload, prev_hash, hash FROM eve
                        WHERE run_id = $1 ORDER BY seq";
 const LAST_RUN_SQL: &str =
     "SELECT run_id FROM events WHERE kind = 'run_started' ORDER BY seq DESC LIMIT 1";
+const STARTS_SQL: &str = "SELECT seq, run_id, ts, payload, prev_hash, hash FROM events \
+                          WHERE kind = 'run_started' ORDER BY seq";
 const ALL_SQL: &str = "SELECT seq, run_id, ts, payload, prev_hash, hash FROM events ORDER BY seq";
 
 #[derive(Clone)]
@@ -197,6 +199,15 @@ impl Journal {
             Store::Sqlite(p) => sqlx::query_scalar(LAST_RUN_SQL).fetch_optional(p).await?,
             Store::Postgres(p) => sqlx::query_scalar(LAST_RUN_SQL).fetch_optional(p).await?,
         })
+    }
+
+    /// The `RunStarted` record of every run, oldest first.
+    pub async fn run_starts(&self) -> Result<Vec<Record>> {
+        let rows: Vec<Row> = match &self.store {
+            Store::Sqlite(p) => sqlx::query_as(STARTS_SQL).fetch_all(p).await?,
+            Store::Postgres(p) => sqlx::query_as(STARTS_SQL).fetch_all(p).await?,
+        };
+        rows.into_iter().map(to_record).collect()
     }
 
     /// Recompute the whole chain.

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use crate::control::{Command, SignOff};
 use crate::db::admin::{self, Backup, Freeze};
 use crate::db::{Db, display_env};
-use crate::engine::pipeline::{BatchObserver, EntityJob, Retry, run_entity};
+use crate::engine::pipeline::{BatchObserver, EntityJob, ResumeFrom, Retry, run_entity};
 use crate::engine::rules::Compiled;
 use crate::journal::Journal;
 use crate::journal::events::*;
@@ -46,6 +46,21 @@ pub struct RunOptions {
     /// A person is at the console: wait at gates instead of stopping.
     pub interactive: bool,
     pub artifacts: Option<PathBuf>,
+}
+
+/// Why a run cannot be resumed (printed as is; exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ResumeRefused(pub String);
+
+/// Asked for at a safe point inside a load (between batches): the batch is committed and
+/// journaled, so stopping here loses nothing.
+#[derive(Debug, thiserror::Error)]
+enum Halt {
+    #[error("interrupted by the operator")]
+    Abort,
+    #[error("rollback asked by the operator: {0}")]
+    Rollback(String),
 }
 
 pub struct Channels {
@@ -92,8 +107,13 @@ pub struct Executor {
     journal: Journal,
     run_id: String,
     run_dir: PathBuf,
-    ch: Channels,
+    records_tx: Option<mpsc::Sender<Record>>,
+    progress: watch::Sender<ProgressSnapshot>,
+    /// Polled between steps and batches (the gate waits on it), so it needs a lock.
+    commands: tokio::sync::Mutex<mpsc::Receiver<Command>>,
     opts: RunOptions,
+    /// The journal of the run being resumed (empty for a new run).
+    prior: Vec<Record>,
     backup: Option<Backup>,
     /// The legacy environment's freeze, so a rollback can undo exactly it.
     frozen: Option<(String, Freeze)>,
@@ -125,13 +145,163 @@ impl Executor {
             plan: Arc::new(plan),
             journal,
             run_id,
-            ch,
+            records_tx: ch.records,
+            progress: ch.progress,
+            commands: tokio::sync::Mutex::new(ch.commands),
             opts,
+            prior: Vec::new(),
             backup: None,
             frozen: None,
             load_started: false,
             offered: 0,
         }
+    }
+
+    /// Continue the run whose journal is `records`: finished steps are not repeated, the
+    /// backup and freeze are the ones it took, a load continues after its last committed
+    /// batch. Refused when the runbook or the extract changed since the run began.
+    pub fn resume(
+        plan: Plan,
+        journal: Journal,
+        ch: Channels,
+        opts: RunOptions,
+        records: Vec<Record>,
+    ) -> Result<Executor, ResumeRefused> {
+        let mut e = Executor::adopt(plan, journal, ch, opts, records)?;
+        let Some(Event::RunStarted { runbook_sha256, .. }) = e.prior.first().map(|r| &r.event)
+        else {
+            unreachable!("adopt checked the first record");
+        };
+        if *runbook_sha256 != e.plan.sha256 {
+            return Err(ResumeRefused(format!(
+                "run {} cannot be resumed: the runbook {} changed since the run began \
+                 (sha256 {}… then, {}… now). Put the runbook back as it was to resume, or \
+                 roll the run back (`cutover rollback`) and start a new run with --fresh",
+                e.run_id,
+                e.plan.path.display(),
+                &runbook_sha256[..12.min(runbook_sha256.len())],
+                &e.plan.sha256[..12]
+            )));
+        }
+        if let Some(Event::RunStarted { vars, .. }) = e.prior.first().map(|r| &r.event) {
+            let now: BTreeMap<String, String> = e
+                .plan
+                .vars
+                .iter()
+                .map(|(k, v)| (k.clone(), crate::db::redact_url(v)))
+                .collect();
+            if let Some((k, v)) = vars.iter().find(|(k, v)| now.get(*k) != Some(*v)) {
+                return Err(ResumeRefused(format!(
+                    "run {} cannot be resumed: variable {k} was '{v}' when the run began and is '{}' now; \
+                     pass the same --var values to resume",
+                    e.run_id,
+                    now.get(k).map(String::as_str).unwrap_or("(unset)")
+                )));
+            }
+        }
+        for r in &e.prior {
+            if let Event::ExtractRecorded { files, .. } = &r.event {
+                for f in files {
+                    let now = sha256_file(Path::new(&f.path)).map(|(s, _)| s);
+                    if now.as_ref().ok() != Some(&f.sha256) {
+                        return Err(ResumeRefused(format!(
+                            "run {} cannot be resumed: the extract file {} changed since the run \
+                             began ({}). The rows already loaded came from the recorded file; put \
+                             it back, or roll the run back (`cutover rollback`) and start a new run \
+                             with --fresh",
+                            e.run_id,
+                            f.path,
+                            match now {
+                                Ok(s) =>
+                                    format!("sha256 {}… then, {}… now", &f.sha256[..12], &s[..12]),
+                                Err(err) => explain(&err),
+                            }
+                        )));
+                    }
+                }
+            }
+        }
+        e.opts.mode = RunMode::Run;
+        Ok(e)
+    }
+
+    /// Take over an earlier run from its journal: its id, folder, backup and freeze.
+    pub fn adopt(
+        plan: Plan,
+        journal: Journal,
+        ch: Channels,
+        opts: RunOptions,
+        records: Vec<Record>,
+    ) -> Result<Executor, ResumeRefused> {
+        let Some(Event::RunStarted {
+            run_id,
+            artifacts_dir,
+            ..
+        }) = records.first().map(|r| &r.event)
+        else {
+            return Err(ResumeRefused(
+                "the journal holds no start record for that run".into(),
+            ));
+        };
+        let mut e = Executor::new(plan, journal, Path::new("."), ch, opts);
+        e.run_id = run_id.clone();
+        e.run_dir = PathBuf::from(artifacts_dir);
+        for r in &records {
+            match &r.event {
+                Event::BackupTaken {
+                    path,
+                    sha256,
+                    bytes,
+                    snapshot,
+                    ..
+                } => {
+                    e.backup = Some(Backup {
+                        path: PathBuf::from(path),
+                        sha256: sha256.clone(),
+                        bytes: *bytes,
+                        snapshot: snapshot.clone(),
+                        check: "as journaled".into(),
+                    });
+                }
+                Event::FreezeApplied {
+                    env,
+                    method,
+                    revoked,
+                    ..
+                } if e.plan.env(env).is_some() => {
+                    e.frozen = Some((
+                        env.clone(),
+                        Freeze {
+                            method: method.clone(),
+                            revoked: revoked.clone(),
+                        },
+                    ));
+                }
+                Event::StepStarted { step } if e.step_kind(step) == Some(StepKind::Load) => {
+                    e.load_started = true;
+                }
+                _ => {}
+            }
+        }
+        e.prior = records;
+        Ok(e)
+    }
+
+    /// Run the rollback plan of an adopted run now (`cutover rollback`), and close it.
+    pub async fn rollback_now(mut self, reason: &str) -> Result<Finished> {
+        let (outcome, exit_code, message) = self.rollback(reason).await;
+        self.emit(Event::RunFinished {
+            outcome,
+            exit_code,
+            message,
+        })
+        .await?;
+        Ok(Finished {
+            run_id: self.run_id.clone(),
+            outcome,
+            exit_code,
+            run_dir: self.run_dir.clone(),
+        })
     }
 
     pub fn run_id(&self) -> &str {
@@ -142,7 +312,7 @@ impl Executor {
         crate::fault::at(true, &event).await;
         let rec = self.journal.append(&self.run_id, &event).await?;
         crate::fault::at(false, &event).await;
-        if let Some(tx) = &self.ch.records {
+        if let Some(tx) = &self.records_tx {
             // The console may have gone; the journal already holds the truth.
             let _ = tx.send(rec.clone()).await;
         }
@@ -150,8 +320,9 @@ impl Executor {
     }
 
     /// An operator command that stops the run at this safe point, if one is waiting.
-    fn interrupted(&mut self) -> Option<Stop> {
-        match self.ch.commands.try_recv() {
+    fn interrupted(&self) -> Option<Stop> {
+        let mut rx = self.commands.try_lock().ok()?;
+        match rx.try_recv() {
             Ok(Command::Abort) => Some(Stop::Outcome(
                 Outcome::Failed,
                 exit::INTERRUPTED,
@@ -180,69 +351,30 @@ impl Executor {
             })
             .cloned()
             .collect();
-        let now = chrono::Utc::now();
-        let window_end = plan.rb.window.as_ref().and_then(|w| {
-            let start = w
-                .start
-                .as_deref()
-                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-                .map(|d| d.to_utc())
-                .unwrap_or(now);
-            match (&w.end, &w.duration) {
-                (Some(e), _) => chrono::DateTime::parse_from_rfc3339(e)
-                    .ok()
-                    .map(|d| d.to_utc()),
-                (None, Some(d)) => parse_duration(d)
-                    .and_then(|d| chrono::Duration::from_std(d).ok())
-                    .map(|d| start + d),
-                _ => None,
-            }
-        });
-        self.emit(Event::RunStarted {
-            run_id: self.run_id.clone(),
-            mode: self.opts.mode,
-            runbook_path: plan.path.display().to_string(),
-            runbook_name: plan.rb.runbook.name.clone(),
-            runbook_sha256: plan.sha256.clone(),
-            steps: steps
-                .iter()
-                .map(|s| StepInfo {
-                    id: s.id.clone(),
-                    kind: s.kind,
-                    title: if s.title.is_empty() {
-                        s.id.clone()
-                    } else {
-                        s.title.clone()
-                    },
-                    planned_secs: s
-                        .planned
-                        .as_deref()
-                        .and_then(parse_duration)
-                        .map(|d| d.as_secs()),
-                })
-                .collect(),
-            vars: plan
-                .vars
-                .iter()
-                .map(|(k, v)| (k.clone(), crate::db::redact_url(v)))
-                .collect(),
-            tool_version: env!("CARGO_PKG_VERSION").into(),
-            artifacts_dir: self.run_dir.display().to_string(),
-            environments: plan
-                .envs
-                .values()
-                .map(|e| EnvInfo {
-                    name: e.name.clone(),
-                    display: display_env(e),
-                    production: e.production,
-                })
-                .collect(),
-            window_end: window_end.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        })
-        .await?;
-
-        let mut result: Option<(Outcome, i32, String)> = None;
+        if self.prior.is_empty() {
+            self.start(&steps).await?;
+        } else {
+            self.resumed().await?;
+        }
+        let completed = self.completed_steps();
+        let mut result: Option<(Outcome, i32, String)> = match self.unfinished_rollback() {
+            Some(reason) => Some(self.rollback(&reason).await),
+            None => None,
+        };
         for step in &steps {
+            if result.is_some() {
+                break;
+            }
+            if completed.contains(&step.id) {
+                if self.opts.until.as_deref() == Some(step.id.as_str()) {
+                    result = Some((
+                        Outcome::StoppedAfterStep,
+                        exit::OK,
+                        format!("step {} had already finished (--until)", step.id),
+                    ));
+                }
+                continue;
+            }
             match self.interrupted() {
                 Some(Stop::Rollback(reason)) => {
                     result = Some(
@@ -382,6 +514,127 @@ impl Executor {
         })
     }
 
+    async fn start(&self, steps: &[crate::runbook::format::Step]) -> Result<()> {
+        let plan = self.plan.clone();
+        let now = chrono::Utc::now();
+        let window_end = plan.rb.window.as_ref().and_then(|w| {
+            let start = w
+                .start
+                .as_deref()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .map(|d| d.to_utc())
+                .unwrap_or(now);
+            match (&w.end, &w.duration) {
+                (Some(e), _) => chrono::DateTime::parse_from_rfc3339(e)
+                    .ok()
+                    .map(|d| d.to_utc()),
+                (None, Some(d)) => parse_duration(d)
+                    .and_then(|d| chrono::Duration::from_std(d).ok())
+                    .map(|d| start + d),
+                _ => None,
+            }
+        });
+        self.emit(Event::RunStarted {
+            run_id: self.run_id.clone(),
+            mode: self.opts.mode,
+            runbook_path: plan.path.display().to_string(),
+            runbook_name: plan.rb.runbook.name.clone(),
+            runbook_sha256: plan.sha256.clone(),
+            steps: steps
+                .iter()
+                .map(|s| StepInfo {
+                    id: s.id.clone(),
+                    kind: s.kind,
+                    title: if s.title.is_empty() {
+                        s.id.clone()
+                    } else {
+                        s.title.clone()
+                    },
+                    planned_secs: s
+                        .planned
+                        .as_deref()
+                        .and_then(parse_duration)
+                        .map(|d| d.as_secs()),
+                })
+                .collect(),
+            vars: plan
+                .vars
+                .iter()
+                .map(|(k, v)| (k.clone(), crate::db::redact_url(v)))
+                .collect(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            artifacts_dir: self.run_dir.display().to_string(),
+            environments: plan
+                .envs
+                .values()
+                .map(|e| EnvInfo {
+                    name: e.name.clone(),
+                    display: display_env(e),
+                    production: e.production,
+                })
+                .collect(),
+            window_end: window_end.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        })
+        .await?;
+
+        Ok(())
+    }
+
+    /// Show the console where the run stood, then journal that it goes on.
+    async fn resumed(&self) -> Result<()> {
+        if self.opts.interactive
+            && let Some(tx) = &self.records_tx
+        {
+            for r in &self.prior {
+                // An earlier stop (at a gate, after --until) is not the end of this run.
+                if !matches!(r.event, Event::RunFinished { .. }) {
+                    let _ = tx.send(r.clone()).await;
+                }
+            }
+        }
+        self.emit(Event::RunResumed {
+            runbook_sha256: self.plan.sha256.clone(),
+            completed: self.completed_steps().into_iter().collect(),
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Steps the resumed run finished; they are not run again.
+    fn completed_steps(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in &self.prior {
+            if let Event::StepFinished { step, status, .. } = &r.event
+                && matches!(
+                    status,
+                    StepStatus::Passed | StepStatus::Warned | StepStatus::Skipped
+                )
+                && !out.contains(step)
+            {
+                out.push(step.clone());
+            }
+        }
+        out
+    }
+
+    /// A rollback the interruption cut short: it is finished first.
+    fn unfinished_rollback(&self) -> Option<String> {
+        let mut open = None;
+        for r in &self.prior {
+            match &r.event {
+                Event::RollbackStarted { reason } => open = Some(reason.clone()),
+                Event::RollbackFinished { .. } => open = None,
+                _ => {}
+            }
+        }
+        open
+    }
+
+    /// Whether the resumed run's journal already holds this effect (done before the crash).
+    fn prior_has(&self, f: impl Fn(&Event) -> bool) -> bool {
+        self.prior.iter().any(|r| f(&r.event))
+    }
+
     fn env(&self, name: &str) -> Result<&crate::runbook::ResolvedEnv> {
         self.plan
             .env(name)
@@ -403,6 +656,19 @@ impl Executor {
     }
 
     async fn backup(&mut self, env: &str) -> Result<StepDone, Stop> {
+        // Never a second backup in one run: after the load began it would hold loaded rows.
+        if let Some(b) = &self.backup
+            && self.prior_has(|e| matches!(e, Event::BackupTaken { env: x, .. } if x == env))
+        {
+            return done(
+                StepStatus::Passed,
+                format!(
+                    "taken before the interruption: {} (sha256 {}…)",
+                    b.path.display(),
+                    &b.sha256[..12]
+                ),
+            );
+        }
         let e = self.env(env)?.clone();
         // Users go first: a write between the backup and the load would be lost by a rollback.
         let closed = admin::close_to_users(&e).await?;
@@ -438,6 +704,10 @@ impl Executor {
     }
 
     async fn freeze(&mut self, env: &str) -> Result<StepDone, Stop> {
+        // Freezing twice would record the already-revoked privileges as the ones to give back.
+        if self.prior_has(|e| matches!(e, Event::FreezeApplied { env: x, .. } if x == env)) {
+            return done(StepStatus::Passed, "applied before the interruption");
+        }
         let (fz, watermark) = match self.plan.env(env) {
             None => (
                 Freeze {
@@ -504,6 +774,10 @@ impl Executor {
     }
 
     async fn extract(&mut self, env: &str) -> Result<StepDone, Stop> {
+        // Resuming checked the recorded files are unchanged.
+        if self.prior_has(|e| matches!(e, Event::ExtractRecorded { .. })) {
+            return done(StepStatus::Passed, "recorded before the interruption");
+        }
         let mut files = Vec::new();
         let manifest = self.run_dir.join("extract").join("manifest.json");
         std::fs::create_dir_all(manifest.parent().unwrap_or(&self.run_dir))
@@ -599,9 +873,10 @@ impl Executor {
             let e = &plan.rb.entities[n];
             tables.insert(e.target.table.clone(), e.map.keys().cloned().collect());
         }
+        let reset = phase == Phase::DryRun && target.reset;
         let prepared = async {
             let note = db.ensure_schema(&plan.rb.schema, &tables).await?;
-            if phase == Phase::DryRun && target.reset {
+            if reset {
                 let children_first: Vec<String> = plan
                     .order
                     .iter()
@@ -697,6 +972,12 @@ impl Executor {
                     })
                     .collect(),
                 expected_rows: f.rows,
+                // A reset dry run starts over; anything else continues after its checkpoint.
+                resume: if reset {
+                    None
+                } else {
+                    checkpoint(&records, phase, n)
+                },
             };
             let reject_file = job.reject_path.display().to_string();
             self.emit(Event::EntityStarted {
@@ -712,12 +993,20 @@ impl Executor {
                 phase,
                 entity: n.clone(),
             };
-            let res = run_entity(job, &sink, &self.ch.progress, &obs).await;
+            let res = run_entity(job, &sink, &self.progress, &obs).await;
             let res = match res {
                 Ok(r) => r,
                 Err(err) => {
                     db.close().await;
-                    return Err(Stop::Failed(err));
+                    return Err(match err.downcast_ref::<Halt>() {
+                        Some(Halt::Rollback(reason)) => Stop::Rollback(reason.clone()),
+                        Some(Halt::Abort) => Stop::Outcome(
+                            Outcome::Failed,
+                            exit::INTERRUPTED,
+                            "interrupted by the operator between two batches".into(),
+                        ),
+                        None => Stop::Failed(err),
+                    });
                 }
             };
             lines.push(format!(
@@ -877,7 +1166,21 @@ impl Executor {
             evidence_sha256: evidence_sha256.clone(),
         })
         .await?;
-        let mut gos: Vec<(String, String)> = Vec::new();
+        // GOs given on this same evidence before an interruption still count.
+        let mut gos: Vec<(String, String)> = records[last_validate.unwrap_or(0)..]
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::SignOffRecorded {
+                    gate: g,
+                    name,
+                    role,
+                    decision: Decision::Go,
+                    evidence_sha256: ev,
+                    ..
+                } if g == gate && *ev == evidence_sha256 => Some((name.clone(), role.clone())),
+                _ => None,
+            })
+            .collect();
         loop {
             let names: HashSet<&str> = gos.iter().map(|(n, _)| n.as_str()).collect();
             let roles_ok = g
@@ -899,9 +1202,14 @@ impl Executor {
             }
             let next = if self.offered < self.opts.sign_offs.len() {
                 self.offered += 1;
-                Some(self.opts.sign_offs[self.offered - 1].clone())
+                let s = self.opts.sign_offs[self.offered - 1].clone();
+                if s.decision == Decision::Go && gos.iter().any(|(n, _)| *n == s.name) {
+                    continue; // already signed before the interruption
+                }
+                Some(s)
             } else if self.opts.interactive {
-                match self.ch.commands.recv().await {
+                let cmd = self.commands.lock().await.recv().await;
+                match cmd {
                     Some(Command::SignOff(s)) => Some(s),
                     Some(Command::Rollback { reason }) => return Err(Stop::Rollback(reason)),
                     Some(Command::Abort) | None => {
@@ -1018,6 +1326,14 @@ impl Executor {
 
     async fn command(&mut self, step: &crate::runbook::format::Step) -> Result<StepDone, Stop> {
         let cmd = step.run.clone().context("command step without run")?;
+        if self.prior_has(
+            |e| matches!(e, Event::CommandRan { step: x, exit_code: Some(0), .. } if *x == step.id),
+        ) {
+            return done(
+                StepStatus::Passed,
+                format!("`{cmd}` succeeded before the interruption"),
+            );
+        }
         let timeout = step
             .timeout
             .as_deref()
@@ -1141,7 +1457,15 @@ impl BatchObserver for Checkpoints<'_> {
             last_line,
             refused,
         };
-        async move { self.exec.emit(ev).await.map(|_| ()) }
+        async move {
+            self.exec.emit(ev).await?;
+            // The batch is committed and journaled: a safe point to stop at.
+            match self.exec.interrupted() {
+                Some(Stop::Rollback(reason)) => Err(Halt::Rollback(reason).into()),
+                Some(_) => Err(Halt::Abort.into()),
+                None => Ok(()),
+            }
+        }
     }
 
     fn retrying(&self, r: Retry) -> impl std::future::Future<Output = Result<()>> + Send {
@@ -1163,6 +1487,87 @@ impl BatchObserver for Checkpoints<'_> {
         };
         async move { self.exec.emit(ev).await.map(|_| ()) }
     }
+}
+
+/// The journal of the newest `run` (not rehearsal) of this runbook, if any.
+pub async fn latest_run(journal: &Journal, plan: &Plan) -> Result<Option<Vec<Record>>> {
+    let starts = journal.run_starts().await?;
+    let Some(run_id) = starts.iter().rev().find_map(|r| match &r.event {
+        Event::RunStarted {
+            run_id,
+            mode: RunMode::Run,
+            runbook_name,
+            ..
+        } if *runbook_name == plan.rb.runbook.name => Some(run_id.clone()),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    Ok(Some(journal.run_records(&run_id).await?))
+}
+
+/// How a run's journal ends, for deciding what `run` and `rollback` may do with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Killed, cut off, stopped at a gate, after --until or by Ctrl-C: `run` continues it.
+    Resumable,
+    /// Ended for good (completed, rolled back, failed, NO-GO).
+    Ended(Outcome),
+}
+
+pub fn run_state(records: &[Record]) -> RunState {
+    match records.iter().rev().find_map(|r| match &r.event {
+        Event::RunFinished {
+            outcome, exit_code, ..
+        } => Some((*outcome, *exit_code)),
+        _ => None,
+    }) {
+        None => RunState::Resumable,
+        Some((Outcome::WaitingAtGate | Outcome::StoppedAfterStep, _)) => RunState::Resumable,
+        Some((Outcome::Failed, exit::INTERRUPTED)) => RunState::Resumable,
+        Some((o, _)) => RunState::Ended(o),
+    }
+}
+
+/// Whether production may hold rows of this run that no rollback has taken back out.
+pub fn production_touched(records: &[Record]) -> bool {
+    let mut touched = false;
+    for r in records {
+        match &r.event {
+            Event::EntityStarted {
+                phase: Phase::Load, ..
+            } => touched = true,
+            Event::RollbackFinished { ok: true, .. } => touched = false,
+            _ => {}
+        }
+    }
+    touched
+}
+
+/// Where an interrupted load of `entity` stands, from the batches the journal holds.
+fn checkpoint(records: &[Record], phase: Phase, entity: &str) -> Option<ResumeFrom> {
+    let mut at: Option<ResumeFrom> = None;
+    for r in records {
+        if let Event::BatchCommitted {
+            phase: p,
+            entity: e,
+            rows,
+            last_line,
+            refused,
+            ..
+        } = &r.event
+            && *p == phase
+            && e == entity
+        {
+            let c = at.get_or_insert_with(ResumeFrom::default);
+            c.batches += 1;
+            c.loaded += rows;
+            c.last_line = c.last_line.max(*last_line);
+            c.refused
+                .extend(refused.iter().map(|x| (x.line, x.message.clone())));
+        }
+    }
+    at
 }
 
 /// An error and its causes on one line, each cause once: sqlx's database errors repeat

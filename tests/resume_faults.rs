@@ -1,0 +1,408 @@
+//! Crash and resume: the shipped binary is killed (SIGKILL, via `CUTOVER_FAULT`) at ten
+//! points of the reference cutover, then `cutover run` is started again on the same
+//! runbook. Each resumed run must leave production with the same per-table checksums, and
+//! the same reject files, as a run that was never interrupted.
+
+mod common;
+use common::*;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use cutover::db::Db;
+use cutover::journal::Journal;
+use cutover::journal::events::{Event, Record};
+use cutover::runbook::ResolvedEnv;
+
+/// A legacy SQLite system, empty staging and production, and the reference runbook with
+/// small batches so the loads have many checkpoints.
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+impl Site {
+    fn new() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let rb = std::fs::read_to_string(tms())
+            .unwrap()
+            .replace("batch_size = 1000", "batch_size = 200");
+        std::fs::write(dir.path().join("tms.toml"), rb).unwrap();
+        let opts = cutover::demo::GenOptions {
+            customers: 400,
+            vehicles: 120,
+            drivers: 80,
+            invoices: 1_000,
+            ..cutover::demo::GenOptions::demo()
+        };
+        block_on(cutover::demo::write_legacy_sqlite(
+            &dir.path().join("legacy.db"),
+            &opts,
+        ))
+        .unwrap();
+        Site { dir }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn run(&self, fault: Option<&str>) -> Output {
+        let url = |f: &str| format!("sqlite://{}", self.path(f).display());
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run")
+            .arg(self.path("tms.toml"))
+            .arg("--headless")
+            .args(["--var", &format!("legacy_url={}", url("legacy.db"))])
+            .args(["--var", &format!("staging_url={}", url("staging.db"))])
+            .args(["--var", &format!("production_url={}", url("production.db"))])
+            .args([
+                "--var",
+                &format!("backup_dir={}", self.path("backups").display()),
+            ])
+            .args(GO)
+            .env_remove("CUTOVER_JOURNAL")
+            .env_remove("CUTOVER_FAULT");
+        if let Some(f) = fault {
+            cmd.env("CUTOVER_FAULT", f);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn records(&self) -> Vec<Record> {
+        block_on(async {
+            let j = Journal::open_path(&self.path(".cutover/journal.db"))
+                .await
+                .unwrap();
+            let id = j.last_run_id().await.unwrap().unwrap();
+            j.run_records(&id).await.unwrap()
+        })
+    }
+
+    /// Rows and a content checksum per production table.
+    fn production(&self) -> BTreeMap<String, String> {
+        block_on(async {
+            let env = ResolvedEnv {
+                name: "production".into(),
+                url: format!("sqlite://{}", self.path("production.db").display()),
+                password: None,
+                production: true,
+                reset: false,
+                app_users: vec![],
+            };
+            let db = Db::connect(&env).await.unwrap();
+            let s = db.snapshot().await.unwrap();
+            db.close().await;
+            s
+        })
+    }
+
+    /// The load's reject files by name, with their content.
+    fn load_rejects(&self) -> BTreeMap<String, String> {
+        let run_dir = self.records().iter().find_map(|r| match &r.event {
+            Event::RunStarted { artifacts_dir, .. } => Some(PathBuf::from(artifacts_dir)),
+            _ => None,
+        });
+        let dir = run_dir.unwrap().join("rejects/load");
+        std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|f| {
+                let f = f.unwrap();
+                (
+                    f.file_name().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(f.path()).unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+struct Reference {
+    production: BTreeMap<String, String>,
+    rejects: BTreeMap<String, String>,
+    load_rows: u64,
+}
+
+/// Production, rejects and journaled load batches of one uninterrupted run, computed once.
+fn reference() -> &'static Reference {
+    static REF: OnceLock<Reference> = OnceLock::new();
+    REF.get_or_init(|| {
+        let site = Site::new();
+        let out = site.run(None);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        Reference {
+            production: site.production(),
+            rejects: site.load_rejects(),
+            load_rows: load_rows(&site.records()),
+        }
+    })
+}
+
+/// Rows of every load batch the journal holds as committed.
+fn load_rows(records: &[Record]) -> u64 {
+    records
+        .iter()
+        .map(|r| match &r.event {
+            Event::BatchCommitted {
+                phase: cutover::journal::events::Phase::Load,
+                rows,
+                ..
+            } => *rows,
+            _ => 0,
+        })
+        .sum()
+}
+
+fn count(records: &[Record], kind: &str) -> usize {
+    records.iter().filter(|r| r.event.kind() == kind).count()
+}
+
+fn kill_and_resume(fault: &str) {
+    let site = Site::new();
+    let killed = site.run(Some(fault));
+    assert_eq!(
+        killed.status.code(),
+        None,
+        "the run should have been killed at {fault}; stderr:\n{}",
+        stderr(&killed)
+    );
+    let resumed = site.run(None);
+    assert_eq!(
+        code(&resumed),
+        0,
+        "resume after {fault}:\n{}",
+        stderr(&resumed)
+    );
+    assert!(
+        stderr(&resumed).contains("resuming run"),
+        "{}",
+        stderr(&resumed)
+    );
+    let recs = site.records();
+    // One run, resumed once; the backup was never taken twice.
+    assert_eq!(count(&recs, "run_started"), 1);
+    assert_eq!(count(&recs, "run_resumed"), 1);
+    assert_eq!(
+        count(&recs, "backup_taken"),
+        1,
+        "a second backup after {fault}"
+    );
+    assert_eq!(count(&recs, "freeze_applied"), 1);
+    let reference = reference();
+    assert_eq!(
+        site.production(),
+        reference.production,
+        "production after a kill at {fault} differs from an uninterrupted run"
+    );
+    assert_eq!(
+        site.load_rejects(),
+        reference.rejects,
+        "reject files after {fault}"
+    );
+    // The resumed load continued from its checkpoint: no committed batch was written twice.
+    assert_eq!(load_rows(&recs), reference.load_rows, "after {fault}");
+}
+
+#[test]
+fn killed_after_the_backup_is_taken() {
+    kill_and_resume("after:backup_taken:kill");
+}
+
+#[test]
+fn killed_after_the_freeze() {
+    kill_and_resume("after:freeze_applied:kill");
+}
+
+#[test]
+fn killed_after_the_extract() {
+    kill_and_resume("after:extract_recorded:kill");
+}
+
+#[test]
+fn killed_in_the_dry_run() {
+    kill_and_resume("after:batch_committed.dry_run#4:kill");
+}
+
+#[test]
+fn killed_during_validate() {
+    kill_and_resume("after:check_recorded.validate#3:kill");
+}
+
+#[test]
+fn killed_between_two_sign_offs() {
+    kill_and_resume("after:sign_off_recorded#1:kill");
+}
+
+#[test]
+fn killed_after_a_load_batch_is_journaled() {
+    kill_and_resume("after:batch_committed.load#3:kill");
+}
+
+#[test]
+fn killed_after_a_load_batch_commits_but_before_the_journal_knows() {
+    // The batch is in production but not journaled: the resumed load writes it again,
+    // and the upsert on the key keeps it from being duplicated.
+    kill_and_resume("before:batch_committed.load#6:kill");
+}
+
+#[test]
+fn killed_between_two_entities_of_the_load() {
+    kill_and_resume("after:entity_finished.load#2:kill");
+}
+
+#[test]
+fn killed_during_verify() {
+    kill_and_resume("after:check_recorded.verify#4:kill");
+}
+
+#[test]
+fn killed_before_unfreeze_finishes() {
+    kill_and_resume("after:step_started.unfreeze:kill");
+}
+
+#[test]
+fn a_changed_extract_refuses_the_resume() {
+    let site = Site::new();
+    let killed = site.run(Some("after:batch_committed.load#2:kill"));
+    assert_eq!(killed.status.code(), None, "{}", stderr(&killed));
+    let extract = site.records().iter().find_map(|r| match &r.event {
+        Event::ExtractRecorded { files, .. } => Some(PathBuf::from(&files[0].path)),
+        _ => None,
+    });
+    let extract = extract.unwrap();
+    let mut text = std::fs::read_to_string(&extract).unwrap();
+    text.push('\n');
+    std::fs::write(&extract, text).unwrap();
+    let out = site.run(None);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("cannot be resumed"), "{err}");
+    assert!(err.contains(&extract.display().to_string()), "{err}");
+    assert!(err.contains("changed since the run began"), "{err}");
+    // Nothing more was written for that run.
+    assert!(
+        !site
+            .records()
+            .iter()
+            .any(|r| r.event.kind() == "run_resumed")
+    );
+}
+
+#[test]
+fn a_changed_runbook_refuses_the_resume_and_fresh_is_refused_while_production_is_loaded() {
+    let site = Site::new();
+    let killed = site.run(Some("after:batch_committed.load#2:kill"));
+    assert_eq!(killed.status.code(), None, "{}", stderr(&killed));
+    let rb = site.path("tms.toml");
+    let text = std::fs::read_to_string(&rb).unwrap();
+    std::fs::write(&rb, text.replace("batch_size = 200", "batch_size = 300")).unwrap();
+    let out = site.run(None);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the runbook")
+            && stderr(&out).contains("changed since the run began"),
+        "{}",
+        stderr(&out)
+    );
+    // A new run over a half-loaded production would back that state up: refused.
+    let fresh = Command::new(BIN)
+        .args(["run", rb.to_str().unwrap(), "--headless", "--fresh"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&fresh), 2, "{}", stderr(&fresh));
+    assert!(
+        stderr(&fresh).contains("cutover rollback"),
+        "{}",
+        stderr(&fresh)
+    );
+}
+
+/// The pre-cutover snapshot the run journaled with its backup.
+fn backup_snapshot(records: &[Record]) -> BTreeMap<String, String> {
+    records
+        .iter()
+        .find_map(|r| match &r.event {
+            Event::BackupTaken { snapshot, .. } => Some(snapshot.clone()),
+            _ => None,
+        })
+        .expect("a backup in the journal")
+}
+
+#[test]
+fn a_rollback_cut_short_is_finished_by_the_next_run() {
+    let site = Site::new();
+    // A step after the load fails, so the rollback plan starts; the kill lands inside it.
+    let rb = site.path("tms.toml");
+    let text = std::fs::read_to_string(&rb).unwrap().replace(
+        "[[steps]]\nid = \"verify\"",
+        "[[steps]]\nid = \"smoke_test\"\nkind = \"command\"\nrun = \"exit 3\"\n\n[[steps]]\nid = \"verify\"",
+    );
+    assert!(
+        text.contains("smoke_test"),
+        "the runbook's verify step moved"
+    );
+    std::fs::write(&rb, text).unwrap();
+    let killed = site.run(Some("after:rollback_started:kill"));
+    assert_eq!(killed.status.code(), None, "{}", stderr(&killed));
+    let out = site.run(None);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    let recs = site.records();
+    assert_eq!(count(&recs, "rollback_finished"), 1);
+    assert!(
+        recs.iter()
+            .any(|r| matches!(&r.event, Event::RollbackFinished { ok: true, .. }))
+    );
+    assert_eq!(site.production(), backup_snapshot(&recs));
+}
+
+#[test]
+fn cutover_rollback_restores_a_half_loaded_production_by_hand() {
+    let site = Site::new();
+    let killed = site.run(Some("after:batch_committed.load#3:kill"));
+    assert_eq!(killed.status.code(), None, "{}", stderr(&killed));
+    assert_ne!(site.production(), backup_snapshot(&site.records()));
+    let rollback = |confirm: &str| {
+        Command::new(BIN)
+            .arg("rollback")
+            .arg(site.path("tms.toml"))
+            .args(["--confirm", confirm, "--reason", "window too short"])
+            .args([
+                "--var",
+                &format!(
+                    "production_url=sqlite://{}",
+                    site.path("production.db").display()
+                ),
+            ])
+            .args([
+                "--var",
+                &format!("legacy_url=sqlite://{}", site.path("legacy.db").display()),
+            ])
+            .output()
+            .unwrap()
+    };
+    // The typed confirmation is the production database's name.
+    let wrong = rollback("staging.db");
+    assert_eq!(code(&wrong), 2, "{}", stderr(&wrong));
+    assert!(stderr(&wrong).contains("is not the production database's name"));
+    let out = rollback("production.db");
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    let recs = site.records();
+    assert!(recs.iter().any(|r| matches!(
+        &r.event,
+        Event::RollbackStarted { reason } if reason.contains("window too short")
+    )));
+    assert_eq!(site.production(), backup_snapshot(&recs));
+    // That run is over: the next `run` starts a new one instead of resuming it.
+    let next = site.run(None);
+    assert_eq!(code(&next), 0, "{}", stderr(&next));
+    assert!(!stderr(&next).contains("resuming run"));
+}
