@@ -109,8 +109,12 @@ pub fn summary(records: &[Record]) -> Value {
                 sign_offs.push(json!({"gate": gate, "name": name, "role": role, "decision": decision, "comment": comment,
                     "evidence_sha256": evidence_sha256, "at": r.ts}));
             }
+            Event::RollbackStarted { reason } => {
+                rollback = json!({"reason": reason, "started": r.ts});
+            }
             Event::RollbackFinished { ok, message } => {
-                rollback = json!({"ok": ok, "message": message})
+                rollback["ok"] = json!(ok);
+                rollback["message"] = json!(message);
             }
             Event::RunFinished {
                 outcome: o,

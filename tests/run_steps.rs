@@ -373,3 +373,51 @@ fn bad_flags_are_invalid_input() {
         "a password never reaches the terminal"
     );
 }
+
+/// A second gate after verify ("keep the new system?"): a NO-GO there comes after the
+/// production load started, so the rollback plan runs and production is as before.
+#[test]
+fn no_go_after_the_load_rolls_production_back() {
+    let s = Scratch::with_fixture("small");
+    let text = std::fs::read_to_string(tms())
+        .unwrap()
+        .replace("../assets/sample-extract", "extract")
+        .replace(
+            "[[steps]]\nid = \"backup\"",
+            "[gates.keep]\ntitle = \"Keep the new system?\"\nquorum = 1\nroles = [\"migration_lead\"]\n\n[[steps]]\nid = \"backup\"",
+        )
+        .replace(
+            "[[steps]]\nid = \"unfreeze\"",
+            "[[steps]]\nid = \"keep\"\nkind = \"sign_off\"\ngate = \"keep\"\n\n[[steps]]\nid = \"unfreeze\"",
+        );
+    assert!(text.contains("gate = \"keep\""));
+    let rb = s.path("tms.toml");
+    std::fs::write(&rb, text).unwrap();
+    let mut args = vec!["run", "--json"];
+    args.extend(GO);
+    args.extend([
+        "--sign-off",
+        "Ann Lee|migration_lead|no-go|users report wrong balances",
+    ]);
+    let out = s.cutover(&args, &rb);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    let j = json(&out);
+    assert_eq!(j["outcome"], "rolled_back");
+    assert_eq!(j["rollback"]["ok"], true);
+    assert!(
+        j["rollback"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("NO-GO by Ann Lee (migration_lead): users report wrong balances"),
+        "{}",
+        j["rollback"]
+    );
+    // Production was empty before: the restore leaves none of the loaded rows.
+    assert_eq!(
+        sqlite(
+            &s.path("production.db"),
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'account_move'"
+        ),
+        "0"
+    );
+}
