@@ -24,6 +24,7 @@ Exit codes:
   4    waiting at a gate (not enough GO sign-offs given)
   5    NO-GO recorded at a gate
   6    rolled back (production restored from the backup and verified)
+  7    the cutover window ran out (headless): `cutover rollback`, or `cutover run` to go on
   130  interrupted (Ctrl-C); `cutover run` resumes it";
 
 #[derive(Parser)]
@@ -127,6 +128,11 @@ struct CommonRun {
     /// that run's load is in production and not rolled back).
     #[arg(long)]
     fresh: bool,
+    /// Once the cutover window has run out: `ask` (the console proposes the rollback;
+    /// headless it means `stop`), `stop` (exit 7 at the next safe point), `rollback`
+    /// (confirmed in advance) or `continue`.
+    #[arg(long, value_enum, default_value = "ask", value_name = "WHAT")]
+    on_window_exceeded: cutover::steps::OnWindowExceeded,
 }
 
 #[derive(Args)]
@@ -390,6 +396,7 @@ async fn execute(
         sign_offs,
         interactive: !headless,
         artifacts: c.artifacts.clone(),
+        on_window_exceeded: c.on_window_exceeded,
     };
     let exec = match prior {
         None => Executor::new(plan, journal.clone(), &journal_dir, channels, opts),
@@ -544,6 +551,7 @@ async fn rollback(
             sign_offs: Vec::new(),
             interactive: false,
             artifacts: None,
+            on_window_exceeded: cutover::steps::OnWindowExceeded::Continue,
         },
         records,
     ) {

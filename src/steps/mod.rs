@@ -34,6 +34,8 @@ pub mod exit {
     pub const WAITING_AT_GATE: i32 = 4;
     pub const NO_GO: i32 = 5;
     pub const ROLLED_BACK: i32 = 6;
+    /// The cutover window ran out; stopped at a safe point for the operator to decide.
+    pub const WINDOW_EXCEEDED: i32 = 7;
     pub const INTERRUPTED: i32 = 130;
 }
 
@@ -46,6 +48,22 @@ pub struct RunOptions {
     /// A person is at the console: wait at gates instead of stopping.
     pub interactive: bool,
     pub artifacts: Option<PathBuf>,
+    /// What a run without a console does once the window has run out.
+    pub on_window_exceeded: OnWindowExceeded,
+}
+
+/// Once the cutover window has run out the rollback is proposed; somebody must decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OnWindowExceeded {
+    /// The console asks (the default with a console); headless: the same as `stop`.
+    #[default]
+    Ask,
+    /// Stop at the next safe point (exit 7); `cutover rollback` or `cutover run` decides.
+    Stop,
+    /// The operator confirmed in advance: run the rollback plan at the next safe point.
+    Rollback,
+    /// Carry on past the window (e.g. the business extended it).
+    Continue,
 }
 
 /// Why a run cannot be resumed (printed as is; exit code 2).
@@ -61,6 +79,8 @@ enum Halt {
     Abort,
     #[error("rollback asked by the operator: {0}")]
     Rollback(String),
+    #[error("{0}")]
+    Window(String),
 }
 
 pub struct Channels {
@@ -470,6 +490,7 @@ impl Executor {
                         if outcome == Outcome::RolledBack
                             || self.load_started
                                 && code != exit::INTERRUPTED
+                                && code != exit::WINDOW_EXCEEDED
                                 && matches!(
                                     outcome,
                                     Outcome::Failed | Outcome::ValidationFailed | Outcome::NoGo
@@ -1005,6 +1026,9 @@ impl Executor {
                             exit::INTERRUPTED,
                             "interrupted by the operator between two batches".into(),
                         ),
+                        Some(Halt::Window(m)) => {
+                            Stop::Outcome(Outcome::Failed, exit::WINDOW_EXCEEDED, m.clone())
+                        }
                         None => Stop::Failed(err),
                     });
                 }
@@ -1404,23 +1428,26 @@ impl Executor {
     async fn do_rollback(&mut self) -> Result<String> {
         let plan = self.plan.clone();
         let mut notes = Vec::new();
-        if plan.rb.rollback.restore_backup {
-            let backup = self
-                .backup
-                .clone()
-                .context("no backup was taken in this run; restore production by hand")?;
-            let prod = plan
-                .envs
-                .values()
-                .find(|e| e.production)
-                .cloned()
-                .context("no environment is marked production")?;
-            notes.push(format!(
-                "production {}",
-                admin::restore_and_verify(&prod, &backup).await?
-            ));
-            // Back as it was before the cutover, users included.
-            notes.push(admin::open_to_users(&prod).await?);
+        let prod = plan.envs.values().find(|e| e.production).cloned();
+        match (&self.backup, plan.rb.rollback.restore_backup, prod) {
+            (Some(backup), true, Some(prod)) => {
+                notes.push(format!(
+                    "production {}",
+                    admin::restore_and_verify(&prod, backup).await?
+                ));
+                // Back as it was before the cutover, users included.
+                notes.push(admin::open_to_users(&prod).await?);
+            }
+            (None, true, Some(prod)) if !self.load_started => {
+                // Stopped before the backup step: nothing was written to production.
+                notes.push("production untouched (stopped before its backup)".into());
+                notes.push(admin::open_to_users(&prod).await?);
+            }
+            (None, true, _) => {
+                anyhow::bail!("no backup was taken in this run; restore production by hand")
+            }
+            (_, true, None) => anyhow::bail!("no environment is marked production"),
+            (_, false, _) => {}
         }
         if plan.rb.rollback.reopen_legacy
             && let Some((name, fz)) = self.frozen.clone()
@@ -1524,7 +1551,7 @@ pub fn run_state(records: &[Record]) -> RunState {
     }) {
         None => RunState::Resumable,
         Some((Outcome::WaitingAtGate | Outcome::StoppedAfterStep, _)) => RunState::Resumable,
-        Some((Outcome::Failed, exit::INTERRUPTED)) => RunState::Resumable,
+        Some((Outcome::Failed, exit::INTERRUPTED | exit::WINDOW_EXCEEDED)) => RunState::Resumable,
         Some((o, _)) => RunState::Ended(o),
     }
 }
