@@ -235,6 +235,7 @@ impl Executor {
                     name: e.name.clone(),
                     display: display_env(e),
                     production: e.production,
+                    database: crate::db::database_name(e),
                 })
                 .collect(),
             window_end: window_end.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
