@@ -21,3 +21,4 @@ pub mod steps;
 #[doc(hidden)]
 pub mod testdb;
 pub mod tui;
+pub mod window;

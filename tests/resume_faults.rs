@@ -406,3 +406,126 @@ fn cutover_rollback_restores_a_half_loaded_production_by_hand() {
     assert_eq!(code(&next), 0, "{}", stderr(&next));
     assert!(!stderr(&next).contains("resuming run"));
 }
+
+// ---------------------------------------------------------------- the cutover window
+
+impl Site {
+    /// Production as it is before the cutover: the schema and one partner of its own.
+    fn production_with_a_row_of_its_own(&self) -> BTreeMap<String, String> {
+        let text = std::fs::read_to_string(tms()).unwrap();
+        let ddl = text.split("sqlite = \"\"\"").nth(1).unwrap();
+        let ddl = ddl.split("\"\"\"").next().unwrap();
+        let prod = self.path("production.db");
+        sqlite(&prod, ddl);
+        sqlite(
+            &prod,
+            "INSERT INTO res_partner (ref, name) VALUES ('EXISTING', 'Already in the new system')",
+        );
+        self.production()
+    }
+
+    /// The runbook with a window of `secs` seconds from the start of the run.
+    fn window_of(&self, secs: u32) {
+        let rb = self.path("tms.toml");
+        let text = std::fs::read_to_string(&rb).unwrap();
+        let text = text.replace("duration = \"48h\"", &format!("duration = \"{secs}s\""));
+        assert!(text.contains(&format!("duration = \"{secs}s\"")));
+        std::fs::write(&rb, text).unwrap();
+    }
+
+    fn run_with(&self, fault: Option<&str>, extra: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        let url = |f: &str| format!("sqlite://{}", self.path(f).display());
+        cmd.arg("run")
+            .arg(self.path("tms.toml"))
+            .arg("--headless")
+            .args(["--var", &format!("legacy_url={}", url("legacy.db"))])
+            .args(["--var", &format!("staging_url={}", url("staging.db"))])
+            .args(["--var", &format!("production_url={}", url("production.db"))])
+            .args([
+                "--var",
+                &format!("backup_dir={}", self.path("backups").display()),
+            ])
+            .args(GO)
+            .args(extra)
+            .env_remove("CUTOVER_JOURNAL")
+            .env_remove("CUTOVER_FAULT");
+        if let Some(f) = fault {
+            cmd.env("CUTOVER_FAULT", f);
+        }
+        cmd.output().unwrap()
+    }
+}
+
+/// The load is held up (a pause after its second batch) until the 6-second window is over.
+const HOLD_UP_THE_LOAD: &str = "after:batch_committed.load#2:pause=7s";
+
+fn position(records: &[Record], kind: &str) -> usize {
+    records
+        .iter()
+        .position(|r| r.event.kind() == kind)
+        .unwrap_or_else(|| panic!("no {kind} in the journal"))
+}
+
+#[test]
+fn the_window_runs_out_during_the_load_and_the_confirmed_rollback_restores_production() {
+    let site = Site::new();
+    let before = site.production_with_a_row_of_its_own();
+    site.window_of(6);
+    let out = site.run_with(
+        Some(HOLD_UP_THE_LOAD),
+        &["--on-window-exceeded", "rollback"],
+    );
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    let recs = site.records();
+    // The planned step times never fitted in six seconds: warned first, then exceeded
+    // during the load, then the rollback.
+    assert!(position(&recs, "forecast_basis") < position(&recs, "window_warning"));
+    assert!(position(&recs, "window_warning") < position(&recs, "window_exceeded"));
+    assert!(position(&recs, "entity_started") < position(&recs, "window_exceeded"));
+    assert!(position(&recs, "window_exceeded") < position(&recs, "rollback_started"));
+    assert!(recs.iter().any(|r| matches!(
+        &r.event,
+        Event::RollbackFinished { ok: true, message } if message.contains("verified equal")
+    )));
+    assert_eq!(site.production(), before);
+    assert_eq!(backup_snapshot(&recs), before);
+}
+
+#[test]
+fn headless_the_window_stops_the_run_and_the_operator_rolls_back_by_hand() {
+    let site = Site::new();
+    let before = site.production_with_a_row_of_its_own();
+    site.window_of(6);
+    let out = site.run_with(Some(HOLD_UP_THE_LOAD), &[]);
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    assert!(stderr(&out).contains("cutover rollback"), "{}", stderr(&out));
+    // Stopped mid-load, nothing rolled back without the operator.
+    assert_ne!(site.production(), before);
+    let out = Command::new(BIN)
+        .arg("rollback")
+        .arg(site.path("tms.toml"))
+        .args(["--confirm", "production.db", "--reason", "window exceeded"])
+        .args([
+            "--var",
+            &format!(
+                "production_url=sqlite://{}",
+                site.path("production.db").display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert_eq!(site.production(), before);
+}
+
+#[test]
+fn headless_the_operator_may_go_on_past_the_window() {
+    let site = Site::new();
+    site.window_of(6);
+    let out = site.run_with(Some(HOLD_UP_THE_LOAD), &[]);
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    let out = site.run_with(None, &["--on-window-exceeded", "continue"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(site.production(), reference().production);
+}

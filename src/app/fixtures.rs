@@ -68,16 +68,19 @@ pub fn run_started() -> Event {
                 name: "legacy".into(),
                 display: "csv extracts/".into(),
                 production: false,
+                database: String::new(),
             },
             EnvInfo {
                 name: "rehearsal".into(),
                 display: "sqlite .cutover/rehearsal.db".into(),
                 production: false,
+                database: "rehearsal.db".into(),
             },
             EnvInfo {
                 name: "production".into(),
                 display: "postgres db.prod:5432/erp".into(),
                 production: true,
+                database: "erp".into(),
             },
         ],
         window_end: Some(at("23:00:00")),
@@ -500,15 +503,60 @@ pub fn app_at_gate() -> App {
 
 /// The console in the middle of the production load at 19:00.
 pub fn app_mid_load() -> App {
+    app_mid_load_with(progress_mid_load(), "19:00:00")
+}
+
+/// The console during the production load with this progress, at this time.
+pub fn app_mid_load_with(progress: ProgressSnapshot, hms: &str) -> App {
     let mut app = App::new();
     apply(&mut app, records_mid_load());
     load_rejects(&mut app);
-    update(&mut app, Action::Progress(progress_mid_load()));
-    update(
-        &mut app,
-        Action::Tick {
-            now: now("19:00:00"),
-        },
-    );
+    update(&mut app, Action::Progress(progress));
+    update(&mut app, Action::Tick { now: now(hms) });
     app
+}
+
+/// Live load progress of one entity: every row read is valid and loaded.
+pub fn load_progress(entity: &str, expected: u64, read: u64, elapsed_secs: f64) -> EntityProgress {
+    EntityProgress {
+        phase: Some(Phase::Load),
+        entity: entity.into(),
+        expected,
+        read,
+        valid: read,
+        rejected: 0,
+        loaded: read,
+        elapsed_secs,
+        done: false,
+    }
+}
+
+/// Load progress of invoices (25,000) and invoice lines (90,000): rows read so far, and
+/// seconds since each started.
+pub fn progress_load(invoices: (u64, f64), lines: (u64, f64)) -> ProgressSnapshot {
+    vec![
+        load_progress("invoices", 25_000, invoices.0, invoices.1),
+        load_progress("invoice_lines", 90_000, lines.0, lines.1),
+    ]
+}
+
+/// 19:00, the load crawling: invoice lines at 5 rows/s, so the projection overruns 23:00.
+pub fn app_overrunning() -> App {
+    app_mid_load_with(progress_load((15_000, 300.0), (1_500, 300.0)), "19:00:00")
+}
+
+/// 22:50, past the point of no return (22:45:36) with the projection overrunning.
+pub fn app_past_point_of_no_return() -> App {
+    app_mid_load_with(
+        progress_load((25_000, 14_000.0), (80_000, 14_000.0)),
+        "22:50:00",
+    )
+}
+
+/// 23:12, the window exceeded (the console has opened the rollback proposal).
+pub fn app_window_exceeded() -> App {
+    app_mid_load_with(
+        progress_load((25_000, 15_000.0), (85_000, 15_000.0)),
+        "23:12:00",
+    )
 }

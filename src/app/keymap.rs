@@ -2,6 +2,7 @@
 //! here and the help overlay is rendered from the same table, so they cannot disagree.
 
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use tui_input::InputRequest;
 use tui_input::backend::crossterm::to_input_request;
 
 use super::{Action, App, Field, Tab};
@@ -25,6 +26,8 @@ pub enum KeyContext {
     Dialog,
     /// The sign-off dialog with the Decision row focused.
     DialogDecision,
+    /// The rollback dialog, manual or proposed (unbound keys edit the focused field).
+    RollbackDialog,
 }
 
 impl KeyContext {
@@ -37,6 +40,7 @@ impl KeyContext {
             KeyContext::Help => "Help",
             KeyContext::Dialog => "Sign-off dialog",
             KeyContext::DialogDecision => "Sign-off dialog, Decision row",
+            KeyContext::RollbackDialog => "Rollback dialog",
         }
     }
 }
@@ -96,6 +100,12 @@ pub static KEYMAP: &[Binding] = &[
         context: K::Main,
         action: Action::OpenGateDialog,
         help: "sign-off dialog",
+    },
+    Binding {
+        keys: &[(Char('R'), N)],
+        context: K::Main,
+        action: Action::OpenRollbackDialog,
+        help: "rollback dialog",
     },
     Binding {
         keys: &[(Tab, N), (Right, N)],
@@ -211,6 +221,30 @@ pub static KEYMAP: &[Binding] = &[
         action: Action::ChooseDecision(Decision::NoGo),
         help: "choose NO-GO",
     },
+    Binding {
+        keys: &[(Enter, N)],
+        context: K::RollbackDialog,
+        action: Action::ConfirmRollback,
+        help: "roll back (name matches)",
+    },
+    Binding {
+        keys: &[(Esc, N)],
+        context: K::RollbackDialog,
+        action: Action::CancelRollback,
+        help: "cancel (R reopens)",
+    },
+    Binding {
+        keys: &[(Tab, N), (Down, N)],
+        context: K::RollbackDialog,
+        action: Action::RollbackSwitchField,
+        help: "next field",
+    },
+    Binding {
+        keys: &[(BackTab, N), (Up, N)],
+        context: K::RollbackDialog,
+        action: Action::RollbackSwitchField,
+        help: "previous field",
+    },
 ];
 
 /// Contexts in force for this app state, most specific first.
@@ -220,6 +254,8 @@ pub fn active_contexts(app: &App) -> Vec<KeyContext> {
         v.push(K::ConfirmQuit);
     } else if app.show_help {
         v.push(K::Help);
+    } else if app.rollback_dialog_visible() {
+        v.push(K::RollbackDialog);
     } else if app.dialog_visible() {
         if app.dialog.focus() == Field::Decision {
             v.push(K::DialogDecision);
@@ -253,11 +289,16 @@ pub fn action_for(app: &App, code: KeyCode, mods: KeyModifiers) -> Option<Action
         {
             return Some(b.action.clone());
         }
-        if ctx == K::Dialog && app.dialog.focus() != Field::Decision {
+        let edit: Option<fn(InputRequest) -> Action> = match ctx {
+            K::Dialog if app.dialog.focus() != Field::Decision => Some(Action::DialogInput),
+            K::RollbackDialog => Some(Action::RollbackInput),
+            _ => None,
+        };
+        if let Some(edit) = edit {
             // Unbound keys edit the focused text field (tui-input's own key table).
             let ev = Event::Key(KeyEvent::new(code, mods));
             if let Some(req) = to_input_request(&ev) {
-                return Some(Action::DialogInput(req));
+                return Some(edit(req));
             }
         }
     }

@@ -7,6 +7,7 @@ pub mod fixtures;
 pub mod gate_dialog;
 pub mod keymap;
 pub mod model;
+pub mod rollback_dialog;
 
 use std::collections::VecDeque;
 
@@ -19,9 +20,11 @@ use crate::journal::events::{
     Decision, EnvInfo, Event, Phase, ProgressSnapshot, Record, RunMode, StepStatus,
 };
 use crate::runbook::format::StepKind;
+use crate::window::{Forecast, WindowModel};
 
 pub use gate_dialog::{Field, GateDialog};
 pub use model::*;
+pub use rollback_dialog::{RollbackDialog, RollbackField, RollbackOrigin};
 
 /// Lines kept in the recent-events log.
 pub const LOG_CAPACITY: usize = 200;
@@ -102,6 +105,16 @@ pub enum Action {
     ChooseDecision(Decision),
     ToggleDecision,
     SubmitSignOff,
+    /// `R`: open the manual rollback dialog (any time before the run finishes).
+    OpenRollbackDialog,
+    /// Esc: close the rollback dialog; nothing is sent and what was typed is dropped.
+    CancelRollback,
+    /// Between the database-name and reason fields.
+    RollbackSwitchField,
+    /// Edit the focused field of the rollback dialog.
+    RollbackInput(InputRequest),
+    /// Send the rollback, if the typed name is exactly the production database's.
+    ConfirmRollback,
     ToggleHelp,
     /// `q`: after the run, leave; before it, ask first, and a second `q` aborts.
     Quit,
@@ -131,7 +144,17 @@ pub struct App {
     pub checks: Vec<CheckRow>,
     pub gate: Option<GateState>,
     pub dialog: GateDialog,
+    /// Journaled rollback (`RollbackStarted` / `RollbackFinished`).
     pub rollback: Option<RollbackState>,
+    pub rollback_dialog: RollbackDialog,
+    /// Reason of the rollback this console sent, until the journal shows it started.
+    pub rollback_asked: Option<String>,
+    /// Follows the records for the window clock.
+    pub window: WindowModel,
+    /// Latest live progress, as the engine sent it (for the window forecast).
+    pub progress: ProgressSnapshot,
+    /// The console has seen the window exceeded (and proposed the rollback once for it).
+    pub window_exceeded_seen: bool,
     pub finished: Option<Finished>,
     pub log: VecDeque<LogLine>,
     pub rejects: IndexMap<String, RejectSet>,
@@ -184,6 +207,77 @@ impl App {
         Some((self.window_end? - self.now?).num_seconds())
     }
 
+    /// Projected finish, point of no return and the rest, at the app's clock; `None`
+    /// without a window (or before any clock).
+    pub fn forecast(&self) -> Option<Forecast> {
+        self.window.forecast(&self.progress, self.now?)
+    }
+
+    /// What the operator types to confirm a rollback: the production database's name (the
+    /// environment's name for journals that did not record the database).
+    pub fn rollback_confirm_name(&self) -> Option<&str> {
+        let p = self.production_env()?;
+        Some(if p.database.is_empty() {
+            &p.name
+        } else {
+            &p.database
+        })
+    }
+
+    pub fn rollback_dialog_visible(&self) -> bool {
+        self.rollback_dialog.visible && !self.is_finished()
+    }
+
+    /// Why a rollback cannot be asked for now; `None` when it can.
+    pub fn rollback_refusal(&self) -> Option<&'static str> {
+        if self.run_id.is_none() {
+            Some("No run has started yet: nothing to roll back")
+        } else if self.is_finished() {
+            Some("The run has finished: nothing to roll back from here")
+        } else if self.mode == Some(RunMode::Rehearse) {
+            Some("A rehearsal does not touch production: nothing to roll back")
+        } else if self.rollback.is_some() {
+            Some("The rollback is already under way")
+        } else if self.rollback_asked.is_some() {
+            Some("The rollback has already been asked for; waiting for the journal")
+        } else if self.aborted {
+            Some("The run is being aborted")
+        } else if self.rollback_confirm_name().is_none() {
+            Some("No environment is marked production: nothing to roll back")
+        } else {
+            None
+        }
+    }
+
+    /// Open the rollback proposal (the window is exceeded), unless a rollback cannot be
+    /// asked for or the dialog is already up.
+    fn propose_rollback(&mut self) {
+        if self.rollback_refusal().is_some() || self.rollback_dialog.visible {
+            return;
+        }
+        let end = self
+            .window_end
+            .map(|t| format!(" (ended {} UTC)", t.format("%H:%M")))
+            .unwrap_or_default();
+        self.rollback_dialog.open(
+            RollbackOrigin::WindowExceeded,
+            &format!("cutover window exceeded{end}"),
+        );
+        self.show_help = false;
+    }
+
+    /// The first time the clock passes the end of the window, propose the rollback (the
+    /// journal's `WindowExceeded` proposes it again each time it arrives).
+    fn check_window(&mut self) {
+        if self.window_exceeded_seen || self.is_finished() {
+            return;
+        }
+        if self.forecast().is_some_and(|f| f.exceeded) {
+            self.window_exceeded_seen = true;
+            self.propose_rollback();
+        }
+    }
+
     pub fn running_step(&self) -> Option<&StepRow> {
         self.steps
             .iter()
@@ -198,6 +292,9 @@ impl App {
         }
         if self.aborted {
             return ("■", "ABORTING".into(), Tone::Warn);
+        }
+        if self.rollback_asked.is_some() && self.rollback.is_none() {
+            return ("↺", "ROLLBACK ASKED".into(), Tone::Warn);
         }
         if let Some(rb) = &self.rollback
             && rb.finished.is_none()
@@ -273,6 +370,7 @@ impl App {
     }
 
     fn apply_record(&mut self, rec: Record) -> Vec<Effect> {
+        self.window.apply(&rec);
         let ts = parse_ts(&rec.ts);
         if let Some(t) = ts
             && self.now.is_none_or(|n| t > n)
@@ -455,17 +553,28 @@ impl App {
                 }
             }
             Event::RollbackStarted { reason } => {
+                self.rollback_dialog.close();
+                self.notice = Some(format!("↺ Rollback started: {reason}"));
                 self.rollback = Some(RollbackState {
                     reason,
                     finished: None,
                 });
             }
             Event::RollbackFinished { ok, message } => {
+                self.notice = Some(if ok {
+                    format!("↺ Rollback finished: {message}")
+                } else {
+                    format!("✗ Rollback FAILED: {message}")
+                });
                 let rb = self.rollback.get_or_insert_with(|| RollbackState {
                     reason: String::new(),
                     finished: None,
                 });
                 rb.finished = Some((ok, message));
+            }
+            Event::WindowExceeded { .. } => {
+                self.window_exceeded_seen = true;
+                self.propose_rollback();
             }
             Event::RunFinished {
                 outcome,
@@ -478,6 +587,7 @@ impl App {
                     message,
                 });
                 self.dialog.visible = false;
+                self.rollback_dialog.close();
                 self.confirm_quit = false;
             }
             Event::BackupTaken { .. }
@@ -487,16 +597,17 @@ impl App {
             | Event::RetryScheduled { .. }
             | Event::RunResumed { .. }
             | Event::ForecastBasis { .. }
-            | Event::WindowWarning { .. }
-            | Event::WindowExceeded { .. } => {}
+            | Event::WindowWarning { .. } => {}
         }
         if let Some(text) = text {
             self.push_log(time, text, tone);
         }
+        self.check_window();
         effects
     }
 
     fn apply_progress(&mut self, snap: ProgressSnapshot) {
+        self.progress = snap.clone();
         for p in snap {
             let e = self.entities.entry(p.entity.clone()).or_default();
             if e.phase.is_some() && p.phase.is_some() && e.phase != p.phase {
@@ -571,7 +682,10 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
     match action {
         Action::Record(rec) => return app.apply_record(rec),
         Action::Progress(snap) => app.apply_progress(snap),
-        Action::Tick { now } => app.now = Some(now),
+        Action::Tick { now } => {
+            app.now = Some(now);
+            app.check_window();
+        }
         Action::RejectsLoaded {
             entity,
             header,
@@ -655,6 +769,53 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                     ..GateDialog::default()
                 };
                 return vec![Effect::Send(Command::SignOff(signoff))];
+            }
+        }
+        Action::OpenRollbackDialog => match app.rollback_refusal() {
+            Some(why) => app.notice = Some(why.into()),
+            None => {
+                if !app.rollback_dialog.visible {
+                    app.rollback_dialog.open(RollbackOrigin::Manual, "");
+                }
+                app.show_help = false;
+            }
+        },
+        Action::CancelRollback => {
+            if app.rollback_dialog.visible {
+                app.notice = Some(
+                    match app.rollback_dialog.origin {
+                        RollbackOrigin::WindowExceeded => {
+                            "Rollback proposal dismissed: returns on the next exceeded event, or R"
+                        }
+                        RollbackOrigin::Manual => "Rollback cancelled: nothing was sent",
+                    }
+                    .into(),
+                );
+            }
+            app.rollback_dialog.close();
+        }
+        Action::RollbackSwitchField => app.rollback_dialog.other_field(),
+        Action::RollbackInput(req) => app.rollback_dialog.input(req),
+        Action::ConfirmRollback => {
+            if !app.rollback_dialog_visible() {
+                return vec![];
+            }
+            if let Some(why) = app.rollback_refusal() {
+                app.rollback_dialog.close();
+                app.notice = Some(why.into());
+                return vec![];
+            }
+            let name = app.rollback_confirm_name().unwrap_or_default().to_string();
+            if let Ok(reason) = app.rollback_dialog.validate(&name) {
+                app.rollback_dialog.close();
+                app.note(
+                    format!("↺ Rollback asked by the operator: {reason}"),
+                    Tone::Warn,
+                );
+                app.notice =
+                    Some("↺ Rollback sent: the run rolls back at its next safe point".into());
+                app.rollback_asked = Some(reason.clone());
+                return vec![Effect::Send(Command::Rollback { reason })];
             }
         }
         Action::ToggleHelp => app.show_help = !app.show_help,

@@ -340,6 +340,16 @@ pub fn fmt_secs(secs: u64) -> String {
     }
 }
 
+/// A wall-clock time as the console shows it (UTC, like the log): `21:40`, or `Sun 01:10`
+/// when it falls on another day than `now` (a window can span days).
+pub fn fmt_clock(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if t.date_naive() == now.date_naive() {
+        t.format("%H:%M").to_string()
+    } else {
+        t.format("%a %H:%M").to_string()
+    }
+}
+
 /// `12,345`.
 pub fn fmt_count(n: u64) -> String {
     let s = n.to_string();
@@ -365,6 +375,10 @@ mod tests {
         assert_eq!(fmt_count(0), "0");
         assert_eq!(fmt_count(1234567), "1,234,567");
         assert_eq!(fmt_count(123), "123");
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let now = t("2026-11-21T19:00:00Z");
+        assert_eq!(fmt_clock(t("2026-11-21T21:40:59Z"), now), "21:40");
+        assert_eq!(fmt_clock(t("2026-11-22T01:10:00Z"), now), "Sun 01:10");
     }
 
     #[test]

@@ -376,3 +376,290 @@ fn tabs_and_help_via_keymap() {
     key(&mut app, KeyCode::Esc);
     assert!(!app.show_help);
 }
+
+// ---------------------------------------------------------------- window and rollback
+
+/// Type through the keymap, as the loop does: in a dialog every unbound key edits a field.
+fn type_keys(app: &mut App, s: &str) {
+    for c in s.chars() {
+        let a = action_for(app, KeyCode::Char(c), KeyModifiers::NONE)
+            .unwrap_or_else(|| panic!("'{c}' does nothing here"));
+        update(app, a);
+    }
+}
+
+fn shift_r(app: &mut App) -> Vec<Effect> {
+    let a = action_for(app, KeyCode::Char('R'), KeyModifiers::SHIFT).expect("R is bound");
+    assert_eq!(a, Action::OpenRollbackDialog);
+    update(app, a)
+}
+
+fn record(app: &mut App, seq: i64, hms: &str, event: Event) -> Vec<Effect> {
+    update(app, Action::Record(rec(seq, hms, event)))
+}
+
+fn window_exceeded() -> Event {
+    Event::WindowExceeded {
+        window_end: at("23:00:00"),
+    }
+}
+
+#[test]
+fn forecast_follows_the_records_progress_and_clock() {
+    let app = app_mid_load();
+    let f = app.forecast().unwrap();
+    // Live: invoices 10,000 rows left at 50/s (200s), lines 72,000 at 60/s (1,200s);
+    // then verify 10m and unfreeze 2m as planned.
+    assert_eq!(f.projected_finish, now("19:35:20"));
+    assert_eq!(f.basis, crate::window::Basis::Live);
+    // Rollback: twice this run's 7m12s backup before 23:00.
+    assert_eq!(f.point_of_no_return, now("22:45:36"));
+    assert!(!f.overruns && !f.exceeded);
+
+    let f = app_overrunning().forecast().unwrap();
+    assert!(f.overruns && !f.past_point_of_no_return);
+    let f = app_past_point_of_no_return().forecast().unwrap();
+    assert!(f.past_point_of_no_return && !f.exceeded);
+    // Without a window there is no forecast.
+    let mut app = App::new();
+    let mut started = run_started();
+    if let Event::RunStarted { window_end, .. } = &mut started {
+        *window_end = None;
+    }
+    record(&mut app, 1, "18:00:00", started);
+    update(
+        &mut app,
+        Action::Tick {
+            now: now("18:01:00"),
+        },
+    );
+    assert_eq!(app.forecast(), None);
+}
+
+#[test]
+fn r_opens_the_manual_rollback_dialog_and_esc_cancels_it() {
+    let mut app = app_mid_load();
+    assert!(!app.rollback_dialog_visible());
+    assert!(shift_r(&mut app).is_empty());
+    assert!(app.rollback_dialog_visible());
+    assert_eq!(app.rollback_dialog.origin, RollbackOrigin::Manual);
+    assert_eq!(app.rollback_dialog.focus, RollbackField::Database);
+    // Letters that are keys on the main screen (q, R, g) are typed, not obeyed.
+    type_keys(&mut app, "qRg");
+    assert_eq!(app.rollback_dialog.database.value(), "qRg");
+    assert!(!app.confirm_quit);
+    let fx = key(&mut app, KeyCode::Esc);
+    assert!(fx.is_empty());
+    assert!(!app.rollback_dialog_visible());
+    assert!(app.notice.as_deref().unwrap().contains("nothing was sent"));
+    // Reopened, nothing typed survives.
+    shift_r(&mut app);
+    assert_eq!(app.rollback_dialog.database.value(), "");
+    // Ctrl-C still aborts from inside the dialog.
+    let a = action_for(&app, KeyCode::Char('c'), KeyModifiers::CONTROL).unwrap();
+    assert_eq!(
+        update(&mut app, a),
+        vec![Effect::Send(Command::Abort), Effect::Quit]
+    );
+}
+
+#[test]
+fn rollback_needs_the_exact_database_name_and_a_reason() {
+    let mut app = app_mid_load();
+    assert_eq!(app.rollback_confirm_name(), Some("erp"));
+    shift_r(&mut app);
+    // Wrong names: another case, a trailing space, the environment's name.
+    for wrong in ["ERP", "erp ", "production"] {
+        update(&mut app, Action::RollbackInput(InputRequest::DeleteLine));
+        type_keys(&mut app, wrong);
+        assert!(!app.rollback_dialog.name_matches("erp"));
+        assert!(
+            key(&mut app, KeyCode::Enter).is_empty(),
+            "{wrong:?} let through"
+        );
+        assert!(app.rollback_dialog_visible());
+        assert!(app.rollback_dialog.error.is_some());
+        assert_eq!(app.rollback_dialog.focus, RollbackField::Database);
+    }
+    update(&mut app, Action::RollbackInput(InputRequest::DeleteLine));
+    type_keys(&mut app, "erp");
+    assert!(app.rollback_dialog.name_matches("erp"));
+    assert_eq!(app.rollback_dialog.error, None);
+    // The right name without a reason: refused, focus on the reason.
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(app.rollback_dialog.focus, RollbackField::Reason);
+    type_keys(&mut app, "load too slow");
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        fx,
+        vec![Effect::Send(Command::Rollback {
+            reason: "load too slow".into()
+        })]
+    );
+    assert!(!app.rollback_dialog_visible());
+    assert_eq!(app.rollback_asked.as_deref(), Some("load too slow"));
+    assert_eq!(app.status().1, "ROLLBACK ASKED");
+    assert!(app.notice.as_deref().unwrap().contains("Rollback sent"));
+    assert!(app.log.back().unwrap().text.contains("load too slow"));
+    // Asked once: R now only explains.
+    assert!(shift_r(&mut app).is_empty());
+    assert!(!app.rollback_dialog_visible());
+    assert!(app.notice.as_deref().unwrap().contains("already"));
+}
+
+#[test]
+fn tab_switches_between_the_rollback_fields() {
+    let mut app = app_mid_load();
+    shift_r(&mut app);
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.rollback_dialog.focus, RollbackField::Reason);
+    type_keys(&mut app, "why");
+    key(&mut app, KeyCode::Up);
+    assert_eq!(app.rollback_dialog.focus, RollbackField::Database);
+    assert_eq!(app.rollback_dialog.reason.value(), "why");
+    assert_eq!(app.rollback_dialog.database.value(), "");
+}
+
+#[test]
+fn window_exceeded_record_proposes_the_rollback_and_comes_back_after_dismissal() {
+    let mut app = app_mid_load();
+    let n = records_mid_load().len() as i64;
+    record(&mut app, n + 1, "23:00:05", window_exceeded());
+    assert!(app.rollback_dialog_visible());
+    assert_eq!(app.rollback_dialog.origin, RollbackOrigin::WindowExceeded);
+    assert_eq!(
+        app.rollback_dialog.reason.value(),
+        "cutover window exceeded (ended 23:00 UTC)"
+    );
+    key(&mut app, KeyCode::Esc);
+    assert!(!app.rollback_dialog_visible());
+    let notice = app.notice.clone().unwrap();
+    assert!(notice.contains("next exceeded event, or R"));
+    // The clock alone does not bring it back; the next exceeded event does.
+    update(
+        &mut app,
+        Action::Tick {
+            now: now("23:01:00"),
+        },
+    );
+    assert!(!app.rollback_dialog_visible());
+    record(&mut app, n + 2, "23:30:00", window_exceeded());
+    assert!(app.rollback_dialog_visible());
+    // Confirming the proposal sends its prefilled reason.
+    type_keys(&mut app, "erp");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Send(Command::Rollback {
+            reason: "cutover window exceeded (ended 23:00 UTC)".into()
+        })]
+    );
+}
+
+#[test]
+fn the_clock_passing_the_window_end_proposes_the_rollback_once() {
+    let mut app = app_mid_load();
+    update(
+        &mut app,
+        Action::Tick {
+            now: now("22:59:59"),
+        },
+    );
+    assert!(!app.rollback_dialog_visible());
+    update(
+        &mut app,
+        Action::Tick {
+            now: now("23:00:01"),
+        },
+    );
+    assert!(app.rollback_dialog_visible());
+    assert_eq!(app.rollback_dialog.origin, RollbackOrigin::WindowExceeded);
+    update(&mut app, Action::CancelRollback);
+    update(
+        &mut app,
+        Action::Tick {
+            now: now("23:05:00"),
+        },
+    );
+    assert!(!app.rollback_dialog_visible());
+    // R still opens it by hand.
+    shift_r(&mut app);
+    assert_eq!(app.rollback_dialog.origin, RollbackOrigin::Manual);
+}
+
+#[test]
+fn rollback_records_close_the_dialog_and_show_the_outcome() {
+    let mut app = app_mid_load();
+    shift_r(&mut app);
+    record(
+        &mut app,
+        100,
+        "19:01:00",
+        Event::RollbackStarted {
+            reason: "rollback asked by the operator: slow".into(),
+        },
+    );
+    assert!(!app.rollback_dialog_visible());
+    assert_eq!(app.status().1, "ROLLING BACK");
+    assert!(
+        app.notice
+            .as_deref()
+            .unwrap()
+            .starts_with("↺ Rollback started")
+    );
+    assert!(app.rollback_refusal().unwrap().contains("under way"));
+    record(
+        &mut app,
+        101,
+        "19:20:00",
+        Event::RollbackFinished {
+            ok: false,
+            message: "restore failed".into(),
+        },
+    );
+    assert_eq!(
+        app.notice.as_deref(),
+        Some("✗ Rollback FAILED: restore failed")
+    );
+    finish(&mut app);
+    assert!(shift_r(&mut app).is_empty());
+    assert!(!app.rollback_dialog_visible());
+}
+
+#[test]
+fn no_rollback_before_the_run_in_a_rehearsal_or_after_the_end() {
+    let mut app = App::new();
+    shift_r(&mut app);
+    assert!(!app.rollback_dialog_visible());
+    assert!(app.notice.as_deref().unwrap().contains("No run"));
+
+    let mut started = run_started();
+    if let Event::RunStarted { mode, .. } = &mut started {
+        *mode = RunMode::Rehearse;
+    }
+    record(&mut app, 1, "18:00:00", started);
+    shift_r(&mut app);
+    assert!(!app.rollback_dialog_visible());
+    assert!(app.notice.as_deref().unwrap().contains("rehearsal"));
+    // Nor is one proposed when a rehearsal passes the window's end.
+    record(&mut app, 2, "23:00:05", window_exceeded());
+    assert!(!app.rollback_dialog_visible());
+
+    let mut app = app_mid_load();
+    shift_r(&mut app);
+    finish(&mut app);
+    assert!(!app.rollback_dialog_visible());
+    assert_eq!(update(&mut app, Action::ConfirmRollback), vec![]);
+}
+
+#[test]
+fn confirm_name_falls_back_to_the_environment_for_older_journals() {
+    let mut app = App::new();
+    let mut started = run_started();
+    if let Event::RunStarted { environments, .. } = &mut started {
+        for e in environments {
+            e.database.clear();
+        }
+    }
+    record(&mut app, 1, "18:00:00", started);
+    assert_eq!(app.rollback_confirm_name(), Some("production"));
+}

@@ -85,20 +85,29 @@ pub fn display_env(env: &ResolvedEnv) -> String {
     }
 }
 
-/// The database's own name, which an operator types to confirm a production action: the
-/// last path segment of a server URL, the file name of a SQLite database.
+/// The database's own name, as an operator would type it to confirm a rollback: the last
+/// path segment of a server URL (`erp` in `postgres://app@db.prod:5432/erp`), the file name
+/// of a SQLite path (`production.db`). Empty when the URL names none.
 pub fn database_name(env: &ResolvedEnv) -> String {
-    match Dialect::of_url(&env.url) {
-        Some(Dialect::Sqlite) => sqlite_path(&env.url)
+    if env.url.is_empty() {
+        return String::new();
+    }
+    if Dialect::of_url(&env.url) == Some(Dialect::Sqlite) {
+        return sqlite_path(&env.url)
             .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
-            .unwrap_or_default(),
-        _ => env
-            .url
-            .split('?')
+            .unwrap_or_default();
+    }
+    let url = redact_url(&env.url);
+    let url = url.split('?').next().unwrap_or_default();
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    match rest.split_once('/') {
+        Some((_, path)) => path
+            .trim_end_matches('/')
+            .rsplit('/')
             .next()
-            .and_then(|u| u.rsplit('/').next())
             .unwrap_or_default()
             .to_string(),
+        None => String::new(),
     }
 }
 
@@ -323,6 +332,31 @@ mod tests {
         );
         assert_eq!(Dialect::of_url("mariadb://h/db"), Some(Dialect::MySql));
         assert_eq!(Dialect::of_url("oracle://h"), None);
+    }
+
+    #[test]
+    fn database_name_is_what_an_operator_types() {
+        let env = |url: &str| ResolvedEnv {
+            name: "production".into(),
+            url: url.into(),
+            password: None,
+            production: true,
+            reset: false,
+            app_users: vec![],
+        };
+        let name = |url: &str| database_name(&env(url));
+        assert_eq!(
+            name("postgres://app:pw@db.prod:5432/erp?sslmode=require"),
+            "erp"
+        );
+        assert_eq!(name("mysql://127.0.0.1/legacy/"), "legacy");
+        assert_eq!(
+            name("sqlite:///srv/cutover/production.db?mode=rwc"),
+            "production.db"
+        );
+        assert_eq!(name("sqlite:prod.db"), "prod.db");
+        assert_eq!(name("postgres://db.prod"), "");
+        assert_eq!(name(""), "");
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub struct EnvInfo {
     /// Driver, host and database, e.g. `sqlite .cutover/production.db`.
     pub display: String,
     pub production: bool,
+    /// The database's own name (`erp`, `production.db`): what an operator types to confirm
+    /// a rollback. Empty in journals written before it was recorded.
+    #[serde(default)]
+    pub database: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -134,6 +134,11 @@ pub struct Executor {
     opts: RunOptions,
     /// The journal of the run being resumed (empty for a new run).
     prior: Vec<Record>,
+    /// Follows every record: projected finish, point of no return, window end.
+    window: std::sync::Mutex<crate::window::WindowModel>,
+    /// WindowWarning / WindowExceeded already journaled by this process.
+    window_warned: std::sync::atomic::AtomicBool,
+    window_exceeded: std::sync::atomic::AtomicBool,
     backup: Option<Backup>,
     /// The legacy environment's freeze, so a rollback can undo exactly it.
     frozen: Option<(String, Freeze)>,
@@ -170,6 +175,9 @@ impl Executor {
             commands: tokio::sync::Mutex::new(ch.commands),
             opts,
             prior: Vec::new(),
+            window: Default::default(),
+            window_warned: Default::default(),
+            window_exceeded: Default::default(),
             backup: None,
             frozen: None,
             load_started: false,
@@ -303,6 +311,12 @@ impl Executor {
                 _ => {}
             }
         }
+        {
+            let mut w = e.window.lock().unwrap_or_else(|p| p.into_inner());
+            for r in &records {
+                w.apply(r);
+            }
+        }
         e.prior = records;
         Ok(e)
     }
@@ -331,6 +345,10 @@ impl Executor {
     async fn emit(&self, event: Event) -> Result<Record> {
         crate::fault::at(true, &event).await;
         let rec = self.journal.append(&self.run_id, &event).await?;
+        self.window
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .apply(&rec);
         crate::fault::at(false, &event).await;
         if let Some(tx) = &self.records_tx {
             // The console may have gone; the journal already holds the truth.
@@ -395,7 +413,14 @@ impl Executor {
                 }
                 continue;
             }
-            match self.interrupted() {
+            let halt = match self.check_window().await? {
+                Some(Halt::Rollback(r)) => Some(Stop::Rollback(r)),
+                Some(Halt::Window(m)) => {
+                    Some(Stop::Outcome(Outcome::Failed, exit::WINDOW_EXCEEDED, m))
+                }
+                Some(Halt::Abort) | None => self.interrupted(),
+            };
+            match halt {
                 Some(Stop::Rollback(reason)) => {
                     result = Some(
                         self.rollback(&format!("rollback asked by the operator: {reason}"))
@@ -592,13 +617,99 @@ impl Executor {
                     name: e.name.clone(),
                     display: display_env(e),
                     production: e.production,
+                    database: crate::db::database_name(e),
                 })
                 .collect(),
             window_end: window_end.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         })
         .await?;
-
+        if window_end.is_some() && self.opts.mode == RunMode::Run {
+            let rehearsal = self.last_rehearsal().await?;
+            self.emit(crate::window::basis(
+                &plan,
+                rehearsal
+                    .as_ref()
+                    .map(|(id, r)| (id.as_str(), r.as_slice())),
+            ))
+            .await?;
+        }
         Ok(())
+    }
+
+    /// The newest rehearsal of this runbook that completed: what the projection starts from.
+    async fn last_rehearsal(&self) -> Result<Option<(String, Vec<Record>)>> {
+        let starts = self.journal.run_starts().await?;
+        for r in starts.iter().rev() {
+            if let Event::RunStarted {
+                run_id,
+                mode: RunMode::Rehearse,
+                runbook_name,
+                ..
+            } = &r.event
+                && *runbook_name == self.plan.rb.runbook.name
+            {
+                let recs = self.journal.run_records(run_id).await?;
+                let completed = recs.iter().any(|x| {
+                    matches!(
+                        x.event,
+                        Event::RunFinished {
+                            outcome: Outcome::Completed,
+                            ..
+                        }
+                    )
+                });
+                if completed {
+                    return Ok(Some((run_id.clone(), recs)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Journal a projected overrun once, and the end of the window once; then stop or roll
+    /// back if the operator decided so in advance (`--on-window-exceeded`). A console asks.
+    async fn check_window(&self) -> Result<Option<Halt>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = chrono::Utc::now();
+        let forecast = {
+            let progress = self.progress.borrow().clone();
+            self.window
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .forecast(&progress, now)
+        };
+        let Some(f) = forecast else { return Ok(None) };
+        let ts =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        if f.overruns && !f.exceeded && !self.window_warned.swap(true, SeqCst) {
+            self.emit(Event::WindowWarning {
+                projected_finish: ts(f.projected_finish),
+                window_end: ts(f.window_end),
+                point_of_no_return: ts(f.point_of_no_return),
+            })
+            .await?;
+        }
+        if !f.exceeded || self.window_exceeded.swap(true, SeqCst) {
+            return Ok(None);
+        }
+        self.emit(Event::WindowExceeded {
+            window_end: ts(f.window_end),
+        })
+        .await?;
+        let end = f.window_end.format("%Y-%m-%d %H:%M:%S UTC");
+        Ok(
+            match (self.opts.on_window_exceeded, self.opts.interactive) {
+                (OnWindowExceeded::Continue, _) | (OnWindowExceeded::Ask, true) => None,
+                (OnWindowExceeded::Rollback, _) => Some(Halt::Rollback(format!(
+                    "the cutover window ended at {end} (rollback confirmed in advance with --on-window-exceeded rollback)"
+                ))),
+                (OnWindowExceeded::Stop | OnWindowExceeded::Ask, _) => Some(Halt::Window(format!(
+                    "the cutover window ended at {end}; stopped at a safe point. Roll back with \
+                 `cutover rollback RUNBOOK --confirm DATABASE --reason …`, or go on past the \
+                 window with `cutover run RUNBOOK --on-window-exceeded continue`"
+                ))),
+            },
+        )
     }
 
     /// Show the console where the run stood, then journal that it goes on.
@@ -1232,7 +1343,22 @@ impl Executor {
                 }
                 Some(s)
             } else if self.opts.interactive {
-                let cmd = self.commands.lock().await.recv().await;
+                // The window keeps running while people read the evidence.
+                let cmd = loop {
+                    let mut rx = self.commands.lock().await;
+                    tokio::select! {
+                        c = rx.recv() => break c,
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                    }
+                    drop(rx);
+                    match self.check_window().await? {
+                        Some(Halt::Rollback(r)) => return Err(Stop::Rollback(r)),
+                        Some(Halt::Window(m)) => {
+                            return Err(Stop::Outcome(Outcome::Failed, exit::WINDOW_EXCEEDED, m));
+                        }
+                        Some(Halt::Abort) | None => {}
+                    }
+                };
                 match cmd {
                     Some(Command::SignOff(s)) => Some(s),
                     Some(Command::Rollback { reason }) => return Err(Stop::Rollback(reason)),
@@ -1487,6 +1613,9 @@ impl BatchObserver for Checkpoints<'_> {
         async move {
             self.exec.emit(ev).await?;
             // The batch is committed and journaled: a safe point to stop at.
+            if let Some(h) = self.exec.check_window().await? {
+                return Err(h.into());
+            }
             match self.exec.interrupted() {
                 Some(Stop::Rollback(reason)) => Err(Halt::Rollback(reason).into()),
                 Some(_) => Err(Halt::Abort.into()),

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!  runbook · run id                           window 4h00m left │ ▶ RUNNING load
-//!  legacy · rehearsal · ▲ PRODUCTION production
+//!  legacy · rehearsal · ▲ PRODUCTION production      finish ~19:35 · PNR 22:45
 //! ┌ Runbook ─────────────────────┐┌ Entities · load ────────────────────────────┐
 //! │✓ passed   backup 7m12s/10m00s││ invoices ██████░░░░ 60% ETA 3m20s           │
 //! │? sign-off go_live   59s/15m00││   read 15,000 · valid · rejected · loaded   │
@@ -13,7 +13,7 @@
 //! │                              │ 1 Rejects │ 2 Reconciliation │ 3 Log
 //! │                              │┌ Rejects table / checks table / log ─────────┐
 //! └──────────────────────────────┘└─────────────────────────────────────────────┘
-//!  q quit · ? help · g sign-off · Tab tab · ↑↓ scroll · f filter
+//!  q quit · ? help · g sign-off · Tab tab · ↑↓ scroll · f filter · R rollback
 //! ```
 //! Region renderers live in [`views`], one file each.
 

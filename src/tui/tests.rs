@@ -111,6 +111,103 @@ fn help_80x24() {
 }
 
 #[test]
+fn window_overrun_80x24() {
+    insta::assert_snapshot!(screen(&app_overrunning(), 80, 24));
+}
+
+#[test]
+fn window_overrun_160x48() {
+    insta::assert_snapshot!(screen(&app_overrunning(), 160, 48));
+}
+
+#[test]
+fn window_past_point_of_no_return_80x24() {
+    insta::assert_snapshot!(screen(&app_past_point_of_no_return(), 80, 24));
+}
+
+/// The window exceeded, its rollback proposal dismissed.
+fn exceeded_dismissed() -> App {
+    let mut app = app_window_exceeded();
+    assert!(app.rollback_dialog_visible());
+    update(&mut app, Action::CancelRollback);
+    app
+}
+
+#[test]
+fn window_exceeded_80x24() {
+    insta::assert_snapshot!(screen(&exceeded_dismissed(), 80, 24));
+}
+
+#[test]
+fn window_exceeded_160x48() {
+    insta::assert_snapshot!(screen(&exceeded_dismissed(), 160, 48));
+}
+
+fn type_rollback(app: &mut App, s: &str) {
+    for c in s.chars() {
+        update(app, Action::RollbackInput(InputRequest::InsertChar(c)));
+    }
+}
+
+/// The proposal, a wrong name typed and confirm refused.
+fn rollback_proposal() -> App {
+    let mut app = app_window_exceeded();
+    type_rollback(&mut app, "prod");
+    assert!(update(&mut app, Action::ConfirmRollback).is_empty());
+    app
+}
+
+#[test]
+fn rollback_proposal_80x24() {
+    insta::assert_snapshot!(screen(&rollback_proposal(), 80, 24));
+}
+
+#[test]
+fn rollback_proposal_160x48() {
+    insta::assert_snapshot!(screen(&rollback_proposal(), 160, 48));
+}
+
+/// `R` mid-load: the right name typed (confirm enabled), a reason being typed.
+fn rollback_manual() -> App {
+    let mut app = app_mid_load();
+    update(&mut app, Action::OpenRollbackDialog);
+    type_rollback(&mut app, "erp");
+    update(&mut app, Action::RollbackSwitchField);
+    type_rollback(&mut app, "invoice lines load too slow");
+    app
+}
+
+#[test]
+fn rollback_manual_80x24() {
+    insta::assert_snapshot!(screen(&rollback_manual(), 80, 24));
+}
+
+#[test]
+fn rollback_manual_160x48() {
+    insta::assert_snapshot!(screen(&rollback_manual(), 160, 48));
+}
+
+#[test]
+fn rollback_sent_80x24() {
+    let mut app = rollback_manual();
+    assert_eq!(update(&mut app, Action::ConfirmRollback).len(), 1);
+    insta::assert_snapshot!(screen(&app, 80, 24));
+}
+
+#[test]
+fn a_long_runbook_name_never_runs_into_the_window_clock() {
+    let mut app = app_past_point_of_no_return();
+    app.runbook_name = "Legacy-TMS-to-new-TMS-Odoo-shaped-full-weekend-cutover".into();
+    let top = screen(&app, 80, 24).to_string();
+    let top = top.lines().next().unwrap();
+    assert!(top.contains(" ✗ PAST POINT OF NO RETURN │"), "{top}");
+    assert!(
+        !top.contains("run-2026"),
+        "the run id gives way first: {top}"
+    );
+}
+
+#[test]
 fn reads_reject_csv_with_cap() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("r.csv");

@@ -18,6 +18,7 @@ const FOOTER: &[(Action, &str)] = &[
     (Action::NextTab, "tab"),
     (Action::ScrollDown, "scroll"),
     (Action::CycleRejectFilter, "filter"),
+    (Action::OpenRollbackDialog, "rollback"),
 ];
 
 pub fn keys_for(action: &Action) -> Option<String> {
@@ -69,6 +70,9 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
                 continue;
             }
             if *action == Action::CycleRejectFilter && app.tab != crate::app::Tab::Rejects {
+                continue;
+            }
+            if *action == Action::OpenRollbackDialog && app.rollback_refusal().is_some() {
                 continue;
             }
             let Some(keys) = keys_for(action) else {

@@ -3,10 +3,11 @@
 //! and the GO / NO-GO choice. It only collects; `app::update` hands back the `SignOff`.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
+use super::form::{field_label, modal, text_field};
 use super::style;
 use crate::app::{App, Field, Tone, decision_glyph_word};
 use crate::journal::events::Decision;
@@ -61,29 +62,17 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         ]));
     }
 
-    let width = area.width.saturating_sub(4).min(MAX_WIDTH);
-    let inner_w = width.saturating_sub(2);
-    // Wrapped height of the information block, roughly: long reasons take two rows.
-    let info_h: u16 = info
-        .iter()
-        .map(|l| (l.width() as u16).div_ceil(inner_w.max(1)).max(1))
-        .sum();
-    let height = (info_h + FORM_HEIGHT + 2).min(area.height);
-    let popup = area.centered(Constraint::Length(width), Constraint::Length(height));
-    frame.render_widget(Clear, popup);
-    let block = Block::bordered()
-        .title(
-            Line::from(format!(" Sign-off · {}: {} ", gate.gate, gate.title)).style(style::key()),
-        )
-        .border_style(style::key());
-    let inner = block.inner(popup);
-    frame.render_widget(block, popup);
-
-    let [info_area, form_area] =
-        Layout::vertical([Constraint::Fill(1), Constraint::Length(FORM_HEIGHT)]).areas(inner);
-    frame.render_widget(Paragraph::new(info).wrap(Wrap { trim: false }), info_area);
-
-    let rows = Layout::vertical([Constraint::Length(1); FORM_HEIGHT as usize]).split(form_area);
+    let title =
+        Line::from(format!(" Sign-off · {}: {} ", gate.gate, gate.title)).style(style::key());
+    let rows = modal(
+        frame,
+        area,
+        MAX_WIDTH,
+        title,
+        style::key(),
+        info,
+        FORM_HEIGHT,
+    );
     let focus = d.focus();
     for (i, field) in [Field::Name, Field::Role, Field::Comment]
         .into_iter()
@@ -94,28 +83,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             Layout::horizontal([Constraint::Length(LABEL_WIDTH), Constraint::Fill(1)]).areas(row);
         frame.render_widget(Paragraph::new(label_line(field, focus)), label);
         let input = d.field_input(field).expect("text field");
-        let w = value.width.saturating_sub(2).max(1) as usize;
-        let scroll = input.visual_scroll(w);
-        let shown: String = input.value().chars().skip(scroll).take(w).collect();
-        let pad = w.saturating_sub(shown.chars().count());
-        let value_style = if field == focus {
-            style::key().add_modifier(ratatui::style::Modifier::UNDERLINED)
-        } else {
-            style::dim()
-        };
-        let line = Line::from(vec![
-            Span::raw("["),
-            Span::styled(format!("{shown}{}", " ".repeat(pad)), value_style),
-            Span::raw("]"),
-        ]);
-        frame.render_widget(Paragraph::new(line), value);
-        if field == focus {
-            let x = value.x + 1 + (input.visual_cursor().saturating_sub(scroll)) as u16;
-            frame.set_cursor_position(Position::new(
-                x.min(value.right().saturating_sub(1)),
-                value.y,
-            ));
-        }
+        text_field(frame, value, input, field == focus);
     }
 
     let [label, value] =
@@ -172,9 +140,5 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
 }
 
 fn label_line(field: Field, focus: Field) -> Line<'static> {
-    if field == focus {
-        Line::styled(format!("▸ {}", field.label()), style::key())
-    } else {
-        Line::raw(format!("  {}", field.label()))
-    }
+    field_label(field.label(), field == focus)
 }

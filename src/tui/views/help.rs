@@ -9,22 +9,26 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 use super::style;
 use crate::app::keymap::{KEYMAP, KeyContext, binding_keys};
 
-const CONTEXTS: [KeyContext; 7] = [
+const CONTEXTS: [KeyContext; 8] = [
     KeyContext::Main,
     KeyContext::Rejects,
     KeyContext::Anywhere,
     KeyContext::ConfirmQuit,
     KeyContext::Dialog,
     KeyContext::DialogDecision,
+    KeyContext::RollbackDialog,
     KeyContext::Help,
 ];
 /// Key column width inside the help.
 const KEYS_WIDTH: usize = 14;
 const MAX_WIDTH: u16 = 100;
 
-fn lines() -> Vec<Line<'static>> {
+/// The help's lines, and where each context's group starts.
+fn lines() -> (Vec<Line<'static>>, Vec<usize>) {
     let mut out = Vec::new();
+    let mut starts = Vec::new();
     for ctx in CONTEXTS {
+        starts.push(out.len());
         out.push(Line::styled(ctx.title().to_string(), style::header_row()));
         for b in KEYMAP.iter().filter(|b| b.context == ctx) {
             out.push(Line::from(vec![
@@ -32,18 +36,18 @@ fn lines() -> Vec<Line<'static>> {
                 Span::raw(b.help),
             ]));
         }
-        if ctx == KeyContext::Dialog {
+        if matches!(ctx, KeyContext::Dialog | KeyContext::RollbackDialog) {
             out.push(Line::from(vec![
                 Span::styled(format!(" {:<KEYS_WIDTH$}", "other keys"), style::key()),
-                Span::raw("edit field (Ctrl-U clears)"),
+                Span::raw("edit (Ctrl-U clears)"),
             ]));
         }
     }
-    out
+    (out, starts)
 }
 
 pub fn render(frame: &mut Frame, area: Rect) {
-    let all = lines();
+    let (all, starts) = lines();
     frame.render_widget(Clear, area);
     let area = area.centered(Constraint::Max(MAX_WIDTH), Constraint::Percentage(100));
     let block = Block::bordered().title(" Keys · ? or Esc closes ");
@@ -52,7 +56,13 @@ pub fn render(frame: &mut Frame, area: Rect) {
     if all.len() <= inner.height as usize {
         frame.render_widget(Paragraph::new(all), inner);
     } else {
-        let half = all.len().div_ceil(2);
+        // Two columns, split between groups so that a title stays with its keys.
+        let half = starts
+            .iter()
+            .copied()
+            .filter(|&i| i > 0)
+            .min_by_key(|&i| i.max(all.len() - i))
+            .unwrap_or(all.len().div_ceil(2));
         let (a, b) = all.split_at(half);
         let [l, r] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(inner);
         frame.render_widget(Paragraph::new(a.to_vec()), l);

@@ -3,7 +3,7 @@
 //! ```text
 //! ┌──────────────────────────────────────────────────────────────────────────────┐
 //!  TMS → Odoo cutover · run-…                window 4h00m left │ ▶ RUNNING load   header
-//!  legacy · rehearsal · ▲ PRODUCTION production                                  (2 rows)
+//!  legacy · rehearsal · ▲ PRODUCTION production      finish ~19:35 · PNR 22:45   (2 rows)
 //! ┌ Runbook ───────────────────────┐┌ Entities · load ─────────────────────────┐
 //! │state        step   actual/plan ││ invoices  ██████░░░░░  60% ETA 3m20s     │
 //! │✓ passed     backup 7m12s/10m00s││   read 15,000 · valid … · loaded 14,000  │
@@ -12,21 +12,24 @@
 //! │                                │┌ Rejects · all entities · 15 rows ────────┐
 //! │ outcome / rollback when known  ││ entity line field message                │
 //! └────────────────────────────────┘└──────────────────────────────────────────┘
-//!  q quit · ? help · g sign-off · Tab/→ tab · ↑↓ scroll · f filter               footer
+//!  q quit · ? help · g sign-off · Tab/→ tab · ↑↓ scroll · f filter · R rollback  footer
 //! ```
-//! The sign-off dialog and the help are drawn over this, centred. From
+//! The sign-off dialog, the rollback dialog and the help are drawn over this, centred (in
+//! that order: the rollback dialog covers the sign-off dialog when both are up). From
 //! [`WIDE_MIN_WIDTH`] columns on (e.g. 160×48) runbook and entities sit side by side on
 //! top and the tabs run across the full width below, with more columns (step titles,
 //! environment details, rule and original values, check detail, rows/s).
 
 pub mod entities;
 pub mod footer;
+pub mod form;
 pub mod gate_dialog;
 pub mod header;
 pub mod help;
 pub mod log;
 pub mod reconciliation;
 pub mod rejects;
+pub mod rollback_dialog;
 pub mod runbook;
 pub mod style;
 pub mod tabs;
@@ -88,6 +91,9 @@ pub fn render(frame: &mut Frame, app: &App) {
 
     if app.dialog_visible() {
         gate_dialog::render(frame, app, area);
+    }
+    if app.rollback_dialog_visible() {
+        rollback_dialog::render(frame, app, area);
     }
     if app.show_help {
         help::render(frame, area);

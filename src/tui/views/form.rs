@@ -1,0 +1,77 @@
+//! What the dialogs share: a centred modal sized to its information block plus a fixed
+//! form, field labels, and one-line text fields.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use tui_input::Input;
+
+use super::style;
+
+/// Draw a bordered modal centred in `area`: `info` (wrapped) on top, `form_height` rows
+/// below it, which are returned one `Rect` a row for the caller to fill.
+pub fn modal(
+    frame: &mut Frame,
+    area: Rect,
+    max_width: u16,
+    title: Line<'static>,
+    border: Style,
+    info: Vec<Line<'static>>,
+    form_height: u16,
+) -> Vec<Rect> {
+    let width = area.width.saturating_sub(4).min(max_width);
+    let inner_w = width.saturating_sub(2);
+    // Wrapped height of the information block, roughly: long lines take two rows.
+    let info_h: u16 = info
+        .iter()
+        .map(|l| (l.width() as u16).div_ceil(inner_w.max(1)).max(1))
+        .sum();
+    let height = (info_h + form_height + 2).min(area.height);
+    let popup = area.centered(Constraint::Length(width), Constraint::Length(height));
+    frame.render_widget(Clear, popup);
+    let block = Block::bordered().title(title).border_style(border);
+    let inner = block.inner(popup);
+    frame.render_widget(block, popup);
+
+    let [info_area, form_area] =
+        Layout::vertical([Constraint::Fill(1), Constraint::Length(form_height)]).areas(inner);
+    frame.render_widget(Paragraph::new(info).wrap(Wrap { trim: false }), info_area);
+    Layout::vertical(vec![Constraint::Length(1); form_height as usize])
+        .split(form_area)
+        .to_vec()
+}
+
+/// A field's label, `▸` marking the focused one.
+pub fn field_label(label: &str, focused: bool) -> Line<'static> {
+    if focused {
+        Line::styled(format!("▸ {label}"), style::key())
+    } else {
+        Line::raw(format!("  {label}"))
+    }
+}
+
+/// A one-line text field `[value   ]`, scrolled to its cursor; the focused one gets the
+/// terminal cursor.
+pub fn text_field(frame: &mut Frame, area: Rect, input: &Input, focused: bool) {
+    let w = area.width.saturating_sub(2).max(1) as usize;
+    let scroll = input.visual_scroll(w);
+    let shown: String = input.value().chars().skip(scroll).take(w).collect();
+    let pad = w.saturating_sub(shown.chars().count());
+    let value_style = if focused {
+        style::key().add_modifier(ratatui::style::Modifier::UNDERLINED)
+    } else {
+        style::dim()
+    };
+    let line = Line::from(vec![
+        Span::raw("["),
+        Span::styled(format!("{shown}{}", " ".repeat(pad)), value_style),
+        Span::raw("]"),
+    ]);
+    frame.render_widget(Paragraph::new(line), area);
+    if focused {
+        let x = area.x + 1 + (input.visual_cursor().saturating_sub(scroll)) as u16;
+        frame.set_cursor_position(Position::new(x.min(area.right().saturating_sub(1)), area.y));
+    }
+}
