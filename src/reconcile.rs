@@ -54,6 +54,20 @@ pub async fn run_checks(
                             c.in_file, c.in_scope, c.valid, c.rejected, c.loaded, e.target.table
                         ),
                     });
+                    if c.in_file == 0 {
+                        // A header and no rows is a legal extract, but rarely what anyone meant.
+                        out.push(CheckResult {
+                            name: "extract holds rows".into(),
+                            entity: name.clone(),
+                            source: "0".into(),
+                            target: "≥ 1".into(),
+                            status: CheckStatus::Warn,
+                            detail: format!(
+                                "{}: line 1 is the header and no rows follow, so nothing was loaded; if rows were expected, extract again",
+                                e.source.file
+                            ),
+                        });
+                    }
                     if let Some(budget) = e.max_reject_pct {
                         let rate = if c.in_scope == 0 {
                             0.0

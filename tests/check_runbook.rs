@@ -171,12 +171,4 @@ fn malformed_toml_and_wrong_types_and_unknown_gate() {
     );
 }
 
-#[test]
-fn missing_runbook_file() {
-    let out = Command::new(BIN)
-        .args(["check", "/nonexistent/rb.toml"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("cannot read runbook"));
-}
+// A missing runbook file, and more bad runbooks: tests/bad_input.rs.

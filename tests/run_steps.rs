@@ -335,18 +335,7 @@ fn verify_failure_rolls_production_back_to_its_backup() {
     assert_eq!(sqlite(&prod, "SELECT COUNT(*) FROM account_move"), "0");
 }
 
-#[test]
-fn missing_extract_file_is_an_infrastructure_failure() {
-    let s = Scratch::with_fixture("small");
-    std::fs::remove_file(s.path("extract/drivers.csv")).unwrap();
-    let out = s.cutover(&["rehearse"], &tms());
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("drivers.csv is missing"),
-        "{}",
-        stderr(&out)
-    );
-}
+// A missing extract file, and more bad inputs: tests/bad_input.rs.
 
 #[test]
 fn bad_flags_are_invalid_input() {

@@ -156,14 +156,16 @@ pub async fn pg_pool(url: &str, password: Option<&str>) -> Result<PgPool> {
     if let Some(p) = password {
         opts = opts.password(p);
     }
+    // One direct attempt first: the pool retries a refused connection for its whole
+    // acquire timeout and then only says it timed out; this says why, at once.
+    first_contact(sqlx::PgConnection::connect_with(&opts), url).await?;
     let pool = PgPoolOptions::new()
         .max_connections(4)
-        .acquire_timeout(std::time::Duration::from_secs(15))
+        .acquire_timeout(CONNECT_TIMEOUT)
         .connect_with(opts.clone())
         .await;
     match pool {
         Ok(p) => Ok(p),
-        // The pool only says it timed out; one direct attempt says why (refused, auth, …).
         Err(_) => Err(why_not(
             sqlx::PgConnection::connect_with(&opts).await.err(),
             url,
@@ -171,13 +173,31 @@ pub async fn pg_pool(url: &str, password: Option<&str>) -> Result<PgPool> {
     }
 }
 
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Open and close one connection, to fail fast (refused, unknown host, authentication)
+/// with the server's own reason.
+async fn first_contact<C: Connection>(
+    connect: impl std::future::Future<Output = sqlx::Result<C>>,
+    url: &str,
+) -> Result<()> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(why_not(Some(e), url)),
+        Err(_) => Err(why_not(None, url)),
+    }
+}
+
 fn why_not(direct: Option<sqlx::Error>, url: &str) -> anyhow::Error {
     let what = direct.map_or_else(
-        || "the connection pool timed out".to_string(),
+        || format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
         |e| e.to_string(),
     );
     anyhow::anyhow!(
-        "cannot connect to {}: {what} (is the server running and reachable, and are the user and password right?)",
+        "cannot connect to {}: {what}; check that the server is running and reachable at that host and port, and that the user and password are right (or point the runbook variable at another server with --var)",
         redact_url(url)
     )
 }
@@ -195,9 +215,10 @@ pub async fn mysql_pool(url: &str, password: Option<&str>) -> Result<MySqlPool> 
     if let Some(p) = password {
         opts = opts.password(p);
     }
+    first_contact(sqlx::MySqlConnection::connect_with(&opts), url).await?;
     let pool = MySqlPoolOptions::new()
         .max_connections(4)
-        .acquire_timeout(std::time::Duration::from_secs(15))
+        .acquire_timeout(CONNECT_TIMEOUT)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 conn.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
@@ -227,15 +248,12 @@ pub enum Db {
 impl Db {
     pub async fn connect(env: &ResolvedEnv) -> Result<Db> {
         let pw = env.password.as_deref();
+        // No `?` inside: every error gets the environment's name.
         let db: Result<Db> = match Dialect::of_url(&env.url) {
-            Some(Dialect::Sqlite) => Ok(Db::Sqlite(sqlite_pool(&env.url, true).await?)),
-            Some(Dialect::Postgres) => Ok(Db::Postgres(pg_pool(&env.url, pw).await?)),
-            Some(Dialect::MySql) => Ok(Db::MySql(mysql_pool(&env.url, pw).await?)),
-            None => anyhow::bail!(
-                "environment '{}': unsupported URL {}",
-                env.name,
-                redact_url(&env.url)
-            ),
+            Some(Dialect::Sqlite) => sqlite_pool(&env.url, true).await.map(Db::Sqlite),
+            Some(Dialect::Postgres) => pg_pool(&env.url, pw).await.map(Db::Postgres),
+            Some(Dialect::MySql) => mysql_pool(&env.url, pw).await.map(Db::MySql),
+            None => Err(anyhow::anyhow!("unsupported URL {}", redact_url(&env.url))),
         };
         db.with_context(|| format!("environment '{}'", env.name))
     }

@@ -202,14 +202,12 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                         message: m,
                     }],
                 },
-                Decoded::Encoding(field, v) => Verdict::Rejected {
+                Decoded::Encoding(field, message) => Verdict::Rejected {
                     fields: vec![],
                     issues: vec![RowIssue {
                         rule: "encoding".into(),
                         field,
-                        message: format!(
-                            "'{v}' is not UTF-8 (Latin-1?); re-export the extract as UTF-8"
-                        ),
+                        message,
                     }],
                 },
             };

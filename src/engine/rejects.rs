@@ -31,11 +31,11 @@ impl RejectWriter {
             .from_writer(BufWriter::new(file));
         let mut h: Vec<&str> = header.iter().map(String::as_str).collect();
         h.extend(EXTRA);
-        w.write_record(&h)
-            .with_context(|| format!("writing {}", path.display()))?;
+        let shown = path.display().to_string();
+        w.write_record(&h).map_err(|e| csv_failed(&shown, e))?;
         Ok(RejectWriter {
             w,
-            path: path.display().to_string(),
+            path: shown,
             rows: 0,
         })
     }
@@ -50,14 +50,36 @@ impl RejectWriter {
         rec.push_field(join(|i| &i.message).as_bytes());
         self.w
             .write_byte_record(&rec)
-            .with_context(|| format!("writing reject file {} (disk full?)", self.path))?;
+            .map_err(|e| csv_failed(&self.path, e))?;
         self.rows += 1;
         Ok(())
     }
 
     pub fn finish(mut self) -> Result<()> {
-        self.w
-            .flush()
-            .with_context(|| format!("flushing reject file {} (disk full?)", self.path))
+        self.w.flush().map_err(|e| cannot_write(&self.path, e))
     }
+}
+
+fn csv_failed(path: &str, e: csv::Error) -> anyhow::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => cannot_write(path, io),
+        other => anyhow::anyhow!("writing reject file {path}: {other:?}"),
+    }
+}
+
+/// A reject file that cannot be written stops the run: its rows would otherwise be lost.
+/// Says which file, why, and what to do.
+fn cannot_write(path: &str, e: std::io::Error) -> anyhow::Error {
+    let what_to_do = match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            "the disk is full: free space there, or point --artifacts at a folder on another disk, and run again"
+        }
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+            "make the folder writable, or point --artifacts at a writable folder, and run again"
+        }
+        _ => "check the disk, or point --artifacts at another folder, and run again",
+    };
+    anyhow::anyhow!(
+        "cannot write reject file {path}: {e}; the rejected rows were not all written, so this step stops; {what_to_do}"
+    )
 }

@@ -173,7 +173,69 @@ fn written_scale(s: &str) -> u32 {
     s.split_once('.').map(|(_, f)| f.len() as u32).unwrap_or(0)
 }
 
-fn parse_date(s: &str, f: DateFmt) -> Option<NaiveDate> {
+/// A value as quoted in a message: long ones are cut, so that a 10 MB field makes a short
+/// message (the reject file keeps the whole value).
+pub fn shown(v: &str) -> String {
+    const MAX: usize = 60;
+    if v.chars().count() <= MAX {
+        return v.to_string();
+    }
+    let head: String = v.chars().take(40).collect();
+    format!("{head}…[{} bytes]", v.len())
+}
+
+/// The decimal a number written with a decimal comma or thousands separators most likely
+/// means: `1.234,56` and `1,234.56` → `1234.56`, `12,5` → `12.5`, `1.234.567` → `1234567`.
+/// `None` where that is ambiguous (`1,234`) or the text is no such number.
+fn decimal_meant(s: &str) -> Option<String> {
+    let (sign, body) = s.strip_prefix('-').map_or(("", s), |b| ("-", b));
+    if body.is_empty()
+        || !body
+            .bytes()
+            .all(|c| c.is_ascii_digit() || c == b',' || c == b'.')
+    {
+        return None;
+    }
+    let commas = body.matches(',').count();
+    let points = body.matches('.').count();
+    // The decimal separator: the last one when both kinds are used, a lone comma that is
+    // not followed by exactly three digits, else none (all separators group thousands).
+    let last = body.rfind([',', '.'])?;
+    let decimal = if commas > 0 && points > 0 {
+        let sep = body.as_bytes()[last];
+        if body[..last].contains(sep as char) {
+            return None;
+        }
+        Some(last)
+    } else if commas == 1 && body.len() - last - 1 != 3 {
+        Some(last)
+    } else if commas + points == 1 {
+        return None;
+    } else {
+        None
+    };
+    let (int, frac) = match decimal {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let groups: Vec<&str> = int.split([',', '.']).collect();
+    let grouped = groups.len() == 1
+        || (!groups[0].is_empty()
+            && groups[0].len() <= 3
+            && groups[1..].iter().all(|g| g.len() == 3));
+    if !grouped || frac.is_some_and(|f| f.is_empty() || !f.bytes().all(|c| c.is_ascii_digit())) {
+        return None;
+    }
+    let mut out = format!("{sign}{}", groups.concat());
+    if let Some(f) = frac {
+        out.push('.');
+        out.push_str(f);
+    }
+    parse_decimal(&out).map(|_| out)
+}
+
+/// Year, month and day as written in format `f`, whether or not such a day exists.
+fn date_parts(s: &str, f: DateFmt) -> Option<(u32, u32, u32)> {
     let b = s.as_bytes();
     let digits = |r: std::ops::Range<usize>| -> Option<u32> {
         let part = s.get(r)?;
@@ -199,11 +261,68 @@ fn parse_date(s: &str, f: DateFmt) -> Option<NaiveDate> {
         DateFmt::Compact if b.len() == 8 => (digits(0..4)?, digits(4..6)?, digits(6..8)?),
         _ => return None,
     };
+    Some((y, m, d))
+}
+
+fn parse_date(s: &str, f: DateFmt) -> Option<NaiveDate> {
+    let (y, m, d) = date_parts(s, f)?;
     // There is no year 0 on a real calendar (chrono's proleptic calendar has one).
     if y == 0 {
         return None;
     }
     NaiveDate::from_ymd_opt(y as i32, m, d)
+}
+
+/// Why `s` is no date in any of `fmts`, and what to do about it.
+fn date_problem(s: &str, fmts: &[DateFmt]) -> String {
+    let names: Vec<&str> = fmts.iter().map(|f| f.name()).collect();
+    let accepted = names.join(", ");
+    for f in fmts {
+        let Some((y, m, d)) = date_parts(s, *f) else {
+            continue;
+        };
+        let why = match u8::try_from(m)
+            .ok()
+            .and_then(|m| chrono::Month::try_from(m).ok())
+        {
+            _ if y == 0 => "there is no year 0".to_string(),
+            None => format!("there is no month {m}"),
+            Some(month) => format!("{} {y} has no day {d}", month.name()),
+        };
+        return format!(
+            "'{}' is not a real date: {why} (read as {}); correct it in the source",
+            shown(s),
+            f.name()
+        );
+    }
+    format!(
+        "'{}' is not a date in an accepted format ({accepted}); write it as e.g. {}, or add its format to the rule's formats",
+        shown(s),
+        fmts.first().copied().unwrap_or(DateFmt::Ymd).example()
+    )
+}
+
+impl DateFmt {
+    fn name(self) -> &'static str {
+        match self {
+            DateFmt::Ymd => "YYYY-MM-DD",
+            DateFmt::DmySlash => "DD/MM/YYYY",
+            DateFmt::MdySlash => "MM/DD/YYYY",
+            DateFmt::DmyDot => "DD.MM.YYYY",
+            DateFmt::Compact => "YYYYMMDD",
+        }
+    }
+
+    /// The 31st of January 2024 in this format.
+    fn example(self) -> &'static str {
+        match self {
+            DateFmt::Ymd => "2024-01-31",
+            DateFmt::DmySlash => "31/01/2024",
+            DateFmt::MdySlash => "01/31/2024",
+            DateFmt::DmyDot => "31.01.2024",
+            DateFmt::Compact => "20240131",
+        }
+    }
 }
 
 fn date_fmt(name: &str) -> DateFmt {
@@ -479,7 +598,10 @@ impl Compiled {
                         issues.push(RowIssue::new(
                             "unique",
                             col(*i),
-                            format!("duplicate '{v}': an earlier in-scope row has it"),
+                            format!(
+                                "duplicate '{}': an earlier in-scope row has it; keep one of the two in the source",
+                                shown(v)
+                            ),
                         ));
                     }
                 }
@@ -490,7 +612,10 @@ impl Compiled {
                         issues.push(RowIssue::new(
                             "email",
                             col(*i),
-                            format!("'{}' is not an address local@domain.tld", fields[*i]),
+                            format!(
+                                "'{}' is not an address local@domain.tld",
+                                shown(&fields[*i])
+                            ),
                         ));
                     }
                 }
@@ -501,10 +626,7 @@ impl Compiled {
                             None => issues.push(RowIssue::new(
                                 "date",
                                 col(*i),
-                                format!(
-                                    "'{}' is not a real date in an accepted format",
-                                    fields[*i]
-                                ),
+                                date_problem(&fields[*i], fmts),
                             )),
                         }
                     }
@@ -521,13 +643,16 @@ impl Compiled {
                     }
                     let s = &fields[*i];
                     let Some(d) = parse_decimal(s) else {
-                        issues.push(RowIssue::new(
-                            "decimal",
-                            col(*i),
-                            format!(
-                                "'{s}' is not a decimal (digits and a '.' point, e.g. 1234.56)"
+                        let message = match decimal_meant(s) {
+                            Some(m) => format!(
+                                "'{s}' is not a decimal: write it as {m} (a '.' point, no thousands separators)"
                             ),
-                        ));
+                            None => format!(
+                                "'{}' is not a decimal: write digits with a '.' point and no thousands separators, e.g. 1234.56",
+                                shown(s)
+                            ),
+                        };
+                        issues.push(RowIssue::new("decimal", col(*i), message));
                         continue;
                     };
                     let mut ok = true;
@@ -587,7 +712,10 @@ impl Compiled {
                         None => issues.push(RowIssue::new(
                             "integer",
                             col(*i),
-                            format!("'{s}' is not an integer"),
+                            format!(
+                                "'{}' is not an integer: write a whole number in digits only, e.g. 1200",
+                                shown(s)
+                            ),
                         )),
                         Some(n) if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) => {
                             issues.push(RowIssue::new(
@@ -615,7 +743,7 @@ impl Compiled {
                         issues.push(RowIssue::new(
                             "pattern",
                             col(*i),
-                            format!("'{}' {message}", fields[*i]),
+                            format!("'{}' {message}", shown(&fields[*i])),
                         ));
                     }
                 }
@@ -632,7 +760,11 @@ impl Compiled {
                         issues.push(RowIssue::new(
                             "one_of",
                             col(*i),
-                            format!("'{}' is not one of {}", fields[*i], allowed.join(", ")),
+                            format!(
+                                "'{}' is not one of {}",
+                                shown(&fields[*i]),
+                                allowed.join(", ")
+                            ),
                         ));
                     }
                 }

@@ -30,6 +30,18 @@ impl Ctx<'_> {
     }
 }
 
+/// The regex crate's multi-line syntax error as one line: its last line says what is wrong.
+fn regex_why(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(&text)
+        .trim()
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
 pub const DATE_FORMATS: &[&str] = &[
     "YYYY-MM-DD",
     "DD/MM/YYYY",
@@ -155,8 +167,8 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
                     if let Err(e) = regex::Regex::new(regex) {
                         diags.push(ctx.diag(
                             &rk("regex"),
-                            format!("invalid regular expression: {e}"),
-                            "see https://docs.rs/regex for the syntax".into(),
+                            format!("invalid regular expression '{regex}': {}", regex_why(&e)),
+                            "fix the expression (in TOML, a backslash is written \\\\ inside \"…\", or use '…'); see https://docs.rs/regex for the syntax".into(),
                         ));
                     }
                 }

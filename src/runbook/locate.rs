@@ -126,6 +126,42 @@ fn walk(item: &Item, offset: usize, path: &mut String) {
     }
 }
 
+/// The key at `offset` read off the text line by line, for text that does not parse as
+/// TOML: the last table header before it (`[a.b]`, or `[[steps]]` counted as `steps[N]`)
+/// and the bare key the line starts with.
+pub fn path_guess(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let mut table = String::new();
+    let mut arrays: std::collections::HashMap<String, usize> = Default::default();
+    for line in text[..line_end].lines() {
+        let l = line.trim();
+        if let Some(name) = l.strip_prefix("[[") {
+            let name = name.split("]]").next().unwrap_or(name).trim().to_string();
+            let n = arrays.entry(name.clone()).or_insert(0);
+            table = format!("{name}[{n}]");
+            *n += 1;
+        } else if let Some(name) = l.strip_prefix('[') {
+            table = name.split(']').next().unwrap_or(name).trim().to_string();
+        }
+    }
+    let line = text[line_start..line_end].trim_start();
+    let key: String = if line.starts_with('[') {
+        String::new()
+    } else {
+        line.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect()
+    };
+    match (table.is_empty(), key.is_empty()) {
+        (true, true) => None,
+        (true, false) => Some(key),
+        (false, true) => Some(table),
+        (false, false) => Some(format!("{table}.{key}")),
+    }
+}
+
 /// Tables declared with `[header]` have no span covering their body; look at their keys.
 fn subtree_contains(item: &Item, offset: usize) -> bool {
     let within =
@@ -159,6 +195,24 @@ mod tests {
         assert_eq!(
             path_at(DOC, off).as_deref(),
             Some("entities.customers.validate[1].field")
+        );
+    }
+
+    #[test]
+    fn guesses_the_key_of_text_that_is_not_toml() {
+        let text = "[runbook]\nname = \"x\"\nname = \"y\"\n[[steps]]\nid = 1\n[[steps]]\nid = \n[entities.c\n";
+        let at = |needle: &str| text.find(needle).unwrap();
+        assert_eq!(
+            path_guess(text, at("name = \"y")).as_deref(),
+            Some("runbook.name")
+        );
+        assert_eq!(
+            path_guess(text, at("id = \n")).as_deref(),
+            Some("steps[1].id")
+        );
+        assert_eq!(
+            path_guess(text, at("[entities.c") + 3).as_deref(),
+            Some("entities.c")
         );
     }
 

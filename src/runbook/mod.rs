@@ -27,21 +27,29 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.key,
-            self.message
-        )?;
+        // Line 0: the problem is the file itself (missing, unreadable), not a place in it.
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)?;
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.key,
+                self.message
+            )?;
+        }
         if !self.hint.is_empty() {
             write!(f, "\n  hint: {}", self.hint)?;
         }
         Ok(())
     }
 }
+
+/// What to do with a password found in a runbook.
+const SECRET_HINT: &str = "secrets never go in a runbook: remove the password from the URL and set password_env = \"VAR\" (an environment variable) or password_file = \"PATH\" on the environment; for PostgreSQL, PGPASSWORD or ~/.pgpass also work";
 
 /// A database the runbook names, with its secret resolved from the environment (never the file).
 #[derive(Clone)]
@@ -91,14 +99,37 @@ impl Plan {
 
 /// Load, expand and lint a runbook. `overrides` are `--var NAME=VALUE` pairs, relative to `cwd`.
 pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Plan, Vec<Diagnostic>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "check the path (relative paths start where you run cutover); runbooks/tms.toml is the reference runbook"
+            }
+            std::io::ErrorKind::IsADirectory => "give the runbook's .toml file, not its folder",
+            std::io::ErrorKind::PermissionDenied => "make the file readable for this user",
+            _ => "check the path and that the file can be read",
+        };
         vec![Diagnostic {
             file: path.to_path_buf(),
             line: 0,
             column: 0,
             key: "(file)".into(),
             message: format!("cannot read runbook: {e}"),
-            hint: "check the path; runbooks/tms.toml is the reference runbook".into(),
+            hint: hint.into(),
+        }]
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let before = String::from_utf8_lossy(&bytes[..at]);
+        let (line, column) = locate::line_col(&before, before.len());
+        vec![Diagnostic {
+            file: path.to_path_buf(),
+            line,
+            column,
+            key: locate::path_guess(&before, before.len()).unwrap_or_else(|| "(document)".into()),
+            message: format!("the runbook is not UTF-8 (byte 0x{:02X})", bytes[at]),
+            hint: "save the runbook as UTF-8 (it was probably written as Latin-1 or Windows-1252)"
+                .into(),
         }]
     })?;
     load_str(path, &text, overrides)
@@ -157,7 +188,7 @@ pub fn load_str(
             diags.push(ctx.diag(
                 &format!("vars.{k}"),
                 "a password is written into the runbook".into(),
-                "secrets never go in a runbook: use password_env = \"VAR\" or password_file on the environment".into(),
+                SECRET_HINT.into(),
             ));
         }
     }
@@ -186,7 +217,7 @@ pub fn load_str(
             diags.push(ctx.diag(
                 &key,
                 "a password is written into the runbook".into(),
-                "secrets never go in a runbook: use password_env = \"VAR\" or password_file".into(),
+                SECRET_HINT.into(),
             ));
         }
         let url = expand(&key, &e.url, &mut diags);
@@ -344,7 +375,10 @@ pub fn url_has_password(url: &str) -> bool {
 fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> Diagnostic {
     let span = e.span().unwrap_or(0..0);
     let (line, column) = locate::line_col(text, span.start);
-    let key = locate::path_at(text, span.start).unwrap_or_else(|| "(document)".into());
+    // A file that is not TOML has no key tree to look in: read the key off the text.
+    let key = locate::path_at(text, span.start)
+        .or_else(|| locate::path_guess(text, span.start))
+        .unwrap_or_else(|| "(document)".into());
     let msg = e.message().trim().to_string();
     let word = text
         .get(span.clone())
@@ -362,9 +396,16 @@ fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> Diagnostic {
     } else if msg.contains("missing field") {
         "add the key; runbooks/tms.toml shows it in place".to_string()
     } else if msg.contains("invalid type") {
-        "wrong type: strings are quoted, lists are in [ ], numbers bare".to_string()
+        type_hint(&msg).to_string()
+    } else if msg.contains("duplicate key") {
+        "a key may appear once per table: delete or rename the second one".to_string()
+    } else if msg.contains("unclosed table") || msg.contains("unclosed array of tables") {
+        "close the table header with ] (or ]] for [[…]])".to_string()
+    } else if msg.contains("invalid basic string") || msg.contains("invalid literal string") {
+        "close the string with its quote on the same line (use \"\"\"…\"\"\" for text over several lines)".to_string()
     } else {
-        "the file is not valid TOML here".to_string()
+        "the file is not valid TOML here: check quotes, brackets and the = between key and value"
+            .to_string()
     };
     Diagnostic {
         file: path.to_path_buf(),
@@ -373,6 +414,26 @@ fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> Diagnostic {
         key,
         message: msg,
         hint,
+    }
+}
+
+/// What to write instead of a value of the wrong type.
+fn type_hint(msg: &str) -> &'static str {
+    if msg.contains("expected a boolean") {
+        "write true or false, without quotes"
+    } else if msg.contains("expected a sequence") {
+        "write a list in [ ], each item quoted: [\"a\", \"b\"]"
+    } else if msg.contains("expected a string") {
+        "quote the value: \"…\""
+    } else if ["integer", "u32", "u64", "usize", "i64", "f64"]
+        .iter()
+        .any(|t| {
+            msg.contains(&format!("expected {t}")) || msg.contains(&format!("expected an {t}"))
+        })
+    {
+        "write a bare number, without quotes"
+    } else {
+        "wrong type: strings are quoted, lists are in [ ], numbers and true/false bare"
     }
 }
 

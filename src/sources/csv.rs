@@ -10,6 +10,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use csv::ByteRecord;
 
+use crate::engine::rules::shown;
+
 /// Remembers where the newlines are in the bytes read so far, so a record's physical line
 /// comes from its byte offset. (csv's own line counter lags by one after a CRLF record.)
 /// Only newlines not yet passed are kept: memory is bounded by the read-ahead buffer.
@@ -65,7 +67,7 @@ pub enum Decoded {
     Fields(Vec<String>),
     /// Field count differs from the header.
     Malformed(String),
-    /// A needed field is not UTF-8.
+    /// A needed field is not UTF-8 text (or holds a NUL byte): the field and the message.
     Encoding(String, String),
 }
 
@@ -89,9 +91,19 @@ impl CsvSource {
             .with_context(|| format!("{}: line 1", path.display()))?
         {
             anyhow::bail!(
-                "{}: the file is empty; expected a header row with {}",
+                "{}: the file is empty, not even a header line; re-export it: its first line must name the columns {}",
                 path.display(),
                 expected.join(", ")
+            );
+        }
+        let first = rec.get(0).unwrap_or_default();
+        if first.starts_with(b"\xFF\xFE")
+            || first.starts_with(b"\xFE\xFF")
+            || rec.iter().any(|f| f.contains(&0))
+        {
+            anyhow::bail!(
+                "{}: line 1: the file is UTF-16 (a byte-order mark or NUL bytes in the header); re-export the extract as UTF-8",
+                path.display()
             );
         }
         let mut header = Vec::with_capacity(rec.len());
@@ -113,17 +125,25 @@ impl CsvSource {
         let mut index = Vec::with_capacity(expected.len());
         let mut missing = Vec::new();
         for col in expected {
-            match header.iter().position(|h| h == col) {
-                Some(i) => index.push(i),
-                None => missing.push(col.as_str()),
+            let at: Vec<usize> = (0..header.len()).filter(|&i| &header[i] == col).collect();
+            match at[..] {
+                [] => missing.push(col.as_str()),
+                [i] => index.push(i),
+                [a, b, ..] => anyhow::bail!(
+                    "{}: line 1: column '{col}' appears twice (columns {} and {}); remove or rename one, so that it is clear which one to load",
+                    path.display(),
+                    a + 1,
+                    b + 1
+                ),
             }
         }
         if !missing.is_empty() {
             anyhow::bail!(
-                "{}: line 1: missing column(s) {} (the header has: {}); add them to the extract or fix the runbook's columns",
+                "{}: line 1: missing column(s) {} (the header has: {}); {}",
                 path.display(),
                 missing.join(", "),
-                header.join(", ")
+                header.join(", "),
+                missing_hint(&header, &missing)
             );
         }
         Ok(CsvSource {
@@ -149,27 +169,94 @@ impl CsvSource {
     /// Expected columns of `row`, in runbook order.
     pub fn decode(&self, row: &RawRow) -> Decoded {
         if row.raw.len() != self.header.len() {
-            // A blank line inside the file is a single empty field: report it like any other.
-            return Decoded::Malformed(format!(
-                "has {} field(s), the header has {}",
-                row.raw.len(),
-                self.header.len()
-            ));
+            return Decoded::Malformed(self.field_count_message(row));
         }
         let mut out = Vec::with_capacity(self.index.len());
         for &i in &self.index {
-            match std::str::from_utf8(&row.raw[i]) {
-                Ok(s) => out.push(s.to_string()),
-                Err(_) => {
-                    return Decoded::Encoding(
-                        self.header[i].clone(),
-                        String::from_utf8_lossy(&row.raw[i]).into_owned(),
-                    );
+            let bytes = &row.raw[i];
+            let problem = match std::str::from_utf8(bytes) {
+                Ok(s) if !s.contains('\0') => {
+                    out.push(s.to_string());
+                    continue;
                 }
-            }
+                Ok(s) => format!(
+                    "'{}' holds a NUL byte (at byte {}): the extract is probably UTF-16 or binary; re-export it as UTF-8 text, or remove the NUL",
+                    shown(&s.replace('\0', "\\0")),
+                    s.find('\0').unwrap_or(0) + 1
+                ),
+                Err(e) => format!(
+                    "'{}' is not UTF-8 (byte 0x{:02X} at byte {}: Latin-1 or Windows-1252?); re-export the extract as UTF-8",
+                    shown(&String::from_utf8_lossy(bytes)),
+                    bytes[e.valid_up_to()],
+                    e.valid_up_to() + 1
+                ),
+            };
+            return Decoded::Encoding(self.header[i].clone(), problem);
         }
         Decoded::Fields(out)
     }
+
+    /// Why a record's field count differs from the header's, and what to do about it.
+    fn field_count_message(&self, row: &RawRow) -> String {
+        let (got, want) = (row.raw.len(), self.header.len());
+        // Line breaks inside quoted values; one that ends the record's last value is the
+        // end of a line the value swallowed (a quote left open to the end of the file).
+        let breaks = row
+            .raw
+            .iter()
+            .map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64)
+            .sum::<u64>()
+            - u64::from(
+                row.raw
+                    .iter()
+                    .next_back()
+                    .is_some_and(|f| f.ends_with(b"\n")),
+            );
+        if breaks > 0 {
+            format!(
+                "has {got} field(s), the header has {want}, and a quoted value runs from line {} to line {}: a quote (\") is probably never closed, so those lines were read as one value; close the quote, and write a quote inside a quoted value as \"\"",
+                row.line,
+                row.line + breaks
+            )
+        } else if got > want {
+            format!(
+                "has {got} fields, the header has {want}: a value holds an unquoted ',' (a decimal comma as in 1.234,56, or a name with a comma); quote that value, or remove the extra field"
+            )
+        } else {
+            format!(
+                "has {got} field(s), the header has {want}: a value is missing; add it (an empty value is still written, as ,,)"
+            )
+        }
+    }
+}
+
+/// What to do when the header lacks columns: the likely cause, when the header shows one.
+fn missing_hint(header: &[String], missing: &[&str]) -> String {
+    if let [only] = header
+        && let Some(sep) = [';', '\t', '|'].into_iter().find(|c| only.contains(*c))
+    {
+        let sep = if sep == '\t' {
+            "tab".to_string()
+        } else {
+            format!("'{sep}'")
+        };
+        return format!(
+            "the header looks {sep}-separated: export the extract with ',' as the separator"
+        );
+    }
+    let near: Vec<String> = missing
+        .iter()
+        .filter_map(|m| {
+            header
+                .iter()
+                .find(|h| h.eq_ignore_ascii_case(m))
+                .map(|h| format!("'{h}' is not '{m}'"))
+        })
+        .collect();
+    if !near.is_empty() {
+        return format!("column names are case-sensitive ({})", near.join(", "));
+    }
+    "add them to the extract or fix the runbook's columns".to_string()
 }
 
 /// Data rows in a CSV file (records after the header), streaming.

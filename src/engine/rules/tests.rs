@@ -281,6 +281,38 @@ fn value_maps_translate_and_reject_unmapped() {
     assert_eq!(one(&c, &["1", "paid"]), ["map:state"]);
 }
 
+#[test]
+fn a_decimal_written_the_european_or_us_way_is_read_back_only_when_unambiguous() {
+    for (written, meant) in [
+        ("1.234,56", Some("1234.56")),
+        ("1,234.56", Some("1234.56")),
+        ("-1.234,5", Some("-1234.5")),
+        ("12,5", Some("12.5")),
+        ("1.234.567", Some("1234567")),
+        ("1,234,567", Some("1234567")),
+        ("1,234", None), // 1234 or 1.234?
+        ("1,2,3", None),
+        ("1.234,5,6", None),
+        (",5", None),
+        ("12,", None),
+        ("1e3", None),
+        ("12 500", None),
+    ] {
+        assert_eq!(decimal_meant(written).as_deref(), meant, "{written}");
+    }
+}
+
+#[test]
+fn a_date_that_is_not_one_says_why() {
+    let fmts = [DateFmt::Ymd, DateFmt::DmySlash];
+    assert!(date_problem("31/02/2024", &fmts).contains("February 2024 has no day 31"));
+    assert!(date_problem("2024-13-01", &fmts).contains("there is no month 13"));
+    assert!(date_problem("0000-01-01", &fmts).contains("there is no year 0"));
+    assert!(date_problem("5 Jan 2024", &fmts).contains("not a date in an accepted format"));
+    assert!(shown(&"x".repeat(100)).ends_with("…[100 bytes]"));
+    assert_eq!(shown("short"), "short");
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;
