@@ -975,6 +975,7 @@ fn disk_full_while_writing_rejects() {
         fingerprints: vec![],
         expected_rows: 3,
         resume: None,
+        retry: cutover::engine::retry::RetryPolicy::from_settings(&plan.rb.settings),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

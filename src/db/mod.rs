@@ -144,6 +144,42 @@ pub async fn sqlite_pool_ro(path: &std::path::Path) -> Result<SqlitePool> {
         .with_context(|| format!("cannot open {} read-only", path.display()))
 }
 
+/// How long taking a connection from a server pool may wait, opening a new one included.
+///
+/// While the server is down, sqlx's acquire quietly retries a refused connect (and a
+/// server's "starting up") until this runs out, then says `PoolTimedOut`. A load's batch
+/// write then fails with a transient error and the load's own retry loop takes over
+/// (runbook `settings.retries` / `retry_delay`, each retry logged and journaled). So this
+/// stays short: ample for a TLS handshake with a busy server, short enough that an outage
+/// shows up within seconds as retries the operator can see, not as a silent hang of
+/// 15-30 s per attempt that would also make the runbook's retry budget meaningless.
+pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A pool's `PoolTimedOut` says nothing of why. One direct connection attempt (bounded by
+/// [`ACQUIRE_TIMEOUT`]) does: refused, no route, authentication. Its error becomes the
+/// cause, so [`crate::engine::retry::is_transient`] judges the real reason (a refused
+/// connection is worth a retry; a rejected password is not). Other errors pass through.
+pub async fn acquire_error<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+    e: sqlx::Error,
+) -> anyhow::Error {
+    if !matches!(e, sqlx::Error::PoolTimedOut) {
+        return e.into();
+    }
+    let opts = pool.connect_options();
+    let direct = tokio::time::timeout(ACQUIRE_TIMEOUT, DB::Connection::connect_with(&opts)).await;
+    let within = format!("no connection within {} s", ACQUIRE_TIMEOUT.as_secs());
+    match direct {
+        Ok(Err(why)) => anyhow::Error::new(why).context(within),
+        Ok(Ok(conn)) => {
+            // Back already: the next attempt will get through.
+            let _ = conn.close().await;
+            anyhow::Error::new(e)
+        }
+        Err(_) => anyhow::Error::new(e).context(format!("{within} (connecting hangs)")),
+    }
+}
+
 /// Connect to PostgreSQL. The password comes from the runbook's `password_env` /
 /// `password_file`; without one, libpq's `PGPASSWORD` and `~/.pgpass` apply.
 pub async fn pg_pool(url: &str, password: Option<&str>) -> Result<PgPool> {
@@ -161,7 +197,7 @@ pub async fn pg_pool(url: &str, password: Option<&str>) -> Result<PgPool> {
     first_contact(sqlx::PgConnection::connect_with(&opts), url).await?;
     let pool = PgPoolOptions::new()
         .max_connections(4)
-        .acquire_timeout(CONNECT_TIMEOUT)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(opts.clone())
         .await;
     match pool {
@@ -218,7 +254,7 @@ pub async fn mysql_pool(url: &str, password: Option<&str>) -> Result<MySqlPool> 
     first_contact(sqlx::MySqlConnection::connect_with(&opts), url).await?;
     let pool = MySqlPoolOptions::new()
         .max_connections(4)
-        .acquire_timeout(CONNECT_TIMEOUT)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 conn.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
 use super::rejects::RejectWriter;
+use super::retry::{RetryPolicy, is_transient};
 use super::rules::{Compiled, RowIssue, RunState, SqlValue, Verdict, parse_decimal};
 use crate::journal::events::{EntityCounts, EntityProgress, Phase, ProgressSnapshot, RefusedRow};
 use crate::sinks::{Sink, SinkError, TableSpec};
@@ -27,6 +28,8 @@ pub struct EntityJob {
     pub reject_path: PathBuf,
     pub table: TableSpec,
     pub batch_size: usize,
+    /// How often, and after what waits, a batch is written again after a transient fault.
+    pub retry: RetryPolicy,
     /// Valid keys of entities this one references.
     pub refs: HashMap<String, Arc<HashSet<String>>>,
     /// Keep this entity's valid keys (another entity references it).
@@ -306,7 +309,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     publish(loaded, false);
     let mut sink_err = None;
     while let Some(items) = rx.recv().await {
-        match bisect_rows(sink, &job.table, &items).await {
+        match bisect_rows_retrying(sink, &job.table, &items, &job.retry, on_batch).await {
             Ok((n, bad)) => {
                 loaded += n;
                 let mut refused = Vec::with_capacity(bad.len());
@@ -408,12 +411,34 @@ pub async fn bisect_rows<R: AsRef<[SqlValue]>>(
     spec: &TableSpec,
     rows: &[R],
 ) -> Result<(u64, Vec<(usize, String)>)> {
+    bisect_rows_retrying(sink, spec, rows, &RetryPolicy::NONE, &NoObserver).await
+}
+
+/// [`bisect_rows`], where a write that fails for a transient reason (see
+/// [`is_transient`]) is told to `observer`, waited for and written again, up to
+/// `policy.max` times in a row. A retry repeats only the write that failed: halves of a
+/// split batch already committed stay committed and counted once. Sinks upsert on the
+/// key, so a write whose commit went through before the connection broke is harmless to
+/// repeat, and every sink reports the rows it was given (not the rows the upsert changed),
+/// so the replay counts them in full.
+pub async fn bisect_rows_retrying<R: AsRef<[SqlValue]>, O: BatchObserver + Sync>(
+    sink: &Sink,
+    spec: &TableSpec,
+    rows: &[R],
+    policy: &RetryPolicy,
+    observer: &O,
+) -> Result<(u64, Vec<(usize, String)>)> {
     let mut loaded = 0;
     let mut bad = Vec::new();
     let mut stack = vec![(0usize, rows.len())];
+    let mut failures = 0u32;
     while let Some((lo, hi)) = stack.pop() {
         let batch: Vec<&[SqlValue]> = rows[lo..hi].iter().map(|r| r.as_ref()).collect();
-        match sink.write_batch(spec, &batch).await {
+        let res = sink.write_batch(spec, &batch).await;
+        if !matches!(res, Err(SinkError::Infra(_))) {
+            failures = 0;
+        }
+        match res {
             Ok(n) => loaded += n,
             Err(SinkError::Rows(msg)) if hi - lo == 1 => bad.push((lo, msg)),
             Err(SinkError::Rows(_)) => {
@@ -421,10 +446,45 @@ pub async fn bisect_rows<R: AsRef<[SqlValue]>>(
                 stack.push((mid, hi));
                 stack.push((lo, mid));
             }
-            Err(SinkError::Infra(e)) => return Err(e),
+            Err(SinkError::Infra(e)) if policy.max == 0 || !is_transient(&e) => return Err(e),
+            Err(SinkError::Infra(e)) if failures == policy.max => {
+                return Err(anyhow::anyhow!(
+                    "gave up after {} retries: {} (check that the server is up and reachable; \
+                     to ride out a longer outage, raise settings.retries or \
+                     settings.retry_delay in the runbook)",
+                    policy.max,
+                    crate::steps::explain(&e)
+                ));
+            }
+            Err(SinkError::Infra(e)) => {
+                failures += 1;
+                let delay = policy.delay(failures);
+                observer
+                    .retrying(Retry {
+                        attempt: failures,
+                        max_attempts: policy.max,
+                        delay,
+                        error: crate::steps::explain(&e),
+                    })
+                    .await?;
+                tokio::time::sleep(delay).await;
+                stack.push((lo, hi));
+            }
         }
     }
     Ok((loaded, bad))
+}
+
+/// For callers that do not retry.
+struct NoObserver;
+
+impl BatchObserver for NoObserver {
+    async fn committed(&self, _: u64, _: u64, _: u64, _: Vec<RefusedRow>) -> Result<()> {
+        Ok(())
+    }
+    async fn retrying(&self, _: Retry) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl AsRef<[SqlValue]> for Item {

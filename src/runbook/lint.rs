@@ -550,33 +550,39 @@ fn topo_order<'a>(
     Ok(out)
 }
 
-/// "90s", "10m", "48h", "1h30m", "2d".
+/// "90s", "10m", "48h", "1h30m", "2d", "250ms".
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let s = s.trim();
     if s.is_empty() {
         return None;
     }
-    let mut total = 0u64;
+    let mut millis = 0u64;
     let mut num = String::new();
-    for ch in s.chars() {
+    let mut chars = s.chars().peekable();
+    while let Some(ch) = chars.next() {
         if ch.is_ascii_digit() {
             num.push(ch);
         } else {
             let n: u64 = num.parse().ok()?;
             num.clear();
-            total += n * match ch {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86400,
+            let unit = match ch {
+                'm' if chars.peek() == Some(&'s') => {
+                    chars.next();
+                    1
+                }
+                's' => 1000,
+                'm' => 60_000,
+                'h' => 3_600_000,
+                'd' => 86_400_000,
                 _ => return None,
             };
+            millis = millis.checked_add(n.checked_mul(unit)?)?;
         }
     }
     if !num.is_empty() {
         return None;
     }
-    Some(std::time::Duration::from_secs(total))
+    Some(std::time::Duration::from_millis(millis))
 }
 
 /// Table name → column names, read from `CREATE TABLE` statements (enough to lint a mapping).
@@ -661,6 +667,10 @@ mod tests {
         assert_eq!(parse_duration("48h").unwrap().as_secs(), 172800);
         assert!(parse_duration("10").is_none());
         assert!(parse_duration("5x").is_none());
+        assert_eq!(parse_duration("250ms").unwrap().as_millis(), 250);
+        assert_eq!(parse_duration("1s500ms").unwrap().as_millis(), 1500);
+        assert_eq!(parse_duration("2m").unwrap().as_secs(), 120);
+        assert!(parse_duration("ms").is_none());
     }
 
     #[test]

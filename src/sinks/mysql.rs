@@ -49,7 +49,14 @@ impl MySqlSink {
         } else {
             updates.join(", ")
         };
-        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let mut tx = match self.pool.begin().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                return Err(SinkError::Infra(
+                    crate::db::acquire_error(&self.pool, e).await,
+                ));
+            }
+        };
         for chunk in rows.chunks(per_stmt) {
             let mut qb: QueryBuilder<MySql> = QueryBuilder::new(format!(
                 "INSERT INTO {} ({}) ",

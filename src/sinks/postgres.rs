@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use sqlx::{AssertSqlSafe, PgPool};
 
 use super::{SinkError, TableSpec};
-use crate::db::ident;
+use crate::db::{acquire_error, ident};
 use crate::engine::rules::SqlValue;
 
 /// Column name → type to cast the staged text to, for one table.
@@ -54,7 +54,13 @@ impl PgSink {
         let upsert = self.upsert_sql(spec, rows, &stage).await?;
         let data = copy_text(rows);
 
-        let mut tx = self.pool.begin().await.map_err(classify)?;
+        // A connection the server dropped (restart, network) is noticed here by the pool's
+        // liveness ping and replaced by a new one; the staging table below is per
+        // connection and created if missing, so a new connection gets its own.
+        let mut tx = match self.pool.begin().await {
+            Ok(tx) => tx,
+            Err(e) => return Err(SinkError::Infra(acquire_error(&self.pool, e).await)),
+        };
         // Why a temp table that lives as long as the pooled connection, emptied at commit,
         // rather than ON COMMIT DROP: DROP would insert and delete pg_class/pg_attribute/
         // pg_type rows on every batch, bloating the catalog over a long load; DELETE ROWS
@@ -180,7 +186,7 @@ impl PgSink {
         if let Some(t) = self.types.lock().expect("type cache").get(table) {
             return Ok(t.clone());
         }
-        let rows: Vec<(String, String)> = sqlx::query_as(
+        let rows: Result<Vec<(String, String)>, _> = sqlx::query_as(
             "SELECT a.attname::text, quote_ident(n.nspname) || '.' || quote_ident(t.typname) \
              FROM pg_attribute a \
              JOIN pg_type t ON t.oid = a.atttypid \
@@ -189,8 +195,14 @@ impl PgSink {
         )
         .bind(ident(table))
         .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
+        .await;
+        let rows = match rows {
+            Ok(r) => r,
+            Err(e @ sqlx::Error::PoolTimedOut) => {
+                return Err(SinkError::Infra(acquire_error(&self.pool, e).await));
+            }
+            Err(e) => return Err(classify(e)),
+        };
         if rows.is_empty() {
             // Not cached: the table may be created before the next attempt.
             return Err(infra_msg(format!(

@@ -1079,6 +1079,7 @@ impl Executor {
                     columns: rules.target_columns.clone(),
                 },
                 batch_size: plan.rb.settings.batch_size,
+                retry: crate::engine::retry::RetryPolicy::from_settings(&plan.rb.settings),
                 keep_valid_keys: referenced.contains(n),
                 sum_fields: plan
                     .rb
