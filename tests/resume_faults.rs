@@ -499,7 +499,11 @@ fn headless_the_window_stops_the_run_and_the_operator_rolls_back_by_hand() {
     site.window_of(6);
     let out = site.run_with(Some(HOLD_UP_THE_LOAD), &[]);
     assert_eq!(code(&out), 7, "{}", stderr(&out));
-    assert!(stderr(&out).contains("cutover rollback"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cutover rollback"),
+        "{}",
+        stderr(&out)
+    );
     // Stopped mid-load, nothing rolled back without the operator.
     assert_ne!(site.production(), before);
     let out = Command::new(BIN)

@@ -410,3 +410,108 @@ fn no_go_after_the_load_rolls_production_back() {
         "0"
     );
 }
+
+/// Ways round the production gate, each of which must end before a row reaches production.
+mod gate_cannot_be_bypassed {
+    use super::*;
+
+    fn runbook(s: &Scratch, edit: impl Fn(String) -> String) -> std::path::PathBuf {
+        let text = std::fs::read_to_string(tms())
+            .unwrap()
+            .replace("../assets/sample-extract", "extract");
+        let rb = s.path("tms.toml");
+        std::fs::write(&rb, edit(text)).unwrap();
+        rb
+    }
+
+    fn production_untouched(s: &Scratch) {
+        assert_eq!(
+            sqlite(
+                &s.path("production.db"),
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'account_move'"
+            ),
+            "0",
+            "rows reached production"
+        );
+    }
+
+    fn refused(out: &std::process::Output) {
+        assert_eq!(code(out), 1, "{}", stderr(out));
+        assert!(
+            stderr(out).contains("the production load needs a GO at the sign-off gate"),
+            "{}",
+            stderr(out)
+        );
+    }
+
+    const SIGN_OFF_STEP: &str = "[[steps]]\nid = \"sign_off\"\nkind = \"sign_off\"\ngate = \"go_live\"\ntitle = \"Go / no-go\"\nplanned = \"30m\"\n";
+
+    #[test]
+    fn a_runbook_without_its_sign_off_step() {
+        let s = Scratch::with_fixture("small");
+        let rb = runbook(&s, |t| {
+            assert!(t.contains(SIGN_OFF_STEP));
+            t.replace(SIGN_OFF_STEP, "")
+        });
+        let mut args = vec!["run"];
+        args.extend(GO);
+        refused(&s.cutover(&args, &rb));
+        production_untouched(&s);
+    }
+
+    #[test]
+    fn a_go_given_before_the_last_validate() {
+        // Sign first, validate afterwards: the GO did not see this evidence.
+        let s = Scratch::with_fixture("small");
+        let rb = runbook(&s, |t| {
+            let without = t.replace(SIGN_OFF_STEP, "");
+            without.replace(
+                "[[steps]]\nid = \"dry_run\"",
+                &format!("{SIGN_OFF_STEP}\n[[steps]]\nid = \"dry_run\""),
+            )
+        });
+        let mut args = vec!["run"];
+        args.extend(GO);
+        refused(&s.cutover(&args, &rb));
+        production_untouched(&s);
+    }
+
+    #[test]
+    fn one_person_signing_for_both_roles() {
+        let s = Scratch::with_fixture("small");
+        let out = s.cutover(
+            &[
+                "run",
+                "--sign-off",
+                "Ann Lee|migration_lead|go|ok",
+                "--sign-off",
+                "Ann Lee|finance|go|ok",
+            ],
+            &tms_in(&s),
+        );
+        assert_eq!(code(&out), 4, "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("1 of 2 GO sign-offs"),
+            "{}",
+            stderr(&out)
+        );
+        production_untouched(&s);
+    }
+
+    #[test]
+    fn the_go_of_an_earlier_run() {
+        let s = Scratch::with_fixture("small");
+        let rb = tms_in(&s);
+        let mut args = vec!["run", "--until", "sign_off"];
+        args.extend(GO);
+        assert_eq!(code(&s.cutover(&args, &rb)), 0);
+        // A new run (not a resume) must collect its own GOs.
+        let out = s.cutover(&["run", "--fresh"], &rb);
+        assert_eq!(code(&out), 4, "{}", stderr(&out));
+        production_untouched(&s);
+    }
+
+    fn tms_in(s: &Scratch) -> std::path::PathBuf {
+        runbook(s, |t| t)
+    }
+}
