@@ -533,3 +533,79 @@ fn headless_the_operator_may_go_on_past_the_window() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(site.production(), reference().production);
 }
+
+/// What the console's rollback dialog sends (`Command::Rollback`) while the run waits at
+/// the gate: the executor carries out the rollback plan and the run ends rolled back.
+#[test]
+fn the_consoles_rollback_command_at_the_gate_runs_the_rollback_plan() {
+    use cutover::control::Command as Ctl;
+    use cutover::journal::events::{Outcome, StepStatus};
+    use cutover::steps::{Channels, Executor, OnWindowExceeded, RunOptions};
+    let site = Site::new();
+    let before = site.production_with_a_row_of_its_own();
+    let url = |f: &str| format!("sqlite://{}", site.path(f).display());
+    let vars: Vec<(String, String)> = [
+        ("legacy_url", url("legacy.db")),
+        ("staging_url", url("staging.db")),
+        ("production_url", url("production.db")),
+        ("backup_dir", site.path("backups").display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let plan = cutover::runbook::load(&site.path("tms.toml"), &vars).unwrap();
+    let fin = block_on(async {
+        let journal = Journal::open_path(&site.path("journal.db")).await.unwrap();
+        let (rec_tx, mut rec_rx) = tokio::sync::mpsc::channel(1024);
+        let (prog_tx, _prog_rx) = tokio::sync::watch::channel(Vec::new());
+        let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(4);
+        let exec = Executor::new(
+            plan,
+            journal,
+            &site.path(".cutover"),
+            Channels {
+                records: Some(rec_tx),
+                progress: prog_tx,
+                commands: cmd_rx,
+            },
+            RunOptions {
+                mode: cutover::journal::events::RunMode::Run,
+                until: None,
+                sign_offs: vec![],
+                interactive: true,
+                artifacts: None,
+                on_window_exceeded: OnWindowExceeded::Ask,
+            },
+        );
+        let run = tokio::spawn(exec.run());
+        // The console: once the gate opens, the operator confirms a rollback.
+        while let Some(r) = rec_rx.recv().await {
+            if r.event.kind() == "gate_opened" {
+                cmd_tx
+                    .send(Ctl::Rollback {
+                        reason: "figures do not match the ledger".into(),
+                    })
+                    .await
+                    .unwrap();
+                break;
+            }
+        }
+        tokio::spawn(async move { while rec_rx.recv().await.is_some() {} });
+        run.await.unwrap().unwrap()
+    });
+    assert_eq!(fin.outcome, Outcome::RolledBack);
+    assert_eq!(fin.exit_code, 6);
+    let recs = block_on(async {
+        let j = Journal::open_path(&site.path("journal.db")).await.unwrap();
+        j.run_records(&fin.run_id).await.unwrap()
+    });
+    assert!(recs.iter().any(|r| matches!(
+        &r.event,
+        Event::StepFinished { step, status: StepStatus::RolledBack, .. } if step == "sign_off"
+    )));
+    assert!(recs.iter().any(|r| matches!(
+        &r.event,
+        Event::RollbackStarted { reason } if reason.contains("figures do not match the ledger")
+    )));
+    assert_eq!(site.production(), before);
+}

@@ -504,7 +504,12 @@ impl Executor {
                     };
                     self.emit(Event::StepFinished {
                         step: step.id.clone(),
-                        status: StepStatus::Failed,
+                        // Stopped for the rollback the operator asked for, not by a fault.
+                        status: if outcome == Outcome::RolledBack {
+                            StepStatus::RolledBack
+                        } else {
+                            StepStatus::Failed
+                        },
                         message: msg.clone(),
                         duration_ms: ms,
                     })
