@@ -57,25 +57,7 @@ impl Site {
     }
 
     fn run(&self, fault: Option<&str>) -> Output {
-        let url = |f: &str| format!("sqlite://{}", self.path(f).display());
-        let mut cmd = Command::new(BIN);
-        cmd.arg("run")
-            .arg(self.path("tms.toml"))
-            .arg("--headless")
-            .args(["--var", &format!("legacy_url={}", url("legacy.db"))])
-            .args(["--var", &format!("staging_url={}", url("staging.db"))])
-            .args(["--var", &format!("production_url={}", url("production.db"))])
-            .args([
-                "--var",
-                &format!("backup_dir={}", self.path("backups").display()),
-            ])
-            .args(GO)
-            .env_remove("CUTOVER_JOURNAL")
-            .env_remove("CUTOVER_FAULT");
-        if let Some(f) = fault {
-            cmd.env("CUTOVER_FAULT", f);
-        }
-        cmd.output().unwrap()
+        self.run_with(fault, &[])
     }
 
     fn records(&self) -> Vec<Record> {

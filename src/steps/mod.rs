@@ -323,7 +323,15 @@ impl Executor {
 
     /// Run the rollback plan of an adopted run now (`cutover rollback`), and close it.
     pub async fn rollback_now(mut self, reason: &str) -> Result<Finished> {
-        let (outcome, exit_code, message) = self.rollback(reason).await;
+        let result = self.rollback(reason).await;
+        self.finish(result).await
+    }
+
+    /// Journal the end of the run.
+    async fn finish(
+        &self,
+        (outcome, exit_code, message): (Outcome, i32, String),
+    ) -> Result<Finished> {
         self.emit(Event::RunFinished {
             outcome,
             exit_code,
@@ -543,7 +551,7 @@ impl Executor {
                 break;
             }
         }
-        let (outcome, exit_code, message) = result.unwrap_or((
+        let result = result.unwrap_or((
             Outcome::Completed,
             exit::OK,
             match self.opts.mode {
@@ -551,18 +559,7 @@ impl Executor {
                 RunMode::Rehearse => "rehearsal completed".to_string(),
             },
         ));
-        self.emit(Event::RunFinished {
-            outcome,
-            exit_code,
-            message,
-        })
-        .await?;
-        Ok(Finished {
-            run_id: self.run_id.clone(),
-            outcome,
-            exit_code,
-            run_dir: self.run_dir.clone(),
-        })
+        self.finish(result).await
     }
 
     async fn start(&self, steps: &[crate::runbook::format::Step]) -> Result<()> {
