@@ -7,6 +7,7 @@ pub mod app;
 pub mod control;
 pub mod db;
 pub mod demo;
+pub mod describe;
 pub mod engine;
 #[doc(hidden)]
 pub mod fault;

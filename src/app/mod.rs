@@ -16,9 +16,7 @@ use indexmap::IndexMap;
 use tui_input::InputRequest;
 
 use crate::control::Command;
-use crate::journal::events::{
-    Decision, EnvInfo, Event, Phase, ProgressSnapshot, Record, RunMode, StepStatus,
-};
+use crate::journal::events::{Decision, EnvInfo, Event, Phase, ProgressSnapshot, Record, RunMode};
 use crate::runbook::format::StepKind;
 use crate::window::{Forecast, WindowModel};
 
@@ -381,7 +379,7 @@ impl App {
             .map(|t| t.format("%H:%M:%S").to_string())
             .unwrap_or_default();
         let mut effects = Vec::new();
-        let (text, tone) = describe(&rec.event);
+        let described = crate::describe::describe(&rec.event);
         match rec.event {
             Event::RunStarted {
                 run_id,
@@ -599,7 +597,7 @@ impl App {
             | Event::ForecastBasis { .. }
             | Event::WindowWarning { .. } => {}
         }
-        if let Some(text) = text {
+        if let Some((text, tone)) = described {
             self.push_log(time, text, tone);
         }
         self.check_window();
@@ -833,227 +831,6 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Interrupt => return app.abort_and_quit(),
     }
     vec![]
-}
-
-/// Human text for the log, or `None` for events too frequent to list.
-fn describe(ev: &Event) -> (Option<String>, Tone) {
-    use Tone::*;
-    let (text, tone) = match ev {
-        Event::RunStarted {
-            run_id,
-            mode,
-            runbook_name,
-            ..
-        } => {
-            let mode = match mode {
-                RunMode::Run => "run",
-                RunMode::Rehearse => "rehearsal",
-            };
-            (
-                format!("Run {run_id} started: {runbook_name} ({mode})"),
-                Neutral,
-            )
-        }
-        Event::StepStarted { step } => (format!("▶ {step} started"), Active),
-        Event::StepFinished {
-            step,
-            status,
-            message,
-            duration_ms,
-        } => {
-            let st = StepState::from(*status);
-            let mut t = format!(
-                "{} {step} {} in {}",
-                st.glyph(),
-                st.word(),
-                fmt_secs(duration_ms / 1000)
-            );
-            if !message.is_empty() {
-                t.push_str(": ");
-                t.push_str(message);
-            }
-            let tone = if *status == StepStatus::Passed {
-                Good
-            } else {
-                st.tone()
-            };
-            (t, tone)
-        }
-        Event::CommandRan {
-            step,
-            command,
-            exit_code,
-            timed_out,
-            ..
-        } => (
-            format!(
-                "Command of {step} ({command}) {}",
-                match (exit_code, timed_out) {
-                    (_, true) => "timed out and was killed".to_string(),
-                    (Some(c), _) => format!("exited with {c}"),
-                    (None, _) => "was killed by a signal".to_string(),
-                }
-            ),
-            if *exit_code == Some(0) { Good } else { Bad },
-        ),
-        Event::BackupTaken {
-            env, path, bytes, ..
-        } => (
-            format!(
-                "Backup of {env} taken: {path} ({} bytes)",
-                fmt_count(*bytes)
-            ),
-            Neutral,
-        ),
-        Event::FreezeApplied {
-            env,
-            method,
-            watermark,
-            ..
-        } => (
-            format!(
-                "Freeze applied on {env} ({method}), {} tables watermarked",
-                watermark.len()
-            ),
-            Neutral,
-        ),
-        Event::ExtractRecorded { files, .. } => {
-            let rows: u64 = files.iter().map(|f| f.rows).sum();
-            (
-                format!(
-                    "Extract recorded: {} files, {} rows",
-                    files.len(),
-                    fmt_count(rows)
-                ),
-                Neutral,
-            )
-        }
-        Event::EntityStarted {
-            phase,
-            entity,
-            table,
-            expected_rows,
-        } => (
-            format!(
-                "{} {entity} → {table}: {} rows expected",
-                phase_word(Some(*phase)),
-                fmt_count(*expected_rows)
-            ),
-            Neutral,
-        ),
-        Event::BatchCommitted { .. } | Event::ForecastBasis { .. } => return (None, Neutral),
-        Event::RetryScheduled {
-            entity,
-            attempt,
-            max_attempts,
-            delay_ms,
-            error,
-            ..
-        } => (
-            format!(
-                "{entity}: {error}; retry {attempt} of {max_attempts} in {:.1}s",
-                *delay_ms as f64 / 1000.0
-            ),
-            Warn,
-        ),
-        Event::RunResumed { completed, .. } => (
-            format!(
-                "Resumed from the journal; not repeated: {}",
-                if completed.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    completed.join(", ")
-                }
-            ),
-            Active,
-        ),
-        Event::WindowWarning {
-            projected_finish,
-            window_end,
-            ..
-        } => (
-            format!("Projected finish {projected_finish} overruns the window (ends {window_end})"),
-            Warn,
-        ),
-        Event::WindowExceeded { window_end } => (
-            format!("The cutover window ended at {window_end}: rollback proposed"),
-            Bad,
-        ),
-        Event::EntityFinished {
-            phase,
-            entity,
-            counts,
-            ..
-        } => (
-            format!(
-                "{} {entity} done: {} valid, {} rejected, {} loaded",
-                phase_word(Some(*phase)),
-                fmt_count(counts.valid),
-                fmt_count(counts.rejected),
-                fmt_count(counts.loaded)
-            ),
-            if counts.rejected > 0 { Warn } else { Good },
-        ),
-        Event::CheckRecorded { result, .. } => {
-            let (g, w, tone) = check_glyph_word(result.status);
-            (
-                format!(
-                    "{g} check {} {w} ({}): source {} / target {}",
-                    result.name, result.entity, result.source, result.target
-                ),
-                tone,
-            )
-        }
-        Event::GateOpened {
-            gate,
-            title,
-            recommendation,
-            ..
-        } => {
-            let (g, w, _) = decision_glyph_word(*recommendation);
-            (
-                format!("? Gate {gate} open: {title} (recommendation {g} {w})"),
-                Active,
-            )
-        }
-        Event::SignOffRecorded {
-            gate,
-            name,
-            role,
-            decision,
-            ..
-        } => {
-            let (g, w, tone) = decision_glyph_word(*decision);
-            (
-                format!("{g} Sign-off at {gate}: {w} by {name} ({role})"),
-                tone,
-            )
-        }
-        Event::GateDecided { gate, decision } => {
-            let (g, w, tone) = decision_glyph_word(*decision);
-            (format!("{g} Gate {gate} decided: {w}"), tone)
-        }
-        Event::RollbackStarted { reason } => (format!("↺ Rollback started: {reason}"), Warn),
-        Event::RollbackFinished { ok, message } => {
-            if *ok {
-                (format!("↺ Rollback finished: {message}"), Warn)
-            } else {
-                (format!("✗ Rollback FAILED: {message}"), Bad)
-            }
-        }
-        Event::RunFinished {
-            outcome,
-            exit_code,
-            message,
-        } => {
-            let (g, w, tone) = outcome_glyph_word(*outcome);
-            (
-                format!("{g} Run finished: {w} (exit {exit_code}): {message}"),
-                tone,
-            )
-        }
-    };
-    (Some(text), tone)
 }
 
 /// Which phase an entity row belongs to, for display.
