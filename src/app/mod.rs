@@ -222,6 +222,22 @@ impl App {
         })
     }
 
+    /// What a GO at the open gate needs typed: the production database's name, when a
+    /// load step follows the gate (before any later gate). `None` for other gates.
+    pub fn gate_confirm_name(&self) -> Option<String> {
+        let at = self.steps.iter().position(|s| {
+            s.kind == StepKind::SignOff
+                && matches!(s.state, StepState::WaitingSignOff | StepState::Running)
+        })?;
+        let into_production = self.steps[at + 1..]
+            .iter()
+            .take_while(|s| s.kind != StepKind::SignOff)
+            .any(|s| s.kind == StepKind::Load);
+        into_production
+            .then(|| self.rollback_confirm_name().map(str::to_string))
+            .flatten()
+    }
+
     pub fn rollback_dialog_visible(&self) -> bool {
         self.rollback_dialog.visible && !self.is_finished()
     }
@@ -518,7 +534,7 @@ impl App {
                 {
                     s.state = StepState::WaitingSignOff;
                 }
-                self.dialog.open_fresh();
+                self.dialog.open_fresh(self.gate_confirm_name());
                 self.show_help = false;
             }
             Event::SignOffRecorded {
@@ -762,10 +778,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                     signoff.name, signoff.role
                 ));
                 // Stay open, cleared, for the next approver; GateDecided closes it.
-                app.dialog = GateDialog {
-                    visible: true,
-                    ..GateDialog::default()
-                };
+                app.dialog.clear();
                 return vec![Effect::Send(Command::SignOff(signoff))];
             }
         }

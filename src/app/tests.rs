@@ -149,6 +149,10 @@ fn gate_dialog_opens_by_itself_and_sends_exactly_the_typed_sign_off() {
     type_text(&mut app, "counts match");
     update(&mut app, Action::DialogNextField);
     update(&mut app, Action::ChooseDecision(Decision::Go));
+    // The gate lets the load into production: a GO needs the database's name typed.
+    update(&mut app, Action::DialogNextField);
+    assert_eq!(app.dialog.focus(), Field::Database);
+    type_text(&mut app, "erp");
     let fx = update(&mut app, Action::SubmitSignOff);
     assert_eq!(
         fx,
@@ -163,8 +167,106 @@ fn gate_dialog_opens_by_itself_and_sends_exactly_the_typed_sign_off() {
     // The gate is still open (quorum 2): the dialog stays, cleared, for the next approver.
     assert!(app.dialog_visible());
     assert_eq!(app.dialog.name.value(), "");
+    assert_eq!(app.dialog.database.value(), "");
     assert_eq!(app.dialog.decision, None);
+    // The next approver must confirm too.
+    assert_eq!(app.dialog.confirm_name.as_deref(), Some("erp"));
     assert!(app.notice.as_deref().unwrap().contains("Sign-off sent"));
+}
+
+/// Name, role and comment filled in for a GO at the gate.
+fn go_filled(app: &mut App) {
+    type_text(app, "Ada Lead");
+    update(app, Action::DialogNextField);
+    type_text(app, "migration_lead");
+    update(app, Action::DialogNextField);
+    type_text(app, "counts match");
+    update(app, Action::ChooseDecision(Decision::Go));
+}
+
+#[test]
+fn production_gate_go_needs_the_database_name_typed_exactly() {
+    let mut app = app_at_gate();
+    assert_eq!(app.gate_confirm_name().as_deref(), Some("erp"));
+    assert_eq!(app.dialog.confirm_name.as_deref(), Some("erp"));
+    go_filled(&mut app);
+    assert!(update(&mut app, Action::SubmitSignOff).is_empty());
+    assert_eq!(app.dialog.focus(), Field::Database);
+    assert!(
+        app.dialog
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("production database's name")
+    );
+    // Case and spaces count.
+    for wrong in ["ERP", "erp ", " erp", "production"] {
+        app.dialog.database = tui_input::Input::default();
+        type_text(&mut app, wrong);
+        assert!(!app.dialog.database_matches(), "{wrong:?}");
+        assert!(
+            update(&mut app, Action::SubmitSignOff).is_empty(),
+            "{wrong:?}"
+        );
+    }
+    app.dialog.database = tui_input::Input::default();
+    type_text(&mut app, "erp");
+    assert!(app.dialog.database_matches());
+    let fx = update(&mut app, Action::SubmitSignOff);
+    assert!(
+        matches!(fx.as_slice(), [Effect::Send(Command::SignOff(s))] if s.decision == Decision::Go),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn production_gate_no_go_needs_a_reason_not_the_name() {
+    let mut app = app_at_gate();
+    go_filled(&mut app);
+    // Clear the comment: a NO-GO without a reason is refused.
+    app.dialog.comment = tui_input::Input::default();
+    update(&mut app, Action::ChooseDecision(Decision::NoGo));
+    assert!(update(&mut app, Action::SubmitSignOff).is_empty());
+    assert_eq!(app.dialog.focus(), Field::Comment);
+    type_text(&mut app, "AR off by 1");
+    let fx = update(&mut app, Action::SubmitSignOff);
+    let [Effect::Send(Command::SignOff(s))] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(
+        (s.decision, s.comment.as_str()),
+        (Decision::NoGo, "AR off by 1")
+    );
+}
+
+#[test]
+fn tab_visits_the_database_field_only_at_a_production_gate() {
+    let mut app = app_at_gate();
+    let mut seen = vec![app.dialog.focus()];
+    for _ in 0..5 {
+        update(&mut app, Action::DialogNextField);
+        seen.push(app.dialog.focus());
+    }
+    assert_eq!(seen, [Field::ALL.as_slice(), &[Field::Name]].concat());
+    update(&mut app, Action::DialogPrevField);
+    assert_eq!(app.dialog.focus(), Field::Database);
+
+    // The same gate with no load after it (before the next gate): no confirmation.
+    let mut app = App::new();
+    for mut r in records_to_gate() {
+        if let Event::RunStarted { steps, .. } = &mut r.event {
+            steps.retain(|s| s.kind != StepKind::Load);
+        }
+        update(&mut app, Action::Record(r));
+    }
+    assert!(app.dialog_visible());
+    assert_eq!(app.gate_confirm_name(), None);
+    assert_eq!(app.dialog.fields(), &Field::ALL[..4]);
+    update(&mut app, Action::DialogPrevField);
+    assert_eq!(app.dialog.focus(), Field::Decision);
+    app.dialog.focus = Some(Field::Name);
+    go_filled(&mut app);
+    assert_eq!(update(&mut app, Action::SubmitSignOff).len(), 1);
 }
 
 #[test]
