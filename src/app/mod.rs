@@ -139,6 +139,8 @@ pub struct App {
     pub window_end: Option<DateTime<Utc>>,
     pub steps: Vec<StepRow>,
     pub entities: IndexMap<String, EntityRow>,
+    /// Rows/s history of each entity that has run, for the sparklines.
+    pub throughput: IndexMap<String, Throughput>,
     pub checks: Vec<CheckRow>,
     pub gate: Option<GateState>,
     pub dialog: GateDialog,
@@ -650,6 +652,26 @@ impl App {
         }
     }
 
+    /// One throughput sample per running entity (at most one a second).
+    fn sample_throughput(&mut self, now: DateTime<Utc>) {
+        for e in self
+            .entities
+            .values()
+            .filter(|e| !e.done && e.phase.is_some())
+        {
+            self.throughput
+                .entry(e.entity.clone())
+                .or_default()
+                .sample(now, e.phase, e.read);
+        }
+    }
+
+    /// The rows/s history of an entity that is still running.
+    pub fn running_throughput(&self, entity: &str) -> Option<&Throughput> {
+        let e = self.entities.get(entity).filter(|e| !e.done)?;
+        self.throughput.get(entity).filter(|t| t.phase == e.phase)
+    }
+
     fn scroll(&mut self, delta: isize) {
         fn apply(v: usize, delta: isize, len: usize) -> usize {
             let max = len.saturating_sub(1) as isize;
@@ -698,6 +720,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Progress(snap) => app.apply_progress(snap),
         Action::Tick { now } => {
             app.now = Some(now);
+            app.sample_throughput(now);
             app.check_window();
         }
         Action::RejectsLoaded {

@@ -765,3 +765,77 @@ fn confirm_name_falls_back_to_the_environment_for_older_journals() {
     record(&mut app, 1, "18:00:00", started);
     assert_eq!(app.rollback_confirm_name(), Some("production"));
 }
+
+#[test]
+fn throughput_is_sampled_once_a_second_on_the_tick() {
+    let mut app = app_mid_load();
+    // app_mid_load ticked once at 19:00: the baseline, no sample yet.
+    assert_eq!(app.running_throughput("invoices").unwrap().samples.len(), 0);
+    let tick = |app: &mut App, hms: &str, invoices: u64| {
+        update(
+            app,
+            Action::Progress(progress_load((invoices, 301.0), (18_000, 301.0))),
+        );
+        update(app, Action::Tick { now: now(hms) });
+    };
+    // Half a second later: too soon for a sample.
+    update(
+        &mut app,
+        Action::Tick {
+            now: now("19:00:00") + chrono::Duration::milliseconds(500),
+        },
+    );
+    assert!(app.throughput["invoices"].samples.is_empty());
+    tick(&mut app, "19:00:02", 15_300);
+    // 300 rows in 2 s; invoice lines had not moved.
+    assert_eq!(app.throughput["invoices"].latest(), Some(150));
+    assert_eq!(app.throughput["invoice_lines"].latest(), Some(0));
+    // Done entities are not sampled.
+    assert!(!app.throughput.contains_key("companies"));
+    assert_eq!(app.running_throughput("companies"), None);
+}
+
+#[test]
+fn throughput_history_is_bounded_and_ends_with_the_entity() {
+    let mut app = app_throughput();
+    let inv = app.running_throughput("invoices").unwrap();
+    assert_eq!(inv.samples.len(), 60);
+    assert_eq!(inv.latest(), Some(throughput_rates(60).0));
+    let lines = &app.throughput["invoice_lines"].samples;
+    assert_eq!(lines[35], 0, "the stall shows");
+    // Keep ticking for longer than the buffer holds: it stays at capacity, newest last.
+    let mut read = 20_000;
+    for i in 1..=(THROUGHPUT_CAPACITY as i64 + 10) {
+        read += 7;
+        update(
+            &mut app,
+            Action::Progress(progress_load((read, 400.0), (20_000, 400.0))),
+        );
+        update(
+            &mut app,
+            Action::Tick {
+                now: now("19:00:00") + chrono::Duration::seconds(i),
+            },
+        );
+    }
+    let inv = app.running_throughput("invoices").unwrap();
+    assert_eq!(inv.samples.len(), THROUGHPUT_CAPACITY);
+    assert!(inv.samples.iter().all(|r| *r == 7), "{:?}", inv.samples);
+    // Once the entity finishes, no sparkline is offered for it.
+    update(
+        &mut app,
+        Action::Record(rec(
+            500,
+            "19:03:00",
+            Event::EntityFinished {
+                phase: Phase::Load,
+                entity: "invoices".into(),
+                counts: EntityCounts::default(),
+                reject_file: String::new(),
+                sums: Default::default(),
+                duration_ms: 1,
+            },
+        )),
+    );
+    assert_eq!(app.running_throughput("invoices"), None);
+}

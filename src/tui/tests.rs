@@ -131,6 +131,16 @@ fn gate_dialog_production_go_160x48() {
 }
 
 #[test]
+fn throughput_sparkline_80x24() {
+    insta::assert_snapshot!(screen(&app_throughput(), 80, 24));
+}
+
+#[test]
+fn throughput_sparkline_160x48() {
+    insta::assert_snapshot!(screen(&app_throughput(), 160, 48));
+}
+
+#[test]
 fn help_80x24() {
     let mut app = mid_load(Tab::Rejects);
     update(&mut app, Action::ToggleHelp);
