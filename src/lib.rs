@@ -13,6 +13,7 @@ pub mod engine;
 pub mod fault;
 pub mod headless;
 pub mod journal;
+pub mod log_feed;
 pub mod reconcile;
 pub mod report;
 pub mod runbook;

@@ -597,3 +597,38 @@ pub fn app_throughput() -> App {
     }
     app
 }
+
+/// Mid-load with tracing lines in the log: the retry warnings of a lost connection, a
+/// pool warning from sqlx and some lines the console could not keep up with.
+pub fn app_with_tracing() -> App {
+    let mut app = app_mid_load();
+    let warn = |attempt: u32| Action::Log {
+        level: tracing::Level::WARN,
+        target: "cutover::steps".into(),
+        message: format!(
+            "transient fault; retrying the batch entity=invoice_lines attempt={attempt} max=5 \
+             delay_ms=500 error=connection refused"
+        ),
+    };
+    update(&mut app, warn(1));
+    update(&mut app, warn(2));
+    update(
+        &mut app,
+        Action::Log {
+            level: tracing::Level::WARN,
+            target: "sqlx::pool::acquire".into(),
+            message: "slow acquire elapsed=1.2s".into(),
+        },
+    );
+    update(
+        &mut app,
+        Action::Log {
+            level: tracing::Level::INFO,
+            target: "cutover::engine".into(),
+            message: "batch retried and committed entity=invoice_lines".into(),
+        },
+    );
+    update(&mut app, Action::LogDropped { total: 3 });
+    update(&mut app, Action::SelectTab(super::Tab::Log));
+    app
+}

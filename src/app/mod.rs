@@ -78,6 +78,16 @@ pub enum Action {
         entity: String,
         error: String,
     },
+    /// A tracing event for the log pane (already filtered: see `log_feed`).
+    Log {
+        level: tracing::Level,
+        target: String,
+        message: String,
+    },
+    /// Tracing lines dropped so far because the console was behind (a running total).
+    LogDropped {
+        total: u64,
+    },
     /// Something the loop wants the operator to see (e.g. the engine stopped listening).
     Notice {
         text: String,
@@ -157,6 +167,8 @@ pub struct App {
     pub window_exceeded_seen: bool,
     pub finished: Option<Finished>,
     pub log: VecDeque<LogLine>,
+    /// Tracing lines dropped before they reached the console (the channel was full).
+    pub log_dropped: u64,
     pub rejects: IndexMap<String, RejectSet>,
     /// `None` shows all entities.
     pub reject_filter: Option<String>,
@@ -363,22 +375,55 @@ impl App {
     }
 
     fn push_log(&mut self, time: String, text: String, tone: Tone) {
+        self.push_log_line(LogLine {
+            time,
+            text,
+            tone,
+            level: None,
+        });
+    }
+
+    fn push_log_line(&mut self, line: LogLine) {
         if self.log.len() == LOG_CAPACITY {
             self.log.pop_front();
         }
-        self.log.push_back(LogLine { time, text, tone });
+        self.log.push_back(line);
         if self.log_scroll > 0 {
             // Keep the view still while scrolled up.
             self.log_scroll = (self.log_scroll + 1).min(self.log.len().saturating_sub(1));
         }
     }
 
-    fn note(&mut self, text: String, tone: Tone) {
-        let time = self
-            .now
+    fn clock(&self) -> String {
+        self.now
             .map(|t| t.format("%H:%M:%S").to_string())
-            .unwrap_or_default();
-        self.push_log(time, text, tone);
+            .unwrap_or_default()
+    }
+
+    fn note(&mut self, text: String, tone: Tone) {
+        self.push_log(self.clock(), text, tone);
+    }
+
+    /// A tracing line: at the app's clock, its level shown beside it; another crate's
+    /// target is named after the message.
+    fn log_traced(&mut self, level: tracing::Level, target: &str, message: String) {
+        let tone = match level {
+            tracing::Level::ERROR => Tone::Bad,
+            tracing::Level::WARN => Tone::Warn,
+            _ => Tone::Neutral,
+        };
+        let own = target == "cutover" || target.starts_with("cutover::");
+        let text = if own || target.is_empty() {
+            message
+        } else {
+            format!("{message} ({target})")
+        };
+        self.push_log_line(LogLine {
+            time: self.clock(),
+            text,
+            tone,
+            level: Some(level),
+        });
     }
 
     fn step_mut(&mut self, id: &str) -> Option<&mut StepRow> {
@@ -754,6 +799,12 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                 Tone::Bad,
             );
         }
+        Action::Log {
+            level,
+            target,
+            message,
+        } => app.log_traced(level, &target, message),
+        Action::LogDropped { total } => app.log_dropped = app.log_dropped.max(total),
         Action::Notice { text } => {
             app.note(text.clone(), Tone::Warn);
             app.notice = Some(text);

@@ -291,6 +291,9 @@ pub struct LogLine {
     pub time: String,
     pub text: String,
     pub tone: Tone,
+    /// Set for lines from tracing (shown as `WARN` and so on); `None` for the journal's
+    /// and the console's own.
+    pub level: Option<tracing::Level>,
 }
 
 /// Where the well-known columns of a reject file are. Anything else is an original value.

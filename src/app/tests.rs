@@ -839,3 +839,73 @@ fn throughput_history_is_bounded_and_ends_with_the_entity() {
     );
     assert_eq!(app.running_throughput("invoices"), None);
 }
+
+#[test]
+fn tracing_lines_join_the_log_with_their_level() {
+    let mut app = app_mid_load();
+    let before = app.log.len();
+    update(
+        &mut app,
+        Action::Log {
+            level: tracing::Level::WARN,
+            target: "cutover::steps".into(),
+            message: "transient fault; retrying the batch entity=people attempt=1".into(),
+        },
+    );
+    update(
+        &mut app,
+        Action::Log {
+            level: tracing::Level::ERROR,
+            target: "sqlx::pool".into(),
+            message: "connection lost".into(),
+        },
+    );
+    assert_eq!(app.log.len(), before + 2);
+    let warn = &app.log[before];
+    assert_eq!(warn.level, Some(tracing::Level::WARN));
+    assert_eq!(warn.tone, Tone::Warn);
+    assert_eq!(warn.time, "19:00:00", "at the app's clock");
+    assert_eq!(
+        warn.text,
+        "transient fault; retrying the batch entity=people attempt=1"
+    );
+    let err = &app.log[before + 1];
+    assert_eq!(err.tone, Tone::Bad);
+    assert_eq!(
+        err.text, "connection lost (sqlx::pool)",
+        "another crate is named"
+    );
+    // Journal lines carry no level.
+    assert!(app.log.iter().take(before).all(|l| l.level.is_none()));
+}
+
+#[test]
+fn log_dropped_keeps_the_running_total() {
+    let mut app = app_mid_load();
+    assert_eq!(app.log_dropped, 0);
+    update(&mut app, Action::LogDropped { total: 5 });
+    assert_eq!(app.log_dropped, 5);
+    // A stale (smaller) total never moves it back.
+    update(&mut app, Action::LogDropped { total: 2 });
+    assert_eq!(app.log_dropped, 5);
+}
+
+#[test]
+fn tracing_lines_are_bounded_like_the_rest_of_the_log() {
+    let mut app = app_mid_load();
+    for i in 0..LOG_CAPACITY + 5 {
+        update(
+            &mut app,
+            Action::Log {
+                level: tracing::Level::INFO,
+                target: "cutover".into(),
+                message: format!("line {i}"),
+            },
+        );
+    }
+    assert_eq!(app.log.len(), LOG_CAPACITY);
+    assert_eq!(
+        app.log.back().unwrap().text,
+        format!("line {}", LOG_CAPACITY + 4)
+    );
+}

@@ -141,6 +141,16 @@ fn throughput_sparkline_160x48() {
 }
 
 #[test]
+fn tracing_in_the_log_80x24() {
+    insta::assert_snapshot!(screen(&app_with_tracing(), 80, 24));
+}
+
+#[test]
+fn tracing_in_the_log_160x48() {
+    insta::assert_snapshot!(screen(&app_with_tracing(), 160, 48));
+}
+
+#[test]
 fn help_80x24() {
     let mut app = mid_load(Tab::Rejects);
     update(&mut app, Action::ToggleHelp);
