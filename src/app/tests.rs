@@ -909,3 +909,17 @@ fn tracing_lines_are_bounded_like_the_rest_of_the_log() {
         format!("line {}", LOG_CAPACITY + 4)
     );
 }
+
+#[test]
+fn throughput_starts_over_in_a_new_phase() {
+    let mut t = Throughput::default();
+    t.sample(now("19:00:00"), Some(Phase::DryRun), 1_000);
+    t.sample(now("19:00:01"), Some(Phase::DryRun), 1_500);
+    assert_eq!(t.samples, [500]);
+    // The load starts the count over: no history carried over, no negative jump.
+    t.sample(now("19:00:02"), Some(Phase::Load), 100);
+    assert!(t.samples.is_empty());
+    assert_eq!(t.phase, Some(Phase::Load));
+    t.sample(now("19:00:04"), Some(Phase::Load), 300);
+    assert_eq!(t.latest(), Some(100));
+}
