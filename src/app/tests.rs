@@ -296,54 +296,6 @@ fn quit_after_finish_only_quits() {
 }
 
 #[test]
-fn reject_filter_cycles_through_entities_and_back_to_all() {
-    let mut app = app_mid_load();
-    assert_eq!(app.reject_count(), 15);
-    key(&mut app, KeyCode::Char('f'));
-    assert_eq!(app.reject_filter.as_deref(), Some("people"));
-    assert_eq!(app.reject_count(), 3);
-    key(&mut app, KeyCode::Char('f'));
-    assert_eq!(app.reject_filter.as_deref(), Some("invoices"));
-    assert_eq!(app.reject_count(), 12);
-    assert_eq!(app.reject_row(0).unwrap().entity, "invoices");
-    key(&mut app, KeyCode::Char('f'));
-    assert_eq!(app.reject_filter, None);
-}
-
-#[test]
-fn reject_scrolling_is_clamped() {
-    let mut app = app_mid_load();
-    update(&mut app, Action::PageDown);
-    update(&mut app, Action::PageDown);
-    assert_eq!(app.reject_selected, 14);
-    update(&mut app, Action::ScrollTop);
-    assert_eq!(app.reject_selected, 0);
-    update(&mut app, Action::ScrollUp);
-    assert_eq!(app.reject_selected, 0);
-    let row = app.reject_row(3).unwrap();
-    assert_eq!(
-        (row.entity, row.rule, row.field),
-        ("invoices", "required", "partner_ref")
-    );
-    assert!(row.originals.contains("code=INV-0001"));
-}
-
-#[test]
-fn rejects_are_capped_in_memory() {
-    let mut app = App::new();
-    let (header, rows) = reject_rows("people", REJECT_DISPLAY_CAP + 5);
-    update(
-        &mut app,
-        Action::RejectsLoaded {
-            entity: "people".into(),
-            header,
-            rows,
-        },
-    );
-    assert_eq!(app.reject_count(), REJECT_DISPLAY_CAP);
-}
-
-#[test]
 fn log_keeps_the_last_lines_only() {
     let mut app = App::new();
     for i in 0..(LOG_CAPACITY as i64 + 50) {

@@ -6,7 +6,7 @@ use ratatui::backend::TestBackend;
 
 use super::views;
 use crate::app::fixtures::*;
-use crate::app::{Action, App, Field, Tab, update};
+use crate::app::{Action, App, Field, RejectAction, Tab, update};
 use crate::journal::events::Decision;
 use tui_input::InputRequest;
 
@@ -35,10 +35,10 @@ fn main_mid_load_160x48() {
 #[test]
 fn rejects_tab_filtered_and_scrolled_80x24() {
     let mut app = mid_load(Tab::Rejects);
-    update(&mut app, Action::CycleRejectFilter);
-    update(&mut app, Action::CycleRejectFilter);
+    act(&mut app, Action::Rejects(RejectAction::CycleEntity));
+    act(&mut app, Action::Rejects(RejectAction::CycleEntity));
     for _ in 0..4 {
-        update(&mut app, Action::ScrollDown);
+        act(&mut app, Action::ScrollDown);
     }
     insta::assert_snapshot!(screen(&app, 80, 24));
 }
@@ -46,10 +46,10 @@ fn rejects_tab_filtered_and_scrolled_80x24() {
 #[test]
 fn rejects_tab_filtered_and_scrolled_160x48() {
     let mut app = mid_load(Tab::Rejects);
-    update(&mut app, Action::CycleRejectFilter);
-    update(&mut app, Action::CycleRejectFilter);
+    act(&mut app, Action::Rejects(RejectAction::CycleEntity));
+    act(&mut app, Action::Rejects(RejectAction::CycleEntity));
     for _ in 0..4 {
-        update(&mut app, Action::ScrollDown);
+        act(&mut app, Action::ScrollDown);
     }
     insta::assert_snapshot!(screen(&app, 160, 48));
 }
@@ -205,22 +205,4 @@ fn a_long_runbook_name_never_runs_into_the_window_clock() {
         !top.contains("run-2026"),
         "the run id gives way first: {top}"
     );
-}
-
-#[test]
-fn reads_reject_csv_with_cap() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("r.csv");
-    std::fs::write(
-        &p,
-        "_line,_rule,code\n3,required,\"A,1\"\n9,decimal,B\n12,date,C\n",
-    )
-    .unwrap();
-    let (h, rows) = super::read_rejects(p.to_str().unwrap(), 2).unwrap();
-    assert_eq!(h, vec!["_line", "_rule", "code"]);
-    assert_eq!(
-        rows,
-        vec![vec!["3", "required", "A,1"], vec!["9", "decimal", "B"]]
-    );
-    assert!(super::read_rejects("/nonexistent/x.csv", 10).is_err());
 }

@@ -9,9 +9,11 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 use super::style;
 use crate::app::keymap::{KEYMAP, KeyContext, binding_keys};
 
-const CONTEXTS: [KeyContext; 8] = [
+const CONTEXTS: [KeyContext; 10] = [
     KeyContext::Main,
     KeyContext::Rejects,
+    KeyContext::RejectSearch,
+    KeyContext::RejectDetail,
     KeyContext::Anywhere,
     KeyContext::ConfirmQuit,
     KeyContext::Dialog,
@@ -36,7 +38,10 @@ fn lines() -> (Vec<Line<'static>>, Vec<usize>) {
                 Span::raw(b.help),
             ]));
         }
-        if matches!(ctx, KeyContext::Dialog | KeyContext::RollbackDialog) {
+        if matches!(
+            ctx,
+            KeyContext::Dialog | KeyContext::RollbackDialog | KeyContext::RejectSearch
+        ) {
             out.push(Line::from(vec![
                 Span::styled(format!(" {:<KEYS_WIDTH$}", "other keys"), style::key()),
                 Span::raw("edit (Ctrl-U clears)"),
