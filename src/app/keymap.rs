@@ -90,6 +90,18 @@ pub static KEYMAP: &[Binding] = &[
         help: "close help",
     },
     Binding {
+        keys: &[(Up, N), (Char('k'), N)],
+        context: K::Help,
+        action: Action::HelpScroll(-1),
+        help: "scroll up (if cut)",
+    },
+    Binding {
+        keys: &[(Down, N), (Char('j'), N)],
+        context: K::Help,
+        action: Action::HelpScroll(1),
+        help: "scroll down (if cut)",
+    },
+    Binding {
         keys: &[(Char('q'), N)],
         context: K::Main,
         action: Action::Quit,
@@ -183,19 +195,19 @@ pub static KEYMAP: &[Binding] = &[
         keys: &[(Char('f'), N)],
         context: K::Rejects,
         action: Action::Rejects(RA::CycleEntity),
-        help: "filter by entity (cycle)",
+        help: "cycle entity filter",
     },
     Binding {
         keys: &[(Char('r'), N)],
         context: K::Rejects,
         action: Action::Rejects(RA::CycleRule),
-        help: "filter by rule (cycle)",
+        help: "cycle rule filter",
     },
     Binding {
         keys: &[(Char('c'), N)],
         context: K::Rejects,
         action: Action::Rejects(RA::CycleField),
-        help: "filter by field (cycle)",
+        help: "cycle field filter",
     },
     Binding {
         keys: &[(Char('/'), N)],
@@ -330,6 +342,35 @@ pub static KEYMAP: &[Binding] = &[
         help: "previous field",
     },
 ];
+
+/// Contexts in the order the help lists them.
+pub const HELP_CONTEXTS: [KeyContext; 10] = [
+    K::Main,
+    K::Rejects,
+    K::RejectSearch,
+    K::RejectDetail,
+    K::Anywhere,
+    K::ConfirmQuit,
+    K::Dialog,
+    K::DialogDecision,
+    K::RollbackDialog,
+    K::Help,
+];
+
+/// Whether unbound keys edit a text field in this context (the help says so).
+pub fn context_edits(ctx: KeyContext) -> bool {
+    matches!(ctx, K::Dialog | K::RollbackDialog | K::RejectSearch)
+}
+
+/// Lines of the help: a title a context, a line a binding, one for editing keys.
+pub fn help_lines() -> usize {
+    HELP_CONTEXTS
+        .iter()
+        .map(|&c| {
+            1 + KEYMAP.iter().filter(|b| b.context == c).count() + usize::from(context_edits(c))
+        })
+        .sum()
+}
 
 /// Contexts in force for this app state, most specific first.
 pub fn active_contexts(app: &App) -> Vec<KeyContext> {

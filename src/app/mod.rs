@@ -105,6 +105,8 @@ pub enum Action {
     /// Send the rollback, if the typed name is exactly the production database's.
     ConfirmRollback,
     ToggleHelp,
+    /// Scroll the help (when it does not fit the screen).
+    HelpScroll(isize),
     /// `q`: after the run, leave; before it, ask first, and a second `q` aborts.
     Quit,
     /// Keep running after a `q`.
@@ -153,6 +155,8 @@ pub struct App {
     pub log_scroll: usize,
     pub tab: Tab,
     pub show_help: bool,
+    /// Lines the help is scrolled down, when it does not fit the screen.
+    pub help_scroll: usize,
     pub confirm_quit: bool,
     /// Latest clock: from ticks, or the newest record time.
     pub now: Option<DateTime<Utc>>,
@@ -724,7 +728,14 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                 return vec![Effect::Send(Command::Rollback { reason })];
             }
         }
-        Action::ToggleHelp => app.show_help = !app.show_help,
+        Action::ToggleHelp => {
+            app.show_help = !app.show_help;
+            app.help_scroll = 0;
+        }
+        Action::HelpScroll(d) => {
+            let max = keymap::help_lines().saturating_sub(1) as isize;
+            app.help_scroll = (app.help_scroll as isize + d).clamp(0, max) as usize;
+        }
         Action::Quit => {
             if app.is_finished() || app.aborted {
                 return vec![Effect::Quit];

@@ -615,3 +615,21 @@ fn confirm_name_falls_back_to_the_environment_for_older_journals() {
     record(&mut app, 1, "18:00:00", started);
     assert_eq!(app.rollback_confirm_name(), Some("production"));
 }
+
+#[test]
+fn help_scroll_is_clamped_and_starts_over_when_reopened() {
+    let mut app = app_mid_load();
+    key(&mut app, KeyCode::Char('?'));
+    key(&mut app, KeyCode::Up);
+    assert_eq!(app.help_scroll, 0);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Char('j'));
+    assert_eq!(app.help_scroll, 2);
+    for _ in 0..500 {
+        update(&mut app, Action::HelpScroll(1));
+    }
+    assert_eq!(app.help_scroll, keymap::help_lines() - 1);
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char('?'));
+    assert_eq!(app.help_scroll, 0);
+}

@@ -70,12 +70,18 @@ fn count_label(t: &RejectTable) -> String {
 }
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
-    let t = &app.rejects;
+    render_table(frame, &app.rejects, area);
+    if app.rejects.detail.is_some() {
+        render_detail(frame, &app.rejects);
+    }
+}
+
+fn render_table(frame: &mut Frame, t: &RejectTable, area: Rect) {
     let block = Block::bordered()
         .title(format!(
             " Rejects · {} · {} ",
-            t.query.describe(),
-            count_label(t)
+            count_label(t),
+            t.query.describe()
         ))
         .title_bottom(hints(area.width));
     let inner = block.inner(area);
@@ -101,10 +107,6 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         );
         form::text_field(frame, field, input, true);
     }
-    if t.detail.is_some() {
-        render_detail(frame, t);
-    }
-
     if count == 0 {
         let msg = if t.files.is_empty() {
             " No reject file loaded yet."
