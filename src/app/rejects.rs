@@ -223,6 +223,9 @@ pub struct RejectTable {
     pub search: Option<Input>,
     pub detail: Option<RejectDetail>,
     pub exporting: bool,
+    /// What the last export did, shown under the table (the footer gives way to the
+    /// outcome once the run has finished).
+    pub export_status: Option<(String, Tone)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -540,7 +543,9 @@ pub fn update(app: &mut App, action: RejectAction) -> Vec<Effect> {
                 app.notice = Some("Nothing to export: no rows match the filter".into());
             } else {
                 t.exporting = true;
-                app.notice = Some(format!("Exporting {}…", t.query.describe()));
+                let text = format!("Exporting {}…", t.query.describe());
+                t.export_status = Some((text.clone(), Tone::Active));
+                app.notice = Some(text);
                 return vec![Effect::Rejects(RejectEffect::Export {
                     generation: t.generation,
                     query: t.query.clone(),
@@ -554,12 +559,14 @@ pub fn update(app: &mut App, action: RejectAction) -> Vec<Effect> {
                 fmt_count(rows as u64),
                 paths.join(", ")
             );
+            t.export_status = Some((text.clone(), Tone::Good));
             app.note(text.clone(), Tone::Good);
             app.notice = Some(text);
         }
         RejectAction::ExportFailed { error } => {
             t.exporting = false;
             let text = format!("✗ Export failed: {error}");
+            t.export_status = Some((text.clone(), Tone::Bad));
             app.note(text.clone(), Tone::Bad);
             app.notice = Some(text);
         }

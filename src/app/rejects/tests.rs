@@ -372,6 +372,14 @@ fn export_asks_the_edge_once_and_reports_the_paths() {
         app.notice.as_deref(),
         Some("Exported 7 rows to r/people.rejects.export-1.csv")
     );
+    // Also under the table: the footer gives way to the outcome once the run is over.
+    assert_eq!(
+        app.rejects.export_status,
+        Some((
+            "Exported 7 rows to r/people.rejects.export-1.csv".into(),
+            Tone::Good
+        ))
+    );
     assert_eq!(key(&mut app, KeyCode::Char('x')).len(), 1);
     ra(
         &mut app,

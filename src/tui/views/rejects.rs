@@ -92,12 +92,20 @@ fn render_table(frame: &mut Frame, t: &RejectTable, area: Rect) {
     // Narrow: the selected row's field, rule and original values go on a line of their own.
     let detail_h = if wide || count == 0 { 0 } else { 1 };
     let search_h = u16::from(t.search.is_some());
-    let [search_area, table_area, detail_area] = Layout::vertical([
+    let status_h = u16::from(t.export_status.is_some());
+    let [search_area, table_area, detail_area, status_area] = Layout::vertical([
         Constraint::Length(search_h),
         Constraint::Fill(1),
         Constraint::Length(detail_h),
+        Constraint::Length(status_h),
     ])
     .areas(inner);
+    if let Some((text, tone)) = &t.export_status {
+        frame.render_widget(
+            Paragraph::new(Span::styled(format!(" {text}"), style::tone(*tone))),
+            status_area,
+        );
+    }
     if let Some(input) = &t.search {
         let [label, field] =
             Layout::horizontal([Constraint::Length(9), Constraint::Fill(1)]).areas(search_area);
