@@ -3,6 +3,9 @@
 # the same invocation by `psql \copy` into identically keyed PostgreSQL tables and by
 # `cutover rehearse` into PostgreSQL staging (and, for comparison, into a SQLite file).
 # Prints the times, the ratio to psql \copy and the peak RSS of each (/usr/bin/time -v).
+# Then the same SQLite rehearsal once more with the console open (in a tmux pane, 160×48):
+# the ratio of its run time to the headless one's, both read from the journal, is the
+# console's cost (the target is at most 1.05).
 #
 #   bench/load.sh [INVOICES]     (default 1000000; needs PostgreSQL on 127.0.0.1:5432)
 #
@@ -54,6 +57,31 @@ read -r _ PGC_S PGC_RSS < <(time_it cutover_pg target/release/cutover rehearse r
 read -r _ SQL_S SQL_RSS < <(time_it cutover_sqlite target/release/cutover rehearse runbooks/tms.toml --headless --json \
   --var extract_dir="$OUT/extract" --var staging_url="sqlite://$PWD/$OUT/staging.db" --journal "$OUT/journal.db")
 
+# The console open: the same rehearsal in a real terminal (tmux), left when it has finished.
+TUI=cutover_bench_tui_$$
+tmux new-session -d -s "$TUI" -x 160 -y 48 \
+  "env -u CI target/release/cutover rehearse runbooks/tms.toml --var extract_dir=$OUT/extract \
+   --var staging_url=sqlite://$PWD/$OUT/staging-tui.db --journal $OUT/journal-tui.db; touch $OUT/tui.done"
+until tmux capture-pane -p -t "$TUI" | grep -q "Run finished"; do sleep 1; done
+tmux send-keys -t "$TUI" q
+until [ -e "$OUT/tui.done" ]; do sleep 0.2; done
+tmux kill-session -t "$TUI" 2>/dev/null || true
+
+# Engine time of a run: from its run_started to its run_finished record.
+run_secs() { # journal
+  python3 - "$1" <<'PY'
+import sqlite3, sys
+from datetime import datetime
+db = sqlite3.connect(sys.argv[1])
+run = db.execute("SELECT run_id FROM events WHERE kind='run_started' ORDER BY seq DESC LIMIT 1").fetchone()[0]
+ts = [datetime.fromisoformat(t.replace("Z", "+00:00")) for (t,) in db.execute(
+    "SELECT ts FROM events WHERE run_id=? AND kind IN ('run_started','run_finished') ORDER BY seq", (run,))]
+print(f"{(ts[-1] - ts[0]).total_seconds():.3f}")
+PY
+}
+HEADLESS_RUN_S=$(run_secs "$OUT/journal.db")
+TUI_RUN_S=$(run_secs "$OUT/journal-tui.db")
+
 python3 - "$OUT/cutover_pg.out" <<PY
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -65,4 +93,7 @@ for label, secs, rss in [("psql \\\\copy, four keyed tables (PostgreSQL)", psql,
                          ("cutover rehearse into PostgreSQL staging", float('$PGC_S'), $PGC_RSS),
                          ("cutover rehearse into SQLite staging", float('$SQL_S'), $SQL_RSS)]:
     print(f"{label:48} {secs:8.2f} s  {secs/psql:5.1f}x psql  peak RSS {rss//1024} MB")
+headless, tui = float('$HEADLESS_RUN_S'), float('$TUI_RUN_S')
+print(f"console open vs headless (SQLite rehearsal, engine time from the journal): "
+      f"{tui:.2f} s vs {headless:.2f} s = {tui/headless:.3f}x")
 PY

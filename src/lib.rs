@@ -7,11 +7,13 @@ pub mod app;
 pub mod control;
 pub mod db;
 pub mod demo;
+pub mod describe;
 pub mod engine;
 #[doc(hidden)]
 pub mod fault;
 pub mod headless;
 pub mod journal;
+pub mod log_feed;
 pub mod reconcile;
 pub mod report;
 pub mod runbook;

@@ -295,8 +295,10 @@ fn journal_location(runbook: &Path, given: Option<&str>) -> String {
     }
 }
 
-fn init_logging(dir: &Path) -> Result<()> {
-    use tracing_subscriber::EnvFilter;
+/// Tracing to `cutover.log` beside the journal and, with the console, into its log pane
+/// too (the returned feed; see `cutover::log_feed` for what passes and what is dropped).
+fn init_logging(dir: &Path, console: bool) -> Result<Option<cutover::log_feed::LogFeed>> {
+    use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
     std::fs::create_dir_all(dir)?;
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -306,12 +308,21 @@ fn init_logging(dir: &Path) -> Result<()> {
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     // Logs go to a file: the terminal belongs to the console, and the journal is the audit record.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let file_layer = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .with_writer(std::sync::Mutex::new(file))
+        .with_filter(filter);
+    let (console_layer, feed) = if console {
+        let (layer, feed) = cutover::log_feed::channel(cutover::log_feed::LOG_FEED_CAPACITY);
+        (Some(layer), Some(feed))
+    } else {
+        (None, None)
+    };
+    let _ = tracing_subscriber::registry()
+        .with(file_layer)
+        .with(console_layer)
         .try_init();
-    Ok(())
+    Ok(feed)
 }
 
 async fn execute(
@@ -367,7 +378,7 @@ async fn execute(
         .or_else(|| Some(PathBuf::from(&file_loc)))
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from(".cutover"));
-    init_logging(&journal_dir)?;
+    let log_feed = init_logging(&journal_dir, !headless)?;
     let journal = Journal::open(&loc)
         .await
         .with_context(|| format!("opening the journal {}", cutover::db::redact_url(&loc)))?;
@@ -429,7 +440,7 @@ async fn execute(
         cutover::headless::print_progress(rec_rx, prog_rx, false).await;
         None
     } else {
-        console(rec_rx, prog_rx, cmd_tx).await?
+        console(rec_rx, prog_rx, cmd_tx, log_feed).await?
     };
     let fin = engine.await.context("engine task")??;
     let recs = journal.run_records(&fin.run_id).await?;
@@ -574,11 +585,13 @@ async fn console(
     rec_rx: mpsc::Receiver<cutover::journal::events::Record>,
     prog_rx: watch::Receiver<cutover::journal::events::ProgressSnapshot>,
     cmd_tx: mpsc::Sender<cutover::control::Command>,
+    logs: Option<cutover::log_feed::LogFeed>,
 ) -> Result<Option<i32>> {
     let exit = cutover::tui::run(cutover::tui::UiChannels {
         events: rec_rx,
         progress: prog_rx,
         commands: cmd_tx,
+        logs,
     })
     .await?;
     Ok(match exit {

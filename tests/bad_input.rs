@@ -300,7 +300,7 @@ fn extract_refused(customers_csv: &[u8], says: &[&str]) -> String {
     let err = stderr(&out);
     assert_eq!(code(&out), 1, "{err}");
     let file = case.s.path("extract/customers.csv").display().to_string();
-    assert!(err.contains("FAILED dry_run"), "{err}");
+    assert!(err.contains("✗ dry_run failed"), "{err}");
     assert!(err.contains(&file), "the file is named: {err}");
     for s in says {
         assert!(err.contains(s), "{s:?} not in {err}");
@@ -919,7 +919,7 @@ fn backup_folder_under_a_regular_file() {
     let err = stderr(&out);
     assert_eq!(code(&out), 1, "{err}");
     for s in [
-        &format!("FAILED backup (0.0s): backup folder {backup} cannot be created"),
+        &format!("✗ backup failed in 0s: backup folder {backup} cannot be created"),
         "choose a writable backup_dir",
         "Not a directory",
     ] {
@@ -1022,9 +1022,9 @@ fn failing_step_after_the_production_load_rolls_back() {
     let err = stderr(&out);
     assert_eq!(code(&out), 6, "{err}");
     for s in [
-        "FAILED smoke_test",
+        "✗ smoke_test failed",
         "failed with exit code 1: smoke test failed",
-        "rollback verified: production restored from",
+        "Rollback verified: production restored from",
     ] {
         assert!(err.contains(s), "{s:?} not in {err}");
     }

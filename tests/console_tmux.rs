@@ -1,7 +1,8 @@
 //! End to end through the console: the real binary runs `cutover demo` inside tmux; the test
-//! reads the screen, signs the gate through the dialog (two approvers), checks what the
-//! screen shows and that the cutover completes. Needs tmux, which every machine of this
-//! project has; it fails loudly without it.
+//! reads the screen, signs the gate through the dialog (two approvers, each typing the
+//! production database's name to confirm the GO), checks what the screen shows and that
+//! the cutover completes. Needs tmux, which every machine of this project has; it fails
+//! loudly without it.
 
 mod common;
 use common::*;
@@ -102,8 +103,19 @@ fn demo_cutover_through_the_console() {
         "steps up to validate passed:\n{s}"
     );
 
+    // The gate is followed by the production load: a GO needs the production database's
+    // name typed, which the dialog states.
+    let name = s
+        .lines()
+        .find_map(|l| l.split("database's name typed: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the dialog asks for the database's name:\n{s}"))
+        .to_string();
+
     // Two approvers sign GO through the dialog (the NO-GO-needs-a-reason rule is covered
     // by the app::update tests); the dialog stays open, cleared, until the quorum is met.
+    // The first mistypes the name: refused, then corrected.
+    let mistyped = format!("{name}x");
     t.keys(&[
         "Tester One",
         "Tab",
@@ -112,8 +124,17 @@ fn demo_cutover_through_the_console() {
         "sums reconciled",
         "Tab",
         "g",
+        "Tab",
+        &mistyped,
         "Enter",
     ]);
+    let s = t.wait_for("✗ no match", 10);
+    assert!(
+        s.contains("needs the production database's name typed exactly")
+            && s.contains("Sign-offs so far: 0 of 2"),
+        "a GO with the wrong name is refused:\n{s}"
+    );
+    t.keys(&["BSpace", "Enter"]);
     t.wait_for("Sign-offs so far: 1 of 2", 10);
     t.keys(&[
         "Ann Lee",
@@ -123,6 +144,8 @@ fn demo_cutover_through_the_console() {
         "rehearsal figures match",
         "Tab",
         "g",
+        "Tab",
+        &name,
         "Enter",
     ]);
 

@@ -644,3 +644,75 @@ pub fn app_window_exceeded() -> App {
         "23:12:00",
     )
 }
+
+/// Rows read per second in [`app_throughput`]'s minute: invoices speeding up and easing
+/// off, invoice lines steady but for a 10-second stall (a retried batch).
+pub fn throughput_rates(i: u64) -> (u64, u64) {
+    let invoices = 40 + (i % 30) * 4;
+    let lines = if (30..40).contains(&i) { 0 } else { 60 };
+    (invoices, lines)
+}
+
+/// The production load at 19:00 after a minute of one-second ticks, each after a fresh
+/// progress snapshot: a minute of throughput history for the sparklines.
+pub fn app_throughput() -> App {
+    let mut app = App::new();
+    apply(&mut app, records_mid_load());
+    load_rejects(&mut app);
+    let start = now("18:59:00");
+    let (mut invoices, mut lines) = (9_000, 14_500);
+    for i in 0..=60u64 {
+        if i > 0 {
+            let (a, b) = throughput_rates(i);
+            invoices += a;
+            lines += b;
+        }
+        let elapsed = 240.0 + i as f64;
+        update(
+            &mut app,
+            Action::Progress(progress_load((invoices, elapsed), (lines, elapsed))),
+        );
+        update(
+            &mut app,
+            Action::Tick {
+                now: start + chrono::Duration::seconds(i as i64),
+            },
+        );
+    }
+    app
+}
+
+/// Mid-load with tracing lines in the log: the retry warnings of a lost connection, a
+/// pool warning from sqlx and some lines the console could not keep up with.
+pub fn app_with_tracing() -> App {
+    let mut app = app_mid_load();
+    let warn = |attempt: u32| Action::Log {
+        level: tracing::Level::WARN,
+        target: "cutover::steps".into(),
+        message: format!(
+            "transient fault; retrying the batch entity=invoice_lines attempt={attempt} max=5 \
+             delay_ms=500 error=connection refused"
+        ),
+    };
+    update(&mut app, warn(1));
+    update(&mut app, warn(2));
+    update(
+        &mut app,
+        Action::Log {
+            level: tracing::Level::WARN,
+            target: "sqlx::pool::acquire".into(),
+            message: "slow acquire elapsed=1.2s".into(),
+        },
+    );
+    update(
+        &mut app,
+        Action::Log {
+            level: tracing::Level::INFO,
+            target: "cutover::engine".into(),
+            message: "batch retried and committed entity=invoice_lines".into(),
+        },
+    );
+    update(&mut app, Action::LogDropped { total: 3 });
+    update(&mut app, Action::SelectTab(super::Tab::Log));
+    app
+}

@@ -1,5 +1,8 @@
 //! The sign-off dialog's own state. Like gitui's confirm popup it decides nothing: on a
 //! valid submit it hands back one `SignOff` and the engine (through the journal) decides.
+//! When the gate lets a load into production, a GO also needs the production database's
+//! name typed exactly (the rollback dialog's typed confirmation); a NO-GO always needs a
+//! reason in the comment.
 
 use tui_input::{Input, InputRequest};
 
@@ -7,6 +10,7 @@ use crate::control::SignOff;
 use crate::journal::events::Decision;
 
 use super::model::GateState;
+use super::rollback_dialog::name_matches;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -14,10 +18,18 @@ pub enum Field {
     Role,
     Comment,
     Decision,
+    /// The production database's name, typed to confirm a GO (production gates only).
+    Database,
 }
 
 impl Field {
-    pub const ALL: [Field; 4] = [Field::Name, Field::Role, Field::Comment, Field::Decision];
+    pub const ALL: [Field; 5] = [
+        Field::Name,
+        Field::Role,
+        Field::Comment,
+        Field::Decision,
+        Field::Database,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -25,6 +37,7 @@ impl Field {
             Field::Role => "Role",
             Field::Comment => "Comment",
             Field::Decision => "Decision",
+            Field::Database => "Database",
         }
     }
 
@@ -42,6 +55,11 @@ pub struct GateDialog {
     pub comment: Input,
     /// No default: the person must choose GO or NO-GO.
     pub decision: Option<Decision>,
+    /// The production database's name typed to confirm a GO.
+    pub database: Input,
+    /// What must be typed in `database` for a GO: set when the gate lets a load into
+    /// production, `None` otherwise (the field is then not shown or visited).
+    pub confirm_name: Option<String>,
     /// Why the last submit was refused.
     pub error: Option<String>,
 }
@@ -51,22 +69,48 @@ impl GateDialog {
         self.focus.unwrap_or(Field::Name)
     }
 
-    /// Fresh dialog for a newly opened gate.
-    pub fn open_fresh(&mut self) {
+    /// Fresh dialog for a newly opened gate; `confirm_name` is the production database's
+    /// name when a GO here lets a load into production.
+    pub fn open_fresh(&mut self, confirm_name: Option<String>) {
         *self = GateDialog {
             visible: true,
+            confirm_name,
             ..GateDialog::default()
         };
     }
 
+    /// Cleared for the next approver, still open, still asking for the same confirmation.
+    pub fn clear(&mut self) {
+        let confirm_name = self.confirm_name.take();
+        self.open_fresh(confirm_name);
+    }
+
+    /// The fields this gate's dialog has, in Tab order.
+    pub fn fields(&self) -> &'static [Field] {
+        if self.confirm_name.is_some() {
+            &Field::ALL
+        } else {
+            &Field::ALL[..4]
+        }
+    }
+
     pub fn next_field(&mut self) {
-        let i = (self.focus().index() + 1) % Field::ALL.len();
-        self.focus = Some(Field::ALL[i]);
+        let fields = self.fields();
+        let i = (self.focus().index() + 1) % fields.len();
+        self.focus = Some(fields[i]);
     }
 
     pub fn prev_field(&mut self) {
-        let i = (self.focus().index() + Field::ALL.len() - 1) % Field::ALL.len();
-        self.focus = Some(Field::ALL[i]);
+        let fields = self.fields();
+        let i = (self.focus().index().min(fields.len() - 1) + fields.len() - 1) % fields.len();
+        self.focus = Some(fields[i]);
+    }
+
+    /// The typed name is exactly the production database's (always true where none is asked).
+    pub fn database_matches(&self) -> bool {
+        self.confirm_name
+            .as_deref()
+            .is_none_or(|n| name_matches(self.database.value(), n))
     }
 
     pub fn input(&mut self, req: InputRequest) {
@@ -74,6 +118,7 @@ impl GateDialog {
             Field::Name => &mut self.name,
             Field::Role => &mut self.role,
             Field::Comment => &mut self.comment,
+            Field::Database => &mut self.database,
             Field::Decision => return,
         };
         target.handle(req);
@@ -85,6 +130,7 @@ impl GateDialog {
             Field::Name => Some(&self.name),
             Field::Role => Some(&self.role),
             Field::Comment => Some(&self.comment),
+            Field::Database => Some(&self.database),
             Field::Decision => None,
         }
     }
@@ -126,6 +172,13 @@ impl GateDialog {
                 self,
                 Field::Comment,
                 "A NO-GO needs a comment giving the reason".into(),
+            );
+        }
+        if decision == Decision::Go && !self.database_matches() {
+            return refuse(
+                self,
+                Field::Database,
+                "A GO into production needs the production database's name typed exactly".into(),
             );
         }
         Ok(SignOff {

@@ -17,9 +17,7 @@ use indexmap::IndexMap;
 use tui_input::InputRequest;
 
 use crate::control::Command;
-use crate::journal::events::{
-    Decision, EnvInfo, Event, Phase, ProgressSnapshot, Record, RunMode, StepStatus,
-};
+use crate::journal::events::{Decision, EnvInfo, Event, Phase, ProgressSnapshot, Record, RunMode};
 use crate::runbook::format::StepKind;
 use crate::window::{Forecast, WindowModel};
 
@@ -71,6 +69,16 @@ pub enum Action {
     },
     /// The reject table (see [`rejects`]).
     Rejects(RejectAction),
+    /// A tracing event for the log pane (already filtered: see `log_feed`).
+    Log {
+        level: tracing::Level,
+        target: String,
+        message: String,
+    },
+    /// Tracing lines dropped so far because the console was behind (a running total).
+    LogDropped {
+        total: u64,
+    },
     /// Something the loop wants the operator to see (e.g. the engine stopped listening).
     Notice {
         text: String,
@@ -133,6 +141,8 @@ pub struct App {
     pub window_end: Option<DateTime<Utc>>,
     pub steps: Vec<StepRow>,
     pub entities: IndexMap<String, EntityRow>,
+    /// Rows/s history of each entity that has run, for the sparklines.
+    pub throughput: IndexMap<String, Throughput>,
     pub checks: Vec<CheckRow>,
     pub gate: Option<GateState>,
     pub dialog: GateDialog,
@@ -149,6 +159,8 @@ pub struct App {
     pub window_exceeded_seen: bool,
     pub finished: Option<Finished>,
     pub log: VecDeque<LogLine>,
+    /// Tracing lines dropped before they reached the console (the channel was full).
+    pub log_dropped: u64,
     pub rejects: RejectTable,
     pub recon_scroll: usize,
     /// Lines scrolled up from the newest log line (0 follows the tail).
@@ -213,6 +225,22 @@ impl App {
         } else {
             &p.database
         })
+    }
+
+    /// What a GO at the open gate needs typed: the production database's name, when a
+    /// load step follows the gate (before any later gate). `None` for other gates.
+    pub fn gate_confirm_name(&self) -> Option<String> {
+        let at = self.steps.iter().position(|s| {
+            s.kind == StepKind::SignOff
+                && matches!(s.state, StepState::WaitingSignOff | StepState::Running)
+        })?;
+        let into_production = self.steps[at + 1..]
+            .iter()
+            .take_while(|s| s.kind != StepKind::SignOff)
+            .any(|s| s.kind == StepKind::Load);
+        into_production
+            .then(|| self.rollback_confirm_name().map(str::to_string))
+            .flatten()
     }
 
     pub fn rollback_dialog_visible(&self) -> bool {
@@ -305,22 +333,55 @@ impl App {
     }
 
     fn push_log(&mut self, time: String, text: String, tone: Tone) {
+        self.push_log_line(LogLine {
+            time,
+            text,
+            tone,
+            level: None,
+        });
+    }
+
+    fn push_log_line(&mut self, line: LogLine) {
         if self.log.len() == LOG_CAPACITY {
             self.log.pop_front();
         }
-        self.log.push_back(LogLine { time, text, tone });
+        self.log.push_back(line);
         if self.log_scroll > 0 {
             // Keep the view still while scrolled up.
             self.log_scroll = (self.log_scroll + 1).min(self.log.len().saturating_sub(1));
         }
     }
 
-    fn note(&mut self, text: String, tone: Tone) {
-        let time = self
-            .now
+    fn clock(&self) -> String {
+        self.now
             .map(|t| t.format("%H:%M:%S").to_string())
-            .unwrap_or_default();
-        self.push_log(time, text, tone);
+            .unwrap_or_default()
+    }
+
+    fn note(&mut self, text: String, tone: Tone) {
+        self.push_log(self.clock(), text, tone);
+    }
+
+    /// A tracing line: at the app's clock, its level shown beside it; another crate's
+    /// target is named after the message.
+    fn log_traced(&mut self, level: tracing::Level, target: &str, message: String) {
+        let tone = match level {
+            tracing::Level::ERROR => Tone::Bad,
+            tracing::Level::WARN => Tone::Warn,
+            _ => Tone::Neutral,
+        };
+        let own = target == "cutover" || target.starts_with("cutover::");
+        let text = if own || target.is_empty() {
+            message
+        } else {
+            format!("{message} ({target})")
+        };
+        self.push_log_line(LogLine {
+            time: self.clock(),
+            text,
+            tone,
+            level: Some(level),
+        });
     }
 
     fn step_mut(&mut self, id: &str) -> Option<&mut StepRow> {
@@ -339,7 +400,7 @@ impl App {
             .map(|t| t.format("%H:%M:%S").to_string())
             .unwrap_or_default();
         let mut effects = Vec::new();
-        let (text, tone) = describe(&rec.event);
+        let described = crate::describe::describe(&rec.event);
         match rec.event {
             Event::RunStarted {
                 run_id,
@@ -478,7 +539,7 @@ impl App {
                 {
                     s.state = StepState::WaitingSignOff;
                 }
-                self.dialog.open_fresh();
+                self.dialog.open_fresh(self.gate_confirm_name());
                 self.show_help = false;
             }
             Event::SignOffRecorded {
@@ -557,7 +618,7 @@ impl App {
             | Event::ForecastBasis { .. }
             | Event::WindowWarning { .. } => {}
         }
-        if let Some(text) = text {
+        if let Some((text, tone)) = described {
             self.push_log(time, text, tone);
         }
         self.check_window();
@@ -594,6 +655,26 @@ impl App {
         }
     }
 
+    /// One throughput sample per running entity (at most one a second).
+    fn sample_throughput(&mut self, now: DateTime<Utc>) {
+        for e in self
+            .entities
+            .values()
+            .filter(|e| !e.done && e.phase.is_some())
+        {
+            self.throughput
+                .entry(e.entity.clone())
+                .or_default()
+                .sample(now, e.phase, e.read);
+        }
+    }
+
+    /// The rows/s history of an entity that is still running.
+    pub fn running_throughput(&self, entity: &str) -> Option<&Throughput> {
+        let e = self.entities.get(entity).filter(|e| !e.done)?;
+        self.throughput.get(entity).filter(|t| t.phase == e.phase)
+    }
+
     fn scroll(&mut self, delta: isize) {
         fn apply(v: usize, delta: isize, len: usize) -> usize {
             let max = len.saturating_sub(1) as isize;
@@ -625,9 +706,16 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Progress(snap) => app.apply_progress(snap),
         Action::Tick { now } => {
             app.now = Some(now);
+            app.sample_throughput(now);
             app.check_window();
         }
         Action::Rejects(a) => return rejects::update(app, a),
+        Action::Log {
+            level,
+            target,
+            message,
+        } => app.log_traced(level, &target, message),
+        Action::LogDropped { total } => app.log_dropped = app.log_dropped.max(total),
         Action::Notice { text } => {
             app.note(text.clone(), Tone::Warn);
             app.notice = Some(text);
@@ -674,10 +762,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                     signoff.name, signoff.role
                 ));
                 // Stay open, cleared, for the next approver; GateDecided closes it.
-                app.dialog = GateDialog {
-                    visible: true,
-                    ..GateDialog::default()
-                };
+                app.dialog.clear();
                 return vec![Effect::Send(Command::SignOff(signoff))];
             }
         }
@@ -750,227 +835,6 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Interrupt => return app.abort_and_quit(),
     }
     vec![]
-}
-
-/// Human text for the log, or `None` for events too frequent to list.
-fn describe(ev: &Event) -> (Option<String>, Tone) {
-    use Tone::*;
-    let (text, tone) = match ev {
-        Event::RunStarted {
-            run_id,
-            mode,
-            runbook_name,
-            ..
-        } => {
-            let mode = match mode {
-                RunMode::Run => "run",
-                RunMode::Rehearse => "rehearsal",
-            };
-            (
-                format!("Run {run_id} started: {runbook_name} ({mode})"),
-                Neutral,
-            )
-        }
-        Event::StepStarted { step } => (format!("▶ {step} started"), Active),
-        Event::StepFinished {
-            step,
-            status,
-            message,
-            duration_ms,
-        } => {
-            let st = StepState::from(*status);
-            let mut t = format!(
-                "{} {step} {} in {}",
-                st.glyph(),
-                st.word(),
-                fmt_secs(duration_ms / 1000)
-            );
-            if !message.is_empty() {
-                t.push_str(": ");
-                t.push_str(message);
-            }
-            let tone = if *status == StepStatus::Passed {
-                Good
-            } else {
-                st.tone()
-            };
-            (t, tone)
-        }
-        Event::CommandRan {
-            step,
-            command,
-            exit_code,
-            timed_out,
-            ..
-        } => (
-            format!(
-                "Command of {step} ({command}) {}",
-                match (exit_code, timed_out) {
-                    (_, true) => "timed out and was killed".to_string(),
-                    (Some(c), _) => format!("exited with {c}"),
-                    (None, _) => "was killed by a signal".to_string(),
-                }
-            ),
-            if *exit_code == Some(0) { Good } else { Bad },
-        ),
-        Event::BackupTaken {
-            env, path, bytes, ..
-        } => (
-            format!(
-                "Backup of {env} taken: {path} ({} bytes)",
-                fmt_count(*bytes)
-            ),
-            Neutral,
-        ),
-        Event::FreezeApplied {
-            env,
-            method,
-            watermark,
-            ..
-        } => (
-            format!(
-                "Freeze applied on {env} ({method}), {} tables watermarked",
-                watermark.len()
-            ),
-            Neutral,
-        ),
-        Event::ExtractRecorded { files, .. } => {
-            let rows: u64 = files.iter().map(|f| f.rows).sum();
-            (
-                format!(
-                    "Extract recorded: {} files, {} rows",
-                    files.len(),
-                    fmt_count(rows)
-                ),
-                Neutral,
-            )
-        }
-        Event::EntityStarted {
-            phase,
-            entity,
-            table,
-            expected_rows,
-        } => (
-            format!(
-                "{} {entity} → {table}: {} rows expected",
-                phase_word(Some(*phase)),
-                fmt_count(*expected_rows)
-            ),
-            Neutral,
-        ),
-        Event::BatchCommitted { .. } | Event::ForecastBasis { .. } => return (None, Neutral),
-        Event::RetryScheduled {
-            entity,
-            attempt,
-            max_attempts,
-            delay_ms,
-            error,
-            ..
-        } => (
-            format!(
-                "{entity}: {error}; retry {attempt} of {max_attempts} in {:.1}s",
-                *delay_ms as f64 / 1000.0
-            ),
-            Warn,
-        ),
-        Event::RunResumed { completed, .. } => (
-            format!(
-                "Resumed from the journal; not repeated: {}",
-                if completed.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    completed.join(", ")
-                }
-            ),
-            Active,
-        ),
-        Event::WindowWarning {
-            projected_finish,
-            window_end,
-            ..
-        } => (
-            format!("Projected finish {projected_finish} overruns the window (ends {window_end})"),
-            Warn,
-        ),
-        Event::WindowExceeded { window_end } => (
-            format!("The cutover window ended at {window_end}: rollback proposed"),
-            Bad,
-        ),
-        Event::EntityFinished {
-            phase,
-            entity,
-            counts,
-            ..
-        } => (
-            format!(
-                "{} {entity} done: {} valid, {} rejected, {} loaded",
-                phase_word(Some(*phase)),
-                fmt_count(counts.valid),
-                fmt_count(counts.rejected),
-                fmt_count(counts.loaded)
-            ),
-            if counts.rejected > 0 { Warn } else { Good },
-        ),
-        Event::CheckRecorded { result, .. } => {
-            let (g, w, tone) = check_glyph_word(result.status);
-            (
-                format!(
-                    "{g} check {} {w} ({}): source {} / target {}",
-                    result.name, result.entity, result.source, result.target
-                ),
-                tone,
-            )
-        }
-        Event::GateOpened {
-            gate,
-            title,
-            recommendation,
-            ..
-        } => {
-            let (g, w, _) = decision_glyph_word(*recommendation);
-            (
-                format!("? Gate {gate} open: {title} (recommendation {g} {w})"),
-                Active,
-            )
-        }
-        Event::SignOffRecorded {
-            gate,
-            name,
-            role,
-            decision,
-            ..
-        } => {
-            let (g, w, tone) = decision_glyph_word(*decision);
-            (
-                format!("{g} Sign-off at {gate}: {w} by {name} ({role})"),
-                tone,
-            )
-        }
-        Event::GateDecided { gate, decision } => {
-            let (g, w, tone) = decision_glyph_word(*decision);
-            (format!("{g} Gate {gate} decided: {w}"), tone)
-        }
-        Event::RollbackStarted { reason } => (format!("↺ Rollback started: {reason}"), Warn),
-        Event::RollbackFinished { ok, message } => {
-            if *ok {
-                (format!("↺ Rollback finished: {message}"), Warn)
-            } else {
-                (format!("✗ Rollback FAILED: {message}"), Bad)
-            }
-        }
-        Event::RunFinished {
-            outcome,
-            exit_code,
-            message,
-        } => {
-            let (g, w, tone) = outcome_glyph_word(*outcome);
-            (
-                format!("{g} Run finished: {w} (exit {exit_code}): {message}"),
-                tone,
-            )
-        }
-    };
-    (Some(text), tone)
 }
 
 /// Which phase an entity row belongs to, for display.

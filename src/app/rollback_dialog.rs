@@ -5,6 +5,12 @@
 
 use tui_input::{Input, InputRequest};
 
+/// A typed confirmation: `typed` is exactly `expected` (case and spaces count), and there
+/// is something to match. The rollback dialog and the production gate's GO both use it.
+pub fn name_matches(typed: &str, expected: &str) -> bool {
+    !expected.is_empty() && typed == expected
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RollbackField {
     #[default]
@@ -84,7 +90,7 @@ impl RollbackDialog {
 
     /// The typed name is exactly the production database's name (case and spaces count).
     pub fn name_matches(&self, database: &str) -> bool {
-        !database.is_empty() && self.database.value() == database
+        name_matches(self.database.value(), database)
     }
 
     /// `Ok` is the reason to send. `Err` says what is wrong and moves the focus there.

@@ -149,6 +149,10 @@ fn gate_dialog_opens_by_itself_and_sends_exactly_the_typed_sign_off() {
     type_text(&mut app, "counts match");
     update(&mut app, Action::DialogNextField);
     update(&mut app, Action::ChooseDecision(Decision::Go));
+    // The gate lets the load into production: a GO needs the database's name typed.
+    update(&mut app, Action::DialogNextField);
+    assert_eq!(app.dialog.focus(), Field::Database);
+    type_text(&mut app, "erp");
     let fx = update(&mut app, Action::SubmitSignOff);
     assert_eq!(
         fx,
@@ -163,8 +167,106 @@ fn gate_dialog_opens_by_itself_and_sends_exactly_the_typed_sign_off() {
     // The gate is still open (quorum 2): the dialog stays, cleared, for the next approver.
     assert!(app.dialog_visible());
     assert_eq!(app.dialog.name.value(), "");
+    assert_eq!(app.dialog.database.value(), "");
     assert_eq!(app.dialog.decision, None);
+    // The next approver must confirm too.
+    assert_eq!(app.dialog.confirm_name.as_deref(), Some("erp"));
     assert!(app.notice.as_deref().unwrap().contains("Sign-off sent"));
+}
+
+/// Name, role and comment filled in for a GO at the gate.
+fn go_filled(app: &mut App) {
+    type_text(app, "Ada Lead");
+    update(app, Action::DialogNextField);
+    type_text(app, "migration_lead");
+    update(app, Action::DialogNextField);
+    type_text(app, "counts match");
+    update(app, Action::ChooseDecision(Decision::Go));
+}
+
+#[test]
+fn production_gate_go_needs_the_database_name_typed_exactly() {
+    let mut app = app_at_gate();
+    assert_eq!(app.gate_confirm_name().as_deref(), Some("erp"));
+    assert_eq!(app.dialog.confirm_name.as_deref(), Some("erp"));
+    go_filled(&mut app);
+    assert!(update(&mut app, Action::SubmitSignOff).is_empty());
+    assert_eq!(app.dialog.focus(), Field::Database);
+    assert!(
+        app.dialog
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("production database's name")
+    );
+    // Case and spaces count.
+    for wrong in ["ERP", "erp ", " erp", "production"] {
+        app.dialog.database = tui_input::Input::default();
+        type_text(&mut app, wrong);
+        assert!(!app.dialog.database_matches(), "{wrong:?}");
+        assert!(
+            update(&mut app, Action::SubmitSignOff).is_empty(),
+            "{wrong:?}"
+        );
+    }
+    app.dialog.database = tui_input::Input::default();
+    type_text(&mut app, "erp");
+    assert!(app.dialog.database_matches());
+    let fx = update(&mut app, Action::SubmitSignOff);
+    assert!(
+        matches!(fx.as_slice(), [Effect::Send(Command::SignOff(s))] if s.decision == Decision::Go),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn production_gate_no_go_needs_a_reason_not_the_name() {
+    let mut app = app_at_gate();
+    go_filled(&mut app);
+    // Clear the comment: a NO-GO without a reason is refused.
+    app.dialog.comment = tui_input::Input::default();
+    update(&mut app, Action::ChooseDecision(Decision::NoGo));
+    assert!(update(&mut app, Action::SubmitSignOff).is_empty());
+    assert_eq!(app.dialog.focus(), Field::Comment);
+    type_text(&mut app, "AR off by 1");
+    let fx = update(&mut app, Action::SubmitSignOff);
+    let [Effect::Send(Command::SignOff(s))] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(
+        (s.decision, s.comment.as_str()),
+        (Decision::NoGo, "AR off by 1")
+    );
+}
+
+#[test]
+fn tab_visits_the_database_field_only_at_a_production_gate() {
+    let mut app = app_at_gate();
+    let mut seen = vec![app.dialog.focus()];
+    for _ in 0..5 {
+        update(&mut app, Action::DialogNextField);
+        seen.push(app.dialog.focus());
+    }
+    assert_eq!(seen, [Field::ALL.as_slice(), &[Field::Name]].concat());
+    update(&mut app, Action::DialogPrevField);
+    assert_eq!(app.dialog.focus(), Field::Database);
+
+    // The same gate with no load after it (before the next gate): no confirmation.
+    let mut app = App::new();
+    for mut r in records_to_gate() {
+        if let Event::RunStarted { steps, .. } = &mut r.event {
+            steps.retain(|s| s.kind != StepKind::Load);
+        }
+        update(&mut app, Action::Record(r));
+    }
+    assert!(app.dialog_visible());
+    assert_eq!(app.gate_confirm_name(), None);
+    assert_eq!(app.dialog.fields(), &Field::ALL[..4]);
+    update(&mut app, Action::DialogPrevField);
+    assert_eq!(app.dialog.focus(), Field::Decision);
+    app.dialog.focus = Some(Field::Name);
+    go_filled(&mut app);
+    assert_eq!(update(&mut app, Action::SubmitSignOff).len(), 1);
 }
 
 #[test]
@@ -614,6 +716,164 @@ fn confirm_name_falls_back_to_the_environment_for_older_journals() {
     }
     record(&mut app, 1, "18:00:00", started);
     assert_eq!(app.rollback_confirm_name(), Some("production"));
+}
+
+#[test]
+fn throughput_is_sampled_once_a_second_on_the_tick() {
+    let mut app = app_mid_load();
+    // app_mid_load ticked once at 19:00: the baseline, no sample yet.
+    assert_eq!(app.running_throughput("invoices").unwrap().samples.len(), 0);
+    let tick = |app: &mut App, hms: &str, invoices: u64| {
+        update(
+            app,
+            Action::Progress(progress_load((invoices, 301.0), (18_000, 301.0))),
+        );
+        update(app, Action::Tick { now: now(hms) });
+    };
+    // Half a second later: too soon for a sample.
+    update(
+        &mut app,
+        Action::Tick {
+            now: now("19:00:00") + chrono::Duration::milliseconds(500),
+        },
+    );
+    assert!(app.throughput["invoices"].samples.is_empty());
+    tick(&mut app, "19:00:02", 15_300);
+    // 300 rows in 2 s; invoice lines had not moved.
+    assert_eq!(app.throughput["invoices"].latest(), Some(150));
+    assert_eq!(app.throughput["invoice_lines"].latest(), Some(0));
+    // Done entities are not sampled.
+    assert!(!app.throughput.contains_key("companies"));
+    assert_eq!(app.running_throughput("companies"), None);
+}
+
+#[test]
+fn throughput_history_is_bounded_and_ends_with_the_entity() {
+    let mut app = app_throughput();
+    let inv = app.running_throughput("invoices").unwrap();
+    assert_eq!(inv.samples.len(), 60);
+    assert_eq!(inv.latest(), Some(throughput_rates(60).0));
+    let lines = &app.throughput["invoice_lines"].samples;
+    assert_eq!(lines[35], 0, "the stall shows");
+    // Keep ticking for longer than the buffer holds: it stays at capacity, newest last.
+    let mut read = 20_000;
+    for i in 1..=(THROUGHPUT_CAPACITY as i64 + 10) {
+        read += 7;
+        update(
+            &mut app,
+            Action::Progress(progress_load((read, 400.0), (20_000, 400.0))),
+        );
+        update(
+            &mut app,
+            Action::Tick {
+                now: now("19:00:00") + chrono::Duration::seconds(i),
+            },
+        );
+    }
+    let inv = app.running_throughput("invoices").unwrap();
+    assert_eq!(inv.samples.len(), THROUGHPUT_CAPACITY);
+    assert!(inv.samples.iter().all(|r| *r == 7), "{:?}", inv.samples);
+    // Once the entity finishes, no sparkline is offered for it.
+    update(
+        &mut app,
+        Action::Record(rec(
+            500,
+            "19:03:00",
+            Event::EntityFinished {
+                phase: Phase::Load,
+                entity: "invoices".into(),
+                counts: EntityCounts::default(),
+                reject_file: String::new(),
+                sums: Default::default(),
+                duration_ms: 1,
+            },
+        )),
+    );
+    assert_eq!(app.running_throughput("invoices"), None);
+}
+
+#[test]
+fn tracing_lines_join_the_log_with_their_level() {
+    let mut app = app_mid_load();
+    let before = app.log.len();
+    update(
+        &mut app,
+        Action::Log {
+            level: tracing::Level::WARN,
+            target: "cutover::steps".into(),
+            message: "transient fault; retrying the batch entity=people attempt=1".into(),
+        },
+    );
+    update(
+        &mut app,
+        Action::Log {
+            level: tracing::Level::ERROR,
+            target: "sqlx::pool".into(),
+            message: "connection lost".into(),
+        },
+    );
+    assert_eq!(app.log.len(), before + 2);
+    let warn = &app.log[before];
+    assert_eq!(warn.level, Some(tracing::Level::WARN));
+    assert_eq!(warn.tone, Tone::Warn);
+    assert_eq!(warn.time, "19:00:00", "at the app's clock");
+    assert_eq!(
+        warn.text,
+        "transient fault; retrying the batch entity=people attempt=1"
+    );
+    let err = &app.log[before + 1];
+    assert_eq!(err.tone, Tone::Bad);
+    assert_eq!(
+        err.text, "connection lost (sqlx::pool)",
+        "another crate is named"
+    );
+    // Journal lines carry no level.
+    assert!(app.log.iter().take(before).all(|l| l.level.is_none()));
+}
+
+#[test]
+fn log_dropped_keeps_the_running_total() {
+    let mut app = app_mid_load();
+    assert_eq!(app.log_dropped, 0);
+    update(&mut app, Action::LogDropped { total: 5 });
+    assert_eq!(app.log_dropped, 5);
+    // A stale (smaller) total never moves it back.
+    update(&mut app, Action::LogDropped { total: 2 });
+    assert_eq!(app.log_dropped, 5);
+}
+
+#[test]
+fn tracing_lines_are_bounded_like_the_rest_of_the_log() {
+    let mut app = app_mid_load();
+    for i in 0..LOG_CAPACITY + 5 {
+        update(
+            &mut app,
+            Action::Log {
+                level: tracing::Level::INFO,
+                target: "cutover".into(),
+                message: format!("line {i}"),
+            },
+        );
+    }
+    assert_eq!(app.log.len(), LOG_CAPACITY);
+    assert_eq!(
+        app.log.back().unwrap().text,
+        format!("line {}", LOG_CAPACITY + 4)
+    );
+}
+
+#[test]
+fn throughput_starts_over_in_a_new_phase() {
+    let mut t = Throughput::default();
+    t.sample(now("19:00:00"), Some(Phase::DryRun), 1_000);
+    t.sample(now("19:00:01"), Some(Phase::DryRun), 1_500);
+    assert_eq!(t.samples, [500]);
+    // The load starts the count over: no history carried over, no negative jump.
+    t.sample(now("19:00:02"), Some(Phase::Load), 100);
+    assert!(t.samples.is_empty());
+    assert_eq!(t.phase, Some(Phase::Load));
+    t.sample(now("19:00:04"), Some(Phase::Load), 300);
+    assert_eq!(t.latest(), Some(100));
 }
 
 #[test]

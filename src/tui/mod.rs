@@ -1,7 +1,8 @@
 //! The terminal console: one `tokio::select!` loop over key presses, journal records,
-//! progress snapshots and a tick. Keys become [`Action`]s through the keymap table;
-//! [`update`] changes the [`App`]; the loop carries out the returned [`Effect`]s (send a
-//! command, read a reject file off-thread, quit) and draws after each step.
+//! progress snapshots, tracing lines and a tick. Keys become [`Action`]s through the
+//! keymap table; [`update`] changes the [`App`]; the loop carries out the returned
+//! [`Effect`]s (send a command, read a reject file off-thread, quit) and draws after each
+//! step.
 //!
 //! ```text
 //!  runbook · run id                           window 4h00m left │ ▶ RUNNING load
@@ -32,16 +33,19 @@ use tokio::sync::{mpsc, watch};
 use crate::app::{Action, App, Effect, RejectAction, keymap, update};
 use crate::control::Command;
 use crate::journal::events::{ProgressSnapshot, Record};
+use crate::log_feed::{LogEvent, LogFeed};
 
 /// Clock tick: window countdown, running-step time, ETAs.
 pub const TICK: Duration = Duration::from_millis(250);
-/// Records applied before the next draw when many arrive at once.
+/// Records (or tracing lines) applied before the next draw when many arrive at once.
 const RECORD_BURST: usize = 256;
 
 pub struct UiChannels {
     pub events: mpsc::Receiver<Record>,
     pub progress: watch::Receiver<ProgressSnapshot>,
     pub commands: mpsc::Sender<Command>,
+    /// Tracing lines for the log pane (`None`: the log pane shows the journal only).
+    pub logs: Option<LogFeed>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +81,8 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
     let mut events_open = true;
     let mut progress_open = true;
     let mut keys_open = true;
+    let mut logs = ch.logs.take();
+    let mut dropped_seen = 0;
     // Reject files: indexed and searched off-thread; only the visible window is read here.
     let mut store = reject_store::RejectStore::default();
     let (store_tx, mut store_rx) = mpsc::unbounded_channel();
@@ -126,9 +132,27 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
                 Ok(()) => actions.push(Action::Progress(ch.progress.borrow_and_update().clone())),
                 Err(_) => progress_open = false,
             },
+            ev = recv_log(&mut logs), if logs.is_some() => match ev {
+                Some(e) => {
+                    actions.push(log_action(e));
+                    while actions.len() < RECORD_BURST {
+                        match logs.as_mut().map(|f| f.rx.try_recv()) {
+                            Some(Ok(e)) => actions.push(log_action(e)),
+                            _ => break,
+                        }
+                    }
+                }
+                None => logs = None,
+            },
             Some(a) = back_rx.recv() => actions.push(a),
             Some(msg) = store_rx.recv() => actions.push(store.receive(msg)),
-            _ = tick.tick() => actions.push(Action::Tick { now: Utc::now() }),
+            _ = tick.tick() => {
+                actions.push(Action::Tick { now: Utc::now() });
+                if let Some(total) = logs.as_ref().map(LogFeed::dropped).filter(|d| *d > dropped_seen) {
+                    dropped_seen = total;
+                    actions.push(Action::LogDropped { total });
+                }
+            }
         }
         for action in actions {
             for effect in update(&mut app, action) {
@@ -148,6 +172,18 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
                 }
             }
         }
+    }
+}
+
+async fn recv_log(logs: &mut Option<LogFeed>) -> Option<LogEvent> {
+    logs.as_mut()?.rx.recv().await
+}
+
+fn log_action(e: LogEvent) -> Action {
+    Action::Log {
+        level: e.level,
+        target: e.target,
+        message: e.message,
     }
 }
 

@@ -103,6 +103,53 @@ fn gate_dialog_160x48() {
     insta::assert_snapshot!(screen(&dialog_filled(), 160, 48));
 }
 
+/// A GO at the production gate with the database's name mistyped: refused, the field
+/// marked "no match".
+fn production_go_mistyped() -> App {
+    let mut app = app_at_gate();
+    type_text(&mut app, "Ada Lead");
+    update(&mut app, Action::DialogNextField);
+    type_text(&mut app, "migration_lead");
+    update(&mut app, Action::DialogNextField);
+    type_text(&mut app, "counts match");
+    update(&mut app, Action::ChooseDecision(Decision::Go));
+    update(&mut app, Action::SubmitSignOff);
+    assert_eq!(app.dialog.focus(), Field::Database);
+    type_text(&mut app, "ERP");
+    assert!(update(&mut app, Action::SubmitSignOff).is_empty());
+    app
+}
+
+#[test]
+fn gate_dialog_production_go_80x24() {
+    insta::assert_snapshot!(screen(&production_go_mistyped(), 80, 24));
+}
+
+#[test]
+fn gate_dialog_production_go_160x48() {
+    insta::assert_snapshot!(screen(&production_go_mistyped(), 160, 48));
+}
+
+#[test]
+fn throughput_sparkline_80x24() {
+    insta::assert_snapshot!(screen(&app_throughput(), 80, 24));
+}
+
+#[test]
+fn throughput_sparkline_160x48() {
+    insta::assert_snapshot!(screen(&app_throughput(), 160, 48));
+}
+
+#[test]
+fn tracing_in_the_log_80x24() {
+    insta::assert_snapshot!(screen(&app_with_tracing(), 80, 24));
+}
+
+#[test]
+fn tracing_in_the_log_160x48() {
+    insta::assert_snapshot!(screen(&app_with_tracing(), 160, 48));
+}
+
 #[test]
 fn help_80x24() {
     let mut app = mid_load(Tab::Rejects);

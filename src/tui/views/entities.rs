@@ -1,22 +1,55 @@
-//! Entities pane: one gauge per entity (two lines when there is room): read against
-//! expected, then valid / rejected / loaded counts, rows per second and ETA.
+//! Entities pane: one gauge per entity (more lines when there is room): read against
+//! expected, then valid / rejected / loaded counts, rows per second and ETA, and for a
+//! running entity a sparkline of its rows/s over the last samples. Short of room, done
+//! entities give up their counts line first, then running ones their sparkline.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, LineGauge, Paragraph};
+use ratatui::widgets::{Block, Clear, LineGauge, Paragraph, Sparkline};
 
 use super::{WIDE_MIN_WIDTH, style};
-use crate::app::{App, EntityRow, Tone, entity_phase, fmt_count, fmt_secs};
+use crate::app::{App, EntityRow, Throughput, Tone, entity_phase, fmt_count, fmt_secs};
 
 /// Entity name column beside each gauge.
 const NAME_WIDTH: u16 = 14;
 /// "100% ETA 59m59s" / "✓ done".
 const RIGHT_WIDTH: u16 = 16;
+/// "  rows/s " before a sparkline and "12,345 now" after it.
+const SPARK_LABEL_WIDTH: u16 = 9;
+const SPARK_RIGHT_WIDTH: u16 = 11;
 
-/// Rows this pane wants: borders plus two lines per entity (at least one line).
+/// Lines an entity takes with all there is to show: gauge, counts, and the sparkline
+/// while it runs.
+fn full_lines(e: &EntityRow) -> u16 {
+    if e.done { 2 } else { 3 }
+}
+
+/// Rows this pane wants: borders plus every entity's full lines (at least one line).
 pub fn wanted_height(app: &App) -> u16 {
-    2 + 2 * (app.entities.len().max(1) as u16)
+    2 + app.entities.values().map(full_lines).sum::<u16>().max(1)
+}
+
+/// Lines each entity gets in `height` rows: all of them; else done entities one line
+/// (gauge) and running ones three; else two each; else one each.
+fn lines_per_entity(app: &App, height: u16) -> Vec<u16> {
+    let n = app.entities.len() as u16;
+    let running = app.entities.values().filter(|e| !e.done).count() as u16;
+    let full: u16 = app.entities.values().map(full_lines).sum();
+    app.entities
+        .values()
+        .map(|e| {
+            if height >= full {
+                full_lines(e)
+            } else if height >= n + 2 * running {
+                if e.done { 1 } else { 3 }
+            } else if height >= 2 * n {
+                2
+            } else {
+                1
+            }
+        })
+        .collect()
 }
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
@@ -36,34 +69,35 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         );
         return;
     }
-    let n = app.entities.len() as u16;
-    let two_lines = inner.height >= 2 * n;
-    let per = if two_lines { 2 } else { 1 };
     let wide = frame.area().width >= WIDE_MIN_WIDTH;
-    let shown = (inner.height / per) as usize;
-    for (i, e) in app.entities.values().take(shown).enumerate() {
-        let y = inner.y + i as u16 * per;
-        let line1 = Rect {
-            y,
-            height: 1,
-            ..inner
-        };
-        render_gauge_line(frame, e, line1);
-        if two_lines {
-            let line2 = Rect {
-                y: y + 1,
-                height: 1,
-                ..inner
-            };
-            frame.render_widget(Paragraph::new(stats_line(e, wide)), line2);
+    let line = |y: u16| Rect {
+        y,
+        height: 1,
+        ..inner
+    };
+    let mut y = inner.y;
+    let mut shown = 0;
+    for (e, lines) in app
+        .entities
+        .values()
+        .zip(lines_per_entity(app, inner.height))
+    {
+        if y + lines > inner.bottom() {
+            break;
         }
+        render_gauge_line(frame, e, line(y));
+        if lines == 3 {
+            let spark = app.running_throughput(&e.entity);
+            render_sparkline(frame, spark, line(y + 1));
+        }
+        if lines >= 2 {
+            frame.render_widget(Paragraph::new(stats_line(e, wide)), line(y + lines - 1));
+        }
+        y += lines;
+        shown += 1;
     }
     if shown < app.entities.len() {
-        let last = Rect {
-            y: inner.bottom() - 1,
-            height: 1,
-            ..inner
-        };
+        let last = line(inner.bottom() - 1);
         let more = format!(" +{} more", app.entities.len() - shown + 1);
         frame.render_widget(Clear, last);
         frame.render_widget(
@@ -71,6 +105,32 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             last,
         );
     }
+}
+
+/// `  rows/s ▂▃▅▇▆▅ 60 now`: the newest samples that fit, the latest rate on the right.
+fn render_sparkline(frame: &mut Frame, t: Option<&Throughput>, area: Rect) {
+    let [name, spark, right] = Layout::horizontal([
+        Constraint::Length(SPARK_LABEL_WIDTH),
+        Constraint::Fill(1),
+        Constraint::Length(SPARK_RIGHT_WIDTH),
+    ])
+    .areas(area);
+    frame.render_widget(Paragraph::new(Span::styled("  rows/s", style::dim())), name);
+    let samples: Vec<u64> = t
+        .map(|t| t.samples.iter().copied().collect())
+        .unwrap_or_default();
+    let from = samples.len().saturating_sub(spark.width as usize);
+    frame.render_widget(
+        Sparkline::default()
+            .data(&samples[from..])
+            .style(style::tone(Tone::Active)),
+        spark,
+    );
+    let latest = match t.and_then(Throughput::latest) {
+        Some(r) => format!(" {} now", fmt_count(r)),
+        None => " measuring".to_string(),
+    };
+    frame.render_widget(Paragraph::new(Span::styled(latest, style::dim())), right);
 }
 
 fn render_gauge_line(frame: &mut Frame, e: &EntityRow, area: Rect) {

@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use tui_input::Input;
 
 use super::style;
+use crate::app::Tone;
 
 /// Draw a bordered modal centred in `area`: `info` (wrapped) on top, `form_height` rows
 /// below it, which are returned one `Rect` a row for the caller to fill.
@@ -49,6 +50,21 @@ pub fn field_label(label: &str, focused: bool) -> Line<'static> {
         Line::styled(format!("▸ {label}"), style::key())
     } else {
         Line::raw(format!("  {label}"))
+    }
+}
+
+/// Column right of a typed confirmation: "✓ matches" / "✗ no match".
+pub const MARK_WIDTH: u16 = 12;
+
+/// Beside a typed confirmation: whether what is typed so far matches (nothing before
+/// anything is typed).
+pub fn match_mark(typed: &str, matches: bool) -> Option<Span<'static>> {
+    if typed.is_empty() {
+        None
+    } else if matches {
+        Some(Span::styled(" ✓ matches", style::tone(Tone::Good)))
+    } else {
+        Some(Span::styled(" ✗ no match", style::tone(Tone::Bad)))
     }
 }
 

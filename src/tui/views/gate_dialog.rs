@@ -1,13 +1,15 @@
 //! Sign-off dialog (modal). Shows the gate, the recommendation and its reasons, quorum,
 //! roles, expected approvers and sign-offs so far, then the Name / Role / Comment fields
-//! and the GO / NO-GO choice. It only collects; `app::update` hands back the `SignOff`.
+//! and the GO / NO-GO choice; at a gate before the production load, also the production
+//! database's name typed to confirm a GO. It only collects; `app::update` hands back the
+//! `SignOff`.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::form::{field_label, modal, text_field};
+use super::form::{MARK_WIDTH, field_label, match_mark, modal, text_field};
 use super::style;
 use crate::app::{App, Field, Tone, decision_glyph_word};
 use crate::journal::events::Decision;
@@ -15,7 +17,8 @@ use crate::journal::events::Decision;
 const MAX_WIDTH: u16 = 92;
 /// Field label column ("▸ Comment  ").
 const LABEL_WIDTH: u16 = 12;
-/// Rows under the information block: blank, 3 fields, decision, message, keys.
+/// Rows under the information block: blank, 3 fields, decision, message, keys (and the
+/// database field at a production gate).
 const FORM_HEIGHT: u16 = 7;
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
@@ -62,17 +65,28 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         ]));
     }
 
+    let confirm = d.confirm_name.as_deref();
+    if let (Some(name), Some(p)) = (confirm, app.production_env()) {
+        info.push(Line::from(vec![
+            Span::styled("▲ PRODUCTION", style::production()),
+            Span::styled(
+                format!(" next: the load into {} · {}", p.name, p.display),
+                style::tone(Tone::Bad),
+            ),
+        ]));
+        info.push(Line::from(vec![
+            Span::raw("A GO needs the production database's name typed: "),
+            Span::styled(name.to_string(), style::key()),
+        ]));
+    }
+
     let title =
         Line::from(format!(" Sign-off · {}: {} ", gate.gate, gate.title)).style(style::key());
-    let rows = modal(
-        frame,
-        area,
-        MAX_WIDTH,
-        title,
-        style::key(),
-        info,
-        FORM_HEIGHT,
-    );
+    let (height, border) = match confirm {
+        Some(_) => (FORM_HEIGHT + 1, style::tone(Tone::Bad)),
+        None => (FORM_HEIGHT, style::key()),
+    };
+    let rows = modal(frame, area, MAX_WIDTH, title, border, info, height);
     let focus = d.focus();
     for (i, field) in [Field::Name, Field::Role, Field::Comment]
         .into_iter()
@@ -121,9 +135,28 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         None if d.decision == Some(Decision::NoGo) => {
             Line::styled("A NO-GO needs a comment giving the reason.", style::dim())
         }
+        None if d.decision == Some(Decision::Go) && !d.database_matches() => Line::styled(
+            "A GO into production needs the database's name typed in Database.",
+            style::dim(),
+        ),
         None => Line::raw(""),
     };
-    frame.render_widget(Paragraph::new(message), rows[5]);
+    let mut next = 5;
+    if confirm.is_some() {
+        let [label, value, mark] = Layout::horizontal([
+            Constraint::Length(LABEL_WIDTH),
+            Constraint::Fill(1),
+            Constraint::Length(MARK_WIDTH),
+        ])
+        .areas(rows[next]);
+        frame.render_widget(Paragraph::new(label_line(Field::Database, focus)), label);
+        text_field(frame, value, &d.database, focus == Field::Database);
+        if let Some(m) = match_mark(d.database.value(), d.database_matches()) {
+            frame.render_widget(Paragraph::new(m), mark);
+        }
+        next += 1;
+    }
+    frame.render_widget(Paragraph::new(message), rows[next]);
     frame.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled("Enter", style::key()),
@@ -135,7 +168,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             Span::styled("Ctrl-C", style::key()),
             Span::raw(" abort run"),
         ])),
-        rows[6],
+        rows[next + 1],
     );
 }
 

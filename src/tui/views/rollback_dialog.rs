@@ -9,7 +9,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::form::{field_label, modal, text_field};
+use super::form::{MARK_WIDTH, field_label, match_mark, modal, text_field};
 use super::style;
 use crate::app::{App, RollbackField, RollbackOrigin, Tone, fmt_clock, fmt_secs};
 
@@ -18,8 +18,6 @@ const MAX_WIDTH: u16 = 92;
 const LABEL_WIDTH: u16 = 12;
 /// Rows under the information block: blank, prompt, 2 fields, message, keys.
 const FORM_HEIGHT: u16 = 6;
-/// Column right of the name field: "✓ matches" / "✗ no match".
-const MARK_WIDTH: u16 = 12;
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let Some(name) = app.rollback_confirm_name() else {
@@ -95,12 +93,9 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             label,
         );
         text_field(frame, value, d.field_input(field), field == d.focus);
-        if field == RollbackField::Database && !d.database.value().is_empty() {
-            let m = if matches {
-                Span::styled(" ✓ matches", style::tone(Tone::Good))
-            } else {
-                Span::styled(" ✗ no match", style::tone(Tone::Bad))
-            };
+        if field == RollbackField::Database
+            && let Some(m) = match_mark(d.database.value(), matches)
+        {
             frame.render_widget(Paragraph::new(m), mark);
         }
     }

@@ -116,12 +116,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             app.log
                 .iter()
                 .skip(app.log.len().saturating_sub(n))
-                .map(|l| {
-                    Line::from(vec![
-                        Span::styled(format!("{} ", l.time), style::dim()),
-                        Span::styled(l.text.clone(), style::tone(l.tone)),
-                    ])
-                }),
+                .map(|l| super::log::line(l, "")),
         );
         frame.render_widget(Paragraph::new(lines), area);
     }
