@@ -163,3 +163,74 @@ fn search_filters_combine_and_export_keeps_the_header() {
 fn a_missing_file_is_an_error() {
     assert!(index_file("x", Path::new("/nonexistent/x.csv")).is_err());
 }
+
+/// What the loop does: index off-thread, count a query off-thread, export off-thread, each
+/// answer coming back over the channel and through `receive` as the app's action.
+#[tokio::test]
+async fn jobs_answer_over_the_channel_as_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vehicles.rejects.csv");
+    write_rejects(&path, 50);
+    let mut store = RejectStore::default();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+
+    spawn_index("vehicles".into(), path.display().to_string(), tx.clone());
+    let Action::Rejects(RejectAction::Indexed(file)) = store.receive(rx.recv().await.unwrap())
+    else {
+        panic!("not indexed")
+    };
+    assert_eq!((file.entity.as_str(), file.rows), ("vehicles", 50));
+
+    let query = RejectQuery {
+        rule: Some("required".into()),
+        ..RejectQuery::default()
+    };
+    store.spawn(
+        RejectEffect::Query {
+            generation: 3,
+            query: query.clone(),
+        },
+        tx.clone(),
+    );
+    assert_eq!(
+        store.receive(rx.recv().await.unwrap()),
+        Action::Rejects(RejectAction::Counted {
+            generation: 3,
+            matched: 8
+        })
+    );
+    let rows = store
+        .fetch(&WindowRequest {
+            generation: 3,
+            start: 7,
+            len: 5,
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].cells[0], "C49");
+
+    store.spawn(
+        RejectEffect::Export {
+            generation: 3,
+            query,
+        },
+        tx.clone(),
+    );
+    let Action::Rejects(RejectAction::Exported { paths, rows }) =
+        store.receive(rx.recv().await.unwrap())
+    else {
+        panic!("not exported")
+    };
+    assert_eq!(rows, 8);
+    // Row 0's name holds a line break: count records, not lines.
+    let mut r = csv::Reader::from_path(&paths[0]).unwrap();
+    assert_eq!(r.headers().unwrap().get(3), Some("_line"));
+    assert_eq!(r.records().count(), 8);
+
+    spawn_index("gone".into(), "/nonexistent/gone.csv".into(), tx);
+    let a = store.receive(rx.recv().await.unwrap());
+    assert!(
+        matches!(a, Action::Rejects(RejectAction::IndexFailed { ref entity, .. }) if entity == "gone"),
+        "{a:?}"
+    );
+}
