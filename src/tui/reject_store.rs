@@ -100,6 +100,7 @@ pub fn index_file(entity: &str, path: &Path) -> Result<RejectIndex> {
         match rdr.read_byte_record(&mut rec) {
             Ok(true) => {}
             Ok(false) => break,
+            Err(e) if e.is_io_error() => return Err(e.into()),
             // A malformed record: the file stays the record; this is only a view of it.
             Err(_) => continue,
         }
@@ -208,6 +209,7 @@ pub fn run_query(
                     match rdr.read_byte_record(&mut rec) {
                         Ok(true) => {}
                         Ok(false) => break,
+                        Err(e) if e.is_io_error() => return Err(e.into()),
                         Err(_) => continue,
                     }
                     if at != f.offsets[i] {
