@@ -151,10 +151,70 @@ fn demo_cutover_through_the_console() {
 
     let s = t.wait_for("COMPLETED", 60);
     assert!(s.contains("unfreeze"), "{s}");
-    // The reject table: switch to it and filter to one entity.
-    t.keys(&["1", "f"]);
-    let s = t.wait_for("Rejects", 5);
-    assert!(s.contains("customers"), "{s}");
+    // The reject table: switch to it and filter to one entity, then to one rule.
+    t.keys(&["1"]);
+    t.wait_for("Rejects · ", 5);
+    let mut s = t.screen();
+    for _ in 0..6 {
+        if s.contains("rows · customers ") {
+            break;
+        }
+        t.keys(&["f"]);
+        std::thread::sleep(Duration::from_millis(300));
+        s = t.screen();
+    }
+    assert!(s.contains("rows · customers "), "{s}");
+    t.keys(&["r"]);
+    let s = t.wait_for("rows · customers · rule required", 5);
+    assert!(s.contains("No Id GmbH"), "{s}");
+    // Search by value within the filter: case-insensitive, over every cell.
+    t.keys(&["/", "no id", "Enter"]);
+    let s = t.wait_for("2 matches · customers · rule required · “no id”", 10);
+    assert!(
+        s.contains("No Id GmbH") && s.contains("No Id Either") && !s.contains("Blank Id"),
+        "{s}"
+    );
+    // The detail of the first match: its source line and values as they were, its reason.
+    t.keys(&["Enter"]);
+    let s = t.wait_for("Source line 135", 5);
+    assert!(
+        s.contains("legacy_id    =") && s.contains("name         = No Id GmbH"),
+        "{s}"
+    );
+    assert!(
+        s.contains("Reasons (1)") && s.contains("✗ required · legacy_id: is required"),
+        "{s}"
+    );
+    // The second match has two reasons.
+    t.keys(&["Escape", "Down", "Enter"]);
+    let s = t.wait_for("Source line 173", 5);
+    assert!(
+        s.contains("Reasons (2)") && s.contains("✗ email · email: 'bad email@example.com'"),
+        "{s}"
+    );
+    // Export the filtered rows next to the reject files.
+    t.keys(&["Escape", "x"]);
+    t.wait_for("Exported 2 rows to", 10);
+    let exported: Vec<_> = walk(&demo)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("customers.rejects.export-"))
+        })
+        .collect();
+    assert_eq!(exported.len(), 1, "{exported:?}");
+    let text = std::fs::read_to_string(&exported[0]).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].starts_with("legacy_id,name,")
+            && lines[0].ends_with("_line,_rule,_field,_message")
+    );
+    assert!(
+        lines[1].contains("No Id GmbH") && lines[2].contains("No Id Either"),
+        "{text}"
+    );
     t.keys(&["q"]);
     let t0 = Instant::now();
     while !done.exists() {
@@ -191,4 +251,18 @@ fn demo_cutover_through_the_console() {
         ]
     );
     assert_eq!(j["outcome"], "completed");
+}
+
+/// Every file below `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use crate::journal::events::*;
 use crate::runbook::format::StepKind;
 
-use super::{Action, App, update};
+use super::rejects::{
+    RejectColumns, RejectEffect, RejectFile, RejectQuery, RejectRecord, split_reasons,
+};
+use super::{Action, App, Effect, RejectAction, update};
 
 pub const RUN_ID: &str = "run-20261121-01";
 pub const GATE: &str = "go_live";
@@ -445,7 +448,14 @@ pub fn reject_rows(entity: &str, n: usize) -> (Vec<String>, Vec<Vec<String>>) {
     .collect();
     let rows = (0..n)
         .map(|i| {
-            let (rule, field, msg, amount) = if i % 3 == 0 {
+            let (rule, field, msg, amount) = if i % 13 == 12 {
+                (
+                    "required | decimal",
+                    "partner_ref | amount",
+                    "partner_ref is empty | not a decimal: '7,25'",
+                    "7,25",
+                )
+            } else if i % 3 == 0 {
                 ("required", "partner_ref", "partner_ref is empty", "120.00")
             } else if i % 3 == 1 {
                 ("decimal", "amount", "not a decimal: '12,5'", "12,5")
@@ -472,18 +482,92 @@ fn apply(app: &mut App, records: Vec<Record>) {
     }
 }
 
+/// The fixture reject file of an entity as the edge would index it.
+pub fn reject_file(entity: &str, n: usize) -> RejectFile {
+    let (header, rows) = reject_rows(entity, n);
+    let columns = RejectColumns::from_header(&header);
+    let mut rules: Vec<String> = Vec::new();
+    let mut fields: Vec<String> = Vec::new();
+    for r in &rows {
+        for (v, c) in [(&mut rules, 1), (&mut fields, 2)] {
+            for part in split_reasons(&r[c]) {
+                if !v.iter().any(|x| x == part) {
+                    v.push(part.to_string());
+                }
+            }
+        }
+    }
+    RejectFile {
+        entity: entity.into(),
+        path: format!(".cutover/run-20261121-01/load/{entity}.rejects.csv"),
+        header,
+        columns,
+        rows: n,
+        rules,
+        fields,
+    }
+}
+
+/// Play the edge for app tests, in memory: answer the queries among `effects` from
+/// [`reject_rows`] (with [`RejectQuery::matches_row`]) and fetch the window the table
+/// wants. Other effects are returned.
+pub fn settle(app: &mut App, effects: Vec<Effect>) -> Vec<Effect> {
+    let mut rest = Vec::new();
+    for e in effects {
+        match e {
+            Effect::Rejects(RejectEffect::Query { generation, query }) => {
+                let matched = matching_rows(app, &query).len();
+                let more = update(
+                    app,
+                    Action::Rejects(RejectAction::Counted {
+                        generation,
+                        matched,
+                    }),
+                );
+                rest.extend(settle(app, more));
+            }
+            other => rest.push(other),
+        }
+    }
+    if let Some(request) = app.rejects.wanted_window() {
+        let all = matching_rows(app, &app.rejects.query.clone());
+        let rows = all
+            .into_iter()
+            .skip(request.start)
+            .take(request.len)
+            .collect();
+        update(app, Action::Rejects(RejectAction::Rows { request, rows }));
+    }
+    rest
+}
+
+fn matching_rows(app: &App, q: &RejectQuery) -> Vec<RejectRecord> {
+    let mut out = Vec::new();
+    for f in app.rejects.files.values() {
+        let (_, rows) = reject_rows(&f.entity, f.rows);
+        out.extend(
+            rows.into_iter()
+                .filter(|r| q.matches_row(&f.entity, &f.columns, r))
+                .map(|cells| RejectRecord {
+                    entity: f.entity.clone(),
+                    cells,
+                }),
+        );
+    }
+    out
+}
+
+/// Apply an action and settle its reject effects, as the loop would.
+pub fn act(app: &mut App, action: Action) -> Vec<Effect> {
+    let effects = update(app, action);
+    settle(app, effects)
+}
+
 /// Feed the fixture reject files, as the loop does after `EntityFinished`.
 fn load_rejects(app: &mut App) {
     for entity in ["people", "invoices"] {
-        let (header, rows) = reject_rows(entity, rejects_for(entity) as usize);
-        update(
-            app,
-            Action::RejectsLoaded {
-                entity: entity.into(),
-                header,
-                rows,
-            },
-        );
+        let file = reject_file(entity, rejects_for(entity) as usize);
+        act(app, Action::Rejects(RejectAction::Indexed(file)));
     }
 }
 

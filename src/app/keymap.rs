@@ -5,7 +5,7 @@ use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use tui_input::InputRequest;
 use tui_input::backend::crossterm::to_input_request;
 
-use super::{Action, App, Field, Tab};
+use super::{Action, App, Field, RejectAction as RA, Tab};
 use crate::journal::events::Decision;
 
 /// Where a binding applies. Several contexts are active at once, most specific first
@@ -18,6 +18,10 @@ pub enum KeyContext {
     Main,
     /// The main screen with the Rejects tab showing.
     Rejects,
+    /// The reject search line (`/`; unbound keys edit it).
+    RejectSearch,
+    /// The detail view of one reject row.
+    RejectDetail,
     /// The "abort the run?" question after `q`.
     ConfirmQuit,
     /// The help overlay.
@@ -36,6 +40,8 @@ impl KeyContext {
             KeyContext::Anywhere => "Anywhere",
             KeyContext::Main => "Main screen",
             KeyContext::Rejects => "Rejects tab",
+            KeyContext::RejectSearch => "Reject search line",
+            KeyContext::RejectDetail => "Reject detail",
             KeyContext::ConfirmQuit => "Abort question",
             KeyContext::Help => "Help",
             KeyContext::Dialog => "Sign-off dialog",
@@ -82,6 +88,18 @@ pub static KEYMAP: &[Binding] = &[
         context: K::Help,
         action: Action::ToggleHelp,
         help: "close help",
+    },
+    Binding {
+        keys: &[(Up, N), (Char('k'), N)],
+        context: K::Help,
+        action: Action::HelpScroll(-1),
+        help: "scroll up (if cut)",
+    },
+    Binding {
+        keys: &[(Down, N), (Char('j'), N)],
+        context: K::Help,
+        action: Action::HelpScroll(1),
+        help: "scroll down (if cut)",
     },
     Binding {
         keys: &[(Char('q'), N)],
@@ -176,8 +194,86 @@ pub static KEYMAP: &[Binding] = &[
     Binding {
         keys: &[(Char('f'), N)],
         context: K::Rejects,
-        action: Action::CycleRejectFilter,
+        action: Action::Rejects(RA::CycleEntity),
         help: "cycle entity filter",
+    },
+    Binding {
+        keys: &[(Char('r'), N)],
+        context: K::Rejects,
+        action: Action::Rejects(RA::CycleRule),
+        help: "cycle rule filter",
+    },
+    Binding {
+        keys: &[(Char('c'), N)],
+        context: K::Rejects,
+        action: Action::Rejects(RA::CycleField),
+        help: "cycle field filter",
+    },
+    Binding {
+        keys: &[(Char('/'), N)],
+        context: K::Rejects,
+        action: Action::Rejects(RA::StartSearch),
+        help: "search by value",
+    },
+    Binding {
+        keys: &[(Backspace, N)],
+        context: K::Rejects,
+        action: Action::Rejects(RA::ClearFilters),
+        help: "clear filters, search",
+    },
+    Binding {
+        keys: &[(Enter, N)],
+        context: K::Rejects,
+        action: Action::Rejects(RA::OpenDetail),
+        help: "row detail",
+    },
+    Binding {
+        keys: &[(Char('x'), N)],
+        context: K::Rejects,
+        action: Action::Rejects(RA::Export),
+        help: "export filtered rows",
+    },
+    Binding {
+        keys: &[(Enter, N)],
+        context: K::RejectSearch,
+        action: Action::Rejects(RA::SubmitSearch),
+        help: "search (empty clears)",
+    },
+    Binding {
+        keys: &[(Esc, N)],
+        context: K::RejectSearch,
+        action: Action::Rejects(RA::CancelSearch),
+        help: "close the search line",
+    },
+    Binding {
+        keys: &[(Esc, N), (Enter, N), (Char('q'), N)],
+        context: K::RejectDetail,
+        action: Action::Rejects(RA::CloseDetail),
+        help: "close the detail",
+    },
+    Binding {
+        keys: &[(Up, N), (Char('k'), N)],
+        context: K::RejectDetail,
+        action: Action::Rejects(RA::DetailScroll(-1)),
+        help: "scroll up",
+    },
+    Binding {
+        keys: &[(Down, N), (Char('j'), N)],
+        context: K::RejectDetail,
+        action: Action::Rejects(RA::DetailScroll(1)),
+        help: "scroll down",
+    },
+    Binding {
+        keys: &[(PageUp, N)],
+        context: K::RejectDetail,
+        action: Action::Rejects(RA::DetailPage(-1)),
+        help: "page up",
+    },
+    Binding {
+        keys: &[(PageDown, N)],
+        context: K::RejectDetail,
+        action: Action::Rejects(RA::DetailPage(1)),
+        help: "page down",
     },
     Binding {
         keys: &[(Enter, N)],
@@ -247,6 +343,35 @@ pub static KEYMAP: &[Binding] = &[
     },
 ];
 
+/// Contexts in the order the help lists them.
+pub const HELP_CONTEXTS: [KeyContext; 10] = [
+    K::Main,
+    K::Rejects,
+    K::RejectSearch,
+    K::RejectDetail,
+    K::Anywhere,
+    K::ConfirmQuit,
+    K::Dialog,
+    K::DialogDecision,
+    K::RollbackDialog,
+    K::Help,
+];
+
+/// Whether unbound keys edit a text field in this context (the help says so).
+pub fn context_edits(ctx: KeyContext) -> bool {
+    matches!(ctx, K::Dialog | K::RollbackDialog | K::RejectSearch)
+}
+
+/// Lines of the help: a title a context, a line a binding, one for editing keys.
+pub fn help_lines() -> usize {
+    HELP_CONTEXTS
+        .iter()
+        .map(|&c| {
+            1 + KEYMAP.iter().filter(|b| b.context == c).count() + usize::from(context_edits(c))
+        })
+        .sum()
+}
+
 /// Contexts in force for this app state, most specific first.
 pub fn active_contexts(app: &App) -> Vec<KeyContext> {
     let mut v = Vec::with_capacity(3);
@@ -261,6 +386,10 @@ pub fn active_contexts(app: &App) -> Vec<KeyContext> {
             v.push(K::DialogDecision);
         }
         v.push(K::Dialog);
+    } else if app.tab == Tab::Rejects && app.rejects.detail.is_some() {
+        v.push(K::RejectDetail);
+    } else if app.tab == Tab::Rejects && app.rejects.search.is_some() {
+        v.push(K::RejectSearch);
     } else {
         if app.tab == Tab::Rejects {
             v.push(K::Rejects);
@@ -292,6 +421,7 @@ pub fn action_for(app: &App, code: KeyCode, mods: KeyModifiers) -> Option<Action
         let edit: Option<fn(InputRequest) -> Action> = match ctx {
             K::Dialog if app.dialog.focus() != Field::Decision => Some(Action::DialogInput),
             K::RollbackDialog => Some(Action::RollbackInput),
+            K::RejectSearch => Some(|r| Action::Rejects(RA::SearchInput(r))),
             _ => None,
         };
         if let Some(edit) = edit {
@@ -322,6 +452,7 @@ pub fn key_label(code: KeyCode, mods: KeyModifiers) -> String {
         PageDown => "PgDn".into(),
         Home => "Home".into(),
         End => "End".into(),
+        Backspace => "Backspace".into(),
         other => format!("{other:?}"),
     };
     if mods.contains(KeyModifiers::CONTROL) {

@@ -7,6 +7,7 @@ pub mod fixtures;
 pub mod gate_dialog;
 pub mod keymap;
 pub mod model;
+pub mod rejects;
 pub mod rollback_dialog;
 
 use std::collections::VecDeque;
@@ -22,12 +23,11 @@ use crate::window::{Forecast, WindowModel};
 
 pub use gate_dialog::{Field, GateDialog};
 pub use model::*;
+pub use rejects::{RejectAction, RejectEffect, RejectTable};
 pub use rollback_dialog::{RollbackDialog, RollbackField, RollbackOrigin};
 
 /// Lines kept in the recent-events log.
 pub const LOG_CAPACITY: usize = 200;
-/// Reject rows kept in memory per entity for display; the file itself keeps them all.
-pub const REJECT_DISPLAY_CAP: usize = 20_000;
 /// Rows moved by PgUp / PgDn.
 pub const PAGE_ROWS: usize = 10;
 
@@ -67,17 +67,8 @@ pub enum Action {
     Tick {
         now: DateTime<Utc>,
     },
-    /// A reject file has been read (at most [`REJECT_DISPLAY_CAP`] rows).
-    RejectsLoaded {
-        entity: String,
-        header: Vec<String>,
-        rows: Vec<Vec<String>>,
-    },
-    /// Reading a reject file failed.
-    RejectsFailed {
-        entity: String,
-        error: String,
-    },
+    /// The reject table (see [`rejects`]).
+    Rejects(RejectAction),
     /// A tracing event for the log pane (already filtered: see `log_feed`).
     Log {
         level: tracing::Level,
@@ -101,8 +92,6 @@ pub enum Action {
     PageDown,
     ScrollTop,
     ScrollBottom,
-    /// Rejects tab: all entities → each entity with rejects → all.
-    CycleRejectFilter,
     OpenGateDialog,
     /// Esc: hide the dialog (typed text is kept; `g` brings it back).
     HideGateDialog,
@@ -124,6 +113,8 @@ pub enum Action {
     /// Send the rollback, if the typed name is exactly the production database's.
     ConfirmRollback,
     ToggleHelp,
+    /// Scroll the help (when it does not fit the screen).
+    HelpScroll(isize),
     /// `q`: after the run, leave; before it, ask first, and a second `q` aborts.
     Quit,
     /// Keep running after a `q`.
@@ -136,6 +127,7 @@ pub enum Action {
 pub enum Effect {
     Send(Command),
     LoadRejects { entity: String, path: String },
+    Rejects(RejectEffect),
     Quit,
 }
 
@@ -169,15 +161,14 @@ pub struct App {
     pub log: VecDeque<LogLine>,
     /// Tracing lines dropped before they reached the console (the channel was full).
     pub log_dropped: u64,
-    pub rejects: IndexMap<String, RejectSet>,
-    /// `None` shows all entities.
-    pub reject_filter: Option<String>,
-    pub reject_selected: usize,
+    pub rejects: RejectTable,
     pub recon_scroll: usize,
     /// Lines scrolled up from the newest log line (0 follows the tail).
     pub log_scroll: usize,
     pub tab: Tab,
     pub show_help: bool,
+    /// Lines the help is scrolled down, when it does not fit the screen.
+    pub help_scroll: usize,
     pub confirm_quit: bool,
     /// Latest clock: from ticks, or the newest record time.
     pub now: Option<DateTime<Utc>>,
@@ -339,39 +330,6 @@ impl App {
             Some(s) => ("▶", format!("RUNNING {}", s.id), Tone::Active),
             None => ("▶", "RUNNING".into(), Tone::Active),
         }
-    }
-
-    /// Reject sets the current filter shows, in order.
-    pub fn filtered_rejects(&self) -> impl Iterator<Item = &RejectSet> {
-        self.rejects
-            .values()
-            .filter(|s| self.reject_filter.as_ref().is_none_or(|f| f == &s.entity))
-    }
-
-    pub fn reject_count(&self) -> usize {
-        self.filtered_rejects().map(|s| s.rows.len()).sum()
-    }
-
-    /// Reject rows loaded for all entities, whatever the filter.
-    pub fn reject_count_all(&self) -> usize {
-        self.rejects.values().map(|s| s.rows.len()).sum()
-    }
-
-    /// Row `i` of the filtered reject list.
-    pub fn reject_row(&self, mut i: usize) -> Option<RejectView<'_>> {
-        for set in self.filtered_rejects() {
-            if i < set.rows.len() {
-                return set.view(i);
-            }
-            i -= set.rows.len();
-        }
-        None
-    }
-
-    /// Total rejects the engine reported for an entity (may exceed what is loaded).
-    pub fn rejects_reported(&self, entity: &str) -> Option<u64> {
-        let e = self.entities.get(entity)?;
-        Some(e.counts.as_ref().map_or(e.rejected, |c| c.rejected))
     }
 
     fn push_log(&mut self, time: String, text: String, tone: Tone) {
@@ -723,30 +681,13 @@ impl App {
             (v as isize + delta).clamp(0, max.max(0)) as usize
         }
         match self.tab {
-            Tab::Rejects => {
-                self.reject_selected = apply(self.reject_selected, delta, self.reject_count())
-            }
+            Tab::Rejects => self.rejects.scroll(delta),
             Tab::Reconciliation => {
                 self.recon_scroll = apply(self.recon_scroll, delta, self.checks.len())
             }
             // The log counts from the bottom: "up" means further back.
             Tab::Log => self.log_scroll = apply(self.log_scroll, -delta, self.log.len()),
         }
-    }
-
-    fn cycle_filter(&mut self) {
-        let names: Vec<&String> = self.rejects.keys().collect();
-        self.reject_filter = match &self.reject_filter {
-            None => names.first().map(|s| s.to_string()),
-            Some(cur) => {
-                let pos = names.iter().position(|n| *n == cur);
-                match pos {
-                    Some(i) if i + 1 < names.len() => Some(names[i + 1].to_string()),
-                    _ => None,
-                }
-            }
-        };
-        self.reject_selected = 0;
     }
 
     fn abort_and_quit(&mut self) -> Vec<Effect> {
@@ -768,37 +709,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             app.sample_throughput(now);
             app.check_window();
         }
-        Action::RejectsLoaded {
-            entity,
-            header,
-            mut rows,
-        } => {
-            rows.truncate(REJECT_DISPLAY_CAP);
-            let n = rows.len();
-            let columns = RejectColumns::from_header(&header);
-            app.rejects.insert(
-                entity.clone(),
-                RejectSet {
-                    entity: entity.clone(),
-                    header,
-                    rows,
-                    columns,
-                },
-            );
-            app.reject_selected = app
-                .reject_selected
-                .min(app.reject_count().saturating_sub(1));
-            app.note(
-                format!("Rejects of {entity} loaded: {} rows", fmt_count(n as u64)),
-                Tone::Neutral,
-            );
-        }
-        Action::RejectsFailed { entity, error } => {
-            app.note(
-                format!("✗ Could not read rejects of {entity}: {error}"),
-                Tone::Bad,
-            );
-        }
+        Action::Rejects(a) => return rejects::update(app, a),
         Action::Log {
             level,
             target,
@@ -820,7 +731,6 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::PageDown => app.scroll(PAGE_ROWS as isize),
         Action::ScrollTop => app.scroll(isize::MIN / 2),
         Action::ScrollBottom => app.scroll(isize::MAX / 2),
-        Action::CycleRejectFilter => app.cycle_filter(),
         Action::OpenGateDialog => {
             if app.open_gate().is_some() && !app.is_finished() {
                 app.dialog.visible = true;
@@ -903,7 +813,14 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                 return vec![Effect::Send(Command::Rollback { reason })];
             }
         }
-        Action::ToggleHelp => app.show_help = !app.show_help,
+        Action::ToggleHelp => {
+            app.show_help = !app.show_help;
+            app.help_scroll = 0;
+        }
+        Action::HelpScroll(d) => {
+            let max = keymap::help_lines().saturating_sub(1) as isize;
+            app.help_scroll = (app.help_scroll as isize + d).clamp(0, max) as usize;
+        }
         Action::Quit => {
             if app.is_finished() || app.aborted {
                 return vec![Effect::Quit];

@@ -296,91 +296,6 @@ pub struct LogLine {
     pub level: Option<tracing::Level>,
 }
 
-/// Where the well-known columns of a reject file are. Anything else is an original value.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RejectColumns {
-    pub line: Option<usize>,
-    pub rule: Option<usize>,
-    pub field: Option<usize>,
-    pub message: Option<usize>,
-    pub originals: Vec<usize>,
-}
-
-impl RejectColumns {
-    /// Recognises `line`, `rule`, `field`, `message` (case-insensitive, optional leading
-    /// `_` or `reject_` prefix); every other column is an original value.
-    pub fn from_header(header: &[String]) -> Self {
-        let mut c = RejectColumns::default();
-        for (i, h) in header.iter().enumerate() {
-            let h = h.trim().to_ascii_lowercase();
-            let h = h.trim_start_matches('_');
-            let h = h.strip_prefix("reject_").unwrap_or(h);
-            let slot = match h {
-                "line" | "source_line" | "line_no" => &mut c.line,
-                "rule" => &mut c.rule,
-                "field" => &mut c.field,
-                "message" | "error" => &mut c.message,
-                _ => {
-                    c.originals.push(i);
-                    continue;
-                }
-            };
-            if slot.is_none() {
-                *slot = Some(i);
-            } else {
-                c.originals.push(i);
-            }
-        }
-        c
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RejectSet {
-    pub entity: String,
-    pub header: Vec<String>,
-    pub rows: Vec<Vec<String>>,
-    pub columns: RejectColumns,
-}
-
-/// One reject row as the table shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RejectView<'a> {
-    pub entity: &'a str,
-    pub line: &'a str,
-    pub rule: &'a str,
-    pub field: &'a str,
-    pub message: &'a str,
-    /// `column=value` pairs of the original row.
-    pub originals: String,
-}
-
-impl RejectSet {
-    pub fn view(&self, i: usize) -> Option<RejectView<'_>> {
-        let row = self.rows.get(i)?;
-        let cell = |c: Option<usize>| c.and_then(|c| row.get(c)).map(String::as_str).unwrap_or("");
-        let originals = self
-            .columns
-            .originals
-            .iter()
-            .filter_map(|&c| {
-                let v = row.get(c)?;
-                let h = self.header.get(c).map(String::as_str).unwrap_or("?");
-                Some(format!("{h}={v}"))
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
-        Some(RejectView {
-            entity: &self.entity,
-            line: cell(self.columns.line),
-            rule: cell(self.columns.rule),
-            field: cell(self.columns.field),
-            message: cell(self.columns.message),
-            originals,
-        })
-    }
-}
-
 /// `1h02m`, `8m12s`, `45s`.
 pub fn fmt_secs(secs: u64) -> String {
     let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
@@ -432,19 +347,5 @@ mod tests {
         let now = t("2026-11-21T19:00:00Z");
         assert_eq!(fmt_clock(t("2026-11-21T21:40:59Z"), now), "21:40");
         assert_eq!(fmt_clock(t("2026-11-22T01:10:00Z"), now), "Sun 01:10");
-    }
-
-    #[test]
-    fn reject_columns_found_by_name() {
-        let h: Vec<String> = ["_line", "_rule", "_field", "_message", "code", "name"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let c = RejectColumns::from_header(&h);
-        assert_eq!(
-            (c.line, c.rule, c.field, c.message),
-            (Some(0), Some(1), Some(2), Some(3))
-        );
-        assert_eq!(c.originals, vec![4, 5]);
     }
 }

@@ -398,54 +398,6 @@ fn quit_after_finish_only_quits() {
 }
 
 #[test]
-fn reject_filter_cycles_through_entities_and_back_to_all() {
-    let mut app = app_mid_load();
-    assert_eq!(app.reject_count(), 15);
-    key(&mut app, KeyCode::Char('f'));
-    assert_eq!(app.reject_filter.as_deref(), Some("people"));
-    assert_eq!(app.reject_count(), 3);
-    key(&mut app, KeyCode::Char('f'));
-    assert_eq!(app.reject_filter.as_deref(), Some("invoices"));
-    assert_eq!(app.reject_count(), 12);
-    assert_eq!(app.reject_row(0).unwrap().entity, "invoices");
-    key(&mut app, KeyCode::Char('f'));
-    assert_eq!(app.reject_filter, None);
-}
-
-#[test]
-fn reject_scrolling_is_clamped() {
-    let mut app = app_mid_load();
-    update(&mut app, Action::PageDown);
-    update(&mut app, Action::PageDown);
-    assert_eq!(app.reject_selected, 14);
-    update(&mut app, Action::ScrollTop);
-    assert_eq!(app.reject_selected, 0);
-    update(&mut app, Action::ScrollUp);
-    assert_eq!(app.reject_selected, 0);
-    let row = app.reject_row(3).unwrap();
-    assert_eq!(
-        (row.entity, row.rule, row.field),
-        ("invoices", "required", "partner_ref")
-    );
-    assert!(row.originals.contains("code=INV-0001"));
-}
-
-#[test]
-fn rejects_are_capped_in_memory() {
-    let mut app = App::new();
-    let (header, rows) = reject_rows("people", REJECT_DISPLAY_CAP + 5);
-    update(
-        &mut app,
-        Action::RejectsLoaded {
-            entity: "people".into(),
-            header,
-            rows,
-        },
-    );
-    assert_eq!(app.reject_count(), REJECT_DISPLAY_CAP);
-}
-
-#[test]
 fn log_keeps_the_last_lines_only() {
     let mut app = App::new();
     for i in 0..(LOG_CAPACITY as i64 + 50) {
@@ -922,4 +874,22 @@ fn throughput_starts_over_in_a_new_phase() {
     assert_eq!(t.phase, Some(Phase::Load));
     t.sample(now("19:00:04"), Some(Phase::Load), 300);
     assert_eq!(t.latest(), Some(100));
+}
+
+#[test]
+fn help_scroll_is_clamped_and_starts_over_when_reopened() {
+    let mut app = app_mid_load();
+    key(&mut app, KeyCode::Char('?'));
+    key(&mut app, KeyCode::Up);
+    assert_eq!(app.help_scroll, 0);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Char('j'));
+    assert_eq!(app.help_scroll, 2);
+    for _ in 0..500 {
+        update(&mut app, Action::HelpScroll(1));
+    }
+    assert_eq!(app.help_scroll, keymap::help_lines() - 1);
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char('?'));
+    assert_eq!(app.help_scroll, 0);
 }

@@ -18,6 +18,7 @@
 //! ```
 //! Region renderers live in [`views`], one file each.
 
+pub mod reject_store;
 pub mod views;
 
 use std::time::Duration;
@@ -29,7 +30,7 @@ use ratatui::DefaultTerminal;
 use ratatui::crossterm::event::{Event as TermEvent, KeyEventKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::app::{Action, App, Effect, REJECT_DISPLAY_CAP, keymap, update};
+use crate::app::{Action, App, Effect, RejectAction, keymap, update};
 use crate::control::Command;
 use crate::journal::events::{ProgressSnapshot, Record};
 use crate::log_feed::{LogEvent, LogFeed};
@@ -82,8 +83,23 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
     let mut keys_open = true;
     let mut logs = ch.logs.take();
     let mut dropped_seen = 0;
+    // Reject files: indexed and searched off-thread; only the visible window is read here.
+    let mut store = reject_store::RejectStore::default();
+    let (store_tx, mut store_rx) = mpsc::unbounded_channel();
 
     loop {
+        if let Some(request) = app.rejects.wanted_window() {
+            // A few hundred rows read by offset: quick enough to do before drawing.
+            let rows = store.fetch(&request).unwrap_or_else(|e| {
+                let text = format!("✗ Could not read reject rows: {e:#}");
+                let _ = back_tx.send(Action::Notice { text });
+                Vec::new()
+            });
+            update(
+                &mut app,
+                Action::Rejects(RejectAction::Rows { request, rows }),
+            );
+        }
         terminal.draw(|f| views::render(f, &app))?;
         let mut actions = Vec::new();
         tokio::select! {
@@ -129,6 +145,7 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
                 None => logs = None,
             },
             Some(a) = back_rx.recv() => actions.push(a),
+            Some(msg) = store_rx.recv() => actions.push(store.receive(msg)),
             _ = tick.tick() => {
                 actions.push(Action::Tick { now: Utc::now() });
                 if let Some(total) = logs.as_ref().map(LogFeed::dropped).filter(|d| *d > dropped_seen) {
@@ -142,8 +159,9 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
                 match effect {
                     Effect::Send(cmd) => send(&ch.commands, cmd, &back_tx),
                     Effect::LoadRejects { entity, path } => {
-                        load_rejects(entity, path, back_tx.clone())
+                        reject_store::spawn_index(entity, path, store_tx.clone())
                     }
+                    Effect::Rejects(e) => store.spawn(e, store_tx.clone()),
                     Effect::Quit => {
                         return Ok(if app.is_finished() {
                             UiExit::Finished
@@ -189,39 +207,6 @@ fn send(tx: &mpsc::Sender<Command>, cmd: Command, back: &mpsc::UnboundedSender<A
             });
         }
     }
-}
-
-/// Read a reject file with the `csv` crate on a blocking thread; keep at most
-/// [`REJECT_DISPLAY_CAP`] rows.
-fn load_rejects(entity: String, path: String, back: mpsc::UnboundedSender<Action>) {
-    tokio::task::spawn_blocking(move || {
-        let action = match read_rejects(&path, REJECT_DISPLAY_CAP) {
-            Ok((header, rows)) => Action::RejectsLoaded {
-                entity,
-                header,
-                rows,
-            },
-            Err(e) => Action::RejectsFailed {
-                entity,
-                error: format!("{path}: {e:#}"),
-            },
-        };
-        let _ = back.send(action);
-    });
-}
-
-/// Header and up to `cap` rows of a CSV reject file. Malformed rows are skipped: the
-/// file stays the record; this is only a view of it.
-pub fn read_rejects(path: &str, cap: usize) -> anyhow::Result<(Vec<String>, Vec<Vec<String>>)> {
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_path(path)?;
-    let header = rdr.headers()?.iter().map(str::to_string).collect();
-    let rows = rdr
-        .records()
-        .filter_map(Result::ok)
-        .take(cap)
-        .map(|r| r.iter().map(str::to_string).collect())
-        .collect();
-    Ok((header, rows))
 }
 
 #[cfg(test)]

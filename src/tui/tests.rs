@@ -6,7 +6,7 @@ use ratatui::backend::TestBackend;
 
 use super::views;
 use crate::app::fixtures::*;
-use crate::app::{Action, App, Field, Tab, update};
+use crate::app::{Action, App, Field, RejectAction, Tab, update};
 use crate::journal::events::Decision;
 use tui_input::InputRequest;
 
@@ -35,10 +35,10 @@ fn main_mid_load_160x48() {
 #[test]
 fn rejects_tab_filtered_and_scrolled_80x24() {
     let mut app = mid_load(Tab::Rejects);
-    update(&mut app, Action::CycleRejectFilter);
-    update(&mut app, Action::CycleRejectFilter);
+    act(&mut app, Action::Rejects(RejectAction::CycleEntity));
+    act(&mut app, Action::Rejects(RejectAction::CycleEntity));
     for _ in 0..4 {
-        update(&mut app, Action::ScrollDown);
+        act(&mut app, Action::ScrollDown);
     }
     insta::assert_snapshot!(screen(&app, 80, 24));
 }
@@ -46,10 +46,10 @@ fn rejects_tab_filtered_and_scrolled_80x24() {
 #[test]
 fn rejects_tab_filtered_and_scrolled_160x48() {
     let mut app = mid_load(Tab::Rejects);
-    update(&mut app, Action::CycleRejectFilter);
-    update(&mut app, Action::CycleRejectFilter);
+    act(&mut app, Action::Rejects(RejectAction::CycleEntity));
+    act(&mut app, Action::Rejects(RejectAction::CycleEntity));
     for _ in 0..4 {
-        update(&mut app, Action::ScrollDown);
+        act(&mut app, Action::ScrollDown);
     }
     insta::assert_snapshot!(screen(&app, 160, 48));
 }
@@ -255,19 +255,104 @@ fn a_long_runbook_name_never_runs_into_the_window_clock() {
 }
 
 #[test]
-fn reads_reject_csv_with_cap() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("r.csv");
-    std::fs::write(
-        &p,
-        "_line,_rule,code\n3,required,\"A,1\"\n9,decimal,B\n12,date,C\n",
-    )
-    .unwrap();
-    let (h, rows) = super::read_rejects(p.to_str().unwrap(), 2).unwrap();
-    assert_eq!(h, vec!["_line", "_rule", "code"]);
-    assert_eq!(
-        rows,
-        vec![vec!["3", "required", "A,1"], vec!["9", "decimal", "B"]]
+fn help_too_long_for_two_columns_scrolls_80x24() {
+    let mut app = mid_load(Tab::Rejects);
+    update(&mut app, Action::ToggleHelp);
+    for _ in 0..30 {
+        update(&mut app, Action::HelpScroll(1));
+    }
+    let s = screen(&app, 80, 24).to_string();
+    assert!(s.contains("Reject search line"), "{s}");
+    insta::assert_snapshot!(s);
+}
+
+/// The rejects tab filtered by rule, with a longer invoices file (row 13 has two reasons).
+fn rejects_filtered() -> App {
+    let mut app = mid_load(Tab::Rejects);
+    act(
+        &mut app,
+        Action::Rejects(RejectAction::Indexed(reject_file("invoices", 40))),
     );
-    assert!(super::read_rejects("/nonexistent/x.csv", 10).is_err());
+    act(&mut app, Action::Rejects(RejectAction::CycleEntity));
+    act(&mut app, Action::Rejects(RejectAction::CycleEntity));
+    act(&mut app, Action::Rejects(RejectAction::CycleRule));
+    for _ in 0..4 {
+        act(&mut app, Action::ScrollDown);
+    }
+    app
+}
+
+#[test]
+fn rejects_filtered_by_entity_and_rule_80x24() {
+    let s = screen(&rejects_filtered(), 80, 24).to_string();
+    assert!(s.contains("Rejects · 16 rows · invoices · rule"), "{s}");
+    insta::assert_snapshot!(s);
+}
+
+#[test]
+fn rejects_filtered_by_entity_and_rule_160x48() {
+    insta::assert_snapshot!(screen(&rejects_filtered(), 160, 48));
+}
+
+/// `/` typed, and the search under way for an earlier term.
+fn rejects_searching() -> App {
+    let mut app = mid_load(Tab::Rejects);
+    act(&mut app, Action::Rejects(RejectAction::StartSearch));
+    for c in "row 1".chars() {
+        act(
+            &mut app,
+            Action::Rejects(RejectAction::SearchInput(InputRequest::InsertChar(c))),
+        );
+    }
+    app
+}
+
+#[test]
+fn rejects_search_line_80x24() {
+    let s = screen(&rejects_searching(), 80, 24).to_string();
+    assert!(s.contains("search /[row 1"), "{s}");
+    insta::assert_snapshot!(s);
+}
+
+#[test]
+fn rejects_search_line_160x48() {
+    insta::assert_snapshot!(screen(&rejects_searching(), 160, 48));
+}
+
+#[test]
+fn rejects_search_counting_then_matches_160x48() {
+    let mut app = rejects_searching();
+    // The query goes off to the edge: "searching…" until it answers.
+    let effects = update(&mut app, Action::Rejects(RejectAction::SubmitSearch));
+    let s = screen(&app, 160, 48).to_string();
+    assert!(s.contains("searching… · all entities · “row 1”"), "{s}");
+    settle(&mut app, effects);
+    let s = screen(&app, 160, 48).to_string();
+    assert!(s.contains("5 matches · all entities · “row 1”"), "{s}");
+    insta::assert_snapshot!(s);
+}
+
+fn rejects_detail() -> App {
+    let mut app = rejects_filtered();
+    // Row 13 of invoices: both reasons.
+    act(&mut app, Action::Rejects(RejectAction::OpenDetail));
+    app
+}
+
+#[test]
+fn rejects_detail_80x24() {
+    let s = screen(&rejects_detail(), 80, 24).to_string();
+    assert!(s.contains("Source line 2549"), "{s}");
+    assert!(s.contains("code   = INV-0013"), "{s}");
+    insta::assert_snapshot!(s);
+}
+
+#[test]
+fn rejects_detail_160x48() {
+    let s = screen(&rejects_detail(), 160, 48).to_string();
+    assert!(
+        s.contains("✗ decimal · amount: not a decimal: '7,25'"),
+        "{s}"
+    );
+    insta::assert_snapshot!(s);
 }

@@ -8,7 +8,7 @@ use ratatui::widgets::Paragraph;
 
 use super::style;
 use crate::app::keymap::{KEYMAP, KeyContext, binding_keys};
-use crate::app::{Action, App, Tone, outcome_glyph_word};
+use crate::app::{Action, App, RejectAction, Tone, outcome_glyph_word};
 
 /// Actions shown in the footer, with their short word. Keys come from [`KEYMAP`].
 const FOOTER: &[(Action, &str)] = &[
@@ -17,7 +17,7 @@ const FOOTER: &[(Action, &str)] = &[
     (Action::OpenGateDialog, "sign-off"),
     (Action::NextTab, "tab"),
     (Action::ScrollDown, "scroll"),
-    (Action::CycleRejectFilter, "filter"),
+    (Action::Rejects(RejectAction::CycleEntity), "filter"),
     (Action::OpenRollbackDialog, "rollback"),
 ];
 
@@ -28,6 +28,12 @@ pub fn keys_for(action: &Action) -> Option<String> {
             KEYMAP
                 .iter()
                 .find(|b| &b.action == action && b.context == *ctx)
+                .map(binding_keys)
+        })
+        .or_else(|| {
+            KEYMAP
+                .iter()
+                .find(|b| &b.action == action)
                 .map(binding_keys)
         })
 }
@@ -69,7 +75,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             if *action == Action::OpenGateDialog && app.open_gate().is_none() {
                 continue;
             }
-            if *action == Action::CycleRejectFilter && app.tab != crate::app::Tab::Rejects {
+            if matches!(action, Action::Rejects(_)) && app.tab != crate::app::Tab::Rejects {
                 continue;
             }
             if *action == Action::OpenRollbackDialog && app.rollback_refusal().is_some() {

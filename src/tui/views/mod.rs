@@ -96,6 +96,6 @@ pub fn render(frame: &mut Frame, app: &App) {
         rollback_dialog::render(frame, app, area);
     }
     if app.show_help {
-        help::render(frame, area);
+        help::render(frame, area, app.help_scroll);
     }
 }

@@ -13,7 +13,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let [bar, body] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
     let titles = Tab::ALL.iter().enumerate().map(|(i, t)| {
         let badge = match t {
-            Tab::Rejects => format!(" ({})", app.reject_count_all()),
+            Tab::Rejects => format!(" ({})", app.rejects.total()),
             Tab::Reconciliation => {
                 let bad = app
                     .checks
