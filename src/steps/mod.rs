@@ -83,6 +83,16 @@ enum Halt {
     Window(String),
 }
 
+impl From<Halt> for Stop {
+    fn from(h: Halt) -> Stop {
+        match h {
+            Halt::Abort => Stop::Outcome(Outcome::Failed, exit::INTERRUPTED, h.to_string()),
+            Halt::Rollback(reason) => Stop::Rollback(reason),
+            Halt::Window(m) => Stop::Outcome(Outcome::Failed, exit::WINDOW_EXCEEDED, m),
+        }
+    }
+}
+
 pub struct Channels {
     pub records: Option<mpsc::Sender<Record>>,
     pub progress: watch::Sender<ProgressSnapshot>,
@@ -422,11 +432,8 @@ impl Executor {
                 continue;
             }
             let halt = match self.check_window().await? {
-                Some(Halt::Rollback(r)) => Some(Stop::Rollback(r)),
-                Some(Halt::Window(m)) => {
-                    Some(Stop::Outcome(Outcome::Failed, exit::WINDOW_EXCEEDED, m))
-                }
-                Some(Halt::Abort) | None => self.interrupted(),
+                Some(h) => Some(h.into()),
+                None => self.interrupted(),
             };
             match halt {
                 Some(Stop::Rollback(reason)) => {
@@ -1133,17 +1140,9 @@ impl Executor {
                 Ok(r) => r,
                 Err(err) => {
                     db.close().await;
-                    return Err(match err.downcast_ref::<Halt>() {
-                        Some(Halt::Rollback(reason)) => Stop::Rollback(reason.clone()),
-                        Some(Halt::Abort) => Stop::Outcome(
-                            Outcome::Failed,
-                            exit::INTERRUPTED,
-                            "interrupted by the operator between two batches".into(),
-                        ),
-                        Some(Halt::Window(m)) => {
-                            Stop::Outcome(Outcome::Failed, exit::WINDOW_EXCEEDED, m.clone())
-                        }
-                        None => Stop::Failed(err),
+                    return Err(match err.downcast::<Halt>() {
+                        Ok(h) => h.into(),
+                        Err(err) => Stop::Failed(err),
                     });
                 }
             };
@@ -1354,12 +1353,8 @@ impl Executor {
                         _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
                     }
                     drop(rx);
-                    match self.check_window().await? {
-                        Some(Halt::Rollback(r)) => return Err(Stop::Rollback(r)),
-                        Some(Halt::Window(m)) => {
-                            return Err(Stop::Outcome(Outcome::Failed, exit::WINDOW_EXCEEDED, m));
-                        }
-                        Some(Halt::Abort) | None => {}
+                    if let Some(h) = self.check_window().await? {
+                        return Err(h.into());
                     }
                 };
                 match cmd {
