@@ -23,6 +23,22 @@ pub enum Command {
 }
 
 impl SignOff {
+    /// Why this sign-off cannot be recorded as given: a NO-GO, and a GO against a NO-GO
+    /// recommendation (an override), must say why in the comment. The console's dialog and
+    /// the engine's gate both apply it.
+    pub fn missing_reason(&self, recommendation: Decision) -> Option<&'static str> {
+        if !self.comment.trim().is_empty() {
+            return None;
+        }
+        match (self.decision, recommendation) {
+            (Decision::NoGo, _) => Some("a NO-GO needs a reason in the comment"),
+            (Decision::Go, Decision::NoGo) => Some(
+                "a GO against the NO-GO recommendation is an override and needs a reason in the comment",
+            ),
+            (Decision::Go, Decision::Go) => None,
+        }
+    }
+
     /// Parse `NAME|ROLE|go|COMMENT` (decision `go` or `no-go`) as given to `--sign-off`.
     pub fn parse(gate: &str, s: &str) -> Result<SignOff, String> {
         let parts: Vec<&str> = s.splitn(4, '|').collect();
@@ -69,6 +85,21 @@ mod tests {
         let s = SignOff::parse("g", "B|finance|NO-GO|sums off | by 3").unwrap();
         assert_eq!(s.decision, Decision::NoGo);
         assert_eq!(s.comment, "sums off | by 3");
+    }
+
+    #[test]
+    fn no_go_and_override_need_a_reason() {
+        let s = |d: &str, c: &str| SignOff::parse("g", &format!("A|lead|{d}|{c}")).unwrap();
+        assert_eq!(s("go", "").missing_reason(Decision::Go), None);
+        assert!(s("no-go", " ").missing_reason(Decision::Go).is_some());
+        assert!(s("no-go", "").missing_reason(Decision::NoGo).is_some());
+        let over = s("go", "").missing_reason(Decision::NoGo).unwrap();
+        assert!(over.contains("override"), "{over}");
+        assert_eq!(
+            s("go", "AR diff explained").missing_reason(Decision::NoGo),
+            None
+        );
+        assert_eq!(s("no-go", "sums off").missing_reason(Decision::Go), None);
     }
 
     #[test]

@@ -216,10 +216,16 @@ pub fn describe(ev: &Event) -> Option<(String, Tone)> {
             role,
             decision,
             comment,
+            overrides,
             ..
         } => {
             let (g, w, tone) = decision_glyph_word(*decision);
-            let mut t = format!("{g} Sign-off at {gate}: {w} by {name} ({role})");
+            let over = if *overrides {
+                " (overriding the NO-GO recommendation)"
+            } else {
+                ""
+            };
+            let mut t = format!("{g} Sign-off at {gate}: {w}{over} by {name} ({role})");
             if !comment.is_empty() {
                 t.push_str(" — ");
                 t.push_str(comment);
@@ -294,6 +300,7 @@ mod tests {
             decision: Decision::NoGo,
             comment: "ledger off by 2.00".into(),
             evidence_sha256: String::new(),
+            overrides: false,
         };
         assert_eq!(
             describe(&no_go),

@@ -89,9 +89,11 @@ pub fn summary(records: &[Record]) -> Value {
                 recommendation,
                 reasons,
                 evidence_sha256,
+                evidence,
                 ..
             } => {
-                gates.push(json!({"gate": gate, "recommendation": recommendation, "reasons": reasons, "evidence_sha256": evidence_sha256, "decision": null}));
+                gates.push(json!({"gate": gate, "recommendation": recommendation, "reasons": reasons, "evidence_sha256": evidence_sha256,
+                    "evidence": evidence, "decision": null}));
             }
             Event::GateDecided { gate, decision } => {
                 if let Some(g) = gates.iter_mut().rev().find(|g| g["gate"] == json!(gate)) {
@@ -105,9 +107,10 @@ pub fn summary(records: &[Record]) -> Value {
                 decision,
                 comment,
                 evidence_sha256,
+                overrides,
             } => {
                 sign_offs.push(json!({"gate": gate, "name": name, "role": role, "decision": decision, "comment": comment,
-                    "evidence_sha256": evidence_sha256, "at": r.ts}));
+                    "overrides_recommendation": overrides, "evidence_sha256": evidence_sha256, "at": r.ts}));
             }
             Event::RollbackStarted { reason } => {
                 rollback = json!({"reason": reason, "started": r.ts});

@@ -103,7 +103,7 @@ struct StepTrack {
 
 #[derive(Debug, Clone, Default)]
 struct BasisData {
-    rehearsal: bool,
+    rehearsal_run: Option<String>,
     step_ms: BTreeMap<String, u64>,
     entity_rate: BTreeMap<String, RowRate>,
     rollback_ms: u64,
@@ -196,7 +196,7 @@ impl WindowModel {
                 rollback_ms,
             } => {
                 self.basis = Some(BasisData {
-                    rehearsal: rehearsal_run.is_some(),
+                    rehearsal_run: rehearsal_run.clone(),
                     step_ms: step_ms.clone(),
                     entity_rate: entity_rate.clone(),
                     rollback_ms: *rollback_ms,
@@ -231,7 +231,7 @@ impl WindowModel {
         let window_end = self.window_end?;
         let rollback = Duration::milliseconds(self.rollback_ms() as i64);
         let point_of_no_return = window_end - rollback;
-        let mut basis = if self.basis.as_ref().is_some_and(|b| b.rehearsal) {
+        let mut basis = if self.rehearsal_run().is_some() {
             Basis::Rehearsal
         } else {
             Basis::Planned
@@ -257,6 +257,11 @@ impl WindowModel {
             exceeded: now > window_end,
             basis,
         })
+    }
+
+    /// The rehearsal run the estimates scale, if the projection starts from one.
+    pub fn rehearsal_run(&self) -> Option<&str> {
+        self.basis.as_ref()?.rehearsal_run.as_deref()
     }
 
     fn step_mut(&mut self, id: &str) -> Option<&mut StepTrack> {

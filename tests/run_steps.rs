@@ -411,6 +411,94 @@ fn no_go_after_the_load_rolls_production_back() {
     );
 }
 
+/// A reject budget the dry run breaks makes the gate recommend NO-GO. A GO there is an
+/// override: without a reason it is not recorded (the run waits, exit 4, saying why); with
+/// one it is journaled as an override, and the gate's evidence is journaled beside it.
+#[test]
+fn override_of_a_no_go_recommendation_needs_a_reason() {
+    let s = Scratch::with_fixture("small");
+    // customers: 3 of 4 in-scope rows rejected (75%) against a 10% budget.
+    let text = std::fs::read_to_string(tms())
+        .unwrap()
+        .replace("../assets/sample-extract", "extract")
+        .replacen("max_reject_pct = 25.0", "max_reject_pct = 10.0", 1);
+    let rb = s.path("tms.toml");
+    std::fs::write(&rb, text).unwrap();
+
+    let bare = [
+        "--sign-off",
+        "Ann Lee|migration_lead|go|",
+        "--sign-off",
+        "Bo Sand|finance|go|sums match to the cent",
+    ];
+    let mut args = vec!["run", "--json"];
+    args.extend(bare);
+    let out = s.cutover(&args, &rb);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("not recorded: Ann Lee (migration_lead): a GO against the NO-GO recommendation is an override and needs a reason"),
+        "{err}"
+    );
+    let j = json(&out);
+    let gate = &j["gates"][0];
+    assert_eq!(gate["recommendation"], "no-go");
+    let rates = gate["evidence"]["reject_rates"].as_array().unwrap();
+    let customers = rates.iter().find(|r| r["entity"] == "customers").unwrap();
+    assert_eq!(
+        (
+            &customers["rejected"],
+            &customers["in_scope"],
+            &customers["within_budget"]
+        ),
+        (
+            &serde_json::json!(3),
+            &serde_json::json!(4),
+            &serde_json::json!(false)
+        )
+    );
+    assert_eq!(customers["budget_pct"], "10.00");
+    assert!(gate["evidence"]["checks_warn"].as_u64().unwrap() >= 1);
+    assert_eq!(gate["evidence"]["timing"]["fits"], true, "48h window");
+    let names: Vec<&str> = j["sign_offs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Bo Sand"], "the bare GO was not journaled");
+    assert!(
+        !s.path("production.db").exists()
+            || sqlite(
+                &s.path("production.db"),
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'account_move'"
+            ) == "0"
+    );
+
+    // The same run goes on with a reason: the GO is journaled as an override.
+    let mut args = vec!["run", "--json"];
+    args.extend([
+        "--sign-off",
+        "Ann Lee|migration_lead|go|C3 is a test customer, accepted as a reject",
+    ]);
+    let out = s.cutover(&args, &rb);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let j = json(&out);
+    let ann = j["sign_offs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Ann Lee")
+        .unwrap()
+        .clone();
+    assert_eq!(ann["overrides_recommendation"], true);
+    assert_eq!(
+        ann["comment"],
+        "C3 is a test customer, accepted as a reject"
+    );
+    assert_eq!(j["outcome"], "completed");
+}
+
 /// Ways round the production gate, each of which must end before a row reaches production.
 mod gate_cannot_be_bypassed {
     use super::*;

@@ -326,9 +326,43 @@ pub fn records_to_gate() -> Vec<Record> {
                 "open receivables differ by 1 (known: INV/2019/0042)".into(),
             ],
             evidence_sha256: "cd".repeat(32),
+            evidence: gate_evidence(),
         },
     );
     v
+}
+
+/// What the fixture gate shows: the checks above, the dry run's reject rates against a
+/// 0.5% budget on people and invoices, and a finish well inside the window.
+pub fn gate_evidence() -> GateEvidence {
+    let rate = |entity: &str, rejected: u64, in_scope: u64, budget: Option<&str>| RejectRate {
+        entity: entity.into(),
+        rejected,
+        in_scope,
+        budget_pct: budget.map(str::to_string),
+        within_budget: budget
+            .map(|b| rejected as f64 * 100.0 / in_scope as f64 <= b.parse::<f64>().unwrap()),
+    };
+    GateEvidence {
+        checks_pass: 4,
+        checks_warn: 1,
+        checks_fail: 1,
+        reject_rates: vec![
+            rate("companies", 0, 1_200, None),
+            rate("people", 3, 4_800, Some("0.50")),
+            rate("invoices", 12, 25_000, Some("0.50")),
+            rate("invoice_lines", 0, 90_000, None),
+        ],
+        timing: Some(GateTiming {
+            basis: "rehearsal".into(),
+            rehearsal_run: Some("rehearsal-20261114-01".into()),
+            remaining_secs: 72 * 60,
+            projected_finish: at("19:57:00"),
+            point_of_no_return: at("22:45:00"),
+            window_end: at("23:00:00"),
+            fits: true,
+        }),
+    }
 }
 
 /// Records up to the middle of the production load.
@@ -348,6 +382,7 @@ pub fn records_mid_load() -> Vec<Record> {
             decision: Decision::Go,
             comment: "counts match".into(),
             evidence_sha256: "cd".repeat(32),
+            overrides: false,
         },
     );
     push(
@@ -359,6 +394,7 @@ pub fn records_mid_load() -> Vec<Record> {
             decision: Decision::Go,
             comment: "AR diff explained".into(),
             evidence_sha256: "cd".repeat(32),
+            overrides: false,
         },
     );
     push(
@@ -575,6 +611,43 @@ fn load_rejects(app: &mut App) {
 pub fn app_at_gate() -> App {
     let mut app = App::new();
     apply(&mut app, records_to_gate());
+    load_rejects(&mut app);
+    update(
+        &mut app,
+        Action::Tick {
+            now: now("18:46:00"),
+        },
+    );
+    app
+}
+
+/// The console at a gate whose evidence recommends NO-GO: invoices over their reject
+/// budget, a failed check, and a projected finish after the window's end.
+pub fn app_at_no_go_gate() -> App {
+    let mut records = records_to_gate();
+    if let Some(Event::GateOpened {
+        recommendation,
+        reasons,
+        evidence,
+        ..
+    }) = records.last_mut().map(|r| &mut r.event)
+    {
+        *recommendation = Decision::NoGo;
+        *reasons = vec![
+            "✗ FAIL invoices open receivables: source 312 vs target 311".into(),
+            "! WARN invoices reject rate within budget: source 0.62% vs target ≤ 0.50%".into(),
+            "✗ LATE projected finish Sun 00:40 UTC is after the window's end Sat 23:00 UTC".into(),
+        ];
+        evidence.reject_rates[2].rejected = 155;
+        evidence.reject_rates[2].within_budget = Some(false);
+        if let Some(t) = evidence.timing.as_mut() {
+            t.remaining_secs = 5 * 3600 + 55 * 60;
+            t.projected_finish = "2026-11-22T00:40:00Z".into();
+            t.fits = false;
+        }
+    }
+    let mut app = App::new();
+    apply(&mut app, records);
     load_rejects(&mut app);
     update(
         &mut app,

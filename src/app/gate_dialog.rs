@@ -1,8 +1,8 @@
 //! The sign-off dialog's own state. Like gitui's confirm popup it decides nothing: on a
 //! valid submit it hands back one `SignOff` and the engine (through the journal) decides.
 //! When the gate lets a load into production, a GO also needs the production database's
-//! name typed exactly (the rollback dialog's typed confirmation); a NO-GO always needs a
-//! reason in the comment.
+//! name typed exactly (the rollback dialog's typed confirmation); a NO-GO, and a GO that
+//! overrides a NO-GO recommendation, always need a reason in the comment.
 
 use tui_input::{Input, InputRequest};
 
@@ -167,12 +167,19 @@ impl GateDialog {
         let Some(decision) = self.decision else {
             return refuse(self, Field::Decision, "Choose GO or NO-GO".into());
         };
-        if decision == Decision::NoGo && comment.is_empty() {
-            return refuse(
-                self,
-                Field::Comment,
-                "A NO-GO needs a comment giving the reason".into(),
-            );
+        let signoff = SignOff {
+            gate: gate.gate.clone(),
+            name,
+            role,
+            decision,
+            comment,
+        };
+        if signoff.missing_reason(gate.recommendation).is_some() {
+            let msg = match decision {
+                Decision::NoGo => "A NO-GO needs a comment giving the reason",
+                Decision::Go => "A GO against a NO-GO recommendation overrides it: give the reason",
+            };
+            return refuse(self, Field::Comment, msg.into());
         }
         if decision == Decision::Go && !self.database_matches() {
             return refuse(
@@ -181,12 +188,6 @@ impl GateDialog {
                 "A GO into production needs the production database's name typed exactly".into(),
             );
         }
-        Ok(SignOff {
-            gate: gate.gate.clone(),
-            name,
-            role,
-            decision,
-            comment,
-        })
+        Ok(signoff)
     }
 }

@@ -519,8 +519,10 @@ impl App {
                 recommendation,
                 reasons,
                 evidence_sha256,
+                evidence,
             } => {
                 self.gate = Some(GateState {
+                    evidence,
                     gate,
                     title,
                     quorum,
@@ -548,6 +550,7 @@ impl App {
                 role,
                 decision,
                 comment,
+                overrides,
                 ..
             } => {
                 if let Some(g) = self.gate.as_mut().filter(|g| g.gate == gate) {
@@ -556,6 +559,7 @@ impl App {
                         role,
                         decision,
                         comment,
+                        overrides,
                     });
                 }
                 self.notice = None;

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use chrono::{DateTime, Utc};
 
 use crate::journal::events::{
-    CheckResult, CheckStatus, Decision, EntityCounts, Outcome, Phase, StepStatus,
+    CheckResult, CheckStatus, Decision, EntityCounts, GateEvidence, Outcome, Phase, StepStatus,
 };
 use crate::runbook::format::StepKind;
 
@@ -248,6 +248,8 @@ pub struct SignOffRow {
     pub role: String,
     pub decision: Decision,
     pub comment: String,
+    /// A GO against the NO-GO recommendation.
+    pub overrides: bool,
 }
 
 /// The gate that is (or was last) open.
@@ -261,6 +263,7 @@ pub struct GateState {
     pub recommendation: Decision,
     pub reasons: Vec<String>,
     pub evidence_sha256: String,
+    pub evidence: GateEvidence,
     pub signoffs: Vec<SignOffRow>,
     pub decided: Option<Decision>,
 }

@@ -325,6 +325,44 @@ fn no_go_without_comment_is_refused() {
 }
 
 #[test]
+fn go_against_a_no_go_recommendation_needs_a_reason_and_is_shown_as_an_override() {
+    let mut app = app_at_no_go_gate();
+    go_filled(&mut app);
+    app.dialog.comment = tui_input::Input::default();
+    update(&mut app, Action::DialogNextField);
+    update(&mut app, Action::DialogNextField);
+    type_text(&mut app, "erp");
+    assert!(update(&mut app, Action::SubmitSignOff).is_empty());
+    assert_eq!(app.dialog.focus(), Field::Comment);
+    assert!(app.dialog.error.as_deref().unwrap().contains("overrides"));
+    type_text(&mut app, "window extended by the business");
+    let fx = update(&mut app, Action::SubmitSignOff);
+    let [Effect::Send(Command::SignOff(s))] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(
+        (s.decision, s.comment.as_str()),
+        (Decision::Go, "window extended by the business")
+    );
+    // The engine journals it as an override; the dialog lists it so.
+    record(
+        &mut app,
+        90,
+        "18:47:00",
+        Event::SignOffRecorded {
+            gate: GATE.into(),
+            name: s.name.clone(),
+            role: s.role.clone(),
+            decision: Decision::Go,
+            comment: s.comment.clone(),
+            evidence_sha256: String::new(),
+            overrides: true,
+        },
+    );
+    assert!(app.open_gate().unwrap().signoffs[0].overrides);
+}
+
+#[test]
 fn submit_refuses_missing_fields_and_unknown_role() {
     let mut app = app_at_gate();
     update(&mut app, Action::ChooseDecision(Decision::Go));

@@ -122,6 +122,58 @@ pub struct CheckResult {
     pub detail: String,
 }
 
+/// The evidence a gate shows its approvers, journaled with the gate so the record says
+/// what they saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateEvidence {
+    /// Reconciliation checks of the last validate: how many passed, warned, failed.
+    pub checks_pass: usize,
+    pub checks_warn: usize,
+    pub checks_fail: usize,
+    /// Per entity, from the last dry run.
+    pub reject_rates: Vec<RejectRate>,
+    /// The projection against the cutover window (none when the runbook has no window).
+    pub timing: Option<GateTiming>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectRate {
+    pub entity: String,
+    pub rejected: u64,
+    pub in_scope: u64,
+    /// The runbook's `max_reject_pct`, as written there.
+    pub budget_pct: Option<String>,
+    /// `None` where no budget is set.
+    pub within_budget: Option<bool>,
+}
+
+impl RejectRate {
+    /// Percent of in-scope rows rejected.
+    pub fn pct(&self) -> f64 {
+        if self.in_scope == 0 {
+            0.0
+        } else {
+            self.rejected as f64 * 100.0 / self.in_scope as f64
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateTiming {
+    /// What the estimate of the remaining steps comes from ("rehearsal", "planned").
+    pub basis: String,
+    /// The rehearsal run whose timings the estimate scales, if any.
+    pub rehearsal_run: Option<String>,
+    /// Estimated seconds for the steps after the gate.
+    pub remaining_secs: u64,
+    /// RFC 3339 instants.
+    pub projected_finish: String,
+    pub point_of_no_return: String,
+    pub window_end: String,
+    /// The projected finish is inside the window.
+    pub fits: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -232,6 +284,10 @@ pub enum Event {
         recommendation: Decision,
         reasons: Vec<String>,
         evidence_sha256: String,
+        /// What the approvers are shown beside the reasons: reconciliation totals, reject
+        /// rates against their budgets, the timing against the window.
+        #[serde(default)]
+        evidence: GateEvidence,
     },
     SignOffRecorded {
         gate: String,
@@ -240,6 +296,9 @@ pub enum Event {
         decision: Decision,
         comment: String,
         evidence_sha256: String,
+        /// A GO against a NO-GO recommendation; `comment` then holds the reason.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        overrides: bool,
     },
     GateDecided {
         gate: String,

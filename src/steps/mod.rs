@@ -1280,6 +1280,14 @@ impl Executor {
         if checks.is_empty() {
             reasons.push("no reconciliation evidence in this run".into());
         }
+        let evidence = self.gate_evidence(&records, &checks);
+        if let Some(t) = evidence.timing.as_ref().filter(|t| !t.fits) {
+            reasons.push(format!(
+                "✗ LATE projected finish {} is after the window's end {}",
+                utc_minute(&t.projected_finish),
+                utc_minute(&t.window_end)
+            ));
+        }
         let recommendation = if reasons.is_empty() {
             Decision::Go
         } else {
@@ -1301,6 +1309,7 @@ impl Executor {
             recommendation,
             reasons: reasons.clone(),
             evidence_sha256: evidence_sha256.clone(),
+            evidence,
         })
         .await?;
         // GOs given on this same evidence before an interruption still count.
@@ -1318,6 +1327,8 @@ impl Executor {
                 _ => None,
             })
             .collect();
+        // Sign-offs not recorded because they lacked a reason, for the waiting message.
+        let mut refused: Vec<String> = Vec::new();
         loop {
             let names: HashSet<&str> = gos.iter().map(|(n, _)| n.as_str()).collect();
             let roles_ok = g
@@ -1371,6 +1382,13 @@ impl Executor {
             } else {
                 None
             };
+            if let Some(s) = &next
+                && let Some(why) = s.missing_reason(recommendation)
+            {
+                tracing::warn!("sign-off by {} ({}) not recorded: {why}", s.name, s.role);
+                refused.push(format!("{} ({}): {why}", s.name, s.role));
+                continue;
+            }
             let Some(s) = next else {
                 let missing_roles: Vec<&String> = g
                     .roles
@@ -1381,9 +1399,13 @@ impl Executor {
                     Outcome::WaitingAtGate,
                     exit::WAITING_AT_GATE,
                     format!(
-                        "waiting at gate '{gate}': {} of {} GO sign-offs{}; give them with --sign-off \"NAME|ROLE|go|COMMENT\"",
+                        "waiting at gate '{gate}': {} of {} GO sign-offs{}{}; give them with --sign-off \"NAME|ROLE|go|COMMENT\"",
                         names.len(),
                         g.quorum,
+                        refused
+                            .iter()
+                            .map(|r| format!("; not recorded: {r}"))
+                            .collect::<String>(),
                         if missing_roles.is_empty() {
                             String::new()
                         } else {
@@ -1406,6 +1428,7 @@ impl Executor {
                 decision: s.decision,
                 comment: s.comment.clone(),
                 evidence_sha256: evidence_sha256.clone(),
+                overrides: s.decision == Decision::Go && recommendation == Decision::NoGo,
             })
             .await?;
             match s.decision {
@@ -1423,6 +1446,69 @@ impl Executor {
                     ));
                 }
             }
+        }
+    }
+
+    /// What the gate shows beside its reasons: reconciliation totals, each entity's reject
+    /// rate against its budget (from this run's last dry run) and the projection against
+    /// the window.
+    fn gate_evidence(&self, records: &[Record], checks: &[CheckResult]) -> GateEvidence {
+        let count = |st: CheckStatus| checks.iter().filter(|c| c.status == st).count();
+        let mut dry: BTreeMap<&str, &EntityCounts> = BTreeMap::new();
+        for r in records {
+            if let Event::EntityFinished {
+                phase: Phase::DryRun,
+                entity,
+                counts,
+                ..
+            } = &r.event
+            {
+                dry.insert(entity, counts);
+            }
+        }
+        let reject_rates = self
+            .plan
+            .rb
+            .entities
+            .iter()
+            .filter_map(|(name, e)| {
+                let c = dry.get(name.as_str())?;
+                let mut rate = RejectRate {
+                    entity: name.clone(),
+                    rejected: c.rejected,
+                    in_scope: c.in_scope,
+                    budget_pct: e.max_reject_pct.map(|b| format!("{b:.2}")),
+                    within_budget: None,
+                };
+                rate.within_budget = e.max_reject_pct.map(|b| rate.pct() <= b);
+                Some(rate)
+            })
+            .collect();
+        let now = chrono::Utc::now();
+        let timing = {
+            let progress = self.progress.borrow().clone();
+            let window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+            window.forecast(&progress, now).map(|f| {
+                let ts = |t: chrono::DateTime<chrono::Utc>| {
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                };
+                GateTiming {
+                    basis: f.basis.word().to_string(),
+                    rehearsal_run: window.rehearsal_run().map(str::to_string),
+                    remaining_secs: (f.projected_finish - now).num_seconds().max(0) as u64,
+                    projected_finish: ts(f.projected_finish),
+                    point_of_no_return: ts(f.point_of_no_return),
+                    window_end: ts(f.window_end),
+                    fits: !f.overruns,
+                }
+            })
+        };
+        GateEvidence {
+            checks_pass: count(CheckStatus::Pass),
+            checks_warn: count(CheckStatus::Warn),
+            checks_fail: count(CheckStatus::Fail),
+            reject_rates,
+            timing,
         }
     }
 
@@ -1644,6 +1730,13 @@ impl BatchObserver for Checkpoints<'_> {
 }
 
 /// The journal of the newest `run` (not rehearsal) of this runbook, if any.
+/// `2026-11-21T22:45:00Z` as `Sat 22:45 UTC` (a window spans a weekend at most) (as is when it is not RFC 3339).
+fn utc_minute(ts: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(ts)
+        .map(|t| t.format("%a %H:%M UTC").to_string())
+        .unwrap_or_else(|_| ts.to_string())
+}
+
 pub async fn latest_run(journal: &Journal, plan: &Plan) -> Result<Option<Vec<Record>>> {
     let starts = journal.run_starts().await?;
     let Some(run_id) = starts.iter().rev().find_map(|r| match &r.event {

@@ -6,8 +6,9 @@ use ratatui::backend::TestBackend;
 
 use super::views;
 use crate::app::fixtures::*;
-use crate::app::{Action, App, Field, RejectAction, Tab, update};
-use crate::journal::events::Decision;
+use crate::app::{Action, App, Effect, Field, RejectAction, Tab, update};
+use crate::control::Command;
+use crate::journal::events::{Decision, Event, Record};
 use tui_input::InputRequest;
 
 fn screen(app: &App, w: u16, h: u16) -> TestBackend {
@@ -128,6 +129,88 @@ fn gate_dialog_production_go_80x24() {
 #[test]
 fn gate_dialog_production_go_160x48() {
     insta::assert_snapshot!(screen(&production_go_mistyped(), 160, 48));
+}
+
+/// A gate recommending NO-GO: a GO without a comment is refused as an override that
+/// needs a reason.
+fn override_without_reason() -> App {
+    let mut app = app_at_no_go_gate();
+    type_text(&mut app, "Ada Lead");
+    update(&mut app, Action::DialogNextField);
+    type_text(&mut app, "migration_lead");
+    update(&mut app, Action::ChooseDecision(Decision::Go));
+    update(&mut app, Action::SubmitSignOff);
+    assert_eq!(app.dialog.focus(), Field::Comment);
+    app
+}
+
+#[test]
+fn gate_dialog_override_needs_reason_80x24() {
+    insta::assert_snapshot!(screen(&override_without_reason(), 80, 24));
+}
+
+#[test]
+fn gate_dialog_override_needs_reason_160x48() {
+    insta::assert_snapshot!(screen(&override_without_reason(), 160, 48));
+}
+
+/// One of two GOs recorded (an override, with its reason); the dialog is cleared for the
+/// second approver.
+fn one_of_two_signed() -> App {
+    let mut app = override_without_reason();
+    type_text(&mut app, "late load accepted: business extended the window");
+    update(&mut app, Action::DialogNextField);
+    update(&mut app, Action::DialogNextField);
+    type_text(&mut app, "erp");
+    let effects = update(&mut app, Action::SubmitSignOff);
+    let Some(Effect::Send(Command::SignOff(s))) = effects.first() else {
+        panic!("expected a sign-off, got {effects:?}");
+    };
+    let rec = Record {
+        seq: 99,
+        ts: "2026-11-21T18:47:00Z".into(),
+        run_id: RUN_ID.into(),
+        prev_hash: String::new(),
+        hash: String::new(),
+        event: Event::SignOffRecorded {
+            gate: s.gate.clone(),
+            name: s.name.clone(),
+            role: s.role.clone(),
+            decision: s.decision,
+            comment: s.comment.clone(),
+            evidence_sha256: "cd".repeat(32),
+            overrides: true,
+        },
+    };
+    update(&mut app, Action::Record(rec));
+    app
+}
+
+#[test]
+fn gate_dialog_one_of_two_signed_80x24() {
+    insta::assert_snapshot!(screen(&one_of_two_signed(), 80, 24));
+}
+
+#[test]
+fn gate_dialog_one_of_two_signed_160x48() {
+    insta::assert_snapshot!(screen(&one_of_two_signed(), 160, 48));
+}
+
+/// The dialog hidden with Esc: the main screen says the gate waits and `g` reopens it.
+fn gate_hidden() -> App {
+    let mut app = app_at_gate();
+    update(&mut app, Action::HideGateDialog);
+    app
+}
+
+#[test]
+fn gate_hidden_80x24() {
+    insta::assert_snapshot!(screen(&gate_hidden(), 80, 24));
+}
+
+#[test]
+fn gate_hidden_160x48() {
+    insta::assert_snapshot!(screen(&gate_hidden(), 160, 48));
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Sign-off dialog (modal). Shows the gate, the recommendation and its reasons, quorum,
-//! roles, expected approvers and sign-offs so far, then the Name / Role / Comment fields
+//! Sign-off dialog (modal). Shows the gate, the recommendation and its reasons, the
+//! evidence (reconciliation totals, reject rates against budget, timing against the
+//! window), expected approvers, quorum, roles and sign-offs so far, then the Name / Role / Comment fields
 //! and the GO / NO-GO choice; at a gate before the production load, also the production
 //! database's name typed to confirm a GO. It only collects; `app::update` hands back the
 //! `SignOff`.
@@ -11,10 +12,12 @@ use ratatui::widgets::Paragraph;
 
 use super::form::{MARK_WIDTH, field_label, match_mark, modal, text_field};
 use super::style;
-use crate::app::{App, Field, Tone, decision_glyph_word};
-use crate::journal::events::Decision;
+use chrono::{DateTime, Utc};
 
-const MAX_WIDTH: u16 = 92;
+use crate::app::{App, Field, Tone, decision_glyph_word, fmt_clock, fmt_secs};
+use crate::journal::events::{Decision, GateEvidence, RejectRate};
+
+const MAX_WIDTH: u16 = 104;
 /// Field label column ("▸ Comment  ").
 const LABEL_WIDTH: u16 = 12;
 /// Rows under the information block: blank, 3 fields, decision, message, keys (and the
@@ -37,22 +40,24 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     for r in &gate.reasons {
         info.push(Line::raw(format!("  • {r}")));
     }
-    info.push(Line::raw(format!(
-        "Quorum: {} · roles: {}",
-        gate.quorum,
-        gate.roles.join(", ")
-    )));
+    info.extend(evidence_lines(&gate.evidence, app.now));
     info.push(Line::raw(format!(
         "Approvers: {}",
         gate.approvers.join(", ")
     )));
     info.push(Line::raw(format!(
-        "Sign-offs so far: {} of {}",
+        "Signed: {} of {} · roles needed: {}",
         gate.signoffs.len(),
-        gate.quorum
+        gate.quorum,
+        gate.roles.join(", ")
     )));
     for s in &gate.signoffs {
         let (g, w, t) = decision_glyph_word(s.decision);
+        let (g, w) = if s.overrides {
+            (g, format!("{w} (override)"))
+        } else {
+            (g, w.to_string())
+        };
         let comment = if s.comment.is_empty() {
             String::new()
         } else {
@@ -135,6 +140,12 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         None if d.decision == Some(Decision::NoGo) => {
             Line::styled("A NO-GO needs a comment giving the reason.", style::dim())
         }
+        None if d.decision == Some(Decision::Go) && gate.recommendation == Decision::NoGo => {
+            Line::styled(
+                "A GO here overrides the NO-GO recommendation: give the reason.",
+                style::tone(Tone::Warn),
+            )
+        }
         None if d.decision == Some(Decision::Go) && !d.database_matches() => Line::styled(
             "A GO into production needs the database's name typed in Database.",
             style::dim(),
@@ -170,6 +181,101 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         ])),
         rows[next + 1],
     );
+}
+
+/// The evidence block: reconciliation totals, reject rates against their budgets, and the
+/// timing against the window, as journaled when the gate opened.
+fn evidence_lines(ev: &GateEvidence, now: Option<DateTime<Utc>>) -> Vec<Line<'static>> {
+    let label = |s: &str| Span::styled(format!("{s:<15}"), style::dim());
+    let sep = || Span::styled(" · ", style::dim());
+    let mut out = Vec::new();
+
+    let mut recon = vec![label("Reconciliation")];
+    for (n, word, tone) in [
+        (ev.checks_pass, "pass", Tone::Good),
+        (ev.checks_warn, "warn", Tone::Warn),
+        (ev.checks_fail, "fail", Tone::Bad),
+    ] {
+        if recon.len() > 1 {
+            recon.push(sep());
+        }
+        let st = if n > 0 {
+            style::tone(tone)
+        } else {
+            style::dim()
+        };
+        recon.push(Span::styled(format!("{n} {word}"), st));
+    }
+    recon.push(Span::styled("  (tab 2: each check)", style::dim()));
+    out.push(Line::from(recon));
+
+    // Entities with a budget, and any without one that rejected rows.
+    let shown: Vec<&RejectRate> = ev
+        .reject_rates
+        .iter()
+        .filter(|r| r.budget_pct.is_some() || r.rejected > 0)
+        .collect();
+    let mut rejects = vec![label("Reject rates")];
+    if shown.is_empty() {
+        let text = if ev.reject_rates.is_empty() {
+            "no dry run in this run"
+        } else {
+            "no rows rejected, no budget set"
+        };
+        rejects.push(Span::styled(text, style::dim()));
+    }
+    for (i, r) in shown.iter().enumerate() {
+        if i > 0 {
+            rejects.push(sep());
+        }
+        let (text, tone) = match (&r.budget_pct, r.within_budget) {
+            (Some(b), Some(true)) => (format!("{} {:.2}% ≤ {b}% ✓", r.entity, r.pct()), Tone::Good),
+            (Some(b), _) => (format!("{} {:.2}% > {b}% ✗", r.entity, r.pct()), Tone::Bad),
+            (None, _) => (
+                format!("{} {:.2}% (no budget)", r.entity, r.pct()),
+                Tone::Neutral,
+            ),
+        };
+        rejects.push(Span::styled(text, style::tone(tone)));
+    }
+    out.push(Line::from(rejects));
+
+    let mut timing = vec![label("Timing")];
+    match &ev.timing {
+        None => timing.push(Span::styled("the runbook sets no window", style::dim())),
+        Some(t) => {
+            let parse = |s: &str| {
+                DateTime::parse_from_rfc3339(s)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            };
+            let (finish, end, pnr) = (
+                parse(&t.projected_finish),
+                parse(&t.window_end),
+                parse(&t.point_of_no_return),
+            );
+            let now = now.or(finish).unwrap_or_default();
+            let at = |t: Option<DateTime<Utc>>| t.map(|t| fmt_clock(t, now)).unwrap_or("?".into());
+            let from = t.rehearsal_run.as_deref().unwrap_or(&t.basis);
+            timing.push(Span::raw(format!(
+                "~{} to go ({from}) · finish {} ",
+                fmt_secs(t.remaining_secs),
+                at(finish)
+            )));
+            timing.push(if t.fits {
+                Span::styled("✓ fits", style::tone(Tone::Good))
+            } else {
+                Span::styled("✗ LATE", style::tone(Tone::Bad))
+            });
+            timing.push(Span::raw(format!(
+                " · window end {} · PNR {}",
+                at(end),
+                at(pnr)
+            )));
+        }
+    }
+    out.push(Line::from(timing));
+    out
 }
 
 fn label_line(field: Field, focus: Field) -> Line<'static> {
