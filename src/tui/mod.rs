@@ -1,8 +1,8 @@
 //! The terminal console: one `tokio::select!` loop over key presses, journal records,
 //! progress snapshots, tracing lines and a tick. Keys become [`Action`]s through the
 //! keymap table; [`update`] changes the [`App`]; the loop carries out the returned
-//! [`Effect`]s (send a command, read a reject file off-thread, quit) and draws after each
-//! step.
+//! [`Effect`]s (send a command, read a reject file off-thread, quit) and draws what
+//! changed, at most one frame per [`FRAME`] unless a key was pressed.
 //!
 //! ```text
 //!  runbook · run id                           window 4h00m left │ ▶ RUNNING load
@@ -39,6 +39,10 @@ use crate::log_feed::{LogEvent, LogFeed};
 pub const TICK: Duration = Duration::from_millis(250);
 /// Records (or tracing lines) applied before the next draw when many arrive at once.
 const RECORD_BURST: usize = 256;
+/// Least time between two frames while the engine streams records and progress: a load
+/// commits dozens of batches a second, and drawing each would take CPU from the load on a
+/// small machine. A key press is drawn at once.
+pub const FRAME: Duration = Duration::from_millis(100);
 
 pub struct UiChannels {
     pub events: mpsc::Receiver<Record>,
@@ -86,6 +90,10 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
     // Reject files: indexed and searched off-thread; only the visible window is read here.
     let mut store = reject_store::RejectStore::default();
     let (store_tx, mut store_rx) = mpsc::unbounded_channel();
+    // Frame pacing: something changed since the last frame, and when that frame was drawn.
+    let mut dirty = true;
+    let mut urgent = true;
+    let mut drawn_at = tokio::time::Instant::now();
 
     loop {
         if let Some(request) = app.rejects.wanted_window() {
@@ -100,14 +108,20 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
                 Action::Rejects(RejectAction::Rows { request, rows }),
             );
         }
-        terminal.draw(|f| views::render(f, &app))?;
+        let next_frame = drawn_at + FRAME;
+        if dirty && (urgent || tokio::time::Instant::now() >= next_frame) {
+            terminal.draw(|f| views::render(f, &app))?;
+            drawn_at = tokio::time::Instant::now();
+            (dirty, urgent) = (false, false);
+        }
         let mut actions = Vec::new();
         tokio::select! {
             ev = keys.next(), if keys_open => match ev {
                 Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => {
                     actions.extend(keymap::action_for(&app, k.code, k.modifiers));
+                    urgent = true;
                 }
-                Some(Ok(_)) => {} // resize, focus, mouse: just redraw
+                Some(Ok(_)) => urgent = true, // resize, focus, mouse: just redraw
                 Some(Err(e)) => return Err(e).context("reading the terminal"),
                 None => keys_open = false,
             },
@@ -153,7 +167,11 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
                     actions.push(Action::LogDropped { total });
                 }
             }
+            // A change waits at most one frame to be drawn.
+            _ = tokio::time::sleep_until(next_frame), if dirty => {}
         }
+        // What the operator did is drawn at once; the engine's changes wait for the frame.
+        dirty |= !actions.is_empty() || urgent;
         for action in actions {
             for effect in update(&mut app, action) {
                 match effect {
