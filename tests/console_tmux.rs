@@ -102,6 +102,12 @@ fn demo_cutover_through_the_console() {
         s.contains("✓ passed") && s.contains("validate"),
         "steps up to validate passed:\n{s}"
     );
+    assert!(
+        s.contains("Reconciliation 11 pass · 0 warn · 0 fail")
+            && s.contains("customers 3.84% ≤ 25.00% ✓")
+            && s.contains("✓ fits"),
+        "the dialog shows the evidence: checks, reject rates against budget, timing:\n{s}"
+    );
 
     // The gate is followed by the production load: a GO needs the production database's
     // name typed, which the dialog states.
@@ -131,11 +137,11 @@ fn demo_cutover_through_the_console() {
     let s = t.wait_for("✗ no match", 10);
     assert!(
         s.contains("needs the production database's name typed exactly")
-            && s.contains("Sign-offs so far: 0 of 2"),
+            && s.contains("Signed: 0 of 2"),
         "a GO with the wrong name is refused:\n{s}"
     );
     t.keys(&["BSpace", "Enter"]);
-    t.wait_for("Sign-offs so far: 1 of 2", 10);
+    t.wait_for("Signed: 1 of 2", 10);
     t.keys(&[
         "Ann Lee",
         "Tab",
