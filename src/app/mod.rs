@@ -140,7 +140,10 @@ pub struct App {
     pub environments: Vec<EnvInfo>,
     pub window_end: Option<DateTime<Utc>>,
     pub steps: Vec<StepRow>,
+    /// The entities of the pipeline step that runs (or ran last), in the order they started.
     pub entities: IndexMap<String, EntityRow>,
+    /// That step's phase, for the entities pane's title.
+    pub pipeline_phase: Option<Phase>,
     /// Rows/s history of each entity that has run, for the sparklines.
     pub throughput: IndexMap<String, Throughput>,
     pub checks: Vec<CheckRow>,
@@ -435,6 +438,16 @@ impl App {
                     s.state = StepState::Running;
                     s.started_at = ts;
                     s.duration_ms = None;
+                    // A new pipeline step: the last one's entities would read as this one's.
+                    let phase = match s.kind {
+                        StepKind::DryRun => Some(Phase::DryRun),
+                        StepKind::Load => Some(Phase::Load),
+                        _ => None,
+                    };
+                    if phase.is_some() {
+                        self.pipeline_phase = phase;
+                        self.entities.clear();
+                    }
                 }
             }
             Event::StepFinished {

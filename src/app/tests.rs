@@ -363,6 +363,49 @@ fn go_against_a_no_go_recommendation_needs_a_reason_and_is_shown_as_an_override(
 }
 
 #[test]
+fn a_pipeline_step_starting_replaces_the_last_ones_entities() {
+    let mut app = app_at_gate();
+    assert_eq!(app.pipeline_phase, Some(Phase::DryRun));
+    assert_eq!(app.entities.len(), 4, "the dry run's entities");
+    record(
+        &mut app,
+        90,
+        "18:53:00",
+        Event::StepStarted {
+            step: "load".into(),
+        },
+    );
+    assert_eq!(app.pipeline_phase, Some(Phase::Load));
+    assert!(
+        app.entities.is_empty(),
+        "no dry-run row passes for a load row"
+    );
+    record(
+        &mut app,
+        91,
+        "18:53:01",
+        Event::EntityStarted {
+            phase: Phase::Load,
+            entity: "companies".into(),
+            table: "res_company".into(),
+            expected_rows: 1_200,
+        },
+    );
+    assert_eq!(app.entities.len(), 1);
+    assert_eq!(app.entities["companies"].phase, Some(Phase::Load));
+    // Other steps leave the pane as it is.
+    record(
+        &mut app,
+        92,
+        "18:59:00",
+        Event::StepStarted {
+            step: "verify".into(),
+        },
+    );
+    assert_eq!(app.entities.len(), 1);
+}
+
+#[test]
 fn submit_refuses_missing_fields_and_unknown_role() {
     let mut app = app_at_gate();
     update(&mut app, Action::ChooseDecision(Decision::Go));

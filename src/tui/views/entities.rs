@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, LineGauge, Paragraph, Sparkline};
 
 use super::{WIDE_MIN_WIDTH, style};
-use crate::app::{App, EntityRow, Throughput, Tone, entity_phase, fmt_count, fmt_secs};
+use crate::app::{App, EntityRow, Throughput, Tone, entity_phase, fmt_count, fmt_secs, phase_word};
 
 /// Entity name column beside each gauge.
 const NAME_WIDTH: u16 = 14;
@@ -53,7 +53,10 @@ fn lines_per_entity(app: &App, height: u16) -> Vec<u16> {
 }
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
-    let phase = app.entities.values().last().map(entity_phase).unwrap_or("");
+    let phase = match app.pipeline_phase {
+        Some(p) => phase_word(Some(p)),
+        None => app.entities.values().last().map(entity_phase).unwrap_or(""),
+    };
     let title = if phase.is_empty() {
         " Entities ".to_string()
     } else {
