@@ -974,3 +974,123 @@ fn help_scroll_is_clamped_and_starts_over_when_reopened() {
     key(&mut app, KeyCode::Char('?'));
     assert_eq!(app.help_scroll, 0);
 }
+
+/// The actions the tests above reach only through keys, each on its own.
+mod each_action {
+    use super::*;
+
+    #[test]
+    fn next_and_prev_tab_wrap_around() {
+        let mut app = app_mid_load();
+        update(&mut app, Action::SelectTab(Tab::Log));
+        update(&mut app, Action::NextTab);
+        assert_eq!(app.tab, Tab::Rejects);
+        update(&mut app, Action::PrevTab);
+        assert_eq!(app.tab, Tab::Log);
+        update(&mut app, Action::PrevTab);
+        assert_eq!(app.tab, Tab::Reconciliation);
+    }
+
+    #[test]
+    fn scrolling_the_reconciliation_is_clamped_to_its_checks() {
+        let mut app = app_mid_load();
+        update(&mut app, Action::SelectTab(Tab::Reconciliation));
+        update(&mut app, Action::ScrollDown);
+        update(&mut app, Action::ScrollDown);
+        assert_eq!(app.recon_scroll, 2);
+        update(&mut app, Action::PageUp);
+        assert_eq!(app.recon_scroll, 0);
+        update(&mut app, Action::PageDown);
+        assert_eq!(app.recon_scroll, app.checks.len() - 1);
+    }
+
+    #[test]
+    fn hide_and_open_the_gate_dialog() {
+        let mut app = app_at_gate();
+        update(&mut app, Action::HideGateDialog);
+        assert!(!app.dialog_visible());
+        update(&mut app, Action::ToggleHelp);
+        update(&mut app, Action::OpenGateDialog);
+        assert!(app.dialog_visible());
+        assert!(!app.show_help, "the dialog replaces the help overlay");
+        // Without an open gate there is nothing to open.
+        let mut idle = app_mid_load();
+        update(&mut idle, Action::OpenGateDialog);
+        assert!(!idle.dialog_visible());
+        assert_eq!(idle.notice.as_deref(), Some("No gate is open"));
+    }
+
+    #[test]
+    fn toggle_decision_starts_at_go_then_alternates() {
+        let mut app = app_at_gate();
+        assert_eq!(app.dialog.decision, None, "no default decision");
+        update(&mut app, Action::ToggleDecision);
+        assert_eq!(app.dialog.decision, Some(Decision::Go));
+        update(&mut app, Action::ToggleDecision);
+        assert_eq!(app.dialog.decision, Some(Decision::NoGo));
+        update(&mut app, Action::ToggleDecision);
+        assert_eq!(app.dialog.decision, Some(Decision::Go));
+    }
+
+    #[test]
+    fn toggle_help_opens_at_the_top_and_closes() {
+        let mut app = app_mid_load();
+        update(&mut app, Action::ToggleHelp);
+        update(&mut app, Action::HelpScroll(3));
+        assert!(app.show_help);
+        update(&mut app, Action::ToggleHelp);
+        assert!(!app.show_help);
+        update(&mut app, Action::ToggleHelp);
+        assert_eq!(app.help_scroll, 0);
+    }
+
+    #[test]
+    fn quit_asks_and_cancel_quit_takes_it_back() {
+        let mut app = app_mid_load();
+        assert!(update(&mut app, Action::Quit).is_empty());
+        assert!(app.confirm_quit);
+        update(&mut app, Action::CancelQuit);
+        assert!(!app.confirm_quit);
+        assert!(
+            update(&mut app, Action::Quit).is_empty(),
+            "asks again after a cancel"
+        );
+    }
+
+    #[test]
+    fn a_notice_shows_and_goes_to_the_log() {
+        let mut app = app_mid_load();
+        let before = app.log.len();
+        update(
+            &mut app,
+            Action::Notice {
+                text: "The engine is no longer listening".into(),
+            },
+        );
+        assert_eq!(
+            app.notice.as_deref(),
+            Some("The engine is no longer listening")
+        );
+        assert_eq!(app.log.len(), before + 1);
+        assert_eq!(
+            app.log.back().unwrap().text,
+            "The engine is no longer listening"
+        );
+    }
+
+    #[test]
+    fn rollback_switch_field_moves_between_database_and_reason() {
+        let mut app = app_mid_load();
+        update(&mut app, Action::OpenRollbackDialog);
+        assert_eq!(app.rollback_dialog.focus, RollbackField::Database);
+        update(&mut app, Action::RollbackSwitchField);
+        assert_eq!(app.rollback_dialog.focus, RollbackField::Reason);
+        update(
+            &mut app,
+            Action::RollbackInput(InputRequest::InsertChar('x')),
+        );
+        assert_eq!(app.rollback_dialog.reason.value(), "x");
+        update(&mut app, Action::RollbackSwitchField);
+        assert_eq!(app.rollback_dialog.focus, RollbackField::Database);
+    }
+}
