@@ -439,3 +439,29 @@ fn rejects_detail_160x48() {
     );
     insta::assert_snapshot!(s);
 }
+
+// The 160×48 counterparts of views first snapshotted at 80×24 only.
+
+#[test]
+fn log_tab_160x48() {
+    insta::assert_snapshot!(screen(&mid_load(Tab::Log), 160, 48));
+}
+
+#[test]
+fn help_160x48() {
+    let mut app = mid_load(Tab::Rejects);
+    update(&mut app, Action::ToggleHelp);
+    insta::assert_snapshot!(screen(&app, 160, 48));
+}
+
+#[test]
+fn window_past_point_of_no_return_160x48() {
+    insta::assert_snapshot!(screen(&app_past_point_of_no_return(), 160, 48));
+}
+
+#[test]
+fn rollback_sent_160x48() {
+    let mut app = rollback_manual();
+    assert_eq!(update(&mut app, Action::ConfirmRollback).len(), 1);
+    insta::assert_snapshot!(screen(&app, 160, 48));
+}
