@@ -335,6 +335,93 @@ fn verify_failure_rolls_production_back_to_its_backup() {
     assert_eq!(sqlite(&prod, "SELECT COUNT(*) FROM account_move"), "0");
 }
 
+/// `--skip` passes over a step with who asked and why in the journal; the run goes on.
+#[test]
+fn skip_journals_who_and_why_and_the_run_completes() {
+    let s = Scratch::with_fixture("small");
+    let mut args = vec![
+        "run",
+        "--json",
+        "--skip",
+        "unfreeze|Ann Lee|the ERP team reopens it at 06:00",
+    ];
+    args.extend(GO);
+    let out = s.cutover(&args, &tms());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("- unfreeze skipped by Ann Lee: the ERP team reopens it at 06:00"),
+        "{}",
+        stderr(&out)
+    );
+    let j = json(&out);
+    assert_eq!(j["outcome"], "completed");
+    let steps = j["steps"].as_array().unwrap();
+    let unfreeze = steps.iter().find(|s| s["step"] == "unfreeze").unwrap();
+    assert_eq!(unfreeze["status"], "skipped");
+    assert_eq!(
+        unfreeze["message"],
+        "skipped by Ann Lee: the ERP team reopens it at 06:00"
+    );
+    assert_eq!(unfreeze["duration_ms"], 0);
+    assert!(
+        steps
+            .iter()
+            .filter(|s| s["step"] != "unfreeze")
+            .all(|s| s["status"] == "passed" || s["status"] == "warned"),
+        "{steps:?}"
+    );
+    // The journal: the skip with its name and reason, then its StepFinished; never started.
+    let journal = s.path("journal.db");
+    let skipped: serde_json::Value = serde_json::from_str(&sqlite(
+        &journal,
+        "SELECT payload FROM events WHERE kind = 'step_skipped'",
+    ))
+    .unwrap();
+    assert_eq!(skipped["step"], "unfreeze");
+    assert_eq!(skipped["name"], "Ann Lee");
+    assert_eq!(skipped["reason"], "the ERP team reopens it at 06:00");
+    let kinds = sqlite(
+        &journal,
+        "SELECT kind FROM events WHERE payload LIKE '%\"step\":\"unfreeze\"%' ORDER BY seq",
+    );
+    assert_eq!(kinds, "step_skipped\nstep_finished");
+    let v = std::process::Command::new(BIN)
+        .args(["journal", "verify", "--journal"])
+        .arg(&journal)
+        .output()
+        .unwrap();
+    assert_eq!(code(&v), 0, "{}", String::from_utf8_lossy(&v.stdout));
+}
+
+/// Steps the run's safety rests on cannot be skipped: refused before anything runs.
+#[test]
+fn skip_of_a_load_or_an_unknown_step_is_refused_up_front() {
+    let s = Scratch::with_fixture("small");
+    let mut args = vec!["run", "--skip", "load|Ann Lee|no time left"];
+    args.extend(GO);
+    let out = s.cutover(&args, &tms());
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("step load (load) cannot be skipped"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!s.path("production.db").exists(), "nothing ran");
+    assert!(!s.path("backups").exists(), "not even the backup");
+    let out = s.cutover(&["run", "--skip", "nope|Ann Lee|why"], &tms());
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("no step 'nope'"), "{}", stderr(&out));
+    let out = s.cutover(&["run", "--skip", "unfreeze|Ann Lee| "], &tms());
+    assert_eq!(code(&out), 2);
+    let out = s.cutover(&["rehearse", "--skip", "unfreeze|Ann Lee|why"], &tms());
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("not part of a rehearsal"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 // A missing extract file, and more bad inputs: tests/bad_input.rs.
 
 #[test]

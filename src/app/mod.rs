@@ -449,6 +449,14 @@ impl App {
                     s.message = message;
                 }
             }
+            // Its StepFinished (skipped) follows; shown at once all the same.
+            Event::StepSkipped { step, name, reason } => {
+                if let Some(s) = self.step_mut(&step) {
+                    s.state = StepState::Skipped;
+                    s.duration_ms = Some(0);
+                    s.message = format!("skipped by {name}: {reason}");
+                }
+            }
             Event::EntityStarted {
                 phase,
                 entity,
