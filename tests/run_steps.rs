@@ -422,6 +422,118 @@ fn skip_of_a_load_or_an_unknown_step_is_refused_up_front() {
     );
 }
 
+/// What the console's skip dialog sends (`Command::Skip`) while the run waits at the gate:
+/// the executor notes it and skips the step when it gets there; a refused one (load) is
+/// not journaled and the load runs.
+#[test]
+fn the_consoles_skip_command_is_taken_when_the_run_reaches_the_step() {
+    use cutover::control::{Command as Ctl, SignOff};
+    use cutover::journal::Journal;
+    use cutover::journal::events::{Decision, Event, Outcome, StepStatus};
+    use cutover::steps::{Channels, Executor, OnWindowExceeded, RunOptions};
+    let s = Scratch::with_fixture("small");
+    let vars: Vec<(String, String)> = [
+        ("extract_dir", s.path("extract").display().to_string()),
+        ("staging_url", s.url("staging.db")),
+        ("production_url", s.url("production.db")),
+        ("backup_dir", s.path("backups").display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let plan = cutover::runbook::load(&tms(), &vars).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (fin, recs) = rt.block_on(async {
+        let journal = Journal::open_path(&s.path("journal.db")).await.unwrap();
+        let (rec_tx, mut rec_rx) = tokio::sync::mpsc::channel(1024);
+        let (prog_tx, _prog_rx) = tokio::sync::watch::channel(Vec::new());
+        let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(8);
+        let exec = Executor::new(
+            plan,
+            journal.clone(),
+            &s.path(".cutover"),
+            Channels {
+                records: Some(rec_tx),
+                progress: prog_tx,
+                commands: cmd_rx,
+            },
+            RunOptions {
+                mode: cutover::journal::events::RunMode::Run,
+                until: None,
+                sign_offs: vec![],
+                interactive: true,
+                artifacts: None,
+                on_window_exceeded: OnWindowExceeded::Ask,
+                skips: vec![],
+            },
+        );
+        let run = tokio::spawn(exec.run());
+        let skip = |step: &str| Ctl::Skip {
+            step: step.into(),
+            name: "Ann Lee".into(),
+            reason: "checked by hand".into(),
+        };
+        let go = |name: &str, role: &str| {
+            Ctl::SignOff(SignOff {
+                gate: "go_live".into(),
+                name: name.into(),
+                role: role.into(),
+                decision: Decision::Go,
+                comment: "ok".into(),
+            })
+        };
+        while let Some(r) = rec_rx.recv().await {
+            if r.event.kind() == "gate_opened" {
+                for c in [
+                    skip("load"),
+                    skip("sign_off"),
+                    skip("verify"),
+                    go("Ann Lee", "migration_lead"),
+                    go("Bo Sand", "finance"),
+                ] {
+                    cmd_tx.send(c).await.unwrap();
+                }
+                break;
+            }
+        }
+        tokio::spawn(async move { while rec_rx.recv().await.is_some() {} });
+        let fin = run.await.unwrap().unwrap();
+        let recs = journal.run_records(&fin.run_id).await.unwrap();
+        (fin, recs)
+    });
+    assert_eq!(fin.outcome, Outcome::Completed);
+    let skipped: Vec<&str> = recs
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::StepSkipped { step, name, reason } => {
+                assert_eq!(
+                    (name.as_str(), reason.as_str()),
+                    ("Ann Lee", "checked by hand")
+                );
+                Some(step.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(skipped, ["verify"], "load and sign_off were refused");
+    let status = |id: &str| {
+        recs.iter().find_map(|r| match &r.event {
+            Event::StepFinished { step, status, .. } if step == id => Some(*status),
+            _ => None,
+        })
+    };
+    assert_eq!(status("verify"), Some(StepStatus::Skipped));
+    assert_eq!(status("load"), Some(StepStatus::Passed));
+    assert!(
+        !recs
+            .iter()
+            .any(|r| matches!(&r.event, Event::StepStarted { step } if step == "verify"))
+    );
+}
+
 // A missing extract file, and more bad inputs: tests/bad_input.rs.
 
 #[test]
