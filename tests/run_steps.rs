@@ -393,6 +393,52 @@ fn skip_journals_who_and_why_and_the_run_completes() {
     assert_eq!(code(&v), 0, "{}", String::from_utf8_lossy(&v.stdout));
 }
 
+/// A skipped step counts as finished: `--until` stops after it, and the resumed run does
+/// not come back to it.
+#[test]
+fn a_skipped_step_is_finished_for_until_and_for_the_resume() {
+    let s = Scratch::with_fixture("small");
+    let out = s.cutover(
+        &[
+            "run",
+            "--json",
+            "--until",
+            "freeze",
+            "--skip",
+            "freeze|Ann Lee|frozen by the vendor at 18:00",
+        ],
+        &tms(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let j = json(&out);
+    assert_eq!(j["outcome"], "stopped_after_step");
+    let steps: Vec<(&str, &str)> = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(steps, [("backup", "passed"), ("freeze", "skipped")]);
+    let mut args = vec!["run"];
+    args.extend(GO);
+    let out = s.cutover(&args, &tms());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not repeated: backup, freeze"),
+        "{}",
+        stderr(&out)
+    );
+    let journal = s.path("journal.db");
+    assert_eq!(
+        sqlite(
+            &journal,
+            "SELECT COUNT(*) FROM events WHERE kind = 'freeze_applied'"
+        ),
+        "0",
+        "the skipped freeze never ran"
+    );
+}
+
 /// Steps the run's safety rests on cannot be skipped: refused before anything runs.
 #[test]
 fn skip_of_a_load_or_an_unknown_step_is_refused_up_front() {
