@@ -419,7 +419,12 @@ fn a_skipped_step_is_finished_for_until_and_for_the_resume() {
         .map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap()))
         .collect();
     assert_eq!(steps, [("backup", "passed"), ("freeze", "skipped")]);
-    let mut args = vec!["run"];
+    // Given again on the resume: the freeze is over, so the skip is ignored (and said so).
+    let mut args = vec![
+        "run",
+        "--skip",
+        "freeze|Ann Lee|frozen by the vendor at 18:00",
+    ];
     args.extend(GO);
     let out = s.cutover(&args, &tms());
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -436,6 +441,11 @@ fn a_skipped_step_is_finished_for_until_and_for_the_resume() {
         ),
         "0",
         "the skipped freeze never ran"
+    );
+    let log = std::fs::read_to_string(s.path("cutover.log")).unwrap();
+    assert!(
+        log.contains("skip ignored: the step finished before the interruption"),
+        "{log}"
     );
 }
 

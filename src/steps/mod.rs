@@ -524,6 +524,9 @@ impl Executor {
                 break;
             }
             if completed.contains(&step.id) {
+                if lock(&self.skips).remove(&step.id).is_some() {
+                    tracing::warn!(step = %step.id, "skip ignored: the step finished before the interruption");
+                }
                 if self.opts.until.as_deref() == Some(step.id.as_str()) {
                     result = Some((
                         Outcome::StoppedAfterStep,
