@@ -20,6 +20,50 @@ pub enum Command {
     /// Run the rollback plan at the next safe point; the operator confirmed it by typing
     /// the production database's name.
     Rollback { reason: String },
+    /// Skip a step not yet started: who asked and why, journaled before the run moves on.
+    Skip {
+        step: String,
+        name: String,
+        reason: String,
+    },
+}
+
+/// A skip given up front (`--skip "STEP|NAME|REASON"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip {
+    pub step: String,
+    pub name: String,
+    pub reason: String,
+}
+
+impl Skip {
+    /// Parse `STEP|NAME|REASON` as given to `--skip`; the reason may itself hold `|`.
+    pub fn parse(s: &str) -> Result<Skip, String> {
+        let parts: Vec<&str> = s.splitn(3, '|').map(str::trim).collect();
+        let [step, name, reason] = parts.as_slice() else {
+            return Err(format!("--skip '{s}': expected STEP|NAME|REASON"));
+        };
+        if step.is_empty() || name.is_empty() || reason.is_empty() {
+            return Err(format!(
+                "--skip '{s}': STEP, NAME and REASON must not be empty (a skip is journaled with who asked and why)"
+            ));
+        }
+        Ok(Skip {
+            step: step.to_string(),
+            name: name.to_string(),
+            reason: reason.to_string(),
+        })
+    }
+}
+
+impl From<Skip> for Command {
+    fn from(s: Skip) -> Command {
+        Command::Skip {
+            step: s.step,
+            name: s.name,
+            reason: s.reason,
+        }
+    }
 }
 
 impl SignOff {
@@ -107,5 +151,35 @@ mod tests {
         assert!(SignOff::parse("g", "only|three|go").is_err());
         assert!(SignOff::parse("g", "a|b|maybe|c").is_err());
         assert!(SignOff::parse("g", " |b|go|c").is_err());
+    }
+
+    #[test]
+    fn parses_skip() {
+        let s = Skip::parse(" unfreeze | Ada Lead | reopened by hand | at 06:00 ").unwrap();
+        assert_eq!(
+            s,
+            Skip {
+                step: "unfreeze".into(),
+                name: "Ada Lead".into(),
+                reason: "reopened by hand | at 06:00".into(),
+            }
+        );
+        assert_eq!(
+            Command::from(s),
+            Command::Skip {
+                step: "unfreeze".into(),
+                name: "Ada Lead".into(),
+                reason: "reopened by hand | at 06:00".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn skip_needs_step_name_and_reason() {
+        assert!(Skip::parse("unfreeze").is_err());
+        assert!(Skip::parse("unfreeze|Ada").is_err());
+        assert!(Skip::parse("unfreeze|Ada| ").is_err());
+        assert!(Skip::parse("unfreeze| |why").is_err());
+        assert!(Skip::parse(" |Ada|why").is_err());
     }
 }

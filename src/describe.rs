@@ -32,6 +32,11 @@ pub fn describe(ev: &Event) -> Option<(String, Tone)> {
             )
         }
         Event::StepStarted { step } => (format!("▶ {step} started"), Active),
+        // The StepSkipped before it said who skipped the step and why.
+        Event::StepFinished {
+            status: StepStatus::Skipped,
+            ..
+        } => return None,
         Event::StepFinished {
             step,
             status,
@@ -55,6 +60,9 @@ pub fn describe(ev: &Event) -> Option<(String, Tone)> {
                 st.tone()
             };
             (t, tone)
+        }
+        Event::StepSkipped { step, name, reason } => {
+            (format!("- {step} skipped by {name}: {reason}"), Warn)
         }
         Event::CommandRan {
             step,
@@ -274,6 +282,29 @@ mod tests {
             refused: vec![],
         };
         assert_eq!(describe(&ev), None);
+    }
+
+    #[test]
+    fn a_skip_is_one_line_with_who_and_why() {
+        let skipped = Event::StepSkipped {
+            step: "unfreeze".into(),
+            name: "Ada Lead".into(),
+            reason: "reopened by hand".into(),
+        };
+        assert_eq!(
+            describe(&skipped),
+            Some((
+                "- unfreeze skipped by Ada Lead: reopened by hand".into(),
+                Tone::Warn
+            ))
+        );
+        let finished = Event::StepFinished {
+            step: "unfreeze".into(),
+            status: StepStatus::Skipped,
+            message: "skipped by Ada Lead: reopened by hand".into(),
+            duration_ms: 0,
+        };
+        assert_eq!(describe(&finished), None);
     }
 
     #[test]

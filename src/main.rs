@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::{mpsc, watch};
 
-use cutover::control::SignOff;
+use cutover::control::{SignOff, Skip};
 use cutover::journal::Journal;
 use cutover::journal::events::RunMode;
 use cutover::runbook::{self, Plan};
@@ -117,6 +117,10 @@ struct CommonRun {
     /// A sign-off for the gate: "NAME|ROLE|go|COMMENT" or "NAME|ROLE|no-go|REASON" (repeatable).
     #[arg(long = "sign-off", value_name = "NAME|ROLE|DECISION|COMMENT")]
     sign_offs: Vec<String>,
+    /// Skip a step: "STEP|NAME|REASON", journaled with who asked and why (repeatable).
+    /// Only freeze, validate, verify, unfreeze and command steps can be skipped.
+    #[arg(long = "skip", value_name = "STEP|NAME|REASON")]
+    skips: Vec<String>,
     /// Journal location: a path, a sqlite: URL or a postgres:// URL (password via PGPASSWORD).
     /// Default: .cutover/journal.db beside the runbook.
     #[arg(long, env = "CUTOVER_JOURNAL")]
@@ -358,6 +362,21 @@ async fn execute(
         );
         return Ok(exit::INVALID);
     }
+    let mut skips = Vec::new();
+    for s in &c.skips {
+        let checked = Skip::parse(s).and_then(|k| {
+            cutover::steps::check_skip(&plan, mode, &k.step, &k.name, &k.reason)
+                .map(|()| k)
+                .map_err(|e| format!("--skip '{s}': {e}"))
+        });
+        match checked {
+            Ok(k) => skips.push(k),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(exit::INVALID);
+            }
+        }
+    }
     let headless =
         c.headless || !std::io::stdout().is_terminal() || std::env::var_os("CI").is_some();
     if headless && let Some(d) = demo_sign_offs {
@@ -408,6 +427,7 @@ async fn execute(
         interactive: !headless,
         artifacts: c.artifacts.clone(),
         on_window_exceeded: c.on_window_exceeded,
+        skips,
     };
     let exec = match prior {
         None => Executor::new(plan, journal.clone(), &journal_dir, channels, opts),
@@ -563,6 +583,7 @@ async fn rollback(
             interactive: false,
             artifacts: None,
             on_window_exceeded: cutover::steps::OnWindowExceeded::Continue,
+            skips: Vec::new(),
         },
         records,
     ) {

@@ -92,7 +92,8 @@ fn demo_cutover_through_the_console() {
     );
     let t = Tmux::start(&cmd);
 
-    let s = t.wait_for("Recommendation", 60);
+    // The dialog's last row: a frame is written top to bottom, so the rows above are there.
+    let s = t.wait_for("Enter submit", 60);
     assert!(s.contains("PRODUCTION"), "production is marked:\n{s}");
     assert!(
         s.contains("✓ GO") && s.contains("migration_lead, finance"),

@@ -557,6 +557,7 @@ fn the_consoles_rollback_command_at_the_gate_runs_the_rollback_plan() {
                 interactive: true,
                 artifacts: None,
                 on_window_exceeded: OnWindowExceeded::Ask,
+                skips: vec![],
             },
         );
         let run = tokio::spawn(exec.run());

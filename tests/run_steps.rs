@@ -335,6 +335,261 @@ fn verify_failure_rolls_production_back_to_its_backup() {
     assert_eq!(sqlite(&prod, "SELECT COUNT(*) FROM account_move"), "0");
 }
 
+/// `--skip` passes over a step with who asked and why in the journal; the run goes on.
+#[test]
+fn skip_journals_who_and_why_and_the_run_completes() {
+    let s = Scratch::with_fixture("small");
+    let mut args = vec![
+        "run",
+        "--json",
+        "--skip",
+        "unfreeze|Ann Lee|the ERP team reopens it at 06:00",
+    ];
+    args.extend(GO);
+    let out = s.cutover(&args, &tms());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("- unfreeze skipped by Ann Lee: the ERP team reopens it at 06:00"),
+        "{}",
+        stderr(&out)
+    );
+    let j = json(&out);
+    assert_eq!(j["outcome"], "completed");
+    let steps = j["steps"].as_array().unwrap();
+    let unfreeze = steps.iter().find(|s| s["step"] == "unfreeze").unwrap();
+    assert_eq!(unfreeze["status"], "skipped");
+    assert_eq!(
+        unfreeze["message"],
+        "skipped by Ann Lee: the ERP team reopens it at 06:00"
+    );
+    assert_eq!(unfreeze["duration_ms"], 0);
+    assert!(
+        steps
+            .iter()
+            .filter(|s| s["step"] != "unfreeze")
+            .all(|s| s["status"] == "passed" || s["status"] == "warned"),
+        "{steps:?}"
+    );
+    // The journal: the skip with its name and reason, then its StepFinished; never started.
+    let journal = s.path("journal.db");
+    let skipped: serde_json::Value = serde_json::from_str(&sqlite(
+        &journal,
+        "SELECT payload FROM events WHERE kind = 'step_skipped'",
+    ))
+    .unwrap();
+    assert_eq!(skipped["step"], "unfreeze");
+    assert_eq!(skipped["name"], "Ann Lee");
+    assert_eq!(skipped["reason"], "the ERP team reopens it at 06:00");
+    let kinds = sqlite(
+        &journal,
+        "SELECT kind FROM events WHERE payload LIKE '%\"step\":\"unfreeze\"%' ORDER BY seq",
+    );
+    assert_eq!(kinds, "step_skipped\nstep_finished");
+    let v = std::process::Command::new(BIN)
+        .args(["journal", "verify", "--journal"])
+        .arg(&journal)
+        .output()
+        .unwrap();
+    assert_eq!(code(&v), 0, "{}", String::from_utf8_lossy(&v.stdout));
+}
+
+/// A skipped step counts as finished: `--until` stops after it, and the resumed run does
+/// not come back to it.
+#[test]
+fn a_skipped_step_is_finished_for_until_and_for_the_resume() {
+    let s = Scratch::with_fixture("small");
+    let out = s.cutover(
+        &[
+            "run",
+            "--json",
+            "--until",
+            "freeze",
+            "--skip",
+            "freeze|Ann Lee|frozen by the vendor at 18:00",
+        ],
+        &tms(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let j = json(&out);
+    assert_eq!(j["outcome"], "stopped_after_step");
+    let steps: Vec<(&str, &str)> = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(steps, [("backup", "passed"), ("freeze", "skipped")]);
+    // Given again on the resume: the freeze is over, so the skip is ignored (and said so).
+    let mut args = vec![
+        "run",
+        "--skip",
+        "freeze|Ann Lee|frozen by the vendor at 18:00",
+    ];
+    args.extend(GO);
+    let out = s.cutover(&args, &tms());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not repeated: backup, freeze"),
+        "{}",
+        stderr(&out)
+    );
+    let journal = s.path("journal.db");
+    assert_eq!(
+        sqlite(
+            &journal,
+            "SELECT COUNT(*) FROM events WHERE kind = 'freeze_applied'"
+        ),
+        "0",
+        "the skipped freeze never ran"
+    );
+    let log = std::fs::read_to_string(s.path("cutover.log")).unwrap();
+    assert!(
+        log.contains("skip ignored: the step finished before the interruption"),
+        "{log}"
+    );
+}
+
+/// Steps the run's safety rests on cannot be skipped: refused before anything runs.
+#[test]
+fn skip_of_a_load_or_an_unknown_step_is_refused_up_front() {
+    let s = Scratch::with_fixture("small");
+    let mut args = vec!["run", "--skip", "load|Ann Lee|no time left"];
+    args.extend(GO);
+    let out = s.cutover(&args, &tms());
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("step load (load) cannot be skipped"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!s.path("production.db").exists(), "nothing ran");
+    assert!(!s.path("backups").exists(), "not even the backup");
+    let out = s.cutover(&["run", "--skip", "nope|Ann Lee|why"], &tms());
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("no step 'nope'"), "{}", stderr(&out));
+    let out = s.cutover(&["run", "--skip", "unfreeze|Ann Lee| "], &tms());
+    assert_eq!(code(&out), 2);
+    let out = s.cutover(&["rehearse", "--skip", "unfreeze|Ann Lee|why"], &tms());
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("not part of a rehearsal"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// What the console's skip dialog sends (`Command::Skip`) while the run waits at the gate:
+/// the executor notes it and skips the step when it gets there; a refused one (load) is
+/// not journaled and the load runs.
+#[test]
+fn the_consoles_skip_command_is_taken_when_the_run_reaches_the_step() {
+    use cutover::control::{Command as Ctl, SignOff};
+    use cutover::journal::Journal;
+    use cutover::journal::events::{Decision, Event, Outcome, StepStatus};
+    use cutover::steps::{Channels, Executor, OnWindowExceeded, RunOptions};
+    let s = Scratch::with_fixture("small");
+    let vars: Vec<(String, String)> = [
+        ("extract_dir", s.path("extract").display().to_string()),
+        ("staging_url", s.url("staging.db")),
+        ("production_url", s.url("production.db")),
+        ("backup_dir", s.path("backups").display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let plan = cutover::runbook::load(&tms(), &vars).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (fin, recs) = rt.block_on(async {
+        let journal = Journal::open_path(&s.path("journal.db")).await.unwrap();
+        let (rec_tx, mut rec_rx) = tokio::sync::mpsc::channel(1024);
+        let (prog_tx, _prog_rx) = tokio::sync::watch::channel(Vec::new());
+        let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(8);
+        let exec = Executor::new(
+            plan,
+            journal.clone(),
+            &s.path(".cutover"),
+            Channels {
+                records: Some(rec_tx),
+                progress: prog_tx,
+                commands: cmd_rx,
+            },
+            RunOptions {
+                mode: cutover::journal::events::RunMode::Run,
+                until: None,
+                sign_offs: vec![],
+                interactive: true,
+                artifacts: None,
+                on_window_exceeded: OnWindowExceeded::Ask,
+                skips: vec![],
+            },
+        );
+        let run = tokio::spawn(exec.run());
+        let skip = |step: &str| Ctl::Skip {
+            step: step.into(),
+            name: "Ann Lee".into(),
+            reason: "checked by hand".into(),
+        };
+        let go = |name: &str, role: &str| {
+            Ctl::SignOff(SignOff {
+                gate: "go_live".into(),
+                name: name.into(),
+                role: role.into(),
+                decision: Decision::Go,
+                comment: "ok".into(),
+            })
+        };
+        while let Some(r) = rec_rx.recv().await {
+            if r.event.kind() == "gate_opened" {
+                for c in [
+                    skip("load"),
+                    skip("sign_off"),
+                    skip("verify"),
+                    go("Ann Lee", "migration_lead"),
+                    go("Bo Sand", "finance"),
+                ] {
+                    cmd_tx.send(c).await.unwrap();
+                }
+                break;
+            }
+        }
+        tokio::spawn(async move { while rec_rx.recv().await.is_some() {} });
+        let fin = run.await.unwrap().unwrap();
+        let recs = journal.run_records(&fin.run_id).await.unwrap();
+        (fin, recs)
+    });
+    assert_eq!(fin.outcome, Outcome::Completed);
+    let skipped: Vec<&str> = recs
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::StepSkipped { step, name, reason } => {
+                assert_eq!(
+                    (name.as_str(), reason.as_str()),
+                    ("Ann Lee", "checked by hand")
+                );
+                Some(step.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(skipped, ["verify"], "load and sign_off were refused");
+    let status = |id: &str| {
+        recs.iter().find_map(|r| match &r.event {
+            Event::StepFinished { step, status, .. } if step == id => Some(*status),
+            _ => None,
+        })
+    };
+    assert_eq!(status("verify"), Some(StepStatus::Skipped));
+    assert_eq!(status("load"), Some(StepStatus::Passed));
+    assert!(
+        !recs
+            .iter()
+            .any(|r| matches!(&r.event, Event::StepStarted { step } if step == "verify"))
+    );
+}
+
 // A missing extract file, and more bad inputs: tests/bad_input.rs.
 
 #[test]

@@ -5,7 +5,7 @@ use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use tui_input::InputRequest;
 use tui_input::backend::crossterm::to_input_request;
 
-use super::{Action, App, Field, RejectAction as RA, Tab};
+use super::{Action, App, Field, RejectAction as RA, SkipField, Tab};
 use crate::journal::events::Decision;
 
 /// Where a binding applies. Several contexts are active at once, most specific first
@@ -32,6 +32,10 @@ pub enum KeyContext {
     DialogDecision,
     /// The rollback dialog, manual or proposed (unbound keys edit the focused field).
     RollbackDialog,
+    /// The skip dialog (unbound keys edit the Name or Reason field).
+    SkipDialog,
+    /// The skip dialog with the Step row focused.
+    SkipDialogStep,
 }
 
 impl KeyContext {
@@ -47,6 +51,8 @@ impl KeyContext {
             KeyContext::Dialog => "Sign-off dialog",
             KeyContext::DialogDecision => "Sign-off dialog, Decision row",
             KeyContext::RollbackDialog => "Rollback dialog",
+            KeyContext::SkipDialog => "Skip dialog",
+            KeyContext::SkipDialogStep => "Skip dialog, Step row",
         }
     }
 }
@@ -124,6 +130,12 @@ pub static KEYMAP: &[Binding] = &[
         context: K::Main,
         action: Action::OpenRollbackDialog,
         help: "rollback dialog",
+    },
+    Binding {
+        keys: &[(Char('s'), N)],
+        context: K::Main,
+        action: Action::OpenSkipDialog,
+        help: "skip a pending step",
     },
     Binding {
         keys: &[(Tab, N), (Right, N)],
@@ -341,10 +353,46 @@ pub static KEYMAP: &[Binding] = &[
         action: Action::RollbackSwitchField,
         help: "previous field",
     },
+    Binding {
+        keys: &[(Enter, N)],
+        context: K::SkipDialog,
+        action: Action::SubmitSkip,
+        help: "send the skip",
+    },
+    Binding {
+        keys: &[(Esc, N)],
+        context: K::SkipDialog,
+        action: Action::CancelSkip,
+        help: "cancel (s reopens)",
+    },
+    Binding {
+        keys: &[(Tab, N), (Down, N)],
+        context: K::SkipDialog,
+        action: Action::SkipNextField,
+        help: "next field",
+    },
+    Binding {
+        keys: &[(BackTab, N), (Up, N)],
+        context: K::SkipDialog,
+        action: Action::SkipPrevField,
+        help: "previous field",
+    },
+    Binding {
+        keys: &[(Left, N)],
+        context: K::SkipDialogStep,
+        action: Action::SkipCycleStep(-1),
+        help: "previous step",
+    },
+    Binding {
+        keys: &[(Right, N), (Char(' '), N)],
+        context: K::SkipDialogStep,
+        action: Action::SkipCycleStep(1),
+        help: "next step",
+    },
 ];
 
 /// Contexts in the order the help lists them.
-pub const HELP_CONTEXTS: [KeyContext; 10] = [
+pub const HELP_CONTEXTS: [KeyContext; 12] = [
     K::Main,
     K::Rejects,
     K::RejectSearch,
@@ -354,12 +402,17 @@ pub const HELP_CONTEXTS: [KeyContext; 10] = [
     K::Dialog,
     K::DialogDecision,
     K::RollbackDialog,
+    K::SkipDialog,
+    K::SkipDialogStep,
     K::Help,
 ];
 
 /// Whether unbound keys edit a text field in this context (the help says so).
 pub fn context_edits(ctx: KeyContext) -> bool {
-    matches!(ctx, K::Dialog | K::RollbackDialog | K::RejectSearch)
+    matches!(
+        ctx,
+        K::Dialog | K::RollbackDialog | K::SkipDialog | K::RejectSearch
+    )
 }
 
 /// Lines of the help: a title a context, a line a binding, one for editing keys.
@@ -381,6 +434,11 @@ pub fn active_contexts(app: &App) -> Vec<KeyContext> {
         v.push(K::Help);
     } else if app.rollback_dialog_visible() {
         v.push(K::RollbackDialog);
+    } else if app.skip_dialog_visible() {
+        if app.skip_dialog.focus == SkipField::Step {
+            v.push(K::SkipDialogStep);
+        }
+        v.push(K::SkipDialog);
     } else if app.dialog_visible() {
         if app.dialog.focus() == Field::Decision {
             v.push(K::DialogDecision);
@@ -421,6 +479,7 @@ pub fn action_for(app: &App, code: KeyCode, mods: KeyModifiers) -> Option<Action
         let edit: Option<fn(InputRequest) -> Action> = match ctx {
             K::Dialog if app.dialog.focus() != Field::Decision => Some(Action::DialogInput),
             K::RollbackDialog => Some(Action::RollbackInput),
+            K::SkipDialog if app.skip_dialog.focus != SkipField::Step => Some(Action::SkipInput),
             K::RejectSearch => Some(|r| Action::Rejects(RA::SearchInput(r))),
             _ => None,
         };

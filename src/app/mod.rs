@@ -9,6 +9,7 @@ pub mod keymap;
 pub mod model;
 pub mod rejects;
 pub mod rollback_dialog;
+pub mod skip_dialog;
 
 use std::collections::VecDeque;
 
@@ -25,6 +26,7 @@ pub use gate_dialog::{Field, GateDialog};
 pub use model::*;
 pub use rejects::{RejectAction, RejectEffect, RejectTable};
 pub use rollback_dialog::{RollbackDialog, RollbackField, RollbackOrigin};
+pub use skip_dialog::{SkipAsk, SkipDialog, SkipField};
 
 /// Lines kept in the recent-events log.
 pub const LOG_CAPACITY: usize = 200;
@@ -112,6 +114,18 @@ pub enum Action {
     RollbackInput(InputRequest),
     /// Send the rollback, if the typed name is exactly the production database's.
     ConfirmRollback,
+    /// `s`: open the skip dialog (a pending step, who asks, why).
+    OpenSkipDialog,
+    /// Esc: close the skip dialog; nothing is sent and what was typed is dropped.
+    CancelSkip,
+    SkipNextField,
+    SkipPrevField,
+    /// ←/→ on the Step row: the previous / next step that can be skipped.
+    SkipCycleStep(isize),
+    /// Edit the focused text field of the skip dialog.
+    SkipInput(InputRequest),
+    /// Send the skip, if a step, a name and a reason are given.
+    SubmitSkip,
     ToggleHelp,
     /// Scroll the help (when it does not fit the screen).
     HelpScroll(isize),
@@ -154,6 +168,9 @@ pub struct App {
     pub rollback_dialog: RollbackDialog,
     /// Reason of the rollback this console sent, until the journal shows it started.
     pub rollback_asked: Option<String>,
+    pub skip_dialog: SkipDialog,
+    /// Steps this console asked to skip: not offered again.
+    pub skips_asked: Vec<String>,
     /// Follows the records for the window clock.
     pub window: WindowModel,
     /// Latest live progress, as the engine sent it (for the window forecast).
@@ -244,6 +261,39 @@ impl App {
         into_production
             .then(|| self.rollback_confirm_name().map(str::to_string))
             .flatten()
+    }
+
+    pub fn skip_dialog_visible(&self) -> bool {
+        self.skip_dialog.visible && !self.is_finished()
+    }
+
+    /// Why no skip can be asked for now; `None` when it can.
+    pub fn skip_refusal(&self) -> Option<&'static str> {
+        if self.run_id.is_none() {
+            Some("No run has started yet: nothing to skip")
+        } else if self.is_finished() {
+            Some("The run has finished: nothing to skip")
+        } else if self.rollback.is_some() || self.rollback_asked.is_some() {
+            Some("The run is rolling back: nothing to skip")
+        } else if self.aborted {
+            Some("The run is being aborted")
+        } else {
+            None
+        }
+    }
+
+    /// Ids of the steps the operator may skip now: not yet started, of a kind nothing
+    /// rests on (`StepKind::skippable`), and not already asked for.
+    pub fn skip_candidates(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter(|s| {
+                s.state == StepState::Pending
+                    && s.kind.skippable()
+                    && !self.skips_asked.contains(&s.id)
+            })
+            .map(|s| s.id.clone())
+            .collect()
     }
 
     pub fn rollback_dialog_visible(&self) -> bool {
@@ -460,6 +510,14 @@ impl App {
                     s.state = status.into();
                     s.duration_ms = Some(duration_ms);
                     s.message = message;
+                }
+            }
+            // Its StepFinished (skipped) follows; shown at once all the same.
+            Event::StepSkipped { step, name, reason } => {
+                if let Some(s) = self.step_mut(&step) {
+                    s.state = StepState::Skipped;
+                    s.duration_ms = Some(0);
+                    s.message = format!("skipped by {name}: {reason}");
                 }
             }
             Event::EntityStarted {
@@ -828,6 +886,49 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                     Some("↺ Rollback sent: the run rolls back at its next safe point".into());
                 app.rollback_asked = Some(reason.clone());
                 return vec![Effect::Send(Command::Rollback { reason })];
+            }
+        }
+        Action::OpenSkipDialog => match app.skip_refusal() {
+            Some(why) => app.notice = Some(why.into()),
+            None => {
+                if !app.skip_dialog.visible {
+                    app.skip_dialog.open(&app.skip_candidates());
+                }
+                app.show_help = false;
+            }
+        },
+        Action::CancelSkip => {
+            if app.skip_dialog.visible {
+                app.notice = Some("Skip cancelled: nothing was sent".into());
+            }
+            app.skip_dialog.close();
+        }
+        Action::SkipNextField => app.skip_dialog.next_field(),
+        Action::SkipPrevField => app.skip_dialog.prev_field(),
+        Action::SkipCycleStep(d) => app.skip_dialog.cycle_step(&app.skip_candidates(), d),
+        Action::SkipInput(req) => app.skip_dialog.input(req),
+        Action::SubmitSkip => {
+            if !app.skip_dialog_visible() {
+                return vec![];
+            }
+            if let Some(why) = app.skip_refusal() {
+                app.skip_dialog.close();
+                app.notice = Some(why.into());
+                return vec![];
+            }
+            if let Ok(SkipAsk { step, name, reason }) =
+                app.skip_dialog.validate(&app.skip_candidates())
+            {
+                app.skip_dialog.close();
+                app.note(
+                    format!("- Skip of {step} asked by {name}: {reason}"),
+                    Tone::Warn,
+                );
+                app.notice = Some(format!(
+                    "Skip sent: {step} is skipped when the run reaches it"
+                ));
+                app.skips_asked.push(step.clone());
+                return vec![Effect::Send(Command::Skip { step, name, reason })];
             }
         }
         Action::ToggleHelp => {

@@ -1094,3 +1094,189 @@ mod each_action {
         assert_eq!(app.rollback_dialog.focus, RollbackField::Database);
     }
 }
+
+// ---------------------------------------------------------------- skip a step
+
+fn s_key(app: &mut App) -> Vec<Effect> {
+    let a = action_for(app, KeyCode::Char('s'), KeyModifiers::NONE).expect("s is bound");
+    assert_eq!(a, Action::OpenSkipDialog);
+    update(app, a)
+}
+
+#[test]
+fn s_opens_the_skip_dialog_on_the_first_pending_skippable_step_and_esc_cancels() {
+    let mut app = app_mid_load();
+    // load is running; backup … go_live are done: only verify and unfreeze are offered.
+    assert_eq!(app.skip_candidates(), ["verify", "unfreeze"]);
+    assert!(s_key(&mut app).is_empty());
+    assert!(app.skip_dialog_visible());
+    assert_eq!(app.skip_dialog.focus, SkipField::Step);
+    assert_eq!(app.skip_dialog.step.as_deref(), Some("verify"));
+    // A letter on the Step row edits nothing and does not reopen the dialog.
+    assert_eq!(
+        action_for(&app, KeyCode::Char('x'), KeyModifiers::NONE),
+        None
+    );
+    assert!(key(&mut app, KeyCode::Esc).is_empty());
+    assert!(!app.skip_dialog_visible());
+    assert_eq!(
+        app.notice.as_deref(),
+        Some("Skip cancelled: nothing was sent")
+    );
+}
+
+#[test]
+fn skip_step_row_cycles_with_arrows_and_space() {
+    let mut app = app_mid_load();
+    s_key(&mut app);
+    key(&mut app, KeyCode::Right);
+    assert_eq!(app.skip_dialog.step.as_deref(), Some("unfreeze"));
+    key(&mut app, KeyCode::Right);
+    assert_eq!(app.skip_dialog.step.as_deref(), Some("verify"), "wraps");
+    key(&mut app, KeyCode::Left);
+    assert_eq!(app.skip_dialog.step.as_deref(), Some("unfreeze"));
+    key(&mut app, KeyCode::Char(' '));
+    assert_eq!(app.skip_dialog.step.as_deref(), Some("verify"));
+    // In a text field, arrows move the cursor and do not change the step.
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.skip_dialog.focus, SkipField::Name);
+    key(&mut app, KeyCode::Right);
+    assert_eq!(app.skip_dialog.step.as_deref(), Some("verify"));
+    key(&mut app, KeyCode::BackTab);
+    assert_eq!(app.skip_dialog.focus, SkipField::Step);
+    key(&mut app, KeyCode::Up);
+    assert_eq!(app.skip_dialog.focus, SkipField::Reason);
+}
+
+#[test]
+fn skip_needs_a_name_and_a_reason_then_sends_exactly_one_command() {
+    let mut app = app_mid_load();
+    s_key(&mut app);
+    key(&mut app, KeyCode::Right);
+    // Nothing typed: refused, focus on the name.
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert!(app.skip_dialog_visible());
+    assert_eq!(app.skip_dialog.focus, SkipField::Name);
+    assert!(app.skip_dialog.error.as_deref().unwrap().contains("name"));
+    type_keys(&mut app, "Ann Lee");
+    assert_eq!(app.skip_dialog.error, None);
+    // Blank reason: refused, focus on the reason.
+    key(&mut app, KeyCode::Tab);
+    type_keys(&mut app, "   ");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(app.skip_dialog.focus, SkipField::Reason);
+    assert!(app.skip_dialog.error.as_deref().unwrap().contains("reason"));
+    type_keys(&mut app, "reopened by the ERP team ");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Send(Command::Skip {
+            step: "unfreeze".into(),
+            name: "Ann Lee".into(),
+            reason: "reopened by the ERP team".into(),
+        })]
+    );
+    assert!(!app.skip_dialog_visible());
+    assert!(
+        app.notice
+            .as_deref()
+            .unwrap()
+            .contains("Skip sent: unfreeze")
+    );
+    assert!(
+        app.log
+            .back()
+            .unwrap()
+            .text
+            .contains("reopened by the ERP team")
+    );
+    // Asked once: not offered again.
+    assert_eq!(app.skip_candidates(), ["verify"]);
+    s_key(&mut app);
+    assert_eq!(app.skip_dialog.step.as_deref(), Some("verify"));
+}
+
+#[test]
+fn skip_dialog_says_so_when_no_step_can_be_skipped() {
+    let mut app = app_mid_load();
+    app.skips_asked = vec!["verify".into(), "unfreeze".into()];
+    s_key(&mut app);
+    assert!(app.skip_dialog_visible());
+    assert_eq!(app.skip_dialog.step, None);
+    key(&mut app, KeyCode::Right);
+    assert_eq!(app.skip_dialog.step, None);
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(
+        app.skip_dialog.error.as_deref(),
+        Some("No pending step can be skipped")
+    );
+}
+
+#[test]
+fn step_skipped_record_shows_the_step_skipped_with_who_and_why() {
+    let mut app = app_mid_load();
+    let n = records_mid_load().len() as i64;
+    record(
+        &mut app,
+        n + 1,
+        "19:01:00",
+        Event::StepSkipped {
+            step: "verify".into(),
+            name: "Ann Lee".into(),
+            reason: "checked by hand".into(),
+        },
+    );
+    let row = |app: &App| app.steps.iter().find(|s| s.id == "verify").unwrap().clone();
+    assert_eq!(row(&app).state, StepState::Skipped);
+    assert_eq!(row(&app).message, "skipped by Ann Lee: checked by hand");
+    assert_eq!(
+        app.log.back().unwrap().text,
+        "- verify skipped by Ann Lee: checked by hand"
+    );
+    record(
+        &mut app,
+        n + 2,
+        "19:01:00",
+        Event::StepFinished {
+            step: "verify".into(),
+            status: crate::journal::events::StepStatus::Skipped,
+            message: "skipped by Ann Lee: checked by hand".into(),
+            duration_ms: 0,
+        },
+    );
+    assert_eq!(row(&app).state, StepState::Skipped);
+    assert_eq!(row(&app).duration_ms, Some(0));
+    // One log line for the skip, not a second for its StepFinished.
+    assert!(
+        app.log
+            .back()
+            .unwrap()
+            .text
+            .starts_with("- verify skipped by")
+    );
+    assert_eq!(
+        app.log
+            .iter()
+            .filter(|l| l.text.contains("verify skipped"))
+            .count(),
+        1
+    );
+    assert_eq!(app.skip_candidates(), ["unfreeze"]);
+}
+
+#[test]
+fn no_skip_before_the_run_while_rolling_back_or_after_the_end() {
+    let mut app = App::new();
+    assert!(s_key(&mut app).is_empty());
+    assert!(!app.skip_dialog_visible());
+    assert!(app.notice.as_deref().unwrap().contains("No run"));
+    let mut app = app_mid_load();
+    app.rollback_asked = Some("too slow".into());
+    s_key(&mut app);
+    assert!(!app.skip_dialog_visible());
+    assert!(app.notice.as_deref().unwrap().contains("rolling back"));
+    let mut app = app_mid_load();
+    s_key(&mut app);
+    finish(&mut app);
+    assert!(!app.skip_dialog_visible());
+    assert!(update(&mut app, Action::SubmitSkip).is_empty());
+}

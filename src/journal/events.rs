@@ -202,6 +202,12 @@ pub enum Event {
         message: String,
         duration_ms: u64,
     },
+    /// An operator skipped a step not yet started; its `StepFinished` (skipped) follows.
+    StepSkipped {
+        step: String,
+        name: String,
+        reason: String,
+    },
     BackupTaken {
         env: String,
         path: String,
@@ -350,6 +356,7 @@ impl Event {
             Event::RunStarted { .. } => "run_started",
             Event::StepStarted { .. } => "step_started",
             Event::StepFinished { .. } => "step_finished",
+            Event::StepSkipped { .. } => "step_skipped",
             Event::BackupTaken { .. } => "backup_taken",
             Event::FreezeApplied { .. } => "freeze_applied",
             Event::CommandRan { .. } => "command_ran",

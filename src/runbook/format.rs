@@ -392,6 +392,51 @@ pub enum StepKind {
     Command,
 }
 
+impl StepKind {
+    /// Why an operator may not skip a step of this kind, or `None` when a skip (journaled
+    /// with who and why) is allowed. The one rule the engine, the flags and the console use.
+    pub fn skip_refused(self) -> Option<&'static str> {
+        match self {
+            StepKind::Backup => Some("the rollback restores production from its backup"),
+            StepKind::Extract => {
+                Some("the dry run, the load and a resume read the extract it records")
+            }
+            StepKind::DryRun => {
+                Some("the validation and the sign-off judge the rows it loads to staging")
+            }
+            StepKind::SignOff => Some("the load must not start without the gate's GO"),
+            StepKind::Load => {
+                Some("it is what the cutover is for; stop the run or roll back instead")
+            }
+            StepKind::Freeze
+            | StepKind::Validate
+            | StepKind::Verify
+            | StepKind::Unfreeze
+            | StepKind::Command => None,
+        }
+    }
+
+    pub fn skippable(self) -> bool {
+        self.skip_refused().is_none()
+    }
+
+    /// The kind as written in a runbook (`dry_run`, `sign_off`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            StepKind::Backup => "backup",
+            StepKind::Freeze => "freeze",
+            StepKind::Extract => "extract",
+            StepKind::DryRun => "dry_run",
+            StepKind::Validate => "validate",
+            StepKind::SignOff => "sign_off",
+            StepKind::Load => "load",
+            StepKind::Verify => "verify",
+            StepKind::Unfreeze => "unfreeze",
+            StepKind::Command => "command",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rollback {

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
-use crate::control::{Command, SignOff};
+use crate::control::{Command, SignOff, Skip};
 use crate::db::admin::{self, Backup, Freeze};
 use crate::db::{Db, display_env};
 use crate::engine::pipeline::{BatchObserver, EntityJob, ResumeFrom, Retry, run_entity};
@@ -50,6 +50,52 @@ pub struct RunOptions {
     pub artifacts: Option<PathBuf>,
     /// What a run without a console does once the window has run out.
     pub on_window_exceeded: OnWindowExceeded,
+    /// Steps to skip (`--skip`), checked by `check_skip` before the run starts.
+    pub skips: Vec<Skip>,
+}
+
+/// Whether a run of `mode` steps through a step of this kind (a rehearsal stops at validate).
+fn runs_in(mode: RunMode, kind: StepKind) -> bool {
+    mode == RunMode::Run
+        || matches!(
+            kind,
+            StepKind::Extract | StepKind::DryRun | StepKind::Validate
+        )
+}
+
+/// Whether step `step` of `plan` may be skipped in a run of `mode`, asked by `name` for
+/// `reason`; `Err` says why not. Whether it has started already is the executor's to know.
+pub fn check_skip(
+    plan: &Plan,
+    mode: RunMode,
+    step: &str,
+    name: &str,
+    reason: &str,
+) -> Result<(), String> {
+    let Some(s) = plan.rb.steps.iter().find(|s| s.id == step) else {
+        return Err(format!(
+            "no step '{step}' in the runbook (steps: {})",
+            plan.rb
+                .steps
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    };
+    let kind = s.kind.name();
+    if let Some(why) = s.kind.skip_refused() {
+        return Err(format!("step {step} ({kind}) cannot be skipped: {why}"));
+    }
+    if !runs_in(mode, s.kind) {
+        return Err(format!("step {step} ({kind}) is not part of a rehearsal"));
+    }
+    if name.trim().is_empty() || reason.trim().is_empty() {
+        return Err(format!(
+            "skipping step {step} needs the name of who asks and a reason; both are journaled"
+        ));
+    }
+    Ok(())
 }
 
 /// Once the cutover window has run out the rollback is proposed; somebody must decide.
@@ -154,6 +200,11 @@ pub struct Executor {
     frozen: Option<(String, Freeze)>,
     load_started: bool,
     offered: usize,
+    /// Skips asked for steps not yet started, by step id: (who, why). Taken when the run
+    /// reaches the step; a lock because commands are read behind `&self`.
+    skips: std::sync::Mutex<BTreeMap<String, (String, String)>>,
+    /// Steps this process started or skipped: too late to skip them.
+    started: std::sync::Mutex<HashSet<String>>,
 }
 
 fn new_run_id() -> String {
@@ -183,7 +234,6 @@ impl Executor {
             records_tx: ch.records,
             progress: ch.progress,
             commands: tokio::sync::Mutex::new(ch.commands),
-            opts,
             prior: Vec::new(),
             window: Default::default(),
             window_warned: Default::default(),
@@ -192,6 +242,14 @@ impl Executor {
             frozen: None,
             load_started: false,
             offered: 0,
+            skips: std::sync::Mutex::new(
+                opts.skips
+                    .iter()
+                    .map(|k| (k.step.clone(), (k.name.clone(), k.reason.clone())))
+                    .collect(),
+            ),
+            started: Default::default(),
+            opts,
         }
     }
 
@@ -368,6 +426,9 @@ impl Executor {
             .unwrap_or_else(|p| p.into_inner())
             .apply(&rec);
         crate::fault::at(false, &event).await;
+        if let Event::StepStarted { step } | Event::StepSkipped { step, .. } = &event {
+            lock(&self.started).insert(step.clone());
+        }
         if let Some(tx) = &self.records_tx {
             // The console may have gone; the journal already holds the truth.
             let _ = tx.send(rec.clone()).await;
@@ -376,18 +437,65 @@ impl Executor {
     }
 
     /// An operator command that stops the run at this safe point, if one is waiting.
+    /// Skip requests on the way are noted for later.
     fn interrupted(&self) -> Option<Stop> {
         let mut rx = self.commands.try_lock().ok()?;
-        match rx.try_recv() {
-            Ok(Command::Abort) => Some(Stop::Outcome(
-                Outcome::Failed,
-                exit::INTERRUPTED,
-                "interrupted by the operator".into(),
-            )),
-            Ok(Command::Rollback { reason }) => Some(Stop::Rollback(reason)),
-            // A sign-off with no gate open has nowhere to go.
-            Ok(Command::SignOff(_)) | Err(_) => None,
+        loop {
+            match rx.try_recv() {
+                Ok(Command::Abort) => {
+                    return Some(Stop::Outcome(
+                        Outcome::Failed,
+                        exit::INTERRUPTED,
+                        "interrupted by the operator".into(),
+                    ));
+                }
+                Ok(Command::Rollback { reason }) => return Some(Stop::Rollback(reason)),
+                Ok(Command::Skip { step, name, reason }) => self.ask_skip(step, name, reason),
+                // A sign-off with no gate open has nowhere to go.
+                Ok(Command::SignOff(_)) => {}
+                Err(_) => return None,
+            }
         }
+    }
+
+    /// Note a skip the console asked for; the run takes it when it reaches the step. A
+    /// refused one is only logged: nothing happened that the journal should hold.
+    fn ask_skip(&self, step: String, name: String, reason: String) {
+        let refused = check_skip(&self.plan, self.opts.mode, &step, &name, &reason)
+            .err()
+            .or_else(|| {
+                (lock(&self.started).contains(&step) || self.completed_steps().contains(&step))
+                    .then(|| format!("step {step} has already started"))
+            });
+        match refused {
+            Some(why) => tracing::warn!(step = %step, "skip refused: {why}"),
+            None => {
+                tracing::info!(step = %step, name = %name, "skip noted: {reason}");
+                lock(&self.skips).insert(step, (name, reason));
+            }
+        }
+    }
+
+    /// Journal the skip of `step` if one was asked: `StepSkipped`, then its `StepFinished`.
+    async fn skipped(&self, step: &str) -> Result<bool> {
+        let Some((name, reason)) = lock(&self.skips).remove(step) else {
+            return Ok(false);
+        };
+        let message = format!("skipped by {name}: {reason}");
+        self.emit(Event::StepSkipped {
+            step: step.into(),
+            name,
+            reason,
+        })
+        .await?;
+        self.emit(Event::StepFinished {
+            step: step.into(),
+            status: StepStatus::Skipped,
+            message,
+            duration_ms: 0,
+        })
+        .await?;
+        Ok(true)
     }
 
     pub async fn run(mut self) -> Result<Finished> {
@@ -398,13 +506,7 @@ impl Executor {
             .rb
             .steps
             .iter()
-            .filter(|s| {
-                self.opts.mode == RunMode::Run
-                    || matches!(
-                        s.kind,
-                        StepKind::Extract | StepKind::DryRun | StepKind::Validate
-                    )
-            })
+            .filter(|s| runs_in(self.opts.mode, s.kind))
             .cloned()
             .collect();
         if self.prior.is_empty() {
@@ -422,6 +524,9 @@ impl Executor {
                 break;
             }
             if completed.contains(&step.id) {
+                if lock(&self.skips).remove(&step.id).is_some() {
+                    tracing::warn!(step = %step.id, "skip ignored: the step finished before the interruption");
+                }
                 if self.opts.until.as_deref() == Some(step.id.as_str()) {
                     result = Some((
                         Outcome::StoppedAfterStep,
@@ -448,6 +553,16 @@ impl Executor {
                     break;
                 }
                 _ => {}
+            }
+            if self.skipped(&step.id).await? {
+                if self.opts.until.as_deref() == Some(step.id.as_str()) {
+                    result = Some((
+                        Outcome::StoppedAfterStep,
+                        exit::OK,
+                        format!("stopped after step {} as asked (--until)", step.id),
+                    ));
+                }
+                continue;
             }
             self.emit(Event::StepStarted {
                 step: step.id.clone(),
@@ -1370,6 +1485,11 @@ impl Executor {
                 };
                 match cmd {
                     Some(Command::SignOff(s)) => Some(s),
+                    // For a later step: noted, and the gate waits on.
+                    Some(Command::Skip { step, name, reason }) => {
+                        self.ask_skip(step, name, reason);
+                        continue;
+                    }
                     Some(Command::Rollback { reason }) => return Err(Stop::Rollback(reason)),
                     Some(Command::Abort) | None => {
                         return Err(Stop::Outcome(
@@ -1860,4 +1980,52 @@ fn fmt_map(m: &BTreeMap<String, String>) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A poisoned lock still holds good data: a panic elsewhere does not change it.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tms() -> Plan {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks/tms.toml"));
+        crate::runbook::load(path, &[]).expect("the shipped runbook loads")
+    }
+
+    #[test]
+    fn only_steps_nothing_rests_on_can_be_skipped() {
+        use StepKind::*;
+        for k in [Freeze, Validate, Verify, Unfreeze, Command] {
+            assert!(k.skippable(), "{k:?}");
+        }
+        for k in [Backup, Extract, DryRun, SignOff, Load] {
+            assert!(!k.skippable(), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn check_skip_names_the_step_and_why() {
+        let plan = tms();
+        let ok = |step: &str, mode| check_skip(&plan, mode, step, "Ada Lead", "done by hand");
+        assert_eq!(ok("unfreeze", RunMode::Run), Ok(()));
+        assert_eq!(ok("validate", RunMode::Rehearse), Ok(()));
+        let e = ok("load", RunMode::Run).unwrap_err();
+        assert!(e.contains("step load (load) cannot be skipped"), "{e}");
+        let e = ok("sign_off", RunMode::Run).unwrap_err();
+        assert!(e.contains("GO"), "{e}");
+        let e = ok("nope", RunMode::Run).unwrap_err();
+        assert!(
+            e.contains("no step 'nope'") && e.contains("unfreeze"),
+            "{e}"
+        );
+        let e = ok("unfreeze", RunMode::Rehearse).unwrap_err();
+        assert!(e.contains("not part of a rehearsal"), "{e}");
+        let e = check_skip(&plan, RunMode::Run, "verify", "Ada", " ").unwrap_err();
+        assert!(e.contains("a reason"), "{e}");
+        assert!(check_skip(&plan, RunMode::Run, "verify", "", "why").is_err());
+    }
 }

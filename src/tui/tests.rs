@@ -324,6 +324,50 @@ fn rollback_sent_80x24() {
     insta::assert_snapshot!(screen(&app, 80, 24));
 }
 
+/// `s` mid-load: unfreeze chosen, the name typed, the reason left blank and refused.
+fn skip_dialog() -> App {
+    let mut app = app_mid_load();
+    update(&mut app, Action::OpenSkipDialog);
+    update(&mut app, Action::SkipCycleStep(1));
+    update(&mut app, Action::SkipNextField);
+    for c in "Ann Lee".chars() {
+        update(&mut app, Action::SkipInput(InputRequest::InsertChar(c)));
+    }
+    update(&mut app, Action::SkipNextField);
+    assert!(update(&mut app, Action::SubmitSkip).is_empty());
+    app
+}
+
+#[test]
+fn skip_dialog_80x24() {
+    insta::assert_snapshot!(screen(&skip_dialog(), 80, 24));
+}
+
+#[test]
+fn skip_dialog_160x48() {
+    insta::assert_snapshot!(screen(&skip_dialog(), 160, 48));
+}
+
+/// The journal says verify was skipped: `- skipped` in the runbook pane, the log says who.
+#[test]
+fn step_skipped_80x24() {
+    let mut app = mid_load(Tab::Log);
+    let n = records_mid_load().len() as i64;
+    update(
+        &mut app,
+        Action::Record(rec(
+            n + 1,
+            "19:00:00",
+            crate::journal::events::Event::StepSkipped {
+                step: "verify".into(),
+                name: "Ann Lee".into(),
+                reason: "checked by hand".into(),
+            },
+        )),
+    );
+    insta::assert_snapshot!(screen(&app, 80, 24));
+}
+
 #[test]
 fn a_long_runbook_name_never_runs_into_the_window_clock() {
     let mut app = app_past_point_of_no_return();

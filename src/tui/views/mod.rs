@@ -14,8 +14,8 @@
 //! └────────────────────────────────┘└──────────────────────────────────────────┘
 //!  q quit · ? help · g sign-off · Tab/→ tab · ↑↓ scroll · f filter · R rollback  footer
 //! ```
-//! The sign-off dialog, the rollback dialog and the help are drawn over this, centred (in
-//! that order: the rollback dialog covers the sign-off dialog when both are up). From
+//! The sign-off dialog, the skip dialog, the rollback dialog and the help are drawn over
+//! this, centred (in that order: the rollback dialog covers the others when both are up). From
 //! [`WIDE_MIN_WIDTH`] columns on (e.g. 160×48) runbook and entities sit side by side on
 //! top and the tabs run across the full width below, with more columns (step titles,
 //! environment details, rule and original values, check detail, rows/s).
@@ -31,6 +31,7 @@ pub mod reconciliation;
 pub mod rejects;
 pub mod rollback_dialog;
 pub mod runbook;
+pub mod skip_dialog;
 pub mod style;
 pub mod tabs;
 
@@ -91,6 +92,9 @@ pub fn render(frame: &mut Frame, app: &App) {
 
     if app.dialog_visible() {
         gate_dialog::render(frame, app, area);
+    }
+    if app.skip_dialog_visible() {
+        skip_dialog::render(frame, app, area);
     }
     if app.rollback_dialog_visible() {
         rollback_dialog::render(frame, app, area);
