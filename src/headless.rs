@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, watch};
 use crate::journal::events::{ProgressSnapshot, Record};
 
 pub async fn print_progress(
-    mut records: mpsc::Receiver<Record>,
+    mut records: mpsc::UnboundedReceiver<Record>,
     mut progress: watch::Receiver<ProgressSnapshot>,
     quiet: bool,
 ) {

@@ -412,7 +412,7 @@ async fn execute(
             return Ok(exit::INVALID);
         }
     };
-    let (rec_tx, rec_rx) = mpsc::channel(1024);
+    let (rec_tx, rec_rx) = mpsc::unbounded_channel();
     let (prog_tx, prog_rx) = watch::channel(Vec::new());
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
     let channels = Channels {
@@ -565,7 +565,7 @@ async fn rollback(
         }
         _ => {}
     }
-    let (rec_tx, rec_rx) = mpsc::channel(1024);
+    let (rec_tx, rec_rx) = mpsc::unbounded_channel();
     let (prog_tx, prog_rx) = watch::channel(Vec::new());
     let (_cmd_tx, cmd_rx) = mpsc::channel(1);
     let exec = match Executor::adopt(
@@ -603,7 +603,7 @@ async fn rollback(
 
 /// The interactive console; returns an exit code override when the operator aborted.
 async fn console(
-    rec_rx: mpsc::Receiver<cutover::journal::events::Record>,
+    rec_rx: mpsc::UnboundedReceiver<cutover::journal::events::Record>,
     prog_rx: watch::Receiver<cutover::journal::events::ProgressSnapshot>,
     cmd_tx: mpsc::Sender<cutover::control::Command>,
     logs: Option<cutover::log_feed::LogFeed>,

@@ -538,7 +538,7 @@ fn the_consoles_rollback_command_at_the_gate_runs_the_rollback_plan() {
     let plan = cutover::runbook::load(&site.path("tms.toml"), &vars).unwrap();
     let fin = block_on(async {
         let journal = Journal::open_path(&site.path("journal.db")).await.unwrap();
-        let (rec_tx, mut rec_rx) = tokio::sync::mpsc::channel(1024);
+        let (rec_tx, mut rec_rx) = tokio::sync::mpsc::unbounded_channel();
         let (prog_tx, _prog_rx) = tokio::sync::watch::channel(Vec::new());
         let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(4);
         let exec = Executor::new(

@@ -504,7 +504,7 @@ fn the_consoles_skip_command_is_taken_when_the_run_reaches_the_step() {
         .unwrap();
     let (fin, recs) = rt.block_on(async {
         let journal = Journal::open_path(&s.path("journal.db")).await.unwrap();
-        let (rec_tx, mut rec_rx) = tokio::sync::mpsc::channel(1024);
+        let (rec_tx, mut rec_rx) = tokio::sync::mpsc::unbounded_channel();
         let (prog_tx, _prog_rx) = tokio::sync::watch::channel(Vec::new());
         let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(8);
         let exec = Executor::new(

@@ -140,7 +140,7 @@ impl From<Halt> for Stop {
 }
 
 pub struct Channels {
-    pub records: Option<mpsc::Sender<Record>>,
+    pub records: Option<mpsc::UnboundedSender<Record>>,
     pub progress: watch::Sender<ProgressSnapshot>,
     pub commands: mpsc::Receiver<Command>,
 }
@@ -183,7 +183,7 @@ pub struct Executor {
     journal: Journal,
     run_id: String,
     run_dir: PathBuf,
-    records_tx: Option<mpsc::Sender<Record>>,
+    records_tx: Option<mpsc::UnboundedSender<Record>>,
     progress: watch::Sender<ProgressSnapshot>,
     /// Polled between steps and batches (the gate waits on it), so it needs a lock.
     commands: tokio::sync::Mutex<mpsc::Receiver<Command>>,
@@ -430,8 +430,10 @@ impl Executor {
             lock(&self.started).insert(step.clone());
         }
         if let Some(tx) = &self.records_tx {
-            // The console may have gone; the journal already holds the truth.
-            let _ = tx.send(rec.clone()).await;
+            // Unbounded: the engine never waits for a console that is slow to draw (a run's
+            // records are thousands, not millions: one per batch, step and check). The
+            // console may have gone; the journal already holds the truth.
+            let _ = tx.send(rec.clone());
         }
         Ok(rec)
     }
@@ -844,7 +846,7 @@ impl Executor {
             for r in &self.prior {
                 // An earlier stop (at a gate, after --until) is not the end of this run.
                 if !matches!(r.event, Event::RunFinished { .. }) {
-                    let _ = tx.send(r.clone()).await;
+                    let _ = tx.send(r.clone());
                 }
             }
         }

@@ -45,7 +45,7 @@ const RECORD_BURST: usize = 256;
 pub const FRAME: Duration = Duration::from_millis(100);
 
 pub struct UiChannels {
-    pub events: mpsc::Receiver<Record>,
+    pub events: mpsc::UnboundedReceiver<Record>,
     pub progress: watch::Receiver<ProgressSnapshot>,
     pub commands: mpsc::Sender<Command>,
     /// Tracing lines for the log pane (`None`: the log pane shows the journal only).
