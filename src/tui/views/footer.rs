@@ -10,15 +10,17 @@ use super::style;
 use crate::app::keymap::{KEYMAP, KeyContext, binding_keys};
 use crate::app::{Action, App, RejectAction, Tone, outcome_glyph_word};
 
-/// Actions shown in the footer, with their short word. Keys come from [`KEYMAP`].
-const FOOTER: &[(Action, &str)] = &[
-    (Action::Quit, "quit"),
-    (Action::ToggleHelp, "help"),
-    (Action::OpenGateDialog, "sign-off"),
-    (Action::NextTab, "tab"),
-    (Action::ScrollDown, "scroll"),
-    (Action::Rejects(RejectAction::CycleEntity), "filter"),
-    (Action::OpenRollbackDialog, "rollback"),
+/// Actions shown in the footer, with their short word, in order. Keys come from [`KEYMAP`].
+/// The last number is the priority: on a narrow screen the lowest go first.
+const FOOTER: &[(Action, &str, u8)] = &[
+    (Action::Quit, "quit", 9),
+    (Action::ToggleHelp, "help", 9),
+    (Action::OpenGateDialog, "sign-off", 8),
+    (Action::NextTab, "tab", 3),
+    (Action::ScrollDown, "scroll", 1),
+    (Action::Rejects(RejectAction::CycleEntity), "filter", 2),
+    (Action::OpenSkipDialog, "skip", 4),
+    (Action::OpenRollbackDialog, "rollback", 8),
 ];
 
 pub fn keys_for(action: &Action) -> Option<String> {
@@ -70,8 +72,8 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             Span::raw(" help"),
         ])
     } else {
-        let mut spans = vec![Span::raw(" ")];
-        for (i, (action, word)) in FOOTER.iter().enumerate() {
+        let mut items: Vec<(String, &str, u8)> = Vec::new();
+        for (action, word, priority) in FOOTER {
             if *action == Action::OpenGateDialog && app.open_gate().is_none() {
                 continue;
             }
@@ -81,17 +83,45 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             if *action == Action::OpenRollbackDialog && app.rollback_refusal().is_some() {
                 continue;
             }
+            if *action == Action::OpenSkipDialog
+                && (app.skip_refusal().is_some() || app.skip_candidates().is_empty())
+            {
+                continue;
+            }
             let Some(keys) = keys_for(action) else {
                 continue;
             };
-            if i > 0 {
-                spans.push(Span::styled(" · ", style::dim()));
-            }
             let keys = if *action == Action::ScrollDown {
                 "↑↓".to_string()
             } else {
                 keys
             };
+            items.push((keys, word, *priority));
+        }
+        // " " + "keys word" joined by " · ".
+        let width = |items: &[(String, &str, u8)]| -> usize {
+            1 + items
+                .iter()
+                .map(|(k, w, _)| k.chars().count() + 1 + w.chars().count())
+                .sum::<usize>()
+                + 3 * items.len().saturating_sub(1)
+        };
+        while width(&items) > area.width as usize {
+            let Some(lowest) = items
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (_, _, p))| *p)
+                .map(|(i, _)| i)
+            else {
+                break;
+            };
+            items.remove(lowest);
+        }
+        let mut spans = vec![Span::raw(" ")];
+        for (i, (keys, word, _)) in items.into_iter().enumerate() {
+            if i > 0 {
+                spans.push(Span::styled(" · ", style::dim()));
+            }
             spans.push(Span::styled(keys, style::key()));
             spans.push(Span::raw(format!(" {word}")));
         }
