@@ -189,8 +189,13 @@ pub fn describe(ev: &Event) -> Option<(String, Tone)> {
         ),
         Event::CheckRecorded { result, .. } => {
             let (g, w, tone) = check_glyph_word(result.status);
+            let unit = result
+                .currency
+                .as_ref()
+                .map(|c| format!(" {c}"))
+                .unwrap_or_default();
             let mut t = format!(
-                "{g} check {} {w} ({}): source {} / target {}",
+                "{g} check {} {w} ({}): source {}{unit} / target {}{unit}",
                 result.name, result.entity, result.source, result.target
             );
             if !result.detail.is_empty() {

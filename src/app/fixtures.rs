@@ -157,6 +157,7 @@ fn check(
             target: target.into(),
             status,
             detail: detail.into(),
+            currency: None,
         },
     }
 }

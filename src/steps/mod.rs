@@ -1210,7 +1210,15 @@ impl Executor {
                     .checks
                     .iter()
                     .filter_map(|c| match c {
-                        Check::Sum { entity, field, .. } if entity == n => Some(field.clone()),
+                        Check::Sum {
+                            entity,
+                            field,
+                            currency,
+                            ..
+                        } if entity == n => Some(crate::engine::pipeline::SumField {
+                            field: field.clone(),
+                            currency: currency.clone(),
+                        }),
                         _ => None,
                     })
                     .collect(),
