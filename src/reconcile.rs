@@ -204,7 +204,14 @@ fn sum_result(
         } else {
             CheckStatus::Fail
         },
-        detail: format!("rejected in-scope rows hold {rejected} (stays behind)"),
+        detail: format!(
+            "rejected in-scope rows hold {}{} (stays behind)",
+            crate::app::fmt_decimal(rejected),
+            currency
+                .as_ref()
+                .map(|c| format!(" {c}"))
+                .unwrap_or_default()
+        ),
         currency,
     }
 }
