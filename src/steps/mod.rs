@@ -1386,6 +1386,8 @@ impl Executor {
             .iter()
             .filter(|c| c.status != CheckStatus::Pass)
             .map(|c| {
+                // As the console shows them: money with its currency.
+                let f = crate::app::check_figures(c);
                 format!(
                     "{} {} {}: source {} vs target {}",
                     if c.status == CheckStatus::Fail {
@@ -1395,8 +1397,8 @@ impl Executor {
                     },
                     c.entity,
                     c.name,
-                    c.source,
-                    c.target
+                    f.source,
+                    f.target
                 )
             })
             .collect();
