@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use rust_decimal::Decimal;
 
 use crate::db::Db;
-use crate::engine::pipeline::Fingerprint;
+use crate::engine::pipeline::{Fingerprint, NO_CURRENCY};
 use crate::journal::events::{CheckResult, CheckStatus, EntityCounts};
 use crate::runbook::Plan;
 use crate::runbook::format::Check;
@@ -145,7 +145,8 @@ pub async fn run_checks(
                         dec(&format!("valid.{field}.{cur}")),
                         targets.get(&cur).copied().unwrap_or_default(),
                         dec(&format!("rejected.{field}.{cur}")),
-                        Some(cur),
+                        // Blank codes are named "(none)" but are no currency to print.
+                        (cur != NO_CURRENCY).then_some(cur),
                     ));
                 }
             }
