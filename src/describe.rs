@@ -5,7 +5,7 @@ use crate::app::model::{
     StepState, Tone, check_glyph_word, decision_glyph_word, fmt_count, fmt_secs,
     outcome_glyph_word, phase_word,
 };
-use crate::journal::events::{Event, RunMode, StepStatus};
+use crate::journal::events::{CheckStatus, Event, RunMode, StepStatus};
 
 /// Human text for an event and how it should feel, or `None` for events too frequent
 /// (or too internal) to list. Every line starts with a glyph or a plain word, so nothing
@@ -189,10 +189,14 @@ pub fn describe(ev: &Event) -> Option<(String, Tone)> {
         ),
         Event::CheckRecorded { result, .. } => {
             let (g, w, tone) = check_glyph_word(result.status);
+            let f = crate::app::check_figures(result);
             let mut t = format!(
                 "{g} check {} {w} ({}): source {} / target {}",
-                result.name, result.entity, result.source, result.target
+                result.name, result.entity, f.source, f.target
             );
+            if f.difference != "–" && result.status != CheckStatus::Pass {
+                t.push_str(&format!(", difference {}", f.difference));
+            }
             if !result.detail.is_empty() {
                 t.push_str(&format!(" ({})", result.detail));
             }

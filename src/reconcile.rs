@@ -1,13 +1,13 @@
 //! Reconciliation checks: source figures (from the journal's pipeline results) against
 //! what the target database holds. Every result is evidence for the gate.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
 use rust_decimal::Decimal;
 
 use crate::db::Db;
-use crate::engine::pipeline::Fingerprint;
+use crate::engine::pipeline::{Fingerprint, NO_CURRENCY};
 use crate::journal::events::{CheckResult, CheckStatus, EntityCounts};
 use crate::runbook::Plan;
 use crate::runbook::format::Check;
@@ -53,6 +53,7 @@ pub async fn run_checks(
                             "in file {}, in scope {}, valid {}, rejected {}, loaded {} into {}",
                             c.in_file, c.in_scope, c.valid, c.rejected, c.loaded, e.target.table
                         ),
+                        currency: None,
                     });
                     if c.in_file == 0 {
                         // A header and no rows is a legal extract, but rarely what anyone meant.
@@ -66,6 +67,7 @@ pub async fn run_checks(
                                 "{}: line 1 is the header and no rows follow, so nothing was loaded; if rows were expected, extract again",
                                 e.source.file
                             ),
+                            currency: None,
                         });
                     }
                     if let Some(budget) = e.max_reject_pct {
@@ -88,6 +90,7 @@ pub async fn run_checks(
                                 "{} of {} in-scope rows rejected",
                                 c.rejected, c.in_scope
                             ),
+                            currency: None,
                         });
                     }
                 }
@@ -96,32 +99,56 @@ pub async fn run_checks(
                 entity,
                 field,
                 column,
+                currency,
+                currency_column,
             } => {
                 let e = &plan.rb.entities[entity];
                 let ev = results.get(entity).cloned().unwrap_or_default();
-                let source: Decimal = ev
-                    .sums
-                    .get(&format!("valid.{field}"))
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or_default();
-                let rejected = ev
-                    .sums
-                    .get(&format!("rejected.{field}"))
-                    .cloned()
-                    .unwrap_or_else(|| "0".into());
-                let target = db.sum_column(&e.target.table, column).await?;
-                out.push(CheckResult {
-                    name: format!("SUM({field})"),
-                    entity: entity.clone(),
-                    source: source.to_string(),
-                    target: target.to_string(),
-                    status: if source == target {
-                        CheckStatus::Pass
-                    } else {
-                        CheckStatus::Fail
-                    },
-                    detail: format!("rejected in-scope rows hold {rejected} (stays behind)"),
-                });
+                let dec = |key: &str| -> Decimal {
+                    ev.sums
+                        .get(key)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or_default()
+                };
+                let Some(cur_field) = currency else {
+                    let source = dec(&format!("valid.{field}"));
+                    let rejected = dec(&format!("rejected.{field}"));
+                    let target = db.sum_column(&e.target.table, column).await?;
+                    out.push(sum_result(
+                        format!("SUM({field})"),
+                        entity,
+                        source,
+                        target,
+                        rejected,
+                        None,
+                    ));
+                    continue;
+                };
+                let tcol = currency_column.as_ref().unwrap_or(cur_field);
+                let targets = db.sum_column_by(&e.target.table, column, tcol).await?;
+                // Every currency on either side (rejected rows included), so one missing
+                // on a side shows as a difference, not as silence.
+                let prefix = format!("valid.{field}.");
+                let mut currencies: BTreeSet<String> = targets.keys().cloned().collect();
+                for k in ev.sums.keys() {
+                    if let Some(cur) = k
+                        .strip_prefix(&prefix)
+                        .or_else(|| k.strip_prefix(&format!("rejected.{field}.")))
+                    {
+                        currencies.insert(cur.to_string());
+                    }
+                }
+                for cur in currencies {
+                    out.push(sum_result(
+                        format!("SUM({field}) {cur}"),
+                        entity,
+                        dec(&format!("valid.{field}.{cur}")),
+                        targets.get(&cur).copied().unwrap_or_default(),
+                        dec(&format!("rejected.{field}.{cur}")),
+                        // Blank codes are named "(none)" but are no currency to print.
+                        (cur != NO_CURRENCY).then_some(cur),
+                    ));
+                }
             }
             Check::Fingerprint {
                 name,
@@ -151,9 +178,41 @@ pub async fn run_checks(
                     source,
                     target,
                     detail: "set of (source tuple) equals set of target rows".into(),
+                    currency: None,
                 });
             }
         }
     }
     Ok(out)
+}
+
+/// One sum compared to the cent; the rejected rows' share is shown, as it stays behind.
+fn sum_result(
+    name: String,
+    entity: &str,
+    source: Decimal,
+    target: Decimal,
+    rejected: Decimal,
+    currency: Option<String>,
+) -> CheckResult {
+    CheckResult {
+        name,
+        entity: entity.to_string(),
+        source: source.to_string(),
+        target: target.to_string(),
+        status: if source == target {
+            CheckStatus::Pass
+        } else {
+            CheckStatus::Fail
+        },
+        detail: format!(
+            "rejected in-scope rows hold {}{} (stays behind)",
+            crate::app::fmt_decimal(rejected),
+            currency
+                .as_ref()
+                .map(|c| format!(" {c}"))
+                .unwrap_or_default()
+        ),
+        currency,
+    }
 }

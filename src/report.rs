@@ -81,8 +81,13 @@ pub fn summary(records: &[Record]) -> Value {
                 );
             }
             Event::CheckRecorded { step, result } => {
-                checks.push(json!({"step": step, "name": result.name, "entity": result.entity, "source": result.source,
-                    "target": result.target, "status": result.status, "detail": result.detail}));
+                let mut c = json!({"step": step, "name": result.name, "entity": result.entity, "source": result.source,
+                    "target": result.target, "status": result.status, "detail": result.detail});
+                // Only on money, as in the journal: the values are in this currency.
+                if let Some(cur) = &result.currency {
+                    c["currency"] = json!(cur);
+                }
+                checks.push(c);
             }
             Event::GateOpened {
                 gate,

@@ -172,3 +172,44 @@ fn malformed_toml_and_wrong_types_and_unknown_gate() {
 }
 
 // A missing runbook file, and more bad runbooks: tests/bad_input.rs.
+
+#[test]
+fn a_sum_per_currency_names_a_source_column_and_a_mapped_target_column() {
+    let t = tms_text().replacen(
+        "currency = \"currency\"        # summed",
+        "currency = \"curency\"        # summed",
+        1,
+    );
+    let (c, err) = check_text(&t);
+    assert_eq!(c, 2);
+    let line = line_of(&t, "currency = \"curency\"");
+    // The sum on amount_total is the second check (the first is counts).
+    assert!(
+        err.contains(&format!(
+            "rb.toml:{line}:1: checks[1].currency: currency field 'curency' is not a column of entity open_invoices"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "hint: name the source column holding the ISO currency code; columns: invoice_no,"
+        ),
+        "{err}"
+    );
+
+    // A target column of another name is given as currency_column, and must be mapped.
+    let t = tms_text().replacen(
+        "currency = \"currency\"        # summed",
+        "currency_column = \"currency_id\"\ncurrency = \"currency\"        # summed",
+        1,
+    );
+    let (c, err) = check_text(&t);
+    assert_eq!(c, 2);
+    let line = line_of(&t, "currency_column = \"currency_id\"");
+    assert!(
+        err.contains(&format!(
+            "rb.toml:{line}:1: checks[1].currency_column: currency column 'currency_id' is not mapped for open_invoices"
+        )),
+        "{err}"
+    );
+}

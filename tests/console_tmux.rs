@@ -103,8 +103,10 @@ fn demo_cutover_through_the_console() {
         s.contains("✓ passed") && s.contains("validate"),
         "steps up to validate passed:\n{s}"
     );
+    // 21: the two invoice sums are per currency, 6 each (EUR, GBP, USD; and XYZ, eur and
+    // a blank one, found only on rejected rows, which show what stays behind).
     assert!(
-        s.contains("Reconciliation 11 pass · 0 warn · 0 fail")
+        s.contains("Reconciliation 21 pass · 0 warn · 0 fail")
             && s.contains("customers 3.84% ≤ 25.00% ✓")
             && s.contains("✓ fits"),
         "the dialog shows the evidence: checks, reject rates against budget, timing:\n{s}"

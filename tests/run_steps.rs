@@ -45,10 +45,41 @@ fn rehearsal_counts_sums_and_rejects_on_the_small_fixture() {
             "{name}: one reject-file row per rejected row"
         );
     }
+    // Per currency, from tests/fixtures/small/open_invoices.csv: I1 (EUR) is the one valid
+    // invoice; I2 (EUR, unknown customer C2), I3 (EUR, customer C3 rejected) and I4 (XYZ)
+    // are rejected; I5 is paid, out of scope.
     let inv = &e["open_invoices"]["sums"];
-    assert_eq!(inv["valid.amount_total"], "121.00");
-    assert_eq!(inv["rejected.amount_total"], "17.10");
-    assert_eq!(inv["rejected.amount_residual"], "9.00");
+    assert_eq!(inv["valid.amount_total.EUR"], "121.00");
+    assert_eq!(inv["rejected.amount_total.EUR"], "14.10");
+    assert_eq!(inv["valid.amount_total.XYZ"], "0");
+    assert_eq!(inv["rejected.amount_total.XYZ"], "3");
+    assert_eq!(inv["valid.amount_residual.EUR"], "121.00");
+    assert_eq!(inv["rejected.amount_residual.EUR"], "5.00");
+    assert_eq!(inv["rejected.amount_residual.XYZ"], "4");
+    assert!(
+        inv.get("valid.amount_total").is_none(),
+        "no total across currencies: {inv}"
+    );
+    let checks = j["checks"].as_array().unwrap();
+    let sum_eur = checks
+        .iter()
+        .find(|c| c["name"] == "SUM(amount_total) EUR")
+        .expect("a per-currency sum check");
+    assert_eq!(
+        (&sum_eur["source"], &sum_eur["target"], &sum_eur["currency"]),
+        (&"121.00".into(), &"121.00".into(), &"EUR".into())
+    );
+    assert_eq!(sum_eur["status"], "pass");
+    // XYZ exists only among rejected rows: 0 on both sides, its rejected sum in the detail.
+    let sum_xyz = checks
+        .iter()
+        .find(|c| c["name"] == "SUM(amount_total) XYZ")
+        .unwrap();
+    assert_eq!(sum_xyz["status"], "pass");
+    assert!(
+        sum_xyz["detail"].as_str().unwrap().contains(" 3 "),
+        "{sum_xyz}"
+    );
     assert!(
         j["checks"]
             .as_array()
@@ -857,4 +888,48 @@ mod gate_cannot_be_bypassed {
     fn tms_in(s: &Scratch) -> std::path::PathBuf {
         runbook(s, |t| t)
     }
+}
+
+/// Money in a currency the source does not have shows as its own failed sum, never folded
+/// into another currency's total.
+#[test]
+fn a_currency_only_the_target_holds_fails_its_own_sum() {
+    let s = Scratch::with_fixture("small");
+    let text = std::fs::read_to_string(tms())
+        .unwrap()
+        .replace("reset = true", "reset = false")
+        .replace("../assets/sample-extract", "extract");
+    let rb = s.path("tms.toml");
+    std::fs::write(&rb, text).unwrap();
+    assert_eq!(code(&s.cutover(&["rehearse"], &rb)), 0);
+    sqlite(
+        &s.path("staging.db"),
+        "INSERT INTO account_move (name, partner_id, currency, amount_untaxed, amount_tax, amount_total, amount_residual, payment_state) \
+         SELECT 'STRAY', MIN(id), 'USD', '50.00', '0.00', '50.00', '50.00', 'not_paid' FROM res_partner",
+    );
+    let out = s.cutover(&["rehearse", "--json"], &rb);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let j = json(&out);
+    let sums: Vec<(&str, &str, &str, &str)> = j["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"].as_str().unwrap().starts_with("SUM(amount_total)"))
+        .map(|c| {
+            (
+                c["currency"].as_str().unwrap(),
+                c["source"].as_str().unwrap(),
+                c["target"].as_str().unwrap(),
+                c["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sums,
+        [
+            ("EUR", "121.00", "121.00", "pass"),
+            ("USD", "0", "50.00", "fail"),
+            ("XYZ", "0", "0", "pass"),
+        ]
+    );
 }

@@ -293,6 +293,35 @@ fn assert_matches_oracle(db: &TempDb, want: &serde_json::Value) {
     let o = &want["open_invoices_sums"];
     assert_eq!(sum("amount_total"), dec(&o["valid_total"]));
     assert_eq!(sum("amount_residual"), dec(&o["valid_residual"]));
+    // And per currency, as the sum checks compare them.
+    for (k, col) in [
+        ("valid.amount_total", "amount_total"),
+        ("valid.amount_residual", "amount_residual"),
+    ] {
+        let got: std::collections::BTreeMap<String, rust_decimal::Decimal> = db
+            .exec(&format!(
+                "SELECT currency, CAST(SUM({col}) AS CHAR(40)) FROM account_move GROUP BY currency"
+            ))
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let (c, v) = l
+                    .split_once(['|', '\t'])
+                    .unwrap_or_else(|| panic!("not currency|sum: {l:?}"));
+                let v = v.trim();
+                let d = v.parse().unwrap_or_else(|e| panic!("{v:?}: {e}"));
+                (c.trim().to_string(), d)
+            })
+            .collect();
+        let want_cur: std::collections::BTreeMap<String, rust_decimal::Decimal> =
+            want["open_invoices_sums_by_currency"][k]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(c, v)| (c.clone(), dec(v)))
+                .collect();
+        assert_eq!(got, want_cur, "{k} per currency");
+    }
     // Every invoice's partner was resolved inside the database to its customer_id.
     let pairs = db
         .exec("SELECT m.name, p.ref FROM account_move m JOIN res_partner p ON p.id = m.partner_id");
@@ -567,10 +596,18 @@ fn rows_the_database_refuses_go_to_the_reject_file_with_its_message() {
             assert_eq!(c["status"], "pass", "{c}");
         }
     }
-    assert!(
-        checks
-            .iter()
-            .any(|c| c["name"] == "SUM(amount_total)" && c["status"] == "pass"),
-        "{checks:?}"
-    );
+    // Per currency, each balancing on its own: refused rows left their currency's sum.
+    let per_currency: Vec<&serde_json::Value> = checks
+        .iter()
+        .filter(|c| {
+            c["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("SUM(amount_total) "))
+        })
+        .collect();
+    assert!(per_currency.len() >= 2, "{checks:?}");
+    for c in per_currency {
+        assert!(c["currency"].is_string(), "{c}");
+        assert_eq!(c["status"], "pass", "{c}");
+    }
 }

@@ -140,6 +140,7 @@ fn rejects_for(entity: &str) -> u64 {
     }
 }
 
+/// Values as the engine records them (plain digits); the console formats them.
 fn check(
     name: &str,
     entity: &str,
@@ -147,6 +148,18 @@ fn check(
     target: &str,
     status: CheckStatus,
     detail: &str,
+) -> Event {
+    money_check(name, entity, source, target, status, detail, None)
+}
+
+fn money_check(
+    name: &str,
+    entity: &str,
+    source: &str,
+    target: &str,
+    status: CheckStatus,
+    detail: &str,
+    currency: Option<&str>,
 ) -> Event {
     Event::CheckRecorded {
         step: "validate".into(),
@@ -157,6 +170,7 @@ fn check(
             target: target.into(),
             status,
             detail: detail.into(),
+            currency: currency.map(String::from),
         },
     }
 }
@@ -238,8 +252,8 @@ pub fn records_to_gate() -> Vec<Record> {
         check(
             "row count",
             "companies",
-            "1,200",
-            "1,200",
+            "1200",
+            "1200",
             CheckStatus::Pass,
             "",
         ),
@@ -249,8 +263,8 @@ pub fn records_to_gate() -> Vec<Record> {
         check(
             "row count",
             "people",
-            "4,797",
-            "4,797",
+            "4797",
+            "4797",
             CheckStatus::Pass,
             "3 rejected",
         ),
@@ -260,32 +274,34 @@ pub fn records_to_gate() -> Vec<Record> {
         check(
             "row count",
             "invoices",
-            "24,988",
-            "24,988",
+            "24988",
+            "24988",
             CheckStatus::Pass,
             "12 rejected",
         ),
     );
     push(
         "18:43:03",
-        check(
-            "sum amount_total",
+        money_check(
+            "SUM(amount_total) EUR",
             "invoices",
-            "1,234,567.89",
-            "1,234,567.89",
+            "1234567.89",
+            "1234567.89",
             CheckStatus::Pass,
-            "rejected sum 4,210.00",
+            "rejected in-scope rows hold 4,210.00 EUR (stays behind)",
+            Some("EUR"),
         ),
     );
     push(
         "18:43:04",
-        check(
-            "sum balance",
+        money_check(
+            "SUM(balance) EUR",
             "invoice_lines",
-            "88,001.10",
-            "87,999.10",
+            "88001.10",
+            "87999.10",
             CheckStatus::Warn,
             "2.00 rounding on 1 line",
+            Some("EUR"),
         ),
     );
     push(

@@ -193,6 +193,40 @@ impl Db {
         Ok(total)
     }
 
+    /// Exact sums of a money column per value of `group_column` (its currency), read row
+    /// by row like [`sum_column`](Self::sum_column) so every driver sums the same way. A
+    /// NULL or blank group is [`NO_CURRENCY`](crate::engine::pipeline::NO_CURRENCY), as on
+    /// the source side.
+    pub async fn sum_column_by(
+        &self,
+        table: &str,
+        column: &str,
+        group_column: &str,
+    ) -> Result<BTreeMap<String, Decimal>> {
+        let sql = format!(
+            "SELECT {}, {} FROM {}",
+            self.q(group_column),
+            self.q(column),
+            self.q(table)
+        );
+        let mut out: BTreeMap<String, Decimal> = BTreeMap::new();
+        self.for_each_row(&sql, |c| {
+            let group = match c[0].as_deref().map(str::trim) {
+                None | Some("") => crate::engine::pipeline::NO_CURRENCY.to_string(),
+                Some(g) => g.to_string(),
+            };
+            let total = out.entry(group).or_default();
+            if let Some(s) = &c[1] {
+                *total += s
+                    .parse::<Decimal>()
+                    .with_context(|| format!("{table}.{column} holds '{s}', not a decimal"))?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
     /// Order-independent digest of what `sql` returns (NULL counts as empty text).
     pub async fn fingerprint(&self, sql: &str) -> Result<Fingerprint> {
         let mut fp = Fingerprint::default();

@@ -35,7 +35,7 @@ pub struct EntityJob {
     /// Keep this entity's valid keys (another entity references it).
     pub keep_valid_keys: bool,
     /// Decimal fields to sum over valid and rejected in-scope rows.
-    pub sum_fields: Vec<String>,
+    pub sum_fields: Vec<SumField>,
     /// Order-independent fingerprints of valid rows' field tuples, by check name.
     pub fingerprints: Vec<(String, Vec<String>)>,
     pub expected_rows: u64,
@@ -55,9 +55,45 @@ pub struct ResumeFrom {
     pub refused: HashMap<u64, String>,
 }
 
+/// A decimal field to sum, per currency when `currency` names the field holding its code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SumField {
+    pub field: String,
+    pub currency: Option<String>,
+}
+
+/// The currency key of a row whose currency field is blank (or a NULL target currency).
+pub const NO_CURRENCY: &str = "(none)";
+
+/// Running sums of one field: one total per currency (a single `""` entry without a
+/// currency field). Small: as many entries as distinct currency codes.
+type Sums = BTreeMap<String, Decimal>;
+
+/// Add a row's amount to `sums` under its currency; a row whose amount is not a decimal
+/// adds nothing (it is rejected for that, and its currency would only be noise).
+fn add_to(sums: &mut Sums, fields: &[String], (amount, cur): (usize, Option<usize>), sign: i8) {
+    let Some(d) = fields.get(amount).and_then(|v| parse_decimal(v)) else {
+        return;
+    };
+    let key = match cur {
+        None => String::new(),
+        Some(i) => match fields.get(i).map(|c| c.as_str()) {
+            None | Some("") => NO_CURRENCY.to_string(),
+            Some(c) => c.to_string(),
+        },
+    };
+    let e = sums.entry(key).or_default();
+    if sign < 0 {
+        *e -= d;
+    } else {
+        *e += d;
+    }
+}
+
 pub struct EntityResult {
     pub counts: EntityCounts,
-    /// `valid.<field>` / `rejected.<field>` decimal sums and `fingerprint.<check>` values.
+    /// `valid.<field>` / `rejected.<field>` decimal sums (`valid.<field>.<CUR>` /
+    /// `rejected.<field>.<CUR>` for a sum kept per currency) and `fingerprint.<check>` values.
     pub sums: BTreeMap<String, String>,
     pub valid_keys: Option<HashSet<String>>,
     pub duration_ms: u64,
@@ -80,8 +116,8 @@ struct Tally {
     counts: EntityCounts,
     /// Rows refused in batches committed before a resume.
     refused_before: Vec<Refused>,
-    valid_sum: Vec<Decimal>,
-    rejected_sum: Vec<Decimal>,
+    valid_sum: Vec<Sums>,
+    rejected_sum: Vec<Sums>,
     fp: Vec<Fingerprint>,
     keys: Option<HashSet<String>>,
 }
@@ -157,10 +193,15 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     let reject_path = job.reject_path.clone();
     let batch_size = job.batch_size.max(1);
     let refs = job.refs.clone();
-    let sum_idx: Vec<usize> = job
+    // (amount index, currency index) per sum field, aligned with `sum_fields`. A field the
+    // rules do not know (lint reports it) gets an index past the row: it adds nothing.
+    let sum_idx: Vec<(usize, Option<usize>)> = job
         .sum_fields
         .iter()
-        .filter_map(|f| rules.column_index(f))
+        .map(|f| {
+            let at = |c: &String| rules.column_index(c).unwrap_or(usize::MAX);
+            (at(&f.field), f.currency.as_ref().map(at))
+        })
         .collect();
     let fp_idx: Vec<Vec<usize>> = job
         .fingerprints
@@ -179,8 +220,8 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         let mut src = CsvSource::open(&file, &rules.columns)?;
         let mut rejects = RejectWriter::create(&reject_path, &src.header)?;
         let mut t = Tally {
-            valid_sum: vec![Decimal::ZERO; sum_idx.len()],
-            rejected_sum: vec![Decimal::ZERO; sum_idx.len()],
+            valid_sum: vec![Sums::new(); sum_idx.len()],
+            rejected_sum: vec![Sums::new(); sum_idx.len()],
             fp: vec![Fingerprint::default(); fp_idx.len()],
             keys: keep_keys.then(HashSet::new),
             ..Default::default()
@@ -220,9 +261,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                     t.counts.in_scope += 1;
                     t.counts.rejected += 1;
                     for (k, &i) in sum_idx.iter().enumerate() {
-                        if let Some(d) = fields.get(i).and_then(|v| parse_decimal(v)) {
-                            t.rejected_sum[k] += d;
-                        }
+                        add_to(&mut t.rejected_sum[k], &fields, i, 1);
                     }
                     rejects.write(&raw.raw, raw.line, &issues)?;
                 }
@@ -230,9 +269,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                     t.counts.in_scope += 1;
                     t.counts.valid += 1;
                     for (k, &i) in sum_idx.iter().enumerate() {
-                        if let Some(d) = parse_decimal(&fields[i]) {
-                            t.valid_sum[k] += d;
-                        }
+                        add_to(&mut t.valid_sum[k], &fields, i, 1);
                     }
                     for (k, idx) in fp_idx.iter().enumerate() {
                         let parts: Vec<&str> = idx.iter().map(|&i| fields[i].as_str()).collect();
@@ -358,11 +395,10 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         )?;
         t.counts.valid -= 1;
         t.counts.rejected += 1;
+        // Under the row's own currency on both sides.
         for (k, &i) in sum_idx_db.iter().enumerate() {
-            if let Some(d) = parse_decimal(&fields[i]) {
-                t.valid_sum[k] -= d;
-                t.rejected_sum[k] += d;
-            }
+            add_to(&mut t.valid_sum[k], fields, i, -1);
+            add_to(&mut t.rejected_sum[k], fields, i, 1);
         }
         for (k, idx) in fp_idx_db.iter().enumerate() {
             let parts: Vec<&str> = idx.iter().map(|&i| fields[i].as_str()).collect();
@@ -378,19 +414,21 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     publish(loaded, true);
 
     let mut sums = BTreeMap::new();
-    for (k, f) in job.sum_fields.iter().enumerate() {
-        sums.insert(
-            format!("valid.{f}"),
-            t.valid_sum.get(k).copied().unwrap_or_default().to_string(),
-        );
-        sums.insert(
-            format!("rejected.{f}"),
-            t.rejected_sum
-                .get(k)
-                .copied()
-                .unwrap_or_default()
-                .to_string(),
-        );
+    for (k, sf) in job.sum_fields.iter().enumerate() {
+        let (valid, rejected) = (&t.valid_sum[k], &t.rejected_sum[k]);
+        let f = &sf.field;
+        let at = |m: &Sums, cur: &str| m.get(cur).copied().unwrap_or_default().to_string();
+        if sf.currency.is_none() {
+            sums.insert(format!("valid.{f}"), at(valid, ""));
+            sums.insert(format!("rejected.{f}"), at(rejected, ""));
+        } else {
+            // Both keys for every currency seen on either side, so a currency with only
+            // rejected rows still shows its (zero) valid sum.
+            for cur in valid.keys().chain(rejected.keys()) {
+                sums.insert(format!("valid.{f}.{cur}"), at(valid, cur));
+                sums.insert(format!("rejected.{f}.{cur}"), at(rejected, cur));
+            }
+        }
     }
     for (k, (name, _)) in job.fingerprints.iter().enumerate() {
         sums.insert(format!("fingerprint.{name}"), t.fp[k].render());

@@ -120,6 +120,9 @@ pub struct CheckResult {
     pub status: CheckStatus,
     /// Anything finance or the lead should see beside it (e.g. rejected sums).
     pub detail: String,
+    /// Set on a sum kept per currency: source and target are money in this currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
 }
 
 /// The evidence a gate shows its approvers, journaled with the gate so the record says

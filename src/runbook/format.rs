@@ -326,6 +326,13 @@ pub enum Check {
         entity: String,
         field: String,
         column: String,
+        /// Source field holding the ISO currency code: the sums are then kept per
+        /// currency, since a total across currencies is not money.
+        #[serde(default)]
+        currency: Option<String>,
+        /// Target column holding the currency (defaults to the name of `currency`).
+        #[serde(default)]
+        currency_column: Option<String>,
     },
     /// The set of source tuples of valid rows equals the set of tuples the target query returns.
     Fingerprint {

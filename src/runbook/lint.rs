@@ -306,6 +306,8 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
                 entity,
                 field,
                 column,
+                currency,
+                currency_column,
             } => {
                 if ent(ck("entity"), entity, diags) {
                     let e = &rb.entities[entity];
@@ -324,6 +326,39 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
                                 "mapped: {}",
                                 e.map.keys().cloned().collect::<Vec<_>>().join(", ")
                             ),
+                        ));
+                    }
+                    if let Some(cur) = currency {
+                        if !e.columns.contains(cur) {
+                            diags.push(ctx.diag(
+                                &ck("currency"),
+                                format!("currency field '{cur}' is not a column of entity {entity}"),
+                                format!(
+                                    "name the source column holding the ISO currency code; columns: {}",
+                                    e.columns.join(", ")
+                                ),
+                            ));
+                        }
+                        let tcol = currency_column.as_ref().unwrap_or(cur);
+                        if !e.map.contains_key(tcol) {
+                            diags.push(ctx.diag(
+                                &ck(if currency_column.is_some() {
+                                    "currency_column"
+                                } else {
+                                    "currency"
+                                }),
+                                format!("currency column '{tcol}' is not mapped for {entity}"),
+                                format!(
+                                    "set currency_column to the target column holding the currency; mapped: {}",
+                                    e.map.keys().cloned().collect::<Vec<_>>().join(", ")
+                                ),
+                            ));
+                        }
+                    } else if let Some(cc) = currency_column {
+                        diags.push(ctx.diag(
+                            &ck("currency_column"),
+                            format!("currency_column '{cc}' without currency"),
+                            "also name the source field holding the currency: currency = \"FIELD\"".into(),
                         ));
                     }
                 }

@@ -1212,7 +1212,15 @@ impl Executor {
                     .checks
                     .iter()
                     .filter_map(|c| match c {
-                        Check::Sum { entity, field, .. } if entity == n => Some(field.clone()),
+                        Check::Sum {
+                            entity,
+                            field,
+                            currency,
+                            ..
+                        } if entity == n => Some(crate::engine::pipeline::SumField {
+                            field: field.clone(),
+                            currency: currency.clone(),
+                        }),
                         _ => None,
                     })
                     .collect(),
@@ -1380,6 +1388,8 @@ impl Executor {
             .iter()
             .filter(|c| c.status != CheckStatus::Pass)
             .map(|c| {
+                // As the console shows them: money with its currency.
+                let f = crate::app::check_figures(c);
                 format!(
                     "{} {} {}: source {} vs target {}",
                     if c.status == CheckStatus::Fail {
@@ -1389,8 +1399,8 @@ impl Executor {
                     },
                     c.entity,
                     c.name,
-                    c.source,
-                    c.target
+                    f.source,
+                    f.target
                 )
             })
             .collect();

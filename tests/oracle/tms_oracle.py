@@ -240,6 +240,14 @@ def run_drivers(path):
 def run_invoices(path, valid_customers):
     ent, seen, partner = Entity("open_invoices"), set(), {}
     sums = {k: Decimal(0) for k in ("valid_total", "valid_residual", "rejected_total", "rejected_residual")}
+    # The same sums per currency code (as trimmed; "" when blank), since the runbook's sum
+    # checks name a currency field: {"valid.amount_total": {"EUR": Decimal}, ...}.
+    by_cur = {f"{side}.{a}": {} for side in ("valid", "rejected") for a in ("amount_total", "amount_residual")}
+
+    def add(side, amount, value, cur):
+        if value is not None:
+            m = by_cur[f"{side}.{amount}"]
+            m[cur] = m.get(cur, Decimal(0)) + value
     for line, f in read_records(path, "open_invoices"):
         ent.in_file += 1
         if f is None:
@@ -271,12 +279,16 @@ def run_invoices(path, valid_customers):
                 sums["rejected_total"] += total
             if residual is not None:
                 sums["rejected_residual"] += residual
+            add("rejected", "amount_total", total, f["currency"])
+            add("rejected", "amount_residual", residual, f["currency"])
         else:
             ent.valid += 1
             sums["valid_total"] += total
             sums["valid_residual"] += residual
+            add("valid", "amount_total", total, f["currency"])
+            add("valid", "amount_residual", residual, f["currency"])
             partner[f["invoice_no"]] = f["customer_id"]
-    return ent, sums, partner
+    return ent, sums, by_cur, partner
 
 
 def fmt_money(d):
@@ -295,7 +307,7 @@ def run(directory):
     customers, valid_customers = run_customers(path["customers"])
     vehicles = run_vehicles(path["vehicles"])
     drivers = run_drivers(path["drivers"])
-    invoices, sums, partner = run_invoices(path["open_invoices"], valid_customers)
+    invoices, sums, by_cur, partner = run_invoices(path["open_invoices"], valid_customers)
     ents = [customers, vehicles, drivers, invoices]
     rules = Counter()
     for e in ents:
@@ -303,6 +315,9 @@ def run(directory):
     return {
         "entities": {e.name: e.stats() for e in ents},
         "open_invoices_sums": {k: fmt_money(v) for k, v in sums.items()},
+        "open_invoices_sums_by_currency": {
+            k: {c: fmt_money(v) for c, v in m.items()} for k, m in by_cur.items()
+        },
         "rejected_lines": {e.name: e.rejected_lines for e in ents},
         "invoice_partner": partner,
     }, dict(sorted(rules.items()))

@@ -1,5 +1,6 @@
 //! Reconciliation tab: one row per check, numbers right-aligned, status as glyph + word.
-//! On narrow screens the selected check's detail goes on its own line.
+//! Each check shows target − source; money carries its currency. On narrow screens the
+//! selected check's difference and detail go on their own line.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -7,12 +8,21 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState};
 
 use super::{WIDE_MIN_WIDTH, style};
-use crate::app::{App, check_glyph_word};
+use crate::app::{App, CheckFigures, check_figures, check_glyph_word};
+use crate::journal::events::CheckResult;
 
 const STATUS_WIDTH: u16 = 6;
 const ENTITY_WIDTH: u16 = 13;
-/// Widest number column allowed ("1,234,567.89" is 12).
-const NUMBER_MAX_WIDTH: usize = 16;
+/// Widest number column allowed ("-1,234,567.89 EUR" is 17).
+const NUMBER_MAX_WIDTH: usize = 20;
+
+/// Figures without the currency: the narrow layout names it once per row.
+fn bare_figures(r: &CheckResult) -> CheckFigures {
+    check_figures(&CheckResult {
+        currency: None,
+        ..r.clone()
+    })
+}
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let block = Block::bordered().title(format!(" Reconciliation · {} checks ", app.checks.len()));
@@ -32,8 +42,21 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     ])
     .areas(inner);
 
-    let num_w = |f: fn(&crate::app::CheckRow) -> &str, title: &str| {
-        app.checks
+    // Wide: money with its currency in every column. Narrow: bare numbers, the currency
+    // once after them, as three money columns do not fit in 40 columns.
+    let figures: Vec<CheckFigures> = app
+        .checks
+        .iter()
+        .map(|c| {
+            if wide {
+                check_figures(&c.result)
+            } else {
+                bare_figures(&c.result)
+            }
+        })
+        .collect();
+    let num_w = |f: fn(&CheckFigures) -> &str, title: &str| {
+        figures
             .iter()
             .map(|c| f(c).chars().count())
             .chain([title.len()])
@@ -41,12 +64,20 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             .unwrap_or(6)
             .min(NUMBER_MAX_WIDTH) as u16
     };
-    let src_w = num_w(|c| &c.result.source, "source");
-    let tgt_w = num_w(|c| &c.result.target, "target");
+    let src_w = num_w(|f| &f.source, "source");
+    let tgt_w = num_w(|f| &f.target, "target");
+    let diff_w = num_w(|f| &f.difference, "difference");
+    // " EUR" after the narrow numbers; rows without a currency pad so columns line up.
+    let unit_w = app
+        .checks
+        .iter()
+        .filter_map(|c| c.result.currency.as_ref().map(|u| u.chars().count() + 1))
+        .max()
+        .unwrap_or(0);
     let right = |s: &str| Cell::from(Line::from(s.to_string()).right_aligned());
 
     let sel = app.recon_scroll.min(app.checks.len() - 1);
-    let rows = app.checks.iter().map(|c| {
+    let rows = app.checks.iter().zip(&figures).map(|(c, f)| {
         let (g, w, t) = check_glyph_word(c.result.status);
         let status = Cell::from(Span::styled(format!("{g} {w}"), style::tone(t)));
         if wide {
@@ -54,18 +85,26 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
                 status,
                 Cell::from(c.result.name.clone()),
                 Cell::from(c.result.entity.clone()),
-                right(&c.result.source),
-                right(&c.result.target),
+                right(&f.source),
+                right(&f.target),
+                right(&f.difference),
                 Cell::from(Span::styled(c.result.detail.clone(), style::dim())),
             ])
         } else {
             // Two lines: what was checked, then the numbers right-aligned in fixed columns.
+            let unit = c
+                .result
+                .currency
+                .as_ref()
+                .map(|u| format!(" {u}"))
+                .unwrap_or_default();
             let numbers = format!(
-                "{:>sw$} {:>tw$}",
-                c.result.source,
-                c.result.target,
+                "{:>sw$} {:>tw$}{unit:<uw$}",
+                f.source,
+                f.target,
                 sw = src_w as usize,
-                tw = tgt_w as usize
+                tw = tgt_w as usize,
+                uw = unit_w
             );
             let text = Text::from(vec![
                 Line::from(format!("{} · {}", c.result.name, c.result.entity)),
@@ -76,13 +115,22 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     });
     let (header, widths): (Vec<&str>, Vec<Constraint>) = if wide {
         (
-            vec!["status", "check", "entity", "source", "target", "detail"],
+            vec![
+                "status",
+                "check",
+                "entity",
+                "source",
+                "target",
+                "difference",
+                "detail",
+            ],
             vec![
                 Constraint::Length(STATUS_WIDTH),
                 Constraint::Fill(1),
                 Constraint::Length(ENTITY_WIDTH),
                 Constraint::Length(src_w),
                 Constraint::Length(tgt_w),
+                Constraint::Length(diff_w),
                 Constraint::Fill(2),
             ],
         )
@@ -94,7 +142,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     };
     let header = if wide {
         Row::new(header.into_iter().map(|h| {
-            if h == "source" || h == "target" {
+            if matches!(h, "source" | "target" | "difference") {
                 right(h)
             } else {
                 Cell::from(h)
@@ -103,11 +151,13 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         .style(style::header_row())
     } else {
         let nums = format!(
-            "{:>sw$} {:>tw$}",
+            "{:>sw$} {:>tw$}{:uw$}",
             "source",
             "target",
+            "",
             sw = src_w as usize,
-            tw = tgt_w as usize
+            tw = tgt_w as usize,
+            uw = unit_w
         );
         Row::new(vec![
             Cell::from("status"),
@@ -129,16 +179,22 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
 
     if !wide {
         let c = &app.checks[sel];
-        let detail = if c.result.detail.is_empty() {
-            "(no detail)"
+        // The selected row above names the check; this line has room for Δ and the why.
+        let diff = check_figures(&c.result).difference;
+        let mut parts = Vec::new();
+        if diff != "–" {
+            parts.push(format!("Δ {diff}"));
+        }
+        if !c.result.detail.is_empty() {
+            parts.push(c.result.detail.clone());
+        }
+        let text = if parts.is_empty() {
+            format!(" {}: (no detail)", c.result.name)
         } else {
-            &c.result.detail
+            format!(" {}", parts.join(" · "))
         };
         frame.render_widget(
-            Paragraph::new(Span::styled(
-                format!(" {}: {detail}", c.result.name),
-                style::dim(),
-            )),
+            Paragraph::new(Span::styled(text, style::dim())),
             detail_area,
         );
     }
