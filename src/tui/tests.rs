@@ -351,6 +351,16 @@ fn skip_dialog_160x48() {
 /// The journal says verify was skipped: `- skipped` in the runbook pane, the log says who.
 #[test]
 fn step_skipped_80x24() {
+    insta::assert_snapshot!(screen(&verify_skipped(), 80, 24));
+}
+
+#[test]
+fn step_skipped_160x48() {
+    insta::assert_snapshot!(screen(&verify_skipped(), 160, 48));
+}
+
+/// Verify skipped by the operator while the load runs: the step and a log line say so.
+fn verify_skipped() -> App {
     let mut app = mid_load(Tab::Log);
     let n = records_mid_load().len() as i64;
     update(
@@ -365,7 +375,7 @@ fn step_skipped_80x24() {
             },
         )),
     );
-    insta::assert_snapshot!(screen(&app, 80, 24));
+    app
 }
 
 #[test]
