@@ -353,12 +353,7 @@ async fn execute(
     {
         eprintln!(
             "error: --until {since}: no such step (steps: {})",
-            plan.rb
-                .steps
-                .iter()
-                .map(|s| s.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            plan.step_ids()
         );
         return Ok(exit::INVALID);
     }

@@ -92,6 +92,16 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The step ids in runbook order, comma-separated: for "no such step" messages.
+    pub fn step_ids(&self) -> String {
+        self.rb
+            .steps
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub fn env(&self, name: &str) -> Option<&ResolvedEnv> {
         self.envs.get(name).filter(|e| !e.url.is_empty())
     }

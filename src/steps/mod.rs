@@ -75,12 +75,7 @@ pub fn check_skip(
     let Some(s) = plan.rb.steps.iter().find(|s| s.id == step) else {
         return Err(format!(
             "no step '{step}' in the runbook (steps: {})",
-            plan.rb
-                .steps
-                .iter()
-                .map(|s| s.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            plan.step_ids()
         ));
     };
     let kind = s.kind.name();
