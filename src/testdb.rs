@@ -4,8 +4,10 @@
 //! value goes out of scope. A server that cannot be reached is a test failure with the
 //! command that starts it, never a skip.
 
+use std::fs::File;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::db::Dialect;
 
@@ -18,26 +20,89 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 pub struct TempDb {
     pub dialect: Dialect,
     pub name: String,
+    /// Holds the servers up (a shared turn) while the database is in use.
+    _turn: Option<Arc<File>>,
+}
+
+/// The file every test process locks to share the local servers: a test that stops a
+/// server holds it exclusively ([`stop_servers_turn`]), every [`TempDb`] holds it shared, so
+/// a restart in one `cargo test` never breaks another run's tests on the same machine.
+fn lock_path() -> std::path::PathBuf {
+    std::env::temp_dir().join("cutover-test-servers.lock")
+}
+
+fn lock_file() -> File {
+    let p = lock_path();
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .unwrap_or_else(|e| panic!("cannot open the servers' test lock {}: {e}", p.display()))
+}
+
+/// Set once this process holds the exclusive turn: its own databases need no shared one
+/// (a second lock on the same file from one process would wait for itself).
+static EXCLUSIVE: AtomicBool = AtomicBool::new(false);
+/// The shared turn, one per process, held while any of its databases live.
+static SHARED: Mutex<std::sync::Weak<File>> = Mutex::new(std::sync::Weak::new());
+
+fn shared_turn() -> Option<Arc<File>> {
+    if EXCLUSIVE.load(Ordering::SeqCst) {
+        return None;
+    }
+    let mut held = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(f) = held.upgrade() {
+        return Some(f);
+    }
+    let f = lock_file();
+    f.lock_shared()
+        .unwrap_or_else(|e| panic!("cannot take the servers' test lock: {e}"));
+    let f = Arc::new(f);
+    *held = Arc::downgrade(&f);
+    Some(f)
+}
+
+/// For a test that stops and starts a local server: waits until no other test process
+/// uses the servers, then keeps them to this process until it exits. Call it before
+/// creating any [`TempDb`].
+pub fn stop_servers_turn() {
+    static HELD: std::sync::OnceLock<File> = std::sync::OnceLock::new();
+    HELD.get_or_init(|| {
+        let f = lock_file();
+        eprintln!(
+            "waiting for other test processes to finish with the local servers ({})",
+            lock_path().display()
+        );
+        f.lock()
+            .unwrap_or_else(|e| panic!("cannot take the servers' test lock: {e}"));
+        EXCLUSIVE.store(true, Ordering::SeqCst);
+        f
+    });
 }
 
 impl TempDb {
     /// A new empty PostgreSQL database.
     pub fn postgres(tag: &str) -> TempDb {
+        let _turn = shared_turn();
         let name = unique(tag);
         psql("postgres", &format!("CREATE DATABASE {name}"));
         TempDb {
             dialect: Dialect::Postgres,
             name,
+            _turn,
         }
     }
 
     /// A new empty MariaDB/MySQL database.
     pub fn mysql(tag: &str) -> TempDb {
+        let _turn = shared_turn();
         let name = unique(tag);
         mariadb(&format!("CREATE DATABASE {name}"));
         TempDb {
             dialect: Dialect::MySql,
             name,
+            _turn,
         }
     }
 

@@ -3,9 +3,11 @@
 //! completes with production exactly as an uninterrupted load leaves it; past the limit
 //! the load step fails and the rollback is run.
 //!
-//! Its own test binary: cargo runs test binaries one after another, so no other test
-//! touches PostgreSQL while it is down; the two tests here take turns through a lock. A
-//! guard starts the server again whatever happens, panics included.
+//! Its own test binary: cargo runs test binaries one after another, and the servers' test
+//! lock (`testdb::stop_servers_turn`, a file lock every `TempDb` of any test process holds
+//! shared) keeps other `cargo test` runs on this machine off the server while it is down;
+//! the two tests here take turns through a mutex. A guard starts the server again whatever
+//! happens, panics included.
 //!
 //! The shipped binary pauses right after the load's second batch is journaled
 //! (`CUTOVER_FAULT`), which is when the server goes down: between two batches, with no
@@ -317,6 +319,7 @@ fn content(db: &TempDb) -> String {
 #[test]
 fn a_postgres_restart_during_the_load_is_retried_and_the_run_completes() {
     let _turn = SERVER.lock().unwrap_or_else(|p| p.into_inner());
+    cutover::testdb::stop_servers_turn();
     let t0 = Instant::now();
     let (site, down, mut run) = stopped_mid_load("restart", "retries = 5\nretry_delay = \"500ms\"");
     let setup = t0.elapsed();
@@ -384,6 +387,7 @@ fn a_postgres_restart_during_the_load_is_retried_and_the_run_completes() {
 #[test]
 fn past_the_retry_limit_the_load_fails_and_the_rollback_is_run() {
     let _turn = SERVER.lock().unwrap_or_else(|p| p.into_inner());
+    cutover::testdb::stop_servers_turn();
     let t0 = Instant::now();
     let (site, down, mut run) = stopped_mid_load("giveup", "retries = 1\nretry_delay = \"100ms\"");
     // The server stays down until the run has ended, so nothing here races its restart.
