@@ -585,39 +585,9 @@ fn topo_order<'a>(
     Ok(out)
 }
 
-/// "90s", "10m", "48h", "1h30m", "2d", "250ms".
+/// "90s", "10m", "48h", "1h30m", "2d", "250ms": humantime's grammar, which needs a unit.
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    let mut millis = 0u64;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(ch) = chars.next() {
-        if ch.is_ascii_digit() {
-            num.push(ch);
-        } else {
-            let n: u64 = num.parse().ok()?;
-            num.clear();
-            let unit = match ch {
-                'm' if chars.peek() == Some(&'s') => {
-                    chars.next();
-                    1
-                }
-                's' => 1000,
-                'm' => 60_000,
-                'h' => 3_600_000,
-                'd' => 86_400_000,
-                _ => return None,
-            };
-            millis = millis.checked_add(n.checked_mul(unit)?)?;
-        }
-    }
-    if !num.is_empty() {
-        return None;
-    }
-    Some(std::time::Duration::from_millis(millis))
+    humantime::parse_duration(s.trim()).ok()
 }
 
 /// Table name → column names, read from `CREATE TABLE` statements (enough to lint a mapping).
