@@ -249,6 +249,12 @@ pub fn copy_text(rows: &[&[SqlValue]]) -> Vec<u8> {
                     owned = d.format("%Y-%m-%d").to_string();
                     &owned
                 }
+                // An explicit UTC offset: a timestamptz column stores the moment whatever
+                // the session's TimeZone; a timestamp column ignores the offset.
+                SqlValue::DateTime(t) => {
+                    owned = format!("{}+00", crate::engine::rules::datetime::canonical(t));
+                    &owned
+                }
             };
             for b in s.bytes() {
                 match b {
