@@ -221,9 +221,7 @@ fn scope_domain_and_real_schema_keys_are_linted_with_their_line() {
     let cust_scope = "scope = [{ field = \"status\", in = [\"A\"], out = [\"I\", \"X\", \"\"], case_insensitive = true }]";
     let inv_scope = "scope = [{ field = \"state\", in = [\"open\", \"partial\"], out = [\"paid\", \"draft\", \"cancel\", \"Open\"] }]";
     let lookup = "partner_id = { from = \"customer_id\", lookup = \"customers\" }";
-    let with_scope = |extra: &str| {
-        inv_scope.replace(" }]", &format!(" }}, {extra}]"))
-    };
+    let with_scope = |extra: &str| inv_scope.replace(" }]", &format!(" }}, {extra}]"));
     let cases: Vec<(String, String, &str, &str)> = vec![
         (
             cust_scope.into(),
@@ -318,12 +316,18 @@ fn scope_domain_and_real_schema_keys_are_linted_with_their_line() {
     ];
     for (from, to, want, hint) in cases {
         let t = tms_text();
-        assert!(t.contains(&from), "the reference runbook no longer has {from}");
+        assert!(
+            t.contains(&from),
+            "the reference runbook no longer has {from}"
+        );
         let t = t.replacen(&from, &to, 1);
         let (c, err) = check_text(&t);
         assert_eq!(c, 2, "{to}: {err}");
         let line = line_of(&t, &to);
-        assert!(err.contains(&format!("rb.toml:{line}:")), "{to}: wants line {line}: {err}");
+        assert!(
+            err.contains(&format!("rb.toml:{line}:")),
+            "{to}: wants line {line}: {err}"
+        );
         assert!(err.contains(want), "{to}: wants {want}: {err}");
         assert!(err.contains(hint), "{to}: wants hint {hint}: {err}");
     }

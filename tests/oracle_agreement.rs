@@ -254,10 +254,20 @@ fn engine_agrees_with_the_oracle_on_values_outside_the_scope_domain() {
                 "C92,Out,o2@example.com,,Köln,2020-01-01,10,x",
             ][..],
         ),
-        ("drivers.csv", &["D90,F,L6,2030-01-01,retired", "D91,G,L7,2030-01-01,SUSPENDED"][..]),
+        (
+            "drivers.csv",
+            &[
+                "D90,F,L6,2030-01-01,retired",
+                "D91,G,L7,2030-01-01,SUSPENDED",
+            ][..],
+        ),
         (
             "open_invoices.csv",
-            &["I90,C1,,EUR,5,0,5,5,closed", "I91,C1,,EUR,5,0,5,5,OPEN", "I92,C1,,EUR,5,0,5,5,draft"][..],
+            &[
+                "I90,C1,,EUR,5,0,5,5,closed",
+                "I91,C1,,EUR,5,0,5,5,OPEN",
+                "I92,C1,,EUR,5,0,5,5,draft",
+            ][..],
         ),
     ] {
         let p = s.path("extract").join(file);

@@ -135,7 +135,8 @@ fn lines(s: String) -> Vec<String> {
 fn rentals_of_active_customers_into_postgresql() {
     let staging = TempDb::postgres("rentals_stg");
     let production = TempDb::postgres("rentals_prod");
-    // A session zone far from UTC: a timestamptz must still hold the UTC moment.
+    // The database's own zone far from UTC (psql reads in it): the stored moment,
+    // converted back to UTC below, is still the source's local time moved to UTC.
     production.exec(&format!(
         "ALTER DATABASE {} SET timezone = 'Asia/Tokyo'",
         production.name

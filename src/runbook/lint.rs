@@ -734,7 +734,9 @@ fn lint_lookup(
         let from_key = match le.map.get(&le.target.key) {
             Some(MapSpec::Field(f)) => *f == le.key,
             Some(MapSpec::Spec(s)) => {
-                s.from.as_deref() == Some(le.key.as_str()) && s.values.is_none() && s.lookup.is_none()
+                s.from.as_deref() == Some(le.key.as_str())
+                    && s.values.is_none()
+                    && s.lookup.is_none()
             }
             None => false,
         };

@@ -155,7 +155,10 @@ impl SourceZone {
             let digits: String = z[1..].chars().filter(|c| *c != ':').collect();
             let ok = digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit());
             let (h, m): (i32, i32) = if ok {
-                (digits[..2].parse().unwrap_or(99), digits[2..].parse().unwrap_or(99))
+                (
+                    digits[..2].parse().unwrap_or(99),
+                    digits[2..].parse().unwrap_or(99),
+                )
             } else {
                 (99, 99)
             };

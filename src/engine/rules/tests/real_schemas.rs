@@ -64,7 +64,11 @@ fn scope_domain_matrix() {
             "scope:status: status '' is neither in scope (A) nor a declared out-of-scope value (I, X)",
         ),
         ("in=['A'], out=['I','X']", "a", "scope:status:"),
-        ("in=['A'], out=['I','X'], case_insensitive=true", " a ", "valid"),
+        (
+            "in=['A'], out=['I','X'], case_insensitive=true",
+            " a ",
+            "valid",
+        ),
         ("in=['A'], out=['I','X'], case_insensitive=true", "x", "out"),
         ("in=['A'], out=['I','X', '']", "", "out"),
         ("in=['A'], others='out_of_scope'", "Acme Ltd", "out"),
@@ -82,7 +86,10 @@ fn scope_domain_matrix() {
         ));
         let got = messages(&verdict(&c, &["1", value], &HashMap::new()));
         assert_eq!(got.len(), 1, "{cond} / {value:?}: {got:?}");
-        assert!(got[0].starts_with(want), "{cond} / {value:?}: got {got:?}, want {want}");
+        assert!(
+            got[0].starts_with(want),
+            "{cond} / {value:?}: got {got:?}, want {want}"
+        );
     }
 }
 
@@ -96,16 +103,32 @@ fn a_shifted_row_is_rejected_for_its_scope_not_dropped() {
     let v = verdict(&c, &["C7", "Acme", "Ltd", "Berlin"], &HashMap::new());
     assert_eq!(
         messages(&v),
-        ["scope:status: status 'Berlin' is neither in scope (A) nor a declared out-of-scope value (I, X)"]
+        [
+            "scope:status: status 'Berlin' is neither in scope (A) nor a declared out-of-scope value (I, X)"
+        ]
     );
     // A domain violation wins over another condition that says "out".
     let (_, c) = entity(&format!(
         "{BASE}columns=['k','kind','status']\nkey='k'\nscope=[{{field='kind', in=['B2B'], others='out_of_scope'}}, {{field='status', in=['A'], out=['I']}}]\nmap={{k='k'}}"
     ));
-    assert_eq!(messages(&verdict(&c, &["1", "B2C", "??"], &HashMap::new()))[0].split(':').next(), Some("scope"));
-    assert_eq!(messages(&verdict(&c, &["1", "B2C", "A"], &HashMap::new())), ["out"]);
-    assert_eq!(messages(&verdict(&c, &["1", "B2B", "I"], &HashMap::new())), ["out"]);
-    assert_eq!(messages(&verdict(&c, &["1", "B2B", "A"], &HashMap::new())), ["valid"]);
+    assert_eq!(
+        messages(&verdict(&c, &["1", "B2C", "??"], &HashMap::new()))[0]
+            .split(':')
+            .next(),
+        Some("scope")
+    );
+    assert_eq!(
+        messages(&verdict(&c, &["1", "B2C", "A"], &HashMap::new())),
+        ["out"]
+    );
+    assert_eq!(
+        messages(&verdict(&c, &["1", "B2B", "I"], &HashMap::new())),
+        ["out"]
+    );
+    assert_eq!(
+        messages(&verdict(&c, &["1", "B2B", "A"], &HashMap::new())),
+        ["valid"]
+    );
 }
 
 #[test]
@@ -123,7 +146,10 @@ fn scope_by_another_entitys_in_scope_rows() {
             "C9",
             "scope:customer_id: customer_id 'C9' is the key of no customer row of this extract, in scope or out",
         ),
-        ("", "scope:customer_id: customer_id '' is the key of no customer row"),
+        (
+            "",
+            "scope:customer_id: customer_id '' is the key of no customer row",
+        ),
     ] {
         let got = messages(&verdict(&c, &["R1", value], &keys));
         assert!(got[0].starts_with(want), "{value:?}: {got:?}");
@@ -152,7 +178,10 @@ fn nullable_reference_and_lookup() {
     let (_, c) = entity(&format!(
         "{BASE}columns=['k','cust']\nkey='k'\nmap={{k='k', partner={{from='cust', lookup='customers', column='partner_pk', allow_empty=true}}}}"
     ));
-    assert_eq!(row_of(&verdict(&c, &["1", ""], &HashMap::new()))[1], SqlValue::Null);
+    assert_eq!(
+        row_of(&verdict(&c, &["1", ""], &HashMap::new()))[1],
+        SqlValue::Null
+    );
     assert_eq!(
         row_of(&verdict(&c, &["1", "C1"], &HashMap::new()))[1],
         SqlValue::Lookup {
@@ -165,7 +194,9 @@ fn nullable_reference_and_lookup() {
     // A value that would find no row is a reject, not a silent NULL in a nullable column.
     assert_eq!(
         messages(&verdict(&c, &["1", "C9"], &HashMap::new())),
-        ["lookup:cust: 'C9' is not a valid, in-scope customer of this run, so partner would be an empty reference"]
+        [
+            "lookup:cust: 'C9' is not a valid, in-scope customer of this run, so partner would be an empty reference"
+        ]
     );
     assert_eq!(c.references(), ["customers"]);
     // Without allow_empty: the database resolves it (and refuses a miss); default column id.
@@ -188,13 +219,19 @@ fn value_map_with_and_without_default() {
         (None, "open", Some("not_paid")),
         (None, "paid", None),
     ] {
-        let d = default.map(|d| format!(", default='{d}'")).unwrap_or_default();
+        let d = default
+            .map(|d| format!(", default='{d}'"))
+            .unwrap_or_default();
         let (_, c) = entity(&format!(
             "{BASE}columns=['k','state']\nkey='k'\nmap={{k='k', payment_state={{from='state', values={{open='not_paid'}}{d}}}}}"
         ));
         let v = verdict(&c, &["1", value], &HashMap::new());
         match want {
-            Some(w) => assert_eq!(row_of(&v)[1], SqlValue::Text(w.into()), "{default:?} {value}"),
+            Some(w) => assert_eq!(
+                row_of(&v)[1],
+                SqlValue::Text(w.into()),
+                "{default:?} {value}"
+            ),
             None => assert_eq!(
                 messages(&v),
                 ["map:state: no mapping for 'paid' into payment_state"]
@@ -213,24 +250,118 @@ fn datetime_matrix() {
     // (formats, timezone, written, canonical UTC text or the start of the reason)
     let cases: &[(&str, &str, &str, Result<&str, &str>)] = &[
         (F, "UTC", "2024-01-15 10:20:30", Ok("2024-01-15 10:20:30")),
-        (F, "Europe/Paris", "2024-01-15 10:20:30", Ok("2024-01-15 09:20:30")),
-        (F, "Europe/Paris", "2024-07-01 10:00:00", Ok("2024-07-01 08:00:00")),
-        (F, "Europe/Paris", "15/01/2024 00:30", Ok("2024-01-14 23:30:00")),
-        (F, "+02:00", "2024-01-15 10:00:00", Ok("2024-01-15 08:00:00")),
-        (F, "-05:30", "2024-01-15 10:00:00", Ok("2024-01-15 15:30:00")),
-        (F, "UTC", "2024-01-15 10:20:30.5", Ok("2024-01-15 10:20:30.500000")),
-        (F, "UTC", "2024-01-15 10:20:30.123456", Ok("2024-01-15 10:20:30.123456")),
-        (F, "UTC", "2024-01-15 10:20:30.000", Ok("2024-01-15 10:20:30")),
-        ("'YYYY-MM-DDTHH:mm:ss'", "UTC", "2024-01-15T10:20:30", Ok("2024-01-15 10:20:30")),
-        (F, "UTC", "2024-01-15 10:20:30.1234567", Err("'2024-01-15 10:20:30.1234567' has 7 decimal places")),
-        (F, "Europe/Paris", "2024-03-31 02:30:00", Err("'2024-03-31 02:30:00' does not exist in Europe/Paris (the clocks went forward")),
-        (F, "Europe/Paris", "27/10/2024 02:30", Err("'27/10/2024 02:30' happens twice in Europe/Paris (the clocks went back): it is 2024-10-27 00:30:00 or 2024-10-27 01:30:00 UTC")),
-        (F, "UTC", "2024-02-30 10:00:00", Err("'2024-02-30 10:00:00' is not a real date and time (read as YYYY-MM-DD HH:mm:ss)")),
-        (F, "UTC", "2024-01-15 24:00:00", Err("'2024-01-15 24:00:00' is not a real date and time")),
-        (F, "UTC", "0000-01-15 10:00:00", Err("'0000-01-15 10:00:00' is not a real date and time")),
-        (F, "UTC", "2024-01-15", Err("'2024-01-15' is not a date and time in an accepted format (YYYY-MM-DD HH:mm:ss, DD/MM/YYYY HH:mm)")),
-        (F, "UTC", "2024-1-15 10:00:00", Err("'2024-1-15 10:00:00' is not a date and time in an accepted format")),
-        (F, "UTC", "15/01/2024 10:00:00", Err("'15/01/2024 10:00:00' is not a date and time in an accepted format")),
+        (
+            F,
+            "Europe/Paris",
+            "2024-01-15 10:20:30",
+            Ok("2024-01-15 09:20:30"),
+        ),
+        (
+            F,
+            "Europe/Paris",
+            "2024-07-01 10:00:00",
+            Ok("2024-07-01 08:00:00"),
+        ),
+        (
+            F,
+            "Europe/Paris",
+            "15/01/2024 00:30",
+            Ok("2024-01-14 23:30:00"),
+        ),
+        (
+            F,
+            "+02:00",
+            "2024-01-15 10:00:00",
+            Ok("2024-01-15 08:00:00"),
+        ),
+        (
+            F,
+            "-05:30",
+            "2024-01-15 10:00:00",
+            Ok("2024-01-15 15:30:00"),
+        ),
+        (
+            F,
+            "UTC",
+            "2024-01-15 10:20:30.5",
+            Ok("2024-01-15 10:20:30.500000"),
+        ),
+        (
+            F,
+            "UTC",
+            "2024-01-15 10:20:30.123456",
+            Ok("2024-01-15 10:20:30.123456"),
+        ),
+        (
+            F,
+            "UTC",
+            "2024-01-15 10:20:30.000",
+            Ok("2024-01-15 10:20:30"),
+        ),
+        (
+            "'YYYY-MM-DDTHH:mm:ss'",
+            "UTC",
+            "2024-01-15T10:20:30",
+            Ok("2024-01-15 10:20:30"),
+        ),
+        (
+            F,
+            "UTC",
+            "2024-01-15 10:20:30.1234567",
+            Err("'2024-01-15 10:20:30.1234567' has 7 decimal places"),
+        ),
+        (
+            F,
+            "Europe/Paris",
+            "2024-03-31 02:30:00",
+            Err("'2024-03-31 02:30:00' does not exist in Europe/Paris (the clocks went forward"),
+        ),
+        (
+            F,
+            "Europe/Paris",
+            "27/10/2024 02:30",
+            Err(
+                "'27/10/2024 02:30' happens twice in Europe/Paris (the clocks went back): it is 2024-10-27 00:30:00 or 2024-10-27 01:30:00 UTC",
+            ),
+        ),
+        (
+            F,
+            "UTC",
+            "2024-02-30 10:00:00",
+            Err("'2024-02-30 10:00:00' is not a real date and time (read as YYYY-MM-DD HH:mm:ss)"),
+        ),
+        (
+            F,
+            "UTC",
+            "2024-01-15 24:00:00",
+            Err("'2024-01-15 24:00:00' is not a real date and time"),
+        ),
+        (
+            F,
+            "UTC",
+            "0000-01-15 10:00:00",
+            Err("'0000-01-15 10:00:00' is not a real date and time"),
+        ),
+        (
+            F,
+            "UTC",
+            "2024-01-15",
+            Err(
+                "'2024-01-15' is not a date and time in an accepted format (YYYY-MM-DD HH:mm:ss, DD/MM/YYYY HH:mm)",
+            ),
+        ),
+        (
+            F,
+            "UTC",
+            "2024-1-15 10:00:00",
+            Err("'2024-1-15 10:00:00' is not a date and time in an accepted format"),
+        ),
+        (
+            F,
+            "UTC",
+            "15/01/2024 10:00:00",
+            Err("'15/01/2024 10:00:00' is not a date and time in an accepted format"),
+        ),
         (F, "UTC", "", Err("is empty; expected a date and time")),
     ];
     for (formats, tz, written, want) in cases {
@@ -257,7 +388,10 @@ fn datetime_matrix() {
     let (_, c) = entity(&format!(
         "{BASE}columns=['k','at']\nkey='k'\nvalidate=[{{rule='datetime', field='at', formats=[{F}], allow_empty=true}}]\nmap={{k='k', at='at'}}"
     ));
-    assert_eq!(row_of(&verdict(&c, &["1", ""], &HashMap::new()))[1], SqlValue::Null);
+    assert_eq!(
+        row_of(&verdict(&c, &["1", ""], &HashMap::new()))[1],
+        SqlValue::Null
+    );
 }
 
 #[test]
@@ -271,7 +405,14 @@ fn datetime_formats_and_zones_that_are_refused() {
         let err = datetime::DtFormat::parse(f).unwrap_err();
         assert!(err.contains(why), "{f}: {err}");
     }
-    for ok in ["UTC", "Z", "+02:00", "-0530", "Europe/Paris", "America/New_York"] {
+    for ok in [
+        "UTC",
+        "Z",
+        "+02:00",
+        "-0530",
+        "Europe/Paris",
+        "America/New_York",
+    ] {
         assert!(datetime::SourceZone::parse(ok).is_ok(), "{ok}");
     }
     for bad in ["Paris", "+2", "+25:00", "+02:75", "CEST+1", ""] {
