@@ -255,6 +255,12 @@ fn scope_domain_and_real_schema_keys_are_linted_with_their_line() {
         ),
         (
             inv_scope.into(),
+            with_scope("{ field = \"customer_id\", in_scope_of = \"customers\", case_insensitive = true }"),
+            "entities.open_invoices.scope[1].case_insensitive: 'case_insensitive' cannot be combined with in_scope_of",
+            "write a second scope condition",
+        ),
+        (
+            inv_scope.into(),
             with_scope("{ field = \"customer_id\", in_scope_of = \"open_invoices\" }"),
             "entities.open_invoices.scope[1].in_scope_of: entity open_invoices cannot scope by its own rows",
             "name another entity",

@@ -638,6 +638,7 @@ fn lint_scope(
             ("in", s.one_of.is_some()),
             ("out", s.out.is_some()),
             ("others", s.others.is_some()),
+            ("case_insensitive", s.case_insensitive),
         ] {
             if set {
                 diags.push(ctx.diag(
