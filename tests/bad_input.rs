@@ -971,6 +971,8 @@ fn disk_full_while_writing_rejects() {
         batch_size: 100,
         refs: Default::default(),
         keep_valid_keys: false,
+        scope_refs: Default::default(),
+        keep_scope_keys: false,
         sum_fields: vec![],
         fingerprints: vec![],
         expected_rows: 3,
