@@ -5,8 +5,10 @@
 //! JSON text stored, so verification needs no canonicalisation.
 
 pub mod events;
+pub mod lease;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use futures::stream::BoxStream;
@@ -38,6 +40,9 @@ const ALL_SQL: &str = "SELECT seq, run_id, ts, payload, prev_hash, hash FROM eve
 pub struct Journal {
     store: Store,
     pub location: String,
+    /// Set on the handle of the process that holds the run's lease: every append first
+    /// checks, in its transaction, that the lease is still this process's.
+    fence: Option<Arc<lease::Fence>>,
 }
 
 /// Where the journal lives. Both hold the same table, so records and hashes are identical.
@@ -52,7 +57,47 @@ enum Store {
 pub struct Verification {
     pub records: u64,
     pub first_bad: Option<(i64, String)>,
+    /// The last record whose link checked out: the journal's head when it is intact.
+    pub head: Option<Head>,
 }
+
+/// The end of the chain: `seq:hash` of its last record. Kept by the operator (the run
+/// prints it and writes it into summary.json), it lets `journal verify --expect-head`
+/// tell a journal whose tail was cut off from one that is merely intact.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Head {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl std::fmt::Display for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+impl std::str::FromStr for Head {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Head, String> {
+        let bad = || format!("'{s}': expected SEQ:HASH (as `journal verify` prints the head)");
+        let (seq, hash) = s.trim().split_once(':').ok_or_else(bad)?;
+        let seq = seq
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(bad)?;
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        Ok(Head {
+            seq,
+            hash: hash.to_ascii_lowercase(),
+        })
+    }
+}
+
+/// Exit code of `journal verify --expect-head` when the journal no longer reaches that head.
+pub const EXIT_HEAD_DIFFERS: i32 = 9;
 
 /// One stored row, as read back from either backend.
 #[derive(sqlx::FromRow)]
@@ -99,6 +144,27 @@ macro_rules! link_and_insert {
     };
 }
 
+/// Inside an append's transaction: stop with `LeaseLost` unless this handle's lease is
+/// still held by this process.
+macro_rules! check_fence {
+    ($j:expr, $tx:expr) => {
+        if let Some(f) = &$j.fence {
+            let row: Option<lease::Row> = sqlx::query_as(lease::SELECT_SQL)
+                .bind(f.scope.as_str())
+                .fetch_optional(&mut *$tx)
+                .await?;
+            if row.as_ref().is_none_or(|r| r.token != f.token) {
+                return Err(lease::LeaseLost {
+                    scope: f.scope.clone(),
+                    journal: $j.location.clone(),
+                    now: row.map(|r| r.holder()),
+                }
+                .into());
+            }
+        }
+    };
+}
+
 impl Journal {
     /// Open `url` (a `sqlite:` or `postgres:` URL) or, for a plain path, the SQLite file there.
     pub async fn open(url_or_path: &str) -> Result<Journal> {
@@ -135,15 +201,34 @@ impl Journal {
                  PostgreSQL (a path, a sqlite: URL or a postgres:// URL)"
             ),
         };
-        Ok(Journal { store, location })
+        Ok(Journal {
+            store,
+            location,
+            fence: None,
+        })
     }
 
     pub async fn open_path(path: &Path) -> Result<Journal> {
         Journal::open(&path.display().to_string()).await
     }
 
-    /// Append one event; returns the record as stored.
+    /// Append one event; returns the record as stored. An error names the journal (a
+    /// read-only or full disk says which file or database).
     pub async fn append(&self, run_id: &str, event: &Event) -> Result<Record> {
+        self.append_inner(run_id, event).await.map_err(|e| {
+            if e.is::<lease::LeaseLost>() {
+                e
+            } else {
+                e.context(format!(
+                    "journal {}: cannot write the {} record",
+                    self.location,
+                    event.kind()
+                ))
+            }
+        })
+    }
+
+    async fn append_inner(&self, run_id: &str, event: &Event) -> Result<Record> {
         let payload = serde_json::to_string(event)?;
         let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let kind = event.kind();
@@ -153,6 +238,7 @@ impl Journal {
                 // on it (busy timeout). A plain deferred BEGIN fails with "database is
                 // locked" once a concurrent commit makes its read snapshot stale.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                check_fence!(self, tx);
                 let linked = link_and_insert!(tx, run_id, &ts, kind, &payload).await?;
                 tx.commit().await?;
                 linked
@@ -169,6 +255,7 @@ impl Journal {
                     .bind(PG_APPEND_LOCK)
                     .execute(&mut *tx)
                     .await?;
+                check_fence!(self, tx);
                 let linked = link_and_insert!(tx, run_id, &ts, kind, &payload).await?;
                 tx.commit().await?;
                 linked
@@ -238,6 +325,10 @@ impl Journal {
                 return Ok(Verification {
                     records: n,
                     first_bad: Some((seq, why)),
+                    head: (seq > 1).then(|| Head {
+                        seq: seq - 1,
+                        hash: prev,
+                    }),
                 });
             }
             prev = r.hash;
@@ -246,6 +337,19 @@ impl Journal {
         Ok(Verification {
             records: n,
             first_bad: None,
+            head: (expect_seq > 1).then(|| Head {
+                seq: expect_seq - 1,
+                hash: prev,
+            }),
+        })
+    }
+
+    /// The hash of record `seq`, if the journal holds it.
+    pub async fn hash_at(&self, seq: i64) -> Result<Option<String>> {
+        const SQL: &str = "SELECT hash FROM events WHERE seq = $1";
+        Ok(match &self.store {
+            Store::Sqlite(p) => sqlx::query_scalar(SQL).bind(seq).fetch_optional(p).await?,
+            Store::Postgres(p) => sqlx::query_scalar(SQL).bind(seq).fetch_optional(p).await?,
         })
     }
 
@@ -379,11 +483,14 @@ mod tests {
         }
     }
 
-    fn intact(records: u64) -> Verification {
-        Verification {
-            records,
-            first_bad: None,
-        }
+    /// An intact chain of `records` whose head is its last record.
+    fn assert_intact(v: &Verification, records: u64) {
+        assert_eq!((v.records, &v.first_bad), (records, &None), "{v:?}");
+        assert_eq!(
+            v.head.as_ref().map(|h| h.seq),
+            Some(records as i64),
+            "{v:?}"
+        );
     }
 
     async fn chain_links_every_record_and_reads_back(b: Backend) {
@@ -402,7 +509,7 @@ mod tests {
             recs.iter().map(|r| r.event.clone()).collect::<Vec<_>>(),
             vec![ev("backup"), ev("freeze")]
         );
-        assert_eq!(j.verify().await.unwrap(), intact(3));
+        assert_intact(&j.verify().await.unwrap(), 3);
         j.close().await;
     }
 
@@ -431,7 +538,7 @@ mod tests {
                 "{tru:?}"
             );
         }
-        assert_eq!(j.verify().await.unwrap(), intact(1));
+        assert_intact(&j.verify().await.unwrap(), 1);
         j.close().await;
     }
 
@@ -517,7 +624,7 @@ mod tests {
         let total = (WRITERS * EACH) as u64;
         // `verify` checks seq runs 1, 2, … without a gap and every link, so this is one
         // unforked chain of exactly `total` records.
-        assert_eq!(f.j.verify().await.unwrap(), intact(total));
+        assert_intact(&f.j.verify().await.unwrap(), total);
         for w in 0..WRITERS {
             let recs = f.j.run_records(&format!("w{w}")).await.unwrap();
             let steps: Vec<_> = recs.into_iter().map(|r| r.event).collect();
