@@ -177,10 +177,24 @@ impl Journal {
         let store = match Dialect::of_url(&url) {
             Some(Dialect::Sqlite) => {
                 let pool = crate::db::sqlite_pool(&url, true).await?;
-                sqlx::migrate!("./migrations/sqlite")
-                    .run(&pool)
-                    .await
-                    .with_context(|| format!("journal {location}: migration"))?;
+                // SQLite has no migration lock: two processes opening a new journal at once
+                // both try to apply a migration and one fails on its version row. The other
+                // one's migration then stands, so trying again a moment later finds it applied.
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match sqlx::migrate!("./migrations/sqlite").run(&pool).await {
+                        Ok(()) => break,
+                        Err(_) if attempt < 5 => {
+                            tokio::time::sleep(std::time::Duration::from_millis(100 * attempt))
+                                .await
+                        }
+                        Err(e) => {
+                            return Err(e)
+                                .with_context(|| format!("journal {location}: migration"));
+                        }
+                    }
+                }
                 Store::Sqlite(pool)
             }
             Some(Dialect::Postgres) => {
@@ -407,6 +421,9 @@ mod tests {
         tampering_is_detected_at_the_edited_record,
         last_run_id_is_the_newest_run_started,
         concurrent_appenders_never_fork_the_chain,
+        racing_takers_one_wins_the_lease,
+        a_live_lease_is_refused_a_stale_one_taken_over_and_the_old_holder_fenced,
+        a_released_lease_is_free_again,
     );
 
     /// A new, empty journal. Fields drop in order: the journal, then its storage.
@@ -632,6 +649,160 @@ mod tests {
             assert_eq!(steps, want, "writer {w}'s records, in its order");
         }
         f.j.close().await;
+    }
+
+    /// Separate handles (own pools, as separate processes would have) race for one lease
+    /// behind a barrier: exactly one wins, every other is told who holds it.
+    async fn racing_takers_one_wins_the_lease(b: Backend) {
+        const TAKERS: usize = 6;
+        let f = fresh(b, "lease_race").await;
+        let handles = futures::future::try_join_all((0..TAKERS).map(|_| Journal::open(&f.loc)))
+            .await
+            .unwrap();
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(TAKERS));
+        let tasks: Vec<_> = handles
+            .into_iter()
+            .enumerate()
+            .map(|(i, j)| {
+                let start = start.clone();
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let r = j
+                        .take_lease("tms", &format!("run-{i}"), lease::STALE_AFTER, || {})
+                        .await
+                        .unwrap();
+                    (i, r)
+                })
+            })
+            .collect();
+        let mut won = Vec::new();
+        let mut refused = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                (i, Ok(l)) => won.push((i, l)),
+                (_, Err(held)) => refused.push(held),
+            }
+        }
+        assert_eq!(won.len(), 1, "exactly one taker wins");
+        assert_eq!(refused.len(), TAKERS - 1);
+        let winner = format!("run-{}", won[0].0);
+        for held in &refused {
+            assert_eq!(held.holder.run_id, winner);
+            assert_eq!(held.holder.pid, std::process::id());
+        }
+        let (h, _) = f.j.lease_holder("tms").await.unwrap().unwrap();
+        assert_eq!(h.run_id, winner);
+    }
+
+    async fn set_lease(j: &Journal, sql: &'static str) {
+        raw(j, sql, &[]).await.unwrap();
+    }
+
+    async fn a_live_lease_is_refused_a_stale_one_taken_over_and_the_old_holder_fenced(b: Backend) {
+        let f = fresh(b, "lease_fence").await;
+        let first =
+            f.j.take_lease("tms", "run-1", lease::STALE_AFTER, || {})
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(first.taken, lease::Taken::Free);
+        let old = first.journal();
+        old.append("run-1", &ev("backup")).await.unwrap();
+        // Live (this very process, fresh heartbeat): refused, and nothing changes.
+        let second = Journal::open(&f.loc).await.unwrap();
+        let held = second
+            .take_lease("tms", "run-2", lease::STALE_AFTER, || {})
+            .await
+            .unwrap()
+            .err()
+            .expect("a live holder keeps its lease");
+        assert_eq!(held.holder.run_id, "run-1");
+        assert!(held.heartbeat_age < lease::STALE_AFTER);
+        // The holder is on another host and silent for longer than the timeout given.
+        set_lease(
+            &f.j,
+            "UPDATE leases SET host = 'elsewhere', heartbeat = heartbeat - 60000",
+        )
+        .await;
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let told = lost.clone();
+        let second = second
+            .take_lease(
+                "tms",
+                "run-1",
+                std::time::Duration::from_secs(30),
+                move || told.store(true, std::sync::atomic::Ordering::SeqCst),
+            )
+            .await
+            .unwrap()
+            .expect("a stale holder is taken over");
+        match &second.taken {
+            lease::Taken::TookOver { previous, why } => {
+                assert_eq!(previous.host, "elsewhere");
+                assert_eq!(previous.run_id, "run-1");
+                assert!(why.contains("heartbeat"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The old holder can journal nothing more: its appends are fenced off.
+        let err = old.append("run-1", &ev("load")).await.unwrap_err();
+        let lost_err = err
+            .downcast_ref::<lease::LeaseLost>()
+            .unwrap_or_else(|| panic!("{err:#}"));
+        assert_eq!(lost_err.now.as_ref().unwrap().pid, std::process::id());
+        second.journal().append("run-1", &ev("load")).await.unwrap();
+        let steps: Vec<_> =
+            f.j.run_records("run-1")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.event)
+                .collect();
+        assert_eq!(steps, vec![ev("backup"), ev("load")]);
+        // A holder whose lease is taken while it lives: its heartbeat notices within a
+        // beat or two and calls its `on_lost` (the executor is told to stop).
+        drop(first);
+        let third = Journal::open(&f.loc).await.unwrap();
+        set_lease(&f.j, "UPDATE leases SET heartbeat = heartbeat - 60000").await;
+        let stolen = third
+            .take_lease("tms", "run-1", std::time::Duration::from_secs(30), || {})
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(stolen.taken, lease::Taken::TookOver { .. }));
+        let t0 = std::time::Instant::now();
+        while !second.lost() && t0.elapsed() < lease::HEARTBEAT_EVERY * 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(second.lost(), "the heartbeat finds the lease taken");
+        assert!(
+            lost.load(std::sync::atomic::Ordering::SeqCst),
+            "on_lost was called"
+        );
+    }
+
+    async fn a_released_lease_is_free_again(b: Backend) {
+        let f = fresh(b, "lease_release").await;
+        let l =
+            f.j.take_lease("tms", "run-1", lease::STALE_AFTER, || {})
+                .await
+                .unwrap()
+                .unwrap();
+        l.release().await.unwrap();
+        assert!(f.j.lease_holder("tms").await.unwrap().is_none());
+        let again =
+            f.j.take_lease("tms", "run-2", lease::STALE_AFTER, || {})
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(again.taken, lease::Taken::Free);
+        // Another runbook's lease is independent.
+        assert!(
+            f.j.take_lease("other", "run-3", lease::STALE_AFTER, || {})
+                .await
+                .unwrap()
+                .is_ok()
+        );
     }
 
     #[tokio::test]
