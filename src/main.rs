@@ -188,7 +188,28 @@ fn main() -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
+/// The `--journal` (or `CUTOVER_JOURNAL`) a command was given.
+fn journal_flag(cmd: &Cmd) -> Option<&str> {
+    match cmd {
+        Cmd::Run(a) | Cmd::Rehearse(a) => a.common.journal.as_deref(),
+        Cmd::Demo(d) => d.common.journal.as_deref(),
+        Cmd::Rollback { journal, .. } | Cmd::Summary { journal, .. } => journal.as_deref(),
+        Cmd::Journal {
+            cmd: JournalCmd::Verify { journal, .. },
+        } => journal.as_deref(),
+        Cmd::Check { .. } => None,
+    }
+}
+
 async fn dispatch(cli: Cli) -> Result<i32> {
+    if journal_flag(&cli.command).is_some_and(runbook::url_has_password) {
+        eprintln!(
+            "error: --journal: the URL carries a password, and argv and the environment of a \
+             process are visible to other users of this machine\n  hint: drop the password \
+             from the URL; PGPASSWORD or ~/.pgpass supply it"
+        );
+        return Ok(exit::INVALID);
+    }
     match cli.command {
         Cmd::Check { runbook, vars } => {
             let Some(plan) = load_plan(&runbook, &vars)? else {
