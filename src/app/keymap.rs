@@ -87,7 +87,7 @@ pub static KEYMAP: &[Binding] = &[
         keys: &[(Char('c'), C)],
         context: K::Anywhere,
         action: Action::Quit,
-        help: "abort run and quit (asks if running)",
+        help: "quit (asks if running)",
     },
     Binding {
         keys: &[(Char('?'), N), (Esc, N), (Char('q'), N)],
