@@ -475,7 +475,9 @@ async fn execute(
         .with_context(|| format!("opening the journal {}", cutover::db::redact_url(&loc)))?;
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
     // One live run at a time: taken before anything is read or written for the run.
-    let mut lease = match take_lease(&journal, &plan, "", Some(cmd_tx.clone())).await? {
+    // Weak: the lease must not keep the command channel open (a closed channel is how the
+    // engine learns that the console has gone).
+    let mut lease = match take_lease(&journal, &plan, "", Some(cmd_tx.downgrade())).await? {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
@@ -545,9 +547,9 @@ async fn execute(
     };
     let fin = engine.await.context("engine task")??;
     let recs = journal.run_records(&fin.run_id).await?;
-    let mut summary = cutover::report::summary(&recs);
-    // The run's last record is the journal's end as this run left it: kept by the operator,
-    // it shows later whether the journal's tail was cut off.
+    let summary = cutover::report::summary(&recs);
+    // The run's last record is the journal's end as this run left it (also in summary.json):
+    // kept by the operator, it shows later whether the journal's tail was cut off.
     if let Some(last) = recs.last() {
         let head = Head {
             seq: last.seq,
@@ -556,7 +558,6 @@ async fn execute(
         eprintln!(
             "journal head {head} (check it later: cutover journal verify --expect-head {head})"
         );
-        summary["journal_head"] = serde_json::to_value(&head)?;
     }
     if let Err(e) = lease.release().await {
         tracing::warn!("releasing the lease: {e:#}");
@@ -576,11 +577,11 @@ async fn take_lease(
     journal: &Journal,
     plan: &Plan,
     run_id: &str,
-    stop: Option<mpsc::Sender<cutover::control::Command>>,
+    stop: Option<mpsc::WeakSender<cutover::control::Command>>,
 ) -> Result<Result<Lease, i32>> {
     let scope = &plan.rb.runbook.name;
     let on_lost = move || {
-        if let Some(tx) = stop {
+        if let Some(tx) = stop.and_then(|w| w.upgrade()) {
             let _ = tx.try_send(cutover::control::Command::Abort);
         }
     };

@@ -139,7 +139,9 @@ fn demo_cutover_through_the_console() {
         &mistyped,
         "Enter",
     ]);
-    let s = t.wait_for("✗ no match", 10);
+    // "✗ no match" shows while the name is being typed; the refusal comes after Enter.
+    let s = t.wait_for("typed exactly", 10);
+    assert!(s.contains("✗ no match"), "{s}");
     assert!(
         s.contains("needs the production database's name typed exactly")
             && s.contains("Signed: 0 of 2"),

@@ -341,17 +341,12 @@ fn two_processes_racing_for_a_run_one_wins() {
     assert_eq!(kinds(&recs, "lease_taken_over"), 0);
 }
 
-/// SIGTERM and SIGHUP end a headless run like Ctrl-C: journaled as interrupted, exit 130,
-/// and `cutover run` resumes it to completion.
-#[test]
-fn sigterm_and_sighup_interrupt_a_run_that_then_resumes() {
-    for sig in ["TERM", "HUP"] {
-        let site = Site::new(false);
-        let mut child = site.spawn("run", "after:batch_committed.load#2:pause=4s", &GO);
-        site.wait_for("batch_committed", &mut child);
-        // Wait for the load's batch (the dry run commits batches too).
+impl Site {
+    /// Wait until the production load has journaled a batch.
+    fn wait_for_load_batch(&self, child: &mut Child) {
+        self.wait_for("batch_committed", child);
         let t0 = Instant::now();
-        while !site.all().iter().any(|r| {
+        while !self.all().iter().any(|r| {
             matches!(
                 r.event,
                 Event::BatchCommitted {
@@ -360,9 +355,47 @@ fn sigterm_and_sighup_interrupt_a_run_that_then_resumes() {
                 }
             )
         }) {
-            assert!(t0.elapsed() < Duration::from_secs(120));
+            assert!(t0.elapsed() < Duration::from_secs(120), "no load batch");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+/// A holder whose lease is taken while it still runs (say it was cut off longer than the
+/// timeout and another host took over) stops at its next safe point: exit 8, and it writes
+/// nothing more, neither to the journal nor to production.
+#[test]
+fn a_holder_that_lost_its_lease_stops_and_writes_nothing_more() {
+    let site = Site::new(false);
+    let mut child = site.spawn("run", "after:batch_committed.load#2:pause=5s", &GO);
+    site.wait_for_load_batch(&mut child);
+    // What a take-over by another host does to the row.
+    sqlite(
+        &site.path(".cutover/journal.db"),
+        "UPDATE leases SET token = 'another', pid = 4242, host = 'elsewhere'",
+    );
+    let records = site.all().len();
+    let rows = site.production_rows();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(code(&out), LEASE_HELD, "{err}");
+    assert!(
+        err.contains("no longer drives the run") && err.contains("pid 4242 on host elsewhere"),
+        "{err}"
+    );
+    assert_eq!(site.all().len(), records, "nothing more journaled");
+    assert_eq!(site.production_rows(), rows, "no batch loaded after");
+    assert!(!site.all().iter().any(|r| r.event.kind() == "run_finished"));
+}
+
+/// SIGTERM and SIGHUP end a headless run like Ctrl-C: journaled as interrupted, exit 130,
+/// and `cutover run` resumes it to completion.
+#[test]
+fn sigterm_and_sighup_interrupt_a_run_that_then_resumes() {
+    for sig in ["TERM", "HUP"] {
+        let site = Site::new(false);
+        let mut child = site.spawn("run", "after:batch_committed.load#2:pause=4s", &GO);
+        site.wait_for_load_batch(&mut child);
         let kill = Command::new("kill")
             .args([&format!("-{sig}"), &child.id().to_string()])
             .status()
