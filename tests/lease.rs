@@ -300,11 +300,6 @@ fn second_run_refused_then_killed_holder_taken_over(pg: bool) {
             .unwrap()
             .is_none()
     );
-    assert_eq!(
-        site.path("production.db").exists(),
-        true,
-        "production is a file of this site"
-    );
 }
 
 #[test]
