@@ -126,7 +126,14 @@ struct Me {
 
 fn me() -> Me {
     let pid = std::process::id();
-    let proc_start = proc_start(pid).unwrap_or_default();
+    let here = Local::now();
+    // Stored in `proc_start`: which machine, which boot, which process of that pid.
+    let proc_start = format!(
+        "{}/{}/{}",
+        here.machine,
+        here.boot,
+        proc_start(pid).unwrap_or_default()
+    );
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -164,25 +171,64 @@ fn proc_start(pid: u32) -> Option<String> {
     fields.get(19).map(|s| s.to_string())
 }
 
-/// Whether the holder's process is known to be gone (same host only; `/proc` needed).
-fn holder_gone(row: &Row, my_host: &str) -> bool {
-    if row.host != my_host || !std::path::Path::new("/proc/self/stat").exists() {
-        return false;
+/// This machine: its host name, `/etc/machine-id` (two machines may share a name) and
+/// boot id (a holder from before a restart is gone, whatever its pid).
+struct Local {
+    host: String,
+    machine: String,
+    boot: String,
+}
+
+impl Local {
+    fn now() -> Local {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        Local {
+            host: hostname(),
+            machine: read("/etc/machine-id"),
+            boot: read("/proc/sys/kernel/random/boot_id"),
+        }
+    }
+}
+
+/// Why the holder's process is known to be gone, if it is on this machine and gone
+/// (`/proc` needed); `None` when it may be alive, or is elsewhere.
+fn holder_gone(row: &Row, here: &Local) -> Option<String> {
+    if row.host != here.host || !std::path::Path::new("/proc/self/stat").exists() {
+        return None;
+    }
+    let mut parts = row.proc_start.splitn(3, '/');
+    let (machine, boot, start) = (parts.next()?, parts.next()?, parts.next()?);
+    if machine != here.machine {
+        return None; // another machine of the same name
+    }
+    if boot != here.boot {
+        return Some(format!(
+            "host {} restarted since pid {} took the lease",
+            row.host, row.pid
+        ));
     }
     match proc_start(row.pid as u32) {
-        None => true,
-        Some(start) => !row.proc_start.is_empty() && start != row.proc_start,
+        None => Some(format!(
+            "pid {} on this host ({}) is gone",
+            row.pid, row.host
+        )),
+        Some(s) if !start.is_empty() && s != start => Some(format!(
+            "pid {} on this host ({}) is gone (the pid now belongs to another process)",
+            row.pid, row.host
+        )),
+        Some(_) => None,
     }
 }
 
 /// Decide about a present holder: `Ok(why)` to take it over, `Err(age)` when it is live.
-fn judge(row: &Row, my_host: &str, now_ms: i64, stale_after: Duration) -> Result<String, Duration> {
+fn judge(row: &Row, here: &Local, now_ms: i64, stale_after: Duration) -> Result<String, Duration> {
     let age = Duration::from_millis((now_ms - row.heartbeat).max(0) as u64);
-    if holder_gone(row, my_host) {
-        return Ok(format!(
-            "pid {} on this host ({}) is gone",
-            row.pid, row.host
-        ));
+    if let Some(why) = holder_gone(row, here) {
+        return Ok(why);
     }
     if age > stale_after {
         return Ok(format!(
@@ -251,7 +297,7 @@ macro_rules! take_in_tx {
                         .await?;
                     Taken::Free
                 }
-                Some(r) => match judge(r, &$me.host, now, $stale) {
+                Some(r) => match judge(r, &Local::now(), now, $stale) {
                     Err(age) => {
                         return Ok::<_, anyhow::Error>(Err(LeaseHeld {
                             holder: r.holder(),
@@ -503,9 +549,13 @@ mod tests {
     /// Take-over rules, one row each: who holds it, how old the heartbeat is → taken over?
     #[test]
     fn take_over_rules() {
-        let host = hostname();
+        let here = Local::now();
+        let host = here.host.clone();
         let me = std::process::id();
-        let my_start = proc_start(me).expect("/proc is needed for the lease's liveness check");
+        let start = proc_start(me).expect("/proc is needed for the lease's liveness check");
+        let id = |boot: &str, start: &str| format!("{}/{boot}/{start}", here.machine);
+        let my_start = id(&here.boot, &start);
+        let other_machine = format!("another-machine/{}/{start}", here.boot);
         // A process that has certainly exited: a child we waited for.
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let dead = child.id();
@@ -523,8 +573,31 @@ mod tests {
                 row(&host, me, &my_start, now - stale - 1),
                 true,
             ),
-            ("dead pid here, fresh", row(&host, dead, "1", now), true),
-            ("reused pid here, fresh", row(&host, me, "1", now), true),
+            (
+                "dead pid here, fresh",
+                row(&host, dead, &id(&here.boot, "1"), now),
+                true,
+            ),
+            (
+                "reused pid here, fresh",
+                row(&host, me, &id(&here.boot, "1"), now),
+                true,
+            ),
+            (
+                "here before a restart, fresh",
+                row(&host, me, &id("old-boot", &start), now),
+                true,
+            ),
+            (
+                "same name, other machine, fresh",
+                row(&host, dead, &other_machine, now),
+                false,
+            ),
+            (
+                "same name, other machine, stale",
+                row(&host, dead, &other_machine, now - stale - 1),
+                true,
+            ),
             (
                 "other host, fresh",
                 row("elsewhere", dead, "1", now - 1_000),
@@ -542,7 +615,7 @@ mod tests {
             ),
         ];
         for (what, r, take) in cases {
-            let got = judge(&r, &host, now, STALE_AFTER);
+            let got = judge(&r, &here, now, STALE_AFTER);
             assert_eq!(got.is_ok(), take, "{what}: {got:?}");
         }
     }
