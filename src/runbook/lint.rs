@@ -578,6 +578,13 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
             ));
         }
     }
+    if rb.settings.batch_size == 0 {
+        diags.push(ctx.diag(
+            "settings.batch_size",
+            "batch_size = 0: a batch must hold at least one row".into(),
+            "write a positive number of rows per committed batch, e.g. batch_size = 1000".into(),
+        ));
+    }
     for (key, v) in [
         ("settings.retry_delay", Some(&rb.settings.retry_delay)),
         ("rollback.planned", rb.rollback.planned.as_ref()),
