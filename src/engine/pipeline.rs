@@ -217,7 +217,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
 
     // Rule work and reject writing happen off the async runtime.
     let reader = tokio::task::spawn_blocking(move || -> Result<(Tally, RejectWriter)> {
-        let mut src = CsvSource::open(&file, &rules.columns)?;
+        let mut src = CsvSource::open(&file, &rules.columns, rules.dialect)?;
         let mut rejects = RejectWriter::create(&reject_path, &src.header)?;
         let mut t = Tally {
             valid_sum: vec![Sums::new(); sum_idx.len()],
@@ -237,7 +237,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         })? {
             t.counts.in_file += 1;
             let verdict = match src.decode(&raw) {
-                Decoded::Fields(f) => rules.process(f, &mut state, &refs),
+                Decoded::Fields(f) => rules.process_nulls(f, src.nulls(), &mut state, &refs),
                 Decoded::Malformed(m) => Verdict::Rejected {
                     fields: vec![],
                     issues: vec![RowIssue {

@@ -129,6 +129,8 @@ pub struct Compiled {
     rules: Vec<Rule>,
     map: Vec<(String, MapKind)>,
     pub target_columns: Vec<String>,
+    /// How the entity's extract file is written.
+    pub dialect: crate::sources::csv::Dialect,
 }
 
 /// Per-run state a rule needs: keys seen for `unique`, valid keys of referenced entities.
@@ -468,6 +470,7 @@ impl Compiled {
         }
         Ok(Compiled {
             name: name.into(),
+            dialect: e.source.dialect(),
             columns: e.columns.clone(),
             key: idx(&e.key)?,
             scope: e
@@ -548,10 +551,25 @@ impl Compiled {
         }
     }
 
-    /// Scope → cleanse → validate → transform one row of raw (untrimmed) fields.
+    /// Scope → cleanse → validate → transform one row of raw (untrimmed) fields, every
+    /// empty field loading as NULL.
     pub fn process(
         &self,
+        fields: Vec<String>,
+        state: &mut RunState,
+        refs: &HashMap<String, Arc<HashSet<String>>>,
+    ) -> Verdict {
+        self.process_nulls(fields, &[], state, refs)
+    }
+
+    /// [`process`](Self::process), where `nulls[i]` says whether field `i` was NULL in the
+    /// source; an empty field that was not NULL (`""`) loads as the empty string, unless a
+    /// typed rule applies. A field past the end of `nulls` counts as NULL when empty.
+    /// Rules that test "empty" (required, allow_empty) treat both alike.
+    pub fn process_nulls(
+        &self,
         mut fields: Vec<String>,
+        nulls: &[bool],
         state: &mut RunState,
         refs: &HashMap<String, Arc<HashSet<String>>>,
     ) -> Verdict {
@@ -852,7 +870,9 @@ impl Compiled {
                     Some(Typed::Date(d)) => SqlValue::Date(*d),
                     Some(Typed::Dec(d)) => SqlValue::Dec(*d),
                     Some(Typed::Int(n)) => SqlValue::Int(*n),
-                    None if fields[*i].is_empty() => SqlValue::Null,
+                    None if fields[*i].is_empty() && nulls.get(*i).copied().unwrap_or(true) => {
+                        SqlValue::Null
+                    }
                     None => SqlValue::Text(fields[*i].clone()),
                 },
                 MapKind::Values(i, m) => match m.get(&fields[*i]) {
