@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use csv::ByteRecord;
 
 pub use super::csv_records::Dialect;
-use super::csv_records::{Problem, Record, Records};
+use super::csv_records::{Kind, Problem, Record, Records};
 use crate::engine::rules::shown;
 
 pub struct CsvSource {
@@ -125,10 +125,15 @@ impl CsvSource {
         }
         if !not_utf8.is_empty() {
             tracing::warn!(
-                "{shown_path}: line 1: header {} not UTF-8; the runbook does not use {}, so {} ignored",
+                "{shown_path}: line 1: header {} {} not UTF-8; the runbook does not use {}, so {} ignored",
                 not_utf8.join(", "),
+                if not_utf8.len() == 1 { "is" } else { "are" },
                 if not_utf8.len() == 1 { "it" } else { "them" },
-                if not_utf8.len() == 1 { "it is" } else { "they are" },
+                if not_utf8.len() == 1 {
+                    "it is"
+                } else {
+                    "they are"
+                },
             );
         }
         reader.expect = Some(header.len());
@@ -176,6 +181,12 @@ impl CsvSource {
         for &i in &self.index {
             let bytes = self.rec.field(i);
             let problem = match std::str::from_utf8(bytes) {
+                // `\N` (with an escape character) is NULL: empty to the rules.
+                Ok(_) if self.rec.kinds[i] == Kind::Null => {
+                    out.push(String::new());
+                    self.nulls.push(true);
+                    continue;
+                }
                 Ok(s) if !s.contains('\0') => {
                     out.push(s.to_string());
                     self.nulls.push(self.rec.is_null(i));

@@ -332,7 +332,8 @@ impl<R: BufRead + Seek> Records<R> {
             match self.take_until(&mut rec.bytes, true)? {
                 None => {
                     // End of file inside the quotes (only a multi-line value gets here).
-                    let last = self.line - u64::from(rec.bytes.ends_with(b"\n") || rec.bytes.ends_with(b"\r"));
+                    let last = self.line
+                        - u64::from(rec.bytes.ends_with(b"\n") || rec.bytes.ends_with(b"\r"));
                     rec.flag(Problem::OpenQuote {
                         field,
                         closes: None,
