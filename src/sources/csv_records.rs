@@ -334,7 +334,8 @@ impl<R: BufRead + Seek> Records<R> {
                     // End of file inside the quotes (only a multi-line value gets here).
                     let last = self.line
                         - u64::from(rec.bytes.ends_with(b"\n") || rec.bytes.ends_with(b"\r"));
-                    rec.flag(Problem::OpenQuote {
+                    // Over any earlier problem: the record must be cut back.
+                    rec.problem = Some(Problem::OpenQuote {
                         field,
                         closes: None,
                         last,
@@ -534,6 +535,8 @@ mod tests {
             ("multiline never closed: cut back", b"1,\"a\n2,b\n3,c\n", MULTI,
                 &["1-1: 1|a OpenQuote { field: 1, closes: None, last: 3 }",
                   "2-2: 2|b", "3-3: 3|c"]),
+            ("multiline, an earlier problem, never closed: cut back", b"\"x\"y,\"a\n2,b\n", MULTI,
+                &["1-1: xy|a OpenQuote { field: 1, closes: None, last: 2 }", "2-2: 2|b"]),
             ("text after the closing quote", b"\"a\"b,c\n2,d\n", PLAIN,
                 &["1-1: ab|c TextAfterQuote { field: 0 }", "2-2: 2|d"]),
             ("backslash quote without escape", b"1,\"Kovac \\\"Express\\\" Ltd\"\n2,x\n", PLAIN,
