@@ -65,7 +65,7 @@ impl CsvSource {
                 "{shown_path}: line 1: the file is UTF-16 (a byte-order mark or NUL bytes in the header); re-export the extract as UTF-8"
             );
         }
-        if rec.line != 1 || rec.end_line != 1 || rec.problem.is_some() {
+        if rec.end_line != rec.line || rec.problem.is_some() {
             anyhow::bail!(
                 "{shown_path}: line {}: the header line is not plain CSV (a quote is misplaced or never closed); its first line must name the columns {}, separated by ','",
                 rec.line,
