@@ -120,6 +120,9 @@ reopen_legacy = true
 sqlite = """
 CREATE TABLE driver (id INTEGER PRIMARY KEY, ref TEXT NOT NULL UNIQUE, name TEXT NOT NULL, city TEXT, note TEXT);
 """
+postgres = """
+CREATE TABLE driver (id serial PRIMARY KEY, ref text NOT NULL UNIQUE, name text NOT NULL, city text, note text);
+"""
 "#;
 
 fn runbook(options: &str) -> String {
@@ -598,4 +601,45 @@ fn bad_source_options_are_named_with_file_line_and_key() {
         assert!(err.contains(key), "{options}: {key}: {err}");
         assert!(err.contains(says), "{options}: {says}: {err}");
     }
+}
+
+#[test]
+fn psql_null_and_empty_string_reach_postgres_apart() {
+    let db = cutover::testdb::TempDb::postgres("csv_damage_null");
+    let case = Case::new(
+        "",
+        b"id,name,city,note\n1,Ann,,\"\"\n2,Bo,\"\",\n3,Cy,Rome,x\n",
+    );
+    let url = format!("staging_url={}", db.url());
+    let out = case
+        .s
+        .cutover(&["rehearse", "--json", "--var", &url], &case.rb);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        db.exec(
+            "SELECT string_agg(ref || ':' || coalesce(quote_literal(city), 'NULL') || ':' \
+             || coalesce(quote_literal(note), 'NULL'), ' ' ORDER BY ref) FROM driver"
+        ),
+        "1:NULL:'' 2:'':NULL 3:'Rome':'x'"
+    );
+}
+
+#[test]
+fn quoted_empty_in_a_typed_column_loads_as_null() {
+    // '' is no integer: under an integer rule with allow_empty, `""` loads as NULL like an
+    // unquoted empty field; in a text column next to it, `""` stays ''.
+    let case = Case::new(
+        "",
+        b"id,name,city,note\n1,Ann,\"\",\"\"\n2,Bo,,x\n3,Cy,\"7\",\n",
+    );
+    let text = runbook("").replace(
+        r#"{ rule = "required", field = "name" },"#,
+        r#"{ rule = "required", field = "name" },
+  { rule = "integer", field = "city", allow_empty = true },"#,
+    );
+    assert_ne!(text, runbook(""));
+    std::fs::write(&case.rb, text).unwrap();
+    let out = case.rehearse();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(case.staged(), ["1|Ann|∅|", "2|Bo|∅|x", "3|Cy|7|∅"]);
 }

@@ -564,7 +564,8 @@ impl Compiled {
 
     /// [`process`](Self::process), where `nulls[i]` says whether field `i` was NULL in the
     /// source; an empty field that was not NULL (`""`) loads as the empty string, unless a
-    /// typed rule applies. A field past the end of `nulls` counts as NULL when empty.
+    /// date, decimal or integer rule reads it (NULL then: `''` is no number or date). A
+    /// field past the end of `nulls` counts as NULL when empty.
     /// Rules that test "empty" (required, allow_empty) treat both alike.
     pub fn process_nulls(
         &self,
@@ -870,7 +871,9 @@ impl Compiled {
                     Some(Typed::Date(d)) => SqlValue::Date(*d),
                     Some(Typed::Dec(d)) => SqlValue::Dec(*d),
                     Some(Typed::Int(n)) => SqlValue::Int(*n),
-                    None if fields[*i].is_empty() && nulls.get(*i).copied().unwrap_or(true) => {
+                    None if fields[*i].is_empty()
+                        && (nulls.get(*i).copied().unwrap_or(true) || self.typed(*i)) =>
+                    {
                         SqlValue::Null
                     }
                     None => SqlValue::Text(fields[*i].clone()),
@@ -900,6 +903,15 @@ impl Compiled {
         } else {
             Verdict::Rejected { fields, issues }
         }
+    }
+
+    /// A date, decimal or integer rule reads field `i`: an empty value there has no
+    /// typed form, so it loads as NULL even when written `""`.
+    fn typed(&self, i: usize) -> bool {
+        self.rules.iter().any(|r| match r {
+            Rule::Date(j, ..) | Rule::Decimal { i: j, .. } | Rule::Integer { i: j, .. } => *j == i,
+            _ => false,
+        })
     }
 
     pub fn key_index(&self) -> usize {
