@@ -643,3 +643,25 @@ fn quoted_empty_in_a_typed_column_loads_as_null() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(case.staged(), ["1|Ann|∅|", "2|Bo|∅|x", "3|Cy|7|∅"]);
 }
+
+#[test]
+fn database_extract_keeps_line_breaks_in_values_without_multiline() {
+    // cutover's own extract from the legacy database quotes line breaks itself, so they
+    // load as values; `multiline` is for files handed over.
+    let case = Case::new("", b"");
+    let legacy = case.s.path("legacy.db");
+    sqlite(
+        &legacy,
+        "CREATE TABLE drivers (id TEXT, name TEXT, city TEXT, note TEXT); \
+         INSERT INTO drivers VALUES ('1', 'Ann', 'Oslo', 'Main St 1' || char(10) || 'floor 2'), \
+         ('2', 'Bo', NULL, '');",
+    );
+    let url = format!("legacy_url=sqlite://{}", legacy.display());
+    let out = case
+        .s
+        .cutover(&["rehearse", "--json", "--var", &url], &case.rb);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let ent = &json(&out)["entities"]["drivers"];
+    assert_eq!(ent["rejected"].as_u64(), Some(0), "{ent}");
+    assert_eq!(case.staged()[0], "1|Ann|Oslo|Main St 1\\nfloor 2");
+}
