@@ -748,8 +748,8 @@ fn row_with_a_missing_field() {
 
 #[test]
 fn unterminated_quote() {
-    // The quote opened on line 3 is never closed: line 4 is read into the same value, so
-    // it cannot load, but it is in the reject file rather than lost.
+    // The quote opened on line 3 is never closed: only line 3 is rejected, with the lines
+    // the value would have swallowed, and line 4 is read on its own and loads.
     let r = rehearse(&around(b"2,Bo,\"2.00,2024-01-05"));
     let rej = r.reject(3);
     assert_eq!(
@@ -757,15 +757,18 @@ fn unterminated_quote() {
         ("malformed", "(row)")
     );
     for s in [
-        "runs from line 3 to line 4",
+        "opens on line 3 and is never closed",
+        "lines 3–4",
         "a quote (\") is probably never closed",
+        "reading goes on at line 4",
         "close the quote",
+        "multiline = true",
     ] {
         assert!(rej.message.contains(s), "{s:?} not in {}", rej.message);
     }
-    assert_eq!(rej.original[2], b"2.00,2024-01-05\n3,Cy,2.00,05/01/2024\n");
-    assert_eq!(r.counts(), (2, 1, 1));
-    assert_eq!(r.case.staged(), ["1"]);
+    assert_eq!(rej.original[2], b"2.00,2024-01-05");
+    assert_eq!(r.counts(), (3, 1, 2));
+    assert_eq!(r.case.staged(), ["1", "3"]);
 }
 
 #[test]

@@ -225,7 +225,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
 
     // Rule work and reject writing happen off the async runtime.
     let reader = tokio::task::spawn_blocking(move || -> Result<(Tally, RejectWriter)> {
-        let mut src = CsvSource::open(&file, &rules.columns)?;
+        let mut src = CsvSource::open(&file, &rules.columns, rules.dialect)?;
         let mut rejects = RejectWriter::create(&reject_path, &src.header)?;
         let mut t = Tally {
             valid_sum: vec![Sums::new(); sum_idx.len()],
@@ -252,7 +252,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                     if t.scope_keys.is_some() {
                         scope_key = f.get(rules.key_index()).map(|k| k.trim().to_string());
                     }
-                    rules.process_with(f, &mut state, &refs, &scope_refs)
+                    rules.process_with(f, src.nulls(), &mut state, &refs, &scope_refs)
                 }
                 Decoded::Malformed(m) => Verdict::Rejected {
                     fields: vec![],

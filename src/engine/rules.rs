@@ -178,6 +178,8 @@ pub struct Compiled {
     rules: Vec<Rule>,
     map: Vec<(String, MapKind)>,
     pub target_columns: Vec<String>,
+    /// How the entity's extract file is written.
+    pub dialect: crate::sources::csv::Dialect,
 }
 
 /// Per-run state a rule needs: keys seen for `unique`, valid keys of referenced entities.
@@ -535,6 +537,7 @@ impl Compiled {
         }
         Ok(Compiled {
             name: name.into(),
+            dialect: e.source.dialect(),
             columns: e.columns.clone(),
             key: idx(&e.key)?,
             scope: e
@@ -730,22 +733,27 @@ impl Compiled {
         }
     }
 
-    /// Scope → cleanse → validate → transform one row of raw (untrimmed) fields, for an
-    /// entity that does not scope by another one.
+    /// Scope → cleanse → validate → transform one row of raw (untrimmed) fields, every
+    /// empty field loading as NULL, for an entity that does not scope by another one.
     pub fn process(
         &self,
         fields: Vec<String>,
         state: &mut RunState,
         refs: &HashMap<String, Arc<HashSet<String>>>,
     ) -> Verdict {
-        self.process_with(fields, state, refs, &HashMap::new())
+        self.process_with(fields, &[], state, refs, &HashMap::new())
     }
 
-    /// [`process`](Self::process), with the keys by scope of the entities named by
-    /// `in_scope_of` conditions.
+    /// [`process`](Self::process), where `nulls[i]` says whether field `i` was NULL in the
+    /// source; an empty field that was not NULL (`""`) loads as the empty string, unless a
+    /// date, decimal or integer rule reads it (NULL then: `''` is no number or date). A
+    /// field past the end of `nulls` counts as NULL when empty.
+    /// Rules that test "empty" (required, allow_empty) treat both alike. `scope_refs` holds
+    /// the keys by scope of the entities named by `in_scope_of` conditions.
     pub fn process_with(
         &self,
         mut fields: Vec<String>,
+        nulls: &[bool],
         state: &mut RunState,
         refs: &HashMap<String, Arc<HashSet<String>>>,
         scope_refs: &HashMap<String, Arc<ScopeKeys>>,
@@ -1076,7 +1084,11 @@ impl Compiled {
                     Some(Typed::Dec(d)) => SqlValue::Dec(*d),
                     Some(Typed::Int(n)) => SqlValue::Int(*n),
                     Some(Typed::DateTime(t)) => SqlValue::DateTime(*t),
-                    None if fields[*i].is_empty() => SqlValue::Null,
+                    None if fields[*i].is_empty()
+                        && (nulls.get(*i).copied().unwrap_or(true) || self.typed(*i)) =>
+                    {
+                        SqlValue::Null
+                    }
                     None => SqlValue::Text(fields[*i].clone()),
                 },
                 MapKind::Values(i, m, default) => match m.get(&fields[*i]).or(default.as_ref()) {
@@ -1124,6 +1136,18 @@ impl Compiled {
         } else {
             Verdict::Rejected { fields, issues }
         }
+    }
+
+    /// A date, datetime, decimal or integer rule reads field `i`: an empty value there has no
+    /// typed form, so it loads as NULL even when written `""`.
+    fn typed(&self, i: usize) -> bool {
+        self.rules.iter().any(|r| match r {
+            Rule::Date(j, ..)
+            | Rule::Datetime { i: j, .. }
+            | Rule::Decimal { i: j, .. }
+            | Rule::Integer { i: j, .. } => *j == i,
+            _ => false,
+        })
     }
 
     pub fn key_index(&self) -> usize {

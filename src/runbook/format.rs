@@ -143,6 +143,27 @@ pub struct Source {
     pub file: String,
     /// Legacy table name when the legacy system is a database; defaults to the entity name.
     pub table: Option<String>,
+    /// Quoted values may hold line breaks (addresses). Off: a quote still open at the end
+    /// of its line makes that line a malformed reject, and reading goes on at the next.
+    #[serde(default)]
+    pub multiline: bool,
+    /// Escape character inside values (`"\\"`, as MySQL writes `\"` and `\N`); off: a
+    /// `\"` inside a quoted value is a malformed reject.
+    pub escape: Option<String>,
+}
+
+impl Source {
+    /// How the extract file is written. `escape` must be one ASCII character (lint says so).
+    pub fn dialect(&self) -> crate::sources::csv::Dialect {
+        crate::sources::csv::Dialect {
+            multiline: self.multiline,
+            escape: self
+                .escape
+                .as_deref()
+                .and_then(|e| <[u8; 1]>::try_from(e.as_bytes()).ok())
+                .map(|[b]| b),
+        }
+    }
 }
 
 /// One scope condition. Either a value domain (`in` plus `out` or `others`) or

@@ -79,6 +79,15 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
             ));
         }
         need_col(at("key"), &e.key, diags);
+        if let Some(esc) = &e.source.escape
+            && (esc.len() != 1 || matches!(esc.as_bytes()[0], b'"' | b',' | b'\r' | b'\n'))
+        {
+            diags.push(ctx.diag(
+                &at("source.escape"),
+                format!("escape = {esc:?} is not one character other than '\"', ',' or a line break"),
+                "write escape = \"\\\\\" for an export that escapes quotes with a backslash (MySQL's \\\"), or leave it out for plain CSV (quotes doubled as \"\")".into(),
+            ));
+        }
         let d = deps.entry(name.as_str()).or_default();
         for (i, dep) in e.depends_on.iter().enumerate() {
             if !known(dep) {

@@ -1186,10 +1186,16 @@ impl Executor {
                 return Err(stop);
             }
             let e = &plan.rb.entities[n];
-            let rules = Arc::new(Compiled::new(n, e, &plan.rb.entities)?);
             let f = files
                 .get(n)
                 .with_context(|| format!("the extract has no file for {n}"))?;
+            let mut compiled = Compiled::new(n, e, &plan.rb.entities)?;
+            // A file cutover extracted from the legacy database quotes its line breaks
+            // itself: read them as values (`multiline` guards files handed over).
+            if Path::new(&f.path).starts_with(self.run_dir.join("extract")) {
+                compiled.dialect.multiline = true;
+            }
+            let rules = Arc::new(compiled);
             let job = EntityJob {
                 phase,
                 refs: rules

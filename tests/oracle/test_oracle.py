@@ -16,7 +16,8 @@ import tms_oracle  # noqa: E402
 CUSTOMERS = [
     "legacy_id,name,email,phone,city,created,credit_limit,status",  # 1
     "C1,Alpha,ALPHA@Example.com,,Berlin,2020-01-31,100.50,A",  # 2 valid (upper-case email)
-    'C2,"Beta,\r\nInc",beta@example.com,,,15/03/2021,0, a ',  # 3-4 valid (status " a ")
+    'C2,"Beta, Inc",beta@example.com,,,15/03/2021,0, a ',  # 3 valid (status " a ")
+    "",  # 4 blank physical line (customers' values hold no line breaks: no multiline)
     "C3,Gamma,gamma@example,,,2020-01-01,10,A",  # 5 email.format
     "C3,Gamma2,g2@example.com,,,2020-01-01,10,A",  # 6 duplicate of a rejected first
     "C4,Delta,d@example.com,,,2020-01-01,10,I",  # 7 out of scope
@@ -130,6 +131,18 @@ class OracleTest(unittest.TestCase):
         self.assertEqual(
             self.report["invoice_partner"], {"I1": "C1", "I2": "C2", "I4": "C4", "I5": "C1"}
         )
+
+    def test_a_quote_open_at_the_end_of_its_line_costs_only_that_line(self):
+        # Without multiline: line 2 is malformed, line 3 (the rest of the value) too,
+        # line 4 is a record of its own; CR-only line ends count as lines.
+        lines = tms_oracle.physical_lines('h\r2,"a\rb",x\r\n4,y')
+        self.assertEqual(lines, ["h", '2,"a', 'b",x', "4,y"])
+        self.assertEqual(
+            [tms_oracle.split_line(x) for x in lines[1:]], [None, None, ["4", "y"]]
+        )
+        for bad in ['"a"b', '12" pipe', '"a \\"b\\""', '"C:\\dir\\"']:
+            self.assertIsNone(tms_oracle.split_line(bad), bad)
+        self.assertEqual(tms_oracle.split_line('"a,""b""",,""'), ['a,"b"', "", ""])
 
     def test_rule_counts(self):
         r = self.rules

@@ -22,6 +22,7 @@ fn verdict(c: &Compiled, row: &[&str], scope: &HashMap<String, Arc<ScopeKeys>>) 
     )]);
     c.process_with(
         row.iter().map(|s| s.to_string()).collect(),
+        &[],
         &mut RunState::default(),
         &refs,
         scope,
