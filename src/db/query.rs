@@ -138,37 +138,46 @@ impl Db {
         Ok(out)
     }
 
-    /// Per user table: row count and SHA-256 over every row, rows in a total order, so
-    /// two databases with the same contents give the same snapshot whatever their
-    /// physical row order (a restore does not keep it).
+    /// Per user table: row count and an order-independent digest of its rows (the
+    /// wrapping sum of each row's SHA-256), so two databases with the same contents give
+    /// the same snapshot whatever their physical row order (a restore does not keep it),
+    /// with no sort: no column type needs an ordering (PostgreSQL `json` has none), no
+    /// collation or sort-prefix limit (MySQL `max_sort_length`) can reorder ties.
+    /// Every value is hashed as its exact text, NULL apart from the empty string.
     pub async fn snapshot(&self) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         for t in self.table_names().await? {
             let types = self.column_types(&t).await?;
             let names: Vec<String> = types.iter().map(|(n, _)| n.clone()).collect();
-            let order: Vec<String> = (1..=names.len()).map(|i| i.to_string()).collect();
             let sql = format!(
-                "SELECT {} FROM {} ORDER BY {}",
+                "SELECT {} FROM {}",
                 self.exact_select_list(&names, &types),
-                self.q(&t),
-                order.join(", ")
+                self.q(&t)
             );
-            let mut h = Sha256::new();
+            let (mut hi, mut lo) = (0u128, 0u128);
             let mut n = 0u64;
             self.for_each_row(&sql, |cells| {
                 n += 1;
+                let mut h = Sha256::new();
                 for c in cells {
                     match c {
-                        None => h.update(b"\x00NULL"),
-                        Some(s) => h.update(s.as_bytes()),
+                        None => h.update([0u8]),
+                        Some(s) => {
+                            h.update([1u8]);
+                            h.update((s.len() as u64).to_be_bytes());
+                            h.update(s.as_bytes());
+                        }
                     }
-                    h.update([0x1f]);
                 }
-                h.update([0x1e]);
+                let d = h.finalize();
+                let (a, b) = d.split_at(16);
+                hi = hi.wrapping_add(u128::from_be_bytes(a.try_into().expect("16 bytes")));
+                lo = lo.wrapping_add(u128::from_be_bytes(b.try_into().expect("16 bytes")));
                 Ok(())
             })
-            .await?;
-            out.insert(t, format!("rows={n} sha256={}", hex::encode(h.finalize())));
+            .await
+            .with_context(|| format!("snapshot of table {t}"))?;
+            out.insert(t, format!("rows={n} sha256={hi:032x}{lo:032x}"));
         }
         Ok(out)
     }

@@ -35,6 +35,20 @@ pub fn unsupported_reason(dialect: Dialect, data_type: &str) -> Option<&'static 
     }
 }
 
+/// Why a backup could not restore a column of this type exactly, or `None`. MySQL
+/// `FLOAT`: `mariadb-dump` writes it with 6 significant digits (16777215 as `16777200`),
+/// so a rollback would not give production back as it was.
+pub fn backup_inexact_reason(dialect: Dialect, data_type: &str) -> Option<&'static str> {
+    let t = data_type.trim().to_ascii_lowercase();
+    match dialect {
+        Dialect::MySql if t.starts_with("float") => Some(
+            "mariadb-dump writes FLOAT with 6 significant digits (16777215 as 16777200), so a \
+             restore from the backup would not be exact; change the column to DOUBLE first",
+        ),
+        _ => None,
+    }
+}
+
 /// Read errors name the column, its table when the server says, and its type.
 fn where_is(col: &impl Column, type_name: &str) -> String {
     let table = match col.origin() {
