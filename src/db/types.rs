@@ -21,8 +21,8 @@ pub fn unsupported_reason(dialect: Dialect, data_type: &str) -> Option<&'static 
     let base = t.split(['(', ' ']).next().unwrap_or("");
     match dialect {
         Dialect::MySql => match base {
-            "geometry" | "point" | "linestring" | "polygon" | "multipoint"
-            | "multilinestring" | "multipolygon" | "geometrycollection" | "geomcollection" => Some(
+            "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+            | "multipolygon" | "geometrycollection" | "geomcollection" => Some(
                 "a spatial type: the server sends it in its internal binary form, not as text; \
                  cutover cannot carry it",
             ),
@@ -187,7 +187,11 @@ impl Db {
     /// The select list that reads `columns` of a table exactly. Only MySQL `FLOAT` needs
     /// help: the server prints it with 6 significant digits (16777215 as `16777200`), so
     /// it is read as `DOUBLE`, whose text is the shortest that reads back exactly.
-    pub(crate) fn exact_select_list(&self, columns: &[String], types: &[(String, String)]) -> String {
+    pub(crate) fn exact_select_list(
+        &self,
+        columns: &[String],
+        types: &[(String, String)],
+    ) -> String {
         columns
             .iter()
             .map(|c| {
