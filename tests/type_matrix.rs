@@ -796,3 +796,129 @@ async fn sqlite_storage_classes_read_exactly() {
     assert_ne!(s1, db.snapshot().await.unwrap());
     db.close().await;
 }
+
+/// The real `cutover` binary, as a new user would run it on a MariaDB legacy with the
+/// types that once read as `true` or failed as `column 8`: unsigned keys (16 of them),
+/// MEDIUMINT UNSIGNED, DATETIME(6), TIME beyond 24 h and negative, YEAR, DECIMAL(65,30),
+/// NULL and ''. The rehearsal's extract CSV holds each value's exact text, and the dry
+/// run puts the same values into PostgreSQL staging.
+#[test]
+fn rehearse_extracts_mariadb_types_exactly_through_the_binary() {
+    let legacy = TempDb::mysql("types_bin");
+    let staging = TempDb::postgres("types_bin");
+    let mut rows = vec![
+        "(18446744073709551615, 16777215, 255, '2024-02-29 13:45:00.000001', '-838:59:59', 2155, \
+         '12345678901234567890123456789012345.123456789012345678901234567890', NULL)"
+            .to_string(),
+        "(4294967296, 0, 0, '1000-01-01 00:00:00', '25:00:00', 1901, '-0.000000000000000000000000000001', '')"
+            .to_string(),
+    ];
+    for id in 1..=16 {
+        rows.push(format!(
+            "({id}, {id}, {id}, '2024-01-{id:02} 08:00:00', '00:00:{id:02}', 2024, '{id}.5', 'n{id}')"
+        ));
+    }
+    legacy.exec(&format!(
+        "CREATE TABLE items (id BIGINT UNSIGNED PRIMARY KEY, qty MEDIUMINT UNSIGNED, small TINYINT UNSIGNED, \
+           seen DATETIME(6), dur TIME, yr YEAR, amount DECIMAL(65,30), note VARCHAR(20));
+         INSERT INTO items VALUES {};",
+        rows.join(", ")
+    ));
+    staging.exec(
+        "CREATE TABLE items (id numeric(20) PRIMARY KEY, qty integer, small smallint, seen timestamp(6), \
+           dur interval, yr smallint, amount numeric(65,30), note text)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let runbook = dir.path().join("types.toml");
+    std::fs::write(
+        &runbook,
+        format!(
+            r#"[runbook]
+name = "Typed MariaDB legacy"
+
+[vars]
+extract_dir = "{extract}"
+
+[environments.legacy]
+url = "{legacy}"
+
+[environments.staging]
+url = "{staging}"
+
+[entities.items]
+source = {{ file = "items.csv", table = "items" }}
+columns = ["id", "qty", "small", "seen", "dur", "yr", "amount", "note"]
+key = "id"
+target = {{ table = "items", key = "id" }}
+
+[entities.items.map]
+id = "id"
+qty = "qty"
+small = "small"
+seen = "seen"
+dur = "dur"
+yr = "yr"
+amount = "amount"
+note = "note"
+
+[[steps]]
+id = "extract"
+kind = "extract"
+env = "legacy"
+title = "Extract"
+
+[[steps]]
+id = "dry_run"
+kind = "dry_run"
+env = "staging"
+title = "Dry run"
+"#,
+            extract = dir.path().join("extract").display(),
+            legacy = legacy.url(),
+            staging = staging.url(),
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .arg("rehearse")
+        .arg(&runbook)
+        .args(["--headless", "--json", "--journal"])
+        .arg(dir.path().join("journal.db"))
+        .arg("--artifacts")
+        .arg(dir.path().join("runs"))
+        .env_remove("CUTOVER_JOURNAL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let csv = std::path::PathBuf::from(summary["run"]["artifacts_dir"].as_str().unwrap())
+        .join("extract/items.csv");
+    let got = std::fs::read_to_string(&csv).unwrap();
+    let mut want = String::from("id,qty,small,seen,dur,yr,amount,note\n");
+    for id in 1..=16 {
+        want.push_str(&format!(
+            "{id},{id},{id},2024-01-{id:02} 08:00:00.000000,00:00:{id:02},2024,{id}.500000000000000000000000000000,n{id}\n"
+        ));
+    }
+    want.push_str("4294967296,0,0,1000-01-01 00:00:00.000000,25:00:00,1901,-0.000000000000000000000000000001,\"\"\n");
+    want.push_str(
+        "18446744073709551615,16777215,255,2024-02-29 13:45:00.000001,-838:59:59,2155,\
+         12345678901234567890123456789012345.123456789012345678901234567890,\n",
+    );
+    assert_eq!(got, want);
+    // The dry run carried every value into PostgreSQL. (Whether '' stays apart from NULL
+    // there is the CSV reader's side, not asserted here; the bytes above are.)
+    let staged = staging
+        .exec("SELECT id, qty, small, seen, dur, yr, amount FROM items WHERE id > 16 ORDER BY id");
+    assert_eq!(
+        staged,
+        "4294967296|0|0|1000-01-01 00:00:00|25:00:00|1901|-0.000000000000000000000000000001\n\
+         18446744073709551615|16777215|255|2024-02-29 13:45:00.000001|-838:59:59|2155|\
+         12345678901234567890123456789012345.123456789012345678901234567890"
+    );
+    assert_eq!(
+        staging.exec("SELECT count(*) FROM items WHERE id BETWEEN 1 AND 16"),
+        "16"
+    );
+}
