@@ -485,6 +485,9 @@ const POSTGRES: &[Case] = &[
         ],
         true,
     ),
+    // A domain over bool reads like bool; elements of a bool[] as the server prints them.
+    case("flag", &[("true", Some("true")), ("false", Some("false"))], true),
+    case("bool[]", &[("'{t,f,NULL}'", Some("{t,f,NULL}"))], true),
 ];
 
 fn env(name: &str, url: String) -> ResolvedEnv {
@@ -698,7 +701,7 @@ async fn mariadb_every_type_reads_exactly() {
 async fn postgres_every_type_reads_exactly() {
     let tmp = TempDb::postgres("types");
     tmp.exec(
-        "CREATE TYPE mood AS ENUM ('sad', 'happy'); CREATE DOMAIN posint AS int CHECK (VALUE > 0);",
+        "CREATE TYPE mood AS ENUM ('sad', 'happy'); CREATE DOMAIN posint AS int CHECK (VALUE > 0); CREATE DOMAIN flag AS bool;",
     );
     let e = env("production", tmp.url());
     let db = Db::connect(&e).await.unwrap();
