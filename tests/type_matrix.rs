@@ -280,6 +280,24 @@ const MARIADB: &[Case] = &[
         &[("'Abc'", Some("Abc"))],
         true,
     ),
+    // MariaDB's own types for addresses and ids read as their text.
+    case(
+        "INET6",
+        &[
+            ("'::1'", Some("::1")),
+            ("'::ffff:192.0.2.1'", Some("::ffff:192.0.2.1")),
+        ],
+        true,
+    ),
+    case("INET4", &[("'192.0.2.1'", Some("192.0.2.1"))], true),
+    case(
+        "UUID",
+        &[(
+            "'123E4567-E89B-12D3-A456-426655440000'",
+            Some("123e4567-e89b-12d3-a456-426655440000"),
+        )],
+        true,
+    ),
 ];
 
 const POSTGRES: &[Case] = &[
@@ -486,7 +504,11 @@ const POSTGRES: &[Case] = &[
         true,
     ),
     // A domain over bool reads like bool; elements of a bool[] as the server prints them.
-    case("flag", &[("true", Some("true")), ("false", Some("false"))], true),
+    case(
+        "flag",
+        &[("true", Some("true")), ("false", Some("false"))],
+        true,
+    ),
     case("bool[]", &[("'{t,f,NULL}'", Some("{t,f,NULL}"))], true),
 ];
 
