@@ -58,7 +58,11 @@ pub async fn backup(env: &ResolvedEnv, dir: &Path, stem: &str) -> Result<Backup>
     // The snapshot is taken before the dump; the environment is closed to its users by
     // then, so both see the same contents.
     let db = Db::connect(env).await?;
-    let snapshot = db.snapshot().await;
+    let snapshot = async {
+        refuse_inexact_backup(&db, d).await?;
+        db.snapshot().await
+    }
+    .await;
     db.close().await;
     let snapshot = snapshot?;
     let check = match d {
@@ -83,6 +87,19 @@ pub async fn backup(env: &ResolvedEnv, dir: &Path, stem: &str) -> Result<Backup>
         snapshot,
         check,
     })
+}
+
+/// A column the dump tool cannot write exactly would make the backup a silent loss at
+/// rollback: refuse it before anything is dumped, naming table, column and type.
+async fn refuse_inexact_backup(db: &Db, d: Dialect) -> Result<()> {
+    for t in db.table_names().await? {
+        for (col, ty) in db.column_types(&t).await? {
+            if let Some(why) = super::types::backup_inexact_reason(d, &ty) {
+                anyhow::bail!("cannot back up column {col} of table {t} ({ty}): {why}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Put production back as it was in `backup`, then prove it: the snapshot after the

@@ -6,6 +6,7 @@ pub mod mysql_admin;
 pub mod pg_admin;
 pub mod query;
 pub mod sqlite_admin;
+pub mod types;
 
 use std::str::FromStr;
 
@@ -234,7 +235,7 @@ fn why_not(direct: Option<sqlx::Error>, url: &str) -> anyhow::Error {
 }
 
 /// Connect to MariaDB/MySQL with strict SQL mode, so a bad value is an error rather than
-/// a warning and a silently truncated row.
+/// a warning and a silently truncated row, and the session time zone UTC.
 pub async fn mysql_pool(url: &str, password: Option<&str>) -> Result<MySqlPool> {
     // sqlx knows the `mysql:` scheme; `mariadb:` is accepted here as its synonym.
     let normalized = match url.strip_prefix("mariadb:") {
@@ -254,6 +255,9 @@ pub async fn mysql_pool(url: &str, password: Option<&str>) -> Result<MySqlPool> 
             Box::pin(async move {
                 conn.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
                     .await?;
+                // TIMESTAMP values are read and written in UTC, as mariadb-dump does: in a
+                // zone with daylight saving, one hour a year reads the same twice.
+                conn.execute("SET SESSION time_zone = '+00:00'").await?;
                 Ok(())
             })
         })

@@ -3,53 +3,27 @@
 //! read as their exact text, never through a float.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use futures::TryStreamExt;
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
-use sqlx::{Row, ValueRef};
+use sqlx::Row;
 
-use super::Db;
+use super::{Db, types};
 use crate::engine::pipeline::Fingerprint;
 
-/// One cell as text: NULL is `None`; numbers, dates and booleans in their canonical form.
-macro_rules! cell_text {
-    ($row:expr, $i:expr $(, $extra:ty)*) => {{
-        let (r, i) = (&$row, $i);
-        if r.try_get_raw(i)?.is_null() {
-            None
-        } else if let Ok(v) = r.try_get::<String, _>(i) {
-            Some(v)
-        } else if let Ok(v) = r.try_get::<i64, _>(i) {
-            Some(v.to_string())
-        } else if let Ok(v) = r.try_get::<i32, _>(i) {
-            Some(v.to_string())
-        } else if let Ok(v) = r.try_get::<i16, _>(i) {
-            Some(v.to_string())
-        } $(else if let Ok(v) = r.try_get::<$extra, _>(i) {
-            Some(v.to_string())
-        })* else if let Ok(v) = r.try_get::<f64, _>(i) {
-            Some(v.to_string())
-        } else if let Ok(v) = r.try_get::<bool, _>(i) {
-            Some(v.to_string())
-        } else if let Ok(v) = r.try_get::<Vec<u8>, _>(i) {
-            Some(String::from_utf8_lossy(&v).into_owned())
-        } else {
-            anyhow::bail!("column {} has a type cutover cannot read as text", i + 1)
-        }
-    }};
-}
-
+/// Stream `$rows`, each as text cells (rendered by `$cell`), through `$f`.
 macro_rules! for_each_row {
-    ($pool:expr, $sql:expr, $f:expr $(, $extra:ty)*) => {{
-        let mut rows = sqlx::query(sqlx::AssertSqlSafe($sql.to_string())).fetch($pool);
+    ($rows:expr, $cell:path, $f:expr) => {{
+        let mut rows = $rows;
         let mut cells: Vec<Option<String>> = Vec::new();
         while let Some(r) = rows.try_next().await? {
             cells.clear();
             for i in 0..r.len() {
-                cells.push(cell_text!(r, i $(, $extra)*));
+                cells.push($cell(&r, i)?);
             }
             $f(&cells)?;
         }
@@ -58,7 +32,11 @@ macro_rules! for_each_row {
 }
 
 impl Db {
-    /// Stream the rows of `sql`, each as text cells, through `f`.
+    /// Stream the rows of `sql`, each as text cells, through `f`: every value as the
+    /// server renders it as text (see [`super::types`]), NULL as `None`.
+    ///
+    /// Server queries go through the text protocol (PostgreSQL simple query, MySQL
+    /// `COM_QUERY`), whose values arrive as text whatever their type; rows stream.
     pub async fn for_each_row(
         &self,
         sql: &str,
@@ -66,13 +44,25 @@ impl Db {
     ) -> Result<()> {
         let run = async {
             match self {
-                Db::Sqlite(p) => for_each_row!(p, sql, f),
-                // Decimal and date print canonically (`12.50`, `2024-02-29`).
-                Db::Postgres(p) => for_each_row!(p, sql, f, Decimal, chrono::NaiveDate),
-                Db::MySql(p) => for_each_row!(p, sql, f, Decimal, chrono::NaiveDate),
+                Db::Sqlite(p) => for_each_row!(
+                    sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).fetch(p),
+                    types::sqlite_cell,
+                    f
+                ),
+                Db::Postgres(p) => for_each_row!(
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).fetch(p),
+                    types::pg_cell,
+                    f
+                ),
+                Db::MySql(p) => for_each_row!(
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).fetch(p),
+                    types::mysql_cell,
+                    f
+                ),
             }
         };
-        run.await.with_context(|| format!("running {sql}"))
+        let run: Result<()> = run.await;
+        run.with_context(|| format!("running {sql}"))
     }
 
     pub async fn count(&self, table: &str) -> Result<i64> {
@@ -148,31 +138,46 @@ impl Db {
         Ok(out)
     }
 
-    /// Per user table: row count and SHA-256 over every row, rows in a total order, so
-    /// two databases with the same contents give the same snapshot whatever their
-    /// physical row order (a restore does not keep it).
+    /// Per user table: row count and an order-independent digest of its rows (the
+    /// wrapping sum of each row's SHA-256), so two databases with the same contents give
+    /// the same snapshot whatever their physical row order (a restore does not keep it),
+    /// with no sort: no column type needs an ordering (PostgreSQL `json` has none), no
+    /// collation or sort-prefix limit (MySQL `max_sort_length`) can reorder ties.
+    /// Every value is hashed as its exact text, NULL apart from the empty string.
     pub async fn snapshot(&self) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         for t in self.table_names().await? {
-            let ncols = self.columns(&t).await?.len();
-            let order: Vec<String> = (1..=ncols).map(|i| i.to_string()).collect();
-            let sql = format!("SELECT * FROM {} ORDER BY {}", self.q(&t), order.join(", "));
-            let mut h = Sha256::new();
+            let types = self.column_types(&t).await?;
+            let names: Vec<String> = types.iter().map(|(n, _)| n.clone()).collect();
+            let sql = format!(
+                "SELECT {} FROM {}",
+                self.exact_select_list(&names, &types),
+                self.q(&t)
+            );
+            let (mut hi, mut lo) = (0u128, 0u128);
             let mut n = 0u64;
             self.for_each_row(&sql, |cells| {
                 n += 1;
+                let mut h = Sha256::new();
                 for c in cells {
                     match c {
-                        None => h.update(b"\x00NULL"),
-                        Some(s) => h.update(s.as_bytes()),
+                        None => h.update([0u8]),
+                        Some(s) => {
+                            h.update([1u8]);
+                            h.update((s.len() as u64).to_be_bytes());
+                            h.update(s.as_bytes());
+                        }
                     }
-                    h.update([0x1f]);
                 }
-                h.update([0x1e]);
+                let d = h.finalize();
+                let (a, b) = d.split_at(16);
+                hi = hi.wrapping_add(u128::from_be_bytes(a.try_into().expect("16 bytes")));
+                lo = lo.wrapping_add(u128::from_be_bytes(b.try_into().expect("16 bytes")));
                 Ok(())
             })
-            .await?;
-            out.insert(t, format!("rows={n} sha256={}", hex::encode(h.finalize())));
+            .await
+            .with_context(|| format!("snapshot of table {t}"))?;
+            out.insert(t, format!("rows={n} sha256={hi:032x}{lo:032x}"));
         }
         Ok(out)
     }
@@ -242,15 +247,28 @@ impl Db {
     /// Stream `SELECT columns FROM table` into a CSV file with a header row; returns the
     /// number of rows written. This is the SQL extract.
     pub async fn table_to_csv(&self, table: &str, columns: &[String], out: &Path) -> Result<u64> {
-        let cols: Vec<String> = columns.iter().map(|c| self.q(c)).collect();
-        let sql = format!("SELECT {} FROM {}", cols.join(", "), self.q(table));
+        let types = self
+            .column_types(table)
+            .await
+            .with_context(|| format!("reading legacy table {table}"))?;
+        let sql = format!(
+            "SELECT {} FROM {}",
+            self.exact_select_list(columns, &types),
+            self.q(table)
+        );
         let file = std::fs::File::create(out)
             .with_context(|| format!("cannot create {}", out.display()))?;
-        let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
-        w.write_record(columns)?;
+        let mut w = std::io::BufWriter::new(file);
+        let mut line = Vec::new();
+        let header: Vec<Option<String>> = columns.iter().map(|c| Some(c.clone())).collect();
+        csv_record(&mut line, &header);
+        w.write_all(&line)
+            .with_context(|| format!("writing {} (disk full?)", out.display()))?;
         let mut n = 0u64;
         self.for_each_row(&sql, |cells| {
-            w.write_record(cells.iter().map(|c| c.as_deref().unwrap_or("")))
+            line.clear();
+            csv_record(&mut line, cells);
+            w.write_all(&line)
                 .with_context(|| format!("writing {} (disk full?)", out.display()))?;
             n += 1;
             Ok(())
@@ -280,6 +298,27 @@ impl Db {
         };
         r.with_context(|| format!("running {}", first_line(sql)))
     }
+}
+
+/// One CSV record, `\n`-terminated, in psql's `\copy … CSV` convention: NULL is an
+/// empty field, the empty string is `""`; a value holding a comma, a quote or a line end
+/// is quoted, its quotes doubled.
+pub fn csv_record(out: &mut Vec<u8>, cells: &[Option<String>]) {
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match c.as_deref() {
+            None => {}
+            Some(s) if s.is_empty() || s.contains([',', '"', '\r', '\n']) => {
+                out.push(b'"');
+                out.extend_from_slice(s.replace('"', "\"\"").as_bytes());
+                out.push(b'"');
+            }
+            Some(s) => out.extend_from_slice(s.as_bytes()),
+        }
+    }
+    out.push(b'\n');
 }
 
 fn first_line(sql: &str) -> String {

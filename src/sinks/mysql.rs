@@ -49,6 +49,7 @@ impl MySqlSink {
         } else {
             updates.join(", ")
         };
+        let kinds = self.column_kinds(spec).await?;
         let mut tx = match self.pool.begin().await {
             Ok(tx) => tx,
             Err(e) => {
@@ -64,10 +65,14 @@ impl MySqlSink {
                 cols.join(", ")
             ));
             qb.push_values(chunk.iter(), |mut b, row| {
-                for v in row.iter() {
+                for (v, kind) in row.iter().zip(&kinds) {
                     match v {
                         SqlValue::Null => b.push_bind(None::<String>),
-                        SqlValue::Text(s) => b.push_bind(s.clone()),
+                        SqlValue::Text(s) => match kind.written(s) {
+                            Written::Bytes(b2) => b.push_bind(b2),
+                            Written::Unsigned(n) => b.push_bind(n),
+                            Written::Text => b.push_bind(s.clone()),
+                        },
                         SqlValue::Int(i) => b.push_bind(*i),
                         // Exact decimal text: MariaDB parses a string into DECIMAL exactly.
                         SqlValue::Dec(d) => b.push_bind(d.to_string()),
@@ -102,6 +107,73 @@ impl MySqlSink {
         tx.commit().await.map_err(classify)?;
         // Rows accepted (inserted, updated or already identical), as the other sinks count.
         Ok(rows.len() as u64)
+    }
+}
+
+impl MySqlSink {
+    /// How each of `spec.columns` takes a text value, from the catalog (one small query
+    /// per batch: the sink keeps no state, and a batch is thousands of rows).
+    async fn column_kinds(&self, spec: &TableSpec) -> Result<Vec<Kind>, SinkError> {
+        let rows: Result<Vec<(String, String)>, sqlx::Error> = sqlx::query_as(
+            "SELECT CAST(column_name AS CHAR), CAST(LOWER(data_type) AS CHAR) \
+             FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?",
+        )
+        .bind(&spec.table)
+        .fetch_all(&self.pool)
+        .await;
+        let rows = match rows {
+            Ok(r) => r,
+            Err(e @ sqlx::Error::PoolTimedOut) => {
+                return Err(SinkError::Infra(
+                    crate::db::acquire_error(&self.pool, e).await,
+                ));
+            }
+            Err(e) => return Err(classify(e)),
+        };
+        Ok(spec
+            .columns
+            .iter()
+            .map(|c| {
+                let ty = rows.iter().find(|(n, _)| n == c).map(|(_, t)| t.as_str());
+                match ty {
+                    Some(
+                        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob",
+                    ) => Kind::Binary,
+                    Some("bit") => Kind::Bit,
+                    _ => Kind::Text,
+                }
+            })
+            .collect())
+    }
+}
+
+/// How a target column takes the text cutover reads (see README "How values read as
+/// text"): binary strings as `\x` + hex, BIT as its unsigned integer, the rest as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Binary,
+    Bit,
+}
+
+enum Written {
+    Text,
+    Bytes(Vec<u8>),
+    Unsigned(u64),
+}
+
+impl Kind {
+    /// A value not in the column's form goes as text: the server takes its bytes (a
+    /// binary column) or refuses it (a BIT), a row error like any other.
+    fn written(self, s: &str) -> Written {
+        match self {
+            Kind::Binary => match s.strip_prefix("\\x").map(hex::decode) {
+                Some(Ok(b)) => Written::Bytes(b),
+                _ => Written::Text,
+            },
+            Kind::Bit => s.parse().map_or(Written::Text, Written::Unsigned),
+            Kind::Text => Written::Text,
+        }
     }
 }
 
@@ -145,6 +217,20 @@ fn classify(e: sqlx::Error) -> SinkError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_and_bit_columns_take_the_text_cutover_reads() {
+        assert!(matches!(Kind::Binary.written("\\x00ff"), Written::Bytes(b) if b == [0, 255]));
+        assert!(matches!(Kind::Binary.written("\\x"), Written::Bytes(b) if b.is_empty()));
+        assert!(matches!(Kind::Binary.written("plain"), Written::Text));
+        assert!(matches!(Kind::Binary.written("\\xzz"), Written::Text));
+        assert!(matches!(
+            Kind::Bit.written("18446744073709551615"),
+            Written::Unsigned(u64::MAX)
+        ));
+        assert!(matches!(Kind::Bit.written("-1"), Written::Text));
+        assert!(matches!(Kind::Text.written("\\x00"), Written::Text));
+    }
 
     #[test]
     fn backticks_are_doubled() {

@@ -156,13 +156,15 @@ impl PgSink {
                 .iter()
                 .map(|c| format!("{0} = EXCLUDED.{0}", ident(c)))
                 .collect();
+            // Compared as text: every type has a text form (`json` has no `=`), and equal
+            // text is what "unchanged" means to cutover's reads.
             let old: Vec<String> = rest
                 .iter()
-                .map(|c| format!("cutover_t.{}", ident(c)))
+                .map(|c| format!("cutover_t.{}::text", ident(c)))
                 .collect();
             let new: Vec<String> = rest
                 .iter()
-                .map(|c| format!("EXCLUDED.{}", ident(c)))
+                .map(|c| format!("EXCLUDED.{}::text", ident(c)))
                 .collect();
             format!(
                 "UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
