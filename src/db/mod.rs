@@ -6,6 +6,7 @@ pub mod mysql_admin;
 pub mod pg_admin;
 pub mod query;
 pub mod sqlite_admin;
+pub mod types;
 
 use std::str::FromStr;
 
