@@ -280,8 +280,8 @@ impl Db {
     /// Empty `tables`, children before parents (staging reset). PostgreSQL truncates them
     /// all in one `TRUNCATE … RESTART IDENTITY CASCADE` (tables outside the list that
     /// reference them are emptied too: staging is scratch); MariaDB/MySQL truncates each
-    /// with foreign key checks off in one session of its own; SQLite has no TRUNCATE and
-    /// deletes, children first.
+    /// with foreign key checks off in one session of its own, unless a table outside the
+    /// list references one in it; SQLite has no TRUNCATE. Those two delete, children first.
     pub async fn empty_tables(&self, children_first: &[String]) -> Result<()> {
         if children_first.is_empty() {
             return Ok(());
@@ -298,8 +298,12 @@ impl Db {
                 .exec(&format!("TRUNCATE TABLE {} RESTART IDENTITY CASCADE", list()))
                 .await
                 .with_context(|| format!("emptying staging tables {}", children_first.join(", "))),
-            Db::MySql(pool) => truncate_mysql(pool, children_first, self).await,
-            Db::Sqlite(_) => {
+            Db::MySql(pool) if !self.referenced_from_outside(children_first).await? => {
+                truncate_mysql(pool, children_first, self).await
+            }
+            // A table outside the list refers to one in it: truncating with the checks
+            // off would leave its rows pointing at nothing, so the rows are deleted.
+            Db::MySql(_) | Db::Sqlite(_) => {
                 for t in children_first {
                     self.exec(&format!("DELETE FROM {}", self.q(t)))
                         .await
@@ -308,6 +312,31 @@ impl Db {
                 Ok(())
             }
         }
+    }
+}
+
+impl Db {
+    /// Whether a table not in `tables` has a foreign key to one in it (MariaDB/MySQL).
+    async fn referenced_from_outside(&self, tables: &[String]) -> Result<bool> {
+        let list = tables
+            .iter()
+            .map(|t| format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut n = 0;
+        self.for_each_row(
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS \
+                 WHERE CONSTRAINT_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME IN ({list}) \
+                 AND TABLE_NAME NOT IN ({list})"
+            ),
+            |c| {
+                n = c[0].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(n > 0)
     }
 }
 
