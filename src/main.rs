@@ -459,17 +459,28 @@ async fn execute(
         let report = cutover::preflight::run(&plan, &opts).await;
         report.log();
         if !report.ok {
-            for f in report.findings.iter().filter(|f| f.status != cutover::preflight::Status::Pass) {
+            for f in report
+                .findings
+                .iter()
+                .filter(|f| f.status != cutover::preflight::Status::Pass)
+            {
                 eprintln!("{f}");
             }
-            eprintln!("{}; nothing was changed (`cutover check --connect` lists every finding)", report.tally());
+            eprintln!(
+                "{}; nothing was changed (`cutover check --connect` lists every finding)",
+                report.tally()
+            );
             if c.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
             return Ok(exit::PREFLIGHT_FAILED);
         }
         if headless {
-            for f in report.findings.iter().filter(|f| f.status == cutover::preflight::Status::Warn) {
+            for f in report
+                .findings
+                .iter()
+                .filter(|f| f.status == cutover::preflight::Status::Warn)
+            {
                 eprintln!("{f}");
             }
             eprintln!("{}", report.tally());

@@ -286,7 +286,9 @@ fn assert_findings(out: &Output, runbook: &Path, expect: &[Expect], name: &str) 
             .find(|f| {
                 f["status"] == e.status
                     && f["key"] == e.key.as_str()
-                    && e.says.iter().all(|s| f["message"].as_str().unwrap().contains(s))
+                    && e.says
+                        .iter()
+                        .all(|s| f["message"].as_str().unwrap().contains(s))
             })
             .unwrap_or_else(|| {
                 panic!(
@@ -365,16 +367,56 @@ fn cases() -> Vec<Case> {
             setup: |_| Tweak::default(),
             expect: |s| {
                 vec![
-                    pass("environments.legacy.url", Some(("[environments.legacy]", "url =")), &["connected to", "MariaDB"]),
-                    pass("entities.customers.source", Some(("[entities.customers]", "source =")), &["legacy table customers: the 8 columns exist"]),
-                    pass("environments.legacy.app_users", Some(("[environments.legacy]", "app_users =")), &[&format!("{}@%", s.legacy_user), "exist"]),
-                    pass("environments.production.app_users", Some(("[environments.production]", "app_users =")), &[&s.users_role, "exist"]),
-                    pass("environments.legacy.url", Some(("[environments.legacy]", "url =")), &["may freeze"]),
-                    pass("environments.production.url", Some(("[environments.production]", "url =")), &["may back up"]),
-                    pass("environments.production.url", Some(("[environments.production]", "url =")), &["may close"]),
-                    pass("steps[0].kind", Some(("id = \"backup\"", "kind =")), &["pg_dump 15", "PostgreSQL 15 server"]),
-                    pass("vars.backup_dir", Some(("[vars]", "backup_dir =")), &["is writable", "free for a database of"]),
-                    pass("schema.postgres", Some(("[schema]", "postgres =")), &["holds none of the runbook's 4 tables"]),
+                    pass(
+                        "environments.legacy.url",
+                        Some(("[environments.legacy]", "url =")),
+                        &["connected to", "MariaDB"],
+                    ),
+                    pass(
+                        "entities.customers.source",
+                        Some(("[entities.customers]", "source =")),
+                        &["legacy table customers: the 8 columns exist"],
+                    ),
+                    pass(
+                        "environments.legacy.app_users",
+                        Some(("[environments.legacy]", "app_users =")),
+                        &[&format!("{}@%", s.legacy_user), "exist"],
+                    ),
+                    pass(
+                        "environments.production.app_users",
+                        Some(("[environments.production]", "app_users =")),
+                        &[&s.users_role, "exist"],
+                    ),
+                    pass(
+                        "environments.legacy.url",
+                        Some(("[environments.legacy]", "url =")),
+                        &["may freeze"],
+                    ),
+                    pass(
+                        "environments.production.url",
+                        Some(("[environments.production]", "url =")),
+                        &["may back up"],
+                    ),
+                    pass(
+                        "environments.production.url",
+                        Some(("[environments.production]", "url =")),
+                        &["may close"],
+                    ),
+                    pass(
+                        "steps[0].kind",
+                        Some(("id = \"backup\"", "kind =")),
+                        &["pg_dump 15", "PostgreSQL 15 server"],
+                    ),
+                    pass(
+                        "vars.backup_dir",
+                        Some(("[vars]", "backup_dir =")),
+                        &["is writable", "free for a database of"],
+                    ),
+                    pass(
+                        "schema.postgres",
+                        Some(("[schema]", "postgres =")),
+                        &["holds none of the runbook's 4 tables"],
+                    ),
                     pass("--artifacts", None, &["is writable"]),
                     pass("--journal", None, &["is writable"]),
                 ]
@@ -392,7 +434,10 @@ fn cases() -> Vec<Case> {
                 vec![fail(
                     "entities.vehicles.source",
                     Some(("[entities.vehicles]", "source =")),
-                    &[&format!("legacy table vehicles does not exist in mysql://root@127.0.0.1:3306/{}", s.legacy.name)],
+                    &[&format!(
+                        "legacy table vehicles does not exist in mysql://root@127.0.0.1:3306/{}",
+                        s.legacy.name
+                    )],
                 )]
             },
         },
@@ -408,7 +453,10 @@ fn cases() -> Vec<Case> {
                 vec![fail(
                     "entities.drivers.columns[2]",
                     Some(("[entities.drivers]", "columns =")),
-                    &["column drivers.license_no does not exist", "the table has: legacy_id, name, license_expiry"],
+                    &[
+                        "column drivers.license_no does not exist",
+                        "the table has: legacy_id, name, license_expiry",
+                    ],
                 )]
             },
         },
@@ -417,7 +465,8 @@ fn cases() -> Vec<Case> {
             legacy: Postgres,
             production: Postgres,
             setup: |s| {
-                s.legacy.exec("ALTER TABLE open_invoices DROP COLUMN currency");
+                s.legacy
+                    .exec("ALTER TABLE open_invoices DROP COLUMN currency");
                 Tweak::default()
             },
             expect: |_| {
@@ -468,7 +517,10 @@ fn cases() -> Vec<Case> {
                         "environments.production.url",
                         Some(("[environments.production]", "url =")),
                         &[
-                            &format!("{}_low may not close {} to its users", s.production.name, s.production.name),
+                            &format!(
+                                "{}_low may not close {} to its users",
+                                s.production.name, s.production.name
+                            ),
                             &format!("ownership of database {}", s.production.name),
                             "membership of pg_signal_backend",
                         ],
@@ -476,9 +528,16 @@ fn cases() -> Vec<Case> {
                     fail(
                         "environments.production.url",
                         Some(("[environments.production]", "url =")),
-                        &["may not write the target tables", "CREATE on the current schema"],
+                        &[
+                            "may not write the target tables",
+                            "CREATE on the current schema",
+                        ],
                     ),
-                    pass("environments.production.url", Some(("[environments.production]", "url =")), &["connected to"]),
+                    pass(
+                        "environments.production.url",
+                        Some(("[environments.production]", "url =")),
+                        &["connected to"],
+                    ),
                 ]
             },
         },
@@ -492,7 +551,11 @@ fn cases() -> Vec<Case> {
             },
             expect: |s| {
                 vec![
-                    pass("environments.legacy.url", Some(("[environments.legacy]", "url =")), &["may read the legacy tables"]),
+                    pass(
+                        "environments.legacy.url",
+                        Some(("[environments.legacy]", "url =")),
+                        &["may read the legacy tables"],
+                    ),
                     fail(
                         "environments.legacy.url",
                         Some(("[environments.legacy]", "url =")),
@@ -528,15 +591,32 @@ fn cases() -> Vec<Case> {
                     fail(
                         "environments.production.url",
                         Some(("[environments.production]", "url =")),
-                        &["may not back up", &format!("SHOW VIEW on `{}`", s.production.name), "TRIGGER on", "SELECT on mysql.proc"],
+                        &[
+                            "may not back up",
+                            &format!("SHOW VIEW on `{}`", s.production.name),
+                            "TRIGGER on",
+                            "SELECT on mysql.proc",
+                        ],
                     ),
                     fail(
                         "environments.production.url",
                         Some(("[environments.production]", "url =")),
-                        &["may not lock and unlock the application's accounts", "CREATE USER (global)", "PROCESS (global)"],
+                        &[
+                            "may not lock and unlock the application's accounts",
+                            "CREATE USER (global)",
+                            "PROCESS (global)",
+                        ],
                     ),
-                    pass("environments.production.url", Some(("[environments.production]", "url =")), &["may write the target tables"]),
-                    pass("steps[0].kind", Some(("id = \"backup\"", "kind =")), &["mariadb-dump", "MariaDB"]),
+                    pass(
+                        "environments.production.url",
+                        Some(("[environments.production]", "url =")),
+                        &["may write the target tables"],
+                    ),
+                    pass(
+                        "steps[0].kind",
+                        Some(("id = \"backup\"", "kind =")),
+                        &["mariadb-dump", "MariaDB"],
+                    ),
                 ]
             },
         },
@@ -546,12 +626,23 @@ fn cases() -> Vec<Case> {
             production: Postgres,
             setup: |s| {
                 let path = fake_path(s.dir.path(), &[], &[]);
-                Tweak { args: vec![], env: vec![("PATH".into(), path)] }
+                Tweak {
+                    args: vec![],
+                    env: vec![("PATH".into(), path)],
+                }
             },
             expect: |_| {
                 vec![
-                    fail("steps[0].kind", Some(("id = \"backup\"", "kind =")), &["cannot run pg_dump"]),
-                    fail("steps[0].kind", Some(("id = \"backup\"", "kind =")), &["cannot run pg_restore"]),
+                    fail(
+                        "steps[0].kind",
+                        Some(("id = \"backup\"", "kind =")),
+                        &["cannot run pg_dump"],
+                    ),
+                    fail(
+                        "steps[0].kind",
+                        Some(("id = \"backup\"", "kind =")),
+                        &["cannot run pg_restore"],
+                    ),
                 ]
             },
         },
@@ -560,13 +651,28 @@ fn cases() -> Vec<Case> {
             legacy: MySql,
             production: Postgres,
             setup: |s| {
-                let path = fake_path(s.dir.path(), &[("pg_dump", "echo 'pg_dump (PostgreSQL) 14.9'")], &["pg_restore"]);
-                Tweak { args: vec![], env: vec![("PATH".into(), path)] }
+                let path = fake_path(
+                    s.dir.path(),
+                    &[("pg_dump", "echo 'pg_dump (PostgreSQL) 14.9'")],
+                    &["pg_restore"],
+                );
+                Tweak {
+                    args: vec![],
+                    env: vec![("PATH".into(), path)],
+                }
             },
             expect: |_| {
                 vec![
-                    fail("steps[0].kind", Some(("id = \"backup\"", "kind =")), &["pg_dump 14.9 is older than the server (PostgreSQL 15)"]),
-                    pass("steps[0].kind", Some(("id = \"backup\"", "kind =")), &["pg_restore 15"]),
+                    fail(
+                        "steps[0].kind",
+                        Some(("id = \"backup\"", "kind =")),
+                        &["pg_dump 14.9 is older than the server (PostgreSQL 15)"],
+                    ),
+                    pass(
+                        "steps[0].kind",
+                        Some(("id = \"backup\"", "kind =")),
+                        &["pg_restore 15"],
+                    ),
                 ]
             },
         },
@@ -576,9 +682,18 @@ fn cases() -> Vec<Case> {
             production: MySql,
             setup: |s| {
                 let path = fake_path(s.dir.path(), &[], &["mariadb"]);
-                Tweak { args: vec![], env: vec![("PATH".into(), path)] }
+                Tweak {
+                    args: vec![],
+                    env: vec![("PATH".into(), path)],
+                }
             },
-            expect: |_| vec![fail("steps[0].kind", Some(("id = \"backup\"", "kind =")), &["cannot run mariadb-dump"])],
+            expect: |_| {
+                vec![fail(
+                    "steps[0].kind",
+                    Some(("id = \"backup\"", "kind =")),
+                    &["cannot run mariadb-dump"],
+                )]
+            },
         },
         Case {
             name: "artifacts folder cannot be created",
@@ -587,13 +702,19 @@ fn cases() -> Vec<Case> {
             setup: |s| {
                 std::fs::write(s.dir.path().join("file.txt"), "not a folder").unwrap();
                 let a = s.dir.path().join("file.txt/runs").display().to_string();
-                Tweak { args: vec!["--artifacts".into(), a], env: vec![] }
+                Tweak {
+                    args: vec!["--artifacts".into(), a],
+                    env: vec![],
+                }
             },
             expect: |s| {
                 vec![fail(
                     "--artifacts",
                     None,
-                    &[&format!("{} is not a folder", s.dir.path().join("file.txt").display())],
+                    &[&format!(
+                        "{} is not a folder",
+                        s.dir.path().join("file.txt").display()
+                    )],
                 )]
             },
         },
@@ -606,7 +727,13 @@ fn cases() -> Vec<Case> {
                 let b = s.dir.path().join("file.txt/backups").display().to_string();
                 args(&["--var", &format!("backup_dir={b}")])
             },
-            expect: |_| vec![fail("vars.backup_dir", Some(("[vars]", "backup_dir =")), &["is not a folder"])],
+            expect: |_| {
+                vec![fail(
+                    "vars.backup_dir",
+                    Some(("[vars]", "backup_dir =")),
+                    &["is not a folder"],
+                )]
+            },
         },
         Case {
             name: "production holds the tables but one lacks a mapped column",
@@ -614,13 +741,22 @@ fn cases() -> Vec<Case> {
             production: Postgres,
             setup: |s| {
                 s.apply_schema();
-                s.production.exec("ALTER TABLE fleet_vehicle DROP COLUMN vin_sn");
+                s.production
+                    .exec("ALTER TABLE fleet_vehicle DROP COLUMN vin_sn");
                 Tweak::default()
             },
             expect: |_| {
                 vec![
-                    fail("entities.vehicles.map.vin_sn", Some(("[entities.vehicles.map]", "vin_sn =")), &["column fleet_vehicle.vin_sn does not exist"]),
-                    pass("entities.customers.target", Some(("[entities.customers]", "target =")), &["table res_partner has the 7 mapped columns"]),
+                    fail(
+                        "entities.vehicles.map.vin_sn",
+                        Some(("[entities.vehicles.map]", "vin_sn =")),
+                        &["column fleet_vehicle.vin_sn does not exist"],
+                    ),
+                    pass(
+                        "entities.customers.target",
+                        Some(("[entities.customers]", "target =")),
+                        &["table res_partner has the 7 mapped columns"],
+                    ),
                 ]
             },
         },
@@ -637,7 +773,10 @@ fn cases() -> Vec<Case> {
                 vec![fail(
                     "entities.drivers.target",
                     Some(("[entities.drivers]", "target =")),
-                    &["table hr_employee does not exist", "its schema is not applied"],
+                    &[
+                        "table hr_employee does not exist",
+                        "its schema is not applied",
+                    ],
                 )]
             },
         },
@@ -665,25 +804,38 @@ impl CloneRef for TempDb {
 
 #[test]
 fn preflight_findings_on_the_servers() {
-    let mut failures = Vec::new();
-    for case in cases() {
-        let mut site = Site::new(case.legacy, case.production);
-        let tweak = (case.setup)(&mut site);
-        let mut a = vec!["--connect".to_string(), "--json".into()];
-        a.extend(tweak.args.clone());
-        let out = site.cutover("check", &a, &tweak.env);
-        let expect = (case.expect)(&site);
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            assert_findings(&out, &tms_pg(), &expect, case.name)
-        }));
-        if let Err(e) = r {
-            failures.push(format!(
-                "{}: {}",
-                case.name,
-                e.downcast_ref::<String>().cloned().unwrap_or_default()
-            ));
-        }
+    // Four cases at a time: each mostly waits for its databases.
+    let failures = std::sync::Mutex::new(Vec::new());
+    let mut groups: Vec<Vec<Case>> = (0..4).map(|_| Vec::new()).collect();
+    for (i, c) in cases().into_iter().enumerate() {
+        groups[i % 4].push(c);
     }
+    std::thread::scope(|scope| {
+        for group in groups {
+            let failures = &failures;
+            scope.spawn(move || {
+                for case in group {
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let mut site = Site::new(case.legacy, case.production);
+                        let tweak = (case.setup)(&mut site);
+                        let mut a = vec!["--connect".to_string(), "--json".into()];
+                        a.extend(tweak.args.clone());
+                        let out = site.cutover("check", &a, &tweak.env);
+                        let expect = (case.expect)(&site);
+                        assert_findings(&out, &tms_pg(), &expect, case.name)
+                    }));
+                    if let Err(e) = r {
+                        failures.lock().unwrap().push(format!(
+                            "{}: {}",
+                            case.name,
+                            e.downcast_ref::<String>().cloned().unwrap_or_default()
+                        ));
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
@@ -739,12 +891,16 @@ fn run_and_rehearse_refuse_to_start_on_a_failed_finding() {
         "production is still open to its users"
     );
     assert_eq!(
-        site.production.exec("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        site.production
+            .exec("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
         "0",
         "no schema applied to production"
     );
     let grants = mariadb(&format!("SHOW GRANTS FOR '{}'@'%'", site.legacy_user));
-    assert!(grants.contains("INSERT"), "the legacy is not frozen: {grants}");
+    assert!(
+        grants.contains("INSERT"),
+        "the legacy is not frozen: {grants}"
+    );
     assert!(
         !site.dir.path().join("backups").exists(),
         "no backup was taken"
@@ -789,10 +945,26 @@ fn preflight_findings_on_sqlite_and_csv() {
             "CSV extract and new SQLite targets",
             |_| vec![],
             vec![
-                pass("entities.customers.source", Some(("[entities.customers]", "source =")), &["customers.csv: the header has the 8 columns"]),
-                pass("environments.production.url", Some(("[environments.production]", "url =")), &["does not exist yet: the run creates it"]),
-                pass("schema.sqlite", Some(("[schema]", "sqlite =")), &["production holds none of the runbook's 4 tables"]),
-                pass("vars.backup_dir", Some(("[vars]", "backup_dir =")), &["is writable"]),
+                pass(
+                    "entities.customers.source",
+                    Some(("[entities.customers]", "source =")),
+                    &["customers.csv: the header has the 8 columns"],
+                ),
+                pass(
+                    "environments.production.url",
+                    Some(("[environments.production]", "url =")),
+                    &["does not exist yet: the run creates it"],
+                ),
+                pass(
+                    "schema.sqlite",
+                    Some(("[schema]", "sqlite =")),
+                    &["production holds none of the runbook's 4 tables"],
+                ),
+                pass(
+                    "vars.backup_dir",
+                    Some(("[vars]", "backup_dir =")),
+                    &["is writable"],
+                ),
             ],
         ),
         (
@@ -801,34 +973,59 @@ fn preflight_findings_on_sqlite_and_csv() {
                 std::fs::remove_file(s.path("extract/drivers.csv")).unwrap();
                 vec![]
             },
-            vec![fail("entities.drivers.source", Some(("[entities.drivers]", "source =")), &["drivers.csv is missing (extract_dir = "])],
+            vec![fail(
+                "entities.drivers.source",
+                Some(("[entities.drivers]", "source =")),
+                &["drivers.csv is missing (extract_dir = "],
+            )],
         ),
         (
             "CSV header lacks a column",
             |s| {
                 let p = s.path("extract/customers.csv");
-                let t = std::fs::read_to_string(&p).unwrap().replacen(",email,", ",mail,", 1);
+                let t = std::fs::read_to_string(&p)
+                    .unwrap()
+                    .replacen(",email,", ",mail,", 1);
                 std::fs::write(&p, t).unwrap();
                 vec![]
             },
-            vec![fail("entities.customers.columns", Some(("[entities.customers]", "columns =")), &["customers.csv: line 1: missing column(s) email"])],
+            vec![fail(
+                "entities.customers.columns",
+                Some(("[entities.customers]", "columns =")),
+                &["customers.csv: line 1: missing column(s) email"],
+            )],
         ),
         (
             "SQLite legacy in place",
             legacy_db,
             vec![
-                pass("entities.vehicles.source", Some(("[entities.vehicles]", "source =")), &["legacy table vehicles: the 7 columns exist and their types are readable"]),
-                pass("environments.legacy.url", Some(("[environments.legacy]", "url =")), &["connected to sqlite", "SQLite 3"]),
+                pass(
+                    "entities.vehicles.source",
+                    Some(("[entities.vehicles]", "source =")),
+                    &["legacy table vehicles: the 7 columns exist and their types are readable"],
+                ),
+                pass(
+                    "environments.legacy.url",
+                    Some(("[environments.legacy]", "url =")),
+                    &["connected to sqlite", "SQLite 3"],
+                ),
             ],
         ),
         (
             "SQLite legacy column missing",
             |s| {
                 let f = legacy_db(s);
-                sqlite(&s.path("legacy.db"), "ALTER TABLE customers DROP COLUMN phone");
+                sqlite(
+                    &s.path("legacy.db"),
+                    "ALTER TABLE customers DROP COLUMN phone",
+                );
                 f
             },
-            vec![fail("entities.customers.columns[3]", Some(("[entities.customers]", "columns =")), &["column customers.phone does not exist"])],
+            vec![fail(
+                "entities.customers.columns[3]",
+                Some(("[entities.customers]", "columns =")),
+                &["column customers.phone does not exist"],
+            )],
         ),
         (
             "SQLite legacy table missing",
@@ -837,25 +1034,42 @@ fn preflight_findings_on_sqlite_and_csv() {
                 sqlite(&s.path("legacy.db"), "DROP TABLE drivers");
                 f
             },
-            vec![fail("entities.drivers.source", Some(("[entities.drivers]", "source =")), &["legacy table drivers does not exist in sqlite"])],
+            vec![fail(
+                "entities.drivers.source",
+                Some(("[entities.drivers]", "source =")),
+                &["legacy table drivers does not exist in sqlite"],
+            )],
         ),
         (
             "SQLite legacy file missing",
             |s| vec!["--var".into(), format!("legacy_url={}", s.url("nope.db"))],
-            vec![fail("environments.legacy.url", Some(("[environments.legacy]", "url =")), &["the SQLite file", "nope.db does not exist"])],
+            vec![fail(
+                "environments.legacy.url",
+                Some(("[environments.legacy]", "url =")),
+                &["the SQLite file", "nope.db does not exist"],
+            )],
         ),
         (
             "SQLite production lacks a mapped column",
             |s| {
-                let rb: toml::Value = toml::from_str(&std::fs::read_to_string(tms()).unwrap()).unwrap();
+                let rb: toml::Value =
+                    toml::from_str(&std::fs::read_to_string(tms()).unwrap()).unwrap();
                 let p = s.path("production.db");
                 sqlite(&p, rb["schema"]["sqlite"].as_str().unwrap());
                 sqlite(&p, "ALTER TABLE res_partner DROP COLUMN city");
                 vec![]
             },
             vec![
-                fail("entities.customers.map.city", Some(("[entities.customers.map]", "city =")), &["column res_partner.city does not exist"]),
-                pass("entities.vehicles.target", Some(("[entities.vehicles]", "target =")), &["table fleet_vehicle has the 7 mapped columns"]),
+                fail(
+                    "entities.customers.map.city",
+                    Some(("[entities.customers.map]", "city =")),
+                    &["column res_partner.city does not exist"],
+                ),
+                pass(
+                    "entities.vehicles.target",
+                    Some(("[entities.vehicles]", "target =")),
+                    &["table fleet_vehicle has the 7 mapped columns"],
+                ),
             ],
         ),
     ];

@@ -110,7 +110,13 @@ async fn reset_staging_with_foreign_keys_ends_empty() {
     // PostgreSQL: parents first, and the table referring to `child` left out of the list:
     // CASCADE empties it too.
     let pg = TempDb::postgres("reset");
-    reset_case(Dialect::Postgres, pg.url(), &["parent", "child"], Some([0, 0, 0])).await;
+    reset_case(
+        Dialect::Postgres,
+        pg.url(),
+        &["parent", "child"],
+        Some([0, 0, 0]),
+    )
+    .await;
     // MariaDB: parents first; TRUNCATE with the checks off empties all three.
     let my = TempDb::mysql("reset");
     reset_case(

@@ -295,7 +295,10 @@ impl Db {
         };
         match self {
             Db::Postgres(_) => self
-                .exec(&format!("TRUNCATE TABLE {} RESTART IDENTITY CASCADE", list()))
+                .exec(&format!(
+                    "TRUNCATE TABLE {} RESTART IDENTITY CASCADE",
+                    list()
+                ))
                 .await
                 .with_context(|| format!("emptying staging tables {}", children_first.join(", "))),
             Db::MySql(pool) if !self.referenced_from_outside(children_first).await? => {

@@ -169,6 +169,8 @@ fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     }
     // SAFETY: statvfs returned 0, so it filled the buffer.
     let s = unsafe { s.assume_init() };
+    // The fields' widths differ between platforms.
+    #[allow(clippy::unnecessary_cast)]
     Ok((s.f_bavail as u64).saturating_mul(s.f_frsize as u64))
 }
 
@@ -221,7 +223,11 @@ pub(super) async fn backup_disk(
                 "disk",
                 Some(name),
                 &key,
-                format!("cannot tell the size of {}: {}", display_env(env), explain(&e)),
+                format!(
+                    "cannot tell the size of {}: {}",
+                    display_env(env),
+                    explain(&e)
+                ),
                 "",
             );
             return;
@@ -319,8 +325,7 @@ pub(super) fn writable_places(out: &mut Out<'_>, plan: &Plan, opts: &Options) {
             // A server journal is checked when it is opened (it creates its table).
         }
         _ => {
-            let file =
-                sqlite_path(journal).unwrap_or_else(|| PathBuf::from(journal.as_str()));
+            let file = sqlite_path(journal).unwrap_or_else(|| PathBuf::from(journal.as_str()));
             let r = if file.exists() {
                 std::fs::OpenOptions::new()
                     .append(true)

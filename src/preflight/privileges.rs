@@ -144,11 +144,7 @@ pub(super) async fn check(out: &mut Out<'_>, plan: &Plan, env: &ResolvedEnv, db:
                         "privileges",
                         Some(name),
                         &key,
-                        format!(
-                            "{user} may not {}: lacks {}",
-                            n.what,
-                            n.missing.join(", ")
-                        ),
+                        format!("{user} may not {}: lacks {}", n.what, n.missing.join(", ")),
                         n.hint,
                     );
                 }
@@ -191,8 +187,8 @@ async fn pg_needs(plan: &Plan, env: &ResolvedEnv, db: &Db, u: &Uses) -> anyhow::
         "SELECT pg_has_role(datdba, 'USAGE')::text FROM pg_database WHERE datname = current_database()",
     )
     .await?);
-    let signal = superuser
-        || t(first(db, "SELECT pg_has_role('pg_signal_backend', 'USAGE')::text").await?);
+    let signal =
+        superuser || t(first(db, "SELECT pg_has_role('pg_signal_backend', 'USAGE')::text").await?);
     let dbname = first(db, "SELECT current_database()::text")
         .await?
         .unwrap_or_default();
@@ -216,9 +212,7 @@ async fn pg_needs(plan: &Plan, env: &ResolvedEnv, db: &Db, u: &Uses) -> anyhow::
             for p in privs {
                 let ok = first(
                     db,
-                    &format!(
-                        "SELECT COALESCE(has_table_privilege({reg}, '{p}'), true)::text"
-                    ),
+                    &format!("SELECT COALESCE(has_table_privilege({reg}, '{p}'), true)::text"),
                 )
                 .await?;
                 if ok.as_deref() != Some("true") {
@@ -298,7 +292,9 @@ async fn pg_needs(plan: &Plan, env: &ResolvedEnv, db: &Db, u: &Uses) -> anyhow::
                 .into_iter()
                 .map(|r| format!("SELECT on {}", r[0]))
                 .collect(),
-            hint: "GRANT pg_read_all_data TO the cutover user, or SELECT on every table and sequence".into(),
+            hint:
+                "GRANT pg_read_all_data TO the cutover user, or SELECT on every table and sequence"
+                    .into(),
         });
     }
     if u.restore {
@@ -443,7 +439,9 @@ async fn mysql_needs(
     if u.freeze {
         let mut missing = Vec::new();
         if !p.grant_option {
-            missing.push(format!("GRANT OPTION on `{dbname}` (to revoke and give back the application's writes)"));
+            missing.push(format!(
+                "GRANT OPTION on `{dbname}` (to revoke and give back the application's writes)"
+            ));
         }
         missing.extend(global_lacking(&["PROCESS"]));
         missing.extend(kill());
@@ -488,13 +486,18 @@ async fn mysql_needs(
                 if u.reset { "truncate, " } else { "" }
             ),
             missing: lacking(&privs),
-            hint: format!("GRANT SELECT, INSERT, UPDATE, CREATE, DROP ON `{dbname}`.* TO the cutover account"),
+            hint: format!(
+                "GRANT SELECT, INSERT, UPDATE, CREATE, DROP ON `{dbname}`.* TO the cutover account"
+            ),
         });
     }
     if u.backup.is_some() {
         let mut missing = lacking(&["SELECT", "SHOW VIEW", "TRIGGER"]);
         if !mysql_select && !p.proc_.contains("SELECT") {
-            missing.push("SELECT on mysql.proc (without it the dump silently leaves out stored routines)".into());
+            missing.push(
+                "SELECT on mysql.proc (without it the dump silently leaves out stored routines)"
+                    .into(),
+            );
         }
         needs.push(Need {
             what: format!("back up `{dbname}` (mariadb-dump --single-transaction --routines --triggers)"),
@@ -504,7 +507,9 @@ async fn mysql_needs(
     }
     if u.restore {
         needs.push(Need {
-            what: format!("restore `{dbname}` on rollback (replaying the dump drops and recreates each table)"),
+            what: format!(
+                "restore `{dbname}` on rollback (replaying the dump drops and recreates each table)"
+            ),
             missing: lacking(&[
                 "CREATE",
                 "DROP",

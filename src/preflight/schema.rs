@@ -295,10 +295,7 @@ pub(super) async fn targets(out: &mut Out<'_>, plan: &Plan, env: &ResolvedEnv, d
                     "target_column",
                     Some(name),
                     &format!("entities.{e}.map.{c}"),
-                    format!(
-                        "column {table}.{c} does not exist in {}",
-                        display_env(env)
-                    ),
+                    format!("column {table}.{c} does not exist in {}", display_env(env)),
                     "add the column to the target, or fix the map",
                 );
             }
