@@ -155,17 +155,16 @@ impl Site {
             f.push("--var".to_string());
             f.push(format!("{k}={v}"));
         }
-        f.push("--journal".into());
-        f.push(self.dir.path().join("journal.db").display().to_string());
         f
     }
 
     fn cutover(&self, cmd: &str, args: &[String], env: &[(String, String)]) -> Output {
         let mut c = Command::new(BIN);
-        c.arg(cmd)
-            .arg(tms_pg())
-            .args(self.flags())
-            .args(args)
+        c.arg(cmd).arg(tms_pg()).args(self.flags());
+        if !args.iter().any(|a| a == "--journal") {
+            c.arg("--journal").arg(self.dir.path().join("journal.db"));
+        }
+        c.args(args)
             .env_remove("CUTOVER_JOURNAL")
             .env_remove("CUTOVER_ARTIFACTS");
         for (k, v) in env {
@@ -542,6 +541,55 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "PostgreSQL legacy through a login that neither owns nor reads it",
+            legacy: Postgres,
+            production: Postgres,
+            setup: |s| {
+                let url = s.low_user(&s.legacy.clone_ref(), "");
+                args(&["--var", &format!("legacy_url={url}")])
+            },
+            expect: |s| {
+                vec![
+                    pass(
+                        "entities.customers.source",
+                        Some(("[entities.customers]", "source =")),
+                        &["legacy table customers: the 8 columns exist"],
+                    ),
+                    fail(
+                        "environments.legacy.url",
+                        Some(("[environments.legacy]", "url =")),
+                        &[
+                            "may not read the legacy tables",
+                            "SELECT on customers",
+                            "SELECT on open_invoices",
+                        ],
+                    ),
+                    fail(
+                        "environments.legacy.url",
+                        Some(("[environments.legacy]", "url =")),
+                        &[
+                            &format!("may not freeze {}", s.legacy.name),
+                            &format!("ownership of database {}", s.legacy.name),
+                            "membership of pg_signal_backend",
+                        ],
+                    ),
+                ]
+            },
+        },
+        Case {
+            name: "journal on a PostgreSQL server that does not answer",
+            legacy: MySql,
+            production: Postgres,
+            setup: |_| args(&["--journal", "postgres://postgres@127.0.0.1:1/journal"]),
+            expect: |_| {
+                vec![fail(
+                    "--journal",
+                    None,
+                    &["cannot connect to postgres://postgres@127.0.0.1:1/journal"],
+                )]
+            },
+        },
+        Case {
             name: "MariaDB legacy through an account that may only read",
             legacy: MySql,
             production: Postgres,
@@ -815,6 +863,7 @@ fn preflight_findings_on_the_servers() {
             let failures = &failures;
             scope.spawn(move || {
                 for case in group {
+                    let t0 = std::time::Instant::now();
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         let mut site = Site::new(case.legacy, case.production);
                         let tweak = (case.setup)(&mut site);
@@ -824,6 +873,7 @@ fn preflight_findings_on_the_servers() {
                         let expect = (case.expect)(&site);
                         assert_findings(&out, &tms_pg(), &expect, case.name)
                     }));
+                    eprintln!("{}: {:.1}s", case.name, t0.elapsed().as_secs_f64());
                     if let Err(e) = r {
                         failures.lock().unwrap().push(format!(
                             "{}: {}",

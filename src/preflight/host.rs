@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::{Options, Out, Status, first};
 use crate::db::{Db, Dialect, display_env, sqlite_path};
 use crate::runbook::{Plan, ResolvedEnv};
+
 use crate::steps::explain;
 
 /// `tool --version`, and the version number in it (`15.20`, `10.11.19`).
@@ -23,16 +24,55 @@ async fn version(tool: &str) -> Result<(String, String), String> {
         ));
     }
     let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    // `pg_dump (PostgreSQL) 15.20 (Debian …)`; `mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, …`
-    let number = line
-        .split_once("Distrib ")
+    let number = version_number(&line);
+    Ok((line, number))
+}
+
+/// The version in a tool's banner: `pg_dump (PostgreSQL) 15.20 (Debian …)` → `15.20`;
+/// `mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, …` → `10.11.19` (the server release,
+/// not the tool's own `Ver`).
+fn version_number(line: &str) -> String {
+    line.split_once("Distrib ")
         .map(|(_, r)| r)
-        .unwrap_or(&line)
+        .unwrap_or(line)
         .split(|c: char| c.is_whitespace() || c == ',' || c == '-')
         .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
         .unwrap_or("")
-        .to_string();
-    Ok((line, number))
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_versions_are_read_from_their_banner() {
+        let n = version_number;
+        assert_eq!(
+            n("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"),
+            "15.20"
+        );
+        assert_eq!(
+            n("mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)"),
+            "10.11.19"
+        );
+        assert_eq!(major("15.20"), Some(15));
+        assert_eq!(major("9.6.24"), Some(9));
+    }
+
+    #[test]
+    fn a_path_through_a_file_is_not_writable() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("f"), "x").unwrap();
+        let e = writable(&d.path().join("f/sub/deeper")).unwrap_err();
+        assert!(e.contains("is not a folder"), "{e}");
+        assert!(writable(&d.path().join("new/folder")).is_ok());
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "nothing left behind"
+        );
+    }
 }
 
 fn major(v: &str) -> Option<u32> {
@@ -317,12 +357,38 @@ pub(super) fn sqlite_folder(out: &mut Out<'_>, env: &ResolvedEnv, key: &str) {
 }
 
 /// The journal and the run's artifacts folder can be written.
-pub(super) fn writable_places(out: &mut Out<'_>, plan: &Plan, opts: &Options) {
-    let _ = plan;
+pub(super) async fn writable_places(out: &mut Out<'_>, opts: &Options) {
     let journal = &opts.journal;
     match Dialect::of_url(journal) {
         Some(Dialect::Postgres | Dialect::MySql) => {
-            // A server journal is checked when it is opened (it creates its table).
+            // The journal creates its table when it opens; here: that the server answers.
+            let env = ResolvedEnv {
+                name: "journal".into(),
+                url: journal.clone(),
+                password: None,
+                production: false,
+                reset: false,
+                app_users: vec![],
+            };
+            match Db::connect(&env).await {
+                Ok(db) => {
+                    db.close().await;
+                    out.flag(
+                        Status::Pass,
+                        "writable",
+                        "--journal",
+                        format!("journal {} answers", crate::db::redact_url(journal)),
+                        "",
+                    );
+                }
+                Err(e) => out.flag(
+                    Status::Fail,
+                    "writable",
+                    "--journal",
+                    explain(&e),
+                    "start the journal's server, or point --journal elsewhere",
+                ),
+            }
         }
         _ => {
             let file = sqlite_path(journal).unwrap_or_else(|| PathBuf::from(journal.as_str()));

@@ -291,7 +291,7 @@ pub async fn run(plan: &Plan, opts: &Options) -> Report {
         };
         check_env(&mut out, plan, env, &u).await;
     }
-    host::writable_places(&mut out, plan, opts);
+    host::writable_places(&mut out, opts).await;
     Report::new(out.findings)
 }
 
@@ -468,4 +468,54 @@ pub(crate) fn join(items: impl IntoIterator<Item = String>) -> String {
         .filter(|i| seen.insert(i.clone()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tms_pg() -> Plan {
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/runbooks/tms-postgres.toml"
+        ));
+        crate::runbook::load(path, &[]).expect("the shipped runbook loads")
+    }
+
+    #[test]
+    fn a_rehearsal_checks_only_what_extract_dry_run_and_validate_use() {
+        let plan = tms_pg();
+        let run = uses(&plan, RunMode::Run);
+        let p = &run["production"];
+        assert!(p.target && p.backup == Some(0) && p.restore && p.users && !p.reset);
+        let l = &run["legacy"];
+        assert!(l.source && l.freeze && !l.target);
+        assert!(run["staging"].target && run["staging"].reset);
+        let rehearse = uses(&plan, RunMode::Rehearse);
+        assert!(!rehearse.contains_key("production"), "{rehearse:?}");
+        assert!(!rehearse["legacy"].freeze && rehearse["legacy"].source);
+    }
+
+    #[test]
+    fn a_resumed_run_is_checked_again_only_before_it_changed_anything() {
+        let rec = |event| Record {
+            seq: 1,
+            ts: String::new(),
+            run_id: "r".into(),
+            event,
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        let started = rec(Event::StepStarted {
+            step: "backup".into(),
+        });
+        assert!(due_on_resume(&[started.clone()]));
+        let frozen = rec(Event::FreezeApplied {
+            env: "legacy".into(),
+            method: String::new(),
+            watermark: Default::default(),
+            revoked: Default::default(),
+        });
+        assert!(!due_on_resume(&[started, frozen]));
+    }
 }
