@@ -41,40 +41,6 @@ fn version_number(line: &str) -> String {
         .to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tool_versions_are_read_from_their_banner() {
-        let n = version_number;
-        assert_eq!(
-            n("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"),
-            "15.20"
-        );
-        assert_eq!(
-            n("mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)"),
-            "10.11.19"
-        );
-        assert_eq!(major("15.20"), Some(15));
-        assert_eq!(major("9.6.24"), Some(9));
-    }
-
-    #[test]
-    fn a_path_through_a_file_is_not_writable() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("f"), "x").unwrap();
-        let e = writable(&d.path().join("f/sub/deeper")).unwrap_err();
-        assert!(e.contains("is not a folder"), "{e}");
-        assert!(writable(&d.path().join("new/folder")).is_ok());
-        assert_eq!(
-            std::fs::read_dir(d.path()).unwrap().count(),
-            1,
-            "nothing left behind"
-        );
-    }
-}
-
 fn major(v: &str) -> Option<u32> {
     v.split('.').next()?.parse().ok()
 }
@@ -434,5 +400,39 @@ pub(super) async fn writable_places(out: &mut Out<'_>, opts: &Options) {
             format!("artifacts folder {}: {e}", opts.artifacts.display()),
             "point --artifacts (or CUTOVER_ARTIFACTS) at a writable folder",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_versions_are_read_from_their_banner() {
+        let n = version_number;
+        assert_eq!(
+            n("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"),
+            "15.20"
+        );
+        assert_eq!(
+            n("mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)"),
+            "10.11.19"
+        );
+        assert_eq!(major("15.20"), Some(15));
+        assert_eq!(major("9.6.24"), Some(9));
+    }
+
+    #[test]
+    fn a_path_through_a_file_is_not_writable() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("f"), "x").unwrap();
+        let e = writable(&d.path().join("f/sub/deeper")).unwrap_err();
+        assert!(e.contains("is not a folder"), "{e}");
+        assert!(writable(&d.path().join("new/folder")).is_ok());
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "nothing left behind"
+        );
     }
 }

@@ -509,7 +509,7 @@ mod tests {
         let started = rec(Event::StepStarted {
             step: "backup".into(),
         });
-        assert!(due_on_resume(&[started.clone()]));
+        assert!(due_on_resume(std::slice::from_ref(&started)));
         let frozen = rec(Event::FreezeApplied {
             env: "legacy".into(),
             method: String::new(),
