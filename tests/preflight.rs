@@ -78,6 +78,8 @@ struct Site {
     users_role: String,
     /// Extra PostgreSQL roles and MariaDB accounts (`name`) a case created.
     extra: Vec<String>,
+    /// Small tmpfs file systems a case mounted (unmounted on drop).
+    mounts: Vec<PathBuf>,
 }
 
 impl Site {
@@ -119,6 +121,7 @@ impl Site {
             legacy_user,
             users_role,
             extra: Vec::new(),
+            mounts: Vec::new(),
         }
     }
 
@@ -207,6 +210,9 @@ impl Site {
 
 impl Drop for Site {
     fn drop(&mut self) {
+        for m in &self.mounts {
+            let _ = Command::new("umount").arg("-l").arg(m).output();
+        }
         for db in [&self.legacy, &self.staging, &self.production] {
             let _ = match db.dialect {
                 Dialect::Postgres => Command::new("psql")
@@ -763,6 +769,44 @@ fn cases() -> Vec<Case> {
                         "{} is not a folder",
                         s.dir.path().join("file.txt").display()
                     )],
+                )]
+            },
+        },
+        Case {
+            name: "backup folder on a disk smaller than production",
+            legacy: MySql,
+            production: Postgres,
+            setup: |s| {
+                // Production (an empty PostgreSQL database) is several MiB on disk.
+                let small = s.dir.path().join("small");
+                std::fs::create_dir_all(&small).unwrap();
+                let out = Command::new("mount")
+                    .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+                    .arg(&small)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "this case mounts a 1 MiB tmpfs and needs the right to: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                s.mounts.push(small.clone());
+                args(&[
+                    "--var",
+                    &format!("backup_dir={}", small.join("backups").display()),
+                ])
+            },
+            expect: |s| {
+                vec![fail(
+                    "vars.backup_dir",
+                    Some(("[vars]", "backup_dir =")),
+                    &[
+                        &format!(
+                            "1.0 MiB free in {}",
+                            s.dir.path().join("small").display()
+                        ),
+                        "MiB on disk: the backup may not fit",
+                    ],
                 )]
             },
         },
