@@ -435,6 +435,14 @@ async fn execute(
     let journal = Journal::open(&loc)
         .await
         .with_context(|| format!("opening the journal {}", cutover::db::redact_url(&loc)))?;
+    // `--fresh` abandons the unfinished run: only once the new one can start (a refused
+    // --fresh is said first, by `unfinished_run`).
+    let checked = mode == RunMode::Run && c.fresh && !fresh_refused(&journal, &plan).await?;
+    if checked
+        && let Some(code) = preflight_gate(&plan, runbook, c, mode, &journal_dir, headless).await?
+    {
+        return Ok(code);
+    }
     let prior = match mode {
         RunMode::Run => unfinished_run(&journal, &plan, c.fresh).await?,
         RunMode::Rehearse => Ok(None),
@@ -448,43 +456,13 @@ async fn execute(
     };
     // Before anything is changed; a resumed run past its backup or freeze is not checked
     // again (its environments are now in the state the cutover put them in).
-    if prior
-        .as_deref()
-        .is_none_or(cutover::preflight::due_on_resume)
+    if !checked
+        && prior
+            .as_deref()
+            .is_none_or(cutover::preflight::due_on_resume)
+        && let Some(code) = preflight_gate(&plan, runbook, c, mode, &journal_dir, headless).await?
     {
-        let mut opts = preflight_options(runbook, c.journal.as_deref(), c.artifacts.clone(), mode);
-        if c.artifacts.is_none() {
-            opts.artifacts = journal_dir.join("runs");
-        }
-        let report = cutover::preflight::run(&plan, &opts).await;
-        report.log();
-        if !report.ok {
-            for f in report
-                .findings
-                .iter()
-                .filter(|f| f.status != cutover::preflight::Status::Pass)
-            {
-                eprintln!("{f}");
-            }
-            eprintln!(
-                "{}; nothing was changed (`cutover check --connect` lists every finding)",
-                report.tally()
-            );
-            if c.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            }
-            return Ok(exit::PREFLIGHT_FAILED);
-        }
-        if headless {
-            for f in report
-                .findings
-                .iter()
-                .filter(|f| f.status == cutover::preflight::Status::Warn)
-            {
-                eprintln!("{f}");
-            }
-            eprintln!("{}", report.tally());
-        }
+        return Ok(code);
     }
     let (rec_tx, rec_rx) = mpsc::unbounded_channel();
     let (prog_tx, prog_rx) = watch::channel(Vec::new());
@@ -546,6 +524,53 @@ async fn execute(
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }
     Ok(ui_code.unwrap_or(fin.exit_code))
+}
+
+/// Whether `--fresh` will be refused: the unfinished run's rows are in production.
+async fn fresh_refused(journal: &Journal, plan: &Plan) -> Result<bool> {
+    use cutover::steps::{RunState, latest_run, production_touched, run_state};
+    Ok(latest_run(journal, plan)
+        .await?
+        .is_some_and(|r| run_state(&r) == RunState::Resumable && production_touched(&r)))
+}
+
+/// The preflight at the start of `run` / `rehearse`: `Some(exit code)` when it failed (the
+/// failures are printed; nothing was changed), `None` to go on.
+async fn preflight_gate(
+    plan: &Plan,
+    runbook: &Path,
+    c: &CommonRun,
+    mode: RunMode,
+    journal_dir: &Path,
+    headless: bool,
+) -> Result<Option<i32>> {
+    use cutover::preflight::Status;
+    let mut opts = preflight_options(runbook, c.journal.as_deref(), c.artifacts.clone(), mode);
+    if c.artifacts.is_none() {
+        opts.artifacts = journal_dir.join("runs");
+    }
+    let report = cutover::preflight::run(plan, &opts).await;
+    report.log();
+    if !report.ok {
+        for f in report.findings.iter().filter(|f| f.status != Status::Pass) {
+            eprintln!("{f}");
+        }
+        eprintln!(
+            "{}; nothing was changed (`cutover check --connect` lists every finding)",
+            report.tally()
+        );
+        if c.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        return Ok(Some(exit::PREFLIGHT_FAILED));
+    }
+    if headless {
+        for f in report.findings.iter().filter(|f| f.status == Status::Warn) {
+            eprintln!("{f}");
+        }
+        eprintln!("{}", report.tally());
+    }
+    Ok(None)
 }
 
 /// Where the preflight looks for the journal and the artifacts folder.

@@ -801,10 +801,7 @@ fn cases() -> Vec<Case> {
                     "vars.backup_dir",
                     Some(("[vars]", "backup_dir =")),
                     &[
-                        &format!(
-                            "1.0 MiB free in {}",
-                            s.dir.path().join("small").display()
-                        ),
+                        &format!("1.0 MiB free in {}", s.dir.path().join("small").display()),
                         "MiB on disk: the backup may not fit",
                     ],
                 )]
