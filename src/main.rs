@@ -25,7 +25,7 @@ Exit codes:
   5    NO-GO recorded at a gate
   6    rolled back (production restored from the backup and verified)
   7    the cutover window ran out (headless): `cutover rollback`, or `cutover run` to go on
-  8    preflight failed (check --connect, or the start of run/rehearse): nothing was changed
+  10   preflight failed (check --connect, or the start of run/rehearse): nothing was changed
   130  interrupted (Ctrl-C); `cutover run` resumes it";
 
 #[derive(Parser)]
@@ -43,7 +43,7 @@ enum Cmd {
     Demo(DemoArgs),
     /// Validate a runbook and every reference in it; exit 2 if it is invalid. With
     /// --connect, also the preflight: connect to every environment and check that each
-    /// step can do its work; exit 8 if a finding fails.
+    /// step can do its work; exit 10 if a finding fails.
     Check {
         runbook: PathBuf,
         /// Override a runbook variable: NAME=VALUE (repeatable).

@@ -292,14 +292,14 @@ fn rejected_between_good_rows(bad: &[u8], rule: &str, field: &str, says: &[&str]
     rej
 }
 
-/// A rehearsal refused by its preflight for the extract file as a whole: exit 8, the
+/// A rehearsal refused by its preflight for the extract file as a whole: exit 10, the
 /// finding names the runbook's `columns` key, the file, and says each of `says`, and
 /// nothing reaches staging.
 fn extract_refused(customers_csv: &[u8], says: &[&str]) -> String {
     let case = Case::new(RUNBOOK, customers_csv);
     let out = case.run("rehearse", &[]);
     let err = stderr(&out);
-    assert_eq!(code(&out), 8, "{err}");
+    assert_eq!(code(&out), 10, "{err}");
     let file = case.s.path("extract/customers.csv").display().to_string();
     assert!(err.contains(": entities.customers.columns: "), "{err}");
     assert!(err.contains("nothing was changed"), "{err}");
@@ -567,7 +567,7 @@ fn extract_file_missing() {
     std::fs::remove_file(case.s.path("extract/customers.csv")).unwrap();
     let out = case.run("rehearse", &[]);
     let err = stderr(&out);
-    assert_eq!(code(&out), 8, "{err}");
+    assert_eq!(code(&out), 10, "{err}");
     assert!(err.contains(": entities.customers.source: "), "{err}");
     let file = case.s.path("extract/customers.csv");
     assert!(
@@ -877,14 +877,14 @@ fn duplicate_key() {
 
 // ---------------------------------------------------------------- environment
 
-/// A rehearsal into `staging_url` that cannot connect: its preflight refuses it (exit 8),
+/// A rehearsal into `staging_url` that cannot connect: its preflight refuses it (exit 10),
 /// fast, and the finding names the environment's url key, the server and why.
 fn unreachable_staging(url: &str) {
     let case = Case::new(RUNBOOK, &around(b"2,Bo,1.00,2024-01-05"));
     let t0 = std::time::Instant::now();
     let out = case.run("rehearse", &["--var", &format!("staging_url={url}")]);
     let err = stderr(&out);
-    assert_eq!(code(&out), 8, "{err}");
+    assert_eq!(code(&out), 10, "{err}");
     assert!(err.contains(": environments.staging.url: "), "{err}");
     assert!(
         t0.elapsed().as_secs() < 10,
@@ -924,7 +924,7 @@ fn backup_folder_under_a_regular_file() {
         ],
     );
     let err = stderr(&out);
-    assert_eq!(code(&out), 8, "{err}");
+    assert_eq!(code(&out), 10, "{err}");
     let file = case.s.path("file.txt").display().to_string();
     for s in [
         &format!(": vars.backup_dir: backup folder {backup}: {file} is not a folder"),

@@ -321,7 +321,7 @@ fn assert_findings(out: &Output, runbook: &Path, expect: &[Expect], name: &str) 
     assert_eq!(report["ok"], !failed, "{name}");
     assert_eq!(
         code(out),
-        if failed { 8 } else { 0 },
+        if failed { 10 } else { 0 },
         "{name}: exit code\n{}",
         stderr(out)
     );
@@ -931,7 +931,7 @@ fn preflight_findings_on_the_servers() {
 }
 
 /// The text form names file:line and key, and `run` / `rehearse` refuse to start on a
-/// failed finding: exit 8, nothing journaled, production still open to its users, the
+/// failed finding: exit 10, nothing journaled, production still open to its users, the
 /// legacy not frozen.
 #[test]
 fn run_and_rehearse_refuse_to_start_on_a_failed_finding() {
@@ -946,7 +946,7 @@ fn run_and_rehearse_refuse_to_start_on_a_failed_finding() {
 
     let out = site.cutover("check", &["--connect".into()], &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert_eq!(code(&out), 8, "{stdout}{}", stderr(&out));
+    assert_eq!(code(&out), 10, "{stdout}{}", stderr(&out));
     assert!(stdout.contains(&expected), "{expected:?} not in\n{stdout}");
     assert!(stdout.contains("    hint: fix source.table"), "{stdout}");
     assert!(
@@ -959,7 +959,7 @@ fn run_and_rehearse_refuse_to_start_on_a_failed_finding() {
     go.extend(GO.iter().map(|s| s.to_string()));
     let out = site.cutover("run", &go, &[]);
     let err = stderr(&out);
-    assert_eq!(code(&out), 8, "{err}");
+    assert_eq!(code(&out), 10, "{err}");
     assert!(err.contains(&expected), "{expected:?} not in\n{err}");
     assert!(err.contains("nothing was changed"), "{err}");
     assert!(!err.contains("✓ "), "only what failed is shown: {err}");
@@ -1008,7 +1008,7 @@ fn run_and_rehearse_refuse_to_start_on_a_failed_finding() {
         &[],
     );
     let err = stderr(&out);
-    assert_eq!(code(&out), 8, "{err}");
+    assert_eq!(code(&out), 10, "{err}");
     let staging_line = line_of(&text, "[environments.staging]", "url =");
     assert!(
         err.contains(&format!(
