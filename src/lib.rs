@@ -18,6 +18,7 @@ pub mod preflight;
 pub mod reconcile;
 pub mod report;
 pub mod runbook;
+pub mod signals;
 pub mod sinks;
 pub mod sources;
 pub mod steps;

@@ -979,6 +979,8 @@ fn disk_full_while_writing_rejects() {
         batch_size: 100,
         refs: Default::default(),
         keep_valid_keys: false,
+        scope_refs: Default::default(),
+        keep_scope_keys: false,
         sum_fields: vec![],
         fingerprints: vec![],
         expected_rows: 3,
@@ -1047,4 +1049,79 @@ fn failing_step_after_the_production_load_rolls_back() {
         before,
         "production is as it was before the run"
     );
+}
+
+#[test]
+fn runbook_batch_size_zero() {
+    check_text_refuses(
+        format!("{RUNBOOK}\n[settings]\nbatch_size = 0\n").as_bytes(),
+        &[],
+        "batch_size = 0",
+        "settings.batch_size",
+        &["batch_size = 0", "at least one row"],
+    );
+}
+
+#[test]
+fn runbook_password_in_a_url_query_string() {
+    for url in [
+        "postgres://app@db/prod?password=hunter2",
+        "mysql://app@db/prod?ssl-mode=REQUIRED&password=hunter2",
+    ] {
+        let err = check_refuses(
+            "url = \"${production_url}\"",
+            &format!("url = \"{url}\""),
+            "hunter2",
+            "environments.production.url",
+            &["a password is written into the runbook", "password_env"],
+        );
+        assert!(
+            !err.contains("hunter2"),
+            "the secret is never repeated: {err}"
+        );
+    }
+}
+
+#[test]
+fn runbook_password_env_names_an_unset_variable() {
+    check_refuses(
+        "production = true",
+        "production = true\npassword_env = \"CUTOVER_TEST_UNSET_PASSWORD\"",
+        "password_env",
+        "environments.production.password_env",
+        &["CUTOVER_TEST_UNSET_PASSWORD", "which is not set", "export"],
+    );
+}
+
+#[test]
+fn a_password_in_the_journal_url_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = dir.path().join("rb.toml");
+    std::fs::write(&rb, RUNBOOK).unwrap();
+    let verbs: [&[&str]; 3] = [&["rehearse"], &["run"], &["summary"]];
+    for url in [
+        "postgres://postgres:hunter2@127.0.0.1:5432/journal",
+        "postgres://postgres@127.0.0.1:5432/journal?password=hunter2",
+    ] {
+        for verb in verbs {
+            let out = Command::new(BIN)
+                .args(verb)
+                .arg(&rb)
+                .args(["--journal", url])
+                .output()
+                .unwrap();
+            let err = stderr(&out);
+            assert_eq!(code(&out), 2, "{verb:?} {url}: {err}");
+            assert!(
+                err.contains("--journal: the URL carries a password"),
+                "{err}"
+            );
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        let out = Command::new(BIN)
+            .args(["journal", "verify", "--journal", url])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+    }
 }

@@ -46,6 +46,26 @@ decimal.getcontext().prec = 80
 decimal.getcontext().traps[decimal.Inexact] = True
 
 
+# Scope domains as the shipped runbooks declare them: (in scope, declared out of scope,
+# case-insensitive). A value in neither is rejected for its scope, and the row's other
+# rules are not looked at (nor is it a first occurrence for uniqueness).
+SCOPE = {
+    "customers": ("status", {"a"}, {"i", "x", ""}, True),
+    "drivers": ("status", {"active"}, {"inactive", "suspended", ""}, True),
+    "open_invoices": ("state", {"open", "partial"}, {"paid", "draft", "cancel", "Open"}, False),
+}
+
+
+def scope_of(entity, f):
+    field, inside, outside, ci = SCOPE[entity]
+    v = f[field].lower() if ci else f[field]
+    if v in inside:
+        return "in"
+    if v in outside:
+        return "out"
+    return "reject"
+
+
 class OracleError(Exception):
     pass
 
@@ -169,9 +189,13 @@ def run_customers(path):
             ent.in_scope += 1
             ent.reject(line, ["record.field_count"])
             continue
-        if f["status"].lower() != "a":
+        scope = scope_of("customers", f)
+        if scope == "out":
             continue
         ent.in_scope += 1
+        if scope == "reject":
+            ent.reject(line, ["status.scope"])
+            continue
         reasons = []
         check_key(reasons, "legacy_id", f["legacy_id"], seen)
         if f["name"] == "":
@@ -222,9 +246,13 @@ def run_drivers(path):
             ent.in_scope += 1
             ent.reject(line, ["record.field_count"])
             continue
-        if f["status"].lower() != "active":
+        scope = scope_of("drivers", f)
+        if scope == "out":
             continue
         ent.in_scope += 1
+        if scope == "reject":
+            ent.reject(line, ["status.scope"])
+            continue
         reasons = []
         check_key(reasons, "legacy_id", f["legacy_id"], seen)
         if f["license_no"] == "":
@@ -254,9 +282,19 @@ def run_invoices(path, valid_customers):
             ent.in_scope += 1
             ent.reject(line, ["record.field_count"])
             continue
-        if f["state"] not in ("open", "partial"):
+        scope = scope_of("open_invoices", f)
+        if scope == "out":
             continue
         ent.in_scope += 1
+        if scope == "reject":
+            ent.reject(line, ["state.scope"])
+            add("rejected", "amount_total", decimal_or_none(f["amount_total"]), f["currency"])
+            add("rejected", "amount_residual", decimal_or_none(f["amount_residual"]), f["currency"])
+            for a, k in (("amount_total", "rejected_total"), ("amount_residual", "rejected_residual")):
+                d = decimal_or_none(f[a])
+                if d is not None:
+                    sums[k] += d
+            continue
         reasons = []
         check_key(reasons, "invoice_no", f["invoice_no"], seen)
         if f["customer_id"] not in valid_customers:
@@ -289,6 +327,11 @@ def run_invoices(path, valid_customers):
             add("valid", "amount_residual", residual, f["currency"])
             partner[f["invoice_no"]] = f["customer_id"]
     return ent, sums, by_cur, partner
+
+
+def decimal_or_none(value):
+    """A rejected row's amount as the sums count it: any strict decimal, whatever its scale."""
+    return Decimal(value) if DECIMAL_RE.fullmatch(value) else None
 
 
 def fmt_money(d):
