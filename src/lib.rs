@@ -14,6 +14,7 @@ pub mod fault;
 pub mod headless;
 pub mod journal;
 pub mod log_feed;
+pub mod preflight;
 pub mod reconcile;
 pub mod report;
 pub mod runbook;

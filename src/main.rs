@@ -28,6 +28,7 @@ Exit codes:
   7    the cutover window ran out (headless): `cutover rollback`, or `cutover run` to go on
   8    another process drives this runbook's run (refused), or took it over (this one stopped)
   9    `journal verify --expect-head`: the journal does not reach the expected head
+  10   preflight failed (check --connect, or the start of run/rehearse): nothing was changed
   130  interrupted (Ctrl-C, SIGTERM or SIGHUP); `cutover run` resumes it";
 
 #[derive(Parser)]
@@ -43,12 +44,26 @@ struct Cli {
 enum Cmd {
     /// Generate a dirty legacy database and run the reference cutover against SQLite files.
     Demo(DemoArgs),
-    /// Validate a runbook and every reference in it; exit 2 if it is invalid.
+    /// Validate a runbook and every reference in it; exit 2 if it is invalid. With
+    /// --connect, also the preflight: connect to every environment and check that each
+    /// step can do its work; exit 10 if a finding fails.
     Check {
         runbook: PathBuf,
         /// Override a runbook variable: NAME=VALUE (repeatable).
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
+        /// Run the preflight against the environments (nothing is changed).
+        #[arg(long)]
+        connect: bool,
+        /// With --connect: print the findings as JSON on stdout.
+        #[arg(long, requires = "connect")]
+        json: bool,
+        /// With --connect: the journal the run would use (checked for writing).
+        #[arg(long, env = "CUTOVER_JOURNAL")]
+        journal: Option<String>,
+        /// With --connect: the artifacts folder the run would use (checked for writing).
+        #[arg(long, env = "CUTOVER_ARTIFACTS")]
+        artifacts: Option<PathBuf>,
     },
     /// Run the whole cutover: backup → freeze → extract → dry_run → validate → sign_off → load → verify → unfreeze.
     Run(RunArgs),
@@ -211,10 +226,34 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         return Ok(exit::INVALID);
     }
     match cli.command {
-        Cmd::Check { runbook, vars } => {
+        Cmd::Check {
+            runbook,
+            vars,
+            connect,
+            json,
+            journal,
+            artifacts,
+        } => {
             let Some(plan) = load_plan(&runbook, &vars)? else {
                 return Ok(exit::INVALID);
             };
+            if connect {
+                let opts = preflight_options(&runbook, journal.as_deref(), artifacts, RunMode::Run);
+                let report = cutover::preflight::run(&plan, &opts).await;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    for f in &report.findings {
+                        println!("{f}");
+                    }
+                    println!("{}", report.tally());
+                }
+                return Ok(if report.ok {
+                    exit::OK
+                } else {
+                    exit::PREFLIGHT_FAILED
+                });
+            }
             println!(
                 "{}: ok — {} entities in load order {}, {} steps, {} checks",
                 runbook.display(),
@@ -482,6 +521,15 @@ async fn execute(
         Err(code) => return Ok(code),
     };
     let journal = lease.journal();
+    // `--fresh` abandons the unfinished run: only once the new one can start (a refused
+    // --fresh is said first, by `unfinished_run`).
+    let checked = mode == RunMode::Run && c.fresh && !fresh_refused(&journal, &plan).await?;
+    if checked
+        && let Some(code) = preflight_gate(&plan, runbook, c, mode, &journal_dir, headless).await?
+    {
+        lease.release().await?;
+        return Ok(code);
+    }
     let prior = match mode {
         RunMode::Run => unfinished_run(&journal, &plan, c.fresh).await?,
         RunMode::Rehearse => Ok(None),
@@ -494,6 +542,17 @@ async fn execute(
             return Ok(exit::INVALID);
         }
     };
+    // Before anything is changed; a resumed run past its backup or freeze is not checked
+    // again (its environments are now in the state the cutover put them in).
+    if !checked
+        && prior
+            .as_deref()
+            .is_none_or(cutover::preflight::due_on_resume)
+        && let Some(code) = preflight_gate(&plan, runbook, c, mode, &journal_dir, headless).await?
+    {
+        lease.release().await?;
+        return Ok(code);
+    }
     let (rec_tx, rec_rx) = mpsc::unbounded_channel();
     let (prog_tx, prog_rx) = watch::channel(Vec::new());
     let channels = Channels {
@@ -569,6 +628,78 @@ async fn execute(
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }
     Ok(ui_code.unwrap_or(fin.exit_code))
+}
+
+/// Whether `--fresh` will be refused: the unfinished run's rows are in production.
+async fn fresh_refused(journal: &Journal, plan: &Plan) -> Result<bool> {
+    use cutover::steps::{RunState, latest_run, production_touched, run_state};
+    Ok(latest_run(journal, plan)
+        .await?
+        .is_some_and(|r| run_state(&r) == RunState::Resumable && production_touched(&r)))
+}
+
+/// The preflight at the start of `run` / `rehearse`: `Some(exit code)` when it failed (the
+/// failures are printed; nothing was changed), `None` to go on.
+async fn preflight_gate(
+    plan: &Plan,
+    runbook: &Path,
+    c: &CommonRun,
+    mode: RunMode,
+    journal_dir: &Path,
+    headless: bool,
+) -> Result<Option<i32>> {
+    use cutover::preflight::Status;
+    let mut opts = preflight_options(runbook, c.journal.as_deref(), c.artifacts.clone(), mode);
+    if c.artifacts.is_none() {
+        opts.artifacts = journal_dir.join("runs");
+    }
+    let report = cutover::preflight::run(plan, &opts).await;
+    report.log();
+    if !report.ok {
+        for f in report.findings.iter().filter(|f| f.status != Status::Pass) {
+            eprintln!("{f}");
+        }
+        eprintln!(
+            "{}; nothing was changed (`cutover check --connect` lists every finding)",
+            report.tally()
+        );
+        if c.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        return Ok(Some(exit::PREFLIGHT_FAILED));
+    }
+    if headless {
+        for f in report.findings.iter().filter(|f| f.status == Status::Warn) {
+            eprintln!("{f}");
+        }
+        eprintln!("{}", report.tally());
+    }
+    Ok(None)
+}
+
+/// Where the preflight looks for the journal and the artifacts folder.
+fn preflight_options(
+    runbook: &Path,
+    journal: Option<&str>,
+    artifacts: Option<PathBuf>,
+    mode: RunMode,
+) -> cutover::preflight::Options {
+    let loc = journal_location(runbook, journal);
+    let file_loc = match cutover::db::Dialect::of_url(&loc) {
+        Some(cutover::db::Dialect::Postgres | cutover::db::Dialect::MySql) => {
+            journal_location(runbook, None)
+        }
+        _ => loc.clone(),
+    };
+    let journal_dir = cutover::db::sqlite_path(&file_loc)
+        .or_else(|| Some(PathBuf::from(&file_loc)))
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from(".cutover"));
+    cutover::preflight::Options {
+        mode,
+        journal: loc,
+        artifacts: artifacts.unwrap_or_else(|| journal_dir.join("runs")),
+    }
 }
 
 /// Take the lease on this runbook's runs, or print who holds it and return the exit code.

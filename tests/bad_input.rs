@@ -292,20 +292,25 @@ fn rejected_between_good_rows(bad: &[u8], rule: &str, field: &str, says: &[&str]
     rej
 }
 
-/// A rehearsal whose dry run fails on the extract file as a whole: exit 1, the message
-/// names the file and says each of `says`, and nothing reaches staging.
+/// A rehearsal refused by its preflight for the extract file as a whole: exit 10, the
+/// finding names the runbook's `columns` key, the file, and says each of `says`, and
+/// nothing reaches staging.
 fn extract_refused(customers_csv: &[u8], says: &[&str]) -> String {
     let case = Case::new(RUNBOOK, customers_csv);
     let out = case.run("rehearse", &[]);
     let err = stderr(&out);
-    assert_eq!(code(&out), 1, "{err}");
+    assert_eq!(code(&out), 10, "{err}");
     let file = case.s.path("extract/customers.csv").display().to_string();
-    assert!(err.contains("✗ dry_run failed"), "{err}");
+    assert!(err.contains(": entities.customers.columns: "), "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
     assert!(err.contains(&file), "the file is named: {err}");
     for s in says {
         assert!(err.contains(s), "{s:?} not in {err}");
     }
-    assert!(case.staged().is_empty(), "nothing reaches staging");
+    assert!(
+        !case.s.path("staging.db").exists(),
+        "staging is not even created"
+    );
     err
 }
 
@@ -562,7 +567,8 @@ fn extract_file_missing() {
     std::fs::remove_file(case.s.path("extract/customers.csv")).unwrap();
     let out = case.run("rehearse", &[]);
     let err = stderr(&out);
-    assert_eq!(code(&out), 1, "{err}");
+    assert_eq!(code(&out), 10, "{err}");
+    assert!(err.contains(": entities.customers.source: "), "{err}");
     let file = case.s.path("extract/customers.csv");
     assert!(
         err.contains(&format!("extract file {} is missing", file.display())),
@@ -874,14 +880,15 @@ fn duplicate_key() {
 
 // ---------------------------------------------------------------- environment
 
-/// A rehearsal into `staging_url` that cannot connect: exit 1, fast, and the message
-/// names the environment, the server and why, and says what to check.
+/// A rehearsal into `staging_url` that cannot connect: its preflight refuses it (exit 10),
+/// fast, and the finding names the environment's url key, the server and why.
 fn unreachable_staging(url: &str) {
     let case = Case::new(RUNBOOK, &around(b"2,Bo,1.00,2024-01-05"));
     let t0 = std::time::Instant::now();
     let out = case.run("rehearse", &["--var", &format!("staging_url={url}")]);
     let err = stderr(&out);
-    assert_eq!(code(&out), 1, "{err}");
+    assert_eq!(code(&out), 10, "{err}");
+    assert!(err.contains(": environments.staging.url: "), "{err}");
     assert!(
         t0.elapsed().as_secs() < 10,
         "a refused connection is reported at once"
@@ -920,11 +927,12 @@ fn backup_folder_under_a_regular_file() {
         ],
     );
     let err = stderr(&out);
-    assert_eq!(code(&out), 1, "{err}");
+    assert_eq!(code(&out), 10, "{err}");
+    let file = case.s.path("file.txt").display().to_string();
     for s in [
-        &format!("✗ backup failed in 0s: backup folder {backup} cannot be created"),
+        &format!(": vars.backup_dir: backup folder {backup}: {file} is not a folder"),
         "choose a writable backup_dir",
-        "Not a directory",
+        "nothing was changed",
     ] {
         assert!(err.contains(s), "{s:?} not in {err}");
     }

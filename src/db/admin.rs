@@ -294,15 +294,101 @@ impl Db {
         Ok("schema checked")
     }
 
-    /// Empty `tables`, children before parents (staging reset).
+    /// Empty `tables`, children before parents (staging reset). PostgreSQL truncates them
+    /// all in one `TRUNCATE … RESTART IDENTITY CASCADE` (tables outside the list that
+    /// reference them are emptied too: staging is scratch); MariaDB/MySQL truncates each
+    /// with foreign key checks off in one session of its own, unless a table outside the
+    /// list references one in it; SQLite has no TRUNCATE. Those two delete, children first.
     pub async fn empty_tables(&self, children_first: &[String]) -> Result<()> {
-        for t in children_first {
-            self.exec(&format!("DELETE FROM {}", self.q(t)))
-                .await
-                .with_context(|| format!("emptying staging table {t}"))?;
+        if children_first.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let list = || {
+            children_first
+                .iter()
+                .map(|t| self.q(t))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Db::Postgres(_) => self
+                .exec(&format!(
+                    "TRUNCATE TABLE {} RESTART IDENTITY CASCADE",
+                    list()
+                ))
+                .await
+                .with_context(|| format!("emptying staging tables {}", children_first.join(", "))),
+            Db::MySql(pool) if !self.referenced_from_outside(children_first).await? => {
+                truncate_mysql(pool, children_first, self).await
+            }
+            // A table outside the list refers to one in it: truncating with the checks
+            // off would leave its rows pointing at nothing, so the rows are deleted.
+            Db::MySql(_) | Db::Sqlite(_) => {
+                for t in children_first {
+                    self.exec(&format!("DELETE FROM {}", self.q(t)))
+                        .await
+                        .with_context(|| format!("emptying staging table {t}"))?;
+                }
+                Ok(())
+            }
+        }
     }
+}
+
+impl Db {
+    /// Whether a table not in `tables` has a foreign key to one in it (MariaDB/MySQL).
+    async fn referenced_from_outside(&self, tables: &[String]) -> Result<bool> {
+        let list = tables
+            .iter()
+            .map(|t| format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut n = 0;
+        self.for_each_row(
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS \
+                 WHERE CONSTRAINT_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME IN ({list}) \
+                 AND TABLE_NAME NOT IN ({list})"
+            ),
+            |c| {
+                n = c[0].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(n > 0)
+    }
+}
+
+/// `TRUNCATE` refuses a table another one references while foreign key checks are on, so
+/// they go off for this one connection only; the connection is closed rather than handed
+/// back to the pool if they cannot be turned on again.
+async fn truncate_mysql(pool: &sqlx::MySqlPool, tables: &[String], db: &Db) -> Result<()> {
+    use sqlx::Connection;
+    let mut conn = pool.acquire().await?;
+    let mut run = async |sql: String| {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
+    };
+    let mut result = run("SET FOREIGN_KEY_CHECKS = 0".into())
+        .await
+        .context("turning foreign key checks off to empty staging");
+    if result.is_ok() {
+        for t in tables {
+            result = run(format!("TRUNCATE TABLE {}", db.q(t)))
+                .await
+                .with_context(|| format!("emptying staging table {t}"));
+            if result.is_err() {
+                break;
+            }
+        }
+    }
+    if run("SET FOREIGN_KEY_CHECKS = 1".into()).await.is_err() {
+        let _ = conn.detach().close().await;
+    }
+    result
 }
 
 /// Run a database command-line tool; its stderr becomes the error. The password travels

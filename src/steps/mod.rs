@@ -36,6 +36,8 @@ pub mod exit {
     pub const ROLLED_BACK: i32 = 6;
     /// The cutover window ran out; stopped at a safe point for the operator to decide.
     pub const WINDOW_EXCEEDED: i32 = 7;
+    /// The preflight found an environment not ready; nothing was changed.
+    pub const PREFLIGHT_FAILED: i32 = 10;
     pub const INTERRUPTED: i32 = 130;
 }
 
