@@ -731,6 +731,27 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "MariaDB production holding a FLOAT column the dump cannot restore exactly",
+            legacy: MySql,
+            production: MySql,
+            setup: |s| {
+                s.production
+                    .exec("CREATE TABLE sensor (id INT PRIMARY KEY, reading FLOAT)");
+                Tweak::default()
+            },
+            expect: |_| {
+                vec![fail(
+                    "steps[0].kind",
+                    Some(("id = \"backup\"", "kind =")),
+                    &[
+                        "the backup could not restore",
+                        "sensor.reading (float)",
+                        "6 significant digits",
+                    ],
+                )]
+            },
+        },
+        Case {
             name: "mariadb-dump not on PATH",
             legacy: MySql,
             production: MySql,

@@ -386,6 +386,7 @@ async fn check_env(out: &mut Out<'_>, plan: &Plan, env: &ResolvedEnv, u: &Uses) 
     }
     if let Some(step) = u.backup {
         host::dump_tools(out, env, &db, step).await;
+        host::backup_types(out, env, &db, step).await;
         host::backup_disk(out, plan, env, Some(&db), step).await;
     }
     if db.dialect() == Dialect::Sqlite && (u.target || u.freeze || u.backup.is_some()) {
