@@ -403,40 +403,6 @@ pub(super) async fn writable_places(out: &mut Out<'_>, opts: &Options) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tool_versions_are_read_from_their_banner() {
-        let n = version_number;
-        assert_eq!(
-            n("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"),
-            "15.20"
-        );
-        assert_eq!(
-            n("mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)"),
-            "10.11.19"
-        );
-        assert_eq!(major("15.20"), Some(15));
-        assert_eq!(major("9.6.24"), Some(9));
-    }
-
-    #[test]
-    fn a_path_through_a_file_is_not_writable() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("f"), "x").unwrap();
-        let e = writable(&d.path().join("f/sub/deeper")).unwrap_err();
-        assert!(e.contains("is not a folder"), "{e}");
-        assert!(writable(&d.path().join("new/folder")).is_ok());
-        assert_eq!(
-            std::fs::read_dir(d.path()).unwrap().count(),
-            1,
-            "nothing left behind"
-        );
-    }
-}
-
 /// Every column of the database the backup covers must come back exactly from the dump
 /// (MySQL `FLOAT` does not): found here, not when the backup step refuses it mid-run.
 pub(super) async fn backup_types(out: &mut Out<'_>, env: &ResolvedEnv, db: &Db, step: usize) {
@@ -480,6 +446,40 @@ pub(super) async fn backup_types(out: &mut Out<'_>, env: &ResolvedEnv, db: &Db, 
             &key,
             format!("the backup could not restore: {}", inexact.join("; ")),
             "change those columns to an exact type (DOUBLE) before the cutover",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_versions_are_read_from_their_banner() {
+        let n = version_number;
+        assert_eq!(
+            n("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"),
+            "15.20"
+        );
+        assert_eq!(
+            n("mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)"),
+            "10.11.19"
+        );
+        assert_eq!(major("15.20"), Some(15));
+        assert_eq!(major("9.6.24"), Some(9));
+    }
+
+    #[test]
+    fn a_path_through_a_file_is_not_writable() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("f"), "x").unwrap();
+        let e = writable(&d.path().join("f/sub/deeper")).unwrap_err();
+        assert!(e.contains("is not a folder"), "{e}");
+        assert!(writable(&d.path().join("new/folder")).is_ok());
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "nothing left behind"
         );
     }
 }
