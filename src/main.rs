@@ -128,6 +128,10 @@ struct CommonRun {
     /// Folder for run artifacts (extract, rejects, summary). Default: runs/ beside the journal.
     #[arg(long, env = "CUTOVER_ARTIFACTS")]
     artifacts: Option<PathBuf>,
+    /// After a NO-GO, keep the legacy frozen (to fix its data and rehearse again) instead
+    /// of reopening it; the reason is journaled. `cutover rollback` reopens it later.
+    #[arg(long, value_name = "REASON")]
+    hold_freeze: Option<String>,
     /// `run` only: start a new run even though the newest one is unfinished (refused while
     /// that run's load is in production and not rolled back).
     #[arg(long)]
@@ -415,8 +419,13 @@ async fn execute(
         progress: prog_tx,
         commands: cmd_rx,
     };
+    if c.hold_freeze.as_deref().is_some_and(|r| r.trim().is_empty()) {
+        eprintln!("error: --hold-freeze needs a reason; it is journaled with the NO-GO");
+        return Ok(exit::INVALID);
+    }
     let opts = RunOptions {
         mode,
+        hold_freeze: c.hold_freeze.clone(),
         until: c.until.clone(),
         sign_offs,
         interactive: !headless,
@@ -579,6 +588,7 @@ async fn rollback(
             artifacts: None,
             on_window_exceeded: cutover::steps::OnWindowExceeded::Continue,
             skips: Vec::new(),
+            hold_freeze: None,
         },
         records,
     ) {

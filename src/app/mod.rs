@@ -687,6 +687,9 @@ impl App {
             Event::BackupTaken { .. }
             | Event::FreezeApplied { .. }
             | Event::CommandRan { .. }
+            | Event::ProductionClosed { .. }
+            | Event::EnvReopened { .. }
+            | Event::FreezeHeld { .. }
             | Event::ExtractRecorded { .. }
             | Event::RetryScheduled { .. }
             | Event::RunResumed { .. }

@@ -152,11 +152,17 @@ impl Db {
     /// two databases with the same contents give the same snapshot whatever their
     /// physical row order (a restore does not keep it).
     pub async fn snapshot(&self) -> Result<BTreeMap<String, String>> {
+        self.snapshot_tables(&self.table_names().await?).await
+    }
+
+    /// [`snapshot`](Self::snapshot) of the named tables only (the freeze watermark over
+    /// the legacy source tables).
+    pub async fn snapshot_tables(&self, tables: &[String]) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
-        for t in self.table_names().await? {
-            let ncols = self.columns(&t).await?.len();
+        for t in tables {
+            let ncols = self.columns(t).await?.len();
             let order: Vec<String> = (1..=ncols).map(|i| i.to_string()).collect();
-            let sql = format!("SELECT * FROM {} ORDER BY {}", self.q(&t), order.join(", "));
+            let sql = format!("SELECT * FROM {} ORDER BY {}", self.q(t), order.join(", "));
             let mut h = Sha256::new();
             let mut n = 0u64;
             self.for_each_row(&sql, |cells| {
@@ -172,7 +178,10 @@ impl Db {
                 Ok(())
             })
             .await?;
-            out.insert(t, format!("rows={n} sha256={}", hex::encode(h.finalize())));
+            out.insert(
+                t.clone(),
+                format!("rows={n} sha256={}", hex::encode(h.finalize())),
+            );
         }
         Ok(out)
     }

@@ -2,6 +2,7 @@
 //! everything it learns goes into the journal first and is forwarded to the console after.
 
 pub mod command;
+mod failsafe;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -52,6 +53,9 @@ pub struct RunOptions {
     pub on_window_exceeded: OnWindowExceeded,
     /// Steps to skip (`--skip`), checked by `check_skip` before the run starts.
     pub skips: Vec<Skip>,
+    /// After a NO-GO, keep the legacy frozen (to fix data and rehearse again) instead of
+    /// reopening it; the reason is journaled (`--hold-freeze REASON`).
+    pub hold_freeze: Option<String>,
 }
 
 /// Whether a run of `mode` steps through a step of this kind (a rehearsal stops at validate).
@@ -153,6 +157,9 @@ enum Stop {
     Failed(anyhow::Error),
     /// The operator confirmed the rollback (by hand, or when the window ran out).
     Rollback(String),
+    /// The run cannot go on safely (the legacy changed after the freeze): the step failed
+    /// and the rollback plan runs.
+    RollbackPlan(String),
 }
 
 impl From<anyhow::Error> for Stop {
@@ -193,6 +200,12 @@ pub struct Executor {
     backup: Option<Backup>,
     /// The legacy environment's freeze, so a rollback can undo exactly it.
     frozen: Option<(String, Freeze)>,
+    /// Production was closed to its users (its backup step started).
+    prod_closed: bool,
+    /// Who could use production before it was closed: what reopening gives back.
+    closed: Option<crate::db::admin::Privileges>,
+    /// The reason to keep the legacy frozen after a NO-GO (flag, or the console).
+    hold_freeze: std::sync::Mutex<Option<String>>,
     load_started: bool,
     offered: usize,
     /// Skips asked for steps not yet started, by step id: (who, why). Taken when the run
@@ -235,6 +248,9 @@ impl Executor {
             window_exceeded: Default::default(),
             backup: None,
             frozen: None,
+            prod_closed: false,
+            closed: None,
+            hold_freeze: std::sync::Mutex::new(opts.hold_freeze.clone()),
             load_started: false,
             offered: 0,
             skips: std::sync::Mutex::new(
@@ -334,9 +350,19 @@ impl Executor {
                 "the journal holds no start record for that run".into(),
             ));
         };
+        // Environments that were databases when the run began (not CSV files).
+        let databases: HashSet<String> = match records.first().map(|r| &r.event) {
+            Some(Event::RunStarted { environments, .. }) => environments
+                .iter()
+                .filter(|e| !e.database.is_empty() || e.display != "CSV extract files")
+                .map(|e| e.name.clone())
+                .collect(),
+            _ => HashSet::new(),
+        };
         let mut e = Executor::new(plan, journal, Path::new("."), ch, opts);
         e.run_id = run_id.clone();
         e.run_dir = PathBuf::from(artifacts_dir);
+        e.adopt_closed(&records);
         for r in &records {
             match &r.event {
                 Event::BackupTaken {
@@ -359,7 +385,7 @@ impl Executor {
                     method,
                     revoked,
                     ..
-                } if e.plan.env(env).is_some() => {
+                } if e.plan.env(env).is_some() || databases.contains(env) => {
                     e.frozen = Some((
                         env.clone(),
                         Freeze {
@@ -414,13 +440,13 @@ impl Executor {
     }
 
     async fn emit(&self, event: Event) -> Result<Record> {
-        crate::fault::at(true, &event).await;
+        crate::fault::at(true, &event).await?;
         let rec = self.journal.append(&self.run_id, &event).await?;
         self.window
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .apply(&rec);
-        crate::fault::at(false, &event).await;
+        crate::fault::at(false, &event).await?;
         if let Event::StepStarted { step } | Event::StepSkipped { step, .. } = &event {
             lock(&self.started).insert(step.clone());
         }
@@ -448,6 +474,7 @@ impl Executor {
                 }
                 Ok(Command::Rollback { reason }) => return Some(Stop::Rollback(reason)),
                 Ok(Command::Skip { step, name, reason }) => self.ask_skip(step, name, reason),
+                Ok(Command::HoldFreeze { reason }) => *lock(&self.hold_freeze) = Some(reason),
                 // A sign-off with no gate open has nowhere to go.
                 Ok(Command::SignOff(_)) => {}
                 Err(_) => return None,
@@ -620,6 +647,7 @@ impl Executor {
                     .await?;
                 }
                 Err(stop) => {
+                    let plan_due = matches!(stop, Stop::RollbackPlan(_));
                     let (outcome, code, msg) = match stop {
                         Stop::Outcome(o, c, m) => (o, c, m),
                         Stop::Failed(e) => (Outcome::Failed, exit::FAILURE, explain(&e)),
@@ -628,11 +656,12 @@ impl Executor {
                             exit::ROLLED_BACK,
                             format!("rollback asked by the operator: {reason}"),
                         ),
+                        Stop::RollbackPlan(m) => (Outcome::RolledBack, exit::ROLLED_BACK, m),
                     };
                     self.emit(Event::StepFinished {
                         step: step.id.clone(),
                         // Stopped for the rollback the operator asked for, not by a fault.
-                        status: if outcome == Outcome::RolledBack {
+                        status: if outcome == Outcome::RolledBack && !plan_due {
                             StepStatus::RolledBack
                         } else {
                             StepStatus::Failed
@@ -654,6 +683,9 @@ impl Executor {
                                 )
                         {
                             self.rollback(&msg).await
+                        } else if failsafe::ends_run(outcome, code) {
+                            // Ended before the load: production and the legacy go back.
+                            self.fail_safe((outcome, code, msg)).await
                         } else {
                             (outcome, code, msg)
                         },
@@ -924,7 +956,8 @@ impl Executor {
         }
         let e = self.env(env)?.clone();
         // Users go first: a write between the backup and the load would be lost by a rollback.
-        let closed = admin::close_to_users(&e).await?;
+        self.prod_closed = true;
+        let closed = self.close_production(env, &e).await?;
         let b = admin::backup(&e, &self.plan.backup_dir, &format!("{env}-{}", self.run_id)).await?;
         self.emit(Event::BackupTaken {
             env: env.into(),
@@ -946,14 +979,17 @@ impl Executor {
         done(StepStatus::Passed, msg)
     }
 
-    async fn legacy_counts(
+    /// Rows and a content checksum per legacy source table: the freeze watermark. A
+    /// privileged account the freeze does not bind could still UPDATE, or DELETE and
+    /// INSERT keeping the count; the checksum sees both.
+    async fn legacy_watermark(
         &self,
         env: &crate::runbook::ResolvedEnv,
     ) -> Result<BTreeMap<String, String>> {
         let db = Db::connect(env).await?;
-        let c = db.row_counts(&self.source_tables()).await;
+        let c = db.snapshot_tables(&self.source_tables()).await;
         db.close().await;
-        c.context("taking the legacy row counts (the freeze watermark)")
+        c.context("taking the legacy rows and checksums (the freeze watermark)")
     }
 
     async fn freeze(&mut self, env: &str) -> Result<StepDone, Stop> {
@@ -972,9 +1008,11 @@ impl Executor {
             ),
             Some(e) => {
                 let e = e.clone();
-                let wm = self.legacy_counts(&e).await?;
                 let fz = admin::freeze(&e, &self.source_tables()).await?;
                 self.frozen = Some((env.to_string(), fz.clone()));
+                // Taken once frozen: what the extract reads, and what must still be there
+                // at the load.
+                let wm = self.legacy_watermark(&e).await?;
                 (fz, wm)
             }
         };
@@ -1014,13 +1052,33 @@ impl Executor {
         };
         let now = match self.plan.env(&env) {
             None => self.extract_checksums()?,
-            Some(e) => self.legacy_counts(&e.clone()).await?,
+            Some(e) => self.legacy_watermark(&e.clone()).await?,
         };
         if now != wm {
-            return Err(Stop::Failed(anyhow::anyhow!(
-                "the legacy source changed after the freeze (was {}, now {}); the extract no longer matches it",
-                fmt_map(&wm),
-                fmt_map(&now)
+            let changed: Vec<String> = wm
+                .keys()
+                .chain(now.keys().filter(|k| !wm.contains_key(*k)))
+                .filter(|t| wm.get(*t) != now.get(*t))
+                .map(|t| {
+                    // `rows=4 sha256=…` with the checksum cut to 12 digits.
+                    let show = |v: Option<&String>| match v {
+                        None => "absent".to_string(),
+                        Some(v) => v
+                            .split(' ')
+                            .map(|p| match p.split_once("sha256=") {
+                                Some((a, h)) => format!("{a}sha256={}…", &h[..12.min(h.len())]),
+                                None => p.to_string(),
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    };
+                    format!("{t} (was {}, now {})", show(wm.get(t)), show(now.get(t)))
+                })
+                .collect();
+            return Err(Stop::RollbackPlan(format!(
+                "the legacy source changed after the freeze: {}; the extract no longer matches it, \
+                 so the production load did not start",
+                changed.join(", ")
             )));
         }
         Ok(())
@@ -1498,6 +1556,11 @@ impl Executor {
                         continue;
                     }
                     Some(Command::Rollback { reason }) => return Err(Stop::Rollback(reason)),
+                    // Taken with the NO-GO that follows it.
+                    Some(Command::HoldFreeze { reason }) => {
+                        *lock(&self.hold_freeze) = Some(reason);
+                        continue;
+                    }
                     Some(Command::Abort) | None => {
                         return Err(Stop::Outcome(
                             Outcome::Failed,
@@ -1675,7 +1738,7 @@ impl Executor {
 
     async fn unfreeze(&mut self, env: &str) -> Result<StepDone, Stop> {
         let e = self.env(env)?.clone();
-        let opened = admin::open_to_users(&e).await?;
+        let opened = self.reopen_production(env, &e).await?;
         done(
             StepStatus::Passed,
             format!(
@@ -1736,7 +1799,7 @@ impl Executor {
                 reason: reason.into(),
             })
             .await;
-        let res = self.do_rollback().await;
+        let res = self.do_rollback(None).await;
         let (ok, message) = match &res {
             Ok(m) => (true, m.clone()),
             Err(e) => (false, format!("rollback FAILED: {}", explain(e))),
@@ -1760,40 +1823,6 @@ impl Executor {
                 format!("{reason}; {message}"),
             )
         }
-    }
-
-    async fn do_rollback(&mut self) -> Result<String> {
-        let plan = self.plan.clone();
-        let mut notes = Vec::new();
-        let prod = plan.envs.values().find(|e| e.production).cloned();
-        match (&self.backup, plan.rb.rollback.restore_backup, prod) {
-            (Some(backup), true, Some(prod)) => {
-                notes.push(format!(
-                    "production {}",
-                    admin::restore_and_verify(&prod, backup).await?
-                ));
-                // Back as it was before the cutover, users included.
-                notes.push(admin::open_to_users(&prod).await?);
-            }
-            (None, true, Some(prod)) if !self.load_started => {
-                // Stopped before the backup step: nothing was written to production.
-                notes.push("production untouched (stopped before its backup)".into());
-                notes.push(admin::open_to_users(&prod).await?);
-            }
-            (None, true, _) => {
-                anyhow::bail!("no backup was taken in this run; restore production by hand")
-            }
-            (_, true, None) => anyhow::bail!("no environment is marked production"),
-            (_, false, _) => {}
-        }
-        if plan.rb.rollback.reopen_legacy
-            && let Some((name, fz)) = self.frozen.clone()
-            && let Some(e) = plan.env(&name)
-        {
-            let r = admin::reopen(e, &self.source_tables(), &fz).await?;
-            notes.push(format!("legacy reopened for its users ({r})"));
-        }
-        Ok(notes.join("; "))
     }
 }
 
