@@ -103,6 +103,8 @@ pub enum Action {
     DialogInput(InputRequest),
     ChooseDecision(Decision),
     ToggleDecision,
+    /// With a NO-GO: hold the legacy's freeze instead of reopening it.
+    ToggleHoldFreeze,
     SubmitSignOff,
     /// `R`: open the manual rollback dialog (any time before the run finishes).
     OpenRollbackDialog,
@@ -826,6 +828,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             app.dialog.error = None;
         }
         Action::ToggleDecision => app.dialog.toggle_decision(),
+        Action::ToggleHoldFreeze => app.dialog.hold_freeze = !app.dialog.hold_freeze,
         Action::SubmitSignOff => {
             if !app.dialog_visible() {
                 return vec![];
@@ -839,9 +842,17 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                     "Sign-off sent: {g} {w} by {} ({}); waiting for the journal",
                     signoff.name, signoff.role
                 ));
+                let hold = (signoff.decision == Decision::NoGo && app.dialog.hold_freeze).then(|| {
+                    Effect::Send(Command::HoldFreeze {
+                        reason: signoff.comment.clone(),
+                    })
+                });
                 // Stay open, cleared, for the next approver; GateDecided closes it.
                 app.dialog.clear();
-                return vec![Effect::Send(Command::SignOff(signoff))];
+                return hold
+                    .into_iter()
+                    .chain([Effect::Send(Command::SignOff(signoff))])
+                    .collect();
             }
         }
         Action::OpenRollbackDialog => match app.rollback_refusal() {
