@@ -555,6 +555,31 @@ async fn rollback(
         return Ok(exit::INVALID);
     };
     let run_id = records[0].run_id.clone();
+    // A variable left out now that the run had set (e.g. legacy_url) would make the
+    // rollback miss that environment: the run's own value is taken, and said so.
+    let mut plan = plan;
+    if let Some(cutover::journal::events::Event::RunStarted { vars: then, .. }) =
+        records.first().map(|r| &r.event)
+    {
+        let missing: Vec<String> = then
+            .iter()
+            .filter(|(k, v)| {
+                !v.is_empty() && plan.vars.get(*k).is_some_and(|now| now.is_empty())
+            })
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !missing.is_empty() {
+            eprintln!(
+                "using the run's own {} (not given with --var)",
+                missing.join(", ")
+            );
+            let all: Vec<String> = vars.iter().cloned().chain(missing).collect();
+            let Some(p) = load_plan(runbook, &all)? else {
+                return Ok(exit::INVALID);
+            };
+            plan = p;
+        }
+    }
     match run_state(&records) {
         RunState::Ended(cutover::journal::events::Outcome::RolledBack) => {
             eprintln!("run {run_id} is already rolled back");

@@ -103,7 +103,8 @@ impl Site {
             .arg("rollback")
             .arg(self.path("tms.toml"))
             .args(["--confirm", "production.db", "--reason", "data fixed elsewhere"])
-            .args(self.vars())
+            // Only what names production: the legacy's URL comes from the run's journal.
+            .args(["--var", &format!("production_url={}", self.url("production.db"))])
             .env_remove("CUTOVER_JOURNAL")
             .env_remove("CUTOVER_FAULT")
             .output()
