@@ -333,7 +333,7 @@ pub static KEYMAP: &[Binding] = &[
         keys: &[(Char('h'), N)],
         context: K::DialogDecision,
         action: Action::ToggleHoldFreeze,
-        help: "NO-GO: hold the legacy frozen / reopen it",
+        help: "hold the freeze (NO-GO)",
     },
     Binding {
         keys: &[(Enter, N)],
