@@ -484,7 +484,7 @@ async fn unfinished_run(
     plan: &Plan,
     fresh: bool,
 ) -> Result<Result<Option<Vec<cutover::journal::events::Record>>, String>> {
-    use cutover::journal::events::{Event, Outcome};
+    use cutover::journal::events::Event;
     use cutover::steps::{RunState, latest_run, production_touched, run_state};
     let Some(records) = latest_run(journal, plan).await? else {
         return Ok(Ok(None));
@@ -503,17 +503,50 @@ async fn unfinished_run(
              without --fresh) or roll it back first (`cutover rollback`)"
         )));
     }
-    journal
-        .append(
-            &run_id,
-            &Event::RunFinished {
-                outcome: Outcome::Failed,
-                exit_code: exit::FAILURE,
-                message: "abandoned: a new run was started with --fresh".into(),
-            },
-        )
+    // Its rollback plan runs first: what it closed and froze is given back.
+    let (prog_tx, _prog_rx) = watch::channel(Vec::new());
+    let (_cmd_tx, cmd_rx) = mpsc::channel(1);
+    let old = match Executor::adopt(
+        plan.clone(),
+        journal.clone(),
+        Channels {
+            records: None,
+            progress: prog_tx,
+            commands: cmd_rx,
+        },
+        RunOptions {
+            mode: RunMode::Run,
+            until: None,
+            sign_offs: Vec::new(),
+            interactive: false,
+            artifacts: None,
+            on_window_exceeded: cutover::steps::OnWindowExceeded::Continue,
+            skips: Vec::new(),
+            hold_freeze: None,
+        },
+        records,
+    ) {
+        Ok(e) => e,
+        Err(refused) => return Ok(Err(refused.to_string())),
+    };
+    let fin = old
+        .abandon_now("abandoned: a new run was started with --fresh")
         .await?;
-    eprintln!("run {run_id} abandoned (--fresh); starting a new run");
+    debug_assert_eq!(fin.run_id, run_id);
+    let ended = journal.run_records(&run_id).await?;
+    if let Some(Event::RunFinished { message, .. }) = ended.last().map(|r| &r.event) {
+        eprintln!("run {run_id} {message}");
+    }
+    if ended
+        .iter()
+        .any(|r| matches!(&r.event, Event::RollbackFinished { ok: false, .. }))
+    {
+        return Ok(Err(format!(
+            "run {run_id} was abandoned but its rollback plan failed (see above); put \
+             production and the legacy back by hand, or run `cutover rollback`, before a new run"
+        )));
+    }
+    eprintln!("starting a new run");
     Ok(Ok(None))
 }
 

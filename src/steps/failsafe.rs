@@ -13,8 +13,8 @@
 use anyhow::{Context, Result};
 
 use super::{Executor, exit, explain};
-use crate::db::admin::{self, Privileges};
-use crate::journal::events::{Event, Outcome, Record};
+use crate::db::admin::{self, Freeze, Privileges};
+use crate::journal::events::{Event, Outcome, Record, RunMode};
 use crate::runbook::ResolvedEnv;
 
 /// Whether a stop with this outcome and exit code ends the run for good (as opposed to an
@@ -88,6 +88,61 @@ impl Executor {
                 _ => {}
             }
         }
+    }
+
+    /// `cutover run --fresh` abandons this (adopted) run: its rollback plan runs first, so
+    /// a production it closed and a legacy it froze are given back before the new run
+    /// closes and freezes them again (a second freeze would record nothing to give back).
+    pub async fn abandon_now(mut self, why: &str) -> Result<super::Finished> {
+        let result = self
+            .fail_safe((Outcome::Failed, exit::FAILURE, why.to_string()))
+            .await;
+        self.finish(result).await
+    }
+
+    /// The freeze of `env` that the previous run of this runbook held after its NO-GO, if
+    /// the legacy is still frozen by it: this run carries it over (what to give back).
+    pub(super) async fn held_freeze(&self, env: &str) -> Result<Option<(String, Freeze)>> {
+        let starts = self.journal.run_starts().await?;
+        let Some(prev) = starts.iter().rev().find_map(|r| match &r.event {
+            Event::RunStarted {
+                run_id,
+                mode: RunMode::Run,
+                runbook_name,
+                ..
+            } if *runbook_name == self.plan.rb.runbook.name && *run_id != self.run_id => {
+                Some(run_id.clone())
+            }
+            _ => None,
+        }) else {
+            return Ok(None);
+        };
+        let recs = self.journal.run_records(&prev).await?;
+        let mut freeze = None;
+        let mut held = false;
+        for r in &recs {
+            match &r.event {
+                Event::FreezeApplied {
+                    env: x,
+                    method,
+                    revoked,
+                    ..
+                } if x == env => {
+                    freeze = Some(Freeze {
+                        method: method.clone(),
+                        revoked: revoked.clone(),
+                    });
+                }
+                Event::FreezeHeld { env: x, .. } if x == env => held = true,
+                Event::EnvReopened {
+                    env: x,
+                    production: false,
+                    ..
+                } if x == env => held = false,
+                _ => {}
+            }
+        }
+        Ok(freeze.filter(|_| held).map(|f| (prev, f)))
     }
 
     /// The run ends before the production load: the rollback plan puts production and the

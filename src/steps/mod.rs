@@ -1008,7 +1008,21 @@ impl Executor {
             ),
             Some(e) => {
                 let e = e.clone();
-                let fz = admin::freeze(&e, &self.source_tables()).await?;
+                let mut fz = admin::freeze(&e, &self.source_tables()).await?;
+                // Still frozen by the previous run (held after its NO-GO): what that freeze
+                // revoked is what this run must give back; frozen again, nothing is left.
+                if let Some((prev, old)) = self.held_freeze(env).await? {
+                    for (acct, privs) in old.revoked {
+                        let now = fz.revoked.entry(acct).or_default();
+                        if now.is_empty() {
+                            *now = privs;
+                        }
+                    }
+                    fz.method = format!(
+                        "{}; carried over the freeze run {prev} held after its NO-GO",
+                        fz.method
+                    );
+                }
                 self.frozen = Some((env.to_string(), fz.clone()));
                 // Taken once frozen: what the extract reads, and what must still be there
                 // at the load.
