@@ -152,7 +152,7 @@ impl Site {
     fn runbook(&self, before_unfreeze: Option<&str>) -> PathBuf {
         let mut text = std::fs::read_to_string(repo().join("runbooks/tms-postgres.toml"))
             .unwrap()
-            .replace("batch_size = 1000", "batch_size = 100");
+            .replace("batch_size = 5000", "batch_size = 100");
         if let Some(step) = before_unfreeze {
             let marker = "[[steps]]\nid = \"unfreeze\"";
             assert!(text.contains(marker), "the runbook's unfreeze step moved");

@@ -599,7 +599,10 @@ impl Executor {
                         .await
                 }
                 StepKind::Freeze => self.freeze(step.env.as_deref().unwrap_or("legacy")).await,
-                StepKind::Extract => self.extract(step.env.as_deref().unwrap_or("legacy")).await,
+                StepKind::Extract => {
+                    self.extract(&step.id, step.env.as_deref().unwrap_or("legacy"))
+                        .await
+                }
                 StepKind::DryRun => {
                     self.pipeline(
                         &step.id,
@@ -1098,7 +1101,7 @@ impl Executor {
         Ok(())
     }
 
-    async fn extract(&mut self, env: &str) -> Result<StepDone, Stop> {
+    async fn extract(&mut self, step: &str, env: &str) -> Result<StepDone, Stop> {
         // Resuming checked the recorded files are unchanged.
         if self.prior_has(|e| matches!(e, Event::ExtractRecorded { .. })) {
             return done(StepStatus::Passed, "recorded before the interruption");
@@ -1136,16 +1139,44 @@ impl Executor {
                 }
             }
             Some(e) => {
-                let db = Db::connect(e).await?;
+                let e = e.clone();
+                let policy = crate::engine::retry::RetryPolicy::from_settings(&self.plan.rb.settings);
                 for n in &self.plan.order {
                     let ent = &self.plan.rb.entities[n];
                     let out = self.run_dir.join("extract").join(&ent.source.file);
                     let table = ent.source.table.clone().unwrap_or_else(|| n.clone());
-                    let rows = match db.table_to_csv(&table, &ent.columns, &out).await {
-                        Ok(r) => r,
-                        Err(err) => {
+                    // A lost connection or a restarting server: the table is read again
+                    // from the start (the file is rewritten), like a load's batch.
+                    let mut attempt = 0;
+                    let rows = loop {
+                        let r = async {
+                            let db = Db::connect(&e).await?;
+                            let r = db.table_to_csv(&table, &ent.columns, &out).await;
                             db.close().await;
-                            return Err(err.into());
+                            r
+                        }
+                        .await;
+                        match r {
+                            Ok(r) => break r,
+                            Err(err)
+                                if attempt < policy.max
+                                    && crate::engine::retry::is_transient(&err) =>
+                            {
+                                attempt += 1;
+                                let delay = policy.delay(attempt);
+                                tracing::warn!(entity = %n, attempt, error = %explain(&err), "transient fault; extracting the table again");
+                                self.emit(Event::RetryScheduled {
+                                    step: step.into(),
+                                    entity: n.clone(),
+                                    attempt,
+                                    max_attempts: policy.max,
+                                    delay_ms: delay.as_millis() as u64,
+                                    error: explain(&err),
+                                })
+                                .await?;
+                                tokio::time::sleep(delay).await;
+                            }
+                            Err(err) => return Err(err.into()),
                         }
                     };
                     let (sha, _) = sha256_file(&out)?;
@@ -1156,7 +1187,6 @@ impl Executor {
                         sha256: sha,
                     });
                 }
-                db.close().await;
             }
         }
         std::fs::write(
