@@ -65,9 +65,19 @@ fn run_ok(cmd: &mut Command, what: &str) {
     );
 }
 
+/// MariaDB answers a query (bounded: a server shutting down may accept and never answer).
 fn mariadb_up() -> bool {
-    Command::new("mariadb")
-        .args(["-h", "127.0.0.1", "-u", "root", "-N", "-e", "SELECT 1"])
+    Command::new("timeout")
+        .args(["5", "mariadb", "--connect-timeout=2", "-h", "127.0.0.1", "-u", "root"])
+        .args(["-N", "-e", "SELECT 1"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The MariaDB server process is running.
+fn mariadbd_running() -> bool {
+    Command::new("pgrep")
+        .args(["-x", "mariadbd"])
         .output()
         .is_ok_and(|o| o.status.success())
 }
@@ -94,11 +104,19 @@ impl Down {
             ),
             Server::MariaDb => {
                 run_ok(
-                    Command::new("mariadb-admin").args(["-h", "127.0.0.1", "-u", "root", "shutdown"]),
+                    Command::new("timeout").args([
+                        "30",
+                        "mariadb-admin",
+                        "-h",
+                        "127.0.0.1",
+                        "-u",
+                        "root",
+                        "shutdown",
+                    ]),
                     "mariadb-admin shutdown",
                 );
                 let t0 = Instant::now();
-                while mariadb_up() && t0.elapsed() < Duration::from_secs(30) {
+                while mariadbd_running() && t0.elapsed() < Duration::from_secs(30) {
                     std::thread::sleep(Duration::from_millis(100));
                 }
             }
