@@ -210,7 +210,7 @@ mod tests {
             message: String::new(),
             duration_ms: 0
         }));
- assert_eq!(
+        assert_eq!(
             Fault::parse("before:backup_taken:fail").unwrap().action,
             Action::Fail
         );

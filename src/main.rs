@@ -419,7 +419,10 @@ async fn execute(
         progress: prog_tx,
         commands: cmd_rx,
     };
-    if c.hold_freeze.as_deref().is_some_and(|r| r.trim().is_empty()) {
+    if c.hold_freeze
+        .as_deref()
+        .is_some_and(|r| r.trim().is_empty())
+    {
         eprintln!("error: --hold-freeze needs a reason; it is journaled with the NO-GO");
         return Ok(exit::INVALID);
     }
@@ -596,9 +599,7 @@ async fn rollback(
     {
         let missing: Vec<String> = then
             .iter()
-            .filter(|(k, v)| {
-                !v.is_empty() && plan.vars.get(*k).is_some_and(|now| now.is_empty())
-            })
+            .filter(|(k, v)| !v.is_empty() && plan.vars.get(*k).is_some_and(|now| now.is_empty()))
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         if !missing.is_empty() {

@@ -331,8 +331,7 @@ fn privileges_case(site: &Site, setup: &str, path: Path_) {
     // The snapshot is journaled, and the reopen is on screen.
     let recs = site.records();
     assert!(
-        recs.iter()
-            .any(|r| r.event.kind() == "production_closed"),
+        recs.iter().any(|r| r.event.kind() == "production_closed"),
         "{path:?}: no production_closed in the journal"
     );
     assert!(
@@ -492,11 +491,18 @@ fn a_held_mariadb_freeze_is_carried_over_by_the_next_run() {
         1,
     );
     let rb = site.runbook(None);
-    let no_go = ["--sign-off", "Ann Lee|migration_lead|no-go|credit limits wrong"];
+    let no_go = [
+        "--sign-off",
+        "Ann Lee|migration_lead|no-go|credit limits wrong",
+    ];
     let first = site.run(
         &rb,
         None,
-        &[&no_go[..], &["--hold-freeze", "fix credit limits, rehearse again"]].concat(),
+        &[
+            &no_go[..],
+            &["--hold-freeze", "fix credit limits, rehearse again"],
+        ]
+        .concat(),
     );
     assert_eq!(code(&first), 5, "{}", stderr(&first));
     assert!(stderr(&first).contains("kept frozen"), "{}", stderr(&first));
@@ -504,9 +510,9 @@ fn a_held_mariadb_freeze_is_carried_over_by_the_next_run() {
     let second = site.run(&rb, None, &no_go);
     assert_eq!(code(&second), 5, "{}", stderr(&second));
     let revoked = site.records().iter().find_map(|r| match &r.event {
-        cutover::journal::events::Event::FreezeApplied { revoked, method, .. } => {
-            Some((revoked.clone(), method.clone()))
-        }
+        cutover::journal::events::Event::FreezeApplied {
+            revoked, method, ..
+        } => Some((revoked.clone(), method.clone())),
         _ => None,
     });
     let (revoked, method) = revoked.expect("the second run froze");
@@ -515,5 +521,8 @@ fn a_held_mariadb_freeze_is_carried_over_by_the_next_run() {
         revoked.values().any(|p| p.contains("INSERT")),
         "{revoked:?}"
     );
-    assert!(site.legacy_writable(), "the legacy application lost its privileges");
+    assert!(
+        site.legacy_writable(),
+        "the legacy application lost its privileges"
+    );
 }

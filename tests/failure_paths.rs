@@ -102,9 +102,17 @@ impl Site {
         Command::new(BIN)
             .arg("rollback")
             .arg(self.path("tms.toml"))
-            .args(["--confirm", "production.db", "--reason", "data fixed elsewhere"])
+            .args([
+                "--confirm",
+                "production.db",
+                "--reason",
+                "data fixed elsewhere",
+            ])
             // Only what names production: the legacy's URL comes from the run's journal.
-            .args(["--var", &format!("production_url={}", self.url("production.db"))])
+            .args([
+                "--var",
+                &format!("production_url={}", self.url("production.db")),
+            ])
             .env_remove("CUTOVER_JOURNAL")
             .env_remove("CUTOVER_FAULT")
             .output()
@@ -314,7 +322,11 @@ fn check(case: Case) {
     if case.exit.is_some() {
         assert_eq!(&site.production(), want(case.prod), "production; {err}");
     }
-    assert_eq!(site.legacy_frozen(), case.legacy_frozen, "legacy frozen; {err}");
+    assert_eq!(
+        site.legacy_frozen(),
+        case.legacy_frozen,
+        "legacy frozen; {err}"
+    );
     let recs = site.records();
     let kinds: Vec<&str> = recs.iter().map(|r| r.event.kind()).collect();
     assert!(
@@ -323,7 +335,9 @@ fn check(case: Case) {
         &kinds[kinds.len().saturating_sub(case.last.len() + 2)..],
         case.last
     );
-    if let Some(Event::RunFinished { exit_code, message, .. }) = recs.last().map(|r| &r.event)
+    if let Some(Event::RunFinished {
+        exit_code, message, ..
+    }) = recs.last().map(|r| &r.event)
         && case.exit.is_some()
     {
         assert_eq!(Some(*exit_code), case.exit);
@@ -348,7 +362,11 @@ fn check(case: Case) {
         };
         let err = stderr(&again);
         assert_eq!(code(&again), exit, "{what} again: {err}");
-        assert_eq!(&site.production(), want(prod), "production after {what}: {err}");
+        assert_eq!(
+            &site.production(),
+            want(prod),
+            "production after {what}: {err}"
+        );
         assert_eq!(site.legacy_frozen(), frozen, "legacy after {what}: {err}");
         if what == "run" && case.exit.is_none() {
             assert!(err.contains("resuming run"), "{err}");

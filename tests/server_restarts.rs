@@ -68,7 +68,15 @@ fn run_ok(cmd: &mut Command, what: &str) {
 /// MariaDB answers a query (bounded: a server shutting down may accept and never answer).
 fn mariadb_up() -> bool {
     Command::new("timeout")
-        .args(["5", "mariadb", "--connect-timeout=2", "-h", "127.0.0.1", "-u", "root"])
+        .args([
+            "5",
+            "mariadb",
+            "--connect-timeout=2",
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "root",
+        ])
         .args(["-N", "-e", "SELECT 1"])
         .output()
         .is_ok_and(|o| o.status.success())
@@ -153,7 +161,11 @@ impl Drop for Down {
                 mariadb_up()
             }
         };
-        eprintln!("{:?} was down for {:.1?}", self.server, self.since.elapsed());
+        eprintln!(
+            "{:?} was down for {:.1?}",
+            self.server,
+            self.since.elapsed()
+        );
         if !started {
             let msg = format!(
                 "could not start {:?} again; start it with: pg_ctlcluster --skip-systemctl-redirect {} main start \
@@ -206,8 +218,14 @@ impl Site {
     /// `legacy` is the legacy's server; staging and production are on the other one.
     fn new(legacy: Server, tag: &str) -> Site {
         let (l, t) = match legacy {
-            Server::MariaDb => (TempDb::mysql(tag), [TempDb::postgres(tag), TempDb::postgres(tag)]),
-            Server::Postgres => (TempDb::postgres(tag), [TempDb::mysql(tag), TempDb::mysql(tag)]),
+            Server::MariaDb => (
+                TempDb::mysql(tag),
+                [TempDb::postgres(tag), TempDb::postgres(tag)],
+            ),
+            Server::Postgres => (
+                TempDb::postgres(tag),
+                [TempDb::mysql(tag), TempDb::mysql(tag)],
+            ),
         };
         let env = cutover::runbook::ResolvedEnv {
             name: "legacy".into(),
@@ -252,7 +270,10 @@ impl Site {
                 "batch_size = 5000",
                 "batch_size = 50\nretries = 8\nretry_delay = \"500ms\"",
             );
-        assert!(text.contains("retries = 8"), "the runbook's batch_size moved");
+        assert!(
+            text.contains("retries = 8"),
+            "the runbook's batch_size moved"
+        );
         std::fs::write(site.path("runbook.toml"), text).unwrap();
         site
     }
@@ -313,9 +334,12 @@ impl Site {
         {
             return 0;
         }
-        sqlite(&journal, &format!("SELECT COUNT(*) FROM events WHERE {filter}"))
-            .parse()
-            .unwrap_or(0)
+        sqlite(
+            &journal,
+            &format!("SELECT COUNT(*) FROM events WHERE {filter}"),
+        )
+        .parse()
+        .unwrap_or(0)
     }
 
     /// Poll until `ready` or the run's end (its exit code); panic at the deadline.
@@ -338,7 +362,8 @@ impl Site {
     }
 
     fn wait_exit(&self, run: &mut Run) -> i32 {
-        self.watch(run, || false).expect("only the end ends this wait")
+        self.watch(run, || false)
+            .expect("only the end ends this wait")
     }
 }
 
@@ -347,8 +372,14 @@ impl Site {
 /// its business key.
 fn content(db: &TempDb) -> String {
     let tables: [(&str, &str); 4] = [
-        ("res_partner", "ref, name, email, phone, city, create_date, credit_limit"),
-        ("fleet_vehicle", "ref, license_plate, vin_sn, make, model, model_year, capacity_kg"),
+        (
+            "res_partner",
+            "ref, name, email, phone, city, create_date, credit_limit",
+        ),
+        (
+            "fleet_vehicle",
+            "ref, license_plate, vin_sn, make, model, model_year, capacity_kg",
+        ),
         ("hr_employee", "ref, name, license_no, license_expiry"),
         (
             "account_move",
@@ -471,11 +502,17 @@ fn a_server_restart_in_each_data_phase_is_ridden_out_to_the_uninterrupted_result
         if std::env::var("RESTART_ROW").is_ok_and(|r| r != i.to_string()) {
             continue;
         }
-        let row = format!("{:?} restarted at {} ({:?} legacy)", c.restarted, c.fault, c.legacy);
+        let row = format!(
+            "{:?} restarted at {} ({:?} legacy)",
+            c.restarted, c.fault, c.legacy
+        );
         let site = Site::new(c.legacy, &format!("rs{i}"));
         let mut run = site.spawn(Some(c.fault));
         if let Some(code) = site.watch(&mut run, || site.journaled(c.seen) >= 1) {
-            failures.push(format!("{row}: ended (exit {code}) before the pause\n{}", site.stderr()));
+            failures.push(format!(
+                "{row}: ended (exit {code}) before the pause\n{}",
+                site.stderr()
+            ));
             continue;
         }
         let seen = Instant::now();

@@ -842,11 +842,12 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                     "Sign-off sent: {g} {w} by {} ({}); waiting for the journal",
                     signoff.name, signoff.role
                 ));
-                let hold = (signoff.decision == Decision::NoGo && app.dialog.hold_freeze).then(|| {
-                    Effect::Send(Command::HoldFreeze {
-                        reason: signoff.comment.clone(),
-                    })
-                });
+                let hold =
+                    (signoff.decision == Decision::NoGo && app.dialog.hold_freeze).then(|| {
+                        Effect::Send(Command::HoldFreeze {
+                            reason: signoff.comment.clone(),
+                        })
+                    });
                 // Stay open, cleared, for the next approver; GateDecided closes it.
                 app.dialog.clear();
                 return hold

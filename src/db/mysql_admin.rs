@@ -307,8 +307,11 @@ pub async fn restore_locks(env: &ResolvedEnv, held: &BTreeMap<String, String>) -
     let r = async {
         for (spec, state) in held {
             if state == "unlocked" {
-                db.exec(&format!("ALTER USER {} ACCOUNT UNLOCK", quoted(&account(spec))))
-                    .await?;
+                db.exec(&format!(
+                    "ALTER USER {} ACCOUNT UNLOCK",
+                    quoted(&account(spec))
+                ))
+                .await?;
                 opened.push(spec.clone());
             } else {
                 kept.push(spec.clone());

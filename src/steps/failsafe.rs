@@ -205,15 +205,19 @@ impl Executor {
                 }
                 (None, _) => {}
                 (Some((name, p)), true) if rb.restore_backup => {
-                    let backup = self.backup.clone().context(
-                        "no backup was taken in this run; restore production by hand",
-                    )?;
+                    let backup = self
+                        .backup
+                        .clone()
+                        .context("no backup was taken in this run; restore production by hand")?;
                     notes.push(format!(
                         "production {}",
                         admin::restore_and_verify(p, &backup).await?
                     ));
                     // Back as it was before the cutover, users included.
-                    notes.push(format!("reopened: {}", self.reopen_production(name, p).await?));
+                    notes.push(format!(
+                        "reopened: {}",
+                        self.reopen_production(name, p).await?
+                    ));
                 }
                 (Some(_), true) => notes.push(
                     "production left closed with the rows loaded (restore_backup = false): \

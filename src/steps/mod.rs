@@ -1140,7 +1140,8 @@ impl Executor {
             }
             Some(e) => {
                 let e = e.clone();
-                let policy = crate::engine::retry::RetryPolicy::from_settings(&self.plan.rb.settings);
+                let policy =
+                    crate::engine::retry::RetryPolicy::from_settings(&self.plan.rb.settings);
                 for n in &self.plan.order {
                     let ent = &self.plan.rb.entities[n];
                     let out = self.run_dir.join("extract").join(&ent.source.file);
