@@ -447,3 +447,37 @@ matrix! {
         ..killed("after:rollback_started:kill", Prod::Before, true)
     };
 }
+
+/// `cutover run --fresh` over a run that froze the legacy: that run's rollback plan runs
+/// first (its legacy reopened, journaled), then the new run starts.
+#[test]
+fn fresh_runs_the_abandoned_runs_rollback_plan_first() {
+    let site = Site::new();
+    let first = site.run(None, &["--until", "freeze"]);
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    assert!(site.legacy_frozen());
+    let abandoned = site.records();
+    let fresh = site.run(None, &["--fresh", "--until", "backup"]);
+    let err = stderr(&fresh);
+    assert_eq!(code(&fresh), 0, "{err}");
+    assert!(err.contains("abandoned"), "{err}");
+    // The new run stopped before its freeze: the legacy is open, so the old run let go.
+    assert!(!site.legacy_frozen(), "{err}");
+    let old = block_on(async {
+        let j = Journal::open_path(&site.path(".cutover/journal.db"))
+            .await
+            .unwrap();
+        j.run_records(&abandoned[0].run_id).await.unwrap()
+    });
+    let kinds: Vec<&str> = old.iter().map(|r| r.event.kind()).collect();
+    assert!(
+        kinds.ends_with(&[
+            "rollback_started",
+            "env_reopened",
+            "env_reopened",
+            "rollback_finished",
+            "run_finished"
+        ]),
+        "{kinds:?}"
+    );
+}
