@@ -22,8 +22,8 @@ Exit codes:
   2    invalid input (bad flags, invalid runbook, bad --var or --sign-off)
   3    reconciliation failed (a validate or verify check failed)
   4    waiting at a gate (not enough GO sign-offs given)
-  5    NO-GO recorded at a gate
-  6    rolled back (production restored from the backup and verified)
+  5    NO-GO recorded at a gate (the legacy is reopened unless --hold-freeze)
+  6    rolled back (production restored from the backup and verified, or never loaded)
   7    the cutover window ran out (headless): `cutover rollback`, or `cutover run` to go on
   130  interrupted (Ctrl-C); `cutover run` resumes it";
 
