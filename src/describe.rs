@@ -141,6 +141,17 @@ pub fn describe(ev: &Event) -> Option<(String, Tone)> {
             ),
             Warn,
         ),
+        Event::LeaseTakenOver {
+            previous,
+            holder,
+            why,
+        } => (
+            format!(
+                "↻ Lease taken over by pid {} on {} from pid {} on {} ({why})",
+                holder.pid, holder.host, previous.pid, previous.host
+            ),
+            Warn,
+        ),
         Event::RunResumed { completed, .. } => (
             format!(
                 "↻ Resumed from the journal; not repeated: {}",

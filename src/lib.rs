@@ -17,6 +17,7 @@ pub mod log_feed;
 pub mod reconcile;
 pub mod report;
 pub mod runbook;
+pub mod signals;
 pub mod sinks;
 pub mod sources;
 pub mod steps;

@@ -10,8 +10,9 @@ use clap::{Args, Parser, Subcommand};
 use tokio::sync::{mpsc, watch};
 
 use cutover::control::{SignOff, Skip};
-use cutover::journal::Journal;
 use cutover::journal::events::RunMode;
+use cutover::journal::lease::{self, Lease, LeaseLost, Taken};
+use cutover::journal::{Head, Journal};
 use cutover::runbook::{self, Plan};
 use cutover::steps::{Channels, Executor, RunOptions, exit};
 
@@ -25,7 +26,9 @@ Exit codes:
   5    NO-GO recorded at a gate (the legacy is reopened unless --hold-freeze)
   6    rolled back (production restored from the backup and verified, or never loaded)
   7    the cutover window ran out (headless): `cutover rollback`, or `cutover run` to go on
-  130  interrupted (Ctrl-C); `cutover run` resumes it";
+  8    another process drives this runbook's run (refused), or took it over (this one stopped)
+  9    `journal verify --expect-head`: the journal does not reach the expected head
+  130  interrupted (Ctrl-C, SIGTERM or SIGHUP); `cutover run` resumes it";
 
 #[derive(Parser)]
 #[command(name = "cutover", version, about = "Drive a legacy-data cutover: runbook, ETL, reconciliation, sign-off gates, rollback.",
@@ -84,12 +87,17 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum JournalCmd {
-    /// Recompute the hash chain of a journal; exit 1 at the first broken link.
+    /// Recompute the hash chain of a journal and print its head (SEQ:HASH of the last
+    /// record); exit 1 at the first broken link.
     Verify {
         /// Runbook whose journal to verify (`.cutover/journal.db` beside it), unless --journal.
         runbook: Option<PathBuf>,
         #[arg(long, env = "CUTOVER_JOURNAL")]
         journal: Option<String>,
+        /// The head a run printed when it finished (also in its summary.json): exit 9 unless
+        /// the journal still reaches it, record SEQ with exactly that HASH (a cut-off tail).
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<Head>,
     },
 }
 
@@ -172,14 +180,40 @@ fn main() -> ExitCode {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {}", cutover::steps::explain(&e));
-                exit::FAILURE
+                // Another process took the run over: not an infrastructure failure.
+                if e.chain().any(|c| c.is::<LeaseLost>()) {
+                    lease::EXIT_LEASE_HELD
+                } else {
+                    exit::FAILURE
+                }
             }
         }
     });
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
+/// The `--journal` (or `CUTOVER_JOURNAL`) a command was given.
+fn journal_flag(cmd: &Cmd) -> Option<&str> {
+    match cmd {
+        Cmd::Run(a) | Cmd::Rehearse(a) => a.common.journal.as_deref(),
+        Cmd::Demo(d) => d.common.journal.as_deref(),
+        Cmd::Rollback { journal, .. } | Cmd::Summary { journal, .. } => journal.as_deref(),
+        Cmd::Journal {
+            cmd: JournalCmd::Verify { journal, .. },
+        } => journal.as_deref(),
+        Cmd::Check { .. } => None,
+    }
+}
+
 async fn dispatch(cli: Cli) -> Result<i32> {
+    if journal_flag(&cli.command).is_some_and(runbook::url_has_password) {
+        eprintln!(
+            "error: --journal: the URL carries a password, and argv and the environment of a \
+             process are visible to other users of this machine\n  hint: drop the password \
+             from the URL; PGPASSWORD or ~/.pgpass supply it"
+        );
+        return Ok(exit::INVALID);
+    }
     match cli.command {
         Cmd::Check { runbook, vars } => {
             let Some(plan) = load_plan(&runbook, &vars)? else {
@@ -226,7 +260,12 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Cmd::Journal {
-            cmd: JournalCmd::Verify { runbook, journal },
+            cmd:
+                JournalCmd::Verify {
+                    runbook,
+                    journal,
+                    expect_head,
+                },
         } => {
             let loc = match (&journal, &runbook) {
                 (Some(j), _) => j.clone(),
@@ -238,10 +277,48 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             match v.first_bad {
                 None => {
                     println!(
-                        "journal {}: {} records, hash chain intact",
-                        j.location, v.records
+                        "journal {}: {} records, hash chain intact; head {}",
+                        j.location,
+                        v.records,
+                        v.head
+                            .as_ref()
+                            .map_or("none (empty journal)".to_string(), Head::to_string)
                     );
-                    Ok(exit::OK)
+                    let Some(want) = expect_head else {
+                        return Ok(exit::OK);
+                    };
+                    let end = v.head.as_ref().map_or(0, |h| h.seq);
+                    match j.hash_at(want.seq).await? {
+                        Some(h) if h == want.hash => {
+                            if end > want.seq {
+                                println!(
+                                    "expected head {want} reached; {} record(s) appended after it",
+                                    end - want.seq
+                                );
+                            } else {
+                                println!("expected head {want} reached: it is the journal's end");
+                            }
+                            Ok(exit::OK)
+                        }
+                        Some(h) => {
+                            println!(
+                                "journal {}: HEAD DIFFERS: record {} has hash {h}, expected {}; \
+                                 the journal was rewritten after that head was taken",
+                                j.location, want.seq, want.hash
+                            );
+                            Ok(cutover::journal::EXIT_HEAD_DIFFERS)
+                        }
+                        None => {
+                            println!(
+                                "journal {}: HEAD DIFFERS: the journal ends at record {end}, \
+                                 before the expected head {want}; {} record(s) are missing \
+                                 from its tail",
+                                j.location,
+                                want.seq - end
+                            );
+                            Ok(cutover::journal::EXIT_HEAD_DIFFERS)
+                        }
+                    }
                 }
                 Some((seq, why)) => {
                     println!("journal {}: BROKEN at record {seq}: {why}", j.location);
@@ -400,6 +477,15 @@ async fn execute(
     let journal = Journal::open(&loc)
         .await
         .with_context(|| format!("opening the journal {}", cutover::db::redact_url(&loc)))?;
+    let (cmd_tx, cmd_rx) = mpsc::channel(16);
+    // One live run at a time: taken before anything is read or written for the run.
+    // Weak: the lease must not keep the command channel open (a closed channel is how the
+    // engine learns that the console has gone).
+    let mut lease = match take_lease(&journal, &plan, "", Some(cmd_tx.downgrade())).await? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let journal = lease.journal();
     let prior = match mode {
         RunMode::Run => unfinished_run(&journal, &plan, c.fresh).await?,
         RunMode::Rehearse => Ok(None),
@@ -408,12 +494,12 @@ async fn execute(
         Ok(p) => p,
         Err(msg) => {
             eprintln!("error: {msg}");
+            lease.release().await?;
             return Ok(exit::INVALID);
         }
     };
     let (rec_tx, rec_rx) = mpsc::unbounded_channel();
     let (prog_tx, prog_rx) = watch::channel(Vec::new());
-    let (cmd_tx, cmd_rx) = mpsc::channel(16);
     let channels = Channels {
         records: Some(rec_tx),
         progress: prog_tx,
@@ -448,21 +534,23 @@ async fn execute(
             }
             Err(refused) => {
                 eprintln!("error: {refused}");
+                lease.release().await?;
                 return Ok(exit::INVALID);
             }
         },
     };
+    lease.bind_run(exec.run_id()).await?;
+    journal_take_over(&lease).await?;
     let engine = tokio::spawn(exec.run());
     let ui_code = if headless {
-        let ctrl_c = cmd_tx.clone();
+        let stop = cmd_tx.clone();
+        let mut signals = cutover::signals::StopSignals::new();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupt: stopping at the next safe point (Ctrl-C again to force)");
-                let _ = ctrl_c.send(cutover::control::Command::Abort).await;
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(exit::INTERRUPTED);
-                }
-            }
+            let name = signals.next().await;
+            eprintln!("interrupt ({name}): stopping at the next safe point (again to force)");
+            let _ = stop.send(cutover::control::Command::Abort).await;
+            signals.next().await;
+            std::process::exit(exit::INTERRUPTED);
         });
         cutover::headless::print_progress(rec_rx, prog_rx, false).await;
         None
@@ -472,6 +560,20 @@ async fn execute(
     let fin = engine.await.context("engine task")??;
     let recs = journal.run_records(&fin.run_id).await?;
     let summary = cutover::report::summary(&recs);
+    // The run's last record is the journal's end as this run left it (also in summary.json):
+    // kept by the operator, it shows later whether the journal's tail was cut off.
+    if let Some(last) = recs.last() {
+        let head = Head {
+            seq: last.seq,
+            hash: last.hash.clone(),
+        };
+        eprintln!(
+            "journal head {head} (check it later: cutover journal verify --expect-head {head})"
+        );
+    }
+    if let Err(e) = lease.release().await {
+        tracing::warn!("releasing the lease: {e:#}");
+    }
     let summary_path = fin.run_dir.join("summary.json");
     std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
         .with_context(|| format!("writing {}", summary_path.display()))?;
@@ -479,6 +581,73 @@ async fn execute(
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }
     Ok(ui_code.unwrap_or(fin.exit_code))
+}
+
+/// Take the lease on this runbook's runs, or print who holds it and return the exit code.
+/// `stop` is told to abort if a later heartbeat finds the lease taken by another process.
+async fn take_lease(
+    journal: &Journal,
+    plan: &Plan,
+    run_id: &str,
+    stop: Option<mpsc::WeakSender<cutover::control::Command>>,
+) -> Result<Result<Lease, i32>> {
+    let scope = &plan.rb.runbook.name;
+    let on_lost = move || {
+        if let Some(tx) = stop.and_then(|w| w.upgrade()) {
+            let _ = tx.try_send(cutover::control::Command::Abort);
+        }
+    };
+    let taken = journal
+        .take_lease(scope, run_id, lease::STALE_AFTER, on_lost)
+        .await
+        .with_context(|| {
+            format!(
+                "journal {}: taking the lease on runbook '{scope}'",
+                journal.location
+            )
+        })?;
+    match taken {
+        Ok(l) => {
+            if let Taken::TookOver { previous, why } = &l.taken {
+                eprintln!(
+                    "taking over {} from pid {} on host {} (since {}): {why}",
+                    if previous.run_id.is_empty() {
+                        "the run"
+                    } else {
+                        &previous.run_id
+                    },
+                    previous.pid,
+                    previous.host,
+                    previous.since
+                );
+            }
+            Ok(Ok(l))
+        }
+        Err(held) => {
+            eprintln!("error: {held}");
+            Ok(Err(lease::EXIT_LEASE_HELD))
+        }
+    }
+}
+
+/// Journal a take-over in the run the previous holder drove (once this holder is named).
+async fn journal_take_over(l: &Lease) -> Result<()> {
+    use cutover::journal::events::Event;
+    if let Taken::TookOver { previous, why } = &l.taken
+        && !previous.run_id.is_empty()
+    {
+        l.journal()
+            .append(
+                &previous.run_id,
+                &Event::LeaseTakenOver {
+                    previous: previous.clone(),
+                    holder: l.me.clone(),
+                    why: why.clone(),
+                },
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// The newest run of this runbook if `run` should continue it; `Err` is a refusal to print.
@@ -591,6 +760,14 @@ async fn rollback(
         return Ok(exit::INVALID);
     };
     let run_id = records[0].run_id.clone();
+    let lease = match take_lease(&j, &plan, &run_id, None).await? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    journal_take_over(&lease).await?;
+    let j = lease.journal();
+    // Read again under the lease: the holder that just ended may have written more.
+    let records = j.run_records(&run_id).await?;
     // A variable left out now that the run had set (e.g. legacy_url) would make the
     // rollback miss that environment: the run's own value is taken, and said so.
     let mut plan = plan;
@@ -617,6 +794,7 @@ async fn rollback(
     match run_state(&records) {
         RunState::Ended(cutover::journal::events::Outcome::RolledBack) => {
             eprintln!("run {run_id} is already rolled back");
+            lease.release().await?;
             return Ok(exit::OK);
         }
         RunState::Ended(cutover::journal::events::Outcome::Completed) => {
@@ -624,6 +802,7 @@ async fn rollback(
                 "error: run {run_id} completed and production was opened to its users; a rollback \
                  now would discard what they entered since. Restore by hand if you must"
             );
+            lease.release().await?;
             return Ok(exit::INVALID);
         }
         _ => {}
@@ -654,6 +833,7 @@ async fn rollback(
         Ok(e) => e,
         Err(refused) => {
             eprintln!("error: {refused}");
+            lease.release().await?;
             return Ok(exit::INVALID);
         }
     };
@@ -662,6 +842,9 @@ async fn rollback(
         .rollback_now(&format!("rollback asked by the operator: {reason}"))
         .await?;
     let _ = printer.await;
+    if let Err(e) = lease.release().await {
+        tracing::warn!("releasing the lease: {e:#}");
+    }
     Ok(fin.exit_code)
 }
 

@@ -156,6 +156,8 @@ pub fn summary(records: &[Record]) -> Value {
         "backup": backup,
         "freeze": freeze,
         "rollback": rollback,
-        "journal_head": records.last().map(|r| r.hash.clone()),
+        // The run's last record: `journal verify --expect-head SEQ:HASH` checks the journal
+        // still reaches it.
+        "journal_head": records.last().map(|r| json!({"seq": r.seq, "hash": r.hash})),
     })
 }

@@ -748,8 +748,8 @@ fn row_with_a_missing_field() {
 
 #[test]
 fn unterminated_quote() {
-    // The quote opened on line 3 is never closed: line 4 is read into the same value, so
-    // it cannot load, but it is in the reject file rather than lost.
+    // The quote opened on line 3 is never closed: only line 3 is rejected, with the lines
+    // the value would have swallowed, and line 4 is read on its own and loads.
     let r = rehearse(&around(b"2,Bo,\"2.00,2024-01-05"));
     let rej = r.reject(3);
     assert_eq!(
@@ -757,15 +757,18 @@ fn unterminated_quote() {
         ("malformed", "(row)")
     );
     for s in [
-        "runs from line 3 to line 4",
+        "opens on line 3 and is never closed",
+        "lines 3–4",
         "a quote (\") is probably never closed",
+        "reading goes on at line 4",
         "close the quote",
+        "multiline = true",
     ] {
         assert!(rej.message.contains(s), "{s:?} not in {}", rej.message);
     }
-    assert_eq!(rej.original[2], b"2.00,2024-01-05\n3,Cy,2.00,05/01/2024\n");
-    assert_eq!(r.counts(), (2, 1, 1));
-    assert_eq!(r.case.staged(), ["1"]);
+    assert_eq!(rej.original[2], b"2.00,2024-01-05");
+    assert_eq!(r.counts(), (3, 1, 2));
+    assert_eq!(r.case.staged(), ["1", "3"]);
 }
 
 #[test]
@@ -971,6 +974,8 @@ fn disk_full_while_writing_rejects() {
         batch_size: 100,
         refs: Default::default(),
         keep_valid_keys: false,
+        scope_refs: Default::default(),
+        keep_scope_keys: false,
         sum_fields: vec![],
         fingerprints: vec![],
         expected_rows: 3,
@@ -1039,4 +1044,79 @@ fn failing_step_after_the_production_load_rolls_back() {
         before,
         "production is as it was before the run"
     );
+}
+
+#[test]
+fn runbook_batch_size_zero() {
+    check_text_refuses(
+        format!("{RUNBOOK}\n[settings]\nbatch_size = 0\n").as_bytes(),
+        &[],
+        "batch_size = 0",
+        "settings.batch_size",
+        &["batch_size = 0", "at least one row"],
+    );
+}
+
+#[test]
+fn runbook_password_in_a_url_query_string() {
+    for url in [
+        "postgres://app@db/prod?password=hunter2",
+        "mysql://app@db/prod?ssl-mode=REQUIRED&password=hunter2",
+    ] {
+        let err = check_refuses(
+            "url = \"${production_url}\"",
+            &format!("url = \"{url}\""),
+            "hunter2",
+            "environments.production.url",
+            &["a password is written into the runbook", "password_env"],
+        );
+        assert!(
+            !err.contains("hunter2"),
+            "the secret is never repeated: {err}"
+        );
+    }
+}
+
+#[test]
+fn runbook_password_env_names_an_unset_variable() {
+    check_refuses(
+        "production = true",
+        "production = true\npassword_env = \"CUTOVER_TEST_UNSET_PASSWORD\"",
+        "password_env",
+        "environments.production.password_env",
+        &["CUTOVER_TEST_UNSET_PASSWORD", "which is not set", "export"],
+    );
+}
+
+#[test]
+fn a_password_in_the_journal_url_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = dir.path().join("rb.toml");
+    std::fs::write(&rb, RUNBOOK).unwrap();
+    let verbs: [&[&str]; 3] = [&["rehearse"], &["run"], &["summary"]];
+    for url in [
+        "postgres://postgres:hunter2@127.0.0.1:5432/journal",
+        "postgres://postgres@127.0.0.1:5432/journal?password=hunter2",
+    ] {
+        for verb in verbs {
+            let out = Command::new(BIN)
+                .args(verb)
+                .arg(&rb)
+                .args(["--journal", url])
+                .output()
+                .unwrap();
+            let err = stderr(&out);
+            assert_eq!(code(&out), 2, "{verb:?} {url}: {err}");
+            assert!(
+                err.contains("--journal: the URL carries a password"),
+                "{err}"
+            );
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        let out = Command::new(BIN)
+            .args(["journal", "verify", "--journal", url])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+    }
 }

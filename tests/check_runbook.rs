@@ -213,3 +213,185 @@ fn a_sum_per_currency_names_a_source_column_and_a_mapped_target_column() {
         "{err}"
     );
 }
+
+/// Each new key's mistakes: (edit of the reference runbook, text on the line to point at,
+/// "key: message" expected, part of the hint expected).
+#[test]
+fn scope_domain_and_real_schema_keys_are_linted_with_their_line() {
+    let cust_scope = "scope = [{ field = \"status\", in = [\"A\"], out = [\"I\", \"X\", \"\"], case_insensitive = true }]";
+    let inv_scope = "scope = [{ field = \"state\", in = [\"open\", \"partial\"], out = [\"paid\", \"draft\", \"cancel\", \"Open\"] }]";
+    let lookup = "partner_id = { from = \"customer_id\", lookup = \"customers\" }";
+    let with_scope = |extra: &str| inv_scope.replace(" }]", &format!(" }}, {extra}]"));
+    let cases: Vec<(String, String, &str, &str)> = vec![
+        (
+            cust_scope.into(),
+            cust_scope.replace("out = [\"I\", \"X\", \"\"], ", ""),
+            "entities.customers.scope[0].in: scope on 'status' declares no out-of-scope values",
+            "others = \"out_of_scope\" if every value but A is out of scope",
+        ),
+        (
+            cust_scope.into(),
+            cust_scope.replace("\"X\", \"\"]", "\"X\", \"\", \"a\"]"),
+            "entities.customers.scope[0].out[3]: 'a' is both in scope and out of scope",
+            "keep it in one of the two lists",
+        ),
+        (
+            cust_scope.into(),
+            cust_scope.replace("out = [\"I\", \"X\", \"\"]", "others = \"drop\""),
+            "unknown variant `drop`, expected `reject` or `out_of_scope`",
+            "hint:",
+        ),
+        (
+            inv_scope.into(),
+            with_scope("{ field = \"customer_id\", in_scope_of = \"customer\" }"),
+            "entities.open_invoices.scope[1].in_scope_of: unknown entity 'customer' in in_scope_of",
+            "known entities: customers, vehicles, drivers, open_invoices",
+        ),
+        (
+            inv_scope.into(),
+            with_scope("{ field = \"customer_id\", in_scope_of = \"customers\", in = [\"C1\"] }"),
+            "entities.open_invoices.scope[1].in: 'in' cannot be combined with in_scope_of",
+            "write a second scope condition",
+        ),
+        (
+            inv_scope.into(),
+            with_scope("{ field = \"customer_id\", in_scope_of = \"customers\", case_insensitive = true }"),
+            "entities.open_invoices.scope[1].case_insensitive: 'case_insensitive' cannot be combined with in_scope_of",
+            "write a second scope condition",
+        ),
+        (
+            inv_scope.into(),
+            with_scope("{ field = \"customer_id\", in_scope_of = \"open_invoices\" }"),
+            "entities.open_invoices.scope[1].in_scope_of: entity open_invoices cannot scope by its own rows",
+            "name another entity",
+        ),
+        (
+            inv_scope.into(),
+            with_scope("{ field = \"customer_id\" }"),
+            "entities.open_invoices.scope[1].field: a scope condition needs 'in' (values in scope) or 'in_scope_of' (an entity)",
+            "out = [\"I\", \"X\"]",
+        ),
+        (
+            "{ rule = \"required\", field = \"license_no\" },".into(),
+            "{ rule = \"required\", field = \"license_no\" }, { rule = \"datetime\", field = \"license_expiry\", formats = [\"YYYY-MM-DD hh:mm\"] },".into(),
+            "entities.drivers.validate[3].formats[0]: invalid datetime format: 'YYYY-MM-DD hh:mm' has 'h', which is neither a token (YYYY MM DD HH mm ss) nor a separator",
+            "build it from YYYY MM DD HH mm ss and separators",
+        ),
+        (
+            "{ rule = \"required\", field = \"license_no\" },".into(),
+            "{ rule = \"required\", field = \"license_no\" }, { rule = \"datetime\", field = \"license_expiry\", formats = [\"YYYY-MM-DD HH:mm\"], timezone = \"Europe/Pariss\" },".into(),
+            "entities.drivers.validate[3].timezone: 'Europe/Pariss' is not a time zone",
+            "e.g. \"Europe/Paris\", \"+02:00\" or \"UTC\"",
+        ),
+        (
+            "{ rule = \"required\", field = \"license_no\" },".into(),
+            "{ rule = \"required\", field = \"license_no\" }, { rule = \"datetime\", field = \"license_expiry\", formats = [] },".into(),
+            "entities.drivers.validate[3].formats: a datetime rule needs at least one format",
+            "formats = [\"YYYY-MM-DD HH:mm:ss\"]",
+        ),
+        (
+            "phone = \"phone\"".into(),
+            "phone = { from = \"phone\", default = \"n/a\" }".into(),
+            "entities.customers.map.phone.default: 'default' is only meaningful with 'values'",
+            "default = \"unknown\"",
+        ),
+        (
+            "phone = \"phone\"".into(),
+            "phone = { from = \"phone\", column = \"x\" }".into(),
+            "entities.customers.map.phone.column: 'column' is only meaningful with 'lookup'",
+            "column = \"customer_pk\"",
+        ),
+        (
+            "phone = \"phone\"".into(),
+            "phone = { from = \"phone\", allow_empty = true }".into(),
+            "entities.customers.map.phone.allow_empty: 'allow_empty' is only meaningful with 'lookup'",
+            "makes an empty lookup value NULL",
+        ),
+        (
+            lookup.into(),
+            lookup.replace(" }", ", column = \"partner_pk\" }"),
+            "entities.open_invoices.map.partner_id.column: lookup column 'partner_pk' is not a column of res_partner in schema.sqlite",
+            "columns: ",
+        ),
+        (
+            lookup.into(),
+            lookup.replace(" }", ", values = { a = \"b\" } }"),
+            "entities.open_invoices.map.partner_id: give either 'values' or 'lookup', not both",
+            "values translate text",
+        ),
+    ];
+    for (from, to, want, hint) in cases {
+        let t = tms_text();
+        assert!(
+            t.contains(&from),
+            "the reference runbook no longer has {from}"
+        );
+        let t = t.replacen(&from, &to, 1);
+        let (c, err) = check_text(&t);
+        assert_eq!(c, 2, "{to}: {err}");
+        let line = line_of(&t, &to);
+        assert!(
+            err.contains(&format!("rb.toml:{line}:")),
+            "{to}: wants line {line}: {err}"
+        );
+        assert!(err.contains(want), "{to}: wants {want}: {err}");
+        assert!(err.contains(hint), "{to}: wants hint {hint}: {err}");
+    }
+}
+
+#[test]
+fn a_nullable_lookup_needs_the_looked_up_key_loaded_from_its_source_key() {
+    let t = tms_text()
+        .replacen(
+            "partner_id = { from = \"customer_id\", lookup = \"customers\" }",
+            "partner_id = { from = \"customer_id\", lookup = \"customers\", allow_empty = true }",
+            1,
+        )
+        .replacen("ref = \"legacy_id\"", "ref = \"email\"", 1);
+    let (c, err) = check_text(&t);
+    assert_eq!(c, 2);
+    let line = line_of(&t, "allow_empty = true }");
+    assert!(
+        err.contains(&format!(
+            "rb.toml:{line}:60: entities.open_invoices.map.partner_id.allow_empty: partner_id: a nullable lookup is checked against the keys of customers, but customers's target key ref is not loaded from its key legacy_id"
+        )),
+        "{err}"
+    );
+    // With the key loaded from the source key, the same lookup is accepted.
+    let t = tms_text().replacen(
+        "partner_id = { from = \"customer_id\", lookup = \"customers\" }",
+        "partner_id = { from = \"customer_id\", lookup = \"customers\", allow_empty = true, column = \"id\" }",
+        1,
+    );
+    let (c, err) = check_text(&t);
+    assert_eq!(c, 0, "{err}");
+}
+
+#[test]
+fn scope_by_another_entity_orders_the_entities_and_a_cycle_is_named() {
+    // customers scoped by its invoices, which reference customers: a cycle.
+    let t = tms_text().replacen(
+        "scope = [{ field = \"status\", in = [\"A\"], out = [\"I\", \"X\", \"\"], case_insensitive = true }]",
+        "scope = [{ field = \"legacy_id\", in_scope_of = \"open_invoices\" }]",
+        1,
+    );
+    let (c, err) = check_text(&t);
+    assert_eq!(c, 2);
+    assert!(err.contains("cyclic dependency"), "{err}");
+    // customers scoped by drivers (no other link): drivers must now come first.
+    let t = tms_text().replacen(
+        "scope = [{ field = \"status\", in = [\"A\"], out = [\"I\", \"X\", \"\"], case_insensitive = true }]",
+        "scope = [{ field = \"name\", in_scope_of = \"drivers\" }]",
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("rb.toml");
+    std::fs::write(&p, &t).unwrap();
+    let out = Command::new(BIN).arg("check").arg(&p).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        stdout.contains("drivers → customers → vehicles → open_invoices"),
+        "{stdout}"
+    );
+}

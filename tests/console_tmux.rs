@@ -16,7 +16,9 @@ struct Tmux {
 
 impl Tmux {
     fn start(cmd: &str) -> Tmux {
-        let session = format!("cutover-test-{}", std::process::id());
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let session = format!("cutover-test-{}-{n}", std::process::id());
         let ok = Command::new("tmux")
             .args([
                 "new-session",
@@ -137,7 +139,9 @@ fn demo_cutover_through_the_console() {
         &mistyped,
         "Enter",
     ]);
-    let s = t.wait_for("✗ no match", 10);
+    // "✗ no match" shows while the name is being typed; the refusal comes after Enter.
+    let s = t.wait_for("typed exactly", 10);
+    assert!(s.contains("✗ no match"), "{s}");
     assert!(
         s.contains("needs the production database's name typed exactly")
             && s.contains("Signed: 0 of 2"),
@@ -260,6 +264,65 @@ fn demo_cutover_through_the_console() {
         ]
     );
     assert_eq!(j["outcome"], "completed");
+}
+
+/// In the console, Ctrl-C asks before it aborts (as `q` does) and `n` keeps the run going;
+/// SIGTERM then ends it as a confirmed abort: journaled as interrupted, exit 130, and the
+/// terminal given back in its normal (canonical) mode.
+#[test]
+fn ctrl_c_asks_and_sigterm_ends_the_console_with_the_terminal_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let pid_file = dir.path().join("pid");
+    // The inner shell writes its pid and becomes cutover (exec); the outer one reports how
+    // it ended and the terminal's mode afterwards, then stays so the screen can be read.
+    let cmd = format!(
+        "env -u CI sh -c 'echo $$ > {}; exec {BIN} demo --dir {}'; echo EXIT=$?; \
+         stty -a | tr ' ;' '\\n\\n' | grep -E -x -- '-?icanon'; sleep 60",
+        pid_file.display(),
+        demo.display()
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("Enter submit", 60);
+    t.keys(&["C-c"]);
+    let s = t.wait_for("Abort the run and quit?", 10);
+    assert!(s.contains("keep running"), "{s}");
+    t.keys(&["n"]);
+    let t0 = Instant::now();
+    while t.screen().contains("Abort the run and quit?") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "{}", t.screen());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(t.screen().contains("Enter submit"), "still at the gate");
+
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let s = t.wait_for("EXIT=", 20);
+    assert!(s.contains("EXIT=130"), "{s}");
+    assert!(
+        s.lines().any(|l| l.trim() == "icanon"),
+        "the terminal is back in canonical mode:\n{s}"
+    );
+    let summary = Command::new(BIN)
+        .arg("summary")
+        .arg(demo.join("tms.toml"))
+        .output()
+        .unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&summary.stdout).unwrap();
+    assert_eq!(j["exit_code"], 130, "{j}");
+    assert!(
+        j["message"].as_str().unwrap().contains("interrupted"),
+        "{j}"
+    );
 }
 
 /// Every file below `dir`.

@@ -72,13 +72,7 @@ use KeyContext as K;
 
 pub static KEYMAP: &[Binding] = &[
     Binding {
-        keys: &[(Char('c'), C)],
-        context: K::Anywhere,
-        action: Action::Interrupt,
-        help: "abort run and quit",
-    },
-    Binding {
-        keys: &[(Char('y'), N), (Char('q'), N)],
+        keys: &[(Char('y'), N), (Char('q'), N), (Char('c'), C)],
         context: K::ConfirmQuit,
         action: Action::Quit,
         help: "yes, abort and quit",
@@ -88,6 +82,12 @@ pub static KEYMAP: &[Binding] = &[
         context: K::ConfirmQuit,
         action: Action::CancelQuit,
         help: "no: keep running",
+    },
+    Binding {
+        keys: &[(Char('c'), C)],
+        context: K::Anywhere,
+        action: Action::Quit,
+        help: "quit (asks if running)",
     },
     Binding {
         keys: &[(Char('?'), N), (Esc, N), (Char('q'), N)],

@@ -131,11 +131,12 @@ pub enum Action {
     ToggleHelp,
     /// Scroll the help (when it does not fit the screen).
     HelpScroll(isize),
-    /// `q`: after the run, leave; before it, ask first, and a second `q` aborts.
+    /// `q` or Ctrl-C: after the run, leave; before it, ask first, and a second `q`, `y`
+    /// or Ctrl-C aborts.
     Quit,
     /// Keep running after a `q`.
     CancelQuit,
-    /// Ctrl-C: abort the run (if still running) and leave at once.
+    /// SIGTERM or SIGHUP: abort the run (if still running) and leave at once.
     Interrupt,
 }
 
@@ -695,6 +696,7 @@ impl App {
             | Event::ExtractRecorded { .. }
             | Event::RetryScheduled { .. }
             | Event::RunResumed { .. }
+            | Event::LeaseTakenOver { .. }
             | Event::ForecastBasis { .. }
             | Event::WindowWarning { .. } => {}
         }

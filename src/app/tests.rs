@@ -459,14 +459,72 @@ fn quit_before_finish_asks_then_sends_abort_then_quits() {
     assert_eq!(fx, vec![Effect::Send(Command::Abort), Effect::Quit]);
 }
 
+fn ctrl_c(app: &mut App) -> Vec<Effect> {
+    let a = action_for(app, KeyCode::Char('c'), KeyModifiers::CONTROL).unwrap();
+    update(app, a)
+}
+
+/// Ctrl-C asks before it aborts, as `q` does, from the main screen and from inside a
+/// dialog; the question is answered by a second Ctrl-C, `y` or `q`, or cancelled.
 #[test]
-fn ctrl_c_sends_abort_then_quits_even_in_the_dialog() {
+fn ctrl_c_asks_before_it_aborts_even_in_the_dialog() {
+    let abort = vec![Effect::Send(Command::Abort), Effect::Quit];
+    type Setup = fn() -> App;
+    let at_gate_in_dialog: Setup = || {
+        let app = app_at_gate();
+        assert!(app.dialog_visible());
+        app
+    };
+    let setups: [(&str, Setup); 2] = [
+        ("mid load", app_mid_load),
+        ("gate dialog", at_gate_in_dialog),
+    ];
+    let answers: [(&str, KeyCode, KeyModifiers, bool); 5] = [
+        (
+            "Ctrl-C again",
+            KeyCode::Char('c'),
+            KeyModifiers::CONTROL,
+            true,
+        ),
+        ("y", KeyCode::Char('y'), KeyModifiers::NONE, true),
+        ("q", KeyCode::Char('q'), KeyModifiers::NONE, true),
+        ("n", KeyCode::Char('n'), KeyModifiers::NONE, false),
+        ("Esc", KeyCode::Esc, KeyModifiers::NONE, false),
+    ];
+    for (where_, setup) in setups {
+        for (what, code, mods, aborts) in answers {
+            let mut app = setup();
+            assert!(
+                ctrl_c(&mut app).is_empty(),
+                "{where_}: the first Ctrl-C only asks"
+            );
+            assert!(app.confirm_quit, "{where_}");
+            let a = action_for(&app, code, mods).unwrap();
+            let fx = update(&mut app, a);
+            if aborts {
+                assert_eq!(fx, abort, "{where_}, {what}");
+            } else {
+                assert!(fx.is_empty(), "{where_}, {what}: {fx:?}");
+                assert!(!app.confirm_quit, "{where_}, {what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_stop_signal_aborts_without_asking() {
     let mut app = app_at_gate();
-    let a = action_for(&app, KeyCode::Char('c'), KeyModifiers::CONTROL).unwrap();
     assert_eq!(
-        update(&mut app, a),
+        update(&mut app, Action::Interrupt),
         vec![Effect::Send(Command::Abort), Effect::Quit]
     );
+}
+
+#[test]
+fn ctrl_c_after_the_run_only_quits() {
+    let mut app = app_mid_load();
+    finish(&mut app);
+    assert_eq!(ctrl_c(&mut app), vec![Effect::Quit]);
 }
 
 #[test]
@@ -590,10 +648,11 @@ fn r_opens_the_manual_rollback_dialog_and_esc_cancels_it() {
     // Reopened, nothing typed survives.
     shift_r(&mut app);
     assert_eq!(app.rollback_dialog.database.value(), "");
-    // Ctrl-C still aborts from inside the dialog.
-    let a = action_for(&app, KeyCode::Char('c'), KeyModifiers::CONTROL).unwrap();
+    // Ctrl-C from inside the dialog asks, then a second one aborts.
+    assert!(ctrl_c(&mut app).is_empty());
+    assert!(app.confirm_quit);
     assert_eq!(
-        update(&mut app, a),
+        ctrl_c(&mut app),
         vec![Effect::Send(Command::Abort), Effect::Quit]
     );
 }

@@ -36,24 +36,19 @@ impl Dialect {
     }
 }
 
-/// `scheme://user@host/db` with any password removed, for people and logs.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{user}@{host}")
+/// `scheme://user@host/db` with any password (and the query string, which may hold one)
+/// removed, for people and logs. A URL that does not parse is not shown at all.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
         }
-        None => authority.to_string(),
-    };
-    let tail = tail.split('?').next().unwrap_or("");
-    format!("{scheme}://{authority}{tail}")
+        Err(_) if !raw.contains("://") => raw.split('?').next().unwrap_or("").to_string(),
+        Err(e) => format!("(a URL that does not parse: {e})"),
+    }
 }
 
 /// The file behind a `sqlite:` URL.
@@ -396,6 +391,18 @@ mod tests {
             "postgres://app@db:5432/prod"
         );
         assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+        assert_eq!(
+            redact_url("sqlite://.cutover/staging.db?mode=rwc"),
+            "sqlite://.cutover/staging.db"
+        );
+        assert_eq!(
+            redact_url("mysql://root:p%40ss@127.0.0.1:3306/erp?password=x"),
+            "mysql://root@127.0.0.1:3306/erp"
+        );
+        assert_eq!(redact_url("sqlite:x.db?password=x"), "sqlite:x.db");
+        for bad in ["postgres://u:secret@[::1/db", "mysql://u:secret@h:99999/db"] {
+            assert!(!redact_url(bad).contains("secret"), "{bad}");
+        }
     }
 
     #[test]

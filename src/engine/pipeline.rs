@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::rejects::RejectWriter;
 use super::retry::{RetryPolicy, is_transient};
-use super::rules::{Compiled, RowIssue, RunState, SqlValue, Verdict, parse_decimal};
+use super::rules::{Compiled, RowIssue, RunState, ScopeKeys, SqlValue, Verdict, parse_decimal};
 use crate::journal::events::{EntityCounts, EntityProgress, Phase, ProgressSnapshot, RefusedRow};
 use crate::sinks::{Sink, SinkError, TableSpec};
 use crate::sources::csv::{CsvSource, Decoded};
@@ -34,6 +34,10 @@ pub struct EntityJob {
     pub refs: HashMap<String, Arc<HashSet<String>>>,
     /// Keep this entity's valid keys (another entity references it).
     pub keep_valid_keys: bool,
+    /// Keys by scope of the entities this one scopes by (`in_scope_of`).
+    pub scope_refs: HashMap<String, Arc<ScopeKeys>>,
+    /// Keep this entity's keys by scope (another entity scopes by it).
+    pub keep_scope_keys: bool,
     /// Decimal fields to sum over valid and rejected in-scope rows.
     pub sum_fields: Vec<SumField>,
     /// Order-independent fingerprints of valid rows' field tuples, by check name.
@@ -96,6 +100,7 @@ pub struct EntityResult {
     /// `rejected.<field>.<CUR>` for a sum kept per currency) and `fingerprint.<check>` values.
     pub sums: BTreeMap<String, String>,
     pub valid_keys: Option<HashSet<String>>,
+    pub scope_keys: Option<ScopeKeys>,
     pub duration_ms: u64,
 }
 
@@ -120,6 +125,7 @@ struct Tally {
     rejected_sum: Vec<Sums>,
     fp: Vec<Fingerprint>,
     keys: Option<HashSet<String>>,
+    scope_keys: Option<ScopeKeys>,
 }
 
 /// Order-independent set digest: count plus wrapping sum of 128-bit row hashes.
@@ -193,6 +199,8 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     let reject_path = job.reject_path.clone();
     let batch_size = job.batch_size.max(1);
     let refs = job.refs.clone();
+    let scope_refs = job.scope_refs.clone();
+    let keep_scope_keys = job.keep_scope_keys;
     // (amount index, currency index) per sum field, aligned with `sum_fields`. A field the
     // rules do not know (lint reports it) gets an index past the row: it adds nothing.
     let sum_idx: Vec<(usize, Option<usize>)> = job
@@ -217,13 +225,14 @@ pub async fn run_entity<O: BatchObserver + Sync>(
 
     // Rule work and reject writing happen off the async runtime.
     let reader = tokio::task::spawn_blocking(move || -> Result<(Tally, RejectWriter)> {
-        let mut src = CsvSource::open(&file, &rules.columns)?;
+        let mut src = CsvSource::open(&file, &rules.columns, rules.dialect)?;
         let mut rejects = RejectWriter::create(&reject_path, &src.header)?;
         let mut t = Tally {
             valid_sum: vec![Sums::new(); sum_idx.len()],
             rejected_sum: vec![Sums::new(); sum_idx.len()],
             fp: vec![Fingerprint::default(); fp_idx.len()],
             keys: keep_keys.then(HashSet::new),
+            scope_keys: keep_scope_keys.then(ScopeKeys::default),
             ..Default::default()
         };
         let mut state = RunState::default();
@@ -236,8 +245,15 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             )
         })? {
             t.counts.in_file += 1;
+            // The key as read (trimmed, before cleanse), for entities that scope by this one.
+            let mut scope_key = None;
             let verdict = match src.decode(&raw) {
-                Decoded::Fields(f) => rules.process(f, &mut state, &refs),
+                Decoded::Fields(f) => {
+                    if t.scope_keys.is_some() {
+                        scope_key = f.get(rules.key_index()).map(|k| k.trim().to_string());
+                    }
+                    rules.process_with(f, src.nulls(), &mut state, &refs, &scope_refs)
+                }
                 Decoded::Malformed(m) => Verdict::Rejected {
                     fields: vec![],
                     issues: vec![RowIssue {
@@ -255,6 +271,19 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                     }],
                 },
             };
+            if let (Some(sk), Some(k)) = (t.scope_keys.as_mut(), scope_key)
+                && !k.is_empty()
+            {
+                if matches!(verdict, Verdict::OutOfScope) {
+                    // A key also seen in scope stays in scope.
+                    if !sk.in_scope.contains(&k) {
+                        sk.out_of_scope.insert(k);
+                    }
+                } else {
+                    sk.out_of_scope.remove(&k);
+                    sk.in_scope.insert(k);
+                }
+            }
             match verdict {
                 Verdict::OutOfScope => {}
                 Verdict::Rejected { fields, issues } => {
@@ -437,6 +466,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         counts: t.counts,
         sums,
         valid_keys: t.keys,
+        scope_keys: t.scope_keys,
         duration_ms: started.elapsed().as_millis() as u64,
     })
 }

@@ -4,11 +4,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveDateTime};
 use regex::Regex;
 use rust_decimal::Decimal;
 
-use crate::runbook::format::{CleanseKind, Entity, MapSpec, ValidateRule};
+use crate::runbook::format::{CleanseKind, Entity, MapSpec, ScopeOthers, ValidateRule};
+
+pub mod datetime;
+use datetime::{DtFormat, SourceZone};
 
 /// Why a row was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +39,10 @@ pub enum SqlValue {
     Int(i64),
     Dec(Decimal),
     Date(NaiveDate),
-    /// Resolved in the database: id of the row of `table` whose `key` column equals the value.
+    /// A UTC timestamp (see [`datetime::canonical`] for its text form).
+    DateTime(NaiveDateTime),
+    /// Resolved in the database: column `id` of the row of `table` whose `key` column
+    /// equals the value.
     Lookup {
         table: String,
         key: String,
@@ -48,6 +54,7 @@ pub enum SqlValue {
 #[derive(Debug, Clone)]
 enum Typed {
     Date(NaiveDate),
+    DateTime(NaiveDateTime),
     Dec(Decimal),
     Int(i64),
 }
@@ -104,19 +111,61 @@ enum Rule {
         i: usize,
         entity: String,
         message: String,
+        allow_empty: bool,
+    },
+    Datetime {
+        i: usize,
+        formats: Vec<DtFormat>,
+        zone: SourceZone,
+        allow_empty: bool,
     },
 }
 
 enum MapKind {
     Field(usize),
-    Values(usize, HashMap<String, String>),
+    /// Source index, translation, what an unlisted value becomes (none: a reject).
+    Values(usize, HashMap<String, String>, Option<String>),
     Lookup {
         i: usize,
         table: String,
         key: String,
         id: String,
+        /// Empty is NULL; a non-empty value must then be a valid key of `entity` in this
+        /// run, since no match in a nullable column would load a silent NULL.
+        allow_empty: Option<String>,
     },
     Const(String),
+}
+
+/// One scope condition, compiled.
+#[derive(Debug)]
+enum Scope {
+    /// Values in scope, declared out-of-scope values (both lowercased when
+    /// case-insensitive), and whether any other value is out of scope (else rejected).
+    Domain {
+        i: usize,
+        ins: Vec<String>,
+        outs: Vec<String>,
+        others_out: bool,
+        ci: bool,
+    },
+    /// In scope when the value is the key of an in-scope row of `entity`.
+    Of { i: usize, entity: String },
+}
+
+/// Keys of one entity's rows by scope, trimmed as read (before cleanse), for the entities
+/// that scope by it (`in_scope_of`). Memory: one entry per distinct key.
+#[derive(Debug, Default, Clone)]
+pub struct ScopeKeys {
+    pub in_scope: HashSet<String>,
+    pub out_of_scope: HashSet<String>,
+}
+
+/// Where a row stands after the scope conditions.
+enum ScopeVerdict {
+    In,
+    Out,
+    Rejected(RowIssue),
 }
 
 /// An entity's rules, compiled against its column list once per run.
@@ -124,11 +173,13 @@ pub struct Compiled {
     pub name: String,
     pub columns: Vec<String>,
     key: usize,
-    scope: Vec<(usize, Vec<String>, bool)>,
+    scope: Vec<Scope>,
     cleanse: Vec<(CleanseKind, Vec<usize>)>,
     rules: Vec<Rule>,
     map: Vec<(String, MapKind)>,
     pub target_columns: Vec<String>,
+    /// How the entity's extract file is written.
+    pub dialect: crate::sources::csv::Dialect,
 }
 
 /// Per-run state a rule needs: keys seen for `unique`, valid keys of referenced entities.
@@ -428,12 +479,28 @@ impl Compiled {
                     field,
                     entity,
                     message,
+                    allow_empty,
                 } => Rule::Reference {
                     i: idx(field)?,
                     entity: entity.clone(),
                     message: message
                         .clone()
                         .unwrap_or_else(|| format!("unknown {}", singular(entity))),
+                    allow_empty: *allow_empty,
+                },
+                ValidateRule::Datetime {
+                    field,
+                    formats,
+                    timezone,
+                    allow_empty,
+                } => Rule::Datetime {
+                    i: idx(field)?,
+                    formats: formats
+                        .iter()
+                        .map(|f| DtFormat::parse(f).map_err(|e| anyhow::anyhow!("{e}")))
+                        .collect::<anyhow::Result<_>>()?,
+                    zone: SourceZone::parse(timezone).map_err(|e| anyhow::anyhow!("{e}"))?,
+                    allow_empty: *allow_empty,
                 },
             });
         }
@@ -450,12 +517,14 @@ impl Compiled {
                             i: idx(f)?,
                             table: le.target.table.clone(),
                             key: le.target.key.clone(),
-                            id: "id".into(),
+                            id: t.column.clone().unwrap_or_else(|| "id".into()),
+                            allow_empty: t.allow_empty.then(|| l.clone()),
                         }
                     }
                     (Some(f), _, None, Some(v)) => MapKind::Values(
                         idx(f)?,
                         v.iter().map(|(a, b)| (a.clone(), b.clone())).collect(),
+                        t.default.clone(),
                     ),
                     (Some(f), _, None, None) => MapKind::Field(idx(f)?),
                     (None, Some(v), _, _) => MapKind::Const(v.clone()),
@@ -468,18 +537,39 @@ impl Compiled {
         }
         Ok(Compiled {
             name: name.into(),
+            dialect: e.source.dialect(),
             columns: e.columns.clone(),
             key: idx(&e.key)?,
             scope: e
                 .scope
                 .iter()
                 .map(|s| {
-                    let vals = if s.case_insensitive {
-                        s.one_of.iter().map(|v| v.to_lowercase()).collect()
-                    } else {
-                        s.one_of.clone()
+                    let i = idx(&s.field)?;
+                    if let Some(entity) = &s.in_scope_of {
+                        return Ok(Scope::Of {
+                            i,
+                            entity: entity.clone(),
+                        });
+                    }
+                    let fold = |v: &Option<Vec<String>>| -> Vec<String> {
+                        v.iter()
+                            .flatten()
+                            .map(|x| {
+                                if s.case_insensitive {
+                                    x.to_lowercase()
+                                } else {
+                                    x.clone()
+                                }
+                            })
+                            .collect()
                     };
-                    Ok((idx(&s.field)?, vals, s.case_insensitive))
+                    Ok(Scope::Domain {
+                        i,
+                        ins: fold(&s.one_of),
+                        outs: fold(&s.out),
+                        others_out: s.others == Some(ScopeOthers::OutOfScope),
+                        ci: s.case_insensitive,
+                    })
                 })
                 .collect::<anyhow::Result<_>>()?,
             cleanse: e
@@ -501,30 +591,125 @@ impl Compiled {
         })
     }
 
-    /// Entities whose valid keys this one references.
+    /// Entities whose valid keys this one references (`reference` rules, and lookups
+    /// with `allow_empty`, which check their value in memory).
     pub fn references(&self) -> Vec<String> {
-        self.rules
+        let rules = self.rules.iter().filter_map(|r| match r {
+            Rule::Reference { entity, .. } => Some(entity.clone()),
+            _ => None,
+        });
+        let lookups = self.map.iter().filter_map(|(_, m)| match m {
+            MapKind::Lookup {
+                allow_empty: Some(entity),
+                ..
+            } => Some(entity.clone()),
+            _ => None,
+        });
+        let mut all: Vec<String> = rules.chain(lookups).collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Entities whose keys by scope this one scopes by (`in_scope_of`).
+    pub fn scope_references(&self) -> Vec<String> {
+        self.scope
             .iter()
-            .filter_map(|r| {
-                if let Rule::Reference { entity, .. } = r {
-                    Some(entity.clone())
-                } else {
-                    None
-                }
+            .filter_map(|s| match s {
+                Scope::Of { entity, .. } => Some(entity.clone()),
+                Scope::Domain { .. } => None,
             })
             .collect()
     }
 
     /// Scope on trimmed values. Run before cleanse so that scope never depends on cleansing.
-    pub fn in_scope(&self, fields: &[String]) -> bool {
-        self.scope.iter().all(|(i, vals, ci)| {
-            let v = fields[*i].as_str();
-            if *ci {
-                vals.iter().any(|x| *x == v.to_lowercase())
-            } else {
-                vals.iter().any(|x| x == v)
+    /// A value outside a declared domain rejects the row even when another condition puts
+    /// it out of scope: such a row (a shifted one, typically) cannot be trusted to say
+    /// its own scope. Otherwise any condition that says "out" puts the row out of scope.
+    fn scope_of(
+        &self,
+        fields: &[String],
+        scope_refs: &HashMap<String, Arc<ScopeKeys>>,
+    ) -> ScopeVerdict {
+        let mut out = false;
+        for s in &self.scope {
+            match s {
+                Scope::Domain {
+                    i,
+                    ins,
+                    outs,
+                    others_out,
+                    ci,
+                } => {
+                    let raw = fields[*i].as_str();
+                    let folded;
+                    let v = if *ci {
+                        folded = raw.to_lowercase();
+                        folded.as_str()
+                    } else {
+                        raw
+                    };
+                    if ins.iter().any(|x| x == v) {
+                        continue;
+                    }
+                    if *others_out || outs.iter().any(|x| x == v) {
+                        out = true;
+                        continue;
+                    }
+                    let list = |l: &[String]| {
+                        if l.is_empty() {
+                            "none declared".to_string()
+                        } else {
+                            l.join(", ")
+                        }
+                    };
+                    let col = &self.columns[*i];
+                    return ScopeVerdict::Rejected(RowIssue::new(
+                        "scope",
+                        col,
+                        format!(
+                            "{col} '{}' is neither in scope ({}) nor a declared out-of-scope value ({})",
+                            shown(raw),
+                            list(ins),
+                            list(outs)
+                        ),
+                    ));
+                }
+                Scope::Of { i, entity } => {
+                    let v = fields[*i].as_str();
+                    let col = &self.columns[*i];
+                    let Some(keys) = scope_refs.get(entity) else {
+                        // The runner always passes them (dependency order); never guess.
+                        return ScopeVerdict::Rejected(RowIssue::new(
+                            "scope",
+                            col,
+                            format!("the keys of {entity} are not known in this run"),
+                        ));
+                    };
+                    if keys.in_scope.contains(v) {
+                        continue;
+                    }
+                    if keys.out_of_scope.contains(v) {
+                        out = true;
+                        continue;
+                    }
+                    return ScopeVerdict::Rejected(RowIssue::new(
+                        "scope",
+                        col,
+                        format!(
+                            "{col} '{}' is the key of no {} row of this extract, in scope or out",
+                            shown(v),
+                            singular(entity)
+                        ),
+                    ));
+                }
             }
-        })
+        }
+        if out {
+            ScopeVerdict::Out
+        } else {
+            ScopeVerdict::In
+        }
     }
 
     /// Trim every field, then apply the cleanse rules.
@@ -548,12 +733,30 @@ impl Compiled {
         }
     }
 
-    /// Scope → cleanse → validate → transform one row of raw (untrimmed) fields.
+    /// Scope → cleanse → validate → transform one row of raw (untrimmed) fields, every
+    /// empty field loading as NULL, for an entity that does not scope by another one.
     pub fn process(
         &self,
-        mut fields: Vec<String>,
+        fields: Vec<String>,
         state: &mut RunState,
         refs: &HashMap<String, Arc<HashSet<String>>>,
+    ) -> Verdict {
+        self.process_with(fields, &[], state, refs, &HashMap::new())
+    }
+
+    /// [`process`](Self::process), where `nulls[i]` says whether field `i` was NULL in the
+    /// source; an empty field that was not NULL (`""`) loads as the empty string, unless a
+    /// date, decimal or integer rule reads it (NULL then: `''` is no number or date). A
+    /// field past the end of `nulls` counts as NULL when empty.
+    /// Rules that test "empty" (required, allow_empty) treat both alike. `scope_refs` holds
+    /// the keys by scope of the entities named by `in_scope_of` conditions.
+    pub fn process_with(
+        &self,
+        mut fields: Vec<String>,
+        nulls: &[bool],
+        state: &mut RunState,
+        refs: &HashMap<String, Arc<HashSet<String>>>,
+        scope_refs: &HashMap<String, Arc<ScopeKeys>>,
     ) -> Verdict {
         for f in fields.iter_mut() {
             let t = f.trim();
@@ -561,8 +764,15 @@ impl Compiled {
                 *f = t.to_string();
             }
         }
-        if !self.in_scope(&fields) {
-            return Verdict::OutOfScope;
+        match self.scope_of(&fields, scope_refs) {
+            ScopeVerdict::In => {}
+            ScopeVerdict::Out => return Verdict::OutOfScope,
+            ScopeVerdict::Rejected(issue) => {
+                return Verdict::Rejected {
+                    fields,
+                    issues: vec![issue],
+                };
+            }
         }
         self.cleanse(&mut fields);
         let mut issues = Vec::new();
@@ -768,6 +978,19 @@ impl Compiled {
                         ));
                     }
                 }
+                Rule::Datetime {
+                    i,
+                    formats,
+                    zone,
+                    allow_empty,
+                } => {
+                    if !empty_fail(*i, *allow_empty, "a date and time", &mut issues, "datetime") {
+                        match datetime::read(&fields[*i], formats, zone) {
+                            Ok(t) => typed[*i] = Some(Typed::DateTime(t)),
+                            Err(why) => issues.push(RowIssue::new("datetime", col(*i), why)),
+                        }
+                    }
+                }
                 Rule::Sum { .. } | Rule::Compare { .. } | Rule::Reference { .. } => {}
             }
         }
@@ -827,8 +1050,16 @@ impl Compiled {
                         }
                     }
                 }
-                Rule::Reference { i, entity, message } => {
+                Rule::Reference {
+                    i,
+                    entity,
+                    message,
+                    allow_empty,
+                } => {
                     let v = &fields[*i];
+                    if *allow_empty && v.is_empty() {
+                        continue;
+                    }
                     let known = refs.get(entity).is_some_and(|set| set.contains(v.as_str()));
                     if !known {
                         issues.push(RowIssue::new(
@@ -852,10 +1083,15 @@ impl Compiled {
                     Some(Typed::Date(d)) => SqlValue::Date(*d),
                     Some(Typed::Dec(d)) => SqlValue::Dec(*d),
                     Some(Typed::Int(n)) => SqlValue::Int(*n),
-                    None if fields[*i].is_empty() => SqlValue::Null,
+                    Some(Typed::DateTime(t)) => SqlValue::DateTime(*t),
+                    None if fields[*i].is_empty()
+                        && (nulls.get(*i).copied().unwrap_or(true) || self.typed(*i)) =>
+                    {
+                        SqlValue::Null
+                    }
                     None => SqlValue::Text(fields[*i].clone()),
                 },
-                MapKind::Values(i, m) => match m.get(&fields[*i]) {
+                MapKind::Values(i, m, default) => match m.get(&fields[*i]).or(default.as_ref()) {
                     Some(v) => SqlValue::Text(v.clone()),
                     None => {
                         issues.push(RowIssue::new(
@@ -866,7 +1102,27 @@ impl Compiled {
                         SqlValue::Null
                     }
                 },
-                MapKind::Lookup { i, table, key, id } => SqlValue::Lookup {
+                MapKind::Lookup {
+                    i,
+                    allow_empty: Some(entity),
+                    ..
+                } if fields[*i].is_empty() || !refs.get(entity).is_some_and(|k| k.contains(fields[*i].as_str())) => {
+                    if !fields[*i].is_empty() {
+                        issues.push(RowIssue::new(
+                            "lookup",
+                            col(*i),
+                            format!(
+                                "'{}' is not a valid, in-scope {} of this run, so {target_col} would be an empty reference",
+                                shown(&fields[*i]),
+                                singular(entity)
+                            ),
+                        ));
+                    }
+                    SqlValue::Null
+                }
+                MapKind::Lookup {
+                    i, table, key, id, ..
+                } => SqlValue::Lookup {
                     table: table.clone(),
                     key: key.clone(),
                     id: id.clone(),
@@ -880,6 +1136,18 @@ impl Compiled {
         } else {
             Verdict::Rejected { fields, issues }
         }
+    }
+
+    /// A date, datetime, decimal or integer rule reads field `i`: an empty value there has no
+    /// typed form, so it loads as NULL even when written `""`.
+    fn typed(&self, i: usize) -> bool {
+        self.rules.iter().any(|r| match r {
+            Rule::Date(j, ..)
+            | Rule::Datetime { i: j, .. }
+            | Rule::Decimal { i: j, .. }
+            | Rule::Integer { i: j, .. } => *j == i,
+            _ => false,
+        })
     }
 
     pub fn key_index(&self) -> usize {

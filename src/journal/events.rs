@@ -373,6 +373,13 @@ pub enum Event {
         exit_code: i32,
         message: String,
     },
+    /// The process that drove this run died or went silent and another took its lease.
+    LeaseTakenOver {
+        previous: crate::journal::lease::Holder,
+        holder: crate::journal::lease::Holder,
+        /// How the previous holder was judged gone.
+        why: String,
+    },
 }
 
 impl Event {
@@ -404,6 +411,7 @@ impl Event {
             Event::RollbackStarted { .. } => "rollback_started",
             Event::RollbackFinished { .. } => "rollback_finished",
             Event::RunFinished { .. } => "run_finished",
+            Event::LeaseTakenOver { .. } => "lease_taken_over",
         }
     }
 }

@@ -5,8 +5,10 @@
 //! JSON text stored, so verification needs no canonicalisation.
 
 pub mod events;
+pub mod lease;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use futures::stream::BoxStream;
@@ -38,6 +40,9 @@ const ALL_SQL: &str = "SELECT seq, run_id, ts, payload, prev_hash, hash FROM eve
 pub struct Journal {
     store: Store,
     pub location: String,
+    /// Set on the handle of the process that holds the run's lease: every append first
+    /// checks, in its transaction, that the lease is still this process's.
+    fence: Option<Arc<lease::Fence>>,
 }
 
 /// Where the journal lives. Both hold the same table, so records and hashes are identical.
@@ -52,7 +57,47 @@ enum Store {
 pub struct Verification {
     pub records: u64,
     pub first_bad: Option<(i64, String)>,
+    /// The last record whose link checked out: the journal's head when it is intact.
+    pub head: Option<Head>,
 }
+
+/// The end of the chain: `seq:hash` of its last record. Kept by the operator (the run
+/// prints it and writes it into summary.json), it lets `journal verify --expect-head`
+/// tell a journal whose tail was cut off from one that is merely intact.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Head {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl std::fmt::Display for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+impl std::str::FromStr for Head {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Head, String> {
+        let bad = || format!("'{s}': expected SEQ:HASH (as `journal verify` prints the head)");
+        let (seq, hash) = s.trim().split_once(':').ok_or_else(bad)?;
+        let seq = seq
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(bad)?;
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        Ok(Head {
+            seq,
+            hash: hash.to_ascii_lowercase(),
+        })
+    }
+}
+
+/// Exit code of `journal verify --expect-head` when the journal no longer reaches that head.
+pub const EXIT_HEAD_DIFFERS: i32 = 9;
 
 /// One stored row, as read back from either backend.
 #[derive(sqlx::FromRow)]
@@ -99,6 +144,27 @@ macro_rules! link_and_insert {
     };
 }
 
+/// Inside an append's transaction: stop with `LeaseLost` unless this handle's lease is
+/// still held by this process.
+macro_rules! check_fence {
+    ($j:expr, $tx:expr) => {
+        if let Some(f) = &$j.fence {
+            let row: Option<lease::Row> = sqlx::query_as(lease::SELECT_SQL)
+                .bind(f.scope.as_str())
+                .fetch_optional(&mut *$tx)
+                .await?;
+            if row.as_ref().is_none_or(|r| r.token != f.token) {
+                return Err(lease::LeaseLost {
+                    scope: f.scope.clone(),
+                    journal: $j.location.clone(),
+                    now: row.map(|r| r.holder()),
+                }
+                .into());
+            }
+        }
+    };
+}
+
 impl Journal {
     /// Open `url` (a `sqlite:` or `postgres:` URL) or, for a plain path, the SQLite file there.
     pub async fn open(url_or_path: &str) -> Result<Journal> {
@@ -111,10 +177,24 @@ impl Journal {
         let store = match Dialect::of_url(&url) {
             Some(Dialect::Sqlite) => {
                 let pool = crate::db::sqlite_pool(&url, true).await?;
-                sqlx::migrate!("./migrations/sqlite")
-                    .run(&pool)
-                    .await
-                    .with_context(|| format!("journal {location}: migration"))?;
+                // SQLite has no migration lock: two processes opening a new journal at once
+                // both try to apply a migration and one fails on its version row. The other
+                // one's migration then stands, so trying again a moment later finds it applied.
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match sqlx::migrate!("./migrations/sqlite").run(&pool).await {
+                        Ok(()) => break,
+                        Err(_) if attempt < 5 => {
+                            tokio::time::sleep(std::time::Duration::from_millis(100 * attempt))
+                                .await
+                        }
+                        Err(e) => {
+                            return Err(e)
+                                .with_context(|| format!("journal {location}: migration"));
+                        }
+                    }
+                }
                 Store::Sqlite(pool)
             }
             Some(Dialect::Postgres) => {
@@ -135,15 +215,34 @@ impl Journal {
                  PostgreSQL (a path, a sqlite: URL or a postgres:// URL)"
             ),
         };
-        Ok(Journal { store, location })
+        Ok(Journal {
+            store,
+            location,
+            fence: None,
+        })
     }
 
     pub async fn open_path(path: &Path) -> Result<Journal> {
         Journal::open(&path.display().to_string()).await
     }
 
-    /// Append one event; returns the record as stored.
+    /// Append one event; returns the record as stored. An error names the journal (a
+    /// read-only or full disk says which file or database).
     pub async fn append(&self, run_id: &str, event: &Event) -> Result<Record> {
+        self.append_inner(run_id, event).await.map_err(|e| {
+            if e.is::<lease::LeaseLost>() {
+                e
+            } else {
+                e.context(format!(
+                    "journal {}: cannot write the {} record",
+                    self.location,
+                    event.kind()
+                ))
+            }
+        })
+    }
+
+    async fn append_inner(&self, run_id: &str, event: &Event) -> Result<Record> {
         let payload = serde_json::to_string(event)?;
         let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let kind = event.kind();
@@ -153,6 +252,7 @@ impl Journal {
                 // on it (busy timeout). A plain deferred BEGIN fails with "database is
                 // locked" once a concurrent commit makes its read snapshot stale.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                check_fence!(self, tx);
                 let linked = link_and_insert!(tx, run_id, &ts, kind, &payload).await?;
                 tx.commit().await?;
                 linked
@@ -169,6 +269,7 @@ impl Journal {
                     .bind(PG_APPEND_LOCK)
                     .execute(&mut *tx)
                     .await?;
+                check_fence!(self, tx);
                 let linked = link_and_insert!(tx, run_id, &ts, kind, &payload).await?;
                 tx.commit().await?;
                 linked
@@ -238,6 +339,10 @@ impl Journal {
                 return Ok(Verification {
                     records: n,
                     first_bad: Some((seq, why)),
+                    head: (seq > 1).then(|| Head {
+                        seq: seq - 1,
+                        hash: prev,
+                    }),
                 });
             }
             prev = r.hash;
@@ -246,6 +351,19 @@ impl Journal {
         Ok(Verification {
             records: n,
             first_bad: None,
+            head: (expect_seq > 1).then(|| Head {
+                seq: expect_seq - 1,
+                hash: prev,
+            }),
+        })
+    }
+
+    /// The hash of record `seq`, if the journal holds it.
+    pub async fn hash_at(&self, seq: i64) -> Result<Option<String>> {
+        const SQL: &str = "SELECT hash FROM events WHERE seq = $1";
+        Ok(match &self.store {
+            Store::Sqlite(p) => sqlx::query_scalar(SQL).bind(seq).fetch_optional(p).await?,
+            Store::Postgres(p) => sqlx::query_scalar(SQL).bind(seq).fetch_optional(p).await?,
         })
     }
 
@@ -303,6 +421,9 @@ mod tests {
         tampering_is_detected_at_the_edited_record,
         last_run_id_is_the_newest_run_started,
         concurrent_appenders_never_fork_the_chain,
+        racing_takers_one_wins_the_lease,
+        a_live_lease_is_refused_a_stale_one_taken_over_and_the_old_holder_fenced,
+        a_released_lease_is_free_again,
     );
 
     /// A new, empty journal. Fields drop in order: the journal, then its storage.
@@ -379,11 +500,14 @@ mod tests {
         }
     }
 
-    fn intact(records: u64) -> Verification {
-        Verification {
-            records,
-            first_bad: None,
-        }
+    /// An intact chain of `records` whose head is its last record.
+    fn assert_intact(v: &Verification, records: u64) {
+        assert_eq!((v.records, &v.first_bad), (records, &None), "{v:?}");
+        assert_eq!(
+            v.head.as_ref().map(|h| h.seq),
+            Some(records as i64),
+            "{v:?}"
+        );
     }
 
     async fn chain_links_every_record_and_reads_back(b: Backend) {
@@ -402,7 +526,7 @@ mod tests {
             recs.iter().map(|r| r.event.clone()).collect::<Vec<_>>(),
             vec![ev("backup"), ev("freeze")]
         );
-        assert_eq!(j.verify().await.unwrap(), intact(3));
+        assert_intact(&j.verify().await.unwrap(), 3);
         j.close().await;
     }
 
@@ -431,7 +555,7 @@ mod tests {
                 "{tru:?}"
             );
         }
-        assert_eq!(j.verify().await.unwrap(), intact(1));
+        assert_intact(&j.verify().await.unwrap(), 1);
         j.close().await;
     }
 
@@ -517,7 +641,7 @@ mod tests {
         let total = (WRITERS * EACH) as u64;
         // `verify` checks seq runs 1, 2, … without a gap and every link, so this is one
         // unforked chain of exactly `total` records.
-        assert_eq!(f.j.verify().await.unwrap(), intact(total));
+        assert_intact(&f.j.verify().await.unwrap(), total);
         for w in 0..WRITERS {
             let recs = f.j.run_records(&format!("w{w}")).await.unwrap();
             let steps: Vec<_> = recs.into_iter().map(|r| r.event).collect();
@@ -525,6 +649,160 @@ mod tests {
             assert_eq!(steps, want, "writer {w}'s records, in its order");
         }
         f.j.close().await;
+    }
+
+    /// Separate handles (own pools, as separate processes would have) race for one lease
+    /// behind a barrier: exactly one wins, every other is told who holds it.
+    async fn racing_takers_one_wins_the_lease(b: Backend) {
+        const TAKERS: usize = 6;
+        let f = fresh(b, "lease_race").await;
+        let handles = futures::future::try_join_all((0..TAKERS).map(|_| Journal::open(&f.loc)))
+            .await
+            .unwrap();
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(TAKERS));
+        let tasks: Vec<_> = handles
+            .into_iter()
+            .enumerate()
+            .map(|(i, j)| {
+                let start = start.clone();
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let r = j
+                        .take_lease("tms", &format!("run-{i}"), lease::STALE_AFTER, || {})
+                        .await
+                        .unwrap();
+                    (i, r)
+                })
+            })
+            .collect();
+        let mut won = Vec::new();
+        let mut refused = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                (i, Ok(l)) => won.push((i, l)),
+                (_, Err(held)) => refused.push(held),
+            }
+        }
+        assert_eq!(won.len(), 1, "exactly one taker wins");
+        assert_eq!(refused.len(), TAKERS - 1);
+        let winner = format!("run-{}", won[0].0);
+        for held in &refused {
+            assert_eq!(held.holder.run_id, winner);
+            assert_eq!(held.holder.pid, std::process::id());
+        }
+        let (h, _) = f.j.lease_holder("tms").await.unwrap().unwrap();
+        assert_eq!(h.run_id, winner);
+    }
+
+    async fn set_lease(j: &Journal, sql: &'static str) {
+        raw(j, sql, &[]).await.unwrap();
+    }
+
+    async fn a_live_lease_is_refused_a_stale_one_taken_over_and_the_old_holder_fenced(b: Backend) {
+        let f = fresh(b, "lease_fence").await;
+        let first =
+            f.j.take_lease("tms", "run-1", lease::STALE_AFTER, || {})
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(first.taken, lease::Taken::Free);
+        let old = first.journal();
+        old.append("run-1", &ev("backup")).await.unwrap();
+        // Live (this very process, fresh heartbeat): refused, and nothing changes.
+        let second = Journal::open(&f.loc).await.unwrap();
+        let held = second
+            .take_lease("tms", "run-2", lease::STALE_AFTER, || {})
+            .await
+            .unwrap()
+            .err()
+            .expect("a live holder keeps its lease");
+        assert_eq!(held.holder.run_id, "run-1");
+        assert!(held.heartbeat_age < lease::STALE_AFTER);
+        // The holder is on another host and silent for longer than the timeout given.
+        set_lease(
+            &f.j,
+            "UPDATE leases SET host = 'elsewhere', heartbeat = heartbeat - 60000",
+        )
+        .await;
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let told = lost.clone();
+        let second = second
+            .take_lease(
+                "tms",
+                "run-1",
+                std::time::Duration::from_secs(30),
+                move || told.store(true, std::sync::atomic::Ordering::SeqCst),
+            )
+            .await
+            .unwrap()
+            .expect("a stale holder is taken over");
+        match &second.taken {
+            lease::Taken::TookOver { previous, why } => {
+                assert_eq!(previous.host, "elsewhere");
+                assert_eq!(previous.run_id, "run-1");
+                assert!(why.contains("heartbeat"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The old holder can journal nothing more: its appends are fenced off.
+        let err = old.append("run-1", &ev("load")).await.unwrap_err();
+        let lost_err = err
+            .downcast_ref::<lease::LeaseLost>()
+            .unwrap_or_else(|| panic!("{err:#}"));
+        assert_eq!(lost_err.now.as_ref().unwrap().pid, std::process::id());
+        second.journal().append("run-1", &ev("load")).await.unwrap();
+        let steps: Vec<_> =
+            f.j.run_records("run-1")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.event)
+                .collect();
+        assert_eq!(steps, vec![ev("backup"), ev("load")]);
+        // A holder whose lease is taken while it lives: its heartbeat notices within a
+        // beat or two and calls its `on_lost` (the executor is told to stop).
+        drop(first);
+        let third = Journal::open(&f.loc).await.unwrap();
+        set_lease(&f.j, "UPDATE leases SET heartbeat = heartbeat - 60000").await;
+        let stolen = third
+            .take_lease("tms", "run-1", std::time::Duration::from_secs(30), || {})
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(stolen.taken, lease::Taken::TookOver { .. }));
+        let t0 = std::time::Instant::now();
+        while !second.lost() && t0.elapsed() < lease::HEARTBEAT_EVERY * 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(second.lost(), "the heartbeat finds the lease taken");
+        assert!(
+            lost.load(std::sync::atomic::Ordering::SeqCst),
+            "on_lost was called"
+        );
+    }
+
+    async fn a_released_lease_is_free_again(b: Backend) {
+        let f = fresh(b, "lease_release").await;
+        let l =
+            f.j.take_lease("tms", "run-1", lease::STALE_AFTER, || {})
+                .await
+                .unwrap()
+                .unwrap();
+        l.release().await.unwrap();
+        assert!(f.j.lease_holder("tms").await.unwrap().is_none());
+        let again =
+            f.j.take_lease("tms", "run-2", lease::STALE_AFTER, || {})
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(again.taken, lease::Taken::Free);
+        // Another runbook's lease is independent.
+        assert!(
+            f.j.take_lease("other", "run-3", lease::STALE_AFTER, || {})
+                .await
+                .unwrap()
+                .is_ok()
+        );
     }
 
     #[tokio::test]

@@ -143,16 +143,56 @@ pub struct Source {
     pub file: String,
     /// Legacy table name when the legacy system is a database; defaults to the entity name.
     pub table: Option<String>,
+    /// Quoted values may hold line breaks (addresses). Off: a quote still open at the end
+    /// of its line makes that line a malformed reject, and reading goes on at the next.
+    #[serde(default)]
+    pub multiline: bool,
+    /// Escape character inside values (`"\\"`, as MySQL writes `\"` and `\N`); off: a
+    /// `\"` inside a quoted value is a malformed reject.
+    pub escape: Option<String>,
 }
 
+impl Source {
+    /// How the extract file is written. `escape` must be one ASCII character (lint says so).
+    pub fn dialect(&self) -> crate::sources::csv::Dialect {
+        crate::sources::csv::Dialect {
+            multiline: self.multiline,
+            escape: self
+                .escape
+                .as_deref()
+                .and_then(|e| <[u8; 1]>::try_from(e.as_bytes()).ok())
+                .map(|[b]| b),
+        }
+    }
+}
+
+/// One scope condition. Either a value domain (`in` plus `out` or `others`) or
+/// `in_scope_of` another entity.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeCond {
     pub field: String,
+    /// Values in scope.
     #[serde(rename = "in")]
-    pub one_of: Vec<String>,
+    pub one_of: Option<Vec<String>>,
+    /// The declared out-of-scope values: counted, not rejected. A value that is in
+    /// neither list is rejected, unless `others = "out_of_scope"`.
+    pub out: Option<Vec<String>>,
+    /// What a value in neither `in` nor `out` is: `reject` (the default once `out` is
+    /// given) or `out_of_scope`.
+    pub others: Option<ScopeOthers>,
     #[serde(default)]
     pub case_insensitive: bool,
+    /// In scope only when the value is the key of an in-scope row (valid or rejected) of
+    /// this entity, e.g. rentals of active customers.
+    pub in_scope_of: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeOthers {
+    Reject,
+    OutOfScope,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -240,7 +280,27 @@ pub enum ValidateRule {
         field: String,
         entity: String,
         message: Option<String>,
+        /// An empty value is no reference (a nullable foreign key), not a reject.
+        #[serde(default)]
+        allow_empty: bool,
     },
+    /// A date with a time of day, read in `timezone` and stored in UTC.
+    /// Formats are built from `YYYY MM DD HH mm ss` and separators, e.g.
+    /// `YYYY-MM-DD HH:mm:ss`; fractional seconds after `ss` are kept (to the microsecond).
+    Datetime {
+        field: String,
+        formats: Vec<String>,
+        /// Zone the source writes its local times in: `UTC`, a fixed offset such as
+        /// `+02:00`, or an IANA name such as `Europe/Paris`.
+        #[serde(default = "utc")]
+        timezone: String,
+        #[serde(default)]
+        allow_empty: bool,
+    },
+}
+
+fn utc() -> String {
+    "UTC".into()
 }
 
 fn default_date_formats() -> Vec<String> {
@@ -261,6 +321,7 @@ impl ValidateRule {
             ValidateRule::Sum { .. } => "sum",
             ValidateRule::Compare { .. } => "compare",
             ValidateRule::Reference { .. } => "reference",
+            ValidateRule::Datetime { .. } => "datetime",
         }
     }
 
@@ -275,7 +336,8 @@ impl ValidateRule {
             | ValidateRule::Integer { field, .. }
             | ValidateRule::Pattern { field, .. }
             | ValidateRule::OneOf { field, .. }
-            | ValidateRule::Reference { field, .. } => vec![field.as_str()],
+            | ValidateRule::Reference { field, .. }
+            | ValidateRule::Datetime { field, .. } => vec![field.as_str()],
             ValidateRule::Sum { fields, equals } => {
                 let mut v: Vec<&str> = fields.iter().map(String::as_str).collect();
                 v.push(equals);
@@ -305,10 +367,19 @@ pub enum MapSpec {
 #[serde(deny_unknown_fields)]
 pub struct MapTable {
     pub from: Option<String>,
-    /// Translate values; a value not listed is an error at validation time.
+    /// Translate values; a value not listed is an error at validation time unless
+    /// `default` is given.
     pub values: Option<IndexMap<String, String>>,
-    /// Resolve `from` to the surrogate id of the row of this entity whose key equals it.
+    /// With `values`: what a value not listed becomes.
+    pub default: Option<String>,
+    /// Resolve `from` to `column` (default `id`) of the row of this entity's target table
+    /// whose target key equals it.
     pub lookup: Option<String>,
+    /// With `lookup`: the target column to return, e.g. `customer_pk`.
+    pub column: Option<String>,
+    /// With `lookup`: an empty value is NULL (a nullable foreign key), not a reject.
+    #[serde(default)]
+    pub allow_empty: bool,
     /// A constant.
     pub value: Option<String>,
 }

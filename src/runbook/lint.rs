@@ -79,6 +79,15 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
             ));
         }
         need_col(at("key"), &e.key, diags);
+        if let Some(esc) = &e.source.escape
+            && (esc.len() != 1 || matches!(esc.as_bytes()[0], b'"' | b',' | b'\r' | b'\n'))
+        {
+            diags.push(ctx.diag(
+                &at("source.escape"),
+                format!("escape = {esc:?} is not one character other than '\"', ',' or a line break"),
+                "write escape = \"\\\\\" for an export that escapes quotes with a backslash (MySQL's \\\"), or leave it out for plain CSV (quotes doubled as \"\")".into(),
+            ));
+        }
         let d = deps.entry(name.as_str()).or_default();
         for (i, dep) in e.depends_on.iter().enumerate() {
             if !known(dep) {
@@ -92,7 +101,27 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
             }
         }
         for (i, s) in e.scope.iter().enumerate() {
-            need_col(at(&format!("scope[{i}].field")), &s.field, diags);
+            let sk = |k: &str| at(&format!("scope[{i}].{k}"));
+            need_col(sk("field"), &s.field, diags);
+            lint_scope(ctx, name, e, s, &sk, diags);
+            if let Some(of) = &s.in_scope_of {
+                if of == name {
+                    diags.push(ctx.diag(
+                        &sk("in_scope_of"),
+                        format!("entity {name} cannot scope by its own rows"),
+                        format!("name another entity; known entities: {list}"),
+                    ));
+                } else if !known(of) {
+                    diags.push(ctx.diag(
+                        &sk("in_scope_of"),
+                        format!("unknown entity '{of}' in in_scope_of"),
+                        format!("known entities: {list}"),
+                    ));
+                } else {
+                    // Its rows must have been read first: a dependency, as for a reference.
+                    deps.entry(name.as_str()).or_default().insert(of.as_str());
+                }
+            }
         }
         for (i, c) in e.cleanse.iter().enumerate() {
             for (j, f) in c.fields.iter().enumerate() {
@@ -137,6 +166,39 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
                         deps.entry(name.as_str())
                             .or_default()
                             .insert(entity.as_str());
+                    }
+                }
+                ValidateRule::Datetime {
+                    formats, timezone, ..
+                } => {
+                    if formats.is_empty() {
+                        diags.push(ctx.diag(
+                            &rk("formats"),
+                            "a datetime rule needs at least one format".into(),
+                            format!(
+                                "e.g. formats = [\"YYYY-MM-DD HH:mm:ss\"], from the tokens {}",
+                                crate::engine::rules::datetime::TOKENS
+                            ),
+                        ));
+                    }
+                    for (j, f) in formats.iter().enumerate() {
+                        if let Err(why) = crate::engine::rules::datetime::DtFormat::parse(f) {
+                            diags.push(ctx.diag(
+                                &rk(&format!("formats[{j}]")),
+                                format!("invalid datetime format: {why}"),
+                                format!(
+                                    "build it from {} and separators, e.g. \"DD/MM/YYYY HH:mm\"",
+                                    crate::engine::rules::datetime::TOKENS
+                                ),
+                            ));
+                        }
+                    }
+                    if let Err(why) = crate::engine::rules::datetime::SourceZone::parse(timezone) {
+                        diags.push(ctx.diag(
+                            &rk("timezone"),
+                            why,
+                            "the zone the source writes its local times in, e.g. \"Europe/Paris\", \"+02:00\" or \"UTC\"".into(),
+                        ));
                     }
                 }
                 ValidateRule::Date { formats, .. } => {
@@ -202,7 +264,42 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
                             ));
                         } else {
                             deps.entry(name.as_str()).or_default().insert(l.as_str());
+                            lint_lookup(ctx, rb, col, l, t, &mk, diags);
                         }
+                    }
+                    let only_with = |key: &str, set: bool, needs: &str, example: &str| {
+                        set.then(|| {
+                            ctx.diag(
+                                &format!("{mk}.{key}"),
+                                format!("'{key}' is only meaningful with '{needs}'"),
+                                example.to_string(),
+                            )
+                        })
+                    };
+                    diags.extend(only_with(
+                        "default",
+                        t.default.is_some() && t.values.is_none(),
+                        "values",
+                        "e.g. { from = \"state\", values = { open = \"not_paid\" }, default = \"unknown\" }",
+                    ));
+                    diags.extend(only_with(
+                        "column",
+                        t.column.is_some() && t.lookup.is_none(),
+                        "lookup",
+                        "e.g. { from = \"customer_id\", lookup = \"customers\", column = \"customer_pk\" }",
+                    ));
+                    diags.extend(only_with(
+                        "allow_empty",
+                        t.allow_empty && t.lookup.is_none(),
+                        "lookup",
+                        "an empty plain field already loads as NULL; allow_empty makes an empty lookup value NULL",
+                    ));
+                    if t.values.is_some() && t.lookup.is_some() {
+                        diags.push(ctx.diag(
+                            &mk,
+                            "give either 'values' or 'lookup', not both".into(),
+                            "a lookup returns the referenced row's column; values translate text".into(),
+                        ));
                     }
                 }
             }
@@ -490,6 +587,13 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
             ));
         }
     }
+    if rb.settings.batch_size == 0 {
+        diags.push(ctx.diag(
+            "settings.batch_size",
+            "batch_size = 0: a batch must hold at least one row".into(),
+            "write a positive number of rows per committed batch, e.g. batch_size = 1000".into(),
+        ));
+    }
     for (key, v) in [
         ("settings.retry_delay", Some(&rb.settings.retry_delay)),
         ("rollback.planned", rb.rollback.planned.as_ref()),
@@ -534,6 +638,136 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
         }
     }
     order
+}
+
+/// A scope condition declares its domain: `in` with `out` (or `others`), or `in_scope_of`.
+fn lint_scope(
+    ctx: &Ctx,
+    name: &str,
+    e: &super::format::Entity,
+    s: &super::format::ScopeCond,
+    sk: &dyn Fn(&str) -> String,
+    diags: &mut Vec<Diagnostic>,
+) {
+    if s.in_scope_of.is_some() {
+        for (k, set) in [
+            ("in", s.one_of.is_some()),
+            ("out", s.out.is_some()),
+            ("others", s.others.is_some()),
+            ("case_insensitive", s.case_insensitive),
+        ] {
+            if set {
+                diags.push(ctx.diag(
+                    &sk(k),
+                    format!("'{k}' cannot be combined with in_scope_of"),
+                    "write a second scope condition for the values of another field".into(),
+                ));
+            }
+        }
+        if e.key == s.field {
+            diags.push(ctx.diag(
+                &sk("field"),
+                format!("in_scope_of reads the field that refers to the other entity, not {name}'s own key"),
+                "e.g. { field = \"customer_id\", in_scope_of = \"customers\" }".into(),
+            ));
+        }
+        return;
+    }
+    let Some(ins) = &s.one_of else {
+        diags.push(ctx.diag(
+            &sk("field"),
+            "a scope condition needs 'in' (values in scope) or 'in_scope_of' (an entity)".into(),
+            "e.g. { field = \"status\", in = [\"A\"], out = [\"I\", \"X\"] }".into(),
+        ));
+        return;
+    };
+    if s.out.is_none() && s.others.is_none() {
+        diags.push(ctx.diag(
+            &sk("in"),
+            format!("scope on '{}' declares no out-of-scope values", s.field),
+            format!(
+                "list them, e.g. out = [\"I\", \"X\"] (any other value is then rejected), or write \
+                 others = \"out_of_scope\" if every value but {} is out of scope",
+                ins.join(", ")
+            ),
+        ));
+    }
+    let fold = |v: &String| {
+        if s.case_insensitive {
+            v.to_lowercase()
+        } else {
+            v.clone()
+        }
+    };
+    let in_set: HashSet<String> = ins.iter().map(fold).collect();
+    for (j, v) in s.out.iter().flatten().enumerate() {
+        if in_set.contains(&fold(v)) {
+            diags.push(ctx.diag(
+                &sk(&format!("out[{j}]")),
+                format!("'{v}' is both in scope and out of scope"),
+                "keep it in one of the two lists".into(),
+            ));
+        }
+    }
+}
+
+/// A lookup names an existing return column, and with `allow_empty` it can be checked in
+/// memory: the looked-up entity's target key must be loaded from its source key.
+fn lint_lookup(
+    ctx: &Ctx,
+    rb: &Runbook,
+    col: &str,
+    l: &str,
+    t: &super::format::MapTable,
+    mk: &str,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let le = &rb.entities[l];
+    if let Some(c) = &t.column {
+        for (dialect, ddl) in [
+            ("sqlite", &rb.schema.sqlite),
+            ("postgres", &rb.schema.postgres),
+            ("mysql", &rb.schema.mysql),
+        ] {
+            let Some(ddl) = ddl else { continue };
+            if let Some(cols) = ddl_tables(ddl).get(&le.target.table.to_ascii_lowercase())
+                && !cols.contains(&c.to_ascii_lowercase())
+            {
+                diags.push(ctx.diag(
+                    &format!("{mk}.column"),
+                    format!(
+                        "lookup column '{c}' is not a column of {} in schema.{dialect}",
+                        le.target.table
+                    ),
+                    format!(
+                        "columns: {}",
+                        cols.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if t.allow_empty {
+        let from_key = match le.map.get(&le.target.key) {
+            Some(MapSpec::Field(f)) => *f == le.key,
+            Some(MapSpec::Spec(s)) => {
+                s.from.as_deref() == Some(le.key.as_str())
+                    && s.values.is_none()
+                    && s.lookup.is_none()
+            }
+            None => false,
+        };
+        if !from_key {
+            diags.push(ctx.diag(
+                &format!("{mk}.allow_empty"),
+                format!(
+                    "{col}: a nullable lookup is checked against the keys of {l}, but {l}'s target key {} is not loaded from its key {}",
+                    le.target.key, le.key
+                ),
+                format!("map {} = \"{}\" in [entities.{l}.map]", le.target.key, le.key),
+            ));
+        }
+    }
 }
 
 /// Dependencies first; on a cycle, returns the names along it.
@@ -585,39 +819,9 @@ fn topo_order<'a>(
     Ok(out)
 }
 
-/// "90s", "10m", "48h", "1h30m", "2d", "250ms".
+/// "90s", "10m", "48h", "1h30m", "2d", "250ms": humantime's grammar, which needs a unit.
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    let mut millis = 0u64;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(ch) = chars.next() {
-        if ch.is_ascii_digit() {
-            num.push(ch);
-        } else {
-            let n: u64 = num.parse().ok()?;
-            num.clear();
-            let unit = match ch {
-                'm' if chars.peek() == Some(&'s') => {
-                    chars.next();
-                    1
-                }
-                's' => 1000,
-                'm' => 60_000,
-                'h' => 3_600_000,
-                'd' => 86_400_000,
-                _ => return None,
-            };
-            millis = millis.checked_add(n.checked_mul(unit)?)?;
-        }
-    }
-    if !num.is_empty() {
-        return None;
-    }
-    Some(std::time::Duration::from_millis(millis))
+    humantime::parse_duration(s.trim()).ok()
 }
 
 /// Table name → column names, read from `CREATE TABLE` statements (enough to lint a mapping).

@@ -239,7 +239,19 @@ pub fn load_str(
             ));
         }
         let password = match (&e.password_env, &e.password_file) {
-            (Some(var), _) => std::env::var(var).ok(),
+            (Some(var), _) => match std::env::var(var) {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    diags.push(ctx.diag(
+                        &format!("environments.{name}.password_env"),
+                        format!("password_env names {var}, which is not set"),
+                        format!(
+                            "export {var} in the shell that runs cutover (or use password_file)"
+                        ),
+                    ));
+                    None
+                }
+            },
             (None, Some(file)) => {
                 let p = dir.join(expand(
                     &format!("environments.{name}.password_file"),
@@ -370,16 +382,23 @@ pub fn expand_vars(s: &str, vars: &IndexMap<String, String>) -> Result<String, S
     Ok(out)
 }
 
-/// `scheme://user:password@host` — a password in a URL.
+/// `scheme://user:password@host` or `…?password=…` — a password in a URL.
 pub fn url_has_password(url: &str) -> bool {
     let Some((_, rest)) = url.split_once("://") else {
         return false;
     };
+    let in_query = rest.split_once('?').is_some_and(|(_, q)| {
+        q.split('&').any(|kv| {
+            let k = kv.split('=').next().unwrap_or("").to_ascii_lowercase();
+            matches!(k.as_str(), "password" | "pass" | "pwd")
+        })
+    });
     let authority = rest.split(['/', '?']).next().unwrap_or("");
-    match authority.rsplit_once('@') {
-        Some((userinfo, _)) => userinfo.contains(':'),
-        None => false,
-    }
+    in_query
+        || match authority.rsplit_once('@') {
+            Some((userinfo, _)) => userinfo.contains(':'),
+            None => false,
+        }
 }
 
 fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> Diagnostic {
@@ -457,6 +476,11 @@ mod tests {
         assert!(!url_has_password("postgres://app@db/prod"));
         assert!(!url_has_password("sqlite:///tmp/a.db"));
         assert!(!url_has_password("mysql://root@127.0.0.1:3306/x"));
+        assert!(url_has_password("postgres://app@db/prod?password=s3cret"));
+        assert!(url_has_password(
+            "mysql://app@db/x?ssl-mode=required&Password=s3cret"
+        ));
+        assert!(!url_has_password("postgres://app@db/prod?sslmode=require"));
     }
 
     #[test]

@@ -72,6 +72,10 @@ impl MySqlSink {
                         // Exact decimal text: MariaDB parses a string into DECIMAL exactly.
                         SqlValue::Dec(d) => b.push_bind(d.to_string()),
                         SqlValue::Date(d) => b.push_bind(d.format("%Y-%m-%d").to_string()),
+                        // UTC; a DATETIME(6) column keeps the microseconds.
+                        SqlValue::DateTime(t) => {
+                            b.push_bind(crate::engine::rules::datetime::canonical(t))
+                        }
                         SqlValue::Lookup {
                             table,
                             key,

@@ -136,7 +136,13 @@ impl PgSink {
                     let ty = target.get(col).ok_or_else(|| {
                         infra_msg(format!("table {} has no column {col}", spec.table))
                     })?;
-                    format!("{staged}::{ty}")
+                    let utc = rows.iter().any(|r| matches!(r[i], SqlValue::DateTime(_)));
+                    if utc && ty == "pg_catalog.timestamptz" {
+                        // The datetime rule's values are UTC: say so, whatever the session's zone.
+                        format!("({staged}::pg_catalog.timestamp AT TIME ZONE 'UTC')")
+                    } else {
+                        format!("{staged}::{ty}")
+                    }
                 }
             };
             exprs.push(expr);
@@ -249,6 +255,12 @@ pub fn copy_text(rows: &[&[SqlValue]]) -> Vec<u8> {
                     owned = d.format("%Y-%m-%d").to_string();
                     &owned
                 }
+                // UTC wall-clock text; a timestamptz target reads it AT TIME ZONE 'UTC'
+                // (see upsert_sql), so the session's TimeZone never shifts it.
+                SqlValue::DateTime(t) => {
+                    owned = crate::engine::rules::datetime::canonical(t);
+                    &owned
+                }
             };
             for b in s.bytes() {
                 match b {
@@ -305,6 +317,20 @@ mod tests {
         assert_eq!(
             copy_text(&[&row]),
             b"a\\tb\\nc\\rd\\\\e\t\\\\N\t\t\\N\t-0.10\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn a_datetime_goes_out_as_canonical_utc_text() {
+        let at = |s: &str| {
+            SqlValue::DateTime(
+                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap(),
+            )
+        };
+        let row = [at("2024-01-15 08:30:00"), at("2024-06-01 10:00:00.25")];
+        assert_eq!(
+            copy_text(&[&row]),
+            b"2024-01-15 08:30:00\t2024-06-01 10:00:00.250000\n".to_vec()
         );
     }
 }

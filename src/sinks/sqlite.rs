@@ -42,6 +42,10 @@ impl SqliteSink {
                         SqlValue::Int(i) => b.push_bind(*i),
                         SqlValue::Dec(d) => b.push_bind(d.to_string()),
                         SqlValue::Date(d) => b.push_bind(d.format("%Y-%m-%d").to_string()),
+                        // UTC as canonical text (see rules::datetime).
+                        SqlValue::DateTime(t) => {
+                            b.push_bind(crate::engine::rules::datetime::canonical(t))
+                        }
                         SqlValue::Lookup {
                             table,
                             key,

@@ -1,63 +1,32 @@
-//! Streaming CSV extract reader: UTF-8 with optional BOM, CRLF, RFC 4180 quoting.
+//! Streaming CSV extract reader: UTF-8 with optional BOM, RFC 4180 quoting, any line ends
+//! (records are split by [`super::csv_records`]).
 //! Columns are matched by header name, so column order and extra columns don't matter.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use csv::ByteRecord;
 
+pub use super::csv_records::Dialect;
+use super::csv_records::{Kind, Problem, Record, Records};
 use crate::engine::rules::shown;
 
-/// Remembers where the newlines are in the bytes read so far, so a record's physical line
-/// comes from its byte offset. (csv's own line counter lags by one after a CRLF record.)
-/// Only newlines not yet passed are kept: memory is bounded by the read-ahead buffer.
-struct LineTracker<R> {
-    inner: R,
-    offset: u64,
-    pending: RefCell<VecDeque<u64>>,
-    passed: Cell<u64>,
-}
-
-impl<R: Read> Read for LineTracker<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let mut pending = self.pending.borrow_mut();
-        for (i, b) in buf[..n].iter().enumerate() {
-            if *b == b'\n' {
-                pending.push_back(self.offset + i as u64);
-            }
-        }
-        self.offset += n as u64;
-        Ok(n)
-    }
-}
-
-impl<R> LineTracker<R> {
-    /// 1-based line of the byte at `offset` (offsets must not decrease between calls).
-    fn line_at(&self, offset: u64) -> u64 {
-        let mut pending = self.pending.borrow_mut();
-        // `<=`: after CRLF, csv reports the record as starting on the terminator's `\n`.
-        while pending.front().is_some_and(|&nl| nl <= offset) {
-            pending.pop_front();
-            self.passed.set(self.passed.get() + 1);
-        }
-        self.passed.get() + 1
-    }
-}
-
 pub struct CsvSource {
-    reader: csv::Reader<LineTracker<BufReader<File>>>,
-    /// The file's header, as written (BOM removed).
+    reader: Records<BufReader<File>>,
+    path: String,
+    /// The last record read, reused.
+    rec: Record,
+    /// The file's header, as written (BOM removed; a column that is not UTF-8, shown lossily).
     pub header: Vec<String>,
     /// For each expected column, its index in the file.
     pub index: Vec<usize>,
+    /// For each expected column of the last decoded row: was it NULL (see [`CsvSource::nulls`]).
+    nulls: Vec<bool>,
 }
 
-/// One record: where it starts and its raw bytes (kept for the reject file).
+/// One record: where it starts and its fields' bytes (kept for the reject file).
 pub struct RawRow {
     pub line: u64,
     pub raw: ByteRecord,
@@ -65,62 +34,61 @@ pub struct RawRow {
 
 pub enum Decoded {
     Fields(Vec<String>),
-    /// Field count differs from the header.
+    /// Field count differs from the header, or the quoting is broken.
     Malformed(String),
     /// A needed field is not UTF-8 text (or holds a NUL byte): the field and the message.
     Encoding(String, String),
 }
 
 impl CsvSource {
-    pub fn open(path: &Path, expected: &[String]) -> Result<CsvSource> {
+    pub fn open(path: &Path, expected: &[String], dialect: Dialect) -> Result<CsvSource> {
         let file = File::open(path)
             .with_context(|| format!("{}: cannot open extract file", path.display()))?;
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(1 << 16)
-            .from_reader(LineTracker {
-                inner: BufReader::with_capacity(1 << 16, file),
-                offset: 0,
-                pending: RefCell::new(VecDeque::new()),
-                passed: Cell::new(0),
-            });
-        let mut rec = ByteRecord::new();
+        let mut reader = Records::new(BufReader::with_capacity(1 << 16, file), dialect);
+        let shown_path = path.display().to_string();
+        let mut rec = Record::default();
         if !reader
-            .read_byte_record(&mut rec)
-            .with_context(|| format!("{}: line 1", path.display()))?
+            .read(&mut rec)
+            .with_context(|| format!("{shown_path}: line 1"))?
         {
             anyhow::bail!(
-                "{}: the file is empty, not even a header line; re-export it: its first line must name the columns {}",
-                path.display(),
+                "{shown_path}: the file is empty, not even a header line; re-export it: its first line must name the columns {}",
                 expected.join(", ")
             );
         }
-        let first = rec.get(0).unwrap_or_default();
+        let first = rec.field(0);
         if first.starts_with(b"\xFF\xFE")
             || first.starts_with(b"\xFE\xFF")
             || rec.iter().any(|f| f.contains(&0))
         {
             anyhow::bail!(
-                "{}: line 1: the file is UTF-16 (a byte-order mark or NUL bytes in the header); re-export the extract as UTF-8",
-                path.display()
+                "{shown_path}: line 1: the file is UTF-16 (a byte-order mark or NUL bytes in the header); re-export the extract as UTF-8"
+            );
+        }
+        if rec.end_line != rec.line || rec.problem.is_some() {
+            anyhow::bail!(
+                "{shown_path}: line {}: the header line is not plain CSV (a quote is misplaced or never closed); its first line must name the columns {}, separated by ','",
+                rec.line,
+                expected.join(", ")
             );
         }
         let mut header = Vec::with_capacity(rec.len());
+        // Header columns that are not UTF-8: fine unless the runbook needs them.
+        let mut not_utf8 = Vec::new();
         for (i, f) in rec.iter().enumerate() {
             let f = if i == 0 {
                 f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f)
             } else {
                 f
             };
-            let s = std::str::from_utf8(f).map_err(|_| {
-                anyhow::anyhow!(
-                    "{}: line 1, header column {}: not UTF-8; re-export the extract as UTF-8",
-                    path.display(),
-                    i + 1
-                )
-            })?;
-            header.push(s.trim().to_string());
+            match std::str::from_utf8(f) {
+                Ok(s) => header.push(s.trim().to_string()),
+                Err(_) => {
+                    let s = String::from_utf8_lossy(f).trim().to_string();
+                    not_utf8.push(format!("column {} ('{}')", i + 1, shown(&s)));
+                    header.push(s);
+                }
+            }
         }
         let mut index = Vec::with_capacity(expected.len());
         let mut missing = Vec::new();
@@ -130,53 +98,98 @@ impl CsvSource {
                 [] => missing.push(col.as_str()),
                 [i] => index.push(i),
                 [a, b, ..] => anyhow::bail!(
-                    "{}: line 1: column '{col}' appears twice (columns {} and {}); remove or rename one, so that it is clear which one to load",
-                    path.display(),
+                    "{shown_path}: line 1: column '{col}' appears twice (columns {} and {}); remove or rename one, so that it is clear which one to load",
                     a + 1,
                     b + 1
                 ),
             }
         }
         if !missing.is_empty() {
+            if !not_utf8.is_empty() {
+                anyhow::bail!(
+                    "{shown_path}: line 1: missing column(s) {}, and header {} not UTF-8; if that is a column the runbook needs, re-export the extract as UTF-8",
+                    missing.join(", "),
+                    if not_utf8.len() == 1 {
+                        format!("{} is", not_utf8[0])
+                    } else {
+                        format!("{} are", not_utf8.join(", "))
+                    },
+                );
+            }
             anyhow::bail!(
-                "{}: line 1: missing column(s) {} (the header has: {}); {}",
-                path.display(),
+                "{shown_path}: line 1: missing column(s) {} (the header has: {}); {}",
                 missing.join(", "),
                 header.join(", "),
                 missing_hint(&header, &missing)
             );
         }
+        if !not_utf8.is_empty() {
+            tracing::warn!(
+                "{shown_path}: line 1: header {} {} not UTF-8; the runbook does not use {}, so {} ignored",
+                not_utf8.join(", "),
+                if not_utf8.len() == 1 { "is" } else { "are" },
+                if not_utf8.len() == 1 { "it" } else { "them" },
+                if not_utf8.len() == 1 {
+                    "it is"
+                } else {
+                    "they are"
+                },
+            );
+        }
+        reader.expect = Some(header.len());
         Ok(CsvSource {
             reader,
+            path: shown_path,
+            rec,
             header,
+            nulls: Vec::with_capacity(index.len()),
             index,
         })
     }
 
     /// Next record, or `None` at end of file.
     pub fn next_row(&mut self) -> Result<Option<RawRow>> {
-        let mut raw = ByteRecord::new();
-        if !self.reader.read_byte_record(&mut raw)? {
+        if !self
+            .reader
+            .read(&mut self.rec)
+            .with_context(|| format!("{}: reading", self.path))?
+        {
             return Ok(None);
         }
-        let line = raw
-            .position()
-            .map(|p| self.reader.get_ref().line_at(p.byte()))
-            .unwrap_or(0);
-        Ok(Some(RawRow { line, raw }))
+        let mut raw = ByteRecord::with_capacity(self.rec.bytes.len(), self.rec.len());
+        for f in self.rec.iter() {
+            raw.push_field(f);
+        }
+        Ok(Some(RawRow {
+            line: self.rec.line,
+            raw,
+        }))
     }
 
-    /// Expected columns of `row`, in runbook order.
-    pub fn decode(&self, row: &RawRow) -> Decoded {
-        if row.raw.len() != self.header.len() {
-            return Decoded::Malformed(self.field_count_message(row));
+    /// Expected columns of the row just read by [`next_row`](Self::next_row), in runbook
+    /// order; [`nulls`](Self::nulls) then tells which of them were NULL.
+    pub fn decode(&mut self, row: &RawRow) -> Decoded {
+        debug_assert_eq!(row.line, self.rec.line, "decode the row just read");
+        if let Some(p) = &self.rec.problem {
+            return Decoded::Malformed(self.problem_message(p));
+        }
+        if self.rec.len() != self.header.len() {
+            return Decoded::Malformed(self.field_count_message());
         }
         let mut out = Vec::with_capacity(self.index.len());
+        self.nulls.clear();
         for &i in &self.index {
-            let bytes = &row.raw[i];
+            let bytes = self.rec.field(i);
             let problem = match std::str::from_utf8(bytes) {
+                // `\N` (with an escape character) is NULL: empty to the rules.
+                Ok(_) if self.rec.kinds[i] == Kind::Null => {
+                    out.push(String::new());
+                    self.nulls.push(true);
+                    continue;
+                }
                 Ok(s) if !s.contains('\0') => {
                     out.push(s.to_string());
+                    self.nulls.push(self.rec.is_null(i));
                     continue;
                 }
                 Ok(s) => format!(
@@ -196,27 +209,70 @@ impl CsvSource {
         Decoded::Fields(out)
     }
 
+    /// After [`decode`](Self::decode) gave `Fields`: for each expected column, whether it
+    /// was NULL (an unquoted empty field, or `\N` with an escape character) rather than
+    /// a value (`""` is the empty string).
+    pub fn nulls(&self) -> &[bool] {
+        &self.nulls
+    }
+
+    fn column(&self, i: usize) -> String {
+        match self.header.get(i) {
+            Some(h) => format!("column {} ({h})", i + 1),
+            None => format!("column {}", i + 1),
+        }
+    }
+
+    /// What is wrong with a record's quoting, and what to do about it.
+    fn problem_message(&self, p: &Problem) -> String {
+        let line = self.rec.line;
+        let hint = "close the quote, and write a quote inside a quoted value as \"\"; if values really hold line breaks (addresses), set multiline = true on the entity's source";
+        match *p {
+            Problem::OpenQuote {
+                field,
+                closes: Some(end),
+                ..
+            } => format!(
+                "a quoted value in {} opens on line {line} and is not closed on that line: read on, it runs from line {line} to line {end} (lines {line}–{end}), so those lines would be one value: a quote (\") is probably never closed; only line {line} is rejected, reading goes on at line {}; {hint}",
+                self.column(field),
+                line + 1
+            ),
+            Problem::OpenQuote {
+                field,
+                closes: None,
+                last,
+            } => format!(
+                "a quoted value in {} opens on line {line} and is never closed: it runs from line {line} to the end of the file at line {last} (lines {line}–{last}): a quote (\") is probably never closed; only line {line} is rejected, reading goes on at line {}; {hint}",
+                self.column(field),
+                line + 1
+            ),
+            Problem::SpansLines { end, fields } => format!(
+                "a quoted value runs from line {line} to line {end} (lines {line}–{end}) and the record it makes has {fields} field(s), the header has {}: a quote (\") is probably never closed; only line {line} is rejected, reading goes on at line {}; close the quote, and write a quote inside a quoted value as \"\"",
+                self.header.len(),
+                line + 1
+            ),
+            Problem::TextAfterQuote { field } => format!(
+                "{}: text follows the closing quote of a quoted value (\"a\"b): a quote inside a quoted value must be written as \"\"; quote the whole value",
+                self.column(field)
+            ),
+            Problem::BackslashQuote { field } => format!(
+                "{}: a quoted value holds \\\" (a quote escaped with a backslash), which plain CSV would read as the end of the value; if the export escapes quotes with a backslash (MySQL), set escape = \"\\\\\" on the entity's source; otherwise write the quote as \"\"",
+                self.column(field)
+            ),
+            Problem::QuoteInBare { field } => format!(
+                "{}: a quote (\") inside an unquoted value (a line broken out of a multi-line value, or an inch mark): quote the whole value and write the quote as \"\" (\"12\"\" pipe\")",
+                self.column(field)
+            ),
+        }
+    }
+
     /// Why a record's field count differs from the header's, and what to do about it.
-    fn field_count_message(&self, row: &RawRow) -> String {
-        let (got, want) = (row.raw.len(), self.header.len());
-        // Line breaks inside quoted values; one that ends the record's last value is the
-        // end of a line the value swallowed (a quote left open to the end of the file).
-        let breaks = row
-            .raw
-            .iter()
-            .map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64)
-            .sum::<u64>()
-            - u64::from(
-                row.raw
-                    .iter()
-                    .next_back()
-                    .is_some_and(|f| f.ends_with(b"\n")),
-            );
-        if breaks > 0 {
+    fn field_count_message(&self) -> String {
+        let (got, want) = (self.rec.len(), self.header.len());
+        let (line, end) = (self.rec.line, self.rec.end_line);
+        if end > line {
             format!(
-                "has {got} field(s), the header has {want}, and a quoted value runs from line {} to line {}: a quote (\") is probably never closed, so those lines were read as one value; close the quote, and write a quote inside a quoted value as \"\"",
-                row.line,
-                row.line + breaks
+                "has {got} field(s), the header has {want}, and a quoted value runs from line {line} to line {end} (lines {line}–{end}): a quote (\") is probably never closed, so those lines were read as one value; close the quote, and write a quote inside a quoted value as \"\""
             )
         } else if got > want {
             format!(
@@ -259,22 +315,20 @@ fn missing_hint(header: &[String], missing: &[&str]) -> String {
     "add them to the extract or fix the runbook's columns".to_string()
 }
 
-/// Data rows in a CSV file (records after the header), streaming.
+/// Data rows in a CSV file (records after the header, as read without `multiline`),
+/// streaming.
 pub fn count_records(path: &Path) -> Result<u64> {
     let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let mut r = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 16, file));
-    let mut rec = ByteRecord::new();
-    let mut n = 0;
+    let mut r = Records::new(BufReader::with_capacity(1 << 16, file), Dialect::default());
+    let mut rec = Record::default();
+    let mut n = 0u64;
     while r
-        .read_byte_record(&mut rec)
-        .with_context(|| format!("{}: record {}", path.display(), n + 1))?
+        .read(&mut rec)
+        .with_context(|| format!("{}: record {}", path.display(), n))?
     {
         n += 1;
     }
-    Ok(n)
+    Ok(n.saturating_sub(1))
 }
 
 /// SHA-256 of a file, streaming (auditors can rerun `sha256sum`).
@@ -300,6 +354,11 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
 mod tests {
     use super::*;
 
+    const MULTI: Dialect = Dialect {
+        multiline: true,
+        escape: None,
+    };
+
     fn cols(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
     }
@@ -313,7 +372,7 @@ mod tests {
             b"\xEF\xBB\xBFid,model\r\n1,\"Actros, 18\"\"\r\nlong\"\r\n2,Plain\r\n",
         )
         .unwrap();
-        let mut s = CsvSource::open(&p, &cols(&["model", "id"])).unwrap();
+        let mut s = CsvSource::open(&p, &cols(&["model", "id"]), MULTI).unwrap();
         let r1 = s.next_row().unwrap().unwrap();
         assert_eq!(r1.line, 2);
         match s.decode(&r1) {
@@ -328,7 +387,8 @@ mod tests {
             "the quoted line break pushes the next record down"
         );
         assert!(s.next_row().unwrap().is_none());
-        assert_eq!(count_records(&p).unwrap(), 2);
+        // Counted as read without `multiline`: line 2, then line 3 on its own, then line 4.
+        assert_eq!(count_records(&p).unwrap(), 3);
     }
 
     #[test]
@@ -341,7 +401,7 @@ mod tests {
             (&b"id\na\n\nb\n\"x\ny\"\nc"[..], vec![2, 4, 5, 7]),
         ] {
             std::fs::write(&p, data).unwrap();
-            let mut s = CsvSource::open(&p, &cols(&["id"])).unwrap();
+            let mut s = CsvSource::open(&p, &cols(&["id"]), MULTI).unwrap();
             let mut got = vec![];
             while let Some(r) = s.next_row().unwrap() {
                 got.push(r.line);
@@ -355,7 +415,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.csv");
         std::fs::write(&p, "legacy_id,name\n1,a\n").unwrap();
-        let err = CsvSource::open(&p, &cols(&["legacy_id", "email"]))
+        let err = CsvSource::open(&p, &cols(&["legacy_id", "email"]), Dialect::default())
             .err()
             .unwrap()
             .to_string();
@@ -370,7 +430,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.csv");
         std::fs::write(&p, b"id,name\n1,a,extra\n2,J\xF6rg\n").unwrap();
-        let mut s = CsvSource::open(&p, &cols(&["id", "name"])).unwrap();
+        let mut s = CsvSource::open(&p, &cols(&["id", "name"]), Dialect::default()).unwrap();
         let r = s.next_row().unwrap().unwrap();
         assert!(matches!(s.decode(&r), Decoded::Malformed(_)));
         let r = s.next_row().unwrap().unwrap();

@@ -1,1 +1,2 @@
 pub mod csv;
+pub mod csv_records;

@@ -17,7 +17,7 @@ use crate::control::{Command, SignOff, Skip};
 use crate::db::admin::{self, Backup, Freeze};
 use crate::db::{Db, display_env};
 use crate::engine::pipeline::{BatchObserver, EntityJob, ResumeFrom, Retry, run_entity};
-use crate::engine::rules::Compiled;
+use crate::engine::rules::{Compiled, ScopeKeys};
 use crate::journal::Journal;
 use crate::journal::events::*;
 use crate::reconcile::{EntityEvidence, run_checks};
@@ -1267,7 +1267,17 @@ impl Executor {
                     .unwrap_or_default()
             })
             .collect();
+        let scoped_by: HashSet<String> = plan
+            .order
+            .iter()
+            .flat_map(|n| {
+                Compiled::new(n, &plan.rb.entities[n], &plan.rb.entities)
+                    .map(|c| c.scope_references())
+                    .unwrap_or_default()
+            })
+            .collect();
         let mut keys: HashMap<String, Arc<HashSet<String>>> = HashMap::new();
+        let mut scope_keys: HashMap<String, Arc<ScopeKeys>> = HashMap::new();
         let mut lines = Vec::new();
         let phase_dir = match phase {
             Phase::DryRun => "dry_run",
@@ -1279,10 +1289,16 @@ impl Executor {
                 return Err(stop);
             }
             let e = &plan.rb.entities[n];
-            let rules = Arc::new(Compiled::new(n, e, &plan.rb.entities)?);
             let f = files
                 .get(n)
                 .with_context(|| format!("the extract has no file for {n}"))?;
+            let mut compiled = Compiled::new(n, e, &plan.rb.entities)?;
+            // A file cutover extracted from the legacy database quotes its line breaks
+            // itself: read them as values (`multiline` guards files handed over).
+            if Path::new(&f.path).starts_with(self.run_dir.join("extract")) {
+                compiled.dialect.multiline = true;
+            }
+            let rules = Arc::new(compiled);
             let job = EntityJob {
                 phase,
                 refs: rules
@@ -1305,6 +1321,12 @@ impl Executor {
                 batch_size: plan.rb.settings.batch_size,
                 retry: crate::engine::retry::RetryPolicy::from_settings(&plan.rb.settings),
                 keep_valid_keys: referenced.contains(n),
+                scope_refs: rules
+                    .scope_references()
+                    .iter()
+                    .filter_map(|r| scope_keys.get(r).map(|k| (r.clone(), k.clone())))
+                    .collect(),
+                keep_scope_keys: scoped_by.contains(n),
                 sum_fields: plan
                     .rb
                     .checks
@@ -1375,6 +1397,9 @@ impl Executor {
             ));
             if let Some(k) = res.valid_keys {
                 keys.insert(n.clone(), Arc::new(k));
+            }
+            if let Some(k) = res.scope_keys {
+                scope_keys.insert(n.clone(), Arc::new(k));
             }
             self.emit(Event::EntityFinished {
                 phase,

@@ -94,6 +94,8 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
     let mut dirty = true;
     let mut urgent = true;
     let mut drawn_at = tokio::time::Instant::now();
+    // SIGTERM / SIGHUP end the run as a confirmed quit does; Ctrl-C is a key here and asks.
+    let mut signals = crate::signals::StopSignals::without_interrupt();
 
     loop {
         if let Some(request) = app.rejects.wanted_window() {
@@ -158,6 +160,10 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
                 }
                 None => logs = None,
             },
+            _ = signals.next() => {
+                actions.push(Action::Interrupt);
+                urgent = true;
+            }
             Some(a) = back_rx.recv() => actions.push(a),
             Some(msg) = store_rx.recv() => actions.push(store.receive(msg)),
             _ = tick.tick() => {

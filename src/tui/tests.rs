@@ -519,3 +519,26 @@ fn rollback_sent_160x48() {
     assert_eq!(update(&mut app, Action::ConfirmRollback).len(), 1);
     insta::assert_snapshot!(screen(&app, 160, 48));
 }
+
+/// Ctrl-C mid-load asks before it aborts: the footer's question, nothing sent yet.
+fn ctrl_c_asked() -> App {
+    let mut app = mid_load(Tab::Rejects);
+    let a = crate::app::keymap::action_for(
+        &app,
+        ratatui::crossterm::event::KeyCode::Char('c'),
+        ratatui::crossterm::event::KeyModifiers::CONTROL,
+    )
+    .unwrap();
+    assert!(update(&mut app, a).is_empty());
+    app
+}
+
+#[test]
+fn ctrl_c_asks_before_abort_80x24() {
+    insta::assert_snapshot!(screen(&ctrl_c_asked(), 80, 24));
+}
+
+#[test]
+fn ctrl_c_asks_before_abort_160x48() {
+    insta::assert_snapshot!(screen(&ctrl_c_asked(), 160, 48));
+}

@@ -16,7 +16,8 @@ import tms_oracle  # noqa: E402
 CUSTOMERS = [
     "legacy_id,name,email,phone,city,created,credit_limit,status",  # 1
     "C1,Alpha,ALPHA@Example.com,,Berlin,2020-01-31,100.50,A",  # 2 valid (upper-case email)
-    'C2,"Beta,\r\nInc",beta@example.com,,,15/03/2021,0, a ',  # 3-4 valid (status " a ")
+    'C2,"Beta, Inc",beta@example.com,,,15/03/2021,0, a ',  # 3 valid (status " a ")
+    "",  # 4 blank physical line (customers' values hold no line breaks: no multiline)
     "C3,Gamma,gamma@example,,,2020-01-01,10,A",  # 5 email.format
     "C3,Gamma2,g2@example.com,,,2020-01-01,10,A",  # 6 duplicate of a rejected first
     "C4,Delta,d@example.com,,,2020-01-01,10,I",  # 7 out of scope
@@ -28,6 +29,7 @@ CUSTOMERS = [
     "C7,Zeta,z@example.com,,,,1.234,56,A",  # 13 nine fields: field_count
     'C8,Theta,"a b@example.com",,,2020-01-01,abc,X',  # 14 out of scope (dirty, not rejected)
     "C9,Iota,t@example.com,,,29/02/2024,,A",  # 15 credit_limit.missing
+    "C10,Shifted,s@example.com,,2020-01-01,10,A,Berlin",  # 16 shifted: status Berlin, scope
 ]
 
 VEHICLES = [
@@ -50,6 +52,7 @@ DRIVERS = [
     "D3,C,L3,01/05/2025,active",  # 7 duplicate
     "D4,D,L4,,active",  # 8 missing expiry
     "D5,E,L5,29/02/2028,Active",  # 9 valid
+    "D6,F,L6,2030-01-01,retired",  # 10 status outside the declared domain: scope
 ]
 
 INVOICES = [
@@ -68,6 +71,7 @@ INVOICES = [
     ",C1,,EUR,1,0,1,1,open",  # 13 required -> 1 / 1
     "I10,C1,,EUR,abc,,,,open",  # 14 decimal, 3 missing, no sums
     "I11,C1,,EUR,1,0,1",  # 15 field_count, no sums
+    "I12,C1,,EUR,5,0,5,5,closed",  # 16 state outside the declared domain: scope -> 5 / 5
 ]
 
 
@@ -96,10 +100,10 @@ class OracleTest(unittest.TestCase):
         self.assertEqual(
             self.report["entities"],
             {
-                "customers": {"in_file": 13, "in_scope": 11, "valid": 3, "rejected": 8},
+                "customers": {"in_file": 14, "in_scope": 12, "valid": 3, "rejected": 9},
                 "vehicles": {"in_file": 6, "in_scope": 6, "valid": 2, "rejected": 4},
-                "drivers": {"in_file": 7, "in_scope": 6, "valid": 2, "rejected": 4},
-                "open_invoices": {"in_file": 14, "in_scope": 12, "valid": 4, "rejected": 8},
+                "drivers": {"in_file": 8, "in_scope": 7, "valid": 2, "rejected": 5},
+                "open_invoices": {"in_file": 15, "in_scope": 13, "valid": 4, "rejected": 9},
             },
         )
 
@@ -107,10 +111,10 @@ class OracleTest(unittest.TestCase):
         self.assertEqual(
             self.report["rejected_lines"],
             {
-                "customers": [5, 6, 9, 10, 11, 12, 13, 15],
+                "customers": [5, 6, 9, 10, 11, 12, 13, 15, 16],
                 "vehicles": [4, 5, 6, 7],
-                "drivers": [4, 6, 7, 8],
-                "open_invoices": [4, 8, 9, 10, 11, 13, 14, 15],
+                "drivers": [4, 6, 7, 8, 10],
+                "open_invoices": [4, 8, 9, 10, 11, 13, 14, 15, 16],
             },
         )
 
@@ -120,13 +124,25 @@ class OracleTest(unittest.TestCase):
             {
                 "valid_total": "132.00",
                 "valid_residual": "127.50",
-                "rejected_total": "1360.565",
-                "rejected_residual": "1368.56",
+                "rejected_total": "1365.565",
+                "rejected_residual": "1373.56",
             },
         )
         self.assertEqual(
             self.report["invoice_partner"], {"I1": "C1", "I2": "C2", "I4": "C4", "I5": "C1"}
         )
+
+    def test_a_quote_open_at_the_end_of_its_line_costs_only_that_line(self):
+        # Without multiline: line 2 is malformed, line 3 (the rest of the value) too,
+        # line 4 is a record of its own; CR-only line ends count as lines.
+        lines = tms_oracle.physical_lines('h\r2,"a\rb",x\r\n4,y')
+        self.assertEqual(lines, ["h", '2,"a', 'b",x', "4,y"])
+        self.assertEqual(
+            [tms_oracle.split_line(x) for x in lines[1:]], [None, None, ["4", "y"]]
+        )
+        for bad in ['"a"b', '12" pipe', '"a \\"b\\""', '"C:\\dir\\"']:
+            self.assertIsNone(tms_oracle.split_line(bad), bad)
+        self.assertEqual(tms_oracle.split_line('"a,""b""",,""'), ['a,"b"', "", ""])
 
     def test_rule_counts(self):
         r = self.rules
@@ -145,6 +161,9 @@ class OracleTest(unittest.TestCase):
         self.assertEqual(r["open_invoices.amount_untaxed.scale"], 1)
         self.assertEqual(r["open_invoices.amount_untaxed.decimal"], 2)
         self.assertEqual(r["open_invoices.amount_tax.missing"], 1)
+        self.assertEqual(r["customers.status.scope"], 1)
+        self.assertEqual(r["drivers.status.scope"], 1)
+        self.assertEqual(r["open_invoices.state.scope"], 1)
 
     def test_cli_explain(self):
         out = subprocess.run(

@@ -46,17 +46,107 @@ decimal.getcontext().prec = 80
 decimal.getcontext().traps[decimal.Inexact] = True
 
 
+# Scope domains as the shipped runbooks declare them: (in scope, declared out of scope,
+# case-insensitive). A value in neither is rejected for its scope, and the row's other
+# rules are not looked at (nor is it a first occurrence for uniqueness).
+SCOPE = {
+    "customers": ("status", {"a"}, {"i", "x", ""}, True),
+    "drivers": ("status", {"active"}, {"inactive", "suspended", ""}, True),
+    "open_invoices": ("state", {"open", "partial"}, {"paid", "draft", "cancel", "Open"}, False),
+}
+
+
+def scope_of(entity, f):
+    field, inside, outside, ci = SCOPE[entity]
+    v = f[field].lower() if ci else f[field]
+    if v in inside:
+        return "in"
+    if v in outside:
+        return "out"
+    return "reject"
+
+
 class OracleError(Exception):
     pass
 
 
-def read_records(path, entity):
-    """Yield (start_line, fields_by_name or None when the field count is wrong).
+# Entities whose quoted values may hold line breaks (`multiline = true` in the runbook).
+MULTILINE = {"vehicles"}
 
-    start_line is the physical line where the record starts: header is line 1; a quoted
-    line break inside a record moves the next record's start down accordingly.
+
+def physical_lines(text):
+    """Split text into physical lines: \n, \r\n and a lone \r each end one."""
+    return re.split(r"\r\n|\r|\n", text)
+
+
+def split_line(line):
+    """One physical line as strict CSV fields, or None when it is malformed: a quote left
+    open at the end of the line, text after a closing quote, a quote inside an unquoted
+    value, or a backslash right before a quote inside a quoted value."""
+    fields, i, n = [], 0, len(line)
+    while True:
+        if i < n and line[i] == '"':
+            i += 1
+            start = i
+            parts = []
+            while True:
+                j = line.find('"', i)
+                if j < 0:
+                    return None
+                parts.append(line[i:j])
+                if line[j + 1:j + 2] == '"':
+                    parts.append('"')
+                    i = j + 2
+                    continue
+                i = j + 1
+                break
+            value = "".join(parts)
+            # a backslash right before a quote (the closing one or a doubled one)
+            if '\\"' in line[start:i]:
+                return None
+            if i < n and line[i] != ",":
+                return None
+        else:
+            j = line.find(",", i)
+            j = n if j < 0 else j
+            value = line[i:j]
+            if '"' in value:
+                return None
+            i = j
+        fields.append(value)
+        if i >= n:
+            return fields
+        i += 1  # the comma
+
+
+def read_records(path, entity):
+    """Yield (start_line, fields_by_name or None when the record is malformed).
+
+    start_line is the physical line where the record starts: header is line 1. For an
+    entity without multi-line values every physical line is one record (blank lines are
+    skipped), so a stray quote costs only its own line. For the others, Python's csv
+    module reads records, and a quoted line break moves the next record's start down.
     """
     with open(path, encoding="utf-8-sig", newline="") as f:
+        if entity not in MULTILINE:
+            lines = physical_lines(f.read())
+            header = split_line(lines[0]) if lines and lines[0] else None
+            if header is None:
+                return
+            header = [h.strip() for h in header]
+            missing = [c for c in COLUMNS[entity] if c not in header]
+            if missing:
+                raise OracleError(f"{path}: header lacks {missing}")
+            index = {c: header.index(c) for c in COLUMNS[entity]}
+            for no, line in enumerate(lines[1:], start=2):
+                if not line:
+                    continue
+                rec = split_line(line)
+                if rec is None or len(rec) != len(header):
+                    yield no, None
+                    continue
+                yield no, {c: rec[i].strip() for c, i in index.items()}
+            return
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
@@ -169,9 +259,13 @@ def run_customers(path):
             ent.in_scope += 1
             ent.reject(line, ["record.field_count"])
             continue
-        if f["status"].lower() != "a":
+        scope = scope_of("customers", f)
+        if scope == "out":
             continue
         ent.in_scope += 1
+        if scope == "reject":
+            ent.reject(line, ["status.scope"])
+            continue
         reasons = []
         check_key(reasons, "legacy_id", f["legacy_id"], seen)
         if f["name"] == "":
@@ -222,9 +316,13 @@ def run_drivers(path):
             ent.in_scope += 1
             ent.reject(line, ["record.field_count"])
             continue
-        if f["status"].lower() != "active":
+        scope = scope_of("drivers", f)
+        if scope == "out":
             continue
         ent.in_scope += 1
+        if scope == "reject":
+            ent.reject(line, ["status.scope"])
+            continue
         reasons = []
         check_key(reasons, "legacy_id", f["legacy_id"], seen)
         if f["license_no"] == "":
@@ -254,9 +352,19 @@ def run_invoices(path, valid_customers):
             ent.in_scope += 1
             ent.reject(line, ["record.field_count"])
             continue
-        if f["state"] not in ("open", "partial"):
+        scope = scope_of("open_invoices", f)
+        if scope == "out":
             continue
         ent.in_scope += 1
+        if scope == "reject":
+            ent.reject(line, ["state.scope"])
+            add("rejected", "amount_total", decimal_or_none(f["amount_total"]), f["currency"])
+            add("rejected", "amount_residual", decimal_or_none(f["amount_residual"]), f["currency"])
+            for a, k in (("amount_total", "rejected_total"), ("amount_residual", "rejected_residual")):
+                d = decimal_or_none(f[a])
+                if d is not None:
+                    sums[k] += d
+            continue
         reasons = []
         check_key(reasons, "invoice_no", f["invoice_no"], seen)
         if f["customer_id"] not in valid_customers:
@@ -289,6 +397,11 @@ def run_invoices(path, valid_customers):
             add("valid", "amount_residual", residual, f["currency"])
             partner[f["invoice_no"]] = f["customer_id"]
     return ent, sums, by_cur, partner
+
+
+def decimal_or_none(value):
+    """A rejected row's amount as the sums count it: any strict decimal, whatever its scale."""
+    return Decimal(value) if DECIMAL_RE.fullmatch(value) else None
 
 
 def fmt_money(d):

@@ -52,12 +52,12 @@ fn one(c: &Compiled, row: &[&str]) -> Vec<String> {
 #[test]
 fn scope_is_trimmed_and_case_insensitive_when_asked() {
     let (_, c) = entity(&format!(
-        "{BASE}columns=['k','status']\nkey='k'\nscope=[{{field='status', in=['A'], case_insensitive=true}}]\nmap={{k='k'}}"
+        "{BASE}columns=['k','status']\nkey='k'\nscope=[{{field='status', in=['A'], out=['I'], case_insensitive=true}}]\nmap={{k='k'}}"
     ));
     assert_eq!(one(&c, &["1", " a "]), ["valid"]);
     assert_eq!(one(&c, &["1", "I"]), ["out"]);
     let (_, c) = entity(&format!(
-        "{BASE}columns=['k','state']\nkey='k'\nscope=[{{field='state', in=['open','partial']}}]\nmap={{k='k'}}"
+        "{BASE}columns=['k','state']\nkey='k'\nscope=[{{field='state', in=['open','partial'], out=['OPEN', 'paid']}}]\nmap={{k='k'}}"
     ));
     assert_eq!(one(&c, &["1", " partial"]), ["valid"]);
     assert_eq!(one(&c, &["1", "OPEN"]), ["out"]);
@@ -76,7 +76,7 @@ fn required_field() {
 #[test]
 fn unique_keeps_first_in_scope_even_if_first_was_rejected() {
     let (_, c) = entity(&format!(
-        "{BASE}columns=['k','name','status']\nkey='k'\nscope=[{{field='status', in=['A']}}]\nvalidate=[{{rule='required', field='name'}},{{rule='unique', field='k'}}]\nmap={{k='k'}}"
+        "{BASE}columns=['k','name','status']\nkey='k'\nscope=[{{field='status', in=['A'], out=['I']}}]\nvalidate=[{{rule='required', field='name'}},{{rule='unique', field='k'}}]\nmap={{k='k'}}"
     ));
     let v = run(
         &c,
@@ -335,3 +335,5 @@ mod props {
         }
     }
 }
+
+mod real_schemas;
