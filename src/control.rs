@@ -20,6 +20,9 @@ pub enum Command {
     /// Run the rollback plan at the next safe point; the operator confirmed it by typing
     /// the production database's name.
     Rollback { reason: String },
+    /// After the NO-GO that follows, keep the legacy frozen (to fix data and rehearse
+    /// again) instead of reopening it; the reason is journaled.
+    HoldFreeze { reason: String },
     /// Skip a step not yet started: who asked and why, journaled before the run moves on.
     Skip {
         step: String,

@@ -259,6 +259,17 @@ pub fn describe(ev: &Event) -> Option<(String, Tone)> {
             let (g, w, tone) = decision_glyph_word(*decision);
             (format!("{g} Gate {gate} decided: {w}"), tone)
         }
+        Event::ProductionClosed { env, acl, .. } => (
+            format!("■ Production {env} closed to its users (privileges before: {acl})"),
+            Neutral,
+        ),
+        Event::EnvReopened { env, message, .. } => {
+            (format!("✓ {env} reopened to its users: {message}"), Good)
+        }
+        Event::FreezeHeld { env, reason } => (
+            format!("■ Legacy {env} kept frozen after the NO-GO: {reason}"),
+            Warn,
+        ),
         Event::RollbackStarted { reason } => (format!("↺ Rollback started: {reason}"), Warn),
         Event::RollbackFinished { ok, message } => {
             if *ok {

@@ -8,8 +8,9 @@
 //! - `kind`: an event kind as journaled (`batch_committed`, `step_finished`, …);
 //! - `qualifier`: a phase (`load`, `dry_run`), step id, entity or gate the event names;
 //! - `n`: which match, from 1 (default 1);
-//! - `action`: `kill` (SIGKILL to this process: no cleanup, like a power cut) or
-//!   `pause=<duration>` (e.g. `pause=3s`).
+//! - `action`: `kill` (SIGKILL to this process: no cleanup, like a power cut),
+//!   `pause=<duration>` (e.g. `pause=3s`) or `fail` (the journal write fails, so the step
+//!   that makes it fails the way a lost database or a full disk would).
 
 use std::sync::Mutex;
 use std::sync::OnceLock;
@@ -31,13 +32,14 @@ pub struct Fault {
 enum Action {
     Kill,
     Pause(Duration),
+    Fail,
 }
 
 impl Fault {
     pub fn parse(s: &str) -> Result<Fault, String> {
         let bad = || {
             format!(
-                "CUTOVER_FAULT '{s}': expected <after|before>:<kind>[.<qualifier>][#<n>]:<kill|pause=DURATION>"
+                "CUTOVER_FAULT '{s}': expected <after|before>:<kind>[.<qualifier>][#<n>]:<kill|fail|pause=DURATION>"
             )
         };
         let mut parts = s.splitn(3, ':');
@@ -60,6 +62,7 @@ impl Fault {
         };
         let action = match action.split_once('=') {
             None if action == "kill" => Action::Kill,
+            None if action == "fail" => Action::Fail,
             Some(("pause", d)) => Action::Pause(parse_duration(d).ok_or_else(bad)?),
             _ => return Err(bad()),
         };
@@ -102,7 +105,11 @@ fn qualifiers(e: &Event) -> Vec<String> {
         Event::GateOpened { gate, .. }
         | Event::SignOffRecorded { gate, .. }
         | Event::GateDecided { gate, .. } => vec![gate.clone()],
-        Event::BackupTaken { env, .. } | Event::FreezeApplied { env, .. } => vec![env.clone()],
+        Event::BackupTaken { env, .. }
+        | Event::FreezeApplied { env, .. }
+        | Event::ProductionClosed { env, .. }
+        | Event::EnvReopened { env, .. }
+        | Event::FreezeHeld { env, .. } => vec![env.clone()],
         _ => vec![],
     }
 }
@@ -127,17 +134,17 @@ fn armed() -> &'static Option<Mutex<Armed>> {
     })
 }
 
-/// Called by the executor around every journal append.
-pub async fn at(before: bool, e: &Event) {
-    let Some(m) = armed() else { return };
+/// Called by the executor around every journal append; `Err` is an injected failure.
+pub async fn at(before: bool, e: &Event) -> anyhow::Result<()> {
+    let Some(m) = armed() else { return Ok(()) };
     let action = {
         let mut a = m.lock().unwrap_or_else(|p| p.into_inner());
         if a.fault.before != before || !a.fault.matches(e) {
-            return;
+            return Ok(());
         }
         a.seen += 1;
         if a.seen != a.fault.nth {
-            return;
+            return Ok(());
         }
         a.fault.action.clone()
     };
@@ -153,7 +160,16 @@ pub async fn at(before: bool, e: &Event) {
             }
         }
         Action::Pause(d) => tokio::time::sleep(d).await,
+        Action::Fail => {
+            tracing::warn!("CUTOVER_FAULT: failing at {}", e.kind());
+            anyhow::bail!(
+                "injected failure (CUTOVER_FAULT) {} {}",
+                if before { "before" } else { "after" },
+                e.kind()
+            );
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -194,6 +210,10 @@ mod tests {
             message: String::new(),
             duration_ms: 0
         }));
+        assert_eq!(
+            Fault::parse("before:backup_taken:fail").unwrap().action,
+            Action::Fail
+        );
         for bad in ["kill", "after:x:explode", "during:x:kill", "after:x#y:kill"] {
             assert!(Fault::parse(bad).is_err(), "{bad}");
         }

@@ -23,8 +23,8 @@ Exit codes:
   2    invalid input (bad flags, invalid runbook, bad --var or --sign-off)
   3    reconciliation failed (a validate or verify check failed)
   4    waiting at a gate (not enough GO sign-offs given)
-  5    NO-GO recorded at a gate
-  6    rolled back (production restored from the backup and verified)
+  5    NO-GO recorded at a gate (the legacy is reopened unless --hold-freeze)
+  6    rolled back (production restored from the backup and verified, or never loaded)
   7    the cutover window ran out (headless): `cutover rollback`, or `cutover run` to go on
   8    another process drives this runbook's run (refused), or took it over (this one stopped)
   9    `journal verify --expect-head`: the journal does not reach the expected head
@@ -151,6 +151,10 @@ struct CommonRun {
     /// Folder for run artifacts (extract, rejects, summary). Default: runs/ beside the journal.
     #[arg(long, env = "CUTOVER_ARTIFACTS")]
     artifacts: Option<PathBuf>,
+    /// After a NO-GO, keep the legacy frozen (to fix its data and rehearse again) instead
+    /// of reopening it; the reason is journaled. `cutover rollback` reopens it later.
+    #[arg(long, value_name = "REASON")]
+    hold_freeze: Option<String>,
     /// `run` only: start a new run even though the newest one is unfinished (refused while
     /// that run's load is in production and not rolled back).
     #[arg(long)]
@@ -560,8 +564,16 @@ async fn execute(
         progress: prog_tx,
         commands: cmd_rx,
     };
+    if c.hold_freeze
+        .as_deref()
+        .is_some_and(|r| r.trim().is_empty())
+    {
+        eprintln!("error: --hold-freeze needs a reason; it is journaled with the NO-GO");
+        return Ok(exit::INVALID);
+    }
     let opts = RunOptions {
         mode,
+        hold_freeze: c.hold_freeze.clone(),
         until: c.until.clone(),
         sign_offs,
         interactive: !headless,
@@ -775,7 +787,7 @@ async fn unfinished_run(
     plan: &Plan,
     fresh: bool,
 ) -> Result<Result<Option<Vec<cutover::journal::events::Record>>, String>> {
-    use cutover::journal::events::{Event, Outcome};
+    use cutover::journal::events::Event;
     use cutover::steps::{RunState, latest_run, production_touched, run_state};
     let Some(records) = latest_run(journal, plan).await? else {
         return Ok(Ok(None));
@@ -794,17 +806,50 @@ async fn unfinished_run(
              without --fresh) or roll it back first (`cutover rollback`)"
         )));
     }
-    journal
-        .append(
-            &run_id,
-            &Event::RunFinished {
-                outcome: Outcome::Failed,
-                exit_code: exit::FAILURE,
-                message: "abandoned: a new run was started with --fresh".into(),
-            },
-        )
+    // Its rollback plan runs first: what it closed and froze is given back.
+    let (prog_tx, _prog_rx) = watch::channel(Vec::new());
+    let (_cmd_tx, cmd_rx) = mpsc::channel(1);
+    let old = match Executor::adopt(
+        plan.clone(),
+        journal.clone(),
+        Channels {
+            records: None,
+            progress: prog_tx,
+            commands: cmd_rx,
+        },
+        RunOptions {
+            mode: RunMode::Run,
+            until: None,
+            sign_offs: Vec::new(),
+            interactive: false,
+            artifacts: None,
+            on_window_exceeded: cutover::steps::OnWindowExceeded::Continue,
+            skips: Vec::new(),
+            hold_freeze: None,
+        },
+        records,
+    ) {
+        Ok(e) => e,
+        Err(refused) => return Ok(Err(refused.to_string())),
+    };
+    let fin = old
+        .abandon_now("abandoned: a new run was started with --fresh")
         .await?;
-    eprintln!("run {run_id} abandoned (--fresh); starting a new run");
+    debug_assert_eq!(fin.run_id, run_id);
+    let ended = journal.run_records(&run_id).await?;
+    if let Some(Event::RunFinished { message, .. }) = ended.last().map(|r| &r.event) {
+        eprintln!("run {run_id} {message}");
+    }
+    if ended
+        .iter()
+        .any(|r| matches!(&r.event, Event::RollbackFinished { ok: false, .. }))
+    {
+        return Ok(Err(format!(
+            "run {run_id} was abandoned but its rollback plan failed (see above); put \
+             production and the legacy back by hand, or run `cutover rollback`, before a new run"
+        )));
+    }
+    eprintln!("starting a new run");
     Ok(Ok(None))
 }
 
@@ -854,6 +899,29 @@ async fn rollback(
     let j = lease.journal();
     // Read again under the lease: the holder that just ended may have written more.
     let records = j.run_records(&run_id).await?;
+    // A variable left out now that the run had set (e.g. legacy_url) would make the
+    // rollback miss that environment: the run's own value is taken, and said so.
+    let mut plan = plan;
+    if let Some(cutover::journal::events::Event::RunStarted { vars: then, .. }) =
+        records.first().map(|r| &r.event)
+    {
+        let missing: Vec<String> = then
+            .iter()
+            .filter(|(k, v)| !v.is_empty() && plan.vars.get(*k).is_some_and(|now| now.is_empty()))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !missing.is_empty() {
+            eprintln!(
+                "using the run's own {} (not given with --var)",
+                missing.join(", ")
+            );
+            let all: Vec<String> = vars.iter().cloned().chain(missing).collect();
+            let Some(p) = load_plan(runbook, &all)? else {
+                return Ok(exit::INVALID);
+            };
+            plan = p;
+        }
+    }
     match run_state(&records) {
         RunState::Ended(cutover::journal::events::Outcome::RolledBack) => {
             eprintln!("run {run_id} is already rolled back");
@@ -889,6 +957,7 @@ async fn rollback(
             artifacts: None,
             on_window_exceeded: cutover::steps::OnWindowExceeded::Continue,
             skips: Vec::new(),
+            hold_freeze: None,
         },
         records,
     ) {

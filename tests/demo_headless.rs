@@ -36,11 +36,14 @@ fn headless_demo_completes_and_the_frozen_legacy_refuses_writes() {
         );
         assert!(std::path::Path::new(f["path"].as_str().unwrap()).exists());
     }
-    // Freeze: the watermark is the legacy row counts, and every write is refused.
-    assert_eq!(
-        j["freeze"]["watermark"]["customers"].as_str().unwrap(),
+    // Freeze: the watermark is each legacy table's rows and content checksum, and every
+    // write is refused.
+    let wm = j["freeze"]["watermark"]["customers"].as_str().unwrap();
+    let rows = format!(
+        "rows={} sha256=",
         sqlite(&legacy, "SELECT COUNT(*) FROM customers")
     );
+    assert!(wm.starts_with(&rows) && wm.len() == rows.len() + 64, "{wm}");
     for sql in [
         "INSERT INTO customers (legacy_id, name) VALUES ('NEW', 'written after freeze')",
         "UPDATE open_invoices SET amount_total = '0'",

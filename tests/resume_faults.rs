@@ -558,6 +558,7 @@ fn the_consoles_rollback_command_at_the_gate_runs_the_rollback_plan() {
                 artifacts: None,
                 on_window_exceeded: OnWindowExceeded::Ask,
                 skips: vec![],
+                hold_freeze: None,
             },
         );
         let run = tokio::spawn(exec.run());

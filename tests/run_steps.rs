@@ -555,6 +555,7 @@ fn the_consoles_skip_command_is_taken_when_the_run_reaches_the_step() {
                 artifacts: None,
                 on_window_exceeded: OnWindowExceeded::Ask,
                 skips: vec![],
+                hold_freeze: None,
             },
         );
         let run = tokio::spawn(exec.run());

@@ -483,12 +483,19 @@ fn postgres_legacy_freeze_refuses_writes_and_a_broken_freeze_stops_the_load() {
         &["run", "--fresh", "--json", GO[0], GO[1], GO[2], GO[3]],
         &runbook,
     );
-    ok(&out, 1);
+    // Caught before the load: the rollback plan runs (exit 6) and reopens the legacy.
+    ok(&out, 6);
     assert!(
         stderr(&out).contains("changed after the freeze"),
         "{}",
         stderr(&out)
     );
+    let write = as_pg_user(
+        &site.legacy_user,
+        &site.legacy.name,
+        "INSERT INTO customers (legacy_id) VALUES ('REOPENED')",
+    );
+    assert!(write.status.success(), "{}", stderr(&write));
     // The load never started: production has no table of the cutover's.
     assert_eq!(
         site.production.exec(

@@ -60,6 +60,9 @@ pub struct GateDialog {
     /// What must be typed in `database` for a GO: set when the gate lets a load into
     /// production, `None` otherwise (the field is then not shown or visited).
     pub confirm_name: Option<String>,
+    /// With a NO-GO: keep the legacy frozen (to fix data and rehearse again) instead of
+    /// reopening it; the comment is journaled as the reason.
+    pub hold_freeze: bool,
     /// Why the last submit was refused.
     pub error: Option<String>,
 }

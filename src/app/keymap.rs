@@ -330,6 +330,12 @@ pub static KEYMAP: &[Binding] = &[
         help: "choose NO-GO",
     },
     Binding {
+        keys: &[(Char('h'), N)],
+        context: K::DialogDecision,
+        action: Action::ToggleHoldFreeze,
+        help: "hold the freeze (NO-GO)",
+    },
+    Binding {
         keys: &[(Enter, N)],
         context: K::RollbackDialog,
         action: Action::ConfirmRollback,

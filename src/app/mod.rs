@@ -103,6 +103,8 @@ pub enum Action {
     DialogInput(InputRequest),
     ChooseDecision(Decision),
     ToggleDecision,
+    /// With a NO-GO: hold the legacy's freeze instead of reopening it.
+    ToggleHoldFreeze,
     SubmitSignOff,
     /// `R`: open the manual rollback dialog (any time before the run finishes).
     OpenRollbackDialog,
@@ -688,6 +690,9 @@ impl App {
             Event::BackupTaken { .. }
             | Event::FreezeApplied { .. }
             | Event::CommandRan { .. }
+            | Event::ProductionClosed { .. }
+            | Event::EnvReopened { .. }
+            | Event::FreezeHeld { .. }
             | Event::ExtractRecorded { .. }
             | Event::RetryScheduled { .. }
             | Event::RunResumed { .. }
@@ -825,6 +830,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             app.dialog.error = None;
         }
         Action::ToggleDecision => app.dialog.toggle_decision(),
+        Action::ToggleHoldFreeze => app.dialog.hold_freeze = !app.dialog.hold_freeze,
         Action::SubmitSignOff => {
             if !app.dialog_visible() {
                 return vec![];
@@ -838,9 +844,18 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                     "Sign-off sent: {g} {w} by {} ({}); waiting for the journal",
                     signoff.name, signoff.role
                 ));
+                let hold =
+                    (signoff.decision == Decision::NoGo && app.dialog.hold_freeze).then(|| {
+                        Effect::Send(Command::HoldFreeze {
+                            reason: signoff.comment.clone(),
+                        })
+                    });
                 // Stay open, cleared, for the next approver; GateDecided closes it.
                 app.dialog.clear();
-                return vec![Effect::Send(Command::SignOff(signoff))];
+                return hold
+                    .into_iter()
+                    .chain([Effect::Send(Command::SignOff(signoff))])
+                    .collect();
             }
         }
         Action::OpenRollbackDialog => match app.rollback_refusal() {

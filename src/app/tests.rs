@@ -1339,3 +1339,37 @@ fn no_skip_before_the_run_while_rolling_back_or_after_the_end() {
     assert!(!app.skip_dialog_visible());
     assert!(update(&mut app, Action::SubmitSkip).is_empty());
 }
+
+#[test]
+fn a_no_go_may_hold_the_legacy_freeze_with_its_reason() {
+    let sent = |hold: bool| {
+        let mut app = app_at_gate();
+        type_text(&mut app, "Ada");
+        update(&mut app, Action::DialogNextField);
+        type_text(&mut app, "migration_lead");
+        update(&mut app, Action::DialogNextField);
+        type_text(&mut app, "credit limits wrong; fix and rehearse");
+        update(&mut app, Action::ChooseDecision(Decision::NoGo));
+        if hold {
+            update(&mut app, Action::ToggleHoldFreeze);
+        }
+        update(&mut app, Action::SubmitSignOff)
+    };
+    // The hold goes first, with the NO-GO's reason, so the engine has it at the NO-GO.
+    let fx = sent(true);
+    let [
+        Effect::Send(Command::HoldFreeze { reason }),
+        Effect::Send(Command::SignOff(s)),
+    ] = fx.as_slice()
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(reason, "credit limits wrong; fix and rehearse");
+    assert_eq!(s.decision, Decision::NoGo);
+    // Without it, only the sign-off: the legacy is reopened.
+    let fx = sent(false);
+    assert!(
+        matches!(fx.as_slice(), [Effect::Send(Command::SignOff(_))]),
+        "{fx:?}"
+    );
+}

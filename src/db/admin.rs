@@ -215,6 +215,36 @@ pub async fn reopen(env: &ResolvedEnv, tables: &[String], freeze: &Freeze) -> Re
     }
 }
 
+/// Who could use production before it was closed: what a reopen gives back, exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Privileges {
+    /// As the server shows them (PostgreSQL: the database ACL; MariaDB: each account's
+    /// lock state), for people and the journal.
+    pub acl: String,
+    /// PostgreSQL: `PUBLIC` or an app role → `CONNECT` (or `CONNECT WITH GRANT OPTION`),
+    /// only those that held it; MariaDB: account → `unlocked` or `locked`.
+    pub held: BTreeMap<String, String>,
+}
+
+/// Snapshot of what `close_to_users` is about to take away (taken before it, journaled).
+pub async fn users_privileges(env: &ResolvedEnv) -> Result<Privileges> {
+    if env.app_users.is_empty() {
+        return Ok(Privileges {
+            acl: "no app_users: nothing is closed".into(),
+            ..Privileges::default()
+        });
+    }
+    match dialect(env)? {
+        Dialect::Sqlite => Ok(Privileges {
+            acl: "SQLite has no user accounts".into(),
+            ..Privileges::default()
+        }),
+        Dialect::Postgres => pg_admin::connect_privileges(env).await,
+        Dialect::MySql => mysql_admin::lock_states(env).await,
+    }
+    .with_context(|| format!("reading who may use {} before closing it", env.name))
+}
+
 /// Keep the application's users out of production until unfreeze.
 pub async fn close_to_users(env: &ResolvedEnv) -> Result<String> {
     if env.app_users.is_empty() {
@@ -233,18 +263,22 @@ pub async fn close_to_users(env: &ResolvedEnv) -> Result<String> {
     }
 }
 
-/// Let the application's users back in.
-pub async fn open_to_users(env: &ResolvedEnv) -> Result<String> {
+/// Let the application's users back in: exactly those who could get in before the close
+/// (`before`, the journaled snapshot); without one (a journal from an older version), the
+/// app roles get `CONNECT` / the app accounts are unlocked.
+pub async fn open_to_users(env: &ResolvedEnv, before: Option<&Privileges>) -> Result<String> {
     if env.app_users.is_empty() {
         return Ok(match dialect(env)? {
             Dialect::Sqlite => "SQLite has no user accounts to grant".into(),
             _ => format!("no app_users named for '{}'", env.name),
         });
     }
-    match dialect(env)? {
-        Dialect::Sqlite => Ok("SQLite has no user accounts to grant".into()),
-        Dialect::Postgres => pg_admin::grant_connect(env).await,
-        Dialect::MySql => mysql_admin::lock_accounts(env, false).await,
+    match (dialect(env)?, before) {
+        (Dialect::Sqlite, _) => Ok("SQLite has no user accounts to grant".into()),
+        (Dialect::Postgres, Some(b)) => pg_admin::restore_connect(env, &b.held).await,
+        (Dialect::Postgres, None) => pg_admin::grant_connect(env).await,
+        (Dialect::MySql, Some(b)) => mysql_admin::restore_locks(env, &b.held).await,
+        (Dialect::MySql, None) => mysql_admin::lock_accounts(env, false).await,
     }
 }
 

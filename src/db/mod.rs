@@ -224,15 +224,36 @@ async fn first_contact<C: Connection>(
 }
 
 fn why_not(direct: Option<sqlx::Error>, url: &str) -> anyhow::Error {
-    let what = direct.map_or_else(
+    let what = direct.as_ref().map_or_else(
         || format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
         |e| e.to_string(),
     );
-    anyhow::anyhow!(
-        "cannot connect to {}: {what}; check that the server is running and reachable at that host and port, and that the user and password are right (or point the runbook variable at another server with --var)",
-        redact_url(url)
-    )
+    anyhow::Error::new(ConnectError {
+        message: format!(
+            "cannot connect to {}: {what}; check that the server is running and reachable at that host and port, and that the user and password are right (or point the runbook variable at another server with --var)",
+            redact_url(url)
+        ),
+        cause: direct,
+    })
 }
+
+/// A connection that could not be made. The message already holds the driver's words;
+/// the driver's error is kept so that a retry can judge it (a refused connection, a
+/// restarting server: worth another attempt; a rejected password: not).
+#[derive(Debug)]
+pub struct ConnectError {
+    message: String,
+    /// `None`: no answer at all within the connect timeout.
+    pub cause: Option<sqlx::Error>,
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConnectError {}
 
 /// Connect to MariaDB/MySQL with strict SQL mode, so a bad value is an error rather than
 /// a warning and a silently truncated row, and the session time zone UTC.

@@ -238,6 +238,104 @@ pub async fn grant_back(env: &ResolvedEnv, revoked: &BTreeMap<String, String>) -
     ))
 }
 
+/// Whether each app account is locked now (MariaDB: `mysql.global_priv`; MySQL:
+/// `mysql.user.account_locked`).
+pub async fn lock_states(env: &ResolvedEnv) -> Result<super::admin::Privileges> {
+    let db = Db::connect(env).await?;
+    let r = async {
+        let mut held = BTreeMap::new();
+        for spec in &env.app_users {
+            let (u, h) = account(spec);
+            let (u, h) = (u.replace('\'', "''"), h.replace('\'', "''"));
+            let mut state: Option<String> = None;
+            let maria = db
+                .for_each_row(
+                    &format!(
+                        "SELECT COALESCE(JSON_VALUE(Priv, '$.account_locked'), 'false') \
+                         FROM mysql.global_priv WHERE User = '{u}' AND Host = '{h}'"
+                    ),
+                    |c| {
+                        state = c[0].clone();
+                        Ok(())
+                    },
+                )
+                .await;
+            if maria.is_err() {
+                db.for_each_row(
+                    &format!(
+                        "SELECT IF(account_locked = 'Y', 'true', 'false') FROM mysql.user \
+                         WHERE User = '{u}' AND Host = '{h}'"
+                    ),
+                    |c| {
+                        state = c[0].clone();
+                        Ok(())
+                    },
+                )
+                .await?;
+            }
+            let state = state.with_context(|| format!("account {spec} does not exist"))?;
+            held.insert(
+                spec.clone(),
+                if state == "true" || state == "1" {
+                    "locked"
+                } else {
+                    "unlocked"
+                }
+                .to_string(),
+            );
+        }
+        anyhow::Ok(held)
+    }
+    .await;
+    db.close().await;
+    let held = r?;
+    Ok(super::admin::Privileges {
+        acl: held
+            .iter()
+            .map(|(a, s)| format!("{a} {s}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        held,
+    })
+}
+
+/// Unlock exactly the accounts that were unlocked before the close.
+pub async fn restore_locks(env: &ResolvedEnv, held: &BTreeMap<String, String>) -> Result<String> {
+    let db = Db::connect(env).await?;
+    let mut opened = Vec::new();
+    let mut kept = Vec::new();
+    let r = async {
+        for (spec, state) in held {
+            if state == "unlocked" {
+                db.exec(&format!(
+                    "ALTER USER {} ACCOUNT UNLOCK",
+                    quoted(&account(spec))
+                ))
+                .await?;
+                opened.push(spec.clone());
+            } else {
+                kept.push(spec.clone());
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    db.close().await;
+    r.with_context(|| format!("reopening {}", env.name))?;
+    let mut msg = if opened.is_empty() {
+        "no account unlocked".to_string()
+    } else {
+        format!("accounts {} unlocked", opened.join(", "))
+    };
+    if !kept.is_empty() {
+        msg.push_str(&format!(
+            "; {} kept locked as before the cutover",
+            kept.join(", ")
+        ));
+    }
+    Ok(msg)
+}
+
 /// Lock (or unlock) the application's accounts and end their sessions.
 pub async fn lock_accounts(env: &ResolvedEnv, lock: bool) -> Result<String> {
     let db = Db::connect(env).await?;

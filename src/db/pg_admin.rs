@@ -173,6 +173,94 @@ pub async fn revoke_connect(env: &ResolvedEnv) -> Result<String> {
     ))
 }
 
+/// The database's ACL, and which of PUBLIC and the app roles hold `CONNECT` (the ones
+/// `revoke_connect` takes it from). A NULL ACL is the default one, in which PUBLIC has it.
+pub async fn connect_privileges(env: &ResolvedEnv) -> Result<super::admin::Privileges> {
+    let db = Db::connect(env).await?;
+    let mut acl = String::new();
+    let mut held = std::collections::BTreeMap::new();
+    let r = async {
+        db.for_each_row(
+            "SELECT coalesce(d.datacl, acldefault('d', d.datdba))::text FROM pg_database d \
+             WHERE d.datname = current_database()",
+            |c| {
+                acl = c[0].clone().unwrap_or_default();
+                Ok(())
+            },
+        )
+        .await?;
+        db.for_each_row(
+            "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END, \
+             a.is_grantable::text \
+             FROM pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a \
+             WHERE d.datname = current_database() AND a.privilege_type = 'CONNECT'",
+            |c| {
+                let who = c[0].clone().unwrap_or_default();
+                if who == "PUBLIC" || env.app_users.contains(&who) {
+                    let grantable = c[1].as_deref() == Some("true");
+                    let v = if grantable {
+                        "CONNECT WITH GRANT OPTION"
+                    } else {
+                        "CONNECT"
+                    };
+                    // One grantee may hold it from two grantors: the strongest wins.
+                    let e = held.entry(who).or_insert_with(|| v.to_string());
+                    if grantable {
+                        *e = v.to_string();
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await
+    }
+    .await;
+    db.close().await;
+    r?;
+    Ok(super::admin::Privileges { acl, held })
+}
+
+/// Give `CONNECT` back to exactly those of PUBLIC and the app roles that held it.
+pub async fn restore_connect(
+    env: &ResolvedEnv,
+    held: &std::collections::BTreeMap<String, String>,
+) -> Result<String> {
+    if held.is_empty() {
+        return Ok(format!(
+            "CONNECT left revoked: none of PUBLIC, {} held it before the cutover",
+            env.app_users.join(", ")
+        ));
+    }
+    let db = Db::connect(env).await?;
+    let r = async {
+        for (who, what) in held {
+            let grantee = if who == "PUBLIC" {
+                "PUBLIC".to_string()
+            } else {
+                db.q(who)
+            };
+            let option = if what.contains("GRANT OPTION") {
+                " WITH GRANT OPTION"
+            } else {
+                ""
+            };
+            db.exec(&format!(
+                "DO $$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO {}{option}', current_database()); END $$",
+                grantee.replace('\'', "''")
+            ))
+            .await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    db.close().await;
+    r.with_context(|| format!("reopening {}", env.name))?;
+    Ok(format!(
+        "CONNECT given back to {} as before the cutover",
+        held.keys().cloned().collect::<Vec<_>>().join(", ")
+    ))
+}
+
 pub async fn grant_connect(env: &ResolvedEnv) -> Result<String> {
     let db = Db::connect(env).await?;
     let roles = role_list(&db, env);

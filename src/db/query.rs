@@ -145,14 +145,20 @@ impl Db {
     /// collation or sort-prefix limit (MySQL `max_sort_length`) can reorder ties.
     /// Every value is hashed as its exact text, NULL apart from the empty string.
     pub async fn snapshot(&self) -> Result<BTreeMap<String, String>> {
+        self.snapshot_tables(&self.table_names().await?).await
+    }
+
+    /// [`snapshot`](Self::snapshot) of the named tables only (the freeze watermark over
+    /// the legacy source tables).
+    pub async fn snapshot_tables(&self, tables: &[String]) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
-        for t in self.table_names().await? {
-            let types = self.column_types(&t).await?;
+        for t in tables {
+            let types = self.column_types(t).await?;
             let names: Vec<String> = types.iter().map(|(n, _)| n.clone()).collect();
             let sql = format!(
                 "SELECT {} FROM {}",
                 self.exact_select_list(&names, &types),
-                self.q(&t)
+                self.q(t)
             );
             let (mut hi, mut lo) = (0u128, 0u128);
             let mut n = 0u64;
@@ -177,7 +183,7 @@ impl Db {
             })
             .await
             .with_context(|| format!("snapshot of table {t}"))?;
-            out.insert(t, format!("rows={n} sha256={hi:032x}{lo:032x}"));
+            out.insert(t.clone(), format!("rows={n} sha256={hi:032x}{lo:032x}"));
         }
         Ok(out)
     }

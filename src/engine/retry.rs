@@ -81,6 +81,10 @@ pub fn is_transient(e: &anyhow::Error) -> bool {
         if let Some(s) = cause.downcast_ref::<sqlx::Error>() {
             return sqlx_transient(s);
         }
+        if let Some(c) = cause.downcast_ref::<crate::db::ConnectError>() {
+            // No answer at all: unreachable for now, like a refused connection.
+            return c.cause.as_ref().is_none_or(sqlx_transient);
+        }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             return io_transient(io);
         }

@@ -229,6 +229,28 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         revoked: BTreeMap<String, String>,
     },
+    /// Production's users are about to be closed out. Journaled before the close so a
+    /// crash cannot lose it: `held` is who could get in before (PostgreSQL: `PUBLIC` or a
+    /// role → `CONNECT`; MariaDB: account → `unlocked`/`locked`), which a reopen restores
+    /// exactly; `acl` is the privileges as the server shows them, for people.
+    ProductionClosed {
+        env: String,
+        acl: String,
+        held: BTreeMap<String, String>,
+    },
+    /// An environment was given back to its users: production reopened (at unfreeze, or
+    /// by the rollback plan) or the legacy freeze undone.
+    EnvReopened {
+        env: String,
+        production: bool,
+        message: String,
+    },
+    /// After a NO-GO the operator kept the legacy frozen (to fix data and rehearse again);
+    /// `cutover rollback`, or the next run's freeze, takes it over from here.
+    FreezeHeld {
+        env: String,
+        reason: String,
+    },
     /// A `command` step's shell command ran.
     CommandRan {
         step: String,
@@ -370,6 +392,9 @@ impl Event {
             Event::BackupTaken { .. } => "backup_taken",
             Event::FreezeApplied { .. } => "freeze_applied",
             Event::CommandRan { .. } => "command_ran",
+            Event::ProductionClosed { .. } => "production_closed",
+            Event::EnvReopened { .. } => "env_reopened",
+            Event::FreezeHeld { .. } => "freeze_held",
             Event::ExtractRecorded { .. } => "extract_recorded",
             Event::EntityStarted { .. } => "entity_started",
             Event::BatchCommitted { .. } => "batch_committed",

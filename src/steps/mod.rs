@@ -2,6 +2,7 @@
 //! everything it learns goes into the journal first and is forwarded to the console after.
 
 pub mod command;
+mod failsafe;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -54,6 +55,9 @@ pub struct RunOptions {
     pub on_window_exceeded: OnWindowExceeded,
     /// Steps to skip (`--skip`), checked by `check_skip` before the run starts.
     pub skips: Vec<Skip>,
+    /// After a NO-GO, keep the legacy frozen (to fix data and rehearse again) instead of
+    /// reopening it; the reason is journaled (`--hold-freeze REASON`).
+    pub hold_freeze: Option<String>,
 }
 
 /// Whether a run of `mode` steps through a step of this kind (a rehearsal stops at validate).
@@ -155,6 +159,9 @@ enum Stop {
     Failed(anyhow::Error),
     /// The operator confirmed the rollback (by hand, or when the window ran out).
     Rollback(String),
+    /// The run cannot go on safely (the legacy changed after the freeze): the step failed
+    /// and the rollback plan runs.
+    RollbackPlan(String),
 }
 
 impl From<anyhow::Error> for Stop {
@@ -195,6 +202,12 @@ pub struct Executor {
     backup: Option<Backup>,
     /// The legacy environment's freeze, so a rollback can undo exactly it.
     frozen: Option<(String, Freeze)>,
+    /// Production was closed to its users (its backup step started).
+    prod_closed: bool,
+    /// Who could use production before it was closed: what reopening gives back.
+    closed: Option<crate::db::admin::Privileges>,
+    /// The reason to keep the legacy frozen after a NO-GO (flag, or the console).
+    hold_freeze: std::sync::Mutex<Option<String>>,
     load_started: bool,
     offered: usize,
     /// Skips asked for steps not yet started, by step id: (who, why). Taken when the run
@@ -237,6 +250,9 @@ impl Executor {
             window_exceeded: Default::default(),
             backup: None,
             frozen: None,
+            prod_closed: false,
+            closed: None,
+            hold_freeze: std::sync::Mutex::new(opts.hold_freeze.clone()),
             load_started: false,
             offered: 0,
             skips: std::sync::Mutex::new(
@@ -336,9 +352,19 @@ impl Executor {
                 "the journal holds no start record for that run".into(),
             ));
         };
+        // Environments that were databases when the run began (not CSV files).
+        let databases: HashSet<String> = match records.first().map(|r| &r.event) {
+            Some(Event::RunStarted { environments, .. }) => environments
+                .iter()
+                .filter(|e| !e.database.is_empty() || e.display != "CSV extract files")
+                .map(|e| e.name.clone())
+                .collect(),
+            _ => HashSet::new(),
+        };
         let mut e = Executor::new(plan, journal, Path::new("."), ch, opts);
         e.run_id = run_id.clone();
         e.run_dir = PathBuf::from(artifacts_dir);
+        e.adopt_closed(&records);
         for r in &records {
             match &r.event {
                 Event::BackupTaken {
@@ -361,7 +387,7 @@ impl Executor {
                     method,
                     revoked,
                     ..
-                } if e.plan.env(env).is_some() => {
+                } if e.plan.env(env).is_some() || databases.contains(env) => {
                     e.frozen = Some((
                         env.clone(),
                         Freeze {
@@ -416,13 +442,13 @@ impl Executor {
     }
 
     async fn emit(&self, event: Event) -> Result<Record> {
-        crate::fault::at(true, &event).await;
+        crate::fault::at(true, &event).await?;
         let rec = self.journal.append(&self.run_id, &event).await?;
         self.window
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .apply(&rec);
-        crate::fault::at(false, &event).await;
+        crate::fault::at(false, &event).await?;
         if let Event::StepStarted { step } | Event::StepSkipped { step, .. } = &event {
             lock(&self.started).insert(step.clone());
         }
@@ -450,6 +476,7 @@ impl Executor {
                 }
                 Ok(Command::Rollback { reason }) => return Some(Stop::Rollback(reason)),
                 Ok(Command::Skip { step, name, reason }) => self.ask_skip(step, name, reason),
+                Ok(Command::HoldFreeze { reason }) => *lock(&self.hold_freeze) = Some(reason),
                 // A sign-off with no gate open has nowhere to go.
                 Ok(Command::SignOff(_)) => {}
                 Err(_) => return None,
@@ -574,7 +601,10 @@ impl Executor {
                         .await
                 }
                 StepKind::Freeze => self.freeze(step.env.as_deref().unwrap_or("legacy")).await,
-                StepKind::Extract => self.extract(step.env.as_deref().unwrap_or("legacy")).await,
+                StepKind::Extract => {
+                    self.extract(&step.id, step.env.as_deref().unwrap_or("legacy"))
+                        .await
+                }
                 StepKind::DryRun => {
                     self.pipeline(
                         &step.id,
@@ -622,6 +652,7 @@ impl Executor {
                     .await?;
                 }
                 Err(stop) => {
+                    let plan_due = matches!(stop, Stop::RollbackPlan(_));
                     let (outcome, code, msg) = match stop {
                         Stop::Outcome(o, c, m) => (o, c, m),
                         Stop::Failed(e) => (Outcome::Failed, exit::FAILURE, explain(&e)),
@@ -630,11 +661,12 @@ impl Executor {
                             exit::ROLLED_BACK,
                             format!("rollback asked by the operator: {reason}"),
                         ),
+                        Stop::RollbackPlan(m) => (Outcome::RolledBack, exit::ROLLED_BACK, m),
                     };
                     self.emit(Event::StepFinished {
                         step: step.id.clone(),
                         // Stopped for the rollback the operator asked for, not by a fault.
-                        status: if outcome == Outcome::RolledBack {
+                        status: if outcome == Outcome::RolledBack && !plan_due {
                             StepStatus::RolledBack
                         } else {
                             StepStatus::Failed
@@ -656,6 +688,9 @@ impl Executor {
                                 )
                         {
                             self.rollback(&msg).await
+                        } else if failsafe::ends_run(outcome, code) {
+                            // Ended before the load: production and the legacy go back.
+                            self.fail_safe((outcome, code, msg)).await
                         } else {
                             (outcome, code, msg)
                         },
@@ -926,7 +961,8 @@ impl Executor {
         }
         let e = self.env(env)?.clone();
         // Users go first: a write between the backup and the load would be lost by a rollback.
-        let closed = admin::close_to_users(&e).await?;
+        self.prod_closed = true;
+        let closed = self.close_production(env, &e).await?;
         let b = admin::backup(&e, &self.plan.backup_dir, &format!("{env}-{}", self.run_id)).await?;
         self.emit(Event::BackupTaken {
             env: env.into(),
@@ -948,14 +984,17 @@ impl Executor {
         done(StepStatus::Passed, msg)
     }
 
-    async fn legacy_counts(
+    /// Rows and a content checksum per legacy source table: the freeze watermark. A
+    /// privileged account the freeze does not bind could still UPDATE, or DELETE and
+    /// INSERT keeping the count; the checksum sees both.
+    async fn legacy_watermark(
         &self,
         env: &crate::runbook::ResolvedEnv,
     ) -> Result<BTreeMap<String, String>> {
         let db = Db::connect(env).await?;
-        let c = db.row_counts(&self.source_tables()).await;
+        let c = db.snapshot_tables(&self.source_tables()).await;
         db.close().await;
-        c.context("taking the legacy row counts (the freeze watermark)")
+        c.context("taking the legacy rows and checksums (the freeze watermark)")
     }
 
     async fn freeze(&mut self, env: &str) -> Result<StepDone, Stop> {
@@ -974,9 +1013,25 @@ impl Executor {
             ),
             Some(e) => {
                 let e = e.clone();
-                let wm = self.legacy_counts(&e).await?;
-                let fz = admin::freeze(&e, &self.source_tables()).await?;
+                let mut fz = admin::freeze(&e, &self.source_tables()).await?;
+                // Still frozen by the previous run (held after its NO-GO): what that freeze
+                // revoked is what this run must give back; frozen again, nothing is left.
+                if let Some((prev, old)) = self.held_freeze(env).await? {
+                    for (acct, privs) in old.revoked {
+                        let now = fz.revoked.entry(acct).or_default();
+                        if now.is_empty() {
+                            *now = privs;
+                        }
+                    }
+                    fz.method = format!(
+                        "{}; carried over the freeze run {prev} held after its NO-GO",
+                        fz.method
+                    );
+                }
                 self.frozen = Some((env.to_string(), fz.clone()));
+                // Taken once frozen: what the extract reads, and what must still be there
+                // at the load.
+                let wm = self.legacy_watermark(&e).await?;
                 (fz, wm)
             }
         };
@@ -1016,19 +1071,39 @@ impl Executor {
         };
         let now = match self.plan.env(&env) {
             None => self.extract_checksums()?,
-            Some(e) => self.legacy_counts(&e.clone()).await?,
+            Some(e) => self.legacy_watermark(&e.clone()).await?,
         };
         if now != wm {
-            return Err(Stop::Failed(anyhow::anyhow!(
-                "the legacy source changed after the freeze (was {}, now {}); the extract no longer matches it",
-                fmt_map(&wm),
-                fmt_map(&now)
+            let changed: Vec<String> = wm
+                .keys()
+                .chain(now.keys().filter(|k| !wm.contains_key(*k)))
+                .filter(|t| wm.get(*t) != now.get(*t))
+                .map(|t| {
+                    // `rows=4 sha256=…` with the checksum cut to 12 digits.
+                    let show = |v: Option<&String>| match v {
+                        None => "absent".to_string(),
+                        Some(v) => v
+                            .split(' ')
+                            .map(|p| match p.split_once("sha256=") {
+                                Some((a, h)) => format!("{a}sha256={}…", &h[..12.min(h.len())]),
+                                None => p.to_string(),
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    };
+                    format!("{t} (was {}, now {})", show(wm.get(t)), show(now.get(t)))
+                })
+                .collect();
+            return Err(Stop::RollbackPlan(format!(
+                "the legacy source changed after the freeze: {}; the extract no longer matches it, \
+                 so the production load did not start",
+                changed.join(", ")
             )));
         }
         Ok(())
     }
 
-    async fn extract(&mut self, env: &str) -> Result<StepDone, Stop> {
+    async fn extract(&mut self, step: &str, env: &str) -> Result<StepDone, Stop> {
         // Resuming checked the recorded files are unchanged.
         if self.prior_has(|e| matches!(e, Event::ExtractRecorded { .. })) {
             return done(StepStatus::Passed, "recorded before the interruption");
@@ -1066,16 +1141,45 @@ impl Executor {
                 }
             }
             Some(e) => {
-                let db = Db::connect(e).await?;
+                let e = e.clone();
+                let policy =
+                    crate::engine::retry::RetryPolicy::from_settings(&self.plan.rb.settings);
                 for n in &self.plan.order {
                     let ent = &self.plan.rb.entities[n];
                     let out = self.run_dir.join("extract").join(&ent.source.file);
                     let table = ent.source.table.clone().unwrap_or_else(|| n.clone());
-                    let rows = match db.table_to_csv(&table, &ent.columns, &out).await {
-                        Ok(r) => r,
-                        Err(err) => {
+                    // A lost connection or a restarting server: the table is read again
+                    // from the start (the file is rewritten), like a load's batch.
+                    let mut attempt = 0;
+                    let rows = loop {
+                        let r = async {
+                            let db = Db::connect(&e).await?;
+                            let r = db.table_to_csv(&table, &ent.columns, &out).await;
                             db.close().await;
-                            return Err(err.into());
+                            r
+                        }
+                        .await;
+                        match r {
+                            Ok(r) => break r,
+                            Err(err)
+                                if attempt < policy.max
+                                    && crate::engine::retry::is_transient(&err) =>
+                            {
+                                attempt += 1;
+                                let delay = policy.delay(attempt);
+                                tracing::warn!(entity = %n, attempt, error = %explain(&err), "transient fault; extracting the table again");
+                                self.emit(Event::RetryScheduled {
+                                    step: step.into(),
+                                    entity: n.clone(),
+                                    attempt,
+                                    max_attempts: policy.max,
+                                    delay_ms: delay.as_millis() as u64,
+                                    error: explain(&err),
+                                })
+                                .await?;
+                                tokio::time::sleep(delay).await;
+                            }
+                            Err(err) => return Err(err.into()),
                         }
                     };
                     let (sha, _) = sha256_file(&out)?;
@@ -1086,7 +1190,6 @@ impl Executor {
                         sha256: sha,
                     });
                 }
-                db.close().await;
             }
         }
         std::fs::write(
@@ -1525,6 +1628,11 @@ impl Executor {
                         continue;
                     }
                     Some(Command::Rollback { reason }) => return Err(Stop::Rollback(reason)),
+                    // Taken with the NO-GO that follows it.
+                    Some(Command::HoldFreeze { reason }) => {
+                        *lock(&self.hold_freeze) = Some(reason);
+                        continue;
+                    }
                     Some(Command::Abort) | None => {
                         return Err(Stop::Outcome(
                             Outcome::Failed,
@@ -1702,7 +1810,7 @@ impl Executor {
 
     async fn unfreeze(&mut self, env: &str) -> Result<StepDone, Stop> {
         let e = self.env(env)?.clone();
-        let opened = admin::open_to_users(&e).await?;
+        let opened = self.reopen_production(env, &e).await?;
         done(
             StepStatus::Passed,
             format!(
@@ -1763,7 +1871,7 @@ impl Executor {
                 reason: reason.into(),
             })
             .await;
-        let res = self.do_rollback().await;
+        let res = self.do_rollback(None).await;
         let (ok, message) = match &res {
             Ok(m) => (true, m.clone()),
             Err(e) => (false, format!("rollback FAILED: {}", explain(e))),
@@ -1787,40 +1895,6 @@ impl Executor {
                 format!("{reason}; {message}"),
             )
         }
-    }
-
-    async fn do_rollback(&mut self) -> Result<String> {
-        let plan = self.plan.clone();
-        let mut notes = Vec::new();
-        let prod = plan.envs.values().find(|e| e.production).cloned();
-        match (&self.backup, plan.rb.rollback.restore_backup, prod) {
-            (Some(backup), true, Some(prod)) => {
-                notes.push(format!(
-                    "production {}",
-                    admin::restore_and_verify(&prod, backup).await?
-                ));
-                // Back as it was before the cutover, users included.
-                notes.push(admin::open_to_users(&prod).await?);
-            }
-            (None, true, Some(prod)) if !self.load_started => {
-                // Stopped before the backup step: nothing was written to production.
-                notes.push("production untouched (stopped before its backup)".into());
-                notes.push(admin::open_to_users(&prod).await?);
-            }
-            (None, true, _) => {
-                anyhow::bail!("no backup was taken in this run; restore production by hand")
-            }
-            (_, true, None) => anyhow::bail!("no environment is marked production"),
-            (_, false, _) => {}
-        }
-        if plan.rb.rollback.reopen_legacy
-            && let Some((name, fz)) = self.frozen.clone()
-            && let Some(e) = plan.env(&name)
-        {
-            let r = admin::reopen(e, &self.source_tables(), &fz).await?;
-            notes.push(format!("legacy reopened for its users ({r})"));
-        }
-        Ok(notes.join("; "))
     }
 }
 

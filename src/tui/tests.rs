@@ -399,7 +399,7 @@ fn help_too_long_for_two_columns_scrolls_80x24() {
         update(&mut app, Action::HelpScroll(1));
     }
     let s = screen(&app, 80, 24).to_string();
-    assert!(s.contains("Reject search line"), "{s}");
+    assert!(s.contains("Reject detail"), "{s}");
     insta::assert_snapshot!(s);
 }
 

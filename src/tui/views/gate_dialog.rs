@@ -137,9 +137,14 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
 
     let message = match &d.error {
         Some(e) => Line::styled(format!("✗ {e}"), style::tone(Tone::Bad)),
-        None if d.decision == Some(Decision::NoGo) => {
-            Line::styled("A NO-GO needs a comment giving the reason.", style::dim())
-        }
+        None if d.decision == Some(Decision::NoGo) && d.hold_freeze => Line::styled(
+            "NO-GO needs a reason; the legacy stays FROZEN (h: reopen it).",
+            style::tone(Tone::Warn),
+        ),
+        None if d.decision == Some(Decision::NoGo) => Line::styled(
+            "NO-GO needs a reason; the legacy is reopened (h: hold the freeze).",
+            style::dim(),
+        ),
         None if d.decision == Some(Decision::Go) && gate.recommendation == Decision::NoGo => {
             Line::styled(
                 "A GO here overrides the NO-GO recommendation: give the reason.",
