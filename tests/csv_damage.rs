@@ -552,15 +552,20 @@ fn used_header_column_not_utf8_fails_naming_file_and_column() {
     let case = Case::new("", b"id,n\xE4me,city,note\n1,Ann,Oslo,\n");
     let out = case.rehearse();
     let err = stderr(&out);
-    assert_eq!(code(&out), 1, "{err}");
+    // Found by the preflight, at the entity's columns, before anything ran (exit 10).
+    assert_eq!(code(&out), 10, "{err}");
     for s in [
+        "entities.drivers.columns".to_string(),
         case.s.path("extract/drivers.csv").display().to_string(),
         "line 1: missing column(s) name, and header column 2 ('n\u{FFFD}me') is not UTF-8".into(),
         "re-export the extract as UTF-8".into(),
     ] {
         assert!(err.contains(&s), "{s:?} not in {err}");
     }
-    assert!(case.staged().is_empty());
+    assert!(
+        !case.s.path("staging.db").exists(),
+        "staging was created although the preflight failed"
+    );
 }
 
 #[test]
