@@ -8,6 +8,7 @@ pub mod control;
 pub mod db;
 pub mod demo;
 pub mod describe;
+pub mod disk;
 pub mod engine;
 #[doc(hidden)]
 pub mod fault;

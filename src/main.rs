@@ -515,7 +515,7 @@ async fn execute(
     let log_feed = init_logging(&journal_dir, !headless)?;
     let journal = Journal::open(&loc)
         .await
-        .with_context(|| format!("opening the journal {}", cutover::db::redact_url(&loc)))?;
+        .with_context(|| cutover::journal::open_context(&loc))?;
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
     // One live run at a time: taken before anything is read or written for the run.
     // Weak: the lease must not keep the command channel open (a closed channel is how the
@@ -882,7 +882,7 @@ async fn rollback(
     let loc = journal_location(runbook, journal);
     let j = Journal::open(&loc)
         .await
-        .with_context(|| format!("opening the journal {}", cutover::db::redact_url(&loc)))?;
+        .with_context(|| cutover::journal::open_context(&loc))?;
     let Some(records) = latest_run(&j, &plan).await? else {
         eprintln!(
             "error: the journal {} holds no run of this runbook",

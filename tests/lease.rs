@@ -522,3 +522,53 @@ fn a_read_only_journal_is_named_in_the_error() {
         "{err}"
     );
 }
+
+/// A journal on a full disk: the error names the journal, and the run stops there.
+#[test]
+fn a_full_journal_disk_is_named_in_the_error() {
+    let site = Site::new(false);
+    let small = site.path("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let mount = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&small)
+        .output()
+        .unwrap();
+    assert!(
+        mount.status.success(),
+        "this test mounts a 2 MiB tmpfs and needs the right to: {}",
+        String::from_utf8_lossy(&mount.stderr)
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).output();
+        }
+    }
+    let file = small.join("journal.db");
+    let full = Site {
+        journal: file.display().to_string(),
+        ..site
+    };
+    // Declared after the site, so the file system is unmounted before its folder goes.
+    let _unmount = Unmount(small.clone());
+    let out = full.run("rehearse", &["--until", "extract"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Fill what is left of the file system, so the next append has nowhere to go.
+    let mut filler = std::fs::File::create(small.join("filler")).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    while std::io::Write::write_all(&mut filler, &block).is_ok() {}
+    while std::io::Write::write_all(&mut filler, &block[..512]).is_ok() {}
+    drop(filler);
+    let out = full.run("rehearse", &[]);
+    let err = stderr(&out);
+    assert_ne!(code(&out), 0, "{err}");
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the file system holding {} is full",
+            file.display()
+        )),
+        "{err}"
+    );
+}

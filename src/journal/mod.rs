@@ -96,6 +96,26 @@ impl std::str::FromStr for Head {
     }
 }
 
+/// Where a journal at `location` (a path or a `sqlite:` URL) lives on disk; `None` on a
+/// server.
+fn local_file(location: &str) -> Option<std::path::PathBuf> {
+    match Dialect::of_url(location) {
+        Some(Dialect::Sqlite) => crate::db::sqlite_path(location),
+        Some(_) => None,
+        None => Some(location.into()),
+    }
+}
+
+/// "opening the journal LOCATION", with the reason when its file system is full (SQLite
+/// tends to call that a "disk I/O error").
+pub fn open_context(location: &str) -> String {
+    let mut msg = format!("opening the journal {}", crate::db::redact_url(location));
+    if let Some(h) = local_file(location).and_then(|p| crate::disk::full_hint(&p)) {
+        msg.push_str(&format!(" ({h})"));
+    }
+    msg
+}
+
 /// Exit code of `journal verify --expect-head` when the journal no longer reaches that head.
 pub const EXIT_HEAD_DIFFERS: i32 = 9;
 
@@ -233,8 +253,12 @@ impl Journal {
             if e.is::<lease::LeaseLost>() {
                 e
             } else {
+                let full = local_file(&self.location)
+                    .and_then(|p| crate::disk::full_hint(&p))
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default();
                 e.context(format!(
-                    "journal {}: cannot write the {} record",
+                    "journal {}: cannot write the {} record{full}",
                     self.location,
                     event.kind()
                 ))

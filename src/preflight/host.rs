@@ -163,38 +163,6 @@ fn existing_ancestor(path: &Path) -> PathBuf {
     p
 }
 
-fn free_bytes(dir: &Path) -> std::io::Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let mut s = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
-    // SAFETY: `c` is a valid NUL-terminated path and `s` is a writable statvfs buffer.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), s.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: statvfs returned 0, so it filled the buffer.
-    let s = unsafe { s.assume_init() };
-    // The fields' widths differ between platforms.
-    #[allow(clippy::unnecessary_cast)]
-    Ok((s.f_bavail as u64).saturating_mul(s.f_frsize as u64))
-}
-
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 /// backup_dir can be written and has room for a backup of the database's current size.
 pub(super) async fn backup_disk(
     out: &mut Out<'_>,
@@ -240,7 +208,7 @@ pub(super) async fn backup_disk(
         }
     };
     let at = existing_ancestor(dir);
-    match free_bytes(&at) {
+    match crate::disk::free_bytes(&at) {
         Err(e) => out.at(
             Status::Warn,
             "disk",
@@ -256,10 +224,10 @@ pub(super) async fn backup_disk(
             &key,
             format!(
                 "{} free in {}, and {} is {} on disk: the backup may not fit",
-                human(free),
+                crate::disk::human(free),
                 at.display(),
                 display_env(env),
-                human(size)
+                crate::disk::human(size)
             ),
             "free space there, or point --var backup_dir at a folder on a larger disk",
         ),
@@ -271,8 +239,8 @@ pub(super) async fn backup_disk(
             format!(
                 "backup folder {} is writable, {} free for a database of {}",
                 dir.display(),
-                human(free),
-                human(size)
+                crate::disk::human(free),
+                crate::disk::human(size)
             ),
             "",
         ),
