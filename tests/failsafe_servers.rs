@@ -530,7 +530,11 @@ fn a_held_mariadb_freeze_is_carried_over_by_the_next_run() {
 impl Site {
     /// `cutover rollback` of the newest run, confirmed with production's database name.
     fn rollback(&self, runbook: &Path) -> Output {
-        let flags: Vec<String> = self.flags().into_iter().filter(|f| f != "--headless").collect();
+        let flags: Vec<String> = self
+            .flags()
+            .into_iter()
+            .filter(|f| f != "--headless")
+            .collect();
         Command::new(BIN)
             .arg("rollback")
             .arg(runbook)
@@ -595,11 +599,25 @@ fn a_kill_inside_the_mariadb_freeze_still_gives_back_exactly_what_was_held() {
                 });
                 let planned = planned.expect("freeze_planned is journaled before the revoke");
                 let account = format!("{}@%", site.legacy_user);
-                for p in ["INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "INDEX", "LOCK TABLES"] {
-                    assert!(planned[&account].split(',').any(|x| x == p), "{p}: {planned:?}");
+                for p in [
+                    "INSERT",
+                    "UPDATE",
+                    "DELETE",
+                    "CREATE",
+                    "ALTER",
+                    "INDEX",
+                    "LOCK TABLES",
+                ] {
+                    assert!(
+                        planned[&account].split(',').any(|x| x == p),
+                        "{p}: {planned:?}"
+                    );
                 }
                 if fault.starts_with("before:freeze_applied") {
-                    assert!(!site.legacy_writable(), "{fault}: the revoke had not happened");
+                    assert!(
+                        !site.legacy_writable(),
+                        "{fault}: the revoke had not happened"
+                    );
                 }
                 if *then == "run" {
                     let out = site.run(&rb, None, &GO);
@@ -607,7 +625,10 @@ fn a_kill_inside_the_mariadb_freeze_still_gives_back_exactly_what_was_held() {
                     assert_eq!(code(&out), 0, "{fault}: {err}");
                     assert!(err.contains("resuming run"), "{err}");
                     // A completed cutover keeps the legacy read-only.
-                    assert!(!site.legacy_writable(), "{fault}: legacy writable after the cutover");
+                    assert!(
+                        !site.legacy_writable(),
+                        "{fault}: legacy writable after the cutover"
+                    );
                     let frozen = site.legacy_grants();
                     assert!(
                         frozen.contains(&format!("GRANT SELECT ON `{}`.*", site.legacy.name)),
@@ -634,13 +655,24 @@ fn a_kill_inside_the_mariadb_freeze_still_gives_back_exactly_what_was_held() {
                         revoked: applied.unwrap(),
                     };
                     block_on(cutover::db::admin::reopen(&env, &[], &fz)).unwrap();
-                    assert_eq!(site.legacy_grants(), before, "{fault}: given back from the journal");
+                    assert_eq!(
+                        site.legacy_grants(),
+                        before,
+                        "{fault}: given back from the journal"
+                    );
                 } else {
                     let out = site.rollback(&rb);
                     let err = stderr(&out);
                     assert_eq!(code(&out), 6, "{fault}: {err}");
-                    assert!(site.legacy_writable(), "{fault}: legacy not reopened: {err}");
-                    assert_eq!(site.legacy_grants(), before, "{fault}: grants after the rollback");
+                    assert!(
+                        site.legacy_writable(),
+                        "{fault}: legacy not reopened: {err}"
+                    );
+                    assert_eq!(
+                        site.legacy_grants(),
+                        before,
+                        "{fault}: grants after the rollback"
+                    );
                 }
             });
         }

@@ -406,7 +406,10 @@ fn a_holder_whose_lease_is_taken_before_a_batch_write_does_not_write_it() {
     };
     let t0 = Instant::now();
     while load_batches(&site.all()) < 2 {
-        assert!(t0.elapsed() < Duration::from_secs(60), "no second load batch");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no second load batch"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // Now paused before the third write: another host takes the run over.
@@ -415,7 +418,11 @@ fn a_holder_whose_lease_is_taken_before_a_batch_write_does_not_write_it() {
         "UPDATE leases SET token = 'another', pid = 4242, host = 'elsewhere'",
     );
     let records = site.all();
-    assert_eq!(load_batches(&records), 2, "the third batch was not held back");
+    assert_eq!(
+        load_batches(&records),
+        2,
+        "the third batch was not held back"
+    );
     let rows = site.production_rows();
     let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
@@ -424,7 +431,11 @@ fn a_holder_whose_lease_is_taken_before_a_batch_write_does_not_write_it() {
         err.contains("no longer drives the run") && err.contains("pid 4242 on host elsewhere"),
         "{err}"
     );
-    assert_eq!(site.production_rows(), rows, "the batch in hand was written");
+    assert_eq!(
+        site.production_rows(),
+        rows,
+        "the batch in hand was written"
+    );
     assert_eq!(site.all().len(), records.len(), "nothing more journaled");
 }
 

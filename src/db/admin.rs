@@ -207,8 +207,7 @@ async fn drop_tables(db: &Db, tables: &[String]) -> Result<()> {
 pub async fn freeze_plan(env: &ResolvedEnv) -> Result<Freeze> {
     match dialect(env)? {
         Dialect::Sqlite => Ok(Freeze {
-            method: "SQLite: triggers to refuse INSERT/UPDATE/DELETE on every legacy table"
-                .into(),
+            method: "SQLite: triggers to refuse INSERT/UPDATE/DELETE on every legacy table".into(),
             ..Freeze::default()
         }),
         Dialect::Postgres => Ok(Freeze {

@@ -134,8 +134,7 @@ pub async fn freeze_plan(env: &ResolvedEnv) -> Result<Freeze> {
     let db = Db::connect(env).await?;
     let r = held_writes(&db, env).await;
     db.close().await;
-    let revoked: BTreeMap<String, String> =
-        r?.into_iter().map(|(a, p)| (a, p.join(","))).collect();
+    let revoked: BTreeMap<String, String> = r?.into_iter().map(|(a, p)| (a, p.join(","))).collect();
     Ok(Freeze {
         method: format!(
             "MariaDB: write privileges on `{schema}` to revoke: {}",

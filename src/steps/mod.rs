@@ -1989,16 +1989,13 @@ impl BatchObserver for Checkpoints<'_> {
 
     /// Right before each write into the target: a process whose lease was taken over
     /// (the heartbeat found out) writes no further batch, not even the one in hand.
-    fn writing(&self) -> impl std::future::Future<Output = Result<()>> + Send {
-        async move {
-            let phase = match self.phase {
-                Phase::DryRun => "dry_run",
-                Phase::Load => "load",
-            };
-            crate::fault::at_point(true, "batch_write", &[phase.into(), self.entity.clone()])
-                .await?;
-            self.exec.journal.ensure_lease().await
-        }
+    async fn writing(&self) -> Result<()> {
+        let phase = match self.phase {
+            Phase::DryRun => "dry_run",
+            Phase::Load => "load",
+        };
+        crate::fault::at_point(true, "batch_write", &[phase.into(), self.entity.clone()]).await?;
+        self.exec.journal.ensure_lease().await
     }
 
     fn retrying(&self, r: Retry) -> impl std::future::Future<Output = Result<()>> + Send {
