@@ -90,6 +90,7 @@ pub fn describe(ev: &Event) -> Option<(String, Tone)> {
             ),
             Neutral,
         ),
+        Event::FreezePlanned { env, method, .. } => (format!("Freezing {env}: {method}"), Neutral),
         Event::FreezeApplied {
             env,
             method,

@@ -5,7 +5,8 @@
 //!
 //! - `when`: `after` (the n-th matching journal record is written) or `before` (it is
 //!   about to be written: the work is done, the journal does not know it yet);
-//! - `kind`: an event kind as journaled (`batch_committed`, `step_finished`, …);
+//! - `kind`: an event kind as journaled (`batch_committed`, `step_finished`, …), or
+//!   `batch_write` (right before a batch is written into the target; `before:` only);
 //! - `qualifier`: a phase (`load`, `dry_run`), step id, entity or gate the event names;
 //! - `n`: which match, from 1 (default 1);
 //! - `action`: `kill` (SIGKILL to this process: no cleanup, like a power cut),
@@ -75,6 +76,7 @@ impl Fault {
         })
     }
 
+    #[cfg(test)]
     fn matches(&self, e: &Event) -> bool {
         e.kind() == self.kind
             && self
@@ -106,6 +108,7 @@ fn qualifiers(e: &Event) -> Vec<String> {
         | Event::SignOffRecorded { gate, .. }
         | Event::GateDecided { gate, .. } => vec![gate.clone()],
         Event::BackupTaken { env, .. }
+        | Event::FreezePlanned { env, .. }
         | Event::FreezeApplied { env, .. }
         | Event::ProductionClosed { env, .. }
         | Event::EnvReopened { env, .. }
@@ -136,10 +139,24 @@ fn armed() -> &'static Option<Mutex<Armed>> {
 
 /// Called by the executor around every journal append; `Err` is an injected failure.
 pub async fn at(before: bool, e: &Event) -> anyhow::Result<()> {
+    if armed().is_none() {
+        return Ok(());
+    }
+    at_point(before, e.kind(), &qualifiers(e)).await
+}
+
+/// A point that is not a journal record, named like one: `batch_write` (qualifiers: the
+/// phase and entity) is right before each batch is written into the target, so
+/// `before:batch_write.load#3:pause=5s` holds the third production write back.
+pub async fn at_point(before: bool, kind: &str, quals: &[String]) -> anyhow::Result<()> {
     let Some(m) = armed() else { return Ok(()) };
     let action = {
         let mut a = m.lock().unwrap_or_else(|p| p.into_inner());
-        if a.fault.before != before || !a.fault.matches(e) {
+        let f = &a.fault;
+        if f.before != before
+            || f.kind != kind
+            || f.qualifier.as_ref().is_some_and(|q| !quals.contains(q))
+        {
             return Ok(());
         }
         a.seen += 1;
@@ -150,7 +167,7 @@ pub async fn at(before: bool, e: &Event) -> anyhow::Result<()> {
     };
     match action {
         Action::Kill => {
-            tracing::warn!("CUTOVER_FAULT: killing this process at {}", e.kind());
+            tracing::warn!("CUTOVER_FAULT: killing this process at {kind}");
             let _ = std::process::Command::new("kill")
                 .args(["-9", &std::process::id().to_string()])
                 .status();
@@ -161,11 +178,10 @@ pub async fn at(before: bool, e: &Event) -> anyhow::Result<()> {
         }
         Action::Pause(d) => tokio::time::sleep(d).await,
         Action::Fail => {
-            tracing::warn!("CUTOVER_FAULT: failing at {}", e.kind());
+            tracing::warn!("CUTOVER_FAULT: failing at {kind}");
             anyhow::bail!(
-                "injected failure (CUTOVER_FAULT) {} {}",
+                "injected failure (CUTOVER_FAULT) {} {kind}",
                 if before { "before" } else { "after" },
-                e.kind()
             );
         }
     }

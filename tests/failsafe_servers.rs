@@ -526,3 +526,176 @@ fn a_held_mariadb_freeze_is_carried_over_by_the_next_run() {
         "the legacy application lost its privileges"
     );
 }
+
+impl Site {
+    /// `cutover rollback` of the newest run, confirmed with production's database name.
+    fn rollback(&self, runbook: &Path) -> Output {
+        let flags: Vec<String> = self
+            .flags()
+            .into_iter()
+            .filter(|f| f != "--headless")
+            .collect();
+        Command::new(BIN)
+            .arg("rollback")
+            .arg(runbook)
+            .args(flags)
+            .args(["--confirm", &self.production.name, "--reason", "test"])
+            .env_remove("CUTOVER_JOURNAL")
+            .env_remove("CUTOVER_FAULT")
+            .output()
+            .unwrap()
+    }
+
+    /// The legacy application's grants as MariaDB shows them, sorted.
+    fn legacy_grants(&self) -> String {
+        let mut v: Vec<String> = mariadb(&format!("SHOW GRANTS FOR '{}'@'%'", self.legacy_user))
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v.join("\n")
+    }
+}
+
+/// SIGKILL inside the freeze of a MariaDB legacy: after `freeze_planned` (nothing revoked
+/// yet) and after the revoke but before `freeze_applied` (the window where the journal
+/// used to know nothing). Then `cutover run` resumes and completes: the legacy stays
+/// frozen (only SELECT left) and the journal's `freeze_applied` names every write
+/// privilege the account held, so granting those back restores SHOW GRANTS exactly. Or
+/// `cutover rollback`: the account's SHOW GRANTS is exactly as before the cutover.
+#[test]
+fn a_kill_inside_the_mariadb_freeze_still_gives_back_exactly_what_was_held() {
+    let rows: &[(&str, &str)] = &[
+        ("before:freeze_applied:kill", "run"),
+        ("before:freeze_applied:kill", "rollback"),
+        ("after:freeze_planned:kill", "run"),
+        ("after:freeze_planned:kill", "rollback"),
+    ];
+    std::thread::scope(|s| {
+        for (i, (fault, then)) in rows.iter().enumerate() {
+            s.spawn(move || {
+                let tag = format!("fzwin{i}");
+                let site = Site::new(
+                    TempDb::mysql(&tag),
+                    TempDb::postgres(&tag),
+                    TempDb::postgres(&tag),
+                    1,
+                );
+                // More than the usual four, so "exactly" means something.
+                mariadb(&format!(
+                    "GRANT CREATE, ALTER, INDEX, LOCK TABLES ON {}.* TO '{}'@'%'",
+                    site.legacy.name, site.legacy_user
+                ));
+                let before = site.legacy_grants();
+                assert!(before.contains("LOCK TABLES"), "{before}");
+                let rb = site.runbook(None);
+                let killed = site.run(&rb, Some(fault), &GO);
+                assert_eq!(killed.status.code(), None, "{fault}: {}", stderr(&killed));
+                let planned = site.records().iter().find_map(|r| match &r.event {
+                    cutover::journal::events::Event::FreezePlanned { revoked, .. } => {
+                        Some(revoked.clone())
+                    }
+                    _ => None,
+                });
+                let planned = planned.expect("freeze_planned is journaled before the revoke");
+                let account = format!("{}@%", site.legacy_user);
+                for p in [
+                    "INSERT",
+                    "UPDATE",
+                    "DELETE",
+                    "CREATE",
+                    "ALTER",
+                    "INDEX",
+                    "LOCK TABLES",
+                ] {
+                    assert!(
+                        planned[&account].split(',').any(|x| x == p),
+                        "{p}: {planned:?}"
+                    );
+                }
+                if fault.starts_with("before:freeze_applied") {
+                    assert!(
+                        !site.legacy_writable(),
+                        "{fault}: the revoke had not happened"
+                    );
+                }
+                if *then == "run" {
+                    let out = site.run(&rb, None, &GO);
+                    let err = stderr(&out);
+                    assert_eq!(code(&out), 0, "{fault}: {err}");
+                    assert!(err.contains("resuming run"), "{err}");
+                    // A completed cutover keeps the legacy read-only.
+                    assert!(
+                        !site.legacy_writable(),
+                        "{fault}: legacy writable after the cutover"
+                    );
+                    let frozen = site.legacy_grants();
+                    assert!(
+                        frozen.contains(&format!("GRANT SELECT ON `{}`.*", site.legacy.name)),
+                        "{fault}: {frozen}"
+                    );
+                    let applied = site.records().iter().find_map(|r| match &r.event {
+                        cutover::journal::events::Event::FreezeApplied { revoked, .. } => {
+                            Some(revoked.clone())
+                        }
+                        _ => None,
+                    });
+                    assert_eq!(applied.as_ref(), Some(&planned), "{fault}: freeze_applied");
+                    // What the journal says was revoked is all that is missing.
+                    let env = cutover::runbook::ResolvedEnv {
+                        name: "legacy".into(),
+                        url: site.legacy.url(),
+                        password: None,
+                        production: false,
+                        reset: false,
+                        app_users: vec![account.clone()],
+                    };
+                    let fz = cutover::db::admin::Freeze {
+                        method: String::new(),
+                        revoked: applied.unwrap(),
+                    };
+                    block_on(cutover::db::admin::reopen(&env, &[], &fz)).unwrap();
+                    assert_eq!(
+                        site.legacy_grants(),
+                        before,
+                        "{fault}: given back from the journal"
+                    );
+                } else {
+                    let out = site.rollback(&rb);
+                    let err = stderr(&out);
+                    assert_eq!(code(&out), 6, "{fault}: {err}");
+                    assert!(
+                        site.legacy_writable(),
+                        "{fault}: legacy not reopened: {err}"
+                    );
+                    assert_eq!(
+                        site.legacy_grants(),
+                        before,
+                        "{fault}: grants after the rollback"
+                    );
+                }
+            });
+        }
+    });
+}
+
+/// The same window on a PostgreSQL legacy: `cutover rollback` after a kill between the
+/// freeze and `freeze_applied` resets `default_transaction_read_only` (it used to find no
+/// freeze in the journal and leave the legacy read-only).
+#[test]
+fn a_kill_inside_the_postgres_freeze_is_undone_by_the_rollback() {
+    let site = Site::new(
+        TempDb::postgres("fzwinpg"),
+        TempDb::postgres("fzwinpg"),
+        TempDb::postgres("fzwinpg"),
+        1,
+    );
+    let rb = site.runbook(None);
+    let killed = site.run(&rb, Some("before:freeze_applied:kill"), &GO);
+    assert_eq!(killed.status.code(), None, "{}", stderr(&killed));
+    assert!(!site.legacy_writable(), "the freeze had been applied");
+    let out = site.rollback(&rb);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 6, "{err}");
+    assert!(site.legacy_writable(), "legacy still read-only: {err}");
+}

@@ -432,6 +432,14 @@ matrix! {
     // ---- SIGKILL inside each step, then `cutover run` resumes to the uninterrupted result
     killed_in_backup: killed("before:backup_taken:kill", Prod::Before, false);
     killed_in_freeze: killed("before:freeze_applied:kill", Prod::Before, true);
+    // Killed after `freeze_planned`, before the triggers: resumed, it freezes as planned.
+    killed_before_the_freeze_took_hold: killed("after:freeze_planned:kill", Prod::Before, false);
+    // Frozen, `freeze_applied` not yet written: `cutover rollback` still undoes the freeze
+    // (from `freeze_planned`), where it used to find none and leave the legacy frozen.
+    killed_in_freeze_then_rolled_back: Case {
+        then: Some(("rollback", 6, Prod::Before, false)),
+        ..killed("before:freeze_applied:kill", Prod::Before, true)
+    };
     killed_in_extract: killed("before:extract_recorded:kill", Prod::Before, true);
     killed_in_dry_run: killed("after:batch_committed.dry_run#3:kill", Prod::Before, true);
     killed_in_validate: killed("after:check_recorded.validate#2:kill", Prod::Before, true);

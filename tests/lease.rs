@@ -383,6 +383,62 @@ fn a_holder_that_lost_its_lease_stops_and_writes_nothing_more() {
     assert!(!site.all().iter().any(|r| r.event.kind() == "run_finished"));
 }
 
+/// The lease is taken over while the holder is about to write its third production batch
+/// (held back there by `before:batch_write.load#3:pause`): the holder writes not even that
+/// batch (it checks its lease right before each write), exits 8, and journals nothing more.
+#[test]
+fn a_holder_whose_lease_is_taken_before_a_batch_write_does_not_write_it() {
+    let site = Site::new(false);
+    let mut child = site.spawn("run", "before:batch_write.load#3:pause=8s", &GO);
+    site.wait_for_load_batch(&mut child);
+    let load_batches = |recs: &[Record]| {
+        recs.iter()
+            .filter(|r| {
+                matches!(
+                    r.event,
+                    Event::BatchCommitted {
+                        phase: Phase::Load,
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    let t0 = Instant::now();
+    while load_batches(&site.all()) < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no second load batch"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Now paused before the third write: another host takes the run over.
+    sqlite(
+        &site.path(".cutover/journal.db"),
+        "UPDATE leases SET token = 'another', pid = 4242, host = 'elsewhere'",
+    );
+    let records = site.all();
+    assert_eq!(
+        load_batches(&records),
+        2,
+        "the third batch was not held back"
+    );
+    let rows = site.production_rows();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(code(&out), LEASE_HELD, "{err}");
+    assert!(
+        err.contains("no longer drives the run") && err.contains("pid 4242 on host elsewhere"),
+        "{err}"
+    );
+    assert_eq!(
+        site.production_rows(),
+        rows,
+        "the batch in hand was written"
+    );
+    assert_eq!(site.all().len(), records.len(), "nothing more journaled");
+}
+
 /// SIGTERM and SIGHUP end a headless run like Ctrl-C: journaled as interrupted, exit 130,
 /// and `cutover run` resumes it to completion.
 #[test]

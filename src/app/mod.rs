@@ -688,6 +688,7 @@ impl App {
                 self.confirm_quit = false;
             }
             Event::BackupTaken { .. }
+            | Event::FreezePlanned { .. }
             | Event::FreezeApplied { .. }
             | Event::CommandRan { .. }
             | Event::ProductionClosed { .. }

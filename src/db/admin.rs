@@ -24,12 +24,30 @@ pub struct Backup {
     pub check: String,
 }
 
-/// What a freeze did, so that a rollback can undo exactly that.
-#[derive(Debug, Clone, Default)]
+/// What a freeze did (or is about to do), so that a rollback can undo exactly that.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Freeze {
     pub method: String,
-    /// Per MySQL account: the privileges revoked (granted back on reopen).
+    /// Per MySQL account: the privileges revoked (granted back on reopen), comma-separated.
     pub revoked: BTreeMap<String, String>,
+}
+
+impl Freeze {
+    /// Add `other`'s revoked privileges to this one's, per account, each named once: what
+    /// a reopen must give back when two freezes (planned and applied, or a held one and
+    /// this run's) each saw part of it.
+    pub fn merge_revoked(&mut self, other: &BTreeMap<String, String>) {
+        for (acct, privs) in other {
+            let mine = self.revoked.entry(acct.clone()).or_default();
+            let mut all: Vec<&str> = mine.split(',').filter(|p| !p.is_empty()).collect();
+            for p in privs.split(',').filter(|p| !p.is_empty()) {
+                if !all.contains(&p) {
+                    all.push(p);
+                }
+            }
+            *mine = all.join(",");
+        }
+    }
 }
 
 fn dialect(env: &ResolvedEnv) -> Result<Dialect> {
@@ -182,7 +200,26 @@ async fn drop_tables(db: &Db, tables: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Stop every write to the legacy tables and say how.
+/// What a freeze of `env` will take away, read before anything is changed: the executor
+/// journals it (`freeze_planned`) before [`freeze`] revokes it, so a process killed in
+/// between still knows what to give back. Refuses what a freeze could not hold (MariaDB:
+/// write grants outside the legacy database).
+pub async fn freeze_plan(env: &ResolvedEnv) -> Result<Freeze> {
+    match dialect(env)? {
+        Dialect::Sqlite => Ok(Freeze {
+            method: "SQLite: triggers to refuse INSERT/UPDATE/DELETE on every legacy table".into(),
+            ..Freeze::default()
+        }),
+        Dialect::Postgres => Ok(Freeze {
+            method: "PostgreSQL: default_transaction_read_only = on, other sessions ended".into(),
+            ..Freeze::default()
+        }),
+        Dialect::MySql => mysql_admin::freeze_plan(env).await,
+    }
+}
+
+/// Stop every write to the legacy tables and say how. Revokes what is held now (MariaDB),
+/// which after a resumed freeze may be less than [`freeze_plan`] journaled.
 pub async fn freeze(env: &ResolvedEnv, tables: &[String]) -> Result<Freeze> {
     match dialect(env)? {
         Dialect::Sqlite => {

@@ -114,9 +114,7 @@ async fn kill_sessions(db: &Db, user: &str) -> Result<u64> {
     Ok(ids.len() as u64)
 }
 
-/// Revoke each application user's write privileges on the legacy database and end their
-/// sessions (a database-level revoke binds a session only from its next `USE`).
-pub async fn freeze(env: &ResolvedEnv) -> Result<Freeze> {
+fn need_app_users(env: &ResolvedEnv) -> Result<()> {
     if env.app_users.is_empty() {
         anyhow::bail!(
             "environment '{}' is MariaDB/MySQL: name the application's accounts in app_users \
@@ -125,19 +123,49 @@ pub async fn freeze(env: &ResolvedEnv) -> Result<Freeze> {
             env.name
         );
     }
+    Ok(())
+}
+
+/// What a freeze will revoke: each application account's write privileges on the legacy
+/// database as held now. Changes nothing.
+pub async fn freeze_plan(env: &ResolvedEnv) -> Result<Freeze> {
+    need_app_users(env)?;
+    let schema = ConnParts::parse(&env.url)?.database;
+    let db = Db::connect(env).await?;
+    let r = held_writes(&db, env).await;
+    db.close().await;
+    let revoked: BTreeMap<String, String> = r?.into_iter().map(|(a, p)| (a, p.join(","))).collect();
+    Ok(Freeze {
+        method: format!(
+            "MariaDB: write privileges on `{schema}` to revoke: {}",
+            revoked
+                .iter()
+                .map(|(a, p)| format!("{a} {}", if p.is_empty() { "(none)" } else { p }))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        revoked,
+    })
+}
+
+/// Revoke each application user's write privileges on the legacy database and end their
+/// sessions (a database-level revoke binds a session only from its next `USE`). Returns
+/// what it revoked now: nothing for an account whose writes were revoked already.
+pub async fn freeze(env: &ResolvedEnv) -> Result<Freeze> {
+    need_app_users(env)?;
     let db = Db::connect(env).await?;
     let r = freeze_on(&db, env).await;
     db.close().await;
     r
 }
 
-async fn freeze_on(db: &Db, env: &ResolvedEnv) -> Result<Freeze> {
+/// Per application account, the write privileges it holds on the legacy database now.
+/// Refuses an account with write grants a database-level revoke cannot take away.
+async fn held_writes(db: &Db, env: &ResolvedEnv) -> Result<BTreeMap<String, Vec<String>>> {
     let schema = ConnParts::parse(&env.url)?.database;
-    let mut revoked = BTreeMap::new();
-    let mut ended = 0;
+    let mut out = BTreeMap::new();
     for spec in &env.app_users {
-        let acct = account(spec);
-        let grantee = quoted(&acct).replace('\'', "''");
+        let grantee = quoted(&account(spec)).replace('\'', "''");
         // Global or table-level write grants are not touched by a database-level revoke.
         let mut elsewhere = Vec::new();
         for (view, scope) in [
@@ -188,6 +216,17 @@ async fn freeze_on(db: &Db, env: &ResolvedEnv) -> Result<Freeze> {
             },
         )
         .await?;
+        out.insert(spec.clone(), held);
+    }
+    Ok(out)
+}
+
+async fn freeze_on(db: &Db, env: &ResolvedEnv) -> Result<Freeze> {
+    let schema = ConnParts::parse(&env.url)?.database;
+    let mut revoked = BTreeMap::new();
+    let mut ended = 0;
+    for (spec, held) in held_writes(db, env).await? {
+        let acct = account(&spec);
         if !held.is_empty() {
             db.exec(&format!(
                 "REVOKE {} ON {}.* FROM {}",
@@ -199,7 +238,7 @@ async fn freeze_on(db: &Db, env: &ResolvedEnv) -> Result<Freeze> {
             .with_context(|| format!("revoking {spec}'s writes on {schema}"))?;
         }
         ended += kill_sessions(db, &acct.0).await?;
-        revoked.insert(spec.clone(), held.join(","));
+        revoked.insert(spec, held.join(","));
     }
     Ok(Freeze {
         method: format!(

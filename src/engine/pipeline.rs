@@ -173,6 +173,13 @@ pub trait BatchObserver {
     ) -> impl std::future::Future<Output = Result<()>> + Send;
 
     fn retrying(&self, retry: Retry) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    /// Right before each write into the sink (every batch, half of a split batch and
+    /// retry): `Err` stops the load before that write (the executor: this process no
+    /// longer holds the run's lease). Called per batch, so it must be cheap.
+    fn writing(&self) -> impl std::future::Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// A batch write failed for a reason that is not its rows; it is tried again after `delay`.
@@ -502,6 +509,7 @@ pub async fn bisect_rows_retrying<R: AsRef<[SqlValue]>, O: BatchObserver + Sync>
     let mut failures = 0u32;
     while let Some((lo, hi)) = stack.pop() {
         let batch: Vec<&[SqlValue]> = rows[lo..hi].iter().map(|r| r.as_ref()).collect();
+        observer.writing().await?;
         let res = sink.write_batch(spec, &batch).await;
         if !matches!(res, Err(SinkError::Infra(_))) {
             failures = 0;

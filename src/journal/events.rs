@@ -220,6 +220,16 @@ pub enum Event {
         #[serde(default)]
         snapshot: BTreeMap<String, String>,
     },
+    /// About to freeze the legacy: what the freeze takes away, journaled before anything
+    /// is revoked, so a process killed inside the freeze (revoked, `freeze_applied` not
+    /// yet written) leaves the journal knowing what to give back. `revoked` as in
+    /// `FreezeApplied` (MariaDB: per account, the write privileges held now).
+    FreezePlanned {
+        env: String,
+        method: String,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        revoked: BTreeMap<String, String>,
+    },
     FreezeApplied {
         env: String,
         method: String,
@@ -390,6 +400,7 @@ impl Event {
             Event::StepFinished { .. } => "step_finished",
             Event::StepSkipped { .. } => "step_skipped",
             Event::BackupTaken { .. } => "backup_taken",
+            Event::FreezePlanned { .. } => "freeze_planned",
             Event::FreezeApplied { .. } => "freeze_applied",
             Event::CommandRan { .. } => "command_ran",
             Event::ProductionClosed { .. } => "production_closed",

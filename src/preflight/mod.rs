@@ -139,6 +139,7 @@ pub fn due_on_resume(records: &[Record]) -> bool {
         matches!(
             r.event,
             Event::BackupTaken { .. }
+                | Event::FreezePlanned { .. }
                 | Event::FreezeApplied { .. }
                 | Event::EntityStarted {
                     phase: Phase::Load,

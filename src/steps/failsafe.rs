@@ -122,7 +122,12 @@ impl Executor {
         let mut held = false;
         for r in &recs {
             match &r.event {
-                Event::FreezeApplied {
+                Event::FreezePlanned {
+                    env: x,
+                    method,
+                    revoked,
+                }
+                | Event::FreezeApplied {
                     env: x,
                     method,
                     revoked,

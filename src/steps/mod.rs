@@ -382,7 +382,15 @@ impl Executor {
                         check: "as journaled".into(),
                     });
                 }
-                Event::FreezeApplied {
+                // Planned and not applied: killed inside the freeze, perhaps after the
+                // revoke. A rollback gives back what was planned (a grant of what is still
+                // held changes nothing); `freeze_applied` replaces it once written.
+                Event::FreezePlanned {
+                    env,
+                    method,
+                    revoked,
+                }
+                | Event::FreezeApplied {
                     env,
                     method,
                     revoked,
@@ -1013,20 +1021,21 @@ impl Executor {
             ),
             Some(e) => {
                 let e = e.clone();
-                let mut fz = admin::freeze(&e, &self.source_tables()).await?;
-                // Still frozen by the previous run (held after its NO-GO): what that freeze
-                // revoked is what this run must give back; frozen again, nothing is left.
-                if let Some((prev, old)) = self.held_freeze(env).await? {
-                    for (acct, privs) in old.revoked {
-                        let now = fz.revoked.entry(acct).or_default();
-                        if now.is_empty() {
-                            *now = privs;
-                        }
-                    }
-                    fz.method = format!(
-                        "{}; carried over the freeze run {prev} held after its NO-GO",
-                        fz.method
-                    );
+                let tables = self.source_tables();
+                let planned = self.freeze_planned(env, &e).await?;
+                // From here the legacy may be frozen: a failure now runs the rollback
+                // plan with what was planned.
+                self.frozen = Some((env.to_string(), planned.clone()));
+                let applied = admin::freeze(&e, &tables).await?;
+                // What to give back: what the accounts held before the freeze (planned,
+                // journaled), and anything held now that the plan did not see.
+                let mut fz = Freeze {
+                    method: applied.method,
+                    revoked: planned.revoked,
+                };
+                fz.merge_revoked(&applied.revoked);
+                if let Some((_, carried)) = planned.method.split_once("; carried over") {
+                    fz.method = format!("{}; carried over{carried}", fz.method);
                 }
                 self.frozen = Some((env.to_string(), fz.clone()));
                 // Taken once frozen: what the extract reads, and what must still be there
@@ -1046,6 +1055,48 @@ impl Executor {
             StepStatus::Passed,
             format!("{}; watermark {}", fz.method, fmt_map(&watermark)),
         )
+    }
+
+    /// What the freeze of `env` takes away, journaled (`freeze_planned`) before anything
+    /// is revoked. A run resumed after a kill inside the freeze takes the journaled plan:
+    /// read again, the accounts would hold nothing (already revoked) and the privileges to
+    /// give back would be lost.
+    async fn freeze_planned(
+        &mut self,
+        env: &str,
+        e: &crate::runbook::ResolvedEnv,
+    ) -> Result<Freeze> {
+        let journaled = self.prior.iter().rev().find_map(|r| match &r.event {
+            Event::FreezePlanned {
+                env: x,
+                method,
+                revoked,
+            } if x == env => Some(Freeze {
+                method: method.clone(),
+                revoked: revoked.clone(),
+            }),
+            _ => None,
+        });
+        if let Some(p) = journaled {
+            return Ok(p);
+        }
+        let mut p = admin::freeze_plan(e).await?;
+        // Still frozen by the previous run (held after its NO-GO): what that freeze
+        // revoked is what this run must give back; read now, it holds nothing.
+        if let Some((prev, old)) = self.held_freeze(env).await? {
+            p.merge_revoked(&old.revoked);
+            p.method = format!(
+                "{}; carried over the freeze run {prev} held after its NO-GO",
+                p.method
+            );
+        }
+        self.emit(Event::FreezePlanned {
+            env: env.into(),
+            method: p.method.clone(),
+            revoked: p.revoked.clone(),
+        })
+        .await?;
+        Ok(p)
     }
 
     fn extract_checksums(&self) -> Result<BTreeMap<String, String>> {
@@ -1934,6 +1985,17 @@ impl BatchObserver for Checkpoints<'_> {
                 None => Ok(()),
             }
         }
+    }
+
+    /// Right before each write into the target: a process whose lease was taken over
+    /// (the heartbeat found out) writes no further batch, not even the one in hand.
+    async fn writing(&self) -> Result<()> {
+        let phase = match self.phase {
+            Phase::DryRun => "dry_run",
+            Phase::Load => "load",
+        };
+        crate::fault::at_point(true, "batch_write", &[phase.into(), self.entity.clone()]).await?;
+        self.exec.journal.ensure_lease().await
     }
 
     fn retrying(&self, r: Retry) -> impl std::future::Future<Output = Result<()>> + Send {
