@@ -196,7 +196,22 @@ impl Journal {
         let location = crate::db::redact_url(&url);
         let store = match Dialect::of_url(&url) {
             Some(Dialect::Sqlite) => {
-                let pool = crate::db::sqlite_pool(&url, true).await?;
+                // A new journal opened by two processes at once: switching it to WAL needs
+                // the file to itself, and SQLite answers "database is locked" at once instead
+                // of waiting. The other process is done within moments; try again.
+                let mut attempt = 0;
+                let pool = loop {
+                    attempt += 1;
+                    match crate::db::sqlite_pool(&url, true).await {
+                        Ok(p) => break p,
+                        Err(e)
+                            if attempt < 20 && format!("{e:#}").contains("database is locked") =>
+                        {
+                            tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await
+                        }
+                        Err(e) => return Err(e),
+                    }
+                };
                 // SQLite has no migration lock: two processes opening a new journal at once
                 // both try to apply a migration and one fails on its version row. The other
                 // one's migration then stands, so trying again a moment later finds it applied.
