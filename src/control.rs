@@ -123,10 +123,10 @@ mod tests {
 
     #[test]
     fn parses_go_and_no_go() {
-        let s = SignOff::parse("g", "Ada Lead|migration_lead|go|counts match").unwrap();
+        let s = SignOff::parse("g", "Migration lead|migration_lead|go|counts match").unwrap();
         assert_eq!(
             (s.name.as_str(), s.role.as_str(), s.decision),
-            ("Ada Lead", "migration_lead", Decision::Go)
+            ("Migration lead", "migration_lead", Decision::Go)
         );
         assert_eq!(s.comment, "counts match");
         let s = SignOff::parse("g", "B|finance|NO-GO|sums off | by 3").unwrap();
@@ -158,12 +158,12 @@ mod tests {
 
     #[test]
     fn parses_skip() {
-        let s = Skip::parse(" unfreeze | Ada Lead | reopened by hand | at 06:00 ").unwrap();
+        let s = Skip::parse(" unfreeze | Migration lead | reopened by hand | at 06:00 ").unwrap();
         assert_eq!(
             s,
             Skip {
                 step: "unfreeze".into(),
-                name: "Ada Lead".into(),
+                name: "Migration lead".into(),
                 reason: "reopened by hand | at 06:00".into(),
             }
         );
@@ -171,7 +171,7 @@ mod tests {
             Command::from(s),
             Command::Skip {
                 step: "unfreeze".into(),
-                name: "Ada Lead".into(),
+                name: "Migration lead".into(),
                 reason: "reopened by hand | at 06:00".into(),
             }
         );

@@ -315,20 +315,20 @@ mod tests {
     fn a_skip_is_one_line_with_who_and_why() {
         let skipped = Event::StepSkipped {
             step: "unfreeze".into(),
-            name: "Ada Lead".into(),
+            name: "Migration lead".into(),
             reason: "reopened by hand".into(),
         };
         assert_eq!(
             describe(&skipped),
             Some((
-                "- unfreeze skipped by Ada Lead: reopened by hand".into(),
+                "- unfreeze skipped by Migration lead: reopened by hand".into(),
                 Tone::Warn
             ))
         );
         let finished = Event::StepFinished {
             step: "unfreeze".into(),
             status: StepStatus::Skipped,
-            message: "skipped by Ada Lead: reopened by hand".into(),
+            message: "skipped by Migration lead: reopened by hand".into(),
             duration_ms: 0,
         };
         assert_eq!(describe(&finished), None);

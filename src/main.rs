@@ -34,7 +34,7 @@ Exit codes:
 #[derive(Parser)]
 #[command(name = "cutover", version, about = "Drive a legacy-data cutover: runbook, ETL, reconciliation, sign-off gates, rollback.",
     after_help = EXIT_CODES,
-    after_long_help = format!("Examples:\n  cutover demo\n  cutover check runbooks/tms.toml\n  cutover rehearse runbooks/tms.toml --headless --json --var extract_dir=./extract\n  cutover run runbooks/tms.toml --headless --sign-off \"Ann Lee|migration_lead|go|counts match\" --sign-off \"Bo Sand|finance|go|sums match\"\n\n{EXIT_CODES}"))]
+    after_long_help = format!("Examples:\n  cutover demo\n  cutover check runbooks/tms.toml\n  cutover rehearse runbooks/tms.toml --headless --json --var extract_dir=./extract\n  cutover run runbooks/tms.toml --headless --sign-off \"Migration lead|migration_lead|go|counts match\" --sign-off \"Finance controller|finance|go|sums match\"\n\n{EXIT_CODES}"))]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,

@@ -150,7 +150,7 @@ fn demo_cutover_through_the_console() {
     t.keys(&["BSpace", "Enter"]);
     t.wait_for("Signed: 1 of 2", 10);
     t.keys(&[
-        "Ann Lee",
+        "Migration lead",
         "Tab",
         "migration_lead",
         "Tab",
@@ -260,7 +260,7 @@ fn demo_cutover_through_the_console() {
         signers,
         [
             ("Tester One".to_string(), "go".to_string()),
-            ("Ann Lee".to_string(), "go".to_string())
+            ("Migration lead".to_string(), "go".to_string())
         ]
     );
     assert_eq!(j["outcome"], "completed");

@@ -310,7 +310,10 @@ fn privileges_case(site: &Site, setup: &str, path: Path_) {
         Path_::NoGo => (
             site.runbook(None),
             None,
-            vec!["--sign-off", "Ann Lee|migration_lead|no-go|sums are off"],
+            vec![
+                "--sign-off",
+                "Migration lead|migration_lead|no-go|sums are off",
+            ],
         ),
         Path_::FailsAfterLoad => (
             site.runbook(Some(
@@ -493,7 +496,7 @@ fn a_held_mariadb_freeze_is_carried_over_by_the_next_run() {
     let rb = site.runbook(None);
     let no_go = [
         "--sign-off",
-        "Ann Lee|migration_lead|no-go|credit limits wrong",
+        "Migration lead|migration_lead|no-go|credit limits wrong",
     ];
     let first = site.run(
         &rb,

@@ -207,11 +207,11 @@ struct Case {
 const SIGN_GO: &[&str] = &GO;
 const NO_GO: &[&str] = &[
     "--sign-off",
-    "Ann Lee|migration_lead|no-go|credit limits of 12 customers are wrong",
+    "Migration lead|migration_lead|no-go|credit limits of 12 customers are wrong",
 ];
 const NO_GO_HOLD: &[&str] = &[
     "--sign-off",
-    "Ann Lee|migration_lead|no-go|credit limits of 12 customers are wrong",
+    "Migration lead|migration_lead|no-go|credit limits of 12 customers are wrong",
     "--hold-freeze",
     "fix the credit limits in the legacy, then rehearse again",
 ];

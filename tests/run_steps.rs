@@ -201,7 +201,7 @@ fn full_run_walks_every_step_and_journals_the_sign_offs() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(signers, ["Ann Lee", "Bo Sand"]);
+    assert_eq!(signers, ["Migration lead", "Finance controller"]);
     assert_eq!(j["gates"][0]["decision"], "go");
     // The journal's chain verifies.
     let v = std::process::Command::new(BIN)
@@ -235,7 +235,7 @@ fn gate_waits_without_sign_offs_and_load_is_not_reached() {
     );
     // One GO is not a quorum of two with both roles.
     let out = s.cutover(
-        &["run", "--sign-off", "Ann Lee|migration_lead|go|ok"],
+        &["run", "--sign-off", "Migration lead|migration_lead|go|ok"],
         &tms(),
     );
     assert_eq!(code(&out), 4);
@@ -262,7 +262,7 @@ fn no_go_stops_the_run_with_its_own_exit_code() {
             "run",
             "--json",
             "--sign-off",
-            "Bo Sand|finance|no-go|residuals unexplained",
+            "Finance controller|finance|no-go|residuals unexplained",
         ],
         &tms(),
     );
@@ -374,13 +374,14 @@ fn skip_journals_who_and_why_and_the_run_completes() {
         "run",
         "--json",
         "--skip",
-        "unfreeze|Ann Lee|the ERP team reopens it at 06:00",
+        "unfreeze|Migration lead|the ERP team reopens it at 06:00",
     ];
     args.extend(GO);
     let out = s.cutover(&args, &tms());
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("- unfreeze skipped by Ann Lee: the ERP team reopens it at 06:00"),
+        stderr(&out)
+            .contains("- unfreeze skipped by Migration lead: the ERP team reopens it at 06:00"),
         "{}",
         stderr(&out)
     );
@@ -391,7 +392,7 @@ fn skip_journals_who_and_why_and_the_run_completes() {
     assert_eq!(unfreeze["status"], "skipped");
     assert_eq!(
         unfreeze["message"],
-        "skipped by Ann Lee: the ERP team reopens it at 06:00"
+        "skipped by Migration lead: the ERP team reopens it at 06:00"
     );
     assert_eq!(unfreeze["duration_ms"], 0);
     assert!(
@@ -409,7 +410,7 @@ fn skip_journals_who_and_why_and_the_run_completes() {
     ))
     .unwrap();
     assert_eq!(skipped["step"], "unfreeze");
-    assert_eq!(skipped["name"], "Ann Lee");
+    assert_eq!(skipped["name"], "Migration lead");
     assert_eq!(skipped["reason"], "the ERP team reopens it at 06:00");
     let kinds = sqlite(
         &journal,
@@ -436,7 +437,7 @@ fn a_skipped_step_is_finished_for_until_and_for_the_resume() {
             "--until",
             "freeze",
             "--skip",
-            "freeze|Ann Lee|frozen by the vendor at 18:00",
+            "freeze|Migration lead|frozen by the vendor at 18:00",
         ],
         &tms(),
     );
@@ -454,7 +455,7 @@ fn a_skipped_step_is_finished_for_until_and_for_the_resume() {
     let mut args = vec![
         "run",
         "--skip",
-        "freeze|Ann Lee|frozen by the vendor at 18:00",
+        "freeze|Migration lead|frozen by the vendor at 18:00",
     ];
     args.extend(GO);
     let out = s.cutover(&args, &tms());
@@ -484,7 +485,7 @@ fn a_skipped_step_is_finished_for_until_and_for_the_resume() {
 #[test]
 fn skip_of_a_load_or_an_unknown_step_is_refused_up_front() {
     let s = Scratch::with_fixture("small");
-    let mut args = vec!["run", "--skip", "load|Ann Lee|no time left"];
+    let mut args = vec!["run", "--skip", "load|Migration lead|no time left"];
     args.extend(GO);
     let out = s.cutover(&args, &tms());
     assert_eq!(code(&out), 2, "{}", stderr(&out));
@@ -495,12 +496,15 @@ fn skip_of_a_load_or_an_unknown_step_is_refused_up_front() {
     );
     assert!(!s.path("production.db").exists(), "nothing ran");
     assert!(!s.path("backups").exists(), "not even the backup");
-    let out = s.cutover(&["run", "--skip", "nope|Ann Lee|why"], &tms());
+    let out = s.cutover(&["run", "--skip", "nope|Migration lead|why"], &tms());
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("no step 'nope'"), "{}", stderr(&out));
-    let out = s.cutover(&["run", "--skip", "unfreeze|Ann Lee| "], &tms());
+    let out = s.cutover(&["run", "--skip", "unfreeze|Migration lead| "], &tms());
     assert_eq!(code(&out), 2);
-    let out = s.cutover(&["rehearse", "--skip", "unfreeze|Ann Lee|why"], &tms());
+    let out = s.cutover(
+        &["rehearse", "--skip", "unfreeze|Migration lead|why"],
+        &tms(),
+    );
     assert_eq!(code(&out), 2);
     assert!(
         stderr(&out).contains("not part of a rehearsal"),
@@ -561,7 +565,7 @@ fn the_consoles_skip_command_is_taken_when_the_run_reaches_the_step() {
         let run = tokio::spawn(exec.run());
         let skip = |step: &str| Ctl::Skip {
             step: step.into(),
-            name: "Ann Lee".into(),
+            name: "Migration lead".into(),
             reason: "checked by hand".into(),
         };
         let go = |name: &str, role: &str| {
@@ -579,8 +583,8 @@ fn the_consoles_skip_command_is_taken_when_the_run_reaches_the_step() {
                     skip("load"),
                     skip("sign_off"),
                     skip("verify"),
-                    go("Ann Lee", "migration_lead"),
-                    go("Bo Sand", "finance"),
+                    go("Migration lead", "migration_lead"),
+                    go("Finance controller", "finance"),
                 ] {
                     cmd_tx.send(c).await.unwrap();
                 }
@@ -599,7 +603,7 @@ fn the_consoles_skip_command_is_taken_when_the_run_reaches_the_step() {
             Event::StepSkipped { step, name, reason } => {
                 assert_eq!(
                     (name.as_str(), reason.as_str()),
-                    ("Ann Lee", "checked by hand")
+                    ("Migration lead", "checked by hand")
                 );
                 Some(step.as_str())
             }
@@ -673,7 +677,7 @@ fn no_go_after_the_load_rolls_production_back() {
     args.extend(GO);
     args.extend([
         "--sign-off",
-        "Ann Lee|migration_lead|no-go|users report wrong balances",
+        "Migration lead|migration_lead|no-go|users report wrong balances",
     ]);
     let out = s.cutover(&args, &rb);
     assert_eq!(code(&out), 6, "{}", stderr(&out));
@@ -684,7 +688,7 @@ fn no_go_after_the_load_rolls_production_back() {
         j["rollback"]["reason"]
             .as_str()
             .unwrap()
-            .contains("NO-GO by Ann Lee (migration_lead): users report wrong balances"),
+            .contains("NO-GO by Migration lead (migration_lead): users report wrong balances"),
         "{}",
         j["rollback"]
     );
@@ -714,9 +718,9 @@ fn override_of_a_no_go_recommendation_needs_a_reason() {
 
     let bare = [
         "--sign-off",
-        "Ann Lee|migration_lead|go|",
+        "Migration lead|migration_lead|go|",
         "--sign-off",
-        "Bo Sand|finance|go|sums match to the cent",
+        "Finance controller|finance|go|sums match to the cent",
     ];
     let mut args = vec!["run", "--json"];
     args.extend(bare);
@@ -724,7 +728,7 @@ fn override_of_a_no_go_recommendation_needs_a_reason() {
     assert_eq!(code(&out), 4, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("not recorded: Ann Lee (migration_lead): a GO against the NO-GO recommendation is an override and needs a reason"),
+        err.contains("not recorded: Migration lead (migration_lead): a GO against the NO-GO recommendation is an override and needs a reason"),
         "{err}"
     );
     let j = json(&out);
@@ -753,7 +757,11 @@ fn override_of_a_no_go_recommendation_needs_a_reason() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["Bo Sand"], "the bare GO was not journaled");
+    assert_eq!(
+        names,
+        ["Finance controller"],
+        "the bare GO was not journaled"
+    );
     assert!(
         !s.path("production.db").exists()
             || sqlite(
@@ -766,7 +774,7 @@ fn override_of_a_no_go_recommendation_needs_a_reason() {
     let mut args = vec!["run", "--json"];
     args.extend([
         "--sign-off",
-        "Ann Lee|migration_lead|go|C3 is a test customer, accepted as a reject",
+        "Migration lead|migration_lead|go|C3 is a test customer, accepted as a reject",
     ]);
     let out = s.cutover(&args, &rb);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -775,7 +783,7 @@ fn override_of_a_no_go_recommendation_needs_a_reason() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["name"] == "Ann Lee")
+        .find(|s| s["name"] == "Migration lead")
         .unwrap()
         .clone();
     assert_eq!(ann["overrides_recommendation"], true);
@@ -858,9 +866,9 @@ mod gate_cannot_be_bypassed {
             &[
                 "run",
                 "--sign-off",
-                "Ann Lee|migration_lead|go|ok",
+                "Migration lead|migration_lead|go|ok",
                 "--sign-off",
-                "Ann Lee|finance|go|ok",
+                "Migration lead|finance|go|ok",
             ],
             &tms_in(&s),
         );

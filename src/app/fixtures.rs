@@ -333,8 +333,8 @@ pub fn records_to_gate() -> Vec<Record> {
             quorum: 2,
             roles: vec!["migration_lead".into(), "finance".into()],
             approvers: vec![
-                "Ada Lead (migration_lead)".into(),
-                "Bo Ledger (finance)".into(),
+                "Migration lead (migration_lead)".into(),
+                "Finance controller (finance)".into(),
             ],
             recommendation: Decision::Go,
             reasons: vec![
@@ -393,7 +393,7 @@ pub fn records_mid_load() -> Vec<Record> {
         "18:50:00",
         Event::SignOffRecorded {
             gate: GATE.into(),
-            name: "Ada Lead".into(),
+            name: "Migration lead".into(),
             role: "migration_lead".into(),
             decision: Decision::Go,
             comment: "counts match".into(),
@@ -405,7 +405,7 @@ pub fn records_mid_load() -> Vec<Record> {
         "18:52:30",
         Event::SignOffRecorded {
             gate: GATE.into(),
-            name: "Bo Ledger".into(),
+            name: "Finance controller".into(),
             role: "finance".into(),
             decision: Decision::Go,
             comment: "AR diff explained".into(),

@@ -142,7 +142,7 @@ fn entity_finished_with_reject_file_asks_to_load_it() {
 fn gate_dialog_opens_by_itself_and_sends_exactly_the_typed_sign_off() {
     let mut app = app_at_gate();
     assert!(app.dialog_visible());
-    type_text(&mut app, "Ada Lead");
+    type_text(&mut app, "Migration lead");
     update(&mut app, Action::DialogNextField);
     type_text(&mut app, "migration_lead");
     update(&mut app, Action::DialogNextField);
@@ -158,7 +158,7 @@ fn gate_dialog_opens_by_itself_and_sends_exactly_the_typed_sign_off() {
         fx,
         vec![Effect::Send(Command::SignOff(SignOff {
             gate: GATE.into(),
-            name: "Ada Lead".into(),
+            name: "Migration lead".into(),
             role: "migration_lead".into(),
             decision: Decision::Go,
             comment: "counts match".into(),
@@ -176,7 +176,7 @@ fn gate_dialog_opens_by_itself_and_sends_exactly_the_typed_sign_off() {
 
 /// Name, role and comment filled in for a GO at the gate.
 fn go_filled(app: &mut App) {
-    type_text(app, "Ada Lead");
+    type_text(app, "Migration lead");
     update(app, Action::DialogNextField);
     type_text(app, "migration_lead");
     update(app, Action::DialogNextField);
@@ -1217,7 +1217,7 @@ fn skip_needs_a_name_and_a_reason_then_sends_exactly_one_command() {
     assert!(app.skip_dialog_visible());
     assert_eq!(app.skip_dialog.focus, SkipField::Name);
     assert!(app.skip_dialog.error.as_deref().unwrap().contains("name"));
-    type_keys(&mut app, "Ann Lee");
+    type_keys(&mut app, "Migration lead");
     assert_eq!(app.skip_dialog.error, None);
     // Blank reason: refused, focus on the reason.
     key(&mut app, KeyCode::Tab);
@@ -1230,7 +1230,7 @@ fn skip_needs_a_name_and_a_reason_then_sends_exactly_one_command() {
         key(&mut app, KeyCode::Enter),
         vec![Effect::Send(Command::Skip {
             step: "unfreeze".into(),
-            name: "Ann Lee".into(),
+            name: "Migration lead".into(),
             reason: "reopened by the ERP team".into(),
         })]
     );
@@ -1280,16 +1280,19 @@ fn step_skipped_record_shows_the_step_skipped_with_who_and_why() {
         "19:01:00",
         Event::StepSkipped {
             step: "verify".into(),
-            name: "Ann Lee".into(),
+            name: "Migration lead".into(),
             reason: "checked by hand".into(),
         },
     );
     let row = |app: &App| app.steps.iter().find(|s| s.id == "verify").unwrap().clone();
     assert_eq!(row(&app).state, StepState::Skipped);
-    assert_eq!(row(&app).message, "skipped by Ann Lee: checked by hand");
+    assert_eq!(
+        row(&app).message,
+        "skipped by Migration lead: checked by hand"
+    );
     assert_eq!(
         app.log.back().unwrap().text,
-        "- verify skipped by Ann Lee: checked by hand"
+        "- verify skipped by Migration lead: checked by hand"
     );
     record(
         &mut app,
@@ -1298,7 +1301,7 @@ fn step_skipped_record_shows_the_step_skipped_with_who_and_why() {
         Event::StepFinished {
             step: "verify".into(),
             status: crate::journal::events::StepStatus::Skipped,
-            message: "skipped by Ann Lee: checked by hand".into(),
+            message: "skipped by Migration lead: checked by hand".into(),
             duration_ms: 0,
         },
     );

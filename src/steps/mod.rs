@@ -2180,7 +2180,7 @@ mod tests {
     #[test]
     fn check_skip_names_the_step_and_why() {
         let plan = tms();
-        let ok = |step: &str, mode| check_skip(&plan, mode, step, "Ada Lead", "done by hand");
+        let ok = |step: &str, mode| check_skip(&plan, mode, step, "Migration lead", "done by hand");
         assert_eq!(ok("unfreeze", RunMode::Run), Ok(()));
         assert_eq!(ok("validate", RunMode::Rehearse), Ok(()));
         let e = ok("load", RunMode::Run).unwrap_err();

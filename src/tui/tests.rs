@@ -82,7 +82,7 @@ fn type_text(app: &mut App, s: &str) {
 
 fn dialog_filled() -> App {
     let mut app = app_at_gate();
-    type_text(&mut app, "Bo Ledger");
+    type_text(&mut app, "Finance controller");
     update(&mut app, Action::DialogNextField);
     type_text(&mut app, "finance");
     update(&mut app, Action::DialogNextField);
@@ -108,7 +108,7 @@ fn gate_dialog_160x48() {
 /// marked "no match".
 fn production_go_mistyped() -> App {
     let mut app = app_at_gate();
-    type_text(&mut app, "Ada Lead");
+    type_text(&mut app, "Migration lead");
     update(&mut app, Action::DialogNextField);
     type_text(&mut app, "migration_lead");
     update(&mut app, Action::DialogNextField);
@@ -135,7 +135,7 @@ fn gate_dialog_production_go_160x48() {
 /// needs a reason.
 fn override_without_reason() -> App {
     let mut app = app_at_no_go_gate();
-    type_text(&mut app, "Ada Lead");
+    type_text(&mut app, "Migration lead");
     update(&mut app, Action::DialogNextField);
     type_text(&mut app, "migration_lead");
     update(&mut app, Action::ChooseDecision(Decision::Go));
@@ -330,7 +330,7 @@ fn skip_dialog() -> App {
     update(&mut app, Action::OpenSkipDialog);
     update(&mut app, Action::SkipCycleStep(1));
     update(&mut app, Action::SkipNextField);
-    for c in "Ann Lee".chars() {
+    for c in "Migration lead".chars() {
         update(&mut app, Action::SkipInput(InputRequest::InsertChar(c)));
     }
     update(&mut app, Action::SkipNextField);
@@ -370,7 +370,7 @@ fn verify_skipped() -> App {
             "19:00:00",
             crate::journal::events::Event::StepSkipped {
                 step: "verify".into(),
-                name: "Ann Lee".into(),
+                name: "Migration lead".into(),
                 reason: "checked by hand".into(),
             },
         )),

@@ -83,9 +83,9 @@ pub fn stderr(out: &Output) -> String {
 
 pub const GO: [&str; 4] = [
     "--sign-off",
-    "Ann Lee|migration_lead|go|counts and sums match",
+    "Migration lead|migration_lead|go|counts and sums match",
     "--sign-off",
-    "Bo Sand|finance|go|sums match to the cent",
+    "Finance controller|finance|go|sums match to the cent",
 ];
 
 /// Run SQL on a SQLite file through sqlx (no sqlite3 CLI needed): statements are executed,
