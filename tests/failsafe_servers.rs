@@ -15,14 +15,6 @@ use cutover::db::Dialect;
 use cutover::demo::{GenOptions, write_legacy_db};
 use cutover::testdb::{TempDb, mariadb, psql};
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 fn small() -> GenOptions {
     GenOptions {
         customers: 120,

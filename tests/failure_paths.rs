@@ -20,14 +20,6 @@ use cutover::journal::Journal;
 use cutover::journal::events::{Event, Record};
 use cutover::runbook::ResolvedEnv;
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 /// A SQLite legacy, staging, and a production with the target schema.
 struct Site {
     dir: tempfile::TempDir,
@@ -35,23 +27,7 @@ struct Site {
 
 impl Site {
     fn new() -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let rb = std::fs::read_to_string(tms())
-            .unwrap()
-            .replace("batch_size = 1000", "batch_size = 100");
-        std::fs::write(dir.path().join("tms.toml"), rb).unwrap();
-        let opts = cutover::demo::GenOptions {
-            customers: 300,
-            vehicles: 60,
-            drivers: 40,
-            invoices: 500,
-            ..cutover::demo::GenOptions::demo()
-        };
-        block_on(cutover::demo::write_legacy_sqlite(
-            &dir.path().join("legacy.db"),
-            &opts,
-        ))
-        .unwrap();
+        let dir = small_reference_site(100, 300, 60, 40, 500);
         let site = Site { dir };
         let text = std::fs::read_to_string(tms()).unwrap();
         let ddl = text.split("sqlite = \"\"\"").nth(1).unwrap();

@@ -18,14 +18,6 @@ use cutover::testdb::TempDb;
 const LEASE_HELD: i32 = 8;
 const HEAD_DIFFERS: i32 = 9;
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 /// A legacy SQLite system, the reference runbook with small batches, and a journal: the
 /// default SQLite file beside the runbook, or a PostgreSQL database.
 struct Site {
@@ -36,23 +28,7 @@ struct Site {
 
 impl Site {
     fn new(pg: bool) -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let rb = std::fs::read_to_string(tms())
-            .unwrap()
-            .replace("batch_size = 1000", "batch_size = 200");
-        std::fs::write(dir.path().join("tms.toml"), rb).unwrap();
-        let opts = cutover::demo::GenOptions {
-            customers: 300,
-            vehicles: 60,
-            drivers: 40,
-            invoices: 600,
-            ..cutover::demo::GenOptions::demo()
-        };
-        block_on(cutover::demo::write_legacy_sqlite(
-            &dir.path().join("legacy.db"),
-            &opts,
-        ))
-        .unwrap();
+        let dir = small_reference_site(200, 300, 60, 40, 600);
         let (journal, pg) = if pg {
             let db = TempDb::postgres("lease");
             (db.url(), Some(db))

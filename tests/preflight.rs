@@ -18,14 +18,6 @@ fn tms_pg() -> PathBuf {
     repo().join("runbooks/tms-postgres.toml")
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 fn small() -> GenOptions {
     GenOptions {
         seed: 7,

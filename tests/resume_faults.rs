@@ -22,33 +22,9 @@ struct Site {
     dir: tempfile::TempDir,
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 impl Site {
     fn new() -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let rb = std::fs::read_to_string(tms())
-            .unwrap()
-            .replace("batch_size = 1000", "batch_size = 200");
-        std::fs::write(dir.path().join("tms.toml"), rb).unwrap();
-        let opts = cutover::demo::GenOptions {
-            customers: 400,
-            vehicles: 120,
-            drivers: 80,
-            invoices: 1_000,
-            ..cutover::demo::GenOptions::demo()
-        };
-        block_on(cutover::demo::write_legacy_sqlite(
-            &dir.path().join("legacy.db"),
-            &opts,
-        ))
-        .unwrap();
+        let dir = small_reference_site(200, 400, 120, 80, 1_000);
         Site { dir }
     }
 

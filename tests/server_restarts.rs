@@ -29,14 +29,6 @@ const RUN_DEADLINE: Duration = Duration::from_secs(120);
 const PAUSE: Duration = Duration::from_secs(5);
 const OUTAGE_AFTER_PAUSE: Duration = Duration::from_millis(6500);
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Server {
     Postgres,

@@ -34,14 +34,6 @@ struct Site {
     journal: Option<TempDb>,
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 fn fill_legacy(db: &TempDb) {
     let env = cutover::runbook::ResolvedEnv {
         name: "legacy".into(),

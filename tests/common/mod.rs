@@ -158,3 +158,42 @@ pub fn dec(v: &serde_json::Value) -> rust_decimal::Decimal {
         .parse()
         .unwrap()
 }
+
+/// Run a future to completion on a fresh current-thread runtime (test set-up code).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// A temp folder with the reference runbook (`tms.toml`, batches of `batch_size`) and a
+/// small generated SQLite legacy (`legacy.db`) of `customers`, `vehicles`, `drivers` and
+/// `invoices` rows: the set-up of the crash, lease and failure-path tests.
+pub fn small_reference_site(
+    batch_size: usize,
+    customers: usize,
+    vehicles: usize,
+    drivers: usize,
+    invoices: usize,
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = std::fs::read_to_string(tms())
+        .unwrap()
+        .replace("batch_size = 1000", &format!("batch_size = {batch_size}"));
+    std::fs::write(dir.path().join("tms.toml"), rb).unwrap();
+    let opts = cutover::demo::GenOptions {
+        customers,
+        vehicles,
+        drivers,
+        invoices,
+        ..cutover::demo::GenOptions::demo()
+    };
+    block_on(cutover::demo::write_legacy_sqlite(
+        &dir.path().join("legacy.db"),
+        &opts,
+    ))
+    .unwrap();
+    dir
+}
