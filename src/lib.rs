@@ -23,6 +23,7 @@ pub mod signals;
 pub mod sinks;
 pub mod sources;
 pub mod steps;
+pub mod target;
 #[doc(hidden)]
 pub mod testdb;
 pub mod tui;

@@ -1,0 +1,160 @@
+//! Targets: where valid rows go. One contract for every kind (SQL databases, Odoo, an
+//! in-memory twin for engine tests), so that the engine, the steps and the checks never
+//! ask which kind they hold; they ask its [`Capabilities`].
+//!
+//! # The contract
+//! - **Delivery.** [`Target::write_batch`] either returns `Ok` with every row of the batch
+//!   accounted for — in `loaded` or in `refused` — or `Err`. `Ok` means the loaded rows are
+//!   durable in the target (committed, or accepted by the API call).
+//! - **Idempotence.** Every write is an upsert on the entity's key (a SQL key column, an
+//!   Odoo external id): writing the same rows again leaves the target as it was after the
+//!   first write and reports them loaded again. A replay after a crash or a retry after a
+//!   transient fault therefore never duplicates.
+//! - **Partial failure.** With `atomic_batches`, a batch is all or nothing: on
+//!   [`TargetError::Rows`] nothing of it was written and the caller may split it to find
+//!   the bad rows (the engine bisects). A target with `reports_bad_rows` isolates its bad
+//!   rows itself and returns them in [`WriteOutcome::refused`] with its own message, the
+//!   rest loaded; it never returns `Rows`.
+//! - **Errors are classified by the target**, never by the engine: [`TargetError::Rows`]
+//!   (the content was refused), [`TargetError::Transient`] (the same write may succeed
+//!   later: connection lost, server restarting, HTTP 429/5xx, a serialization failure),
+//!   [`TargetError::Fatal`] (anything else: bad credentials, missing table, permissions).
+//! - `count` and `sums` read back what the target holds, for reconciliation; a target
+//!   whose `sql_read_back` is false answers them through its own API.
+//! - Secrets (passwords, API keys) never appear in an error message, `name`, or a log.
+
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+
+use crate::engine::rules::SqlValue;
+
+/// A table (or model) to write into: its name, the key that identifies a row, and the
+/// columns in the order of each row's values.
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    pub table: String,
+    pub key: String,
+    pub columns: Vec<String>,
+}
+
+/// How a target can be backed up before the production load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupKind {
+    /// A copy of the database file.
+    SqliteCopy,
+    /// `pg_dump` of the database (an Odoo target's when its SQL URL is given).
+    PgDump,
+    /// `mariadb-dump` of the database.
+    MariaDump,
+    /// No backup the tool can take itself: a `command` step of the runbook does it (an RDS
+    /// snapshot, say), or the rollback deletes what the run created.
+    External,
+}
+
+/// How production is closed to its users during the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreezeKind {
+    /// Revoke the application users' privileges (SQL databases).
+    RevokePrivileges,
+    /// Archive the listed application users (Odoo): their sessions and RPC calls end.
+    ArchiveUsers,
+    /// Nothing to close (a file, an in-memory target).
+    None,
+}
+
+/// What a target can do. The engine, the steps and `check` decide from these alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// A batch is one transaction: all of it or nothing.
+    pub atomic_batches: bool,
+    /// The most rows one `write_batch` takes; larger batches are split by the engine.
+    pub max_batch_rows: Option<usize>,
+    /// `write_batch` isolates bad rows itself and reports them in `refused`.
+    pub reports_bad_rows: bool,
+    /// References to other entities are resolved by the target (external ids), not by
+    /// SQL sub-selects.
+    pub resolves_references: bool,
+    /// SQL can be run against the target for read-back (fingerprint checks, `target_sql`).
+    pub sql_read_back: bool,
+    pub backup: BackupKind,
+    pub freeze: FreezeKind,
+}
+
+/// The result of one accepted batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Rows written (inserted or updated, including unchanged replays).
+    pub loaded: u64,
+    /// Rows the target refused, as (index into the batch, the target's message).
+    pub refused: Vec<(usize, String)>,
+}
+
+/// Why a call failed, as the target itself judges it.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The rows' content was refused (constraint, type, missing reference); nothing of the
+    /// batch was written.
+    #[error("{0}")]
+    Rows(String),
+    /// The same call may succeed later: retry with backoff.
+    #[error(transparent)]
+    Transient(anyhow::Error),
+    /// Retrying will not help.
+    #[error(transparent)]
+    Fatal(anyhow::Error),
+}
+
+impl TargetError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, TargetError::Transient(_))
+    }
+}
+
+/// What `prepare` needs to make the target ready for a phase.
+#[derive(Debug, Clone, Default)]
+pub struct Prepare {
+    /// The runbook's schema file for SQL targets (applied when the tables are missing).
+    pub schema: Option<std::path::PathBuf>,
+    /// Each target table with the columns the runbook maps onto it.
+    pub tables: BTreeMap<String, Vec<String>>,
+    /// Empty these tables first (children before parents): a staging reset.
+    pub reset: Vec<String>,
+}
+
+/// The contract every target meets; see the module documentation.
+#[async_trait::async_trait]
+pub trait Target: Send + Sync {
+    /// How to name the target to people: its URL with any secret removed.
+    fn name(&self) -> String;
+
+    fn capabilities(&self) -> Capabilities;
+
+    /// Make the target ready: check (or create) the tables and columns, empty what a reset
+    /// asks. Returns a note for the operator (e.g. "schema applied").
+    async fn prepare(&self, prepare: &Prepare) -> Result<Option<String>, TargetError>;
+
+    /// Write one batch; see the module documentation for what `Ok` and each error promise.
+    async fn write_batch(
+        &self,
+        spec: &TableSpec,
+        rows: &[&[SqlValue]],
+    ) -> Result<WriteOutcome, TargetError>;
+
+    /// Rows the target holds in `table` (for Odoo: records of the model this run's external
+    /// ids name).
+    async fn count(&self, table: &str) -> Result<u64, TargetError>;
+
+    /// The sum of `column` over `table`, one entry per value of `by` (a currency code), or a
+    /// single `""` entry without `by`.
+    async fn sums(
+        &self,
+        table: &str,
+        column: &str,
+        by: Option<&str>,
+    ) -> Result<BTreeMap<String, Decimal>, TargetError>;
+
+    /// Release connections; the target is not used afterwards.
+    async fn close(&self);
+}
