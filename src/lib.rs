@@ -19,6 +19,7 @@ pub mod preflight;
 pub mod reconcile;
 pub mod report;
 pub mod runbook;
+pub mod runview;
 pub mod signals;
 pub mod sinks;
 pub mod sources;
