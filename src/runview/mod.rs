@@ -295,6 +295,12 @@ pub struct RunView {
     pub freeze: Option<FreezeInfo>,
     /// The last freeze applied.
     pub freeze_applied: Option<FreezeInfo>,
+    /// Per environment, the last freeze planned (`freeze_planned`).
+    pub freeze_plans: BTreeMap<String, FreezeInfo>,
+    /// Environments whose freeze was applied.
+    pub frozen_envs: BTreeSet<String>,
+    /// Environments backed up.
+    pub backed_up: BTreeSet<String>,
     /// Steps whose shell command exited 0.
     pub commands_ok: BTreeSet<String>,
     /// A load has started and no successful rollback took its rows back out since.
@@ -631,6 +637,7 @@ impl RunView {
                 bytes,
                 snapshot,
             } => {
+                self.backed_up.insert(env.clone());
                 self.backup = Some(BackupInfo {
                     env: env.clone(),
                     path: path.clone(),
@@ -644,13 +651,15 @@ impl RunView {
                 method,
                 revoked,
             } => {
-                self.freeze = Some(FreezeInfo {
+                let f = FreezeInfo {
                     env: env.clone(),
                     method: method.clone(),
                     revoked: revoked.clone(),
                     watermark: BTreeMap::new(),
                     applied: false,
-                });
+                };
+                self.freeze_plans.insert(env.clone(), f.clone());
+                self.freeze = Some(f);
             }
             Event::FreezeApplied {
                 env,
@@ -665,6 +674,7 @@ impl RunView {
                     watermark: watermark.clone(),
                     applied: true,
                 };
+                self.frozen_envs.insert(env.clone());
                 self.freeze = Some(f.clone());
                 self.freeze_applied = Some(f);
             }
@@ -725,6 +735,30 @@ impl RunView {
             | Event::ForecastBasis { .. }
             | Event::WindowWarning { .. } => {}
         }
+    }
+
+    /// Steps finished (passed, warned or skipped), in the order they first finished: a
+    /// resumed run does not run them again.
+    pub fn completed_steps(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in &self.step_results {
+            if matches!(
+                r.status,
+                StepStatus::Passed | StepStatus::Warned | StepStatus::Skipped
+            ) && !out.contains(&r.step)
+            {
+                out.push(r.step.clone());
+            }
+        }
+        out
+    }
+
+    /// The reason of a rollback that started and has not finished.
+    pub fn unfinished_rollback(&self) -> Option<&str> {
+        self.rollback
+            .as_ref()
+            .filter(|r| r.finished.is_none())
+            .map(|r| r.reason.as_str())
     }
 
     /// The outcome so far: `None` while the run has not finished.
