@@ -271,3 +271,61 @@ fn headless_watch_prints_every_record_once_in_order_until_the_run_finishes() {
     // Every record of the run: the last one is the journal's head.
     assert_eq!(*seqs.last().unwrap(), head_seq(&runbook));
 }
+
+#[test]
+fn headless_watch_follows_a_run_live_through_a_postgres_journal() {
+    let db = cutover::testdb::TempDb::postgres("watch_pg");
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    // The watcher starts first, from "elsewhere": it knows only the journal's URL, and
+    // waits for a run to appear.
+    let mut watcher = Command::new(BIN)
+        .arg("watch")
+        .arg(demo.join("tms.toml"))
+        .args(["--headless", "--journal", &db.url()])
+        .env_remove("CI")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let run = Command::new(BIN)
+        .args(["demo", "--headless", "--dir"])
+        .arg(&demo)
+        .args(["--journal", &db.url()])
+        .env_remove("CI")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let t0 = Instant::now();
+    // It ends by itself once it has printed the run's `run_finished`.
+    while watcher.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(30) {
+            let _ = watcher.kill();
+            panic!("the watch did not end after the run finished");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = watcher.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let seqs: Vec<i64> = text
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().parse().unwrap())
+        .collect();
+    // The only run in this journal: every record, 1, 2, 3, … without a gap or a repeat.
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "{text}");
+    assert!(
+        text.lines().last().unwrap().contains("\trun_finished\t"),
+        "{text}"
+    );
+    assert!(seqs.len() > 20, "{text}");
+}
