@@ -69,6 +69,7 @@ impl Tmux {
     fn alive(&self) -> bool {
         Command::new("tmux")
             .args(["has-session", "-t", &self.session])
+            .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     }
@@ -270,6 +271,15 @@ fn headless_watch_prints_every_record_once_in_order_until_the_run_finishes() {
     }
     // Every record of the run: the last one is the journal's head.
     assert_eq!(*seqs.last().unwrap(), head_seq(&runbook));
+    // A run the journal does not hold is refused, not waited for.
+    let out = Command::new(BIN)
+        .arg("watch")
+        .arg(&runbook)
+        .args(["--headless", "--run", "no-such-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no run no-such-run"));
 }
 
 #[test]
