@@ -24,6 +24,7 @@ use crate::reconcile::{EntityEvidence, run_checks};
 use crate::runbook::format::{Check, StepKind};
 use crate::runbook::{Plan, lint::parse_duration};
 use crate::runview::RunView;
+use crate::runview::gate::gate_decision;
 use crate::sinks::{Sink, TableSpec};
 use crate::sources::csv::{count_records, sha256_file};
 
@@ -1586,29 +1587,12 @@ impl Executor {
         })
         .await?;
         // GOs given on this same evidence before an interruption still count.
-        let mut gos: Vec<(String, String)> = records[last_validate.unwrap_or(0)..]
-            .iter()
-            .filter_map(|r| match &r.event {
-                Event::SignOffRecorded {
-                    gate: g,
-                    name,
-                    role,
-                    decision: Decision::Go,
-                    evidence_sha256: ev,
-                    ..
-                } if g == gate && *ev == evidence_sha256 => Some((name.clone(), role.clone())),
-                _ => None,
-            })
-            .collect();
+        let mut gos = lock(&self.view).gos_on(gate, &evidence_sha256);
         // Sign-offs not recorded because they lacked a reason, for the waiting message.
         let mut refused: Vec<String> = Vec::new();
         loop {
-            let names: HashSet<&str> = gos.iter().map(|(n, _)| n.as_str()).collect();
-            let roles_ok = g
-                .roles
-                .iter()
-                .all(|r| gos.iter().any(|(_, role)| role == r));
-            if names.len() >= g.quorum && roles_ok {
+            let tally = gate_decision(&gos, g.quorum, &g.roles);
+            if tally.met {
                 self.emit(Event::GateDecided {
                     gate: gate.into(),
                     decision: Decision::Go,
@@ -1673,18 +1657,14 @@ impl Executor {
                 continue;
             }
             let Some(s) = next else {
-                let missing_roles: Vec<&String> = g
-                    .roles
-                    .iter()
-                    .filter(|r| !gos.iter().any(|(_, role)| role == *r))
-                    .collect();
+                let missing_roles = &tally.missing_roles;
                 return Err(Stop::Outcome(
                     Outcome::WaitingAtGate,
                     exit::WAITING_AT_GATE,
                     format!(
                         "waiting at gate '{gate}': {} of {} GO sign-offs{}{}; give them with --sign-off \"NAME|ROLE|go|COMMENT\"",
-                        names.len(),
-                        g.quorum,
+                        tally.signed,
+                        tally.quorum,
                         refused
                             .iter()
                             .map(|r| format!("; not recorded: {r}"))
