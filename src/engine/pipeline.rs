@@ -10,7 +10,6 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use csv::ByteRecord;
 use rust_decimal::Decimal;
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
 use super::rejects::RejectWriter;
@@ -20,6 +19,7 @@ use crate::db::errors::explain;
 use crate::journal::events::{EntityCounts, EntityProgress, Phase, ProgressSnapshot, RefusedRow};
 use crate::sources::csv::{CsvSource, Decoded};
 use crate::target::{TableSpec, Target, TargetError};
+pub use crate::values::{Fingerprint, NO_CURRENCY};
 
 /// Everything one entity's run needs, owned.
 pub struct EntityJob {
@@ -66,9 +66,6 @@ pub struct SumField {
     pub field: String,
     pub currency: Option<String>,
 }
-
-/// The currency key of a row whose currency field is blank (or a NULL target currency).
-pub const NO_CURRENCY: &str = "(none)";
 
 /// Running sums of one field: one total per currency (a single `""` entry without a
 /// currency field). Small: as many entries as distinct currency codes.
@@ -127,39 +124,6 @@ struct Tally {
     fp: Vec<Fingerprint>,
     keys: Option<HashSet<String>>,
     scope_keys: Option<ScopeKeys>,
-}
-
-/// Order-independent set digest: count plus wrapping sum of 128-bit row hashes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Fingerprint {
-    pub rows: u64,
-    pub sum: u128,
-}
-
-impl Fingerprint {
-    pub fn add(&mut self, parts: &[&str]) {
-        let mut h = Sha256::new();
-        for p in parts {
-            h.update(p.as_bytes());
-            h.update([0x1f]);
-        }
-        let d = h.finalize();
-        let mut b = [0u8; 16];
-        b.copy_from_slice(&d[..16]);
-        self.sum = self.sum.wrapping_add(u128::from_be_bytes(b));
-        self.rows += 1;
-    }
-
-    /// Undo an [`add`](Self::add) of the same parts.
-    pub fn remove(&mut self, parts: &[&str]) {
-        let mut other = Fingerprint::default();
-        other.add(parts);
-        self.rows -= 1;
-        self.sum = self.sum.wrapping_sub(other.sum);
-    }
-    pub fn render(&self) -> String {
-        format!("{} rows, fingerprint {:032x}", self.rows, self.sum)
-    }
 }
 
 /// Told about every committed batch (the executor journals it as a checkpoint) and every

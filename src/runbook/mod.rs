@@ -232,13 +232,16 @@ pub fn load_str(
         }
         let url = expand(&key, &e.url, &mut diags);
         if !url.is_empty()
-            && crate::db::Dialect::of_url(&url).is_none()
+            && crate::urls::Dialect::of_url(&url).is_none()
             && !API_SCHEMES.contains(&url.split(':').next().unwrap_or_default())
         {
             diags.push(
                 ctx.diag(
                     &key,
-                    format!("unsupported database URL '{}'", crate::db::redact_url(&url)),
+                    format!(
+                        "unsupported database URL '{}'",
+                        crate::urls::redact_url(&url)
+                    ),
                     "use sqlite://PATH, postgres://USER@HOST/DB, mysql://USER@HOST/DB, \
                  odoo+jsonrpc://LOGIN@HOST:PORT/DB or odoo+json2://HOST:PORT/DB"
                         .into(),

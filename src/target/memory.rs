@@ -360,7 +360,7 @@ impl Target for MemoryTarget {
                 None => String::new(),
                 Some(g) => match row.get(g).map(text) {
                     Some(c) if !c.trim().is_empty() => c.trim().to_string(),
-                    _ => crate::engine::pipeline::NO_CURRENCY.to_string(),
+                    _ => crate::values::NO_CURRENCY.to_string(),
                 },
             };
             let total = out.entry(group).or_default();
