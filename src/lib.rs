@@ -30,3 +30,4 @@ pub mod tui;
 pub mod urls;
 pub mod values;
 pub mod window;
+pub mod words;
