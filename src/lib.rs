@@ -5,6 +5,7 @@
 //! `app` holds the console's state and `tui` / `headless` show it.
 pub mod app;
 pub mod control;
+pub mod datetime;
 pub mod db;
 pub mod demo;
 pub mod describe;
@@ -12,6 +13,7 @@ pub mod disk;
 pub mod engine;
 #[doc(hidden)]
 pub mod fault;
+pub mod figures;
 pub mod headless;
 pub mod journal;
 pub mod log_feed;
@@ -21,12 +23,14 @@ pub mod report;
 pub mod runbook;
 pub mod runview;
 pub mod signals;
-pub mod sinks;
 pub mod sources;
 pub mod steps;
 pub mod target;
 #[doc(hidden)]
 pub mod testdb;
 pub mod tui;
+pub mod urls;
+pub mod values;
 pub mod watch;
 pub mod window;
+pub mod words;

@@ -25,29 +25,7 @@ pub mod gate;
 #[cfg(test)]
 mod tests;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepState {
-    Pending,
-    Running,
-    Passed,
-    Warned,
-    Failed,
-    WaitingSignOff,
-    Skipped,
-    RolledBack,
-}
-
-impl From<StepStatus> for StepState {
-    fn from(s: StepStatus) -> Self {
-        match s {
-            StepStatus::Passed => StepState::Passed,
-            StepStatus::Warned => StepState::Warned,
-            StepStatus::Failed => StepState::Failed,
-            StepStatus::Skipped => StepState::Skipped,
-            StepStatus::RolledBack => StepState::RolledBack,
-        }
-    }
-}
+pub use crate::words::StepState;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepRow {
