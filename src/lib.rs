@@ -11,6 +11,7 @@ pub mod describe;
 pub mod disk;
 pub mod engine;
 #[doc(hidden)]
+pub mod farewell;
 pub mod fault;
 pub mod headless;
 pub mod journal;

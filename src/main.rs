@@ -105,7 +105,7 @@ enum JournalCmd {
     /// Recompute the hash chain of a journal and print its head (SEQ:HASH of the last
     /// record); exit 1 at the first broken link.
     Verify {
-        /// Runbook whose journal to verify (`.cutover/journal.db` beside it), unless --journal.
+        /// Runbook whose journal to verify (`.cutover/<runbook name>/journal.db` beside it), unless --journal.
         runbook: Option<PathBuf>,
         #[arg(long, env = "CUTOVER_JOURNAL")]
         journal: Option<String>,
@@ -145,7 +145,7 @@ struct CommonRun {
     #[arg(long = "skip", value_name = "STEP|NAME|REASON")]
     skips: Vec<String>,
     /// Journal location: a path, a sqlite: URL or a postgres:// URL (password via PGPASSWORD).
-    /// Default: .cutover/journal.db beside the runbook.
+    /// Default: .cutover/<runbook name>/journal.db beside the runbook.
     #[arg(long, env = "CUTOVER_JOURNAL")]
     journal: Option<String>,
     /// Folder for run artifacts (extract, rejects, summary). Default: runs/ beside the journal.
@@ -174,8 +174,31 @@ struct DemoArgs {
     /// Seed of the generated legacy data.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Legacy rows to generate (customers, vehicles, drivers, invoices in the demo's
+    /// proportions, the rows that break each rule on top). The default runs long enough to
+    /// watch the live progress: bar, rate and ETA.
+    #[arg(long, default_value_t = DEMO_DEFAULT_ROWS)]
+    rows: usize,
     #[command(flatten)]
     common: CommonRun,
+}
+
+/// `println!` that survives a closed stdout: `cutover summary … | head -1` closes the pipe
+/// after one line, and the rest of the output has nowhere to go (not a panic).
+macro_rules! out {
+    ($($t:tt)*) => {
+        emit(&format!($($t)*))
+    };
+}
+
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = writeln!(o, "{text}").and_then(|()| o.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: writing to stdout: {e}");
+    }
 }
 
 fn main() -> ExitCode {
@@ -245,12 +268,12 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 let opts = preflight_options(&runbook, journal.as_deref(), artifacts, RunMode::Run);
                 let report = cutover::preflight::run(&plan, &opts).await;
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
+                    out!("{}", serde_json::to_string_pretty(&report)?);
                 } else {
                     for f in &report.findings {
-                        println!("{f}");
+                        out!("{f}");
                     }
-                    println!("{}", report.tally());
+                    out!("{}", report.tally());
                 }
                 return Ok(if report.ok {
                     exit::OK
@@ -258,7 +281,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     exit::PREFLIGHT_FAILED
                 });
             }
-            println!(
+            out!(
                 "{}: ok — {} entities in load order {}, {} steps, {} checks",
                 runbook.display(),
                 plan.order.len(),
@@ -292,7 +315,19 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     .context("the journal holds no run yet")?,
             };
             let recs = j.run_records(&run).await?;
-            println!(
+            if recs.is_empty() {
+                // An unknown run id is a mistake to say, not an empty summary to print.
+                let newest = j.last_run_id().await?;
+                eprintln!(
+                    "error: journal {} holds no run {run}{}",
+                    j.location,
+                    newest
+                        .map(|n| format!("\n  hint: the newest run is {n} (cutover summary without --run shows it)"))
+                        .unwrap_or_else(|| " (it holds no run yet)".into())
+                );
+                return Ok(exit::INVALID);
+            }
+            out!(
                 "{}",
                 serde_json::to_string_pretty(&cutover::report::summary(&recs))?
             );
@@ -315,7 +350,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let v = j.verify().await?;
             match v.first_bad {
                 None => {
-                    println!(
+                    out!(
                         "journal {}: {} records, hash chain intact; head {}",
                         j.location,
                         v.records,
@@ -330,25 +365,27 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     match j.hash_at(want.seq).await? {
                         Some(h) if h == want.hash => {
                             if end > want.seq {
-                                println!(
+                                out!(
                                     "expected head {want} reached; {} record(s) appended after it",
                                     end - want.seq
                                 );
                             } else {
-                                println!("expected head {want} reached: it is the journal's end");
+                                out!("expected head {want} reached: it is the journal's end");
                             }
                             Ok(exit::OK)
                         }
                         Some(h) => {
-                            println!(
+                            out!(
                                 "journal {}: HEAD DIFFERS: record {} has hash {h}, expected {}; \
                                  the journal was rewritten after that head was taken",
-                                j.location, want.seq, want.hash
+                                j.location,
+                                want.seq,
+                                want.hash
                             );
                             Ok(cutover::journal::EXIT_HEAD_DIFFERS)
                         }
                         None => {
-                            println!(
+                            out!(
                                 "journal {}: HEAD DIFFERS: the journal ends at record {end}, \
                                  before the expected head {want}; {} record(s) are missing \
                                  from its tail",
@@ -360,7 +397,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     }
                 }
                 Some((seq, why)) => {
-                    println!("journal {}: BROKEN at record {seq}: {why}", j.location);
+                    out!("journal {}: BROKEN at record {seq}: {why}", j.location);
                     Ok(exit::FAILURE)
                 }
             }
@@ -403,20 +440,35 @@ fn load_plan(path: &Path, vars: &[String]) -> Result<Option<Plan>> {
     }
 }
 
+/// The journal a command uses: `--journal`, else `.cutover/<runbook name>/journal.db`
+/// beside the runbook. One per runbook: two runbooks in one folder are two cutovers, and
+/// sharing one journal would mix their runs (and `summary` would show the other's newest).
+/// A `.cutover/journal.db` left by an earlier version is kept while no per-runbook one
+/// exists, so an unfinished run there can still be resumed.
 fn journal_location(runbook: &Path, given: Option<&str>) -> String {
-    match given {
-        Some(g) => g.to_string(),
-        None => {
-            let dir = runbook
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            dir.join(".cutover")
-                .join("journal.db")
-                .display()
-                .to_string()
-        }
+    if let Some(g) = given {
+        return g.to_string();
     }
+    let dir = runbook
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(".cutover");
+    let name = runbook
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "runbook".into());
+    let own = dir.join(&name).join("journal.db");
+    let shared = dir.join("journal.db");
+    if !own.exists() && shared.exists() {
+        eprintln!(
+            "note: using {} from an earlier version; move it to {} to give this runbook its own",
+            shared.display(),
+            own.display()
+        );
+        return shared.display().to_string();
+    }
+    own.display().to_string()
 }
 
 /// Tracing to `cutover.log` beside the journal and, with the console, into its log pane
@@ -430,7 +482,10 @@ fn init_logging(dir: &Path, console: bool) -> Result<Option<cutover::log_feed::L
         .open(dir.join("cutover.log"))?;
     let filter = EnvFilter::try_from_env("CUTOVER_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+        // Warnings and errors only by default: a run without trouble leaves the log empty,
+        // so anything in it is worth reading (the journal has the story of the run). sqlx
+        // calls a statement over 1 s "slow"; streaming a whole legacy table always is.
+        .unwrap_or_else(|_| EnvFilter::new("warn,sqlx::query=error"));
     // Logs go to a file: the terminal belongs to the console, and the journal is the audit record.
     let file_layer = tracing_subscriber::fmt::layer()
         .with_ansi(false)
@@ -637,7 +692,25 @@ async fn execute(
     std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
         .with_context(|| format!("writing {}", summary_path.display()))?;
     if c.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        out!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    // Last on stderr, once the console's screen is gone: how it ended and how to go on.
+    let inv = cutover::farewell::Invocation {
+        runbook: runbook.display().to_string(),
+        journal: c.journal.clone(),
+        vars: c.vars.clone(),
+    };
+    let ended = recs.iter().rev().find_map(|r| match &r.event {
+        cutover::journal::events::Event::RunFinished {
+            outcome,
+            exit_code,
+            message,
+        } => Some((*outcome, *exit_code, message.as_str())),
+        _ => None,
+    });
+    let resumable = cutover::steps::run_state(&recs) == cutover::steps::RunState::Resumable;
+    for line in cutover::farewell::lines(&inv, &fin.run_id, ended, resumable) {
+        eprintln!("{line}");
     }
     Ok(ui_code.unwrap_or(fin.exit_code))
 }
@@ -676,7 +749,7 @@ async fn preflight_gate(
             report.tally()
         );
         if c.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            out!("{}", serde_json::to_string_pretty(&report)?);
         }
         return Ok(Some(exit::PREFLIGHT_FAILED));
     }
@@ -1001,6 +1074,8 @@ async fn console(
 
 /// The reference runbook, embedded so that `cutover demo` works from an installed binary.
 const TMS_RUNBOOK: &str = include_str!("../runbooks/tms.toml");
+/// `demo --rows` default: a few seconds of live load progress in a release build.
+const DEMO_DEFAULT_ROWS: usize = 200_000;
 
 async fn demo(d: DemoArgs) -> Result<i32> {
     let dir =
@@ -1016,12 +1091,14 @@ async fn demo(d: DemoArgs) -> Result<i32> {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir)?;
+    // The runbook in the folder carries the folder's own values: `cutover run` on it works
+    // bare, like every other command.
     let runbook = dir.join("tms.toml");
-    std::fs::write(&runbook, TMS_RUNBOOK)?;
+    std::fs::write(&runbook, cutover::demo::demo_runbook(TMS_RUNBOOK)?)?;
     let legacy = dir.join("legacy.db");
     let opts = cutover::demo::GenOptions {
         seed: d.seed,
-        ..cutover::demo::GenOptions::demo()
+        ..cutover::demo::GenOptions::demo_rows(d.rows)
     };
     let counts = cutover::demo::write_legacy_sqlite(&legacy, &opts).await?;
     eprintln!(
@@ -1034,17 +1111,7 @@ async fn demo(d: DemoArgs) -> Result<i32> {
             .join(", "),
         dir.display()
     );
-    let mut common = d.common.clone();
-    let sqlite = |f: &str| format!("sqlite://{}", dir.join(f).display());
-    for (k, v) in [
-        ("legacy_url", sqlite("legacy.db")),
-        ("staging_url", sqlite("staging.db")),
-        ("production_url", sqlite("production.db")),
-        ("backup_dir", dir.join("backups").display().to_string()),
-        ("extract_dir", dir.join("extract").display().to_string()),
-    ] {
-        common.vars.insert(0, format!("{k}={v}"));
-    }
+    let common = d.common.clone();
     // Headless has nobody at the gate: the demo signs for its two approvers (journaled as such).
     let demo_sign_offs = vec![
         SignOff::parse(
@@ -1058,5 +1125,7 @@ async fn demo(d: DemoArgs) -> Result<i32> {
         )
         .map_err(anyhow::Error::msg)?,
     ];
-    execute(&runbook, &common, RunMode::Run, Some(demo_sign_offs)).await
+    // As the user named it (relative to where they are), for the lines printed at the end.
+    let named = d.dir.join("tms.toml");
+    execute(&named, &common, RunMode::Run, Some(demo_sign_offs)).await
 }
