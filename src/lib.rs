@@ -16,6 +16,7 @@ pub mod fault;
 pub mod headless;
 pub mod journal;
 pub mod log_feed;
+pub mod notify;
 pub mod preflight;
 pub mod reconcile;
 pub mod report;

@@ -612,7 +612,17 @@ async fn execute(
         lease.release().await?;
         return Ok(code);
     }
-    let (rec_tx, rec_rx) = mpsc::unbounded_channel();
+    // Webhooks are resolved before anything runs: a missing url_env is a mistake to say now.
+    let hooks = match cutover::notify::targets(&plan.rb.notify, |k| std::env::var(k).ok()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            lease.release().await?;
+            return Ok(exit::INVALID);
+        }
+    };
+    let runbook_name = plan.rb.runbook.name.clone();
+    let (rec_tx, engine_rx) = mpsc::unbounded_channel();
     let (prog_tx, prog_rx) = watch::channel(Vec::new());
     let channels = Channels {
         records: Some(rec_tx),
@@ -655,6 +665,7 @@ async fn execute(
     };
     lease.bind_run(exec.run_id()).await?;
     journal_take_over(&lease).await?;
+    let (rec_rx, tee) = tee_records(engine_rx, hooks, &runbook_name, &journal, exec.run_id());
     let engine = tokio::spawn(exec.run());
     let ui_code = if headless {
         let stop = cmd_tx.clone();
@@ -672,6 +683,7 @@ async fn execute(
         console(rec_rx, prog_rx, cmd_tx, log_feed).await?
     };
     let fin = engine.await.context("engine task")??;
+    finish_notifications(tee).await;
     let recs = journal.run_records(&fin.run_id).await?;
     let summary = cutover::report::summary(&recs);
     // The run's last record is the journal's end as this run left it (also in summary.json):
@@ -1011,7 +1023,17 @@ async fn rollback(
         }
         _ => {}
     }
-    let (rec_tx, rec_rx) = mpsc::unbounded_channel();
+    // Webhooks are resolved before anything runs: a missing url_env is a mistake to say now.
+    let hooks = match cutover::notify::targets(&plan.rb.notify, |k| std::env::var(k).ok()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            lease.release().await?;
+            return Ok(exit::INVALID);
+        }
+    };
+    let runbook_name = plan.rb.runbook.name.clone();
+    let (rec_tx, engine_rx) = mpsc::unbounded_channel();
     let (prog_tx, prog_rx) = watch::channel(Vec::new());
     let (_cmd_tx, cmd_rx) = mpsc::channel(1);
     let exec = match Executor::adopt(
@@ -1041,15 +1063,62 @@ async fn rollback(
             return Ok(exit::INVALID);
         }
     };
+    let (rec_rx, tee) = tee_records(engine_rx, hooks, &runbook_name, &j, exec.run_id());
     let printer = tokio::spawn(cutover::headless::print_progress(rec_rx, prog_rx, true));
     let fin = exec
         .rollback_now(&format!("rollback asked by the operator: {reason}"))
         .await?;
     let _ = printer.await;
+    finish_notifications(tee).await;
     if let Err(e) = lease.release().await {
         tracing::warn!("releasing the lease: {e:#}");
     }
     Ok(fin.exit_code)
+}
+
+type Records = mpsc::UnboundedReceiver<cutover::journal::events::Record>;
+
+/// The engine's records to the screen and, without waiting for them, to the webhooks (when
+/// the runbook has any). The task hands the notifier back once the engine is done.
+fn tee_records(
+    engine_rx: Records,
+    hooks: Vec<cutover::notify::Target>,
+    runbook_name: &str,
+    journal: &Journal,
+    run_id: &str,
+) -> (
+    Records,
+    tokio::task::JoinHandle<Option<cutover::notify::Notifier>>,
+) {
+    let notifier = (!hooks.is_empty()).then(|| {
+        cutover::notify::Notifier::start(
+            hooks,
+            runbook_name,
+            journal.clone(),
+            run_id,
+            cutover::notify::Policy::default(),
+        )
+    });
+    let (ui_tx, rec_rx) = mpsc::unbounded_channel();
+    let tee = tokio::spawn(async move {
+        let mut engine_rx = engine_rx;
+        while let Some(rec) = engine_rx.recv().await {
+            if let Some(n) = &notifier {
+                n.offer(&rec);
+            }
+            let _ = ui_tx.send(rec);
+        }
+        notifier
+    });
+    (rec_rx, tee)
+}
+
+/// What the webhooks still have queued gets a short grace (journaled), before the
+/// journal's head is read.
+async fn finish_notifications(tee: tokio::task::JoinHandle<Option<cutover::notify::Notifier>>) {
+    if let Ok(Some(n)) = tee.await {
+        n.finish(cutover::notify::Policy::default().grace).await;
+    }
 }
 
 /// The interactive console; returns an exit code override when the operator aborted.

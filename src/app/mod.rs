@@ -701,7 +701,9 @@ impl App {
             | Event::RunResumed { .. }
             | Event::LeaseTakenOver { .. }
             | Event::ForecastBasis { .. }
-            | Event::WindowWarning { .. } => {}
+            | Event::WindowWarning { .. }
+            | Event::NotificationDelivered { .. }
+            | Event::NotificationFailed { .. } => {}
         }
         if let Some((text, tone)) = described {
             self.push_log(time, text, tone);

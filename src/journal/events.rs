@@ -438,6 +438,26 @@ pub enum Event {
         /// How the previous holder was judged gone.
         why: String,
     },
+    /// A webhook took a notification (`[[notify]]`); the URL shown without its path.
+    NotificationDelivered {
+        /// What it was about: `step_started`, `gate_waiting`, … (the runbook's names).
+        about: String,
+        url: String,
+        /// 1 for the first try.
+        attempt: u32,
+        /// The HTTP status the webhook answered.
+        status: u16,
+    },
+    /// A webhook did not take a notification on this try; `gives_up` when no try follows.
+    NotificationFailed {
+        about: String,
+        url: String,
+        attempt: u32,
+        /// The HTTP status, when the webhook answered at all.
+        status: Option<u16>,
+        error: String,
+        gives_up: bool,
+    },
 }
 
 impl Event {
@@ -470,6 +490,8 @@ impl Event {
             Event::RollbackStarted { .. } => "rollback_started",
             Event::RollbackFinished { .. } => "rollback_finished",
             Event::RunFinished { .. } => "run_finished",
+            Event::NotificationDelivered { .. } => "notification_delivered",
+            Event::NotificationFailed { .. } => "notification_failed",
             Event::LeaseTakenOver { .. } => "lease_taken_over",
         }
     }
