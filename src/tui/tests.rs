@@ -712,3 +712,20 @@ fn reconciliation_large_sums_160x48() {
     }
     insta::assert_snapshot!(s);
 }
+
+/// A load that has run for days (the console left open over a long weekend): its
+/// duration is shown whole, not cut from the left.
+#[test]
+fn a_long_overrun_duration_is_never_cut() {
+    let mut app = app_mid_load();
+    let later = now("19:00:00") + chrono::Duration::hours(120);
+    update(&mut app, Action::Tick { now: later });
+    // The window is long gone: the rollback proposal is dismissed to see the runbook.
+    update(&mut app, Action::CancelRollback);
+    let text = screen_text(&screen(&app, 80, 24));
+    let row = text
+        .lines()
+        .find(|l| l.contains("running") && l.contains(" load "))
+        .unwrap_or_else(|| panic!("no load row:\n{text}"));
+    assert!(row.contains("120h07m/45m00s"), "{row}");
+}
