@@ -173,8 +173,24 @@ fn render_gauge_line(frame: &mut Frame, e: &EntityRow, area: Rect) {
     frame.render_widget(Paragraph::new(text), right);
 }
 
-/// Counts under the gauge. Labels give way to the width, figures never (see [`fit`]).
+/// Counts under the gauge: the longest wording that fits (wide: read, rejected, rows/s;
+/// then without the rate; then the narrow wording), and only then labels ellipsised.
+/// Figures are never cut (see [`fit`]).
 fn stats_line(e: &EntityRow, wide: bool, width: u16) -> Line<'static> {
+    let mut variants = Vec::new();
+    if wide {
+        variants.push(stats_parts(e, true, true));
+        variants.push(stats_parts(e, true, false));
+    }
+    variants.push(stats_parts(e, false, false));
+    let chosen = variants
+        .iter()
+        .position(|p| super::fit::width(p) <= width as usize)
+        .unwrap_or(variants.len() - 1);
+    fit(variants.swap_remove(chosen), width as usize)
+}
+
+fn stats_parts(e: &EntityRow, wide: bool, rate: bool) -> Vec<Part> {
     let warn = if e.rejected > 0 {
         style::tone(Tone::Warn)
     } else {
@@ -206,12 +222,12 @@ fn stats_line(e: &EntityRow, wide: bool, width: u16) -> Line<'static> {
     ));
     parts.push(Part::sep(" · "));
     parts.extend(count("loaded", e.loaded, ratatui::style::Style::new()));
-    if wide && let Some(r) = e.rate() {
+    if rate && let Some(r) = e.rate() {
         parts.extend([
             Part::sep(" · ").styled(style::dim()),
             Part::figure(fmt_count(r.round() as u64)).styled(style::dim()),
             Part::label(" rows/s").styled(style::dim()),
         ]);
     }
-    fit(parts, width as usize)
+    parts
 }

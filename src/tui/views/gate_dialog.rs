@@ -268,44 +268,35 @@ fn evidence_lines(ev: &GateEvidence, now: Option<DateTime<Utc>>) -> Vec<Line<'st
     }
     out.push(Line::from(rejects));
 
-    // The money finance decides on: what the rejected rows carry, summed per currency
-    // (each figure with its currency joined by a no-break space, so wrapping never parts
-    // them), then where it sits.
-    if !ev.money_rejected.is_empty() {
-        let mut per_currency: BTreeMap<&str, Decimal> = BTreeMap::new();
-        for m in &ev.money_rejected {
-            if let Ok(d) = m.amount.parse::<Decimal>() {
-                *per_currency.entry(m.currency.as_str()).or_default() += d;
+    // The money finance decides on: what the rejected rows carry, per money field and
+    // currency (each figure joined to its currency by a no-break space, so wrapping never
+    // parts them). Fields are not added together: a total and a residual are two views of
+    // the same money.
+    let mut fields: BTreeMap<(&str, &str), Vec<(&str, String)>> = BTreeMap::new();
+    for m in &ev.money_rejected {
+        let amount = m
+            .amount
+            .parse::<Decimal>()
+            .map(fmt_decimal)
+            .unwrap_or_else(|_| m.amount.clone());
+        fields
+            .entry((m.entity.as_str(), m.field.as_str()))
+            .or_default()
+            .push((m.currency.as_str(), amount));
+    }
+    for (i, ((entity, field), sums)) in fields.iter().enumerate() {
+        let mut line = vec![label(if i == 0 { "Rejected money" } else { "" })];
+        line.push(Span::raw(format!("{entity}.{field} ")));
+        for (k, (cur, amount)) in sums.iter().enumerate() {
+            if k > 0 {
+                line.push(sep());
             }
-        }
-        let mut money = vec![label("Rejected money")];
-        for (i, (cur, total)) in per_currency.iter().enumerate() {
-            if i > 0 {
-                money.push(sep());
-            }
-            money.push(Span::styled(
-                format!("{}\u{a0}{cur}", fmt_decimal(*total)),
+            line.push(Span::styled(
+                format!("{amount}\u{a0}{cur}"),
                 style::tone(Tone::Warn),
             ));
         }
-        out.push(Line::from(money));
-        let mut by = vec![label("")];
-        for (i, m) in ev.money_rejected.iter().enumerate() {
-            if i > 0 {
-                by.push(sep());
-            }
-            let amount = m
-                .amount
-                .parse::<Decimal>()
-                .map(fmt_decimal)
-                .unwrap_or_else(|_| m.amount.clone());
-            by.push(Span::raw(format!(
-                "{}.{} {amount}\u{a0}{}",
-                m.entity, m.field, m.currency
-            )));
-        }
-        by.push(Span::styled("  (tab 1: the rows)", style::dim()));
-        out.push(Line::from(by));
+        out.push(Line::from(line));
     }
 
     let mut timing = vec![label("Timing")];
