@@ -264,6 +264,11 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let Some(plan) = load_plan(&runbook, &vars)? else {
                 return Ok(exit::INVALID);
             };
+            // The webhooks as `run` will resolve them: a bad URL or an unset url_env now.
+            if let Err(e) = cutover::notify::targets(&plan.rb.notify, |k| std::env::var(k).ok()) {
+                eprintln!("error: {}: {e}", runbook.display());
+                return Ok(exit::INVALID);
+            }
             if connect {
                 let opts = preflight_options(&runbook, journal.as_deref(), artifacts, RunMode::Run);
                 let report = cutover::preflight::run(&plan, &opts).await;

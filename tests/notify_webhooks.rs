@@ -219,3 +219,30 @@ fn a_dead_or_silent_receiver_neither_slows_nor_fails_the_run() {
         .count();
     assert!(refused_tries > 0, "the refused connection is journaled");
 }
+
+#[test]
+fn check_refuses_a_webhook_it_could_not_reach() {
+    let dir = site("\n[[notify]]\nurl_env = \"CUTOVER_TEST_UNSET_HOOK\"\n");
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["check", "tms.toml"])
+        .env_remove("CUTOVER_TEST_UNSET_HOOK")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("url_env names CUTOVER_TEST_UNSET_HOOK"),
+        "{}",
+        stderr(&out)
+    );
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["check", "tms.toml"])
+        .env(
+            "CUTOVER_TEST_UNSET_HOOK",
+            "https://hooks.example.com/services/T/B/X",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
