@@ -729,3 +729,18 @@ fn a_long_overrun_duration_is_never_cut() {
         .unwrap_or_else(|| panic!("no load row:\n{text}"));
     assert!(row.contains("120h07m/45m00s"), "{row}");
 }
+
+/// At 80 columns the tab bar shortens its words, not its counts, and every tab shows.
+#[test]
+fn tab_counts_are_whole_and_every_tab_shows_at_80x24() {
+    let text = screen_text(&screen(&mid_load(Tab::Rejects), 80, 24));
+    let bar = text
+        .lines()
+        .find(|l| l.contains("1 Re"))
+        .unwrap_or_else(|| panic!("no tab bar:\n{text}"));
+    for want in ["(15)", "(✗ 1)", "3 Log"] {
+        assert!(bar.contains(want), "{want:?} missing from {bar:?}");
+    }
+    let wide = screen_text(&screen(&mid_load(Tab::Rejects), 160, 48));
+    assert!(wide.contains("1 Rejects (15)") && wide.contains("2 Reconciliation (✗ 1)"));
+}

@@ -106,6 +106,31 @@ pub fn fit(mut parts: Vec<Part>, max: usize) -> Line<'static> {
     Line::from(parts.into_iter().map(Part::span).collect::<Vec<_>>())
 }
 
+/// Free text cut to `max` columns with a `…` where it was cut, styles kept: a log line
+/// that says "done: 44,4…" at least shows it goes on.
+pub fn truncate(line: Line<'static>, max: usize) -> Line<'static> {
+    if line.width() <= max {
+        return line;
+    }
+    let room = max.saturating_sub(1);
+    let mut used = 0;
+    let mut spans = Vec::new();
+    for span in line.spans {
+        let w = span.width();
+        if used + w <= room {
+            used += w;
+            spans.push(span);
+            continue;
+        }
+        let cut = ellipsis(&span.content, room - used + 1);
+        let cut = cut.trim_end_matches('…').to_string();
+        spans.push(Span::styled(cut, span.style));
+        break;
+    }
+    spans.push(Span::raw("…"));
+    Line::from(spans)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +194,18 @@ mod tests {
         assert_eq!(ellipsis("loaded", 6), "loaded");
         assert_eq!(ellipsis("loaded", 4), "loa…");
         assert_eq!(ellipsis("loaded", 2), "l…");
+    }
+
+    #[test]
+    fn free_text_is_cut_with_a_marker() {
+        let l = Line::from(vec![
+            Span::raw("18:46:22 "),
+            Span::raw("customers done: 44,456 valid"),
+        ]);
+        let t = text(&truncate(l.clone(), 25));
+        assert_eq!(t, "18:46:22 customers done:…");
+        assert_eq!(Line::from(t.as_str()).width(), 25);
+        assert_eq!(text(&truncate(l.clone(), 80)), text(&l));
+        assert_eq!(text(&truncate(l, 5)), "18:4…");
     }
 }

@@ -131,7 +131,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             app.log
                 .iter()
                 .skip(app.log.len().saturating_sub(n))
-                .map(|l| super::log::line(l, "")),
+                .map(|l| super::fit::truncate(super::log::line(l, ""), area.width as usize)),
         );
         frame.render_widget(Paragraph::new(lines), area);
     }
