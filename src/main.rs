@@ -1174,6 +1174,11 @@ async fn demo(d: DemoArgs) -> Result<i32> {
         seed: d.seed,
         ..cutover::demo::GenOptions::demo_rows(d.rows)
     };
+    // Generating takes a moment at the default size: say so before the screen opens.
+    eprintln!(
+        "demo: generating a legacy system of about {} rows (--rows) …",
+        cutover::app::fmt_count(d.rows as u64)
+    );
     let counts = cutover::demo::write_legacy_sqlite(&legacy, &opts).await?;
     eprintln!(
         "demo: generated legacy system {} ({}) in {}",

@@ -67,7 +67,7 @@ fn the_demo_folder_works_bare_and_a_clean_run_leaves_an_empty_log() {
     // names): as many customers as the demo generated.
     let generated = err
         .lines()
-        .next()
+        .find(|l| l.contains("generated legacy system"))
         .and_then(|l| l.split("customers ").nth(1))
         .and_then(|r| r.split(',').next())
         .unwrap_or_else(|| panic!("no generated count: {err}"))
