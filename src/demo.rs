@@ -1,5 +1,5 @@
 //! Reference-data generator for the legacy TMS cutover scenario
-//! (`/work/shared/reference-scenario.md`).
+//! ([`docs/reference-scenario.md`](../docs/reference-scenario.md) in the repository).
 //!
 //! It produces the four legacy tables (`customers`, `vehicles`, `drivers`,
 //! `open_invoices`) either as CSV extracts or as a SQLite "legacy system" whose
@@ -110,6 +110,56 @@ impl Table {
     }
 }
 
+/// Rows of [`GenOptions::demo`]: customers, vehicles, drivers and invoices together.
+pub const DEMO_ROWS: usize = 4_000;
+
+/// What the demo's runbook sets, relative to its own folder: the demo folder carries its
+/// own values, so `cutover run cutover-demo/tms.toml` (and `sign`, `summary`, `journal
+/// verify`) work on it without `--var` flags.
+pub const DEMO_VARS: [(&str, &str); 5] = [
+    ("extract_dir", "extract"),
+    ("legacy_url", "sqlite://legacy.db"),
+    ("staging_url", "sqlite://staging.db"),
+    ("production_url", "sqlite://production.db"),
+    ("backup_dir", "backups"),
+];
+
+/// The reference runbook with its `[vars]` set to [`DEMO_VARS`] (comments kept, a note
+/// on each changed line). Every variable must be in the template: a renamed one is an error
+/// here, not a demo that silently reads the sample extract.
+pub fn demo_runbook(template: &str) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(template.len() + 256);
+    let mut in_vars = false;
+    let mut set = std::collections::BTreeSet::new();
+    for line in template.lines() {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            in_vars = t.starts_with("[vars]");
+        }
+        let key = t.split('=').next().unwrap_or("").trim();
+        match DEMO_VARS
+            .iter()
+            .find(|(k, _)| in_vars && *k == key && t.contains('='))
+        {
+            Some((k, v)) => {
+                set.insert(*k);
+                out.push_str(&format!(
+                    "{k} = \"{v}\"   # set by `cutover demo`, beside this file"
+                ));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    for (k, _) in DEMO_VARS {
+        anyhow::ensure!(
+            set.contains(k),
+            "the reference runbook has no var {k} in [vars]"
+        );
+    }
+    Ok(out)
+}
+
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenOptions {
@@ -133,6 +183,20 @@ impl GenOptions {
             drivers: 200,
             invoices: 2_500,
             dirty: true,
+        }
+    }
+
+    /// The demo data set scaled to about `rows` generated rows (the dirty rows on top), in
+    /// the demo's proportions; `DEMO_ROWS` gives exactly [`GenOptions::demo`].
+    pub fn demo_rows(rows: usize) -> Self {
+        let d = GenOptions::demo();
+        let part = |n: usize| (rows * n / DEMO_ROWS).max(1);
+        GenOptions {
+            customers: part(d.customers),
+            vehicles: part(d.vehicles),
+            drivers: part(d.drivers),
+            invoices: part(d.invoices),
+            ..d
         }
     }
 
@@ -1138,5 +1202,45 @@ mod tests {
             .unwrap();
             assert!(types.iter().all(|ty| ty == "TEXT"), "{types:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod demo_runbook_tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_runbook_carries_the_folders_own_values() {
+        let template = include_str!("../runbooks/tms.toml");
+        let rb = demo_runbook(template).unwrap();
+        for (k, v) in DEMO_VARS {
+            assert!(rb.contains(&format!("{k} = \"{v}\"")), "{k} not set:\n{rb}");
+        }
+        // Everything else as the reference runbook has it.
+        assert_eq!(rb.lines().count(), template.lines().count());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tms.toml");
+        std::fs::write(&path, &rb).unwrap();
+        let plan = crate::runbook::load(&path, &[]).expect("the demo runbook loads");
+        // Relative to the runbook's folder, wherever the command runs from.
+        assert_eq!(plan.extract_dir, dir.path().join("extract"));
+        let legacy = &plan.vars["legacy_url"];
+        assert!(
+            legacy.starts_with("sqlite:")
+                && legacy.contains(&dir.path().join("legacy.db").display().to_string()),
+            "{legacy}"
+        );
+        assert!(demo_runbook("[vars]\nlegacy_url = \"\"\n").is_err());
+    }
+
+    #[test]
+    fn demo_rows_scales_the_demo_set() {
+        assert_eq!(GenOptions::demo_rows(DEMO_ROWS), GenOptions::demo());
+        let big = GenOptions::demo_rows(DEMO_ROWS * 50);
+        assert_eq!(big.invoices, GenOptions::demo().invoices * 50);
+        assert_eq!(
+            big.customers + big.vehicles + big.drivers + big.invoices,
+            DEMO_ROWS * 50
+        );
     }
 }

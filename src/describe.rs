@@ -142,6 +142,33 @@ pub fn describe(ev: &Event) -> Option<(String, Tone)> {
             ),
             Warn,
         ),
+        Event::NotificationDelivered {
+            about,
+            url,
+            attempt,
+            status,
+        } => (
+            format!("✉ webhook {url} took {about} (try {attempt}, HTTP {status})"),
+            Neutral,
+        ),
+        Event::NotificationFailed {
+            about,
+            url,
+            attempt,
+            error,
+            gives_up,
+            ..
+        } => (
+            format!(
+                "! webhook {url}: {about} not delivered (try {attempt}): {error}{}",
+                if *gives_up {
+                    "; given up"
+                } else {
+                    "; retrying"
+                }
+            ),
+            Warn,
+        ),
         Event::LeaseTakenOver {
             previous,
             holder,

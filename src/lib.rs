@@ -12,11 +12,13 @@ pub mod describe;
 pub mod disk;
 pub mod engine;
 #[doc(hidden)]
+pub mod farewell;
 pub mod fault;
 pub mod figures;
 pub mod headless;
 pub mod journal;
 pub mod log_feed;
+pub mod notify;
 pub mod preflight;
 pub mod reconcile;
 pub mod report;

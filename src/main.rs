@@ -120,7 +120,7 @@ enum JournalCmd {
     /// Recompute the hash chain of a journal and print its head (SEQ:HASH of the last
     /// record); exit 1 at the first broken link.
     Verify {
-        /// Runbook whose journal to verify (`.cutover/journal.db` beside it), unless --journal.
+        /// Runbook whose journal to verify (`.cutover/<runbook name>/journal.db` beside it), unless --journal.
         runbook: Option<PathBuf>,
         #[arg(long, env = "CUTOVER_JOURNAL")]
         journal: Option<String>,
@@ -160,7 +160,7 @@ struct CommonRun {
     #[arg(long = "skip", value_name = "STEP|NAME|REASON")]
     skips: Vec<String>,
     /// Journal location: a path, a sqlite: URL or a postgres:// URL (password via PGPASSWORD).
-    /// Default: .cutover/journal.db beside the runbook.
+    /// Default: .cutover/<runbook name>/journal.db beside the runbook.
     #[arg(long, env = "CUTOVER_JOURNAL")]
     journal: Option<String>,
     /// Folder for run artifacts (extract, rejects, summary). Default: runs/ beside the journal.
@@ -189,8 +189,31 @@ struct DemoArgs {
     /// Seed of the generated legacy data.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Legacy rows to generate (customers, vehicles, drivers, invoices in the demo's
+    /// proportions, the rows that break each rule on top). The default runs long enough to
+    /// watch the live progress: bar, rate and ETA.
+    #[arg(long, default_value_t = DEMO_DEFAULT_ROWS)]
+    rows: usize,
     #[command(flatten)]
     common: CommonRun,
+}
+
+/// `println!` that survives a closed stdout: `cutover summary … | head -1` closes the pipe
+/// after one line, and the rest of the output has nowhere to go (not a panic).
+macro_rules! out {
+    ($($t:tt)*) => {
+        emit(&format!($($t)*))
+    };
+}
+
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = writeln!(o, "{text}").and_then(|()| o.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: writing to stdout: {e}");
+    }
 }
 
 fn main() -> ExitCode {
@@ -258,16 +281,21 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let Some(plan) = load_plan(&runbook, &vars)? else {
                 return Ok(exit::INVALID);
             };
+            // The webhooks as `run` will resolve them: a bad URL or an unset url_env now.
+            if let Err(e) = cutover::notify::targets(&plan.rb.notify, |k| std::env::var(k).ok()) {
+                eprintln!("error: {}: {e}", runbook.display());
+                return Ok(exit::INVALID);
+            }
             if connect {
                 let opts = preflight_options(&runbook, journal.as_deref(), artifacts, RunMode::Run);
                 let report = cutover::preflight::run(&plan, &opts).await;
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
+                    out!("{}", serde_json::to_string_pretty(&report)?);
                 } else {
                     for f in &report.findings {
-                        println!("{f}");
+                        out!("{f}");
                     }
-                    println!("{}", report.tally());
+                    out!("{}", report.tally());
                 }
                 return Ok(if report.ok {
                     exit::OK
@@ -275,7 +303,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     exit::PREFLIGHT_FAILED
                 });
             }
-            println!(
+            out!(
                 "{}: ok — {} entities in load order {}, {} steps, {} checks",
                 runbook.display(),
                 plan.order.len(),
@@ -309,7 +337,19 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     .context("the journal holds no run yet")?,
             };
             let recs = j.run_records(&run).await?;
-            println!(
+            if recs.is_empty() {
+                // An unknown run id is a mistake to say, not an empty summary to print.
+                let newest = j.last_run_id().await?;
+                eprintln!(
+                    "error: journal {} holds no run {run}{}",
+                    j.location,
+                    newest
+                        .map(|n| format!("\n  hint: the newest run is {n} (cutover summary without --run shows it)"))
+                        .unwrap_or_else(|| " (it holds no run yet)".into())
+                );
+                return Ok(exit::INVALID);
+            }
+            out!(
                 "{}",
                 serde_json::to_string_pretty(&cutover::report::summary(&recs))?
             );
@@ -338,7 +378,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let v = j.verify().await?;
             match v.first_bad {
                 None => {
-                    println!(
+                    out!(
                         "journal {}: {} records, hash chain intact; head {}",
                         j.location,
                         v.records,
@@ -353,25 +393,27 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     match j.hash_at(want.seq).await? {
                         Some(h) if h == want.hash => {
                             if end > want.seq {
-                                println!(
+                                out!(
                                     "expected head {want} reached; {} record(s) appended after it",
                                     end - want.seq
                                 );
                             } else {
-                                println!("expected head {want} reached: it is the journal's end");
+                                out!("expected head {want} reached: it is the journal's end");
                             }
                             Ok(exit::OK)
                         }
                         Some(h) => {
-                            println!(
+                            out!(
                                 "journal {}: HEAD DIFFERS: record {} has hash {h}, expected {}; \
                                  the journal was rewritten after that head was taken",
-                                j.location, want.seq, want.hash
+                                j.location,
+                                want.seq,
+                                want.hash
                             );
                             Ok(cutover::journal::EXIT_HEAD_DIFFERS)
                         }
                         None => {
-                            println!(
+                            out!(
                                 "journal {}: HEAD DIFFERS: the journal ends at record {end}, \
                                  before the expected head {want}; {} record(s) are missing \
                                  from its tail",
@@ -383,7 +425,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     }
                 }
                 Some((seq, why)) => {
-                    println!("journal {}: BROKEN at record {seq}: {why}", j.location);
+                    out!("journal {}: BROKEN at record {seq}: {why}", j.location);
                     Ok(exit::FAILURE)
                 }
             }
@@ -426,20 +468,35 @@ fn load_plan(path: &Path, vars: &[String]) -> Result<Option<Plan>> {
     }
 }
 
+/// The journal a command uses: `--journal`, else `.cutover/<runbook name>/journal.db`
+/// beside the runbook. One per runbook: two runbooks in one folder are two cutovers, and
+/// sharing one journal would mix their runs (and `summary` would show the other's newest).
+/// A `.cutover/journal.db` left by an earlier version is kept while no per-runbook one
+/// exists, so an unfinished run there can still be resumed.
 fn journal_location(runbook: &Path, given: Option<&str>) -> String {
-    match given {
-        Some(g) => g.to_string(),
-        None => {
-            let dir = runbook
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            dir.join(".cutover")
-                .join("journal.db")
-                .display()
-                .to_string()
-        }
+    if let Some(g) = given {
+        return g.to_string();
     }
+    let dir = runbook
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(".cutover");
+    let name = runbook
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "runbook".into());
+    let own = dir.join(&name).join("journal.db");
+    let shared = dir.join("journal.db");
+    if !own.exists() && shared.exists() {
+        eprintln!(
+            "note: using {} from an earlier version; move it to {} to give this runbook its own",
+            shared.display(),
+            own.display()
+        );
+        return shared.display().to_string();
+    }
+    own.display().to_string()
 }
 
 /// Tracing to `cutover.log` beside the journal and, with the console, into its log pane
@@ -453,7 +510,10 @@ fn init_logging(dir: &Path, console: bool) -> Result<Option<cutover::log_feed::L
         .open(dir.join("cutover.log"))?;
     let filter = EnvFilter::try_from_env("CUTOVER_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+        // Warnings and errors only by default: a run without trouble leaves the log empty,
+        // so anything in it is worth reading (the journal has the story of the run). sqlx
+        // calls a statement over 1 s "slow"; streaming a whole legacy table always is.
+        .unwrap_or_else(|_| EnvFilter::new("warn,sqlx::query=error"));
     // Logs go to a file: the terminal belongs to the console, and the journal is the audit record.
     let file_layer = tracing_subscriber::fmt::layer()
         .with_ansi(false)
@@ -580,7 +640,17 @@ async fn execute(
         lease.release().await?;
         return Ok(code);
     }
-    let (rec_tx, rec_rx) = mpsc::unbounded_channel();
+    // Webhooks are resolved before anything runs: a missing url_env is a mistake to say now.
+    let hooks = match cutover::notify::targets(&plan.rb.notify, |k| std::env::var(k).ok()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            lease.release().await?;
+            return Ok(exit::INVALID);
+        }
+    };
+    let runbook_name = plan.rb.runbook.name.clone();
+    let (rec_tx, engine_rx) = mpsc::unbounded_channel();
     let (prog_tx, prog_rx) = watch::channel(Vec::new());
     let channels = Channels {
         records: Some(rec_tx),
@@ -623,6 +693,7 @@ async fn execute(
     };
     lease.bind_run(exec.run_id()).await?;
     journal_take_over(&lease).await?;
+    let (rec_rx, tee) = tee_records(engine_rx, hooks, &runbook_name, &journal, exec.run_id());
     let engine = tokio::spawn(exec.run());
     let ui_code = if headless {
         let stop = cmd_tx.clone();
@@ -640,6 +711,7 @@ async fn execute(
         console(rec_rx, prog_rx, cmd_tx, log_feed).await?
     };
     let fin = engine.await.context("engine task")??;
+    finish_notifications(tee).await;
     let recs = journal.run_records(&fin.run_id).await?;
     let summary = cutover::report::summary(&recs);
     // The run's last record is the journal's end as this run left it (also in summary.json):
@@ -660,7 +732,25 @@ async fn execute(
     std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
         .with_context(|| format!("writing {}", summary_path.display()))?;
     if c.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        out!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    // Last on stderr, once the console's screen is gone: how it ended and how to go on.
+    let inv = cutover::farewell::Invocation {
+        runbook: runbook.display().to_string(),
+        journal: c.journal.clone(),
+        vars: c.vars.clone(),
+    };
+    let ended = recs.iter().rev().find_map(|r| match &r.event {
+        cutover::journal::events::Event::RunFinished {
+            outcome,
+            exit_code,
+            message,
+        } => Some((*outcome, *exit_code, message.as_str())),
+        _ => None,
+    });
+    let resumable = cutover::steps::run_state(&recs) == cutover::steps::RunState::Resumable;
+    for line in cutover::farewell::lines(&inv, &fin.run_id, ended, resumable) {
+        eprintln!("{line}");
     }
     Ok(ui_code.unwrap_or(fin.exit_code))
 }
@@ -699,7 +789,7 @@ async fn preflight_gate(
             report.tally()
         );
         if c.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            out!("{}", serde_json::to_string_pretty(&report)?);
         }
         return Ok(Some(exit::PREFLIGHT_FAILED));
     }
@@ -961,7 +1051,17 @@ async fn rollback(
         }
         _ => {}
     }
-    let (rec_tx, rec_rx) = mpsc::unbounded_channel();
+    // Webhooks are resolved before anything runs: a missing url_env is a mistake to say now.
+    let hooks = match cutover::notify::targets(&plan.rb.notify, |k| std::env::var(k).ok()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            lease.release().await?;
+            return Ok(exit::INVALID);
+        }
+    };
+    let runbook_name = plan.rb.runbook.name.clone();
+    let (rec_tx, engine_rx) = mpsc::unbounded_channel();
     let (prog_tx, prog_rx) = watch::channel(Vec::new());
     let (_cmd_tx, cmd_rx) = mpsc::channel(1);
     let exec = match Executor::adopt(
@@ -991,15 +1091,62 @@ async fn rollback(
             return Ok(exit::INVALID);
         }
     };
+    let (rec_rx, tee) = tee_records(engine_rx, hooks, &runbook_name, &j, exec.run_id());
     let printer = tokio::spawn(cutover::headless::print_progress(rec_rx, prog_rx, true));
     let fin = exec
         .rollback_now(&format!("rollback asked by the operator: {reason}"))
         .await?;
     let _ = printer.await;
+    finish_notifications(tee).await;
     if let Err(e) = lease.release().await {
         tracing::warn!("releasing the lease: {e:#}");
     }
     Ok(fin.exit_code)
+}
+
+type Records = mpsc::UnboundedReceiver<cutover::journal::events::Record>;
+
+/// The engine's records to the screen and, without waiting for them, to the webhooks (when
+/// the runbook has any). The task hands the notifier back once the engine is done.
+fn tee_records(
+    engine_rx: Records,
+    hooks: Vec<cutover::notify::Target>,
+    runbook_name: &str,
+    journal: &Journal,
+    run_id: &str,
+) -> (
+    Records,
+    tokio::task::JoinHandle<Option<cutover::notify::Notifier>>,
+) {
+    let notifier = (!hooks.is_empty()).then(|| {
+        cutover::notify::Notifier::start(
+            hooks,
+            runbook_name,
+            journal.clone(),
+            run_id,
+            cutover::notify::Policy::default(),
+        )
+    });
+    let (ui_tx, rec_rx) = mpsc::unbounded_channel();
+    let tee = tokio::spawn(async move {
+        let mut engine_rx = engine_rx;
+        while let Some(rec) = engine_rx.recv().await {
+            if let Some(n) = &notifier {
+                n.offer(&rec);
+            }
+            let _ = ui_tx.send(rec);
+        }
+        notifier
+    });
+    (rec_rx, tee)
+}
+
+/// What the webhooks still have queued gets a short grace (journaled), before the
+/// journal's head is read.
+async fn finish_notifications(tee: tokio::task::JoinHandle<Option<cutover::notify::Notifier>>) {
+    if let Ok(Some(n)) = tee.await {
+        n.finish(cutover::notify::Policy::default().grace).await;
+    }
 }
 
 /// The interactive console; returns an exit code override when the operator aborted.
@@ -1025,6 +1172,8 @@ async fn console(
 
 /// The reference runbook, embedded so that `cutover demo` works from an installed binary.
 const TMS_RUNBOOK: &str = include_str!("../runbooks/tms.toml");
+/// `demo --rows` default: a few seconds of live load progress in a release build.
+const DEMO_DEFAULT_ROWS: usize = 200_000;
 
 /// `cutover watch`: the runbook's name (its lease scope) is read from the file as is,
 /// without its variables: a watcher need not know them.
@@ -1074,13 +1223,20 @@ async fn demo(d: DemoArgs) -> Result<i32> {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir)?;
+    // The runbook in the folder carries the folder's own values: `cutover run` on it works
+    // bare, like every other command.
     let runbook = dir.join("tms.toml");
-    std::fs::write(&runbook, TMS_RUNBOOK)?;
+    std::fs::write(&runbook, cutover::demo::demo_runbook(TMS_RUNBOOK)?)?;
     let legacy = dir.join("legacy.db");
     let opts = cutover::demo::GenOptions {
         seed: d.seed,
-        ..cutover::demo::GenOptions::demo()
+        ..cutover::demo::GenOptions::demo_rows(d.rows)
     };
+    // Generating takes a moment at the default size: say so before the screen opens.
+    eprintln!(
+        "demo: generating a legacy system of about {} rows (--rows) …",
+        cutover::app::fmt_count(d.rows as u64)
+    );
     let counts = cutover::demo::write_legacy_sqlite(&legacy, &opts).await?;
     eprintln!(
         "demo: generated legacy system {} ({}) in {}",
@@ -1092,17 +1248,7 @@ async fn demo(d: DemoArgs) -> Result<i32> {
             .join(", "),
         dir.display()
     );
-    let mut common = d.common.clone();
-    let sqlite = |f: &str| format!("sqlite://{}", dir.join(f).display());
-    for (k, v) in [
-        ("legacy_url", sqlite("legacy.db")),
-        ("staging_url", sqlite("staging.db")),
-        ("production_url", sqlite("production.db")),
-        ("backup_dir", dir.join("backups").display().to_string()),
-        ("extract_dir", dir.join("extract").display().to_string()),
-    ] {
-        common.vars.insert(0, format!("{k}={v}"));
-    }
+    let common = d.common.clone();
     // Headless has nobody at the gate: the demo signs for its two approvers (journaled as such).
     let demo_sign_offs = vec![
         SignOff::parse(
@@ -1116,5 +1262,7 @@ async fn demo(d: DemoArgs) -> Result<i32> {
         )
         .map_err(anyhow::Error::msg)?,
     ];
-    execute(&runbook, &common, RunMode::Run, Some(demo_sign_offs)).await
+    // As the user named it (relative to where they are), for the lines printed at the end.
+    let named = d.dir.join("tms.toml");
+    execute(&named, &common, RunMode::Run, Some(demo_sign_offs)).await
 }

@@ -88,7 +88,7 @@ fn demo_cutover_through_the_console() {
     // `env -u CI`: under CI the binary falls back to headless, and a tmux server that is
     // already running keeps its own environment, so unset it in the command itself.
     let cmd = format!(
-        "env -u CI {BIN} demo --dir {} ; echo $? > {}",
+        "env -u CI {BIN} demo --rows 4000 --dir {} ; echo $? > {}",
         demo.display(),
         done.display()
     );
@@ -277,7 +277,7 @@ fn ctrl_c_asks_and_sigterm_ends_the_console_with_the_terminal_restored() {
     // The inner shell writes its pid and becomes cutover (exec); the outer one reports how
     // it ended and the terminal's mode afterwards, then stays so the screen can be read.
     let cmd = format!(
-        "env -u CI sh -c 'echo $$ > {}; exec {BIN} demo --dir {}'; echo EXIT=$?; \
+        "env -u CI sh -c 'echo $$ > {}; exec {BIN} demo --rows 4000 --dir {}'; echo EXIT=$?; \
          stty -a | tr ' ;' '\\n\\n' | grep -E -x -- '-?icanon'; sleep 60",
         pid_file.display(),
         demo.display()

@@ -11,7 +11,7 @@ fn headless_demo_completes_and_the_frozen_legacy_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
     let out = Command::new(BIN)
-        .args(["demo", "--headless", "--json", "--dir"])
+        .args(["demo", "--headless", "--json", "--rows", "4000", "--dir"])
         .arg(&demo)
         .output()
         .unwrap();

@@ -97,7 +97,7 @@ impl Site {
 
     fn records(&self) -> Vec<Record> {
         block_on(async {
-            let j = Journal::open_path(&self.path(".cutover/journal.db"))
+            let j = Journal::open_path(&self.path(".cutover/tms/journal.db"))
                 .await
                 .unwrap();
             let id = j.last_run_id().await.unwrap().unwrap();
@@ -448,7 +448,7 @@ fn fresh_runs_the_abandoned_runs_rollback_plan_first() {
     // The new run stopped before its freeze: the legacy is open, so the old run let go.
     assert!(!site.legacy_frozen(), "{err}");
     let old = block_on(async {
-        let j = Journal::open_path(&site.path(".cutover/journal.db"))
+        let j = Journal::open_path(&site.path(".cutover/tms/journal.db"))
             .await
             .unwrap();
         j.run_records(&abandoned[0].run_id).await.unwrap()

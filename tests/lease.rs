@@ -34,7 +34,10 @@ impl Site {
             (db.url(), Some(db))
         } else {
             (
-                dir.path().join(".cutover/journal.db").display().to_string(),
+                dir.path()
+                    .join(".cutover/tms/journal.db")
+                    .display()
+                    .to_string(),
                 None,
             )
         };
@@ -342,7 +345,7 @@ fn a_holder_that_lost_its_lease_stops_and_writes_nothing_more() {
     site.wait_for_load_batch(&mut child);
     // What a take-over by another host does to the row.
     sqlite(
-        &site.path(".cutover/journal.db"),
+        &site.path(".cutover/tms/journal.db"),
         "UPDATE leases SET token = 'another', pid = 4242, host = 'elsewhere'",
     );
     let records = site.all().len();
@@ -390,7 +393,7 @@ fn a_holder_whose_lease_is_taken_before_a_batch_write_does_not_write_it() {
     }
     // Now paused before the third write: another host takes the run over.
     sqlite(
-        &site.path(".cutover/journal.db"),
+        &site.path(".cutover/tms/journal.db"),
         "UPDATE leases SET token = 'another', pid = 4242, host = 'elsewhere'",
     );
     let records = site.all();
@@ -520,7 +523,7 @@ fn expect_head_detects_a_truncated_tail_that_plain_verify_passes() {
     assert_eq!(code(&verify(Some("12"))), 2);
 
     // Cut the last three records off (someone with file access drops the guard).
-    let j = site.path(".cutover/journal.db");
+    let j = site.path(".cutover/tms/journal.db");
     sqlite(&j, "DROP TRIGGER events_no_delete");
     sqlite(
         &j,
@@ -540,7 +543,7 @@ fn a_read_only_journal_is_named_in_the_error() {
     let site = Site::new(false);
     let out = site.run("rehearse", &["--until", "extract"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let file = site.path(".cutover/journal.db");
+    let file = site.path(".cutover/tms/journal.db");
     let ro = Site {
         journal: format!("sqlite://{}?mode=ro", file.display()),
         ..site

@@ -38,7 +38,7 @@ impl Site {
 
     fn records(&self) -> Vec<Record> {
         block_on(async {
-            let j = Journal::open_path(&self.path(".cutover/journal.db"))
+            let j = Journal::open_path(&self.path(".cutover/tms/journal.db"))
                 .await
                 .unwrap();
             let id = j.last_run_id().await.unwrap().unwrap();

@@ -378,6 +378,7 @@ pub fn gate_evidence() -> GateEvidence {
             window_end: at("23:00:00"),
             fits: true,
         }),
+        money_rejected: Vec::new(),
     }
 }
 
@@ -656,6 +657,17 @@ pub fn app_at_no_go_gate() -> App {
         ];
         evidence.reject_rates[2].rejected = 155;
         evidence.reject_rates[2].within_budget = Some(false);
+        let money = |entity: &str, currency: &str, amount: &str| MoneyRejected {
+            entity: entity.into(),
+            field: "amount_total".into(),
+            currency: currency.into(),
+            amount: amount.into(),
+        };
+        evidence.money_rejected = vec![
+            money("invoices", "EUR", "20916456.73"),
+            money("invoices", "USD", "48200.00"),
+            money("invoice_lines", "EUR", "1250.10"),
+        ];
         if let Some(t) = evidence.timing.as_mut() {
             t.remaining_secs = 5 * 3600 + 55 * 60;
             t.projected_finish = "2026-11-22T00:40:00Z".into();

@@ -65,6 +65,11 @@ pub struct GateDialog {
     pub hold_freeze: bool,
     /// Why the last submit was refused.
     pub error: Option<String>,
+    /// First row of the information block shown, when it does not fit the screen.
+    pub scroll: u16,
+    /// The furthest `scroll` can go, as the last frame measured it (the view knows the
+    /// wrapped height; the keys only move within it).
+    pub scroll_max: std::cell::Cell<u16>,
 }
 
 impl GateDialog {
@@ -136,6 +141,12 @@ impl GateDialog {
             Field::Database => Some(&self.database),
             Field::Decision => None,
         }
+    }
+
+    /// PgUp / PgDn: move the information block by `rows`, within what the last frame showed.
+    pub fn scroll_by(&mut self, rows: isize) {
+        let max = self.scroll_max.get() as isize;
+        self.scroll = (self.scroll as isize + rows).clamp(0, max) as u16;
     }
 
     pub fn toggle_decision(&mut self) {

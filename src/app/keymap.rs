@@ -66,6 +66,8 @@ pub struct Binding {
 
 const N: KeyModifiers = KeyModifiers::NONE;
 const C: KeyModifiers = KeyModifiers::CONTROL;
+/// Rows PgUp / PgDn move the sign-off dialog's evidence.
+pub const DIALOG_SCROLL_ROWS: usize = 5;
 
 use KeyCode::*;
 use KeyContext as K;
@@ -310,6 +312,18 @@ pub static KEYMAP: &[Binding] = &[
         context: K::Dialog,
         action: Action::DialogPrevField,
         help: "previous field",
+    },
+    Binding {
+        keys: &[(PageUp, N)],
+        context: K::Dialog,
+        action: Action::DialogScroll(-(DIALOG_SCROLL_ROWS as isize)),
+        help: "scroll the evidence up",
+    },
+    Binding {
+        keys: &[(PageDown, N)],
+        context: K::Dialog,
+        action: Action::DialogScroll(DIALOG_SCROLL_ROWS as isize),
+        help: "scroll the evidence down",
     },
     Binding {
         keys: &[(Left, N), (Right, N), (Char(' '), N)],

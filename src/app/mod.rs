@@ -102,6 +102,8 @@ pub enum Action {
     DialogPrevField,
     /// Edit the focused text field.
     DialogInput(InputRequest),
+    /// Scroll the sign-off dialog's information block (when it does not fit the screen).
+    DialogScroll(isize),
     ChooseDecision(Decision),
     ToggleDecision,
     /// With a NO-GO: hold the legacy's freeze instead of reopening it.
@@ -643,6 +645,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::DialogNextField => app.dialog.next_field(),
         Action::DialogPrevField => app.dialog.prev_field(),
         Action::DialogInput(req) => app.dialog.input(req),
+        Action::DialogScroll(rows) => app.dialog.scroll_by(rows),
         Action::ChooseDecision(d) => {
             app.dialog.decision = Some(d);
             app.dialog.error = None;

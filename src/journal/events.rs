@@ -137,6 +137,54 @@ pub struct GateEvidence {
     pub reject_rates: Vec<RejectRate>,
     /// The projection against the cutover window (none when the runbook has no window).
     pub timing: Option<GateTiming>,
+    /// Money in the rows the last dry run rejected, per entity, field and currency (only
+    /// non-zero sums of fields kept per currency). Left out of the record when there is
+    /// none, so evidence journaled before it existed hashes the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub money_rejected: Vec<MoneyRejected>,
+}
+
+/// One currency's sum of one money field over an entity's rejected rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoneyRejected {
+    pub entity: String,
+    pub field: String,
+    pub currency: String,
+    /// An exact decimal, as the pipeline summed it.
+    pub amount: String,
+}
+
+impl MoneyRejected {
+    /// From each entity's `EntityFinished` sums: every `rejected.<field>.<CUR>` that is
+    /// not zero. Fields summed without a currency are counts of something, not money.
+    pub fn from_sums<E: AsRef<str> + Ord>(
+        sums: &BTreeMap<E, &BTreeMap<String, String>>,
+    ) -> Vec<MoneyRejected> {
+        let mut out = Vec::new();
+        for (entity, sums) in sums {
+            for (key, amount) in sums.iter() {
+                let Some(rest) = key.strip_prefix("rejected.") else {
+                    continue;
+                };
+                let Some((field, currency)) = rest.rsplit_once('.') else {
+                    continue;
+                };
+                let zero = amount
+                    .parse::<rust_decimal::Decimal>()
+                    .is_ok_and(|d| d.is_zero());
+                if zero || currency.is_empty() {
+                    continue;
+                }
+                out.push(MoneyRejected {
+                    entity: entity.as_ref().to_string(),
+                    field: field.to_string(),
+                    currency: currency.to_string(),
+                    amount: amount.clone(),
+                });
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -390,6 +438,26 @@ pub enum Event {
         /// How the previous holder was judged gone.
         why: String,
     },
+    /// A webhook took a notification (`[[notify]]`); the URL shown without its path.
+    NotificationDelivered {
+        /// What it was about: `step_started`, `gate_waiting`, … (the runbook's names).
+        about: String,
+        url: String,
+        /// 1 for the first try.
+        attempt: u32,
+        /// The HTTP status the webhook answered.
+        status: u16,
+    },
+    /// A webhook did not take a notification on this try; `gives_up` when no try follows.
+    NotificationFailed {
+        about: String,
+        url: String,
+        attempt: u32,
+        /// The HTTP status, when the webhook answered at all.
+        status: Option<u16>,
+        error: String,
+        gives_up: bool,
+    },
 }
 
 impl Event {
@@ -422,6 +490,8 @@ impl Event {
             Event::RollbackStarted { .. } => "rollback_started",
             Event::RollbackFinished { .. } => "rollback_finished",
             Event::RunFinished { .. } => "run_finished",
+            Event::NotificationDelivered { .. } => "notification_delivered",
+            Event::NotificationFailed { .. } => "notification_failed",
             Event::LeaseTakenOver { .. } => "lease_taken_over",
         }
     }
@@ -455,3 +525,44 @@ pub struct EntityProgress {
 }
 
 pub type ProgressSnapshot = Vec<EntityProgress>;
+
+#[cfg(test)]
+mod money_tests {
+    use super::*;
+
+    #[test]
+    fn money_rejected_is_every_nonzero_currency_sum_of_rejected_rows() {
+        let invoices: BTreeMap<String, String> = [
+            ("valid.amount.EUR", "20916456.73"),
+            ("rejected.amount.EUR", "1234.50"),
+            ("rejected.amount.USD", "0.00"),
+            ("rejected.amount.CHF", "-12.00"),
+            ("rejected.weight", "99"),
+            ("fingerprint.all", "ab"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let none = BTreeMap::new();
+        let sums = BTreeMap::from([("invoices", &invoices), ("people", &none)]);
+        let got: Vec<(String, String, String)> = MoneyRejected::from_sums(&sums)
+            .into_iter()
+            .map(|m| (m.field, m.currency, m.amount))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("amount".into(), "CHF".into(), "-12.00".into()),
+                ("amount".into(), "EUR".into(), "1234.50".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn evidence_without_money_serializes_as_before() {
+        let json = serde_json::to_string(&GateEvidence::default()).unwrap();
+        assert!(!json.contains("money_rejected"), "{json}");
+        let back: GateEvidence = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, GateEvidence::default());
+    }
+}

@@ -28,6 +28,50 @@ pub struct Runbook {
     pub steps: Vec<Step>,
     #[serde(default)]
     pub rollback: Rollback,
+    /// Webhooks told about the run (Slack-compatible JSON), `[[notify]]`.
+    #[serde(default)]
+    pub notify: Vec<Notify>,
+}
+
+/// One webhook and the events it is told about.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// The webhook's URL, where it is no secret (e.g. an internal relay).
+    pub url: Option<String>,
+    /// Name of an environment variable holding the URL: a Slack webhook URL is a
+    /// credential, and credentials never go in a runbook.
+    pub url_env: Option<String>,
+    /// What it is told about; empty or left out: everything.
+    #[serde(default)]
+    pub events: Vec<NotifyEvent>,
+}
+
+/// What a webhook can be told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    StepStarted,
+    StepFinished,
+    GateWaiting,
+    GateDecided,
+    Failure,
+    Rollback,
+    WindowWarning,
+}
+
+impl NotifyEvent {
+    pub fn name(self) -> &'static str {
+        match self {
+            NotifyEvent::StepStarted => "step_started",
+            NotifyEvent::StepFinished => "step_finished",
+            NotifyEvent::GateWaiting => "gate_waiting",
+            NotifyEvent::GateDecided => "gate_decided",
+            NotifyEvent::Failure => "failure",
+            NotifyEvent::Rollback => "rollback",
+            NotifyEvent::WindowWarning => "window_warning",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -724,7 +724,9 @@ impl RunView {
             | Event::FreezeHeld { .. }
             | Event::RetryScheduled { .. }
             | Event::ForecastBasis { .. }
-            | Event::WindowWarning { .. } => {}
+            | Event::WindowWarning { .. }
+            | Event::NotificationDelivered { .. }
+            | Event::NotificationFailed { .. } => {}
         }
     }
 

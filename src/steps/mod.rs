@@ -1711,17 +1711,21 @@ impl Executor {
     fn gate_evidence(&self, records: &[Record], checks: &[CheckResult]) -> GateEvidence {
         let count = |st: CheckStatus| checks.iter().filter(|c| c.status == st).count();
         let mut dry: BTreeMap<&str, &EntityCounts> = BTreeMap::new();
+        let mut dry_sums: BTreeMap<&str, &BTreeMap<String, String>> = BTreeMap::new();
         for r in records {
             if let Event::EntityFinished {
                 phase: Phase::DryRun,
                 entity,
                 counts,
+                sums,
                 ..
             } = &r.event
             {
                 dry.insert(entity, counts);
+                dry_sums.insert(entity, sums);
             }
         }
+        let money_rejected = MoneyRejected::from_sums(&dry_sums);
         let reject_rates = self
             .plan
             .rb
@@ -1766,6 +1770,7 @@ impl Executor {
             checks_fail: count(CheckStatus::Fail),
             reject_rates,
             timing,
+            money_rejected,
         }
     }
 

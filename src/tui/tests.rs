@@ -542,3 +542,205 @@ fn ctrl_c_asks_before_abort_80x24() {
 fn ctrl_c_asks_before_abort_160x48() {
     insta::assert_snapshot!(screen(&ctrl_c_asked(), 160, 48));
 }
+
+/// The text of a rendered screen, row by row.
+fn screen_text(b: &TestBackend) -> String {
+    let buf = b.buffer();
+    (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The NO-GO gate as it opens at 80×24: more evidence (reasons, the money in rejected
+/// rows) than the screen holds, so the dialog shows its top and says how much is below.
+#[test]
+fn gate_no_go_80x24() {
+    let app = app_at_no_go_gate();
+    let s = screen(&app, 80, 24);
+    let text = screen_text(&s);
+    assert!(text.contains("Recommendation: ✗ NO-GO"), "{text}");
+    assert!(
+        text.contains("↓ ") && text.contains(" more ┘"),
+        "no scroll marker:\n{text}"
+    );
+    assert!(
+        text.contains("PgUp/PgDn"),
+        "scroll keys not in the hint line:\n{text}"
+    );
+    insta::assert_snapshot!(s);
+}
+
+/// Scrolled to the end with PgDn: the production warning, the approvers and the
+/// signatures are reachable; the form stays where it was.
+#[test]
+fn gate_no_go_scrolled_80x24() {
+    let mut app = one_of_two_signed_at(80, 24);
+    let before = screen_text(&screen(&app, 80, 24));
+    for _ in 0..10 {
+        act(&mut app, Action::DialogScroll(5));
+    }
+    let s = screen(&app, 80, 24);
+    let text = screen_text(&s);
+    for want in [
+        "Approvers:",
+        "Signed: 1 of 2",
+        "(override)",
+        "▲ PRODUCTION",
+        "A GO needs the production database's name typed",
+        "Database",
+    ] {
+        assert!(text.contains(want), "{want:?} not reachable:\n{text}");
+    }
+    assert!(
+        !before.contains("▲ PRODUCTION"),
+        "fits without scrolling:\n{before}"
+    );
+    insta::assert_snapshot!(s);
+    // PgUp goes back to the top, however far PgDn was pressed.
+    for _ in 0..3 {
+        act(&mut app, Action::DialogScroll(-5));
+    }
+    assert!(screen_text(&screen(&app, 80, 24)).contains("Recommendation: ✗ NO-GO"));
+}
+
+/// One of two signed at a NO-GO gate, drawn once at `w`×`h` (the dialog learns how far
+/// it can scroll from the frame).
+fn one_of_two_signed_at(w: u16, h: u16) -> App {
+    let app = one_of_two_signed();
+    screen(&app, w, h);
+    app
+}
+
+/// The console mid-load with sums and counts too large for 80 columns at first sight:
+/// 440,944 rows loaded, 20,916,456.73 EUR in the reconciliation. No figure is cut.
+fn large_sums() -> App {
+    use crate::journal::events::{CheckResult, CheckStatus, EntityProgress, Phase};
+    let mut app = app_mid_load();
+    let progress = vec![EntityProgress {
+        phase: Some(Phase::Load),
+        entity: "invoices".into(),
+        expected: 1_250_000,
+        read: 441_000,
+        valid: 440_944,
+        rejected: 56,
+        loaded: 440_944,
+        elapsed_secs: 300.0,
+        done: false,
+    }];
+    update(&mut app, Action::Progress(progress));
+    let mut seq = 500;
+    for (name, source, target, cur) in [
+        (
+            "SUM(amount_total) EUR",
+            "20916456.73",
+            "20916456.73",
+            Some("EUR"),
+        ),
+        (
+            "SUM(amount_total) USD",
+            "120916456.73",
+            "120916450.73",
+            Some("USD"),
+        ),
+        ("rows", "440944", "440944", None),
+    ] {
+        seq += 1;
+        act(
+            &mut app,
+            Action::Record(rec(
+                seq,
+                "19:00:00",
+                Event::CheckRecorded {
+                    step: "verify".into(),
+                    result: CheckResult {
+                        name: name.into(),
+                        entity: "invoices".into(),
+                        source: source.into(),
+                        target: target.into(),
+                        status: CheckStatus::Pass,
+                        detail: String::new(),
+                        currency: cur.map(String::from),
+                    },
+                },
+            )),
+        );
+    }
+    update(&mut app, Action::SelectTab(Tab::Reconciliation));
+    app
+}
+
+#[test]
+fn reconciliation_large_sums_80x24() {
+    let mut app = large_sums();
+    let mut seen = String::new();
+    for _ in 0..app.view.checks.len() {
+        seen.push_str(&screen_text(&screen(&app, 80, 24)));
+        act(&mut app, Action::ScrollDown);
+    }
+    for fig in [
+        "20,916,456.73",
+        "120,916,456.73",
+        "120,916,450.73",
+        "440,944",
+        "valid 440,944",
+        "… 440,944│",
+    ] {
+        assert!(seen.contains(fig), "{fig} cut or missing:\n{seen}");
+    }
+    // The newest checks, the large sums, selected.
+    let mut app = large_sums();
+    act(&mut app, Action::ScrollBottom);
+    insta::assert_snapshot!(screen(&app, 80, 24));
+}
+
+#[test]
+fn reconciliation_large_sums_160x48() {
+    let s = screen(&large_sums(), 160, 48);
+    let text = screen_text(&s);
+    for fig in [
+        "20,916,456.73 EUR",
+        "120,916,456.73 USD",
+        "-6.00 USD",
+        "440,944",
+    ] {
+        assert!(text.contains(fig), "{fig} cut or missing:\n{text}");
+    }
+    insta::assert_snapshot!(s);
+}
+
+/// A load that has run for days (the console left open over a long weekend): its
+/// duration is shown whole, not cut from the left.
+#[test]
+fn a_long_overrun_duration_is_never_cut() {
+    let mut app = app_mid_load();
+    let later = now("19:00:00") + chrono::Duration::hours(120);
+    update(&mut app, Action::Tick { now: later });
+    // The window is long gone: the rollback proposal is dismissed to see the runbook.
+    update(&mut app, Action::CancelRollback);
+    let text = screen_text(&screen(&app, 80, 24));
+    let row = text
+        .lines()
+        .find(|l| l.contains("running") && l.contains(" load "))
+        .unwrap_or_else(|| panic!("no load row:\n{text}"));
+    assert!(row.contains("120h07m/45m00s"), "{row}");
+}
+
+/// At 80 columns the tab bar shortens its words, not its counts, and every tab shows.
+#[test]
+fn tab_counts_are_whole_and_every_tab_shows_at_80x24() {
+    let text = screen_text(&screen(&mid_load(Tab::Rejects), 80, 24));
+    let bar = text
+        .lines()
+        .find(|l| l.contains("1 Re"))
+        .unwrap_or_else(|| panic!("no tab bar:\n{text}"));
+    for want in ["(15)", "(✗ 1)", "3 Log"] {
+        assert!(bar.contains(want), "{want:?} missing from {bar:?}");
+    }
+    let wide = screen_text(&screen(&mid_load(Tab::Rejects), 160, 48));
+    assert!(wide.contains("1 Rejects (15)") && wide.contains("2 Reconciliation (✗ 1)"));
+}

@@ -3,7 +3,7 @@
 
 Reads the four CSV extracts (customers, vehicles, drivers, open_invoices) from a
 directory and applies the scope / cleanse / validate rules of
-/work/shared/reference-scenario.md, with the interpretation decisions listed in
+docs/reference-scenario.md (in this repository), with the interpretation decisions listed in
 tests/oracle/README.md. Standard library only; shares no code with the Rust engine.
 
 Usage: tms_oracle.py EXTRACT_DIR [--explain]

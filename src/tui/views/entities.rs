@@ -8,6 +8,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, LineGauge, Paragraph, Sparkline};
 
+use super::fit::{Part, fit};
 use super::{WIDE_MIN_WIDTH, style};
 use crate::app::{App, EntityRow, Throughput, Tone, entity_phase, fmt_count, fmt_secs, phase_word};
 
@@ -108,7 +109,8 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             render_sparkline(frame, spark, line(y + 1));
         }
         if lines >= 2 {
-            frame.render_widget(Paragraph::new(stats_line(e, wide)), line(y + lines - 1));
+            let at = line(y + lines - 1);
+            frame.render_widget(Paragraph::new(stats_line(e, wide, at.width)), at);
         }
         y += lines;
         shown += 1;
@@ -171,49 +173,75 @@ fn render_gauge_line(frame: &mut Frame, e: &EntityRow, area: Rect) {
         Line::from(Span::styled(" ✓ done", style::tone(Tone::Good)))
     } else {
         let pct = (e.ratio() * 100.0).floor() as u64;
-        let eta = e
-            .eta_secs()
-            .map(|s| format!(" ETA {}", fmt_secs(s)))
-            .unwrap_or_default();
-        Line::from(format!(" {pct:>3}%{eta}"))
+        let mut parts = vec![Part::figure(format!(" {pct:>3}%"))];
+        if let Some(s) = e.eta_secs() {
+            parts.extend([
+                Part::sep(" "),
+                Part::label("ETA"),
+                Part::sep(" "),
+                Part::figure(fmt_secs(s)),
+            ]);
+        }
+        fit(parts, right.width as usize)
     };
     frame.render_widget(Paragraph::new(text), right);
 }
 
-fn stats_line(e: &EntityRow, wide: bool) -> Line<'static> {
-    let warn = |s: String, on: bool| {
-        if on {
-            Span::styled(s, style::tone(Tone::Warn))
-        } else {
-            Span::raw(s)
-        }
+/// Counts under the gauge: the longest wording that fits (wide: read, rejected, rows/s;
+/// then without the rate; then the narrow wording), and only then labels ellipsised.
+/// Figures are never cut (see [`fit`]).
+fn stats_line(e: &EntityRow, wide: bool, width: u16) -> Line<'static> {
+    let mut variants = Vec::new();
+    if wide {
+        variants.push(stats_parts(e, true, true));
+        variants.push(stats_parts(e, true, false));
+    }
+    variants.push(stats_parts(e, false, false));
+    let chosen = variants
+        .iter()
+        .position(|p| super::fit::width(p) <= width as usize)
+        .unwrap_or(variants.len() - 1);
+    fit(variants.swap_remove(chosen), width as usize)
+}
+
+fn stats_parts(e: &EntityRow, wide: bool, rate: bool) -> Vec<Part> {
+    let warn = if e.rejected > 0 {
+        style::tone(Tone::Warn)
+    } else {
+        ratatui::style::Style::new()
     };
-    if !wide {
-        // The gauge line already says how far reading is; keep what fits in ~40 columns.
-        return Line::from(vec![
-            Span::raw(format!("  valid {}", fmt_count(e.valid))),
-            warn(format!(" · rej {}", fmt_count(e.rejected)), e.rejected > 0),
-            Span::raw(format!(" · loaded {}", fmt_count(e.loaded))),
+    let count = |label: &str, n: u64, st: ratatui::style::Style| {
+        [
+            Part::label(label).styled(st),
+            Part::sep(" ").styled(st),
+            Part::figure(fmt_count(n)).styled(st),
+        ]
+    };
+    let mut parts = vec![Part::sep(if wide { "   " } else { "  " })];
+    if wide {
+        parts.extend([
+            Part::label("read"),
+            Part::sep(" "),
+            Part::figure(format!("{}/{}", fmt_count(e.read), fmt_count(e.expected))),
+            Part::sep(" · "),
         ]);
     }
-    let mut spans = vec![
-        Span::raw(format!(
-            "   read {}/{}",
-            fmt_count(e.read),
-            fmt_count(e.expected)
-        )),
-        Span::raw(format!(" · valid {}", fmt_count(e.valid))),
-        warn(
-            format!(" · rejected {}", fmt_count(e.rejected)),
-            e.rejected > 0,
-        ),
-        Span::raw(format!(" · loaded {}", fmt_count(e.loaded))),
-    ];
-    if let Some(r) = e.rate() {
-        spans.push(Span::styled(
-            format!(" · {} rows/s", fmt_count(r.round() as u64)),
-            style::dim(),
-        ));
+    // The gauge line already says how far reading is; narrow keeps the three counts.
+    parts.extend(count("valid", e.valid, ratatui::style::Style::new()));
+    parts.push(Part::sep(" · ").styled(warn));
+    parts.extend(count(
+        if wide { "rejected" } else { "rej" },
+        e.rejected,
+        warn,
+    ));
+    parts.push(Part::sep(" · "));
+    parts.extend(count("loaded", e.loaded, ratatui::style::Style::new()));
+    if rate && let Some(r) = e.rate() {
+        parts.extend([
+            Part::sep(" · ").styled(style::dim()),
+            Part::figure(fmt_count(r.round() as u64)).styled(style::dim()),
+            Part::label(" rows/s").styled(style::dim()),
+        ]);
     }
-    Line::from(spans)
+    parts
 }

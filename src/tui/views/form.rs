@@ -22,26 +22,68 @@ pub fn modal(
     info: Vec<Line<'static>>,
     form_height: u16,
 ) -> Vec<Rect> {
+    modal_scrolled(frame, area, max_width, title, border, info, form_height, 0).rows
+}
+
+/// A drawn modal: its form rows, and how far its information block scrolls.
+pub struct Modal {
+    pub rows: Vec<Rect>,
+    /// The furthest the information block can scroll (0: it fits).
+    pub max_scroll: u16,
+    /// Rows of the information block below what is shown.
+    pub below: u16,
+}
+
+/// [`modal`] whose information block, when the screen is too short for it, shows from
+/// row `scroll` on (clamped), the form staying in place; the bottom border says how many
+/// rows are above and below.
+#[allow(clippy::too_many_arguments)]
+pub fn modal_scrolled(
+    frame: &mut Frame,
+    area: Rect,
+    max_width: u16,
+    title: Line<'static>,
+    border: Style,
+    info: Vec<Line<'static>>,
+    form_height: u16,
+    scroll: u16,
+) -> Modal {
     let width = area.width.saturating_sub(4).min(max_width);
     let inner_w = width.saturating_sub(2);
-    // Wrapped height of the information block, roughly: long lines take two rows.
-    let info_h: u16 = info
-        .iter()
-        .map(|l| (l.width() as u16).div_ceil(inner_w.max(1)).max(1))
-        .sum();
+    let para = Paragraph::new(info).wrap(Wrap { trim: false });
+    let info_h = para.line_count(inner_w.max(1)) as u16;
     let height = (info_h + form_height + 2).min(area.height);
     let popup = area.centered(Constraint::Length(width), Constraint::Length(height));
     frame.render_widget(Clear, popup);
-    let block = Block::bordered().title(title).border_style(border);
+    let shown_h = height.saturating_sub(form_height + 2);
+    let max_scroll = info_h.saturating_sub(shown_h);
+    let scroll = scroll.min(max_scroll);
+    let below = max_scroll - scroll;
+    let mut block = Block::bordered().title(title).border_style(border);
+    if max_scroll > 0 {
+        let mut marks = Vec::new();
+        if scroll > 0 {
+            marks.push(format!("↑ {scroll} more"));
+        }
+        if below > 0 {
+            marks.push(format!("↓ {below} more"));
+        }
+        block = block.title_bottom(Line::from(format!(" {} ", marks.join(" · "))).right_aligned());
+    }
     let inner = block.inner(popup);
     frame.render_widget(block, popup);
 
     let [info_area, form_area] =
         Layout::vertical([Constraint::Fill(1), Constraint::Length(form_height)]).areas(inner);
-    frame.render_widget(Paragraph::new(info).wrap(Wrap { trim: false }), info_area);
-    Layout::vertical(vec![Constraint::Length(1); form_height as usize])
+    frame.render_widget(para.scroll((scroll, 0)), info_area);
+    let rows = Layout::vertical(vec![Constraint::Length(1); form_height as usize])
         .split(form_area)
-        .to_vec()
+        .to_vec();
+    Modal {
+        rows,
+        max_scroll,
+        below,
+    }
 }
 
 /// A field's label, `▸` marking the focused one.

@@ -10,12 +10,15 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::form::{MARK_WIDTH, field_label, match_mark, modal, text_field};
+use super::form::{MARK_WIDTH, field_label, match_mark, modal_scrolled, text_field};
 use super::style;
 use chrono::{DateTime, Utc};
 
+use crate::app::fmt_decimal;
 use crate::app::{App, Field, Tone, decision_glyph_word, fmt_clock, fmt_secs};
 use crate::journal::events::{Decision, GateEvidence, RejectRate};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
 
 const MAX_WIDTH: u16 = 104;
 /// Field label column ("▸ Comment  ").
@@ -91,7 +94,13 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         Some(_) => (FORM_HEIGHT + 1, style::tone(Tone::Bad)),
         None => (FORM_HEIGHT, style::key()),
     };
-    let rows = modal(frame, area, MAX_WIDTH, title, border, info, height);
+    // At 80×24 a gate recommending NO-GO has more to say than fits: the information block
+    // scrolls (PgUp/PgDn), the form below it stays put.
+    let m = modal_scrolled(
+        frame, area, MAX_WIDTH, title, border, info, height, d.scroll,
+    );
+    d.scroll_max.set(m.max_scroll);
+    let rows = m.rows;
     let focus = d.focus();
     for (i, field) in [Field::Name, Field::Role, Field::Comment]
         .into_iter()
@@ -173,8 +182,22 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         next += 1;
     }
     frame.render_widget(Paragraph::new(message), rows[next]);
-    frame.render_widget(
-        Paragraph::new(Line::from(vec![
+    // With the evidence scrolling, its keys join the hint line (the others say less to fit).
+    let keys = if m.max_scroll > 0 {
+        vec![
+            Span::styled("Enter", style::key()),
+            Span::raw(" submit · "),
+            Span::styled("Tab/↑↓", style::key()),
+            Span::raw(" field · "),
+            Span::styled("PgUp/PgDn", style::key()),
+            Span::raw(" scroll · "),
+            Span::styled("Esc", style::key()),
+            Span::raw(" hide · "),
+            Span::styled("Ctrl-C", style::key()),
+            Span::raw(" abort"),
+        ]
+    } else {
+        vec![
             Span::styled("Enter", style::key()),
             Span::raw(" submit · "),
             Span::styled("Tab/↑↓", style::key()),
@@ -183,9 +206,9 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             Span::raw(" hide (g reopens) · "),
             Span::styled("Ctrl-C", style::key()),
             Span::raw(" abort run"),
-        ])),
-        rows[next + 1],
-    );
+        ]
+    };
+    frame.render_widget(Paragraph::new(Line::from(keys)), rows[next + 1]);
 }
 
 /// The evidence block: reconciliation totals, reject rates against their budgets, and the
@@ -244,6 +267,37 @@ fn evidence_lines(ev: &GateEvidence, now: Option<DateTime<Utc>>) -> Vec<Line<'st
         rejects.push(Span::styled(text, style::tone(tone)));
     }
     out.push(Line::from(rejects));
+
+    // The money finance decides on: what the rejected rows carry, per money field and
+    // currency (each figure joined to its currency by a no-break space, so wrapping never
+    // parts them). Fields are not added together: a total and a residual are two views of
+    // the same money.
+    let mut fields: BTreeMap<(&str, &str), Vec<(&str, String)>> = BTreeMap::new();
+    for m in &ev.money_rejected {
+        let amount = m
+            .amount
+            .parse::<Decimal>()
+            .map(fmt_decimal)
+            .unwrap_or_else(|_| m.amount.clone());
+        fields
+            .entry((m.entity.as_str(), m.field.as_str()))
+            .or_default()
+            .push((m.currency.as_str(), amount));
+    }
+    for (i, ((entity, field), sums)) in fields.iter().enumerate() {
+        let mut line = vec![label(if i == 0 { "Rejected money" } else { "" })];
+        line.push(Span::raw(format!("{entity}.{field} ")));
+        for (k, (cur, amount)) in sums.iter().enumerate() {
+            if k > 0 {
+                line.push(sep());
+            }
+            line.push(Span::styled(
+                format!("{amount}\u{a0}{cur}"),
+                style::tone(Tone::Warn),
+            ));
+        }
+        out.push(Line::from(line));
+    }
 
     let mut timing = vec![label("Timing")];
     match &ev.timing {

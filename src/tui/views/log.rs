@@ -29,7 +29,12 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let h = inner.height as usize;
     let end = app.log.len().saturating_sub(app.log_scroll);
     let start = end.saturating_sub(h);
-    let lines: Vec<Line> = app.log.range(start..end).map(|l| line(l, " ")).collect();
+    let w = inner.width as usize;
+    let lines: Vec<Line> = app
+        .log
+        .range(start..end)
+        .map(|l| super::fit::truncate(line(l, " "), w))
+        .collect();
     frame.render_widget(Paragraph::new(lines), inner);
 }
 

@@ -21,6 +21,7 @@
 //! environment details, rule and original values, check detail, rows/s).
 
 pub mod entities;
+pub mod fit;
 pub mod footer;
 pub mod form;
 pub mod gate_dialog;

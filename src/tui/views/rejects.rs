@@ -130,6 +130,12 @@ fn render_table(frame: &mut Frame, t: &RejectTable, area: Rect) {
     let visible = table_area.height.saturating_sub(1).max(1) as usize;
     let sel = t.selected.min(count - 1);
     let offset = sel.saturating_sub(visible - 1);
+    // The line column fits the largest line number shown: a cut `1234567` would read `234567`.
+    let line_w = (offset..(offset + visible).min(count))
+        .filter_map(|i| t.row(i).map(|r| r.line.to_string().len() as u16))
+        .max()
+        .unwrap_or(0)
+        .max(LINE_WIDTH - 1);
     let rows = (offset..(offset + visible).min(count)).map(|i| match t.row(i) {
         Some(r) => {
             let line = Cell::from(Line::from(r.line.to_string()).right_aligned());
@@ -162,7 +168,7 @@ fn render_table(frame: &mut Frame, t: &RejectTable, area: Rect) {
             ],
             vec![
                 Constraint::Length(ENTITY_WIDTH),
-                Constraint::Length(LINE_WIDTH),
+                Constraint::Length(line_w.max(LINE_WIDTH)),
                 Constraint::Length(RULE_WIDTH),
                 Constraint::Length(FIELD_WIDTH),
                 Constraint::Fill(1),
@@ -174,7 +180,7 @@ fn render_table(frame: &mut Frame, t: &RejectTable, area: Rect) {
             vec!["entity", "line", "message"],
             vec![
                 Constraint::Length(ENTITY_WIDTH_NARROW),
-                Constraint::Length(LINE_WIDTH - 1),
+                Constraint::Length(line_w),
                 Constraint::Fill(1),
             ],
         )

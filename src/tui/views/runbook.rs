@@ -38,6 +38,22 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         Layout::vertical([Constraint::Fill(1), Constraint::Length(footer_h)]).areas(inner);
 
     let wide = frame.area().width >= WIDE_MIN_WIDTH;
+    // Wide enough for the longest "actual/plan" (an overrun of hours is wider than 13).
+    let duration_w = app
+        .view
+        .steps
+        .iter()
+        .map(|s| {
+            let actual = s
+                .actual_secs(app.now)
+                .map(fmt_secs)
+                .unwrap_or_else(|| "–".into());
+            let planned = s.planned_secs.map(fmt_secs).unwrap_or_else(|| "–".into());
+            (actual.chars().count() + 1 + planned.chars().count()) as u16
+        })
+        .max()
+        .unwrap_or(0)
+        .max(DURATION_WIDTH);
     let rows = app.view.steps.iter().map(|s| {
         let state = Span::styled(
             format!("{} {}", s.state.glyph(), s.state.word()),
@@ -76,13 +92,13 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             Constraint::Length(STATE_WIDTH),
             Constraint::Length(ID_WIDTH),
             Constraint::Fill(1),
-            Constraint::Length(DURATION_WIDTH),
+            Constraint::Length(duration_w),
         ]
     } else {
         vec![
             Constraint::Length(STATE_WIDTH),
             Constraint::Fill(1),
-            Constraint::Length(DURATION_WIDTH),
+            Constraint::Length(duration_w),
         ]
     };
     let mut header = vec!["state", "step"];
@@ -116,7 +132,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             app.log
                 .iter()
                 .skip(app.log.len().saturating_sub(n))
-                .map(|l| super::log::line(l, "")),
+                .map(|l| super::fit::truncate(super::log::line(l, ""), area.width as usize)),
         );
         frame.render_widget(Paragraph::new(lines), area);
     }
