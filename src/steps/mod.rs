@@ -943,6 +943,7 @@ impl Executor {
         self.plan
             .order
             .iter()
+            .filter(|n| !self.derived(n))
             .map(|n| {
                 self.plan.rb.entities[n]
                     .source
@@ -1101,7 +1102,7 @@ impl Executor {
 
     fn extract_checksums(&self) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
-        for n in &self.plan.order {
+        for n in self.plan.order.iter().filter(|n| !self.derived(n)) {
             let p = self
                 .plan
                 .extract_dir
@@ -1166,7 +1167,7 @@ impl Executor {
         match self.plan.env(env) {
             None => {
                 // CSV extracts supplied: verify and record them where they are.
-                for n in &self.plan.order {
+                for n in self.plan.order.iter().filter(|n| !self.derived(n)) {
                     let p = self
                         .plan
                         .extract_dir
@@ -1195,7 +1196,7 @@ impl Executor {
                 let e = e.clone();
                 let policy =
                     crate::engine::retry::RetryPolicy::from_settings(&self.plan.rb.settings);
-                for n in &self.plan.order {
+                for n in self.plan.order.iter().filter(|n| !self.derived(n)) {
                     let ent = &self.plan.rb.entities[n];
                     let out = self.run_dir.join("extract").join(&ent.source.file);
                     let table = ent.source.table.clone().unwrap_or_else(|| n.clone());
@@ -1242,6 +1243,40 @@ impl Executor {
                     });
                 }
             }
+        }
+        // Derived entities: the distinct values of their source's extract, as a file of
+        // their own in the run's extract folder.
+        for n in self.plan.order.iter().filter(|n| self.derived(n)) {
+            let ent = &self.plan.rb.entities[n];
+            let Some(d) = ent.derive.clone() else {
+                continue;
+            };
+            let from = files
+                .iter()
+                .find(|f| f.entity == d.from)
+                .map(|f| PathBuf::from(&f.path))
+                .with_context(|| {
+                    format!("{n} is derived from {}, which was not extracted", d.from)
+                })?;
+            let rules = crate::engine::rules::Compiled::new(
+                &d.from,
+                &self.plan.rb.entities[&d.from],
+                &self.plan.rb.entities,
+            )?;
+            let out = self.run_dir.join("extract").join(&ent.source.file);
+            let out2 = out.clone();
+            let rows = tokio::task::spawn_blocking(move || {
+                crate::engine::derive::write_distinct(&rules, &from, &d.distinct, &out2)
+            })
+            .await
+            .context("derive")??;
+            let (sha, _) = sha256_file(&out)?;
+            files.push(ExtractFile {
+                entity: n.clone(),
+                path: out.display().to_string(),
+                rows,
+                sha256: sha,
+            });
         }
         std::fs::write(
             &manifest,
@@ -1823,6 +1858,11 @@ impl Executor {
             reject_rates,
             timing,
         }
+    }
+
+    /// An entity whose rows the extract derives from another's (see [`crate::engine::derive`]).
+    fn derived(&self, entity: &str) -> bool {
+        self.plan.rb.entities[entity].derive.is_some()
     }
 
     fn step_kind(&self, id: &str) -> Option<StepKind> {
