@@ -23,6 +23,7 @@
 //!   whose `sql_read_back` is false answers them through its own API.
 //! - Secrets (passwords, API keys) never appear in an error message, `name`, or a log.
 
+pub mod odoo;
 
 use std::collections::BTreeMap;
 
