@@ -46,6 +46,23 @@ pub use endpoint::{Endpoint, Transport};
 pub use readback::XmlIds;
 use transport::{Call, Client, Fault, Secret};
 
+/// What every Odoo target can do (known without connecting, for `check`). Each `load`
+/// call is all or nothing; a batch larger than `batch_size`, or spread over workers, makes
+/// several calls, and a fault after some of them leaves those loaded (re-sending updates
+/// the same records).
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        atomic_batches: true,
+        // Records are kept whole and calls sized here: the engine need not split.
+        max_batch_rows: None,
+        reports_bad_rows: true,
+        resolves_references: true,
+        sql_read_back: false,
+        backup: BackupKind::External,
+        freeze: FreezeKind::ArchiveUsers,
+    }
+}
+
 /// How the Odoo target loads. `Default` is what a runbook gets without settings.
 #[derive(Debug, Clone)]
 pub struct OdooOptions {
@@ -355,16 +372,7 @@ impl Target for OdooTarget {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            atomic_batches: false,
-            // Records are kept whole and calls sized here: the engine need not split.
-            max_batch_rows: None,
-            reports_bad_rows: true,
-            resolves_references: true,
-            sql_read_back: false,
-            backup: BackupKind::External,
-            freeze: FreezeKind::ArchiveUsers,
-        }
+        capabilities()
     }
 
     /// Check that each model and the first field of each column exist (`fields_get`), and
