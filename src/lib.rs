@@ -20,7 +20,6 @@ pub mod reconcile;
 pub mod report;
 pub mod runbook;
 pub mod signals;
-pub mod sinks;
 pub mod sources;
 pub mod steps;
 pub mod target;

@@ -1,16 +1,18 @@
 //! Reconciliation checks: source figures (from the journal's pipeline results) against
-//! what the target database holds. Every result is evidence for the gate.
+//! what the target holds. Counts and sums are read through [`Target::count`] and
+//! [`Target::sums`], so they work on any target; fingerprints run the check's
+//! `target_sql` and need a target with SQL read-back. Every result is evidence for the gate.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
 use rust_decimal::Decimal;
 
-use crate::db::Db;
 use crate::engine::pipeline::{Fingerprint, NO_CURRENCY};
 use crate::journal::events::{CheckResult, CheckStatus, EntityCounts};
 use crate::runbook::Plan;
 use crate::runbook::format::Check;
+use crate::target::Target;
 
 /// What the pipeline recorded for one entity in one phase.
 #[derive(Debug, Clone, Default)]
@@ -21,7 +23,7 @@ pub struct EntityEvidence {
 
 pub async fn run_checks(
     plan: &Plan,
-    db: &Db,
+    target: &dyn Target,
     results: &BTreeMap<String, EntityEvidence>,
 ) -> Result<Vec<CheckResult>> {
     let mut out = Vec::new();
@@ -37,8 +39,8 @@ pub async fn run_checks(
                     let e = &plan.rb.entities[name];
                     let ev = results.get(name).cloned().unwrap_or_default();
                     let c = &ev.counts;
-                    let n = db.count(&e.target.table).await?;
-                    let ok = n as u64 == c.valid && c.loaded == c.valid;
+                    let n = target.count(&e.target.table).await?;
+                    let ok = n == c.valid && c.loaded == c.valid;
                     out.push(CheckResult {
                         name: "rows loaded = rows valid".into(),
                         entity: name.clone(),
@@ -113,19 +115,19 @@ pub async fn run_checks(
                 let Some(cur_field) = currency else {
                     let source = dec(&format!("valid.{field}"));
                     let rejected = dec(&format!("rejected.{field}"));
-                    let target = db.sum_column(&e.target.table, column).await?;
+                    let total = target.sums(&e.target.table, column, None).await?;
                     out.push(sum_result(
                         format!("SUM({field})"),
                         entity,
                         source,
-                        target,
+                        total.values().copied().sum(),
                         rejected,
                         None,
                     ));
                     continue;
                 };
                 let tcol = currency_column.as_ref().unwrap_or(cur_field);
-                let targets = db.sum_column_by(&e.target.table, column, tcol).await?;
+                let targets = target.sums(&e.target.table, column, Some(tcol)).await?;
                 // Every currency on either side (rejected rows included), so one missing
                 // on a side shows as a difference, not as silence.
                 let prefix = format!("valid.{field}.");
@@ -162,6 +164,12 @@ pub async fn run_checks(
                     .get(&format!("fingerprint.{name}"))
                     .cloned()
                     .unwrap_or_else(|| Fingerprint::default().render());
+                let db = target.sql().with_context(|| {
+                    format!(
+                        "check '{name}': {} has no SQL read-back for its target_sql",
+                        target.name()
+                    )
+                })?;
                 let target = db
                     .fingerprint(target_sql)
                     .await

@@ -2,6 +2,7 @@
 //! runbook's `password_env` / `password_file` and never appear in a URL we print.
 
 pub mod admin;
+pub mod errors;
 pub mod mysql_admin;
 pub mod pg_admin;
 pub mod query;
@@ -153,7 +154,7 @@ pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 
 /// A pool's `PoolTimedOut` says nothing of why. One direct connection attempt (bounded by
 /// [`ACQUIRE_TIMEOUT`]) does: refused, no route, authentication. Its error becomes the
-/// cause, so [`crate::engine::retry::is_transient`] judges the real reason (a refused
+/// cause, so [`errors::is_transient`] judges the real reason (a refused
 /// connection is worth a retry; a rejected password is not). Other errors pass through.
 pub async fn acquire_error<DB: sqlx::Database>(
     pool: &sqlx::Pool<DB>,

@@ -1,6 +1,6 @@
 //! One entity through the pipeline: CSV source → scope → cleanse → validate → transform →
-//! batches → sink. Rule work runs on a blocking thread and hands batches over a bounded
-//! channel, so memory stays flat: the reader waits while the sink is busy.
+//! batches → target. Rule work runs on a blocking thread and hands batches over a bounded
+//! channel, so memory stays flat: the reader waits while the target is busy.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -14,11 +14,12 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
 use super::rejects::RejectWriter;
-use super::retry::{RetryPolicy, is_transient};
+use super::retry::RetryPolicy;
 use super::rules::{Compiled, RowIssue, RunState, ScopeKeys, SqlValue, Verdict, parse_decimal};
+use crate::db::errors::explain;
 use crate::journal::events::{EntityCounts, EntityProgress, Phase, ProgressSnapshot, RefusedRow};
-use crate::sinks::{Sink, SinkError, TableSpec};
 use crate::sources::csv::{CsvSource, Decoded};
+use crate::target::{TableSpec, Target, TargetError};
 
 /// Everything one entity's run needs, owned.
 pub struct EntityJob {
@@ -174,7 +175,7 @@ pub trait BatchObserver {
 
     fn retrying(&self, retry: Retry) -> impl std::future::Future<Output = Result<()>> + Send;
 
-    /// Right before each write into the sink (every batch, half of a split batch and
+    /// Right before each write into the target (every batch, half of a split batch and
     /// retry): `Err` stops the load before that write (the executor: this process no
     /// longer holds the run's lease). Called per batch, so it must be cheap.
     fn writing(&self) -> impl std::future::Future<Output = Result<()>> + Send {
@@ -195,7 +196,7 @@ pub struct Retry {
 /// Run one entity. Row-level problems never return `Err`.
 pub async fn run_entity<O: BatchObserver + Sync>(
     job: EntityJob,
-    sink: &Sink,
+    target: &dyn Target,
     progress: &watch::Sender<ProgressSnapshot>,
     on_batch: &O,
 ) -> Result<EntityResult> {
@@ -380,9 +381,9 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         });
     };
     publish(loaded, false);
-    let mut sink_err = None;
+    let mut write_err = None;
     while let Some(items) = rx.recv().await {
-        match bisect_rows_retrying(sink, &job.table, &items, &job.retry, on_batch).await {
+        match bisect_rows_retrying(target, &job.table, &items, &job.retry, on_batch).await {
             Ok((n, bad)) => {
                 loaded += n;
                 let mut refused = Vec::with_capacity(bad.len());
@@ -399,19 +400,19 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                 publish(loaded, false);
                 if let Err(e) = on_batch.committed(batch_no, n, last_line, refused).await {
                     // Stop reading too, and join the reader before returning.
-                    sink_err = Some(e);
+                    write_err = Some(e);
                     break;
                 }
             }
             Err(e) => {
-                sink_err = Some(e);
+                write_err = Some(e);
                 break;
             }
         }
     }
     drop(rx);
     let joined = reader.await.context("pipeline thread")?;
-    if let Some(e) = sink_err {
+    if let Some(e) = write_err {
         return Err(e)
             .with_context(|| format!("loading {} into {}", job.rules.name, job.table.table));
     }
@@ -478,61 +479,86 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     })
 }
 
-/// Write a batch; when the database refuses its content, split it in halves until the
+/// Write a batch; when an atomic target refuses its content, split it in halves until the
 /// offending rows are isolated (as pgloader does). Returns rows loaded and the refused
-/// rows as (index into `rows`, database message). Infrastructure errors stop it.
+/// rows as (index into `rows`, the target's message). Other errors stop it.
 pub async fn bisect_rows<R: AsRef<[SqlValue]>>(
-    sink: &Sink,
+    target: &dyn Target,
     spec: &TableSpec,
     rows: &[R],
 ) -> Result<(u64, Vec<(usize, String)>)> {
-    bisect_rows_retrying(sink, spec, rows, &RetryPolicy::NONE, &NoObserver).await
+    bisect_rows_retrying(target, spec, rows, &RetryPolicy::NONE, &NoObserver).await
 }
 
-/// [`bisect_rows`], where a write that fails for a transient reason (see
-/// [`is_transient`]) is told to `observer`, waited for and written again, up to
-/// `policy.max` times in a row. A retry repeats only the write that failed: halves of a
-/// split batch already committed stay committed and counted once. Sinks upsert on the
-/// key, so a write whose commit went through before the connection broke is harmless to
-/// repeat, and every sink reports the rows it was given (not the rows the upsert changed),
-/// so the replay counts them in full.
+/// [`bisect_rows`], acting on the target's own verdict ([`TargetError`]) only:
+/// - `Rows`: split and write each half, when the target is atomic and does not report its
+///   bad rows itself; a single row is refused. A target that cannot be split this way
+///   fails the load instead.
+/// - `refused` rows of an accepted write go to the rejects like bisected ones.
+/// - `Transient`: told to `observer`, waited for and written again, up to `policy.max`
+///   times in a row. A retry repeats only the write that failed: parts already committed
+///   stay committed and counted once. Targets upsert on the key, so a write whose commit
+///   went through before the connection broke is harmless to repeat, and every target
+///   reports the rows it was given, so the replay counts them in full.
+/// - `Fatal`: stop.
+///
+/// A batch larger than the target's `max_batch_rows` is written in parts of that size.
 pub async fn bisect_rows_retrying<R: AsRef<[SqlValue]>, O: BatchObserver + Sync>(
-    sink: &Sink,
+    target: &dyn Target,
     spec: &TableSpec,
     rows: &[R],
     policy: &RetryPolicy,
     observer: &O,
 ) -> Result<(u64, Vec<(usize, String)>)> {
+    let caps = target.capabilities();
+    let can_bisect = caps.atomic_batches && !caps.reports_bad_rows;
     let mut loaded = 0;
     let mut bad = Vec::new();
-    let mut stack = vec![(0usize, rows.len())];
+    // Parts pushed last first, so they are written in file order.
+    let part = caps.max_batch_rows.unwrap_or(rows.len()).max(1);
+    let mut stack: Vec<(usize, usize)> = (0..rows.len())
+        .step_by(part)
+        .map(|lo| (lo, (lo + part).min(rows.len())))
+        .rev()
+        .collect();
     let mut failures = 0u32;
     while let Some((lo, hi)) = stack.pop() {
         let batch: Vec<&[SqlValue]> = rows[lo..hi].iter().map(|r| r.as_ref()).collect();
         observer.writing().await?;
-        let res = sink.write_batch(spec, &batch).await;
-        if !matches!(res, Err(SinkError::Infra(_))) {
+        let res = target.write_batch(spec, &batch).await;
+        if !matches!(res, Err(TargetError::Transient(_))) {
             failures = 0;
         }
         match res {
-            Ok(n) => loaded += n,
-            Err(SinkError::Rows(msg)) if hi - lo == 1 => bad.push((lo, msg)),
-            Err(SinkError::Rows(_)) => {
+            Ok(out) => {
+                loaded += out.loaded;
+                bad.extend(out.refused.into_iter().map(|(i, msg)| (lo + i, msg)));
+            }
+            Err(TargetError::Rows(msg)) if hi - lo == 1 => bad.push((lo, msg)),
+            Err(TargetError::Rows(_)) if can_bisect => {
                 let mid = lo + (hi - lo) / 2;
                 stack.push((mid, hi));
                 stack.push((lo, mid));
             }
-            Err(SinkError::Infra(e)) if policy.max == 0 || !is_transient(&e) => return Err(e),
-            Err(SinkError::Infra(e)) if failures == policy.max => {
+            Err(TargetError::Rows(msg)) => {
+                return Err(anyhow::anyhow!(
+                    "{} refused a batch of {} rows without naming the bad ones: {msg}",
+                    target.name(),
+                    hi - lo
+                ));
+            }
+            Err(TargetError::Fatal(e)) => return Err(e),
+            Err(TargetError::Transient(e)) if policy.max == 0 => return Err(e),
+            Err(TargetError::Transient(e)) if failures == policy.max => {
                 return Err(anyhow::anyhow!(
                     "gave up after {} retries: {} (check that the server is up and reachable; \
                      to ride out a longer outage, raise settings.retries or \
                      settings.retry_delay in the runbook)",
                     policy.max,
-                    crate::steps::explain(&e)
+                    explain(&e)
                 ));
             }
-            Err(SinkError::Infra(e)) => {
+            Err(TargetError::Transient(e)) => {
                 failures += 1;
                 let delay = policy.delay(failures);
                 observer
@@ -540,7 +566,7 @@ pub async fn bisect_rows_retrying<R: AsRef<[SqlValue]>, O: BatchObserver + Sync>
                         attempt: failures,
                         max_attempts: policy.max,
                         delay,
-                        error: crate::steps::explain(&e),
+                        error: explain(&e),
                     })
                     .await?;
                 tokio::time::sleep(delay).await;
@@ -548,6 +574,7 @@ pub async fn bisect_rows_retrying<R: AsRef<[SqlValue]>, O: BatchObserver + Sync>
             }
         }
     }
+    bad.sort_by_key(|(i, _)| *i);
     Ok((loaded, bad))
 }
 

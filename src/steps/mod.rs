@@ -23,8 +23,8 @@ use crate::journal::events::*;
 use crate::reconcile::{EntityEvidence, run_checks};
 use crate::runbook::format::{Check, StepKind};
 use crate::runbook::{Plan, lint::parse_duration};
-use crate::sinks::{Sink, TableSpec};
 use crate::sources::csv::{count_records, sha256_file};
+use crate::target::TableSpec;
 
 /// Process exit codes (documented in `--help` and the README).
 pub mod exit {
@@ -1215,7 +1215,7 @@ impl Executor {
                             Ok(r) => break r,
                             Err(err)
                                 if attempt < policy.max
-                                    && crate::engine::retry::is_transient(&err) =>
+                                    && crate::db::errors::is_transient(&err) =>
                             {
                                 attempt += 1;
                                 let delay = policy.delay(attempt);
@@ -1309,41 +1309,34 @@ impl Executor {
                 _ => None,
             })
             .context("no extract recorded in this run: the extract step must come before the dry run and the load")?;
-        let target = self.env(env)?.clone();
-        let db = Db::connect(&target).await?;
+        let target_env = self.env(env)?.clone();
+        let target = crate::target::registry::open(&target_env).await?;
         let plan = self.plan.clone();
         let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for n in &plan.order {
             let e = &plan.rb.entities[n];
             tables.insert(e.target.table.clone(), e.map.keys().cloned().collect());
         }
-        let reset = phase == Phase::DryRun && target.reset;
-        let prepared = async {
-            let note = db.ensure_schema(&plan.rb.schema, &tables).await?;
-            if reset {
-                let children_first: Vec<String> = plan
-                    .order
+        let reset = phase == Phase::DryRun && target_env.reset;
+        let prepare = crate::target::Prepare {
+            schema: Some(plan.rb.schema.clone()),
+            tables,
+            // Children before parents.
+            reset: if reset {
+                plan.order
                     .iter()
                     .rev()
                     .map(|n| plan.rb.entities[n].target.table.clone())
-                    .collect();
-                db.empty_tables(&children_first).await?;
-            }
-            anyhow::Ok(note)
-        }
-        .await;
-        let schema_note = match prepared {
-            Ok(n) => n,
-            Err(e) => {
-                db.close().await;
-                return Err(e.into());
-            }
+                    .collect()
+            } else {
+                Vec::new()
+            },
         };
-        let sink = match sink_for(&db) {
-            Ok(s) => s,
+        let schema_note = match target.prepare(&prepare).await {
+            Ok(n) => n.unwrap_or_else(|| "target ready".into()),
             Err(e) => {
-                db.close().await;
-                return Err(e.into());
+                target.close().await;
+                return Err(anyhow::Error::from(e).into());
             }
         };
         let referenced: HashSet<String> = plan
@@ -1373,7 +1366,7 @@ impl Executor {
         };
         for n in &plan.order {
             if let Some(stop) = self.interrupted() {
-                db.close().await;
+                target.close().await;
                 return Err(stop);
             }
             let e = &plan.rb.entities[n];
@@ -1468,11 +1461,11 @@ impl Executor {
                 phase,
                 entity: n.clone(),
             };
-            let res = run_entity(job, &sink, &self.progress, &obs).await;
+            let res = run_entity(job, target.as_ref(), &self.progress, &obs).await;
             let res = match res {
                 Ok(r) => r,
                 Err(err) => {
-                    db.close().await;
+                    target.close().await;
                     return Err(match err.downcast::<Halt>() {
                         Ok(h) => h.into(),
                         Err(err) => Stop::Failed(err),
@@ -1499,7 +1492,7 @@ impl Executor {
             })
             .await?;
         }
-        db.close().await;
+        target.close().await;
         done(
             StepStatus::Passed,
             format!("{schema_note}; {}", lines.join("; ")),
@@ -1533,8 +1526,8 @@ impl Executor {
                 "nothing to reconcile: no {phase:?} has run in this run"
             )));
         }
-        let db = Db::connect(self.env(env)?).await?;
-        let results = run_checks(&self.plan, &db, &evidence).await;
+        let db = crate::target::registry::open(self.env(env)?).await?;
+        let results = run_checks(&self.plan, db.as_ref(), &evidence).await;
         db.close().await;
         let results = results?;
         let fails = results
@@ -2147,36 +2140,7 @@ fn checkpoint(records: &[Record], phase: Phase, entity: &str) -> Option<ResumeFr
     at
 }
 
-/// An error and its causes on one line, each cause once: sqlx's database errors repeat
-/// their source's text, which `{:#}` would print twice.
-pub fn explain(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if !out.ends_with(&text) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&text);
-        }
-    }
-    out
-}
-
-/// The sink that writes into `db`.
-fn sink_for(db: &Db) -> Result<Sink> {
-    match db {
-        Db::Sqlite(pool) => Ok(Sink::Sqlite(crate::sinks::sqlite::SqliteSink {
-            pool: pool.clone(),
-        })),
-        Db::Postgres(pool) => Ok(Sink::Postgres(crate::sinks::postgres::PgSink::new(
-            pool.clone(),
-        ))),
-        Db::MySql(pool) => Ok(Sink::MySql(crate::sinks::mysql::MySqlSink {
-            pool: pool.clone(),
-        })),
-    }
-}
+pub use crate::db::errors::explain;
 
 fn fmt_map(m: &BTreeMap<String, String>) -> String {
     m.iter()

@@ -22,7 +22,14 @@
 //! - `count` and `sums` read back what the target holds, for reconciliation; a target
 //!   whose `sql_read_back` is false answers them through its own API.
 //! - Secrets (passwords, API keys) never appear in an error message, `name`, or a log.
+//!
+//! [`registry`] opens a target from its URL's scheme and knows every scheme's
+//! capabilities without connecting; [`memory`] is the in-memory twin the engine tests use.
 
+pub mod memory;
+pub mod odoo;
+pub mod registry;
+pub mod sql;
 
 use std::collections::BTreeMap;
 
@@ -115,8 +122,8 @@ impl TargetError {
 /// What `prepare` needs to make the target ready for a phase.
 #[derive(Debug, Clone, Default)]
 pub struct Prepare {
-    /// The runbook's schema file for SQL targets (applied when the tables are missing).
-    pub schema: Option<std::path::PathBuf>,
+    /// The runbook's DDL for SQL targets (applied when none of the tables exists).
+    pub schema: Option<crate::runbook::format::Schema>,
     /// Each target table with the columns the runbook maps onto it.
     pub tables: BTreeMap<String, Vec<String>>,
     /// Empty these tables first (children before parents): a staging reset.
@@ -157,4 +164,10 @@ pub trait Target: Send + Sync {
 
     /// Release connections; the target is not used afterwards.
     async fn close(&self);
+
+    /// The SQL connection behind a target whose `sql_read_back` is true, for fingerprint
+    /// checks and `target_sql`. `None` for API-only targets.
+    fn sql(&self) -> Option<&crate::db::Db> {
+        None
+    }
 }

@@ -1,4 +1,4 @@
-//! PostgreSQL sink: per batch, one transaction that `COPY`s the rows as text into a
+//! PostgreSQL writes: per batch, one transaction that `COPY`s the rows as text into a
 //! session-local staging table, then upserts them into the target with
 //! `INSERT … SELECT <casts> … ON CONFLICT (key) DO UPDATE … WHERE … IS DISTINCT FROM …`.
 //!
@@ -12,23 +12,23 @@ use std::sync::{Arc, Mutex};
 
 use sqlx::{AssertSqlSafe, PgPool};
 
-use super::{SinkError, TableSpec};
+use super::{TableSpec, TargetError, fault};
 use crate::db::{acquire_error, ident};
 use crate::engine::rules::SqlValue;
 
 /// Column name → type to cast the staged text to, for one table.
 type ColumnTypes = Arc<HashMap<String, String>>;
 
-pub struct PgSink {
+pub struct PgWriter {
     pub pool: PgPool,
     /// Catalog answers per table (targets and lookup tables), fetched once: the schema is
     /// not expected to change during a load.
     types: Mutex<HashMap<String, ColumnTypes>>,
 }
 
-impl PgSink {
-    pub fn new(pool: PgPool) -> PgSink {
-        PgSink {
+impl PgWriter {
+    pub fn new(pool: PgPool) -> PgWriter {
+        PgWriter {
             pool,
             types: Mutex::new(HashMap::new()),
         }
@@ -38,13 +38,13 @@ impl PgSink {
         &self,
         spec: &TableSpec,
         rows: &[&[SqlValue]],
-    ) -> Result<u64, SinkError> {
+    ) -> Result<u64, TargetError> {
         if rows.is_empty() {
             return Ok(0);
         }
         let n = spec.columns.len();
         if let Some(r) = rows.iter().find(|r| r.len() != n) {
-            return Err(SinkError::Infra(anyhow::anyhow!(
+            return Err(fault(anyhow::anyhow!(
                 "{}: row has {} values for {n} columns",
                 spec.table,
                 r.len()
@@ -59,7 +59,7 @@ impl PgSink {
         // connection and created if missing, so a new connection gets its own.
         let mut tx = match self.pool.begin().await {
             Ok(tx) => tx,
-            Err(e) => return Err(SinkError::Infra(acquire_error(&self.pool, e).await)),
+            Err(e) => return Err(fault(acquire_error(&self.pool, e).await)),
         };
         // Why a temp table that lives as long as the pooled connection, emptied at commit,
         // rather than ON COMMIT DROP: DROP would insert and delete pg_class/pg_attribute/
@@ -94,7 +94,7 @@ impl PgSink {
             .await
             .map_err(classify)?;
         tx.commit().await.map_err(classify)?;
-        // Rows accepted (inserted, updated or already identical), as the other sinks count.
+        // Rows accepted (inserted, updated or already identical), as the other SQL targets count.
         Ok(rows.len() as u64)
     }
 
@@ -104,7 +104,7 @@ impl PgSink {
         spec: &TableSpec,
         rows: &[&[SqlValue]],
         stage: &str,
-    ) -> Result<String, SinkError> {
+    ) -> Result<String, TargetError> {
         let target = self.column_types(&spec.table).await?;
         let mut exprs = Vec::with_capacity(spec.columns.len());
         for (i, col) in spec.columns.iter().enumerate() {
@@ -190,7 +190,7 @@ impl PgSink {
     /// longer value, while the INSERT's own assignment coercion to the column's modifier
     /// refuses it (22001). The internal name (`bpchar`, `"bit"`) is used because
     /// `format_type` spells those as `character` / `bit`, which as a cast mean length 1.
-    async fn column_types(&self, table: &str) -> Result<ColumnTypes, SinkError> {
+    async fn column_types(&self, table: &str) -> Result<ColumnTypes, TargetError> {
         if let Some(t) = self.types.lock().expect("type cache").get(table) {
             return Ok(t.clone());
         }
@@ -207,7 +207,7 @@ impl PgSink {
         let rows = match rows {
             Ok(r) => r,
             Err(e @ sqlx::Error::PoolTimedOut) => {
-                return Err(SinkError::Infra(acquire_error(&self.pool, e).await));
+                return Err(fault(acquire_error(&self.pool, e).await));
             }
             Err(e) => return Err(classify(e)),
         };
@@ -279,15 +279,15 @@ pub fn copy_text(rows: &[&[SqlValue]]) -> Vec<u8> {
     buf
 }
 
-fn infra_msg(msg: String) -> SinkError {
-    SinkError::Infra(anyhow::anyhow!(msg))
+fn infra_msg(msg: String) -> TargetError {
+    fault(anyhow::anyhow!(msg))
 }
 
 /// SQLSTATE classes 21 (cardinality: a lookup matching two rows, one key twice in a
 /// batch), 22 (data exception: bad date, overflow, too long) and 23 (integrity: NOT NULL,
 /// FK, unique, CHECK) are about the rows; anything else (connection, permissions,
 /// undefined table, serialization failure) is infrastructure and must not be bisected.
-fn classify(e: sqlx::Error) -> SinkError {
+fn classify(e: sqlx::Error) -> TargetError {
     if let sqlx::Error::Database(d) = &e
         && let Some(code) = d.code()
         && matches!(code.get(..2), Some("21" | "22" | "23"))
@@ -295,12 +295,12 @@ fn classify(e: sqlx::Error) -> SinkError {
         let detail = d
             .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
             .and_then(|p| p.detail());
-        return SinkError::Rows(match detail {
+        return TargetError::Rows(match detail {
             Some(detail) => format!("{} ({detail})", d.message()),
             None => d.message().to_string(),
         });
     }
-    SinkError::Infra(e.into())
+    fault(e.into())
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! MariaDB/MySQL sink: multi-row `INSERT … VALUES … ON DUPLICATE KEY UPDATE`, one
+//! MariaDB/MySQL writes: multi-row `INSERT … VALUES … ON DUPLICATE KEY UPDATE`, one
 //! transaction per batch. The pool runs in strict mode (see [`crate::db::mysql_pool`]),
 //! so a bad value is an error instead of a warning and a silently mangled row.
 //!
@@ -9,10 +9,10 @@
 
 use sqlx::{MySql, MySqlPool, QueryBuilder};
 
-use super::{SinkError, TableSpec};
+use super::{TableSpec, TargetError, fault};
 use crate::engine::rules::SqlValue;
 
-pub struct MySqlSink {
+pub struct MySqlWriter {
     pub pool: MySqlPool,
 }
 
@@ -25,12 +25,12 @@ pub fn ident_mysql(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-impl MySqlSink {
+impl MySqlWriter {
     pub async fn write_batch(
         &self,
         spec: &TableSpec,
         rows: &[&[SqlValue]],
-    ) -> Result<u64, SinkError> {
+    ) -> Result<u64, TargetError> {
         if rows.is_empty() {
             return Ok(0);
         }
@@ -53,9 +53,7 @@ impl MySqlSink {
         let mut tx = match self.pool.begin().await {
             Ok(tx) => tx,
             Err(e) => {
-                return Err(SinkError::Infra(
-                    crate::db::acquire_error(&self.pool, e).await,
-                ));
+                return Err(fault(crate::db::acquire_error(&self.pool, e).await));
             }
         };
         for chunk in rows.chunks(per_stmt) {
@@ -105,15 +103,15 @@ impl MySqlSink {
             qb.build().execute(&mut *tx).await.map_err(classify)?;
         }
         tx.commit().await.map_err(classify)?;
-        // Rows accepted (inserted, updated or already identical), as the other sinks count.
+        // Rows accepted (inserted, updated or already identical), as the other SQL targets count.
         Ok(rows.len() as u64)
     }
 }
 
-impl MySqlSink {
+impl MySqlWriter {
     /// How each of `spec.columns` takes a text value, from the catalog (one small query
     /// per batch: the sink keeps no state, and a batch is thousands of rows).
-    async fn column_kinds(&self, spec: &TableSpec) -> Result<Vec<Kind>, SinkError> {
+    async fn column_kinds(&self, spec: &TableSpec) -> Result<Vec<Kind>, TargetError> {
         let rows: Result<Vec<(String, String)>, sqlx::Error> = sqlx::query_as(
             "SELECT CAST(column_name AS CHAR), CAST(LOWER(data_type) AS CHAR) \
              FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?",
@@ -124,9 +122,7 @@ impl MySqlSink {
         let rows = match rows {
             Ok(r) => r,
             Err(e @ sqlx::Error::PoolTimedOut) => {
-                return Err(SinkError::Infra(
-                    crate::db::acquire_error(&self.pool, e).await,
-                ));
+                return Err(fault(crate::db::acquire_error(&self.pool, e).await));
             }
             Err(e) => return Err(classify(e)),
         };
@@ -204,14 +200,14 @@ const ROW_ERRORS: &[u16] = &[
     4025, // MariaDB: CONSTRAINT … failed (CHECK)
 ];
 
-fn classify(e: sqlx::Error) -> SinkError {
+fn classify(e: sqlx::Error) -> TargetError {
     if let sqlx::Error::Database(d) = &e
         && let Some(m) = d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
         && ROW_ERRORS.contains(&m.number())
     {
-        return SinkError::Rows(m.message().to_string());
+        return TargetError::Rows(m.message().to_string());
     }
-    SinkError::Infra(e.into())
+    fault(e.into())
 }
 
 #[cfg(test)]

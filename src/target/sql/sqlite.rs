@@ -1,26 +1,26 @@
-//! SQLite sink: multi-row `INSERT … ON CONFLICT (key) DO UPDATE`, one transaction per batch.
+//! SQLite writes: multi-row `INSERT … ON CONFLICT (key) DO UPDATE`, one transaction per batch.
 //! Dates are ISO text, money is exact decimal text (SQLite has no decimal type; a NUMERIC
 //! column would turn it into a float, so the reference DDL declares money columns TEXT).
 
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use super::{SinkError, TableSpec};
+use super::{TableSpec, TargetError, fault};
 use crate::db::ident;
 use crate::engine::rules::SqlValue;
 
-pub struct SqliteSink {
+pub struct SqliteWriter {
     pub pool: SqlitePool,
 }
 
 /// SQLite's default limit is 32766 bound parameters per statement.
 const MAX_PARAMS: usize = 32_000;
 
-impl SqliteSink {
+impl SqliteWriter {
     pub async fn write_batch(
         &self,
         spec: &TableSpec,
         rows: &[&[SqlValue]],
-    ) -> Result<u64, SinkError> {
+    ) -> Result<u64, TargetError> {
         if rows.is_empty() {
             return Ok(0);
         }
@@ -86,12 +86,12 @@ impl SqliteSink {
     }
 }
 
-fn infra(e: sqlx::Error) -> SinkError {
-    SinkError::Infra(e.into())
+fn infra(e: sqlx::Error) -> TargetError {
+    fault(e.into())
 }
 
 /// Constraint and type errors are about rows; everything else is infrastructure.
-fn classify(e: sqlx::Error) -> SinkError {
+fn classify(e: sqlx::Error) -> TargetError {
     match &e {
         sqlx::Error::Database(d) => {
             let msg = d.message().to_string();
@@ -100,11 +100,11 @@ fn classify(e: sqlx::Error) -> SinkError {
                 || lower.contains("mismatch")
                 || lower.contains("not null")
             {
-                SinkError::Rows(msg)
+                TargetError::Rows(msg)
             } else {
-                SinkError::Infra(e.into())
+                fault(e.into())
             }
         }
-        _ => SinkError::Infra(e.into()),
+        _ => fault(e.into()),
     }
 }
