@@ -3,6 +3,7 @@
 
 pub mod command;
 mod failsafe;
+pub mod odoo;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -1011,6 +1012,12 @@ impl Executor {
         if self.prior_has(|e| matches!(e, Event::FreezeApplied { env: x, .. } if x == env)) {
             return done(StepStatus::Passed, "applied before the interruption");
         }
+        if let Some(e) = self.plan.env(env).filter(|e| odoo::is_odoo(e)).cloned() {
+            // Odoo: closing it archives its app users (journaled, given back exactly).
+            self.prod_closed = true;
+            let closed = self.close_production(env, &e).await?;
+            return done(StepStatus::Passed, format!("{}: {closed}", display_env(&e)));
+        }
         let (fz, watermark) = match self.plan.env(env) {
             None => (
                 Freeze {
@@ -1310,7 +1317,7 @@ impl Executor {
             })
             .context("no extract recorded in this run: the extract step must come before the dry run and the load")?;
         let target_env = self.env(env)?.clone();
-        let target = crate::target::registry::open(&target_env).await?;
+        let target = odoo::open(&self.plan, &target_env).await?;
         let plan = self.plan.clone();
         let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for n in &plan.order {
@@ -1399,7 +1406,7 @@ impl Executor {
                     key: e.target.key.clone(),
                     columns: rules.target_columns.clone(),
                 },
-                batch_size: plan.rb.settings.batch_size,
+                batch_size: e.target.batch_size.unwrap_or(plan.rb.settings.batch_size),
                 retry: crate::engine::retry::RetryPolicy::from_settings(&plan.rb.settings),
                 keep_valid_keys: referenced.contains(n),
                 scope_refs: rules
@@ -1476,6 +1483,20 @@ impl Executor {
                 "{n}: {} valid, {} rejected, {} loaded",
                 res.counts.valid, res.counts.rejected, res.counts.loaded
             ));
+            // Odoo: e.g. post the invoices just loaded (those still in draft).
+            if odoo::is_odoo(&target_env) {
+                match odoo::post_loaded(&plan, &target_env, n).await {
+                    Ok(Some(posted)) => lines.push(format!(
+                        "{n}: {posted} posted ({})",
+                        e.target.post.as_deref().unwrap_or_default()
+                    )),
+                    Ok(None) => {}
+                    Err(err) => {
+                        target.close().await;
+                        return Err(Stop::Failed(err));
+                    }
+                }
+            }
             if let Some(k) = res.valid_keys {
                 keys.insert(n.clone(), Arc::new(k));
             }
@@ -1526,7 +1547,7 @@ impl Executor {
                 "nothing to reconcile: no {phase:?} has run in this run"
             )));
         }
-        let db = crate::target::registry::open(self.env(env)?).await?;
+        let db = odoo::open(&self.plan, self.env(env)?).await?;
         let results = run_checks(&self.plan, db.as_ref(), &evidence).await;
         db.close().await;
         let results = results?;

@@ -1,0 +1,201 @@
+//! Steps on an Odoo environment: the target opened with what the runbook asks (context,
+//! workers, group-by, this run's external-id prefix), invoices posted after their load,
+//! production closed by archiving its users and reopened with exactly those that were
+//! active, and the API-only rollback that deletes what the run created.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use crate::runbook::format::is_odoo_url;
+use crate::runbook::{Plan, ResolvedEnv};
+use crate::target::Target;
+use crate::target::odoo::{OdooOptions, OdooTarget, XmlIds};
+
+/// Whether an environment is an Odoo server.
+pub fn is_odoo(env: &ResolvedEnv) -> bool {
+    is_odoo_url(&env.url)
+}
+
+/// The Odoo target's options for environment `env`, from the runbook.
+pub fn options(plan: &Plan, env: &str) -> OdooOptions {
+    let s = crate::runbook::odoo::settings(plan, env);
+    let mut o = OdooOptions::default();
+    // The runbook's context keys are added to the target's own (`tz`).
+    o.context.extend(s.context);
+    o.workers = s.workers.max(1);
+    o.group_by = s.group_by;
+    o.xmlid_prefix = s.xmlid_prefix;
+    o.batch_size = plan.rb.settings.batch_size.max(1);
+    o.retries = plan.rb.settings.retries;
+    o
+}
+
+fn odoo(plan: &Plan, env: &ResolvedEnv) -> Result<OdooTarget> {
+    OdooTarget::open(env, options(plan, &env.name))
+}
+
+/// Open the target of `env`: Odoo with the runbook's options, any other kind by URL.
+pub async fn open(plan: &Plan, env: &ResolvedEnv) -> Result<Box<dyn Target>> {
+    if is_odoo(env) {
+        Ok(Box::new(odoo(plan, env)?))
+    } else {
+        crate::target::registry::open(env).await
+    }
+}
+
+/// This run's external ids of `entity`'s records (`__import__.tms_invoice_`).
+fn entity_prefix(plan: &Plan, entity: &str) -> Option<(String, XmlIds)> {
+    let t = &plan.rb.entities.get(entity)?.target;
+    let model = t.model.clone()?;
+    let x = t.external_id.as_deref()?;
+    Some((model, XmlIds::Prefix(format!("{}.{x}_", t.xid_module()))))
+}
+
+/// After `entity` is loaded: call its `post` method (`action_post`) on its records still
+/// in draft. A re-run posts nothing twice. Returns how many were posted, or `None` when
+/// the entity asks for nothing.
+pub async fn post_loaded(plan: &Plan, env: &ResolvedEnv, entity: &str) -> Result<Option<u64>> {
+    let Some(method) = plan.rb.entities[entity].target.post.clone() else {
+        return Ok(None);
+    };
+    let Some((model, which)) = entity_prefix(plan, entity) else {
+        return Ok(None);
+    };
+    let t = odoo(plan, env)?;
+    let ids = t.resolve_external_ids(&model, &which).await?;
+    if ids.is_empty() {
+        return Ok(Some(0));
+    }
+    let draft: Vec<i64> = serde_json::from_value(
+        t.call(
+            &model,
+            "search",
+            &[],
+            vec![(
+                "domain",
+                json!([["id", "in", ids], ["state", "=", "draft"]]),
+            )],
+        )
+        .await?,
+    )
+    .with_context(|| format!("{model}.search: unreadable answer"))?;
+    for chunk in draft.chunks(1000) {
+        t.call(&model, &method, chunk, Vec::new())
+            .await
+            .with_context(|| format!("{model}.{method} on {} records", chunk.len()))?;
+    }
+    Ok(Some(draft.len() as u64))
+}
+
+/// Close production: archive its app users. Returns a summary and, per login, whether it
+/// was `active` or already `archived` before (what the reopen gives back, journaled).
+pub async fn close(plan: &Plan, env: &ResolvedEnv) -> Result<(String, BTreeMap<String, String>)> {
+    let t = odoo(plan, env)?;
+    let before = t.archive_users(&env.app_users).await?;
+    let held: BTreeMap<String, String> = before
+        .iter()
+        .map(|(l, a)| {
+            (
+                l.clone(),
+                if *a { "active" } else { "archived" }.to_string(),
+            )
+        })
+        .collect();
+    let archived: Vec<&str> = before
+        .iter()
+        .filter(|(_, a)| *a)
+        .map(|(l, _)| l.as_str())
+        .collect();
+    let already: Vec<&str> = before
+        .iter()
+        .filter(|(_, a)| !*a)
+        .map(|(l, _)| l.as_str())
+        .collect();
+    let mut msg = format!(
+        "archived {} Odoo user(s): {}",
+        archived.len(),
+        archived.join(", ")
+    );
+    if !already.is_empty() {
+        msg.push_str(&format!(
+            " ({} already archived, left so)",
+            already.join(", ")
+        ));
+    }
+    Ok((msg, held))
+}
+
+/// Reopen production: reactivate exactly the users the close found active.
+pub async fn reopen(
+    plan: &Plan,
+    env: &ResolvedEnv,
+    held: Option<&BTreeMap<String, String>>,
+) -> Result<String> {
+    let Some(held) = held else {
+        return Ok("no Odoo user was archived by this run".into());
+    };
+    let before: Vec<(String, bool)> = held
+        .iter()
+        .map(|(l, s)| (l.clone(), s == "active"))
+        .collect();
+    let t = odoo(plan, env)?;
+    let n = t.restore_users(&before).await?;
+    let names: Vec<&str> = before
+        .iter()
+        .filter(|(_, a)| *a)
+        .map(|(l, _)| l.as_str())
+        .collect();
+    Ok(format!(
+        "reactivated {n} Odoo user(s): {}",
+        names.join(", ")
+    ))
+}
+
+/// The API-only rollback: delete every record of this run, by its external ids, children
+/// before parents (posted entries go back to draft first: Odoo refuses to delete a posted
+/// one), then check with `search_count` that none is left. Returns what was deleted;
+/// an error names what is left.
+pub async fn delete_loaded(plan: &Plan, env: &ResolvedEnv) -> Result<String> {
+    let t = odoo(plan, env)?;
+    let mut deleted = Vec::new();
+    let order: Vec<&String> = plan.order.iter().rev().collect();
+    for entity in &order {
+        let Some((model, which)) = entity_prefix(plan, entity) else {
+            continue;
+        };
+        if plan.rb.entities[*entity].target.post.is_some() {
+            let ids = t.resolve_external_ids(&model, &which).await?;
+            for chunk in ids.chunks(1000) {
+                t.call(&model, "button_draft", chunk, Vec::new())
+                    .await
+                    .with_context(|| format!("{model}.button_draft"))?;
+            }
+        }
+        let n = t.delete_by_external_ids(&model, &which).await?;
+        deleted.push(format!("{model} {n}"));
+    }
+    let mut left = Vec::new();
+    for entity in &order {
+        let Some((model, which)) = entity_prefix(plan, entity) else {
+            continue;
+        };
+        let n = t.count_by_external_ids(&model, &which).await?;
+        if n > 0 {
+            left.push(format!("{model} {n}"));
+        }
+    }
+    if !left.is_empty() {
+        anyhow::bail!(
+            "records of this run are still in {}: {} (deleted: {})",
+            crate::db::redact_url(&env.url),
+            left.join(", "),
+            deleted.join(", ")
+        );
+    }
+    Ok(format!(
+        "deleted this run's records by external id: {}; search_count finds none left",
+        deleted.join(", ")
+    ))
+}
