@@ -1468,7 +1468,28 @@ impl Executor {
                 phase,
                 entity: n.clone(),
             };
-            let res = run_entity(job, target.as_ref(), &self.progress, &obs).await;
+            // Odoo: records already posted are not sent again (they refuse any change).
+            let skip = if odoo::is_odoo(&target_env) {
+                match odoo::posted_external_ids(&plan, &target_env, n).await {
+                    Ok(s) => s,
+                    Err(err) => {
+                        target.close().await;
+                        return Err(Stop::Failed(err));
+                    }
+                }
+            } else {
+                HashSet::new()
+            };
+            let skipping = odoo::SkipPosted {
+                inner: target.as_ref(),
+                skip,
+            };
+            let writer: &dyn crate::target::Target = if skipping.skip.is_empty() {
+                target.as_ref()
+            } else {
+                &skipping
+            };
+            let res = run_entity(job, writer, &self.progress, &obs).await;
             let res = match res {
                 Ok(r) => r,
                 Err(err) => {

@@ -3,15 +3,18 @@
 //! production closed by archiving its users and reopened with exactly those that were
 //! active, and the API-only rollback that deletes what the run created.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use anyhow::{Context, Result};
+use rust_decimal::Decimal;
 use serde_json::json;
+
+use crate::engine::rules::SqlValue;
 
 use crate::runbook::format::is_odoo_url;
 use crate::runbook::{Plan, ResolvedEnv};
-use crate::target::Target;
 use crate::target::odoo::{OdooOptions, OdooTarget, XmlIds};
+use crate::target::{Capabilities, Prepare, TableSpec, Target, TargetError, WriteOutcome};
 
 /// Whether an environment is an Odoo server.
 pub fn is_odoo(env: &ResolvedEnv) -> bool {
@@ -198,4 +201,131 @@ pub async fn delete_loaded(plan: &Plan, env: &ResolvedEnv) -> Result<String> {
         "deleted this run's records by external id: {}; search_count finds none left",
         deleted.join(", ")
     ))
+}
+
+/// The external ids of `entity`'s records already posted (`state = posted`): a posted
+/// entry refuses any change, so a re-run does not send them again.
+pub async fn posted_external_ids(
+    plan: &Plan,
+    env: &ResolvedEnv,
+    entity: &str,
+) -> Result<HashSet<String>> {
+    let t = &plan.rb.entities[entity].target;
+    let Some((model, which)) = entity_prefix(plan, entity).filter(|_| t.post.is_some()) else {
+        return Ok(HashSet::new());
+    };
+    let o = odoo(plan, env)?;
+    let ids = o.resolve_external_ids(&model, &which).await?;
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let posted: Vec<i64> = serde_json::from_value(
+        o.call(
+            &model,
+            "search",
+            &[],
+            vec![(
+                "domain",
+                json!([["id", "in", ids], ["state", "=", "posted"]]),
+            )],
+        )
+        .await?,
+    )
+    .with_context(|| format!("{model}.search: unreadable answer"))?;
+    if posted.is_empty() {
+        return Ok(HashSet::new());
+    }
+    #[derive(serde::Deserialize)]
+    struct Xid {
+        module: String,
+        name: String,
+    }
+    let found: Vec<Xid> = serde_json::from_value(
+        o.call(
+            "ir.model.data",
+            "search_read",
+            &[],
+            vec![
+                (
+                    "domain",
+                    json!([["model", "=", model], ["res_id", "in", posted]]),
+                ),
+                ("fields", json!(["module", "name"])),
+            ],
+        )
+        .await?,
+    )
+    .context("ir.model.data.search_read: unreadable answer")?;
+    Ok(found
+        .into_iter()
+        .map(|x| format!("{}.{}", x.module, x.name))
+        .collect())
+}
+
+/// A target that does not send again the rows of records already posted: they count as
+/// loaded, being in Odoo as the first run left them (a re-run then creates and changes
+/// nothing, where re-sending would have every such row refused).
+pub struct SkipPosted<'a> {
+    pub inner: &'a dyn Target,
+    pub skip: HashSet<String>,
+}
+
+#[async_trait::async_trait]
+impl Target for SkipPosted<'_> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn prepare(&self, prepare: &Prepare) -> Result<Option<String>, TargetError> {
+        self.inner.prepare(prepare).await
+    }
+
+    async fn write_batch(
+        &self,
+        spec: &TableSpec,
+        rows: &[&[SqlValue]],
+    ) -> Result<WriteOutcome, TargetError> {
+        let key = spec.columns.iter().position(|c| *c == spec.key);
+        let (mut keep, mut at, mut skipped) = (Vec::new(), Vec::new(), 0u64);
+        for (i, r) in rows.iter().enumerate() {
+            match key.and_then(|k| r.get(k)) {
+                Some(SqlValue::Text(x)) if self.skip.contains(x) => skipped += 1,
+                _ => {
+                    keep.push(*r);
+                    at.push(i);
+                }
+            }
+        }
+        if keep.is_empty() {
+            return Ok(WriteOutcome {
+                loaded: skipped,
+                refused: Vec::new(),
+            });
+        }
+        let mut out = self.inner.write_batch(spec, &keep).await?;
+        out.loaded += skipped;
+        for r in &mut out.refused {
+            r.0 = at[r.0];
+        }
+        Ok(out)
+    }
+
+    async fn count(&self, table: &str) -> Result<u64, TargetError> {
+        self.inner.count(table).await
+    }
+
+    async fn sums(
+        &self,
+        table: &str,
+        column: &str,
+        by: Option<&str>,
+    ) -> Result<BTreeMap<String, Decimal>, TargetError> {
+        self.inner.sums(table, column, by).await
+    }
+
+    async fn close(&self) {}
 }
