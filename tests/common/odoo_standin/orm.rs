@@ -1273,6 +1273,8 @@ fn like(pattern: &str, text: &str, ci: bool) -> bool {
             None => t.is_empty(),
             Some('%') => (0..=t.len()).any(|i| go(&p[1..], &t[i..])),
             Some('_') => !t.is_empty() && go(&p[1..], &t[1..]),
+            // PostgreSQL's default LIKE escape: `\_` is a literal underscore.
+            Some('\\') if p.len() > 1 => t.first() == Some(&p[1]) && go(&p[2..], &t[1..]),
             Some(c) => t.first() == Some(c) && go(&p[1..], &t[1..]),
         }
     }
