@@ -37,17 +37,10 @@ fn split(xmlid: &str) -> (&str, &str) {
     xmlid.split_once('.').unwrap_or(("", xmlid))
 }
 
-/// `=like` pattern text for a literal prefix: `_` and `%` are wildcards in SQL LIKE.
+/// `=like` pattern for a prefix. `_` and `%` are left as wildcards (escapes differ between
+/// servers): the pattern finds a superset, and names are checked exactly afterwards.
 fn like_prefix(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 1);
-    for ch in s.chars() {
-        if matches!(ch, '_' | '%' | '\\') {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out.push('%');
-    out
+    format!("{s}%")
 }
 
 /// An aggregate as Odoo sent it, parsed from the JSON number's text (never through `f64`).
@@ -474,7 +467,7 @@ mod tests {
         assert_eq!(group_label(Some(&raw("\"out_invoice\""))), "out_invoice");
         assert_eq!(group_label(Some(&raw("false"))), "");
         assert_eq!(group_label(None), "");
-        assert_eq!(like_prefix("tms_c%"), "tms\\_c\\%%");
+        assert_eq!(like_prefix("tms_c"), "tms_c%");
         assert_eq!(qualify("tms_c_1", "__import__"), "__import__.tms_c_1");
         assert_eq!(
             qualify("base.main_company", "__import__"),
