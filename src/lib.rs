@@ -12,6 +12,7 @@ pub mod disk;
 pub mod engine;
 #[doc(hidden)]
 pub mod fault;
+pub mod figures;
 pub mod headless;
 pub mod journal;
 pub mod log_feed;
@@ -26,4 +27,6 @@ pub mod target;
 #[doc(hidden)]
 pub mod testdb;
 pub mod tui;
+pub mod urls;
+pub mod values;
 pub mod window;

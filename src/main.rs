@@ -387,7 +387,7 @@ fn load_plan(path: &Path, vars: &[String]) -> Result<Option<Plan>> {
             return Ok(None);
         }
     };
-    match runbook::load(path, &overrides) {
+    match cutover::target::check::load(path, &overrides) {
         Ok(p) => Ok(Some(p)),
         Err(diags) => {
             for d in &diags {

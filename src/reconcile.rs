@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, Result};
 use rust_decimal::Decimal;
 
-use crate::engine::pipeline::{Fingerprint, NO_CURRENCY};
 use crate::journal::events::{CheckResult, CheckStatus, EntityCounts};
 use crate::runbook::Plan;
 use crate::runbook::format::Check;
 use crate::target::Target;
+use crate::values::{Fingerprint, NO_CURRENCY};
 
 /// What the pipeline recorded for one entity in one phase.
 #[derive(Debug, Clone, Default)]
@@ -215,7 +215,7 @@ fn sum_result(
         },
         detail: format!(
             "rejected in-scope rows hold {}{} (stays behind)",
-            crate::app::fmt_decimal(rejected),
+            crate::figures::fmt_decimal(rejected),
             currency
                 .as_ref()
                 .map(|c| format!(" {c}"))

@@ -971,7 +971,7 @@ fn disk_full_while_writing_rejects() {
     .unwrap();
     let job = EntityJob {
         phase: cutover::journal::events::Phase::DryRun,
-        table: cutover::sinks::TableSpec {
+        table: cutover::target::TableSpec {
             table: "partner".into(),
             key: "ref".into(),
             columns: rules.target_columns.clone(),
@@ -998,7 +998,8 @@ fn disk_full_while_writing_rejects() {
         let pool = cutover::db::sqlite_pool(&case.s.url("staging.db"), false)
             .await
             .unwrap();
-        let sink = cutover::sinks::Sink::Sqlite(cutover::sinks::sqlite::SqliteSink { pool });
+        let sink =
+            cutover::target::sql::SqlTarget::new(cutover::db::Db::Sqlite(pool), "sqlite".into());
         let (progress, _) = tokio::sync::watch::channel(Vec::new());
         run_entity(job, &sink, &progress, &Quiet)
             .await

@@ -395,3 +395,32 @@ fn scope_by_another_entity_orders_the_entities_and_a_cycle_is_named() {
         "{stdout}"
     );
 }
+
+#[test]
+fn what_an_api_only_production_target_cannot_do_is_refused_at_its_line() {
+    let t = tms_text().replace(
+        "production_url = \"sqlite://.cutover/production.db\"",
+        "production_url = \"odoo+json2://127.0.0.1:8069/tms\"",
+    );
+    let (c, err) = check_text(&t);
+    assert_eq!(c, 2, "{err}");
+    // The backup step names production explicitly: the finding points at that `env`.
+    let backup = line_of(&t, "kind = \"backup\"") + 1;
+    assert!(
+        err.contains(&format!("rb.toml:{backup}:"))
+            && err.contains("cannot back up environment 'production' (odoo+json2: target)"),
+        "{err}"
+    );
+    // The fingerprint check reads SQL; the verify step checks production.
+    let sql = line_of(&t, "target_sql = ");
+    assert!(err.contains(&format!("rb.toml:{sql}:")), "{err}");
+    assert!(
+        err.contains(
+            "check 'invoice partner = customer_id' reads target_sql, but environment 'production'"
+        ),
+        "{err}"
+    );
+    // Staging stays SQL: the dry run's validation is not refused.
+    assert!(!err.contains("environment 'staging'"), "{err}");
+    // The same runbook on SQL targets passes (see reference_runbook_is_valid).
+}

@@ -1,16 +1,16 @@
-//! PostgreSQL and MariaDB sinks against the local servers, each test in its own throwaway
+//! The PostgreSQL and MariaDB targets against the local servers, each test in its own throwaway
 //! database. A server that is down fails the test (see `cutover::testdb`), never skips it.
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sqlx::{MySqlPool, PgPool};
 
+use cutover::db::Db;
 use cutover::db::{mysql_pool, pg_pool};
 use cutover::engine::pipeline::bisect_rows;
 use cutover::engine::rules::SqlValue;
-use cutover::sinks::mysql::MySqlSink;
-use cutover::sinks::postgres::PgSink;
-use cutover::sinks::{Sink, SinkError, TableSpec};
+use cutover::target::sql::SqlTarget;
+use cutover::target::{TableSpec, Target, TargetError};
 use cutover::testdb::TempDb;
 
 // ---------------------------------------------------------------- shared fixtures
@@ -102,14 +102,20 @@ fn moves(n: usize) -> Vec<Vec<SqlValue>> {
         .collect()
 }
 
-async fn pg(db: &TempDb) -> (PgPool, Sink) {
+async fn pg(db: &TempDb) -> (PgPool, SqlTarget) {
     let pool = pg_pool(&db.url(), None).await.unwrap();
-    (pool.clone(), Sink::Postgres(PgSink::new(pool)))
+    (
+        pool.clone(),
+        SqlTarget::new(Db::Postgres(pool), "pg".into()),
+    )
 }
 
-async fn maria(db: &TempDb) -> (MySqlPool, Sink) {
+async fn maria(db: &TempDb) -> (MySqlPool, SqlTarget) {
     let pool = mysql_pool(&db.url(), None).await.unwrap();
-    (pool.clone(), Sink::MySql(MySqlSink { pool }))
+    (
+        pool.clone(),
+        SqlTarget::new(Db::MySql(pool), "mariadb".into()),
+    )
 }
 
 /// Rows refused by the database and the names still in the table, for a 1,000-row batch
@@ -432,7 +438,7 @@ async fn pg_text_edge_cases_survive_copy() {
         SqlValue::Text("123456789".into()),
     ];
     match sink.write_batch(&notes_spec(), &[&long]).await {
-        Err(SinkError::Rows(m)) => assert!(m.contains("too long"), "{m}"),
+        Err(TargetError::Rows(m)) => assert!(m.contains("too long"), "{m}"),
         other => panic!("expected a row error, got {other:?}"),
     }
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes WHERE code = 'long'")
@@ -454,7 +460,7 @@ async fn pg_missing_table_or_column_is_infra_and_not_bisected() {
     let refs: Vec<&[SqlValue]> = rows.iter().map(|r| r.as_slice()).collect();
     assert!(matches!(
         sink.write_batch(&spec, &refs).await,
-        Err(SinkError::Infra(_))
+        Err(TargetError::Fatal(_))
     ));
     assert!(bisect_rows(&sink, &spec, &rows).await.is_err());
 
@@ -462,7 +468,7 @@ async fn pg_missing_table_or_column_is_infra_and_not_bisected() {
     spec.columns[5] = "no_such_column".into();
     assert!(matches!(
         sink.write_batch(&spec, &refs).await,
-        Err(SinkError::Infra(_))
+        Err(TargetError::Fatal(_))
     ));
     assert!(bisect_rows(&sink, &spec, &rows).await.is_err());
 
@@ -470,8 +476,9 @@ async fn pg_missing_table_or_column_is_infra_and_not_bisected() {
     let mut spec = moves_spec();
     spec.key = "memo".into();
     match sink.write_batch(&spec, &refs).await {
-        Err(SinkError::Infra(e)) => assert!(format!("{e:#}").contains("ON CONFLICT"), "{e:#}"),
-        Err(SinkError::Rows(m)) => panic!("classified as rows: {m}"),
+        Err(TargetError::Fatal(e)) => assert!(format!("{e:#}").contains("ON CONFLICT"), "{e:#}"),
+        Err(TargetError::Rows(m)) => panic!("classified as rows: {m}"),
+        Err(TargetError::Transient(e)) => panic!("classified as transient: {e:#}"),
         Ok(_) => panic!("no error"),
     }
     assert!(bisect_rows(&sink, &spec, &rows).await.is_err());
@@ -673,7 +680,7 @@ async fn maria_text_edge_cases_survive() {
         SqlValue::Text("123456789".into()),
     ];
     match sink.write_batch(&notes_spec(), &[&long]).await {
-        Err(SinkError::Rows(m)) => assert!(m.contains("too long"), "{m}"),
+        Err(TargetError::Rows(m)) => assert!(m.contains("too long"), "{m}"),
         other => panic!("expected a row error, got {other:?}"),
     }
     pool.close().await;
@@ -690,7 +697,7 @@ async fn maria_missing_table_or_column_is_infra_and_not_bisected() {
     spec.table = "no_such_table".into();
     assert!(matches!(
         sink.write_batch(&spec, &refs).await,
-        Err(SinkError::Infra(_))
+        Err(TargetError::Fatal(_))
     ));
     assert!(bisect_rows(&sink, &spec, &rows).await.is_err());
 
@@ -698,7 +705,7 @@ async fn maria_missing_table_or_column_is_infra_and_not_bisected() {
     spec.columns[5] = "no_such_column".into();
     assert!(matches!(
         sink.write_batch(&spec, &refs).await,
-        Err(SinkError::Infra(_))
+        Err(TargetError::Fatal(_))
     ));
     assert!(bisect_rows(&sink, &spec, &rows).await.is_err());
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM account_move")

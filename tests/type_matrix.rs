@@ -12,9 +12,8 @@ use cutover::db::types::unsupported_reason;
 use cutover::db::{Db, Dialect};
 use cutover::engine::rules::SqlValue;
 use cutover::runbook::ResolvedEnv;
-use cutover::sinks::mysql::MySqlSink;
-use cutover::sinks::postgres::PgSink;
-use cutover::sinks::{Sink, TableSpec};
+use cutover::target::sql::SqlTarget;
+use cutover::target::{TableSpec, Target};
 use cutover::testdb::TempDb;
 
 /// One type: its DDL, the values inserted (SQL literals) with the exact text each must
@@ -545,7 +544,7 @@ async fn read(db: &Db, sql: &str) -> Vec<Vec<Option<String>>> {
     out
 }
 
-async fn run_matrix(db: &Db, sink: &Sink, cases: &[Case], dir: &std::path::Path) {
+async fn run_matrix(db: &Db, sink: &SqlTarget, cases: &[Case], dir: &std::path::Path) {
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let (src, dst) = (format!("src_{i}"), format!("dst_{i}"));
@@ -711,7 +710,7 @@ async fn mariadb_every_type_reads_exactly() {
     let e = env("legacy", tmp.url());
     let db = Db::connect(&e).await.unwrap();
     let Db::MySql(pool) = &db else { unreachable!() };
-    let sink = Sink::MySql(MySqlSink { pool: pool.clone() });
+    let sink = SqlTarget::new(Db::MySql(pool.clone()), "mariadb".into());
     let dir = tempfile::tempdir().unwrap();
     run_matrix(&db, &sink, MARIADB, dir.path()).await;
     null_is_not_empty(&db, dir.path(), "VARCHAR(10)").await;
@@ -730,7 +729,7 @@ async fn postgres_every_type_reads_exactly() {
     let Db::Postgres(pool) = &db else {
         unreachable!()
     };
-    let sink = Sink::Postgres(PgSink::new(pool.clone()));
+    let sink = SqlTarget::new(Db::Postgres(pool.clone()), "pg".into());
     let dir = tempfile::tempdir().unwrap();
     run_matrix(&db, &sink, POSTGRES, dir.path()).await;
     null_is_not_empty(&db, dir.path(), "text").await;

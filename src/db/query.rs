@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::{Db, types};
-use crate::engine::pipeline::Fingerprint;
+use crate::values::Fingerprint;
 
 /// Stream `$rows`, each as text cells (rendered by `$cell`), through `$f`.
 macro_rules! for_each_row {
@@ -206,7 +206,7 @@ impl Db {
 
     /// Exact sums of a money column per value of `group_column` (its currency), read row
     /// by row like [`sum_column`](Self::sum_column) so every driver sums the same way. A
-    /// NULL or blank group is [`NO_CURRENCY`](crate::engine::pipeline::NO_CURRENCY), as on
+    /// NULL or blank group is [`NO_CURRENCY`](crate::values::NO_CURRENCY), as on
     /// the source side.
     pub async fn sum_column_by(
         &self,
@@ -223,7 +223,7 @@ impl Db {
         let mut out: BTreeMap<String, Decimal> = BTreeMap::new();
         self.for_each_row(&sql, |c| {
             let group = match c[0].as_deref().map(str::trim) {
-                None | Some("") => crate::engine::pipeline::NO_CURRENCY.to_string(),
+                None | Some("") => crate::values::NO_CURRENCY.to_string(),
                 Some(g) => g.to_string(),
             };
             let total = out.entry(group).or_default();

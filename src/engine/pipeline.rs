@@ -10,7 +10,6 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use csv::ByteRecord;
 use rust_decimal::Decimal;
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
 use super::rejects::RejectWriter;
@@ -20,6 +19,7 @@ use crate::db::errors::explain;
 use crate::journal::events::{EntityCounts, EntityProgress, Phase, ProgressSnapshot, RefusedRow};
 use crate::sources::csv::{CsvSource, Decoded};
 use crate::target::{TableSpec, Target, TargetError};
+pub use crate::values::{Fingerprint, NO_CURRENCY};
 
 /// Everything one entity's run needs, owned.
 pub struct EntityJob {
@@ -66,9 +66,6 @@ pub struct SumField {
     pub field: String,
     pub currency: Option<String>,
 }
-
-/// The currency key of a row whose currency field is blank (or a NULL target currency).
-pub const NO_CURRENCY: &str = "(none)";
 
 /// Running sums of one field: one total per currency (a single `""` entry without a
 /// currency field). Small: as many entries as distinct currency codes.
@@ -127,39 +124,6 @@ struct Tally {
     fp: Vec<Fingerprint>,
     keys: Option<HashSet<String>>,
     scope_keys: Option<ScopeKeys>,
-}
-
-/// Order-independent set digest: count plus wrapping sum of 128-bit row hashes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Fingerprint {
-    pub rows: u64,
-    pub sum: u128,
-}
-
-impl Fingerprint {
-    pub fn add(&mut self, parts: &[&str]) {
-        let mut h = Sha256::new();
-        for p in parts {
-            h.update(p.as_bytes());
-            h.update([0x1f]);
-        }
-        let d = h.finalize();
-        let mut b = [0u8; 16];
-        b.copy_from_slice(&d[..16]);
-        self.sum = self.sum.wrapping_add(u128::from_be_bytes(b));
-        self.rows += 1;
-    }
-
-    /// Undo an [`add`](Self::add) of the same parts.
-    pub fn remove(&mut self, parts: &[&str]) {
-        let mut other = Fingerprint::default();
-        other.add(parts);
-        self.rows -= 1;
-        self.sum = self.sum.wrapping_sub(other.sum);
-    }
-    pub fn render(&self) -> String {
-        format!("{} rows, fingerprint {:032x}", self.rows, self.sum)
-    }
 }
 
 /// Told about every committed batch (the executor journals it as a checkpoint) and every
@@ -618,5 +582,141 @@ impl LiveCounts {
             rejected: self.rejected.load(Relaxed),
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::target::memory::{self, Fault, MemoryTarget};
+    use crate::target::{Capabilities, Target};
+
+    fn spec() -> TableSpec {
+        TableSpec {
+            table: "t".into(),
+            key: "k".into(),
+            columns: vec!["k".into(), "v".into()],
+        }
+    }
+
+    fn rows(n: usize, bad: &[usize]) -> Vec<Vec<SqlValue>> {
+        (0..n)
+            .map(|i| {
+                let v = if bad.contains(&i) {
+                    SqlValue::Null
+                } else {
+                    SqlValue::Int(i as i64)
+                };
+                vec![SqlValue::Text(format!("k{i:03}")), v]
+            })
+            .collect()
+    }
+
+    fn twin(caps: Capabilities) -> MemoryTarget {
+        MemoryTarget::new()
+            .with_tables(&["t"])
+            .not_null("t", "v")
+            .with_capabilities(caps)
+    }
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<Retry>>);
+    impl BatchObserver for Seen {
+        async fn committed(&self, _: u64, _: u64, _: u64, _: Vec<RefusedRow>) -> Result<()> {
+            Ok(())
+        }
+        async fn retrying(&self, r: Retry) -> Result<()> {
+            self.0.lock().unwrap().push(r);
+            Ok(())
+        }
+    }
+
+    const QUICK: RetryPolicy = RetryPolicy {
+        max: 3,
+        first: Duration::from_millis(1),
+        cap: Duration::from_millis(2),
+    };
+
+    #[tokio::test]
+    async fn transient_faults_are_retried_and_the_batch_counted_once() {
+        let t = twin(memory::capabilities());
+        t.fail_next(2, Fault::Transient);
+        let seen = Seen::default();
+        let (loaded, bad) = bisect_rows_retrying(&t, &spec(), &rows(10, &[]), &QUICK, &seen)
+            .await
+            .unwrap();
+        assert_eq!((loaded, bad.len()), (10, 0));
+        let attempts: Vec<u32> = seen.0.lock().unwrap().iter().map(|r| r.attempt).collect();
+        assert_eq!(attempts, [1, 2]);
+        assert!(seen.0.lock().unwrap()[0].error.contains("injected"));
+        assert_eq!(t.count("t").await.unwrap(), 10);
+    }
+
+    #[tokio::test]
+    async fn retries_end_after_the_policy_and_fatal_faults_at_once() {
+        let t = twin(memory::capabilities());
+        t.fail_next(4, Fault::Transient);
+        let err = bisect_rows_retrying(&t, &spec(), &rows(4, &[]), &QUICK, &Seen::default())
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err}").contains("gave up after 3 retries"),
+            "{err}"
+        );
+        assert_eq!(t.writes(), 4);
+
+        let t = twin(memory::capabilities());
+        t.fail_next(1, Fault::Fatal);
+        let seen = Seen::default();
+        assert!(
+            bisect_rows_retrying(&t, &spec(), &rows(4, &[]), &QUICK, &seen)
+                .await
+                .is_err()
+        );
+        assert!(
+            seen.0.lock().unwrap().is_empty(),
+            "a fatal fault is not retried"
+        );
+        assert_eq!(t.writes(), 1);
+    }
+
+    #[tokio::test]
+    async fn bisect_isolates_the_bad_rows_and_a_target_that_reports_them_is_not_split() {
+        let t = twin(memory::capabilities());
+        let (loaded, bad) = bisect_rows(&t, &spec(), &rows(100, &[3, 64]))
+            .await
+            .unwrap();
+        assert_eq!(loaded, 98);
+        assert_eq!(bad.iter().map(|b| b.0).collect::<Vec<_>>(), [3, 64]);
+        assert!(t.writes() > 2, "split: {} writes", t.writes());
+
+        let t = twin(Capabilities {
+            reports_bad_rows: true,
+            max_batch_rows: Some(30),
+            ..memory::capabilities()
+        });
+        let (loaded, bad) = bisect_rows(&t, &spec(), &rows(100, &[3, 64]))
+            .await
+            .unwrap();
+        assert_eq!(loaded, 98);
+        assert_eq!(bad.iter().map(|b| b.0).collect::<Vec<_>>(), [3, 64]);
+        // 100 rows in parts of at most 30, each written once: no bisecting.
+        assert_eq!(t.writes(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_refused_batch_that_cannot_be_split_stops_the_load() {
+        let t = twin(Capabilities {
+            atomic_batches: false,
+            ..memory::capabilities()
+        });
+        let err = bisect_rows(&t, &spec(), &rows(10, &[5])).await.unwrap_err();
+        assert!(
+            format!("{err}").contains("without naming the bad ones"),
+            "{err}"
+        );
     }
 }

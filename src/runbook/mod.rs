@@ -252,14 +252,21 @@ pub fn load_str(
         }
         let url = expand(&key, &e.url, &mut diags);
         if !url.is_empty()
-            && crate::db::Dialect::of_url(&url).is_none()
-            && !format::is_odoo_url(&url)
+            && crate::urls::Dialect::of_url(&url).is_none()
+            && !API_SCHEMES.contains(&url.split(':').next().unwrap_or_default())
         {
-            diags.push(ctx.diag(
-                &key,
-                format!("unsupported database URL '{}'", crate::db::redact_url(&url)),
-                "use sqlite://PATH, postgres://USER@HOST/DB, mysql://USER@HOST/DB, odoo+jsonrpc://LOGIN@HOST:PORT/DB or odoo+json2://HOST:PORT/DB".into(),
-            ));
+            diags.push(
+                ctx.diag(
+                    &key,
+                    format!(
+                        "unsupported database URL '{}'",
+                        crate::urls::redact_url(&url)
+                    ),
+                    "use sqlite://PATH, postgres://USER@HOST/DB, mysql://USER@HOST/DB, \
+                 odoo+jsonrpc://LOGIN@HOST:PORT/DB or odoo+json2://HOST:PORT/DB"
+                        .into(),
+                ),
+            );
         }
         let password = match (&e.password_env, &e.password_file) {
             (Some(var), _) => match std::env::var(var) {
@@ -405,6 +412,10 @@ pub fn expand_vars(s: &str, vars: &IndexMap<String, String>) -> Result<String, S
     out.push_str(rest);
     Ok(out)
 }
+
+/// Target URL schemes that are not SQL databases (see `target::registry`); what such a
+/// target cannot do is refused by `target::check`.
+pub const API_SCHEMES: &[&str] = &["memory", "odoo+jsonrpc", "odoo+json2"];
 
 /// `scheme://user:password@host` or `…?password=…` — a password in a URL.
 pub fn url_has_password(url: &str) -> bool {

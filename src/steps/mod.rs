@@ -1635,7 +1635,7 @@ impl Executor {
             .filter(|c| c.status != CheckStatus::Pass)
             .map(|c| {
                 // As the console shows them: money with its currency.
-                let f = crate::app::check_figures(c);
+                let f = crate::figures::check_figures(c);
                 format!(
                     "{} {} {}: source {} vs target {}",
                     if c.status == CheckStatus::Fail {

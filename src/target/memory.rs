@@ -75,6 +75,14 @@ fn shared() -> &'static Mutex<HashMap<String, Arc<Mutex<Store>>>> {
 }
 
 impl MemoryTarget {
+    /// The same store with `tables` created (empty), as `prepare` would.
+    pub fn with_tables(self, tables: &[&str]) -> MemoryTarget {
+        for t in tables {
+            self.lock().tables.entry(t.to_string()).or_default();
+        }
+        self
+    }
+
     /// A fresh, empty target of its own.
     pub fn new() -> MemoryTarget {
         MemoryTarget {
@@ -289,8 +297,8 @@ impl Target for MemoryTarget {
                 rows.len()
             )));
         }
-        // Tables come from `prepare`; a test may also write without one.
-        s.tables.entry(spec.table.clone()).or_default();
+        // Tables come from `prepare`, as a database's come from its schema.
+        s.table(&spec.table)?;
         let key_at = spec.columns.iter().position(|c| *c == spec.key);
         let mut accepted: BTreeMap<String, HashMap<String, SqlValue>> = BTreeMap::new();
         let mut refused = Vec::new();
@@ -352,7 +360,7 @@ impl Target for MemoryTarget {
                 None => String::new(),
                 Some(g) => match row.get(g).map(text) {
                     Some(c) if !c.trim().is_empty() => c.trim().to_string(),
-                    _ => crate::engine::pipeline::NO_CURRENCY.to_string(),
+                    _ => crate::values::NO_CURRENCY.to_string(),
                 },
             };
             let total = out.entry(group).or_default();
@@ -400,7 +408,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_atomic_batch_with_a_bad_row_writes_nothing() {
-        let t = MemoryTarget::new().not_null("t", "v");
+        let t = MemoryTarget::new().with_tables(&["t"]).not_null("t", "v");
         let err = write(&t, &[row("a", Some("1")), row("b", None)]).await;
         assert!(matches!(err, Err(TargetError::Rows(m)) if m.contains("t.v")));
         assert!(t.keys("t").is_empty());
@@ -409,6 +417,7 @@ mod tests {
     #[tokio::test]
     async fn a_target_that_reports_bad_rows_loads_the_rest() {
         let t = MemoryTarget::new()
+            .with_tables(&["t"])
             .not_null("t", "v")
             .with_capabilities(Capabilities {
                 reports_bad_rows: true,
@@ -428,7 +437,7 @@ mod tests {
 
     #[tokio::test]
     async fn unique_values_clash_within_a_batch_and_with_stored_rows() {
-        let t = MemoryTarget::new().unique("t", "v");
+        let t = MemoryTarget::new().with_tables(&["t"]).unique("t", "v");
         write(&t, &[row("a", Some("x"))]).await.unwrap();
         // The same key may keep its value (an upsert), another key may not take it.
         write(&t, &[row("a", Some("x"))]).await.unwrap();
@@ -445,7 +454,7 @@ mod tests {
 
     #[tokio::test]
     async fn injected_faults_come_first_then_the_call_works() {
-        let t = MemoryTarget::new();
+        let t = MemoryTarget::new().with_tables(&["t"]);
         t.fail_next(1, Fault::Transient);
         t.fail_next(1, Fault::Fatal);
         assert!(matches!(
@@ -462,7 +471,7 @@ mod tests {
 
     #[tokio::test]
     async fn named_stores_are_shared() {
-        let a = MemoryTarget::named("memory-test-shared");
+        let a = MemoryTarget::named("memory-test-shared").with_tables(&["t"]);
         write(&a, &[row("a", Some("1"))]).await.unwrap();
         let b = MemoryTarget::named("memory-test-shared");
         assert_eq!(b.count("t").await.unwrap(), 1);
@@ -471,7 +480,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_lookup_resolves_against_the_referenced_table() {
-        let t = MemoryTarget::new().not_null("child", "parent_id");
+        let t = MemoryTarget::new()
+            .with_tables(&["parent", "child"])
+            .not_null("child", "parent_id");
         let parents = TableSpec {
             table: "parent".into(),
             key: "code".into(),

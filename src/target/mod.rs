@@ -26,6 +26,7 @@
 //! [`registry`] opens a target from its URL's scheme and knows every scheme's
 //! capabilities without connecting; [`memory`] is the in-memory twin the engine tests use.
 
+pub mod check;
 pub mod memory;
 pub mod odoo;
 pub mod registry;

@@ -466,9 +466,6 @@ impl Target for OdooTarget {
 
     async fn count(&self, table: &str) -> Result<u64, TargetError> {
         let ids = self.run_ids(table).await?;
-        if ids.is_empty() {
-            return Ok(0);
-        }
         self.count_ids(table, &ids).await
     }
 

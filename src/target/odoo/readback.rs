@@ -14,6 +14,7 @@ use super::OdooTarget;
 use super::endpoint::Transport;
 use super::transport::Call;
 use crate::target::TargetError;
+use crate::values::NO_CURRENCY;
 
 /// Which external ids: every one starting with a prefix, or a list. Unqualified ids (no
 /// dot) belong to the context's `module` (`__import__` by default), as in `load`.
@@ -37,17 +38,10 @@ fn split(xmlid: &str) -> (&str, &str) {
     xmlid.split_once('.').unwrap_or(("", xmlid))
 }
 
-/// `=like` pattern text for a literal prefix: `_` and `%` are wildcards in SQL LIKE.
+/// `=like` pattern for a prefix. `_` and `%` are left as wildcards (escapes differ between
+/// servers): the pattern finds a superset, and names are checked exactly afterwards.
 fn like_prefix(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 1);
-    for ch in s.chars() {
-        if matches!(ch, '_' | '%' | '\\') {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out.push('%');
-    out
+    format!("{s}%")
 }
 
 /// An aggregate as Odoo sent it, parsed from the JSON number's text (never through `f64`).
@@ -203,10 +197,8 @@ impl OdooTarget {
         self.resolve_external_ids(model, &which).await
     }
 
+    /// Called even without ids: an unknown model is then a fatal error, not a zero.
     pub(super) async fn count_ids(&self, model: &str, ids: &[i64]) -> Result<u64, TargetError> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
         let context = self.read_context();
         self.read_call(Call {
             model,
@@ -219,8 +211,8 @@ impl OdooTarget {
         .await
     }
 
-    /// Sums of `column` over the records `ids`, per value of `by` (a currency), rounded to
-    /// the cent; one `""` entry without `by`.
+    /// Sums of `column` over the records `ids`, per value of `by` (a currency; none is
+    /// `(none)`), rounded to the cent; one `""` entry without `by`.
     pub(super) async fn sum_ids(
         &self,
         model: &str,
@@ -231,12 +223,6 @@ impl OdooTarget {
         let column = column.split('/').next().unwrap_or(column);
         let by = by.map(|b| b.split('/').next().unwrap_or(b));
         let mut out = BTreeMap::new();
-        if ids.is_empty() {
-            if by.is_none() {
-                out.insert(String::new(), Decimal::ZERO);
-            }
-            return Ok(out);
-        }
         let context = self.read_context();
         let domain = json!([["id", "in", ids]]);
         let groupby: Vec<&str> = by.into_iter().collect();
@@ -278,6 +264,12 @@ impl OdooTarget {
             let label = by
                 .map(|b| group_label(g.get(b).map(|r| &**r)))
                 .unwrap_or_default();
+            // No currency is named as the source side names it.
+            let label = if by.is_some() && label.is_empty() {
+                NO_CURRENCY.to_string()
+            } else {
+                label
+            };
             let amount = match g.get(&key) {
                 Some(raw) => decimal(raw).map_err(|e| {
                     TargetError::Fatal(anyhow::anyhow!("{model} sum of {column}: {e}"))
@@ -289,6 +281,9 @@ impl OdooTarget {
         for v in out.values_mut() {
             // Odoo sums floats: the currency's 2 decimals are what it means.
             *v = v.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+        }
+        if by.is_none() && out.is_empty() {
+            out.insert(String::new(), Decimal::ZERO);
         }
         Ok(out)
     }
@@ -474,7 +469,7 @@ mod tests {
         assert_eq!(group_label(Some(&raw("\"out_invoice\""))), "out_invoice");
         assert_eq!(group_label(Some(&raw("false"))), "");
         assert_eq!(group_label(None), "");
-        assert_eq!(like_prefix("tms_c%"), "tms\\_c\\%%");
+        assert_eq!(like_prefix("tms_c"), "tms_c%");
         assert_eq!(qualify("tms_c_1", "__import__"), "__import__.tms_c_1");
         assert_eq!(
             qualify("base.main_company", "__import__"),

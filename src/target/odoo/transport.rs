@@ -191,16 +191,16 @@ impl Client {
                 retry_after,
             },
             500.. => {
-                if err.name.is_empty() || is_transient_name(&err.name, &err.message) {
-                    Fault::Transient {
-                        message: format!("{what}: HTTP {code}: {detail}"),
-                        retry_after,
-                    }
-                } else {
+                if is_deterministic_name(&err.name) && !is_transient_name(&err.name, &err.message) {
                     Fault::Fatal(format!(
                         "{what} at {}: HTTP {code}: {detail}",
                         self.endpoint
                     ))
+                } else {
+                    Fault::Transient {
+                        message: format!("{what}: HTTP {code}: {detail}"),
+                        retry_after,
+                    }
                 }
             }
             404 => Fault::Fatal(format!(
@@ -392,6 +392,20 @@ fn is_transient_name(name: &str, message: &str) -> bool {
     NAMES.iter().any(|n| name.contains(n)) || is_serialization_message(message)
 }
 
+/// Exceptions a repeated call raises again (an unknown field is a `ValueError`): a 500
+/// naming one is not worth retrying. Any other 5xx is.
+fn is_deterministic_name(name: &str) -> bool {
+    const NAMES: [&str; 6] = [
+        "ValueError",
+        "KeyError",
+        "TypeError",
+        "AttributeError",
+        "IndexError",
+        "odoo.exceptions.",
+    ];
+    NAMES.iter().any(|n| name.contains(n))
+}
+
 /// PostgreSQL's words for a repeatable-read conflict, as `load` reports them in a message.
 pub fn is_serialization_message(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
@@ -444,6 +458,14 @@ mod tests {
             ("odoo.exceptions.UserError", "Object x doesn't exist", false),
         ] {
             assert_eq!(is_transient_name(name, msg), want, "{name} {msg}");
+        }
+        for (name, deterministic) in [
+            ("builtins.ValueError", true),
+            ("odoo.exceptions.ValidationError", true),
+            ("builtins.RuntimeError", false),
+            ("", false),
+        ] {
+            assert_eq!(is_deterministic_name(name), deterministic, "{name}");
         }
     }
 

@@ -309,6 +309,14 @@ impl Db {
         uid
     }
 
+    /// Adds a model of the test's own (as a custom `x_` model would be), e.g. the target
+    /// conformance kit's table.
+    pub fn add_model(&mut self, model: Model) {
+        self.tables.entry(model.name.to_string()).or_default();
+        self.models.retain(|m| m.name != model.name);
+        self.models.push(model);
+    }
+
     pub fn model(&self, name: &str) -> Option<&Model> {
         self.models.iter().find(|m| m.name == name)
     }

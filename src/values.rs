@@ -1,0 +1,40 @@
+//! Plain values shared by every layer (the engine computes them, the database layer reads
+//! them back, the checks compare them): no I/O, no dependency on any other module.
+
+use sha2::{Digest, Sha256};
+
+/// The currency key of a row whose currency field is blank (or a NULL target currency).
+pub const NO_CURRENCY: &str = "(none)";
+
+/// Order-independent set digest: count plus wrapping sum of 128-bit row hashes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub rows: u64,
+    pub sum: u128,
+}
+
+impl Fingerprint {
+    pub fn add(&mut self, parts: &[&str]) {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(p.as_bytes());
+            h.update([0x1f]);
+        }
+        let d = h.finalize();
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&d[..16]);
+        self.sum = self.sum.wrapping_add(u128::from_be_bytes(b));
+        self.rows += 1;
+    }
+
+    /// Undo an [`add`](Self::add) of the same parts.
+    pub fn remove(&mut self, parts: &[&str]) {
+        let mut other = Fingerprint::default();
+        other.add(parts);
+        self.rows -= 1;
+        self.sum = self.sum.wrapping_sub(other.sum);
+    }
+    pub fn render(&self) -> String {
+        format!("{} rows, fingerprint {:032x}", self.rows, self.sum)
+    }
+}
