@@ -254,6 +254,7 @@ pub fn load_str(
         if !url.is_empty()
             && crate::urls::Dialect::of_url(&url).is_none()
             && !API_SCHEMES.contains(&url.split(':').next().unwrap_or_default())
+            && !format::is_odoo_url(&url)
         {
             diags.push(
                 ctx.diag(

@@ -251,9 +251,11 @@ impl Executor {
                         .backup
                         .clone()
                         .context("no backup was taken in this run; restore production by hand")?;
+                    // Odoo: its database, through the runbook's sql_url.
+                    let dump = super::odoo::sql_env(&plan, p)?;
                     notes.push(format!(
                         "production {}",
-                        admin::restore_and_verify(p, &backup).await?
+                        admin::restore_and_verify(dump.as_ref().unwrap_or(p), &backup).await?
                     ));
                     // Back as it was before the cutover, users included.
                     notes.push(format!(

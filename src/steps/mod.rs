@@ -973,7 +973,14 @@ impl Executor {
         // Users go first: a write between the backup and the load would be lost by a rollback.
         self.prod_closed = true;
         let closed = self.close_production(env, &e).await?;
-        let b = admin::backup(&e, &self.plan.backup_dir, &format!("{env}-{}", self.run_id)).await?;
+        // Odoo: a pg_dump of its database, through the runbook's sql_url.
+        let dump = odoo::sql_env(&self.plan, &e)?;
+        let b = admin::backup(
+            dump.as_ref().unwrap_or(&e),
+            &self.plan.backup_dir,
+            &format!("{env}-{}", self.run_id),
+        )
+        .await?;
         self.emit(Event::BackupTaken {
             env: env.into(),
             path: b.path.display().to_string(),

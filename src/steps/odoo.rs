@@ -35,6 +35,26 @@ pub fn options(plan: &Plan, env: &str) -> OdooOptions {
     o
 }
 
+/// An Odoo environment's database as a SQL environment (its `sql_url`), for `pg_dump` and
+/// its restore; `None` for any other environment. The Odoo key is not the database's
+/// password and is never handed on: the SQL URL takes `PGPASSWORD` or `~/.pgpass`.
+pub fn sql_env(plan: &Plan, env: &ResolvedEnv) -> Result<Option<ResolvedEnv>> {
+    if !is_odoo(env) {
+        return Ok(None);
+    }
+    let url = plan.odoo_sql_url(&env.name).with_context(|| {
+        format!(
+            "environment {} is reached only through Odoo's API: give it sql_url for a pg_dump backup",
+            env.name
+        )
+    })?;
+    Ok(Some(ResolvedEnv {
+        url,
+        password: None,
+        ..env.clone()
+    }))
+}
+
 fn odoo(plan: &Plan, env: &ResolvedEnv) -> Result<OdooTarget> {
     OdooTarget::open(env, options(plan, &env.name))
 }
