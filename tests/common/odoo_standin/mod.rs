@@ -124,7 +124,7 @@ impl OdooStandin {
         let mut dbs = HashMap::new();
         for name in &config.databases {
             let mut db = Db::new(&config.company_currency);
-            let uid = db.add_user(&config.login, &config.password, &config.api_key);
+            let uid = db.add_admin(&config.login, &config.password, &config.api_key);
             debug_assert_eq!(uid, 2, "the admin is uid 2, as in Odoo");
             dbs.insert(name.clone(), db);
         }
@@ -446,7 +446,13 @@ fn record_call(
     });
 }
 
+/// The call runs in its own task: like an Odoo worker, it finishes even when the client
+/// has given up waiting (a client timeout does not cancel the server's work).
 async fn jsonrpc(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
+    tokio::spawn(jsonrpc_call(sh, body)).await.unwrap()
+}
+
+async fn jsonrpc_call(sh: Arc<Shared>, body: Bytes) -> Response {
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "Invalid JSON data").into_response();
     };
@@ -577,6 +583,19 @@ fn check_uid(sh: &Shared, db: &str, uid: Option<i64>, secret: &str) -> Result<()
 async fn json2(
     State(sh): State<Arc<Shared>>,
     Path((model, method)): Path<(String, String)>,
+    http_method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    tokio::spawn(json2_call(sh, model, method, http_method, headers, body))
+        .await
+        .unwrap()
+}
+
+async fn json2_call(
+    sh: Arc<Shared>,
+    model: String,
+    method: String,
     http_method: Method,
     headers: HeaderMap,
     body: Bytes,

@@ -273,10 +273,28 @@ impl Db {
         let pid = self
             .create("res.partner", obj(json!({ "name": login })))
             .unwrap();
+        self.add_user_with_partner(login, password, api_key, pid)
+    }
+
+    /// The configured administrator: uid 2 on the seeded "Administrator" partner, as in Odoo.
+    pub fn add_admin(&mut self, login: &str, password: &str, api_key: &str) -> i64 {
+        let uid = self.add_user_with_partner(login, password, api_key, 3);
+        self.add_xmlid("base", "user_admin", "res.users", uid);
+        self.undo.clear();
+        uid
+    }
+
+    fn add_user_with_partner(
+        &mut self,
+        login: &str,
+        password: &str,
+        api_key: &str,
+        pid: i64,
+    ) -> i64 {
         let uid = self
             .create(
                 "res.users",
-                obj(json!({"login": login, "name": login, "partner_id": pid})),
+                obj(json!({"login": login, "name": self.display_name("res.partner", pid), "partner_id": pid})),
             )
             .unwrap();
         self.passwords.insert(uid, password.to_string());
