@@ -1,11 +1,11 @@
 //! Journal events in words: the one place that says what each event means to a person.
 //! The console's log pane and the headless progress lines both print these.
 
-use crate::app::model::{
-    StepState, Tone, check_glyph_word, decision_glyph_word, fmt_count, fmt_secs,
-    outcome_glyph_word, phase_word,
-};
+use crate::figures::{fmt_count, fmt_secs};
 use crate::journal::events::{CheckStatus, Event, RunMode, StepStatus};
+use crate::words::{
+    StepState, Tone, check_glyph_word, decision_glyph_word, outcome_glyph_word, phase_word,
+};
 
 /// Human text for an event and how it should feel, or `None` for events too frequent
 /// (or too internal) to list. Every line starts with a glyph or a plain word, so nothing
@@ -201,7 +201,7 @@ pub fn describe(ev: &Event) -> Option<(String, Tone)> {
         ),
         Event::CheckRecorded { result, .. } => {
             let (g, w, tone) = check_glyph_word(result.status);
-            let f = crate::app::check_figures(result);
+            let f = crate::figures::check_figures(result);
             let mut t = format!(
                 "{g} check {} {w} ({}): source {} / target {}",
                 result.name, result.entity, f.source, f.target

@@ -90,6 +90,18 @@ pub fn check_figures(r: &CheckResult) -> CheckFigures {
     }
 }
 
+/// `1h02m`, `8m12s`, `45s`.
+pub fn fmt_secs(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

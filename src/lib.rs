@@ -5,6 +5,7 @@
 //! `app` holds the console's state and `tui` / `headless` show it.
 pub mod app;
 pub mod control;
+pub mod datetime;
 pub mod db;
 pub mod demo;
 pub mod describe;
@@ -30,3 +31,4 @@ pub mod tui;
 pub mod urls;
 pub mod values;
 pub mod window;
+pub mod words;

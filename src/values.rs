@@ -38,3 +38,14 @@ impl Fingerprint {
         format!("{} rows, fingerprint {:032x}", self.rows, self.sum)
     }
 }
+
+/// A value as quoted in a message: long ones are cut, so that a 10 MB field makes a short
+/// message (the reject file keeps the whole value).
+pub fn shown(v: &str) -> String {
+    const MAX: usize = 60;
+    if v.chars().count() <= MAX {
+        return v.to_string();
+    }
+    let head: String = v.chars().take(40).collect();
+    format!("{head}…[{} bytes]", v.len())
+}

@@ -149,69 +149,181 @@ fn changed(before: &[(String, String, String)], after: &[(String, String, String
         .collect()
 }
 
-// ---------------------------------------------------------------- PostgreSQL
+// ---------------------------------------------------------------- both servers, one body
 
-async fn pg_names(pool: &PgPool) -> (i64, i64, Option<i64>) {
-    sqlx::query_as("SELECT count(*), count(DISTINCT name), sum(qty)::bigint FROM account_move")
-        .fetch_one(pool)
-        .await
-        .unwrap()
+/// The servers every body below runs on, one test each (`per_server!`).
+#[derive(Debug, Clone, Copy)]
+enum Server {
+    Postgres,
+    MariaDb,
 }
 
-#[tokio::test]
-async fn pg_bisect_isolates_check_violation() {
-    let db = TempDb::postgres("pg_bisect_check");
-    db.exec(PG_DDL);
-    let (pool, sink) = pg(&db).await;
-    let mut rows = moves(1000);
-    rows[613][2] = dec("-5.00");
-    let res = bisect_rows(&sink, &moves_spec(), &rows).await.unwrap();
-    assert_one_refused(res, 613, "amount_nonneg");
-    let (n, distinct, qty) = pg_names(&pool).await;
-    assert_eq!((n, distinct), (999, 999));
-    assert_eq!(qty, Some((0..1000).sum::<i64>() - 613));
-    let bad: i64 = sqlx::query_scalar("SELECT count(*) FROM account_move WHERE name = 'INV/0613'")
-        .fetch_one(&pool)
+impl Server {
+    fn temp(self, tag: &str) -> TempDb {
+        match self {
+            Server::Postgres => TempDb::postgres(tag),
+            Server::MariaDb => TempDb::mysql(tag),
+        }
+    }
+
+    fn moves_ddl(self) -> String {
+        match self {
+            Server::Postgres => PG_DDL.to_string(),
+            Server::MariaDb => mysql_ddl(),
+        }
+    }
+
+    fn ledger_ddl(self) -> &'static str {
+        match self {
+            Server::Postgres => {
+                "CREATE TABLE ledger (id serial PRIMARY KEY, code text NOT NULL UNIQUE, \
+                 debit numeric(14,2) NOT NULL, precise numeric(38,10))"
+            }
+            Server::MariaDb => {
+                "CREATE TABLE ledger (id INT AUTO_INCREMENT PRIMARY KEY, code VARCHAR(16) NOT NULL UNIQUE, \
+                 debit DECIMAL(14,2) NOT NULL, precise DECIMAL(38,10)) ENGINE=InnoDB"
+            }
+        }
+    }
+
+    async fn target(self, db: &TempDb) -> SqlTarget {
+        match self {
+            Server::Postgres => pg(db).await.1,
+            Server::MariaDb => maria(db).await.1,
+        }
+    }
+}
+
+/// One body per server: `mod NAME { postgres, mariadb }`.
+macro_rules! per_server {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(super::Server::Postgres).await
+            }
+            #[tokio::test]
+            async fn mariadb() {
+                super::$name(super::Server::MariaDb).await
+            }
+        }
+    };
+}
+
+/// The rows of `sql` as the server renders them as text (NULL as `None`).
+async fn texts(t: &SqlTarget, sql: &str) -> Vec<Vec<Option<String>>> {
+    let mut out = Vec::new();
+    t.db()
+        .for_each_row(sql, |cells| {
+            out.push(cells.to_vec());
+            Ok(())
+        })
         .await
         .unwrap();
-    assert_eq!(bad, 0);
-    pool.close().await;
+    out
 }
 
-#[tokio::test]
-async fn pg_bisect_isolates_missing_lookup() {
-    let db = TempDb::postgres("pg_bisect_lookup");
-    db.exec(PG_DDL);
-    let (pool, sink) = pg(&db).await;
+fn num(cell: &Option<String>) -> Decimal {
+    cell.as_deref().expect("a value").parse().expect("a number")
+}
+
+/// (rows, distinct names, sum of qty) in account_move.
+async fn names(t: &SqlTarget) -> (Decimal, Decimal, Decimal) {
+    let r = texts(
+        t,
+        "SELECT COUNT(*), COUNT(DISTINCT name), SUM(qty) FROM account_move",
+    )
+    .await;
+    (num(&r[0][0]), num(&r[0][1]), num(&r[0][2]))
+}
+
+per_server!(bisect_isolates_check_violation);
+async fn bisect_isolates_check_violation(s: Server) {
+    let db = s.temp("bisect_check");
+    db.exec(&s.moves_ddl());
+    let t = s.target(&db).await;
+    let mut rows = moves(1000);
+    rows[613][2] = dec("-5.00");
+    let res = bisect_rows(&t, &moves_spec(), &rows).await.unwrap();
+    assert_one_refused(res, 613, "amount_nonneg");
+    let qty = Decimal::from((0..1000).sum::<i64>() - 613);
+    assert_eq!(names(&t).await, (999.into(), 999.into(), qty));
+    let bad = texts(
+        &t,
+        "SELECT COUNT(*) FROM account_move WHERE name = 'INV/0613'",
+    )
+    .await;
+    assert_eq!(num(&bad[0][0]), Decimal::ZERO);
+    t.close().await;
+}
+
+per_server!(bisect_isolates_missing_lookup);
+async fn bisect_isolates_missing_lookup(s: Server) {
+    let db = s.temp("bisect_lookup");
+    db.exec(&s.moves_ddl());
+    let t = s.target(&db).await;
     let mut rows = moves(1000);
     rows[421][1] = partner("P99");
-    let res = bisect_rows(&sink, &moves_spec(), &rows).await.unwrap();
+    let res = bisect_rows(&t, &moves_spec(), &rows).await.unwrap();
     assert_one_refused(res, 421, "partner_id");
-    let (n, _, qty) = pg_names(&pool).await;
-    assert_eq!(n, 999);
-    assert_eq!(qty, Some((0..1000).sum::<i64>() - 421));
-    pool.close().await;
+    let (n, _, qty) = names(&t).await;
+    assert_eq!(
+        (n, qty),
+        (999.into(), Decimal::from((0..1000).sum::<i64>() - 421))
+    );
+    t.close().await;
 }
 
-#[tokio::test]
-async fn pg_lookup_resolves_partner_id_in_database() {
-    let db = TempDb::postgres("pg_lookup");
-    db.exec(PG_DDL);
-    let (pool, sink) = pg(&db).await;
+per_server!(lookup_resolves_partner_id_in_database);
+async fn lookup_resolves_partner_id_in_database(s: Server) {
+    let db = s.temp("lookup");
+    db.exec(&s.moves_ddl());
+    let t = s.target(&db).await;
     let rows = moves(20);
-    let (loaded, bad) = bisect_rows(&sink, &moves_spec(), &rows).await.unwrap();
+    let (loaded, bad) = bisect_rows(&t, &moves_spec(), &rows).await.unwrap();
     assert_eq!((loaded, bad.len()), (20, 0));
-    let got: Vec<(String, i32)> =
-        sqlx::query_as("SELECT name::text, partner_id FROM account_move ORDER BY name")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    let want: Vec<(String, i32)> = (0..20)
-        .map(|i| (format!("INV/{i:04}"), partner_id(i % 10 + 1)))
+    let got = texts(
+        &t,
+        "SELECT name, partner_id FROM account_move ORDER BY name",
+    )
+    .await;
+    let want: Vec<Vec<Option<String>>> = (0..20)
+        .map(|i| {
+            vec![
+                Some(format!("INV/{i:04}")),
+                Some(partner_id(i % 10 + 1).to_string()),
+            ]
+        })
         .collect();
     assert_eq!(got, want);
-    pool.close().await;
+    t.close().await;
 }
+
+per_server!(decimals_are_exact);
+async fn decimals_are_exact(s: Server) {
+    let db = s.temp("decimal");
+    db.exec(s.ledger_ddl());
+    let t = s.target(&db).await;
+    let rows = ledger_rows();
+    assert_eq!(
+        bisect_rows(&t, &ledger_spec(), &rows).await.unwrap(),
+        (1000, vec![])
+    );
+    let sums = texts(&t, "SELECT SUM(debit), SUM(precise) FROM ledger").await;
+    assert_eq!(num(&sums[0][0]), expected_sum(&rows, 1));
+    assert_eq!(num(&sums[0][1]), expected_sum(&rows, 2));
+    let one = texts(&t, "SELECT debit, precise FROM ledger WHERE code = 'L997'").await;
+    assert_eq!(
+        one,
+        [[
+            Some("12345678.99".to_string()),
+            Some("9971234567.1234567891".to_string())
+        ]]
+    );
+    t.close().await;
+}
+
+// ---------------------------------------------------------------- PostgreSQL
 
 /// (row count, md5 over every row in id order)
 async fn pg_checksum(pool: &PgPool) -> (i64, String) {
@@ -328,35 +440,6 @@ fn expected_sum(rows: &[Vec<SqlValue>], col: usize) -> Decimal {
             v => panic!("{v:?}"),
         })
         .sum()
-}
-
-#[tokio::test]
-async fn pg_decimals_are_exact() {
-    let db = TempDb::postgres("pg_decimal");
-    db.exec(
-        "CREATE TABLE ledger (id serial PRIMARY KEY, code text NOT NULL UNIQUE, \
-         debit numeric(14,2) NOT NULL, precise numeric(38,10))",
-    );
-    let (pool, sink) = pg(&db).await;
-    let rows = ledger_rows();
-    assert_eq!(
-        bisect_rows(&sink, &ledger_spec(), &rows).await.unwrap(),
-        (1000, vec![])
-    );
-    let (debit, precise): (String, String) =
-        sqlx::query_as("SELECT sum(debit)::text, sum(precise)::text FROM ledger")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(debit.parse::<Decimal>().unwrap(), expected_sum(&rows, 1));
-    assert_eq!(precise.parse::<Decimal>().unwrap(), expected_sum(&rows, 2));
-    let one: (String, String) =
-        sqlx::query_as("SELECT debit::text, precise::text FROM ledger WHERE code = 'L997'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(one, ("12345678.99".into(), "9971234567.1234567891".into()));
-    pool.close().await;
 }
 
 /// Values that are structure in COPY's text format, or easy to confuse with NULL.
@@ -492,68 +575,6 @@ async fn pg_missing_table_or_column_is_infra_and_not_bisected() {
 
 // ---------------------------------------------------------------- MariaDB
 
-async fn maria_names(pool: &MySqlPool) -> (i64, i64, Option<Decimal>) {
-    sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT name), SUM(qty) FROM account_move")
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
-
-#[tokio::test]
-async fn maria_bisect_isolates_check_violation() {
-    let db = TempDb::mysql("my_bisect_check");
-    db.exec(&mysql_ddl());
-    let (pool, sink) = maria(&db).await;
-    let mut rows = moves(1000);
-    rows[613][2] = dec("-5.00");
-    let res = bisect_rows(&sink, &moves_spec(), &rows).await.unwrap();
-    assert_one_refused(res, 613, "amount_nonneg");
-    let (n, distinct, qty) = maria_names(&pool).await;
-    assert_eq!((n, distinct), (999, 999));
-    assert_eq!(qty, Some(Decimal::from((0..1000).sum::<i64>() - 613)));
-    let bad: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM account_move WHERE name = 'INV/0613'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(bad, 0);
-    pool.close().await;
-}
-
-#[tokio::test]
-async fn maria_bisect_isolates_missing_lookup() {
-    let db = TempDb::mysql("my_bisect_lookup");
-    db.exec(&mysql_ddl());
-    let (pool, sink) = maria(&db).await;
-    let mut rows = moves(1000);
-    rows[421][1] = partner("P99");
-    let res = bisect_rows(&sink, &moves_spec(), &rows).await.unwrap();
-    assert_one_refused(res, 421, "partner_id");
-    let (n, _, qty) = maria_names(&pool).await;
-    assert_eq!(n, 999);
-    assert_eq!(qty, Some(Decimal::from((0..1000).sum::<i64>() - 421)));
-    pool.close().await;
-}
-
-#[tokio::test]
-async fn maria_lookup_resolves_partner_id_in_database() {
-    let db = TempDb::mysql("my_lookup");
-    db.exec(&mysql_ddl());
-    let (pool, sink) = maria(&db).await;
-    let rows = moves(20);
-    let (loaded, bad) = bisect_rows(&sink, &moves_spec(), &rows).await.unwrap();
-    assert_eq!((loaded, bad.len()), (20, 0));
-    let got: Vec<(String, i32)> =
-        sqlx::query_as("SELECT name, partner_id FROM account_move ORDER BY name")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    let want: Vec<(String, i32)> = (0..20)
-        .map(|i| (format!("INV/{i:04}"), partner_id(i % 10 + 1)))
-        .collect();
-    assert_eq!(got, want);
-    pool.close().await;
-}
-
 /// Every column the sink writes, NULL-safe (QUOTE gives `NULL`), `touched` left out.
 const MARIA_ROW: &str =
     "CONCAT_WS('|', id, QUOTE(name), partner_id, amount, QUOTE(qty), QUOTE(date), QUOTE(memo))";
@@ -621,36 +642,6 @@ async fn maria_rewrite_is_idempotent_and_updates_only_changes() {
             .await
             .unwrap();
     assert_eq!(amount, "999.99");
-    pool.close().await;
-}
-
-#[tokio::test]
-async fn maria_decimals_are_exact() {
-    let db = TempDb::mysql("my_decimal");
-    db.exec(
-        "CREATE TABLE ledger (id INT AUTO_INCREMENT PRIMARY KEY, code VARCHAR(16) NOT NULL UNIQUE,
-         debit DECIMAL(14,2) NOT NULL, precise DECIMAL(38,10)) ENGINE=InnoDB",
-    );
-    let (pool, sink) = maria(&db).await;
-    let rows = ledger_rows();
-    assert_eq!(
-        bisect_rows(&sink, &ledger_spec(), &rows).await.unwrap(),
-        (1000, vec![])
-    );
-    let (debit, precise): (String, String) =
-        sqlx::query_as("SELECT CAST(SUM(debit) AS CHAR), CAST(SUM(precise) AS CHAR) FROM ledger")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(debit.parse::<Decimal>().unwrap(), expected_sum(&rows, 1));
-    assert_eq!(precise.parse::<Decimal>().unwrap(), expected_sum(&rows, 2));
-    let one: (String, String) = sqlx::query_as(
-        "SELECT CAST(debit AS CHAR), CAST(precise AS CHAR) FROM ledger WHERE code = 'L997'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(one, ("12345678.99".into(), "9971234567.1234567891".into()));
     pool.close().await;
 }
 

@@ -5,83 +5,8 @@ use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
 
-use crate::journal::events::{
-    CheckResult, CheckStatus, Decision, EntityCounts, GateEvidence, Outcome, Phase, StepStatus,
-};
+use crate::journal::events::{CheckResult, Decision, EntityCounts, GateEvidence, Outcome, Phase};
 use crate::runbook::format::StepKind;
-
-/// How a thing should feel on screen. Views map it to a style; the glyph and word carry
-/// the meaning on their own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tone {
-    Neutral,
-    Active,
-    Good,
-    Warn,
-    Bad,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepState {
-    Pending,
-    Running,
-    Passed,
-    Warned,
-    Failed,
-    WaitingSignOff,
-    Skipped,
-    RolledBack,
-}
-
-impl StepState {
-    pub fn glyph(self) -> &'static str {
-        match self {
-            StepState::Pending => "·",
-            StepState::Running => "▶",
-            StepState::Passed => "✓",
-            StepState::Warned => "!",
-            StepState::Failed => "✗",
-            StepState::WaitingSignOff => "?",
-            StepState::Skipped => "-",
-            StepState::RolledBack => "↺",
-        }
-    }
-
-    pub fn word(self) -> &'static str {
-        match self {
-            StepState::Pending => "pending",
-            StepState::Running => "running",
-            StepState::Passed => "passed",
-            StepState::Warned => "warned",
-            StepState::Failed => "failed",
-            StepState::WaitingSignOff => "sign-off",
-            StepState::Skipped => "skipped",
-            StepState::RolledBack => "rolled back",
-        }
-    }
-
-    pub fn tone(self) -> Tone {
-        match self {
-            StepState::Pending | StepState::Skipped => Tone::Neutral,
-            StepState::Running | StepState::WaitingSignOff => Tone::Active,
-            StepState::Passed => Tone::Good,
-            StepState::Warned | StepState::RolledBack => Tone::Warn,
-            StepState::Failed => Tone::Bad,
-        }
-    }
-}
-
-impl From<StepStatus> for StepState {
-    fn from(s: StepStatus) -> Self {
-        match s {
-            StepStatus::Passed => StepState::Passed,
-            StepStatus::Warned => StepState::Warned,
-            StepStatus::Failed => StepState::Failed,
-            StepStatus::Skipped => StepState::Skipped,
-            StepStatus::RolledBack => StepState::RolledBack,
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepRow {
@@ -207,41 +132,6 @@ pub struct CheckRow {
     pub result: CheckResult,
 }
 
-pub fn check_glyph_word(s: CheckStatus) -> (&'static str, &'static str, Tone) {
-    match s {
-        CheckStatus::Pass => ("✓", "pass", Tone::Good),
-        CheckStatus::Warn => ("!", "warn", Tone::Warn),
-        CheckStatus::Fail => ("✗", "FAIL", Tone::Bad),
-    }
-}
-
-pub fn decision_glyph_word(d: Decision) -> (&'static str, &'static str, Tone) {
-    match d {
-        Decision::Go => ("✓", "GO", Tone::Good),
-        Decision::NoGo => ("✗", "NO-GO", Tone::Bad),
-    }
-}
-
-pub fn outcome_glyph_word(o: Outcome) -> (&'static str, &'static str, Tone) {
-    match o {
-        Outcome::Completed => ("✓", "COMPLETED", Tone::Good),
-        Outcome::StoppedAfterStep => ("■", "STOPPED", Tone::Warn),
-        Outcome::ValidationFailed => ("✗", "VALIDATION FAILED", Tone::Bad),
-        Outcome::WaitingAtGate => ("?", "WAITING AT GATE", Tone::Warn),
-        Outcome::NoGo => ("✗", "NO-GO", Tone::Bad),
-        Outcome::RolledBack => ("↺", "ROLLED BACK", Tone::Warn),
-        Outcome::Failed => ("✗", "FAILED", Tone::Bad),
-    }
-}
-
-pub fn phase_word(p: Option<Phase>) -> &'static str {
-    match p {
-        Some(Phase::DryRun) => "dry-run",
-        Some(Phase::Load) => "load",
-        None => "",
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignOffRow {
     pub name: String,
@@ -299,18 +189,6 @@ pub struct LogLine {
     pub level: Option<tracing::Level>,
 }
 
-/// `1h02m`, `8m12s`, `45s`.
-pub fn fmt_secs(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    if h > 0 {
-        format!("{h}h{m:02}m")
-    } else if m > 0 {
-        format!("{m}m{s:02}s")
-    } else {
-        format!("{s}s")
-    }
-}
-
 /// A wall-clock time as the console shows it (UTC, like the log): `21:40`, or `Sun 01:10`
 /// when it falls on another day than `now` (a window can span days).
 pub fn fmt_clock(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
@@ -321,7 +199,10 @@ pub fn fmt_clock(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
-pub use crate::figures::{CheckFigures, check_figures, fmt_count, fmt_decimal};
+pub use crate::figures::{CheckFigures, check_figures, fmt_count, fmt_decimal, fmt_secs};
+pub use crate::words::{
+    StepState, Tone, check_glyph_word, decision_glyph_word, outcome_glyph_word, phase_word,
+};
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,8 @@ use rust_decimal::Decimal;
 
 use crate::runbook::format::{CleanseKind, Entity, MapSpec, ScopeOthers, ValidateRule};
 
-pub mod datetime;
+pub use crate::datetime;
+pub use crate::values::shown;
 use datetime::{DtFormat, SourceZone};
 
 /// Why a row was rejected.
@@ -222,17 +223,6 @@ pub fn parse_decimal(s: &str) -> Option<Decimal> {
 /// Decimal places as written (`12.500` has 3).
 fn written_scale(s: &str) -> u32 {
     s.split_once('.').map(|(_, f)| f.len() as u32).unwrap_or(0)
-}
-
-/// A value as quoted in a message: long ones are cut, so that a 10 MB field makes a short
-/// message (the reject file keeps the whole value).
-pub fn shown(v: &str) -> String {
-    const MAX: usize = 60;
-    if v.chars().count() <= MAX {
-        return v.to_string();
-    }
-    let head: String = v.chars().take(40).collect();
-    format!("{head}…[{} bytes]", v.len())
 }
 
 /// The decimal a number written with a decimal comma or thousands separators most likely

@@ -177,23 +177,23 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
                             "a datetime rule needs at least one format".into(),
                             format!(
                                 "e.g. formats = [\"YYYY-MM-DD HH:mm:ss\"], from the tokens {}",
-                                crate::engine::rules::datetime::TOKENS
+                                crate::datetime::TOKENS
                             ),
                         ));
                     }
                     for (j, f) in formats.iter().enumerate() {
-                        if let Err(why) = crate::engine::rules::datetime::DtFormat::parse(f) {
+                        if let Err(why) = crate::datetime::DtFormat::parse(f) {
                             diags.push(ctx.diag(
                                 &rk(&format!("formats[{j}]")),
                                 format!("invalid datetime format: {why}"),
                                 format!(
                                     "build it from {} and separators, e.g. \"DD/MM/YYYY HH:mm\"",
-                                    crate::engine::rules::datetime::TOKENS
+                                    crate::datetime::TOKENS
                                 ),
                             ));
                         }
                     }
-                    if let Err(why) = crate::engine::rules::datetime::SourceZone::parse(timezone) {
+                    if let Err(why) = crate::datetime::SourceZone::parse(timezone) {
                         diags.push(ctx.diag(
                             &rk("timezone"),
                             why,

@@ -252,7 +252,7 @@ fn text(v: &SqlValue) -> String {
         SqlValue::Int(i) => i.to_string(),
         SqlValue::Dec(d) => d.to_string(),
         SqlValue::Date(d) => d.format("%Y-%m-%d").to_string(),
-        SqlValue::DateTime(t) => crate::engine::rules::datetime::canonical(t),
+        SqlValue::DateTime(t) => crate::datetime::canonical(t),
         SqlValue::Lookup { value, .. } => value.clone(),
     }
 }

@@ -76,9 +76,7 @@ impl MySqlWriter {
                         SqlValue::Dec(d) => b.push_bind(d.to_string()),
                         SqlValue::Date(d) => b.push_bind(d.format("%Y-%m-%d").to_string()),
                         // UTC; a DATETIME(6) column keeps the microseconds.
-                        SqlValue::DateTime(t) => {
-                            b.push_bind(crate::engine::rules::datetime::canonical(t))
-                        }
+                        SqlValue::DateTime(t) => b.push_bind(crate::datetime::canonical(t)),
                         SqlValue::Lookup {
                             table,
                             key,

@@ -260,7 +260,7 @@ pub fn copy_text(rows: &[&[SqlValue]]) -> Vec<u8> {
                 // UTC wall-clock text; a timestamptz target reads it AT TIME ZONE 'UTC'
                 // (see upsert_sql), so the session's TimeZone never shifts it.
                 SqlValue::DateTime(t) => {
-                    owned = crate::engine::rules::datetime::canonical(t);
+                    owned = crate::datetime::canonical(t);
                     &owned
                 }
             };

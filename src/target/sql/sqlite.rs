@@ -42,10 +42,8 @@ impl SqliteWriter {
                         SqlValue::Int(i) => b.push_bind(*i),
                         SqlValue::Dec(d) => b.push_bind(d.to_string()),
                         SqlValue::Date(d) => b.push_bind(d.format("%Y-%m-%d").to_string()),
-                        // UTC as canonical text (see rules::datetime).
-                        SqlValue::DateTime(t) => {
-                            b.push_bind(crate::engine::rules::datetime::canonical(t))
-                        }
+                        // UTC as canonical text (see crate::datetime).
+                        SqlValue::DateTime(t) => b.push_bind(crate::datetime::canonical(t)),
                         SqlValue::Lookup {
                             table,
                             key,

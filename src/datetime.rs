@@ -190,7 +190,7 @@ impl SourceZone {
 
 /// Read `s` in the first format it fits, in `zone`; the UTC moment, or why not.
 pub fn read(s: &str, formats: &[DtFormat], zone: &SourceZone) -> Result<NaiveDateTime, String> {
-    let shown = super::shown(s);
+    let shown = crate::values::shown(s);
     for f in formats {
         let v = match f.fields(s) {
             None => continue,
