@@ -729,3 +729,47 @@ async fn prepare_names_an_unknown_field_and_the_key_appears_nowhere() {
         assert!(!format!("{err:#}").contains(&key), "{err:#}");
     }
 }
+
+/// Log lines go to a buffer the test reads.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// One thread: the subscriber set for this test sees every log line of the calls, the
+// HTTP client's own included.
+#[tokio::test(flavor = "current_thread")]
+async fn the_key_appears_in_no_log_line() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    for via in BOTH {
+        let odoo = standin(via, &["odoo"]);
+        let key = odoo.api_key().to_string();
+        let t = open(&odoo, via, "odoo", quick());
+        odoo.fail_next(2, Fault::Status(503));
+        let rows = partners(20, &[3], &[], "example.com");
+        let out = t.write_batch(&partner_spec(), &refs(&rows)).await.unwrap();
+        assert_eq!(out.loaded, 19);
+        odoo.expire_key(&key);
+        assert!(t.write_batch(&partner_spec(), &refs(&rows)).await.is_err());
+        let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+        assert!(
+            text.contains("retrying"),
+            "{via:?}: the retries were logged: {text}"
+        );
+        assert!(!text.contains(&key), "{via:?}: the key leaked into the log");
+    }
+}
