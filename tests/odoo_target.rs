@@ -773,3 +773,35 @@ async fn the_key_appears_in_no_log_line() {
         assert!(!text.contains(&key), "{via:?}: the key leaked into the log");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn continuation_rows_cut_from_their_record_are_refused_not_loaded_alone() {
+    for via in BOTH {
+        let odoo = standin(via, &["odoo"]);
+        let t = open(&odoo, via, "odoo", quick());
+        let customers = partners(5, &[], &[], "example.com");
+        t.write_batch(&partner_spec(), &refs(&customers))
+            .await
+            .unwrap();
+        let (rows, _) = invoices(3, 5, None); // 1 + 2 + 3 rows
+        let before = odoo.records("account.move").len();
+        // A batch that starts on the second row of invoice 1, its head left behind.
+        let out = t
+            .write_batch(&invoice_spec(), &refs(&rows[2..]))
+            .await
+            .unwrap();
+        assert_eq!(out.refused.len(), 1, "{via:?}: {:?}", out.refused);
+        assert_eq!(out.refused[0].0, 0);
+        assert!(
+            out.refused[0].1.contains("without its record"),
+            "{:?}",
+            out.refused
+        );
+        assert_eq!(out.loaded, 3, "{via:?}: invoice 2 and its lines");
+        assert_eq!(
+            odoo.records("account.move").len(),
+            before + 1,
+            "{via:?}: no record of a lone line"
+        );
+    }
+}
