@@ -158,9 +158,45 @@ async fn thirty_bad_rows_past_odoos_10_error_cap_are_each_refused() {
     for via in BOTH {
         let odoo = standin(via, &["odoo"]);
         let t = open(&odoo, via, "odoo", quick());
-        let no_name: Vec<usize> = (0..20).map(|k| k * 47 + 3).collect();
+        // Dense enough that Odoo interrupts its report: more than 10 errors and more than
+        // one per 10 records (rows 3, 8, … 98), plus conversion errors further on.
+        let no_name: Vec<usize> = (0..20).map(|k| k * 5 + 3).collect();
         let bad_number: Vec<usize> = (0..10).map(|k| k * 97 + 11).collect();
         let rows = partners(1000, &no_name, &bad_number, "example.com");
+        // The premise: one plain `load` of these rows lists fewer errors than there are,
+        // and ends with the cap warning, which names no row.
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|v| match v {
+                        SqlValue::Text(s) => s.clone(),
+                        _ => String::new(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let raw = t
+            .call(
+                "res.partner",
+                "load",
+                &[],
+                vec![
+                    ("fields", serde_json::json!(partner_spec().columns)),
+                    ("data", serde_json::json!(cells)),
+                ],
+            )
+            .await
+            .unwrap();
+        let messages = raw["messages"].as_array().unwrap();
+        assert!(messages.len() < 30, "{via:?}: {} messages", messages.len());
+        let last = messages.last().unwrap();
+        assert!(
+            last["type"] == "warning" && last.get("rows").is_none(),
+            "{via:?}: {last}"
+        );
+        assert_eq!(raw["ids"], false, "{via:?}");
+        odoo.reset_calls();
         let out = t.write_batch(&partner_spec(), &refs(&rows)).await.unwrap();
         assert_eq!(out.loaded, 970, "{via:?}");
         let got: BTreeMap<usize, &str> =
@@ -691,5 +727,81 @@ async fn prepare_names_an_unknown_field_and_the_key_appears_nowhere() {
         let with_key = format!("odoo+jsonrpc://admin:{key}@127.0.0.1:8069/odoo");
         let err = OdooTarget::open(&env(with_key, &key), quick()).unwrap_err();
         assert!(!format!("{err:#}").contains(&key), "{err:#}");
+    }
+}
+
+/// Log lines go to a buffer the test reads.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// One thread: the subscriber set for this test sees every log line of the calls, the
+// HTTP client's own included.
+#[tokio::test(flavor = "current_thread")]
+async fn the_key_appears_in_no_log_line() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    for via in BOTH {
+        let odoo = standin(via, &["odoo"]);
+        let key = odoo.api_key().to_string();
+        let t = open(&odoo, via, "odoo", quick());
+        odoo.fail_next(2, Fault::Status(503));
+        let rows = partners(20, &[3], &[], "example.com");
+        let out = t.write_batch(&partner_spec(), &refs(&rows)).await.unwrap();
+        assert_eq!(out.loaded, 19);
+        odoo.expire_key(&key);
+        assert!(t.write_batch(&partner_spec(), &refs(&rows)).await.is_err());
+        let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+        assert!(
+            text.contains("retrying"),
+            "{via:?}: the retries were logged: {text}"
+        );
+        assert!(!text.contains(&key), "{via:?}: the key leaked into the log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn continuation_rows_cut_from_their_record_are_refused_not_loaded_alone() {
+    for via in BOTH {
+        let odoo = standin(via, &["odoo"]);
+        let t = open(&odoo, via, "odoo", quick());
+        let customers = partners(5, &[], &[], "example.com");
+        t.write_batch(&partner_spec(), &refs(&customers))
+            .await
+            .unwrap();
+        let (rows, _) = invoices(3, 5, None); // 1 + 2 + 3 rows
+        let before = odoo.records("account.move").len();
+        // A batch that starts on the second row of invoice 1, its head left behind.
+        let out = t
+            .write_batch(&invoice_spec(), &refs(&rows[2..]))
+            .await
+            .unwrap();
+        assert_eq!(out.refused.len(), 1, "{via:?}: {:?}", out.refused);
+        assert_eq!(out.refused[0].0, 0);
+        assert!(
+            out.refused[0].1.contains("without its record"),
+            "{:?}",
+            out.refused
+        );
+        assert_eq!(out.loaded, 3, "{via:?}: invoice 2 and its lines");
+        assert_eq!(
+            odoo.records("account.move").len(),
+            before + 1,
+            "{via:?}: no record of a lone line"
+        );
     }
 }

@@ -92,7 +92,7 @@ pub fn findings(plan: &Plan, text: &str) -> Vec<Diagnostic> {
                             &format!("checks[{j}].target_sql"),
                             format!(
                                 "check '{name}' reads target_sql, but environment '{env}' \
-                                 (checked by step '{}') is a {scheme}: target without SQL read-back",
+                                 ({scheme}: target, checked by step '{}') has no SQL read-back",
                                 s.id
                             ),
                             "use counts and sum checks there (read through the target's API), \

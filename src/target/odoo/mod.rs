@@ -435,13 +435,34 @@ impl Target for OdooTarget {
             .map(|r| r.iter().map(load::cell).collect())
             .collect();
         let recs = load::records(&cells, key);
-        let calls = load::plan_calls(&cells, &recs, self.opts.batch_size, group);
+        let mut calls = load::plan_calls(&cells, &recs, self.opts.batch_size, group);
+        // Continuation rows at the head of a batch lost their record to the previous batch:
+        // sent alone, Odoo would make them a record of their own. Refuse them instead.
+        let orphan = key
+            .and_then(|k| cells.first()?.get(k))
+            .is_some_and(|c| c.is_empty());
+        let mut refused_here = Vec::new();
+        if orphan {
+            for c in &mut calls {
+                c.retain(|&r| r != 0);
+            }
+            calls.retain(|c| !c.is_empty());
+            for i in 0..recs[0].len {
+                refused_here.push((
+                    i,
+                    "continuation row without its record in the same batch: a batch boundary split a record from its one2many rows".to_string(),
+                ));
+            }
+        }
         let results: Vec<_> = futures::stream::iter(calls)
             .map(|part| self.settle(model, &spec.columns, &cells, &recs, part))
             .buffer_unordered(self.opts.workers.max(1))
             .collect()
             .await;
-        let mut out = WriteOutcome::default();
+        let mut out = WriteOutcome {
+            loaded: 0,
+            refused: refused_here,
+        };
         let mut errors = Vec::new();
         for r in results {
             match r {
