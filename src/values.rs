@@ -1,6 +1,8 @@
 //! Plain values shared by every layer (the engine computes them, the database layer reads
-//! them back, the checks compare them): no I/O, no dependency on any other module.
+//! them back, the checks compare them, targets take them): no I/O.
 
+use chrono::{NaiveDate, NaiveDateTime};
+use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
 /// The currency key of a row whose currency field is blank (or a NULL target currency).
@@ -48,4 +50,24 @@ pub fn shown(v: &str) -> String {
     }
     let head: String = v.chars().take(40).collect();
     format!("{head}…[{} bytes]", v.len())
+}
+
+/// A value on its way to the target, typed by the rule that validated it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Text(String),
+    Int(i64),
+    Dec(Decimal),
+    Date(NaiveDate),
+    /// A UTC timestamp (its text form: `datetime::canonical`).
+    DateTime(NaiveDateTime),
+    /// Resolved in the database: column `id` of the row of `table` whose `key` column
+    /// equals the value.
+    Lookup {
+        table: String,
+        key: String,
+        id: String,
+        value: String,
+    },
 }

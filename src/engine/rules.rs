@@ -33,25 +33,7 @@ impl RowIssue {
     }
 }
 
-/// A value on its way to the target, typed by the rule that validated it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SqlValue {
-    Null,
-    Text(String),
-    Int(i64),
-    Dec(Decimal),
-    Date(NaiveDate),
-    /// A UTC timestamp (see [`datetime::canonical`] for its text form).
-    DateTime(NaiveDateTime),
-    /// Resolved in the database: column `id` of the row of `table` whose `key` column
-    /// equals the value.
-    Lookup {
-        table: String,
-        key: String,
-        id: String,
-        value: String,
-    },
-}
+pub use crate::values::SqlValue;
 
 #[derive(Debug, Clone)]
 enum Typed {

@@ -11,7 +11,7 @@ use csv::ByteRecord;
 
 pub use super::csv_records::Dialect;
 use super::csv_records::{Kind, Problem, Record, Records};
-use crate::engine::rules::shown;
+use crate::values::shown;
 
 pub struct CsvSource {
     reader: Records<BufReader<File>>,

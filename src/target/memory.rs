@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use super::{
     BackupKind, Capabilities, FreezeKind, Prepare, TableSpec, Target, TargetError, WriteOutcome,
 };
-use crate::engine::rules::SqlValue;
+use crate::values::SqlValue;
 
 /// What the next failing calls return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
-use crate::engine::rules::SqlValue;
+use crate::values::SqlValue;
 
 /// A table (or model) to write into: its name, the key that identifies a row, and the
 /// columns in the order of each row's values.

@@ -44,10 +44,13 @@ pub fn capabilities_for_url(url: &str) -> Option<Capabilities> {
 /// secret.
 pub async fn open(env: &ResolvedEnv) -> Result<Box<dyn Target>> {
     let target: Result<Box<dyn Target>> = match Kind::of_url(&env.url) {
-        Some(Kind::Sql(_)) => super::sql::SqlTarget::open(env)
-            .await
-            .map(|t| Box::new(t) as Box<dyn Target>)
-            .map_err(anyhow::Error::from),
+        // `Db::connect` names the environment itself.
+        Some(Kind::Sql(_)) => {
+            return super::sql::SqlTarget::open(env)
+                .await
+                .map(|t| Box::new(t) as Box<dyn Target>)
+                .map_err(anyhow::Error::from);
+        }
         Some(Kind::Memory) => {
             let name = env
                 .url

@@ -19,8 +19,8 @@ use super::{
     BackupKind, Capabilities, FreezeKind, Prepare, TableSpec, Target, TargetError, WriteOutcome,
 };
 use crate::db::{Db, Dialect, display_env};
-use crate::engine::rules::SqlValue;
 use crate::runbook::ResolvedEnv;
+use crate::values::SqlValue;
 
 /// A connection failure, a lost server, a deadlock: transient or fatal by the driver's
 /// own error (see [`crate::db::errors::is_transient`]).

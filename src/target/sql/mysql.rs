@@ -10,7 +10,7 @@
 use sqlx::{MySql, MySqlPool, QueryBuilder};
 
 use super::{TableSpec, TargetError, fault};
-use crate::engine::rules::SqlValue;
+use crate::values::SqlValue;
 
 pub struct MySqlWriter {
     pub pool: MySqlPool,

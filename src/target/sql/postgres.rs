@@ -14,7 +14,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 
 use super::{TableSpec, TargetError, fault};
 use crate::db::{acquire_error, ident};
-use crate::engine::rules::SqlValue;
+use crate::values::SqlValue;
 
 /// Column name → type to cast the staged text to, for one table.
 type ColumnTypes = Arc<HashMap<String, String>>;

@@ -6,7 +6,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::{TableSpec, TargetError, fault};
 use crate::db::ident;
-use crate::engine::rules::SqlValue;
+use crate::values::SqlValue;
 
 pub struct SqliteWriter {
     pub pool: SqlitePool,
