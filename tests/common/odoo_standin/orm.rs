@@ -4,7 +4,7 @@
 use super::schema::{self, Kind, Model, OnDelete};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
 pub type Rec = Map<String, Value>;
@@ -74,6 +74,10 @@ pub struct Db {
     pub passwords: HashMap<i64, String>,
     pub apikeys: Vec<ApiKey>,
     move_seq: HashMap<String, i64>,
+    /// (model, many2one field) → target id → records pointing at it; and external ids by
+    /// (model, res_id). Kept by `put_raw`, so one2many reads and unlinks need no scan.
+    refs: HashMap<(String, String), HashMap<i64, BTreeSet<i64>>>,
+    imd_by_record: HashMap<(String, i64), BTreeSet<i64>>,
     /// Set by a `Fault::Serialization` for one `load` call: every write fails like a
     /// concurrent update would under REPEATABLE READ.
     pub serialization_fault: bool,
@@ -114,6 +118,8 @@ impl Db {
             passwords: HashMap::new(),
             apikeys: Vec::new(),
             move_seq: HashMap::new(),
+            refs: HashMap::new(),
+            imd_by_record: HashMap::new(),
             serialization_fault: false,
         };
         db.seed(company_currency);
@@ -344,14 +350,63 @@ impl Db {
             None => table.remove(&id),
         };
         if model == "ir.model.data" {
+            let rec_key = |r: &Rec| {
+                (
+                    r["model"].as_str().unwrap_or("").to_string(),
+                    r["res_id"].as_i64().unwrap_or(0),
+                )
+            };
             if let Some(p) = &prev {
                 self.xmlids.remove(&xml_key(p));
+                if let Some(s) = self.imd_by_record.get_mut(&rec_key(p)) {
+                    s.remove(&id);
+                }
             }
             if let Some(r) = &rec {
                 self.xmlids.insert(xml_key(r), id);
+                self.imd_by_record.entry(rec_key(r)).or_default().insert(id);
+            }
+        }
+        let m2o: Vec<&'static str> = self
+            .model(model)
+            .unwrap()
+            .fields
+            .iter()
+            .filter(|f| matches!(f.kind, Kind::Many2one(..)))
+            .map(|f| f.name)
+            .collect();
+        for f in m2o {
+            let old = prev
+                .as_ref()
+                .and_then(|p| p.get(f))
+                .and_then(|v| v.as_i64());
+            let new = rec.as_ref().and_then(|r| r.get(f)).and_then(|v| v.as_i64());
+            if old == new {
+                continue;
+            }
+            let idx = self
+                .refs
+                .entry((model.to_string(), f.to_string()))
+                .or_default();
+            if let Some(o) = old
+                && let Some(s) = idx.get_mut(&o)
+            {
+                s.remove(&id);
+            }
+            if let Some(n) = new {
+                idx.entry(n).or_default().insert(id);
             }
         }
         prev
+    }
+
+    /// Ids of `model` records whose many2one `field` is `target`.
+    pub fn pointing(&self, model: &str, field: &str, target: i64) -> Vec<i64> {
+        self.refs
+            .get(&(model.to_string(), field.to_string()))
+            .and_then(|m| m.get(&target))
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     pub fn savepoint(&self) -> usize {
@@ -685,7 +740,7 @@ impl Db {
                         } else {
                             vec![]
                         };
-                        let cur = self.search_ids(co, |r| r[inverse] == json!(id));
+                        let cur = self.pointing(co, inverse, id);
                         for c in cur.iter().filter(|c| !keep.contains(c)) {
                             self.unlink(co, &[*c])?;
                         }
@@ -750,7 +805,7 @@ impl Db {
                 let Some(mut r) = self.get(model, id).cloned() else {
                     return;
                 };
-                let lines = self.search_ids("account.move.line", |l| l["move_id"] == json!(id));
+                let lines = self.pointing("account.move.line", "move_id", id);
                 let (mut untaxed, mut total) = (Decimal::ZERO, Decimal::ZERO);
                 for l in lines {
                     let l = self.get("account.move.line", l).unwrap();
@@ -795,10 +850,8 @@ impl Db {
                     if let Kind::Many2one(co, od) = &fl.kind
                         && *co == model
                     {
-                        for (rid, r) in &self.tables[m.name] {
-                            if r.get(fl.name) == Some(&json!(id)) {
-                                refs.push((m.name, m.description, fl.name, *od, *rid));
-                            }
+                        for rid in self.pointing(m.name, fl.name, id) {
+                            refs.push((m.name, m.description, fl.name, *od, rid));
                         }
                     }
                 }
@@ -822,9 +875,11 @@ impl Db {
             }
             self.put(model, id, None);
             // Odoo deletes a record's external ids with it.
-            let imd = self.search_ids("ir.model.data", |r| {
-                r["model"] == json!(model) && r["res_id"] == json!(id)
-            });
+            let imd: Vec<i64> = self
+                .imd_by_record
+                .get(&(model.to_string(), id))
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
             for i in imd {
                 self.put("ir.model.data", i, None);
             }
@@ -849,7 +904,7 @@ impl Db {
                     "The field 'Customer' is required, please complete it to validate the Customer Invoice.",
                 ));
             }
-            let lines = self.search_ids("account.move.line", |l| l["move_id"] == json!(id));
+            let lines = self.pointing("account.move.line", "move_id", id);
             if lines.is_empty() {
                 return Err(OrmError::user("You need to add a line before posting."));
             }
@@ -936,14 +991,7 @@ impl Db {
                     })?;
                     let val = match &fl.kind {
                         Kind::One2many(co, inv) => {
-                            let id = r["id"].clone();
-                            json!(
-                                self.tables[*co]
-                                    .iter()
-                                    .filter(|(_, x)| x[*inv] == id)
-                                    .map(|(i, _)| *i)
-                                    .collect::<Vec<_>>()
-                            )
+                            json!(self.pointing(co, inv, r["id"].as_i64().unwrap_or(0)))
                         }
                         _ => r.get(f.as_str()).cloned().unwrap_or(Value::Bool(false)),
                     };
@@ -1001,13 +1049,7 @@ impl Db {
                     Some(i) => json!([i, self.display_name(co, i)]),
                     None => json!(false),
                 },
-                Kind::One2many(co, inv) => json!(
-                    self.tables[*co]
-                        .iter()
-                        .filter(|(_, x)| x[*inv] == json!(id))
-                        .map(|(i, _)| *i)
-                        .collect::<Vec<_>>()
-                ),
+                Kind::One2many(co, inv) => json!(self.pointing(co, inv, id)),
                 Kind::Many2many(_) => {
                     if v.is_array() {
                         v
