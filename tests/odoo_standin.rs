@@ -1320,3 +1320,82 @@ fn domains_with_prefix_operators_and_patterns() {
         assert_eq!(n(json!(["!", ["city", "=", false]])).await, json!(2));
     });
 }
+
+#[test]
+fn s1_the_cap_needs_ten_errors_and_one_per_ten_records() {
+    let h = standin(OdooVersion::V18);
+    rt().block_on(async {
+        let c = Client::new(&h);
+        let f = json!(["id", "name", "email"]);
+        // 30 bad rows spread over 1,000: never one error per 10 records, all reported.
+        let mut rows = partners_rows(1000, 0);
+        let bad: Vec<usize> = (0..30).map(|k| 16 + k * 33).collect();
+        for &i in &bad {
+            rows[i][1] = String::new();
+        }
+        let r = load(&c, "res.partner", f.clone(), json!(rows)).await;
+        let msgs = r["messages"].as_array().unwrap();
+        let reported: Vec<usize> = msgs
+            .iter()
+            .map(|m| m["rows"]["from"].as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(reported, bad);
+        // The same 30 at the head of the batch: stopped after 10, with the warning.
+        let mut rows = partners_rows(1000, 0);
+        for row in rows.iter_mut().take(30) {
+            row[1] = String::new();
+        }
+        let r = load(&c, "res.partner", f, json!(rows)).await;
+        let msgs = r["messages"].as_array().unwrap();
+        assert_eq!(msgs.len(), 11);
+        assert_eq!(msgs[9]["rows"]["from"], json!(9));
+        assert_eq!(msgs[10]["type"], json!("warning"));
+    });
+}
+
+#[test]
+fn s9_posted_invoice_rerun_unchanged_passes_a_changed_line_is_refused() {
+    let h = standin(OdooVersion::V18);
+    rt().block_on(async {
+        let c = Client::new(&h);
+        load(
+            &c,
+            "res.partner",
+            json!(["id", "name"]),
+            json!([["cust1", "Customer 1"]]),
+        )
+        .await;
+        let mut f = INVOICE_FIELDS.to_vec();
+        f.extend(["invoice_line_ids/tax_ids", "invoice_line_ids/id"]);
+        let row = |price: &str| {
+            json!([[
+                "inv1",
+                "out_invoice",
+                "cust1",
+                "2026-11-02",
+                "EUR",
+                "",
+                "Open",
+                "1",
+                price,
+                "",
+                "inv1_line"
+            ]])
+        };
+        let r = load(&c, "account.move", json!(f), row("80")).await;
+        c.kw_ok("account.move", "action_post", json!([r["ids"]]), json!({}))
+            .await;
+        let n = h.records("account.move.line").len();
+        let again = load(&c, "account.move", json!(f), row("80")).await;
+        assert_eq!(again["messages"], json!([]), "{again}");
+        assert_eq!(
+            h.records("account.move.line").len(),
+            n,
+            "a re-run creates nothing"
+        );
+        let changed = load(&c, "account.move", json!(f), row("81")).await;
+        assert_eq!(changed["ids"], json!(false));
+        assert_eq!(changed["messages"][0]["type"], json!("error"));
+        assert_eq!(h.records("account.move")[0]["amount_total"], json!(80.0));
+    });
+}

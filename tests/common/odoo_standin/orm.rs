@@ -552,23 +552,35 @@ impl Db {
                 ),
             });
         };
-        if model == "account.move" && rec["state"] == json!("posted") {
-            let touches_lines = vals.keys().any(|k| {
-                matches!(
-                    k.as_str(),
-                    "invoice_line_ids" | "currency_id" | "partner_id" | "move_type"
-                )
-            });
-            if touches_lines {
-                return Err(OrmError::user(
-                    "You cannot modify a posted entry of this journal.",
-                ));
-            }
-        }
-        if model == "account.move.line" {
-            self.check_move_editable(rec["move_id"].as_i64().unwrap_or(0))?;
-        }
+        let before = rec.clone();
         let o2m = self.assign(&m, &mut rec, vals)?;
+        // A posted entry refuses changes to what its amounts depend on; writing the same
+        // values again (a re-run) changes nothing and passes, as Odoo compares them.
+        let changed = |f: &str| before.get(f) != rec.get(f);
+        let posted = |db: &Db, mv: i64| {
+            db.get("account.move", mv)
+                .is_some_and(|r| r["state"] == json!("posted"))
+        };
+        let refused = match model {
+            "account.move" => {
+                posted(self, id)
+                    && ["currency_id", "partner_id", "move_type"]
+                        .iter()
+                        .any(|f| changed(f))
+            }
+            "account.move.line" => {
+                posted(self, before["move_id"].as_i64().unwrap_or(0))
+                    && ["move_id", "name", "quantity", "price_unit", "tax_ids"]
+                        .iter()
+                        .any(|f| changed(f))
+            }
+            _ => false,
+        };
+        if refused {
+            return Err(OrmError::user(
+                "You cannot modify a posted entry of this journal.",
+            ));
+        }
         self.check_record(&m, &rec)?;
         self.put(model, id, Some(rec));
         self.apply_o2m(&m, id, o2m)?;
