@@ -1399,3 +1399,111 @@ fn s9_posted_invoice_rerun_unchanged_passes_a_changed_line_is_refused() {
         assert_eq!(h.records("account.move")[0]["amount_total"], json!(80.0));
     });
 }
+
+#[test]
+fn s8_reference_models_defaults_and_fields_get() {
+    let h = standin(OdooVersion::V18);
+    rt().block_on(async {
+        let c = Client::new(&h);
+        let r = load(
+            &c,
+            "hr.employee",
+            json!(["id", "name", "work_email", "mobile_phone"]),
+            json!([["tms_driver_D1", "Driver One", "d1@x.io", "+33 6 00"]]),
+        )
+        .await;
+        assert_eq!(r["messages"], json!([]), "{r}");
+        let e = c
+            .kw_ok(
+                "hr.employee",
+                "read",
+                json!([r["ids"], ["company_id", "employee_type"]]),
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            e[0]["company_id"],
+            json!([1, "YourCompany"]),
+            "company_id defaulted"
+        );
+        assert_eq!(e[0]["employee_type"], json!("employee"));
+        let r = load(
+            &c,
+            "hr.employee",
+            json!(["id", "work_email"]),
+            json!([["tms_driver_D2", "x@x.io"]]),
+        )
+        .await;
+        assert_eq!(
+            r["messages"][0]["message"],
+            json!("Missing required value for the field 'Employee Name' (name)")
+        );
+        let fg = c
+            .kw_ok(
+                "fleet.vehicle",
+                "fields_get",
+                json!([]),
+                json!({"attributes": ["type", "required", "readonly"]}),
+            )
+            .await;
+        assert_eq!(fg["model_id"]["required"], json!(true));
+        assert_eq!(fg["model_id"]["relation"], json!("fleet.vehicle.model"));
+        assert_eq!(fg["model_year"]["type"], json!("char"));
+        let fg = c
+            .kw_ok(
+                "account.move",
+                "fields_get",
+                json!([["amount_total", "move_type"]]),
+                json!({}),
+            )
+            .await;
+        assert_eq!(fg["amount_total"]["readonly"], json!(true));
+        assert!(
+            fg["move_type"]["selection"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(["out_invoice", "Customer Invoice"]))
+        );
+        assert!(fg.get("partner_id").is_none());
+        // Python's argument binding: an unknown keyword is a TypeError.
+        let r = c
+            .kw(
+                "res.partner",
+                "search_count",
+                json!([[]]),
+                json!({"domian": []}),
+            )
+            .await;
+        assert_eq!(r["error"]["data"]["name"], json!("builtins.TypeError"));
+        let r = c
+            .kw("no.such.model", "search_count", json!([[]]), json!({}))
+            .await;
+        assert_eq!(
+            r["error"]["data"]["message"],
+            json!("Object no.such.model doesn't exist")
+        );
+        // search_read with order, offset and limit.
+        load(
+            &c,
+            "res.partner",
+            json!(["id", "name"]),
+            json!([["a", "Zed"], ["b", "Amy"], ["c", "Max"]]),
+        )
+        .await;
+        let names = c
+            .kw_ok(
+                "res.partner",
+                "search_read",
+                json!([[["id", ">", 3]], ["name"]]),
+                json!({"order": "name desc", "limit": 2, "offset": 1}),
+            )
+            .await;
+        let names: Vec<_> = names
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].clone())
+            .collect();
+        assert_eq!(names, vec![json!("Max"), json!("Amy")]);
+    });
+}
