@@ -1507,3 +1507,47 @@ fn s8_reference_models_defaults_and_fields_get() {
         assert_eq!(names, vec![json!("Max"), json!("Amy")]);
     });
 }
+
+#[test]
+fn s7_concurrent_calls_updating_the_same_record_fail_to_serialize() {
+    let h = OdooStandin::start_blocking(StandinConfig {
+        latency: Duration::from_millis(300),
+        ..Default::default()
+    });
+    rt().block_on(async {
+        let c = Client::new(&h);
+        let (s, _) = c
+            .json2(
+                "res.partner",
+                "load",
+                json!({"fields": ["id", "name"], "data": [["p1", "P1"], ["p2", "P2"]]}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        let upd = |xid: &'static str, name: &'static str| {
+            c.json2(
+                "res.partner",
+                "load",
+                json!({"fields": ["id", "name"], "data": [[xid, name]]}),
+            )
+        };
+        let (a, b) = tokio::join!(upd("p1", "A"), upd("p1", "B"));
+        let failed: Vec<_> = [&a.1, &b.1]
+            .into_iter()
+            .filter(|r| r["ids"] == json!(false))
+            .collect();
+        assert_eq!(failed.len(), 1, "{a:?} {b:?}");
+        assert!(
+            failed[0]["messages"][0]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("could not serialize access due to concurrent update")
+        );
+        // Different records: no conflict.
+        let (a, b) = tokio::join!(upd("p1", "X"), upd("p2", "Y"));
+        assert!(
+            a.1["ids"].is_array() && b.1["ids"].is_array(),
+            "{a:?} {b:?}"
+        );
+    });
+}

@@ -420,6 +420,20 @@ impl Db {
         }
     }
 
+    /// Records that existed before `mark` and were updated or deleted since: what a
+    /// concurrent transaction would conflict on.
+    pub fn touched_existing(&self, mark: usize) -> std::collections::HashSet<(String, i64)> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = std::collections::HashSet::new();
+        for Undo::Put { model, id, prev } in &self.undo[mark..] {
+            let key = (model.clone(), *id);
+            if seen.insert(key.clone()) && prev.is_some() {
+                out.insert(key);
+            }
+        }
+        out
+    }
+
     /// Each RPC call is its own transaction: once it commits, nothing is left to undo.
     pub fn commit(&mut self) {
         self.undo.clear();
