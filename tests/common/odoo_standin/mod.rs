@@ -109,7 +109,7 @@ struct Shared {
     faults: Mutex<VecDeque<Fault>>,
     calls: Mutex<Vec<Call>>,
     /// Open transactions (see `latency`): call id → existing records it updated.
-    inflight: Mutex<Vec<(u64, std::collections::HashSet<(String, i64)>)>>,
+    inflight: Mutex<Vec<(u64, orm::Touched)>>,
     next_call: std::sync::atomic::AtomicU64,
 }
 

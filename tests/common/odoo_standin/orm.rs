@@ -10,6 +10,8 @@ use std::str::FromStr;
 pub type Rec = Map<String, Value>;
 /// A group: its key values, its aggregates (in spec order), its record count.
 pub type Group = (Vec<Value>, Vec<Value>, usize);
+/// Existing records a transaction updated: (model, id).
+pub type Touched = std::collections::HashSet<(String, i64)>;
 
 /// Why a write failed, split the way `load` splits them: database errors (no batch-level
 /// message) and user/validation errors (`UserError`, whose batch message Odoo repeats).
@@ -422,7 +424,7 @@ impl Db {
 
     /// Records that existed before `mark` and were updated or deleted since: what a
     /// concurrent transaction would conflict on.
-    pub fn touched_existing(&self, mark: usize) -> std::collections::HashSet<(String, i64)> {
+    pub fn touched_existing(&self, mark: usize) -> Touched {
         let mut seen = std::collections::HashSet::new();
         let mut out = std::collections::HashSet::new();
         for Undo::Put { model, id, prev } in &self.undo[mark..] {
