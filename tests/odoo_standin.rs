@@ -1320,3 +1320,234 @@ fn domains_with_prefix_operators_and_patterns() {
         assert_eq!(n(json!(["!", ["city", "=", false]])).await, json!(2));
     });
 }
+
+#[test]
+fn s1_the_cap_needs_ten_errors_and_one_per_ten_records() {
+    let h = standin(OdooVersion::V18);
+    rt().block_on(async {
+        let c = Client::new(&h);
+        let f = json!(["id", "name", "email"]);
+        // 30 bad rows spread over 1,000: never one error per 10 records, all reported.
+        let mut rows = partners_rows(1000, 0);
+        let bad: Vec<usize> = (0..30).map(|k| 16 + k * 33).collect();
+        for &i in &bad {
+            rows[i][1] = String::new();
+        }
+        let r = load(&c, "res.partner", f.clone(), json!(rows)).await;
+        let msgs = r["messages"].as_array().unwrap();
+        let reported: Vec<usize> = msgs
+            .iter()
+            .map(|m| m["rows"]["from"].as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(reported, bad);
+        // The same 30 at the head of the batch: stopped after 10, with the warning.
+        let mut rows = partners_rows(1000, 0);
+        for row in rows.iter_mut().take(30) {
+            row[1] = String::new();
+        }
+        let r = load(&c, "res.partner", f, json!(rows)).await;
+        let msgs = r["messages"].as_array().unwrap();
+        assert_eq!(msgs.len(), 11);
+        assert_eq!(msgs[9]["rows"]["from"], json!(9));
+        assert_eq!(msgs[10]["type"], json!("warning"));
+    });
+}
+
+#[test]
+fn s9_posted_invoice_rerun_unchanged_passes_a_changed_line_is_refused() {
+    let h = standin(OdooVersion::V18);
+    rt().block_on(async {
+        let c = Client::new(&h);
+        load(
+            &c,
+            "res.partner",
+            json!(["id", "name"]),
+            json!([["cust1", "Customer 1"]]),
+        )
+        .await;
+        let mut f = INVOICE_FIELDS.to_vec();
+        f.extend(["invoice_line_ids/tax_ids", "invoice_line_ids/id"]);
+        let row = |price: &str| {
+            json!([[
+                "inv1",
+                "out_invoice",
+                "cust1",
+                "2026-11-02",
+                "EUR",
+                "",
+                "Open",
+                "1",
+                price,
+                "",
+                "inv1_line"
+            ]])
+        };
+        let r = load(&c, "account.move", json!(f), row("80")).await;
+        c.kw_ok("account.move", "action_post", json!([r["ids"]]), json!({}))
+            .await;
+        let n = h.records("account.move.line").len();
+        let again = load(&c, "account.move", json!(f), row("80")).await;
+        assert_eq!(again["messages"], json!([]), "{again}");
+        assert_eq!(
+            h.records("account.move.line").len(),
+            n,
+            "a re-run creates nothing"
+        );
+        let changed = load(&c, "account.move", json!(f), row("81")).await;
+        assert_eq!(changed["ids"], json!(false));
+        assert_eq!(changed["messages"][0]["type"], json!("error"));
+        assert_eq!(h.records("account.move")[0]["amount_total"], json!(80.0));
+    });
+}
+
+#[test]
+fn s8_reference_models_defaults_and_fields_get() {
+    let h = standin(OdooVersion::V18);
+    rt().block_on(async {
+        let c = Client::new(&h);
+        let r = load(
+            &c,
+            "hr.employee",
+            json!(["id", "name", "work_email", "mobile_phone"]),
+            json!([["tms_driver_D1", "Driver One", "d1@x.io", "+33 6 00"]]),
+        )
+        .await;
+        assert_eq!(r["messages"], json!([]), "{r}");
+        let e = c
+            .kw_ok(
+                "hr.employee",
+                "read",
+                json!([r["ids"], ["company_id", "employee_type"]]),
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            e[0]["company_id"],
+            json!([1, "YourCompany"]),
+            "company_id defaulted"
+        );
+        assert_eq!(e[0]["employee_type"], json!("employee"));
+        let r = load(
+            &c,
+            "hr.employee",
+            json!(["id", "work_email"]),
+            json!([["tms_driver_D2", "x@x.io"]]),
+        )
+        .await;
+        assert_eq!(
+            r["messages"][0]["message"],
+            json!("Missing required value for the field 'Employee Name' (name)")
+        );
+        let fg = c
+            .kw_ok(
+                "fleet.vehicle",
+                "fields_get",
+                json!([]),
+                json!({"attributes": ["type", "required", "readonly"]}),
+            )
+            .await;
+        assert_eq!(fg["model_id"]["required"], json!(true));
+        assert_eq!(fg["model_id"]["relation"], json!("fleet.vehicle.model"));
+        assert_eq!(fg["model_year"]["type"], json!("char"));
+        let fg = c
+            .kw_ok(
+                "account.move",
+                "fields_get",
+                json!([["amount_total", "move_type"]]),
+                json!({}),
+            )
+            .await;
+        assert_eq!(fg["amount_total"]["readonly"], json!(true));
+        assert!(
+            fg["move_type"]["selection"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(["out_invoice", "Customer Invoice"]))
+        );
+        assert!(fg.get("partner_id").is_none());
+        // Python's argument binding: an unknown keyword is a TypeError.
+        let r = c
+            .kw(
+                "res.partner",
+                "search_count",
+                json!([[]]),
+                json!({"domian": []}),
+            )
+            .await;
+        assert_eq!(r["error"]["data"]["name"], json!("builtins.TypeError"));
+        let r = c
+            .kw("no.such.model", "search_count", json!([[]]), json!({}))
+            .await;
+        assert_eq!(
+            r["error"]["data"]["message"],
+            json!("Object no.such.model doesn't exist")
+        );
+        // search_read with order, offset and limit.
+        load(
+            &c,
+            "res.partner",
+            json!(["id", "name"]),
+            json!([["a", "Zed"], ["b", "Amy"], ["c", "Max"]]),
+        )
+        .await;
+        let names = c
+            .kw_ok(
+                "res.partner",
+                "search_read",
+                json!([[["id", ">", 3]], ["name"]]),
+                json!({"order": "name desc", "limit": 2, "offset": 1}),
+            )
+            .await;
+        let names: Vec<_> = names
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].clone())
+            .collect();
+        assert_eq!(names, vec![json!("Max"), json!("Amy")]);
+    });
+}
+
+#[test]
+fn s7_concurrent_calls_updating_the_same_record_fail_to_serialize() {
+    let h = OdooStandin::start_blocking(StandinConfig {
+        latency: Duration::from_millis(300),
+        ..Default::default()
+    });
+    rt().block_on(async {
+        let c = Client::new(&h);
+        let (s, _) = c
+            .json2(
+                "res.partner",
+                "load",
+                json!({"fields": ["id", "name"], "data": [["p1", "P1"], ["p2", "P2"]]}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        let upd = |xid: &'static str, name: &'static str| {
+            c.json2(
+                "res.partner",
+                "load",
+                json!({"fields": ["id", "name"], "data": [[xid, name]]}),
+            )
+        };
+        let (a, b) = tokio::join!(upd("p1", "A"), upd("p1", "B"));
+        let failed: Vec<_> = [&a.1, &b.1]
+            .into_iter()
+            .filter(|r| r["ids"] == json!(false))
+            .collect();
+        assert_eq!(failed.len(), 1, "{a:?} {b:?}");
+        assert!(
+            failed[0]["messages"][0]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("could not serialize access due to concurrent update")
+        );
+        // Different records: no conflict.
+        let (a, b) = tokio::join!(upd("p1", "X"), upd("p2", "Y"));
+        assert!(
+            a.1["ids"].is_array() && b.1["ids"].is_array(),
+            "{a:?} {b:?}"
+        );
+    });
+}

@@ -58,7 +58,10 @@ pub struct StandinConfig {
     pub company_currency: String,
     /// 0 = a random free port.
     pub port: u16,
-    /// Added to every model call, to stand for the server's own work in benchmarks.
+    /// Added to every model call, to stand for the server's own work in benchmarks. While
+    /// a call waits out its latency its transaction stays open: a concurrent call that
+    /// updates one of the same existing records fails with a serialization error, as under
+    /// Odoo's REPEATABLE READ (protocol §7).
     pub latency: Duration,
 }
 
@@ -105,6 +108,9 @@ struct Shared {
     dbs: Mutex<HashMap<String, Db>>,
     faults: Mutex<VecDeque<Fault>>,
     calls: Mutex<Vec<Call>>,
+    /// Open transactions (see `latency`): call id → existing records it updated.
+    inflight: Mutex<Vec<(u64, orm::Touched)>>,
+    next_call: std::sync::atomic::AtomicU64,
 }
 
 pub struct OdooStandin;
@@ -133,6 +139,8 @@ impl OdooStandin {
             dbs: Mutex::new(dbs),
             faults: Mutex::new(VecDeque::new()),
             calls: Mutex::new(Vec::new()),
+            inflight: Mutex::new(Vec::new()),
+            next_call: std::sync::atomic::AtomicU64::new(1),
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let sh = shared.clone();
@@ -413,9 +421,6 @@ fn fault_response(f: &Fault) -> Option<Response> {
 
 async fn take_fault(sh: &Shared) -> (Option<Response>, bool) {
     let f = sh.faults.lock().unwrap().pop_front();
-    if !sh.config.latency.is_zero() {
-        tokio::time::sleep(sh.config.latency).await;
-    }
     match f {
         None => (None, false),
         Some(Fault::Timeout(d)) => {
@@ -514,7 +519,7 @@ async fn jsonrpc_call(sh: Arc<Shared>, body: Bytes) -> Response {
                 record_call(&sh, "jsonrpc", &db, &model, &meth, 0, true);
                 return r;
             }
-            let r = execute(
+            let (r, call) = execute(
                 &sh,
                 "jsonrpc",
                 &db,
@@ -525,6 +530,7 @@ async fn jsonrpc_call(sh: Arc<Shared>, body: Bytes) -> Response {
                 kw,
                 serialization,
             );
+            hold(&sh, call).await;
             reply(r)
         }
         _ => reply(Err(OdooError::new(
@@ -682,7 +688,7 @@ async fn json2_call(
             .map(|a| a.iter().filter_map(|x| x.as_i64()).collect::<Vec<_>>())
             .unwrap_or_default()
     });
-    match execute(
+    let (r, call) = execute(
         &sh,
         "json2",
         &db,
@@ -692,7 +698,9 @@ async fn json2_call(
         vec![],
         kw,
         serialization,
-    ) {
+    );
+    hold(&sh, call).await;
+    match r {
         Ok(v) => axum::Json(v).into_response(),
         Err(e) => fail(e),
     }
@@ -784,7 +792,7 @@ fn execute(
     mut pos: Vec<Value>,
     mut kw: Map<String, Value>,
     serialization: bool,
-) -> Result<Value, OdooError> {
+) -> (Result<Value, OdooError>, u64) {
     let rows = if method == "load" {
         kw.get("data")
             .or_else(|| pos.get(1))
@@ -794,7 +802,11 @@ fn execute(
     } else {
         0
     };
+    let call = sh
+        .next_call
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let r = execute_inner(
+        call,
         sh,
         transport,
         db,
@@ -810,11 +822,20 @@ fn execute(
         Ok(v) => method == "load" && v["ids"] == json!(false),
     };
     record_call(sh, transport, db, model, method, rows, failed);
-    r
+    (r, call)
+}
+
+/// Keeps the call's transaction open for the configured latency, then closes it.
+async fn hold(sh: &Shared, call: u64) {
+    if !sh.config.latency.is_zero() {
+        tokio::time::sleep(sh.config.latency).await;
+    }
+    sh.inflight.lock().unwrap().retain(|(c, _)| *c != call);
 }
 
 #[allow(clippy::too_many_arguments)]
 fn execute_inner(
+    call: u64,
     sh: &Shared,
     transport: &'static str,
     db_name: &str,
@@ -928,28 +949,28 @@ fn execute_inner(
     }
     let arg = |n: &str| args.get(n).cloned().unwrap_or(Value::Null);
     let active_test = ctx.get("active_test") != Some(&json!(false));
+    let load_fields: Vec<String> = arg("fields")
+        .as_array()
+        .map(|a| a.iter().map(cell_text).collect())
+        .unwrap_or_default();
+    let load_data: Vec<Vec<String>> = arg("data")
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    r.as_array()
+                        .map(|c| c.iter().map(cell_text).collect())
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let mark = db.savepoint();
     let result = (|| -> Result<Value, OdooError> {
         Ok(match method {
             "load" => {
-                let fields: Vec<String> = arg("fields")
-                    .as_array()
-                    .map(|a| a.iter().map(cell_text).collect())
-                    .unwrap_or_default();
-                let data: Vec<Vec<String>> = arg("data")
-                    .as_array()
-                    .map(|rows| {
-                        rows.iter()
-                            .map(|r| {
-                                r.as_array()
-                                    .map(|c| c.iter().map(cell_text).collect())
-                                    .unwrap_or_default()
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
                 db.serialization_fault = serialization;
-                let r = load::load(db, model, &fields, &data, &ctx);
+                let r = load::load(db, model, &load_fields, &load_data, &ctx);
                 db.serialization_fault = false;
                 r?
             }
@@ -1072,6 +1093,30 @@ fn execute_inner(
             _ => unreachable!(),
         })
     })();
+    let mut result = result;
+    if result.is_ok() && !sh.config.latency.is_zero() {
+        let touched = db.touched_existing(mark);
+        let mut open = sh.inflight.lock().unwrap();
+        if open.iter().any(|(_, s)| !s.is_disjoint(&touched)) {
+            // Another open transaction updated one of these rows first.
+            db.rollback_to(mark);
+            result = if method == "load" {
+                db.serialization_fault = true;
+                let r = load::load(db, model, &load_fields, &load_data, &ctx);
+                db.serialization_fault = false;
+                db.rollback_to(mark);
+                r.map_err(OdooError::from)
+            } else {
+                Err(OrmError::Db {
+                    message: orm::SERIALIZATION.into(),
+                    field: None,
+                }
+                .into())
+            };
+        } else {
+            open.push((call, touched));
+        }
+    }
     match &result {
         Ok(_) => db.commit(),
         Err(_) => {

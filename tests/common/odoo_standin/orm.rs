@@ -4,12 +4,14 @@
 use super::schema::{self, Kind, Model, OnDelete};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
 pub type Rec = Map<String, Value>;
 /// A group: its key values, its aggregates (in spec order), its record count.
 pub type Group = (Vec<Value>, Vec<Value>, usize);
+/// Existing records a transaction updated: (model, id).
+pub type Touched = std::collections::HashSet<(String, i64)>;
 
 /// Why a write failed, split the way `load` splits them: database errors (no batch-level
 /// message) and user/validation errors (`UserError`, whose batch message Odoo repeats).
@@ -74,6 +76,10 @@ pub struct Db {
     pub passwords: HashMap<i64, String>,
     pub apikeys: Vec<ApiKey>,
     move_seq: HashMap<String, i64>,
+    /// (model, many2one field) → target id → records pointing at it; and external ids by
+    /// (model, res_id). Kept by `put_raw`, so one2many reads and unlinks need no scan.
+    refs: HashMap<(String, String), HashMap<i64, BTreeSet<i64>>>,
+    imd_by_record: HashMap<(String, i64), BTreeSet<i64>>,
     /// Set by a `Fault::Serialization` for one `load` call: every write fails like a
     /// concurrent update would under REPEATABLE READ.
     pub serialization_fault: bool,
@@ -114,6 +120,8 @@ impl Db {
             passwords: HashMap::new(),
             apikeys: Vec::new(),
             move_seq: HashMap::new(),
+            refs: HashMap::new(),
+            imd_by_record: HashMap::new(),
             serialization_fault: false,
         };
         db.seed(company_currency);
@@ -352,14 +360,63 @@ impl Db {
             None => table.remove(&id),
         };
         if model == "ir.model.data" {
+            let rec_key = |r: &Rec| {
+                (
+                    r["model"].as_str().unwrap_or("").to_string(),
+                    r["res_id"].as_i64().unwrap_or(0),
+                )
+            };
             if let Some(p) = &prev {
                 self.xmlids.remove(&xml_key(p));
+                if let Some(s) = self.imd_by_record.get_mut(&rec_key(p)) {
+                    s.remove(&id);
+                }
             }
             if let Some(r) = &rec {
                 self.xmlids.insert(xml_key(r), id);
+                self.imd_by_record.entry(rec_key(r)).or_default().insert(id);
+            }
+        }
+        let m2o: Vec<&'static str> = self
+            .model(model)
+            .unwrap()
+            .fields
+            .iter()
+            .filter(|f| matches!(f.kind, Kind::Many2one(..)))
+            .map(|f| f.name)
+            .collect();
+        for f in m2o {
+            let old = prev
+                .as_ref()
+                .and_then(|p| p.get(f))
+                .and_then(|v| v.as_i64());
+            let new = rec.as_ref().and_then(|r| r.get(f)).and_then(|v| v.as_i64());
+            if old == new {
+                continue;
+            }
+            let idx = self
+                .refs
+                .entry((model.to_string(), f.to_string()))
+                .or_default();
+            if let Some(o) = old
+                && let Some(s) = idx.get_mut(&o)
+            {
+                s.remove(&id);
+            }
+            if let Some(n) = new {
+                idx.entry(n).or_default().insert(id);
             }
         }
         prev
+    }
+
+    /// Ids of `model` records whose many2one `field` is `target`.
+    pub fn pointing(&self, model: &str, field: &str, target: i64) -> Vec<i64> {
+        self.refs
+            .get(&(model.to_string(), field.to_string()))
+            .and_then(|m| m.get(&target))
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     pub fn savepoint(&self) -> usize {
@@ -371,6 +428,20 @@ impl Db {
             let Undo::Put { model, id, prev } = self.undo.pop().unwrap();
             self.put_raw(&model, id, prev);
         }
+    }
+
+    /// Records that existed before `mark` and were updated or deleted since: what a
+    /// concurrent transaction would conflict on.
+    pub fn touched_existing(&self, mark: usize) -> Touched {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = std::collections::HashSet::new();
+        for Undo::Put { model, id, prev } in &self.undo[mark..] {
+            let key = (model.clone(), *id);
+            if seen.insert(key.clone()) && prev.is_some() {
+                out.insert(key);
+            }
+        }
+        out
     }
 
     /// Each RPC call is its own transaction: once it commits, nothing is left to undo.
@@ -505,23 +576,35 @@ impl Db {
                 ),
             });
         };
-        if model == "account.move" && rec["state"] == json!("posted") {
-            let touches_lines = vals.keys().any(|k| {
-                matches!(
-                    k.as_str(),
-                    "invoice_line_ids" | "currency_id" | "partner_id" | "move_type"
-                )
-            });
-            if touches_lines {
-                return Err(OrmError::user(
-                    "You cannot modify a posted entry of this journal.",
-                ));
-            }
-        }
-        if model == "account.move.line" {
-            self.check_move_editable(rec["move_id"].as_i64().unwrap_or(0))?;
-        }
+        let before = rec.clone();
         let o2m = self.assign(&m, &mut rec, vals)?;
+        // A posted entry refuses changes to what its amounts depend on; writing the same
+        // values again (a re-run) changes nothing and passes, as Odoo compares them.
+        let changed = |f: &str| before.get(f) != rec.get(f);
+        let posted = |db: &Db, mv: i64| {
+            db.get("account.move", mv)
+                .is_some_and(|r| r["state"] == json!("posted"))
+        };
+        let refused = match model {
+            "account.move" => {
+                posted(self, id)
+                    && ["currency_id", "partner_id", "move_type"]
+                        .iter()
+                        .any(|f| changed(f))
+            }
+            "account.move.line" => {
+                posted(self, before["move_id"].as_i64().unwrap_or(0))
+                    && ["move_id", "name", "quantity", "price_unit", "tax_ids"]
+                        .iter()
+                        .any(|f| changed(f))
+            }
+            _ => false,
+        };
+        if refused {
+            return Err(OrmError::user(
+                "You cannot modify a posted entry of this journal.",
+            ));
+        }
         self.check_record(&m, &rec)?;
         self.put(model, id, Some(rec));
         self.apply_o2m(&m, id, o2m)?;
@@ -693,7 +776,7 @@ impl Db {
                         } else {
                             vec![]
                         };
-                        let cur = self.search_ids(co, |r| r[inverse] == json!(id));
+                        let cur = self.pointing(co, inverse, id);
                         for c in cur.iter().filter(|c| !keep.contains(c)) {
                             self.unlink(co, &[*c])?;
                         }
@@ -758,7 +841,7 @@ impl Db {
                 let Some(mut r) = self.get(model, id).cloned() else {
                     return;
                 };
-                let lines = self.search_ids("account.move.line", |l| l["move_id"] == json!(id));
+                let lines = self.pointing("account.move.line", "move_id", id);
                 let (mut untaxed, mut total) = (Decimal::ZERO, Decimal::ZERO);
                 for l in lines {
                     let l = self.get("account.move.line", l).unwrap();
@@ -803,10 +886,8 @@ impl Db {
                     if let Kind::Many2one(co, od) = &fl.kind
                         && *co == model
                     {
-                        for (rid, r) in &self.tables[m.name] {
-                            if r.get(fl.name) == Some(&json!(id)) {
-                                refs.push((m.name, m.description, fl.name, *od, *rid));
-                            }
+                        for rid in self.pointing(m.name, fl.name, id) {
+                            refs.push((m.name, m.description, fl.name, *od, rid));
                         }
                     }
                 }
@@ -830,9 +911,11 @@ impl Db {
             }
             self.put(model, id, None);
             // Odoo deletes a record's external ids with it.
-            let imd = self.search_ids("ir.model.data", |r| {
-                r["model"] == json!(model) && r["res_id"] == json!(id)
-            });
+            let imd: Vec<i64> = self
+                .imd_by_record
+                .get(&(model.to_string(), id))
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
             for i in imd {
                 self.put("ir.model.data", i, None);
             }
@@ -857,7 +940,7 @@ impl Db {
                     "The field 'Customer' is required, please complete it to validate the Customer Invoice.",
                 ));
             }
-            let lines = self.search_ids("account.move.line", |l| l["move_id"] == json!(id));
+            let lines = self.pointing("account.move.line", "move_id", id);
             if lines.is_empty() {
                 return Err(OrmError::user("You need to add a line before posting."));
             }
@@ -944,14 +1027,7 @@ impl Db {
                     })?;
                     let val = match &fl.kind {
                         Kind::One2many(co, inv) => {
-                            let id = r["id"].clone();
-                            json!(
-                                self.tables[*co]
-                                    .iter()
-                                    .filter(|(_, x)| x[*inv] == id)
-                                    .map(|(i, _)| *i)
-                                    .collect::<Vec<_>>()
-                            )
+                            json!(self.pointing(co, inv, r["id"].as_i64().unwrap_or(0)))
                         }
                         _ => r.get(f.as_str()).cloned().unwrap_or(Value::Bool(false)),
                     };
@@ -1009,13 +1085,7 @@ impl Db {
                     Some(i) => json!([i, self.display_name(co, i)]),
                     None => json!(false),
                 },
-                Kind::One2many(co, inv) => json!(
-                    self.tables[*co]
-                        .iter()
-                        .filter(|(_, x)| x[*inv] == json!(id))
-                        .map(|(i, _)| *i)
-                        .collect::<Vec<_>>()
-                ),
+                Kind::One2many(co, inv) => json!(self.pointing(co, inv, id)),
                 Kind::Many2many(_) => {
                     if v.is_array() {
                         v

@@ -350,6 +350,7 @@ pub fn default_value(model: &str, field: &str) -> Option<serde_json::Value> {
     use serde_json::json;
     Some(match (model, field) {
         (_, "active") => json!(true),
+        ("res.partner", "company_id") => return None,
         (_, "company_id") => json!(1),
         ("res.partner", "type") => json!("contact"),
         ("fleet.vehicle.model", "vehicle_type") => json!("car"),
