@@ -1,8 +1,11 @@
 //! Every target against the one contract (`tests/common/target_kit.rs`): the in-memory
 //! twin (atomic, and reporting its own bad rows with a batch limit), SQLite, and the
-//! local PostgreSQL and MariaDB servers, each in a throwaway database. A server that is
+//! local PostgreSQL and MariaDB servers, each in a throwaway database, and the Odoo
+//! stand-in over both transports. A server that is
 //! down fails the test, never skips it. Adding a target is one function here.
 
+#[path = "common/odoo_standin/mod.rs"]
+mod odoo_standin;
 #[path = "common/target_kit.rs"]
 mod target_kit;
 
@@ -61,6 +64,7 @@ async fn memory_atomic() {
         target: Box::new(t),
         transient: Some(transient),
         fatal,
+        empty_is_null: false,
     })
     .await;
 }
@@ -77,6 +81,7 @@ async fn memory_reporting_bad_rows_with_a_batch_limit() {
         target: Box::new(t.clone()),
         transient: Some(transient),
         fatal,
+        empty_is_null: false,
     })
     .await;
     // The twin refuses more than 64 rows a call: the suite's 1,000 rows went in parts.
@@ -98,6 +103,7 @@ async fn sqlite() {
         target: Box::new(t),
         transient: None,
         fatal,
+        empty_is_null: false,
     })
     .await;
 }
@@ -121,6 +127,7 @@ async fn postgres() {
         target: Box::new(t),
         transient: Some(transient),
         fatal,
+        empty_is_null: false,
     })
     .await;
 }
@@ -140,6 +147,133 @@ async fn mariadb() {
         target: Box::new(t),
         transient: Some(transient),
         fatal,
+        empty_is_null: false,
     })
     .await;
+}
+
+/// The kit's table as an Odoo model of the stand-in: `k` is the external id (`id`).
+fn odoo_ledger() -> odoo_standin::schema::Model {
+    use odoo_standin::schema::{Field, Kind, Model};
+    let field = |name: &'static str, kind: Kind, required: bool| Field {
+        name,
+        label: name,
+        kind,
+        required,
+        computed: false,
+    };
+    Model {
+        name: TABLE,
+        description: "Conformance ledger",
+        fields: vec![
+            field("label", Kind::Char, true),
+            field("amount", Kind::Float, false),
+            field("cur", Kind::Char, false),
+        ],
+    }
+}
+
+/// Odoo renames the key column: the kit's `k` travels as the external id `id`.
+struct OdooLedger(cutover::target::odoo::OdooTarget);
+
+#[async_trait::async_trait]
+impl Target for OdooLedger {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
+    }
+    async fn prepare(&self, p: &cutover::target::Prepare) -> Result<Option<String>, TargetError> {
+        let mut p = p.clone();
+        for cols in p.tables.values_mut() {
+            cols.retain(|c| c != "k");
+        }
+        self.0.prepare(&p).await
+    }
+    async fn write_batch(
+        &self,
+        spec: &cutover::target::TableSpec,
+        rows: &[&[cutover::engine::rules::SqlValue]],
+    ) -> Result<cutover::target::WriteOutcome, TargetError> {
+        let mut spec = spec.clone();
+        for c in spec.columns.iter_mut().chain([&mut spec.key]) {
+            if c == "k" {
+                *c = "id".into();
+            }
+        }
+        self.0.write_batch(&spec, rows).await
+    }
+    async fn count(&self, table: &str) -> Result<u64, TargetError> {
+        self.0.count(table).await
+    }
+    async fn sums(
+        &self,
+        table: &str,
+        column: &str,
+        by: Option<&str>,
+    ) -> Result<std::collections::BTreeMap<String, rust_decimal::Decimal>, TargetError> {
+        self.0.sums(table, column, by).await
+    }
+    async fn close(&self) {
+        self.0.close().await
+    }
+}
+
+async fn odoo(json2: bool) {
+    use cutover::target::odoo::{OdooOptions, OdooTarget};
+    let odoo = odoo_standin::OdooStandin::start(odoo_standin::StandinConfig {
+        version: if json2 {
+            odoo_standin::OdooVersion::V19
+        } else {
+            odoo_standin::OdooVersion::V18
+        },
+        ..Default::default()
+    })
+    .await;
+    odoo.with_db("odoo", |d| d.add_model(odoo_ledger()));
+    let url = if json2 {
+        odoo.url_json2("odoo")
+    } else {
+        odoo.url_jsonrpc("odoo")
+    };
+    let opts = || OdooOptions {
+        // Every external id of the kit's rows (`__import__.K0001`, …) is this run's.
+        xmlid_prefix: Some("__import__.".into()),
+        backoff: std::time::Duration::from_millis(10),
+        retries: 1,
+        ..Default::default()
+    };
+    let t = OdooTarget::open(&env(&url, Some(odoo.api_key())), opts()).unwrap();
+    // Nothing listens on port 1: worth a retry. A wrong key is not.
+    let transient = OdooTarget::open(
+        &env(&url.replace(&odoo.port().to_string(), "1"), Some("k")),
+        opts(),
+    )
+    .unwrap()
+    .count(TABLE)
+    .await
+    .unwrap_err();
+    let fatal = OdooTarget::open(&env(&url, Some("not-the-key")), opts())
+        .unwrap()
+        .count(TABLE)
+        .await
+        .unwrap_err();
+    conformance(Subject {
+        target: Box::new(OdooLedger(t)),
+        transient: Some(transient),
+        fatal,
+        empty_is_null: true,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn odoo_jsonrpc() {
+    odoo(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn odoo_json2() {
+    odoo(true).await;
 }

@@ -1,4 +1,5 @@
 //! The ETL engine: rules, the streaming pipeline and reject files.
+pub mod derive;
 pub mod pipeline;
 pub mod rejects;
 pub mod retry;

@@ -9,6 +9,7 @@ use regex::Regex;
 use rust_decimal::Decimal;
 
 use crate::runbook::format::{CleanseKind, Entity, MapSpec, ScopeOthers, ValidateRule};
+use crate::runbook::odoo::external_id;
 
 pub use crate::datetime;
 pub use crate::values::shown;
@@ -118,6 +119,14 @@ enum MapKind {
         allow_empty: Option<String>,
     },
     Const(String),
+    /// Odoo: an external id built from these fields (see [`external_id`]).
+    ExternalId {
+        fields: Vec<usize>,
+        module: String,
+        prefix: String,
+        /// Every field empty: an empty cell (no relation) instead of an id.
+        allow_empty: bool,
+    },
 }
 
 /// One scope condition, compiled.
@@ -477,9 +486,61 @@ impl Compiled {
             });
         }
         let mut map = Vec::new();
+        // An Odoo entity's identity: its `id` column, the external id of its key (of its
+        // whole distinct tuple for a derived entity).
+        if let (Some(prefix), true) = (&e.target.external_id, e.target.is_odoo()) {
+            let fields = match &e.derive {
+                Some(d) => d
+                    .distinct
+                    .iter()
+                    .map(|f| idx(f))
+                    .collect::<anyhow::Result<_>>()?,
+                None => vec![idx(&e.key)?],
+            };
+            map.push((
+                "id".to_string(),
+                MapKind::ExternalId {
+                    fields,
+                    module: e.target.xid_module().to_string(),
+                    prefix: prefix.clone(),
+                    allow_empty: false,
+                },
+            ));
+        }
         for (col, spec) in &e.map {
             let kind = match spec {
                 MapSpec::Field(f) => MapKind::Field(idx(f)?),
+                MapSpec::Spec(t) if t.external_id.is_some() => MapKind::ExternalId {
+                    fields: vec![idx(t.from.as_deref().unwrap_or_default())?],
+                    module: e.target.xid_module().to_string(),
+                    prefix: t.external_id.clone().unwrap_or_default(),
+                    allow_empty: true,
+                },
+                MapSpec::Spec(t)
+                    if t.lookup
+                        .as_ref()
+                        .is_some_and(|l| all.get(l).is_some_and(|le| le.target.is_odoo())) =>
+                {
+                    // Into Odoo, a relation is the other entity's external id: the same
+                    // one that entity's rows are loaded under.
+                    let l = t.lookup.as_deref().unwrap_or_default();
+                    let le = &all[l];
+                    let fields = match (&le.derive, &t.from) {
+                        (Some(d), _) => d
+                            .distinct
+                            .iter()
+                            .map(|f| idx(f))
+                            .collect::<anyhow::Result<_>>()?,
+                        (None, Some(f)) => vec![idx(f)?],
+                        (None, None) => anyhow::bail!("entity {name}: map.{col} has no from"),
+                    };
+                    MapKind::ExternalId {
+                        fields,
+                        module: le.target.xid_module().to_string(),
+                        prefix: le.target.external_id.clone().unwrap_or_default(),
+                        allow_empty: t.allow_empty,
+                    }
+                }
                 MapSpec::Spec(t) => match (&t.from, &t.value, &t.lookup, &t.values) {
                     (Some(f), _, Some(l), _) => {
                         let le = all
@@ -1101,6 +1162,19 @@ impl Compiled {
                     value: fields[*i].clone(),
                 },
                 MapKind::Const(v) => SqlValue::Text(v.clone()),
+                MapKind::ExternalId {
+                    fields: idx,
+                    module,
+                    prefix,
+                    allow_empty,
+                } => {
+                    let parts: Vec<&str> = idx.iter().map(|&i| fields[i].as_str()).collect();
+                    if *allow_empty && parts.iter().all(|p| p.is_empty()) {
+                        SqlValue::Null
+                    } else {
+                        SqlValue::Text(external_id(module, prefix, &parts))
+                    }
+                }
             });
         }
         if issues.is_empty() {

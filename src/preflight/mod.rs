@@ -314,6 +314,10 @@ async fn check_env(out: &mut Out<'_>, plan: &Plan, env: &ResolvedEnv, u: &Uses) 
         }
         return;
     }
+    if crate::runbook::format::is_odoo_url(&env.url) {
+        odoo_env(out, plan, env, &url_key).await;
+        return;
+    }
     // The legacy must exist; a SQLite staging or production is created by the run.
     let must_exist = u.source;
     let db = match connect(env, must_exist).await {
@@ -394,6 +398,57 @@ async fn check_env(out: &mut Out<'_>, plan: &Plan, env: &ResolvedEnv, u: &Uses) 
         host::sqlite_folder(out, env, &url_key);
     }
     db.close().await;
+}
+
+/// An Odoo environment: reachable with its key, and every mapped field exists on its
+/// model (`fields_get`). Nothing is written.
+async fn odoo_env(out: &mut Out<'_>, plan: &Plan, env: &ResolvedEnv, url_key: &str) {
+    let name = env.name.as_str();
+    let target = match crate::steps::odoo::open(plan, env).await {
+        Ok(t) => t,
+        Err(e) => {
+            out.at(
+                Status::Fail,
+                "connect",
+                Some(name),
+                url_key,
+                explain(&e),
+                "check the URL and the key (password_env)",
+            );
+            return;
+        }
+    };
+    let mut tables = std::collections::BTreeMap::new();
+    for n in &plan.order {
+        let e = &plan.rb.entities[n];
+        tables.insert(
+            e.target.table.clone(),
+            e.map.keys().cloned().collect::<Vec<_>>(),
+        );
+    }
+    let prepare = crate::target::Prepare {
+        tables,
+        ..Default::default()
+    };
+    match target.prepare(&prepare).await {
+        Ok(_) => out.at(
+            Status::Pass,
+            "connect",
+            Some(name),
+            url_key,
+            format!("{}: reachable, every mapped field exists", target.name()),
+            "",
+        ),
+        Err(e) => out.at(
+            Status::Fail,
+            "connect",
+            Some(name),
+            url_key,
+            explain(&anyhow::Error::from(e)),
+            "check the URL, the key (password_env) and the field names (Odoo's technical names)",
+        ),
+    }
+    target.close().await;
 }
 
 /// Connect without creating anything: a SQLite file that does not exist is `None` (or an

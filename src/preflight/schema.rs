@@ -14,6 +14,10 @@ use crate::steps::explain;
 pub(super) fn extract_files(out: &mut Out<'_>, plan: &Plan, env: &str) {
     for n in &plan.order {
         let e = &plan.rb.entities[n];
+        if e.derive.is_some() {
+            // Written by the extract step from its source's file.
+            continue;
+        }
         let path = plan.extract_dir.join(&e.source.file);
         if !path.exists() {
             out.at(

@@ -99,8 +99,40 @@ pub struct Environment {
     pub reset: bool,
     /// Comma-separated database users of the application. Legacy (MariaDB/MySQL): their
     /// write privileges are revoked at freeze. Production (PostgreSQL: roles; MySQL:
-    /// accounts): kept out from the backup until unfreeze.
+    /// accounts): kept out from the backup until unfreeze. Odoo: the logins archived while
+    /// production is closed (exactly those that were active are restored at unfreeze).
     pub app_users: Option<String>,
+    /// Odoo: a read-only SQL URL of Odoo's own PostgreSQL database, for `target_sql`
+    /// fingerprint checks and a `pg_dump` backup. Without it the target is API-only.
+    pub sql_url: Option<String>,
+    /// Odoo: the context sent with every call. Default `{ tracking_disable = true }` (no
+    /// chatter messages or followers for imported records).
+    pub context: Option<toml::Table>,
+    /// Odoo: batches loaded concurrently (default 1). Rows sharing an entity's `group_by`
+    /// value always go to the same batch.
+    pub workers: Option<usize>,
+}
+
+/// URL schemes of an Odoo server: `odoo+jsonrpc://LOGIN@HOST:PORT/DB` (Odoo 17, 18) and
+/// `odoo+json2://HOST:PORT/DB` (Odoo 19+); an `s` after the transport (`odoo+json2s://`)
+/// asks for https.
+pub const ODOO_SCHEMES: &[&str] = &["odoo+jsonrpc", "odoo+json2", "odoo+jsonrpcs", "odoo+json2s"];
+
+/// Whether a URL names an Odoo server (not a SQL database).
+pub fn is_odoo_url(url: &str) -> bool {
+    url.split_once("://")
+        .is_some_and(|(scheme, _)| ODOO_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()))
+}
+
+impl Environment {
+    /// The context for Odoo calls: the runbook's, or `{ tracking_disable = true }`.
+    pub fn odoo_context(&self) -> toml::Table {
+        self.context.clone().unwrap_or_else(|| {
+            let mut t = toml::Table::new();
+            t.insert("tracking_disable".into(), toml::Value::Boolean(true));
+            t
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -157,11 +189,21 @@ pub struct Schema {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entity {
+    /// Where the rows come from; a derived entity has none (see `derive`).
+    #[serde(default)]
     pub source: Source,
-    /// Columns the extract must carry, in the legacy system's names.
+    /// Columns the extract must carry, in the legacy system's names. A derived entity's
+    /// columns are its `distinct` fields.
+    #[serde(default)]
     pub columns: Vec<String>,
-    /// Business key in the source (unique per entity).
+    /// Business key in the source (unique per entity). Required, except for a derived
+    /// entity, whose key is its distinct tuple.
+    #[serde(default)]
     pub key: String,
+    /// Rows made from another entity's distinct values instead of a source: one row per
+    /// distinct tuple, e.g. vehicle brands from the vehicles' `make`. Loaded before the
+    /// entity it comes from, which may then point at them (`lookup`).
+    pub derive: Option<Derive>,
     /// Entities that must be loaded first.
     #[serde(default)]
     pub depends_on: Vec<String>,
@@ -180,7 +222,23 @@ pub struct Entity {
     pub max_reject_pct: Option<f64>,
 }
 
+/// Where a derived entity's rows come from.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Derive {
+    /// The entity whose rows give the values (its in-scope rows that pass its own rules).
+    pub from: String,
+    /// Fields of that entity whose distinct (non-empty) tuples make one row each; they are
+    /// the derived entity's columns. Only the distinct values are kept, never the rows.
+    pub distinct: Vec<String>,
+}
+
+/// The file name a derived entity's rows are written to, inside the run's extract folder.
+pub fn derived_file(entity: &str) -> String {
+    format!("{entity}.derived.csv")
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
     /// CSV file name inside `extract_dir` (or the run's extract folder).
@@ -392,12 +450,50 @@ impl ValidateRule {
     }
 }
 
+/// Where an entity's rows go: a SQL table (`table` + `key`) or an Odoo model (`model` +
+/// `external_id`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
+    /// SQL: the table. Odoo: filled in from `model` when the runbook is read.
+    #[serde(default)]
     pub table: String,
-    /// Unique column holding the business key (upsert key).
+    /// SQL: unique column holding the business key (upsert key). Odoo: `id`, the external
+    /// id column, filled in when the runbook is read.
+    #[serde(default)]
     pub key: String,
+    /// Odoo: the model, e.g. `res.partner`.
+    pub model: Option<String>,
+    /// Odoo: the external-id prefix of this entity's records. Each row's `id` column is
+    /// `<module>.<external_id>_<key>`, e.g. `__import__.tms_customer_C0000001`: a re-run
+    /// updates those records, never duplicates them.
+    pub external_id: Option<String>,
+    /// Odoo: the external ids' module (default `__import__`; never the name of an
+    /// installed Odoo module, which Odoo refuses on create).
+    pub module: Option<String>,
+    /// Odoo: rows per `load` call for this entity (default: `settings.batch_size`).
+    pub batch_size: Option<usize>,
+    /// Odoo: a mapped column (e.g. `partner_id/id`): rows sharing its value go to the same
+    /// batch, so that parallel workers never update one parent concurrently.
+    pub group_by: Option<String>,
+    /// Odoo: a method called on the loaded records after each batch, e.g. `action_post`
+    /// to post invoices.
+    pub post: Option<String>,
+}
+
+/// The external ids' module when the runbook names none.
+pub const DEFAULT_XID_MODULE: &str = "__import__";
+
+impl Target {
+    /// Whether this entity is loaded into Odoo.
+    pub fn is_odoo(&self) -> bool {
+        self.model.is_some()
+    }
+
+    /// The module part of this entity's external ids.
+    pub fn xid_module(&self) -> &str {
+        self.module.as_deref().unwrap_or(DEFAULT_XID_MODULE)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -426,6 +522,12 @@ pub struct MapTable {
     pub allow_empty: bool,
     /// A constant.
     pub value: Option<String>,
+    /// Odoo: `from` becomes an external id with this prefix (`<module>.<prefix>_<value>`),
+    /// e.g. `"invoice_line_ids/id" = { from = "invoice_no", external_id = "tms_invoice_line" }`
+    /// gives an invoice's line its own identity, so a re-run updates it instead of adding a
+    /// line. (Into an Odoo entity, a `lookup` gives that entity's external id the same way:
+    /// `"partner_id/id" = { from = "customer_id", lookup = "customers" }`.)
+    pub external_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -568,6 +670,11 @@ pub struct Rollback {
     /// Reopen the legacy system for its users after the restore.
     #[serde(default)]
     pub reopen_legacy: bool,
+    /// Odoo reached only through its API (no backup to restore): delete every record this
+    /// run created, by its external ids, children before parents, then check with
+    /// `search_count` that none of them is left.
+    #[serde(default)]
+    pub delete_loaded: bool,
     /// How long the rollback takes (from the rehearsal of the rollback), e.g. "45m". The
     /// point of no return is this long before the end of the window. Default: twice the
     /// backup step's time (or its `planned`).

@@ -246,9 +246,16 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
             match spec {
                 MapSpec::Field(f) => need_col(mk, f, diags),
                 MapSpec::Spec(t) => {
+                    // A lookup into a derived entity reads that entity's distinct fields.
+                    let derived_lookup = t
+                        .lookup
+                        .as_ref()
+                        .and_then(|l| rb.entities.get(l))
+                        .is_some_and(|le| le.derive.is_some());
                     match (&t.from, &t.value) {
                         (Some(f), None) => need_col(mk.clone(), f, diags),
                         (None, Some(_)) => {}
+                        (None, None) if derived_lookup => {}
                         _ => diags.push(ctx.diag(
                             &mk,
                             "give exactly one of 'from' or 'value'".into(),
@@ -304,7 +311,8 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
                 }
             }
         }
-        if !mapped_key {
+        // An Odoo entity's key column (`id`) is built from its external id prefix.
+        if !mapped_key && !e.target.is_odoo() {
             diags.push(ctx.diag(
                 &at("target.key"),
                 format!("target key column '{}' is not mapped", e.target.key),
@@ -415,7 +423,8 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
                             format!("columns: {}", e.columns.join(", ")),
                         ));
                     }
-                    if !e.map.contains_key(column) {
+                    // Odoo reads sums back by field, computed ones included (amount_total).
+                    if !e.map.contains_key(column) && !e.target.is_odoo() {
                         diags.push(ctx.diag(
                             &ck("column"),
                             format!("column '{column}' is not mapped for {entity}"),

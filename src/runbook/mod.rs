@@ -4,6 +4,7 @@
 pub mod format;
 pub mod lint;
 mod locate;
+pub mod odoo;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -105,6 +106,20 @@ impl Plan {
     pub fn env(&self, name: &str) -> Option<&ResolvedEnv> {
         self.envs.get(name).filter(|e| !e.url.is_empty())
     }
+
+    /// An Odoo environment's read-only SQL URL of its database, variables expanded; `None`
+    /// for an API-only Odoo or a SQL environment.
+    pub fn odoo_sql_url(&self, env: &str) -> Option<String> {
+        let raw = self.rb.environments.get(env)?.sql_url.as_deref()?;
+        expand_vars(raw, &self.vars)
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+    }
+
+    /// How environment `env` is reached: SQL, Odoo with SQL read-back, or Odoo's API alone.
+    pub fn reach(&self, env: &str) -> Option<odoo::Reach> {
+        self.env(env).map(|e| odoo::reach(&self.rb, &self.vars, e))
+    }
 }
 
 /// Load, expand and lint a runbook. `overrides` are `--var NAME=VALUE` pairs, relative to `cwd`.
@@ -150,7 +165,7 @@ pub fn load_str(
     text: &str,
     overrides: &[(String, String)],
 ) -> Result<Plan, Vec<Diagnostic>> {
-    let rb: Runbook = toml::from_str(text).map_err(|e| vec![parse_error(path, text, &e)])?;
+    let mut rb: Runbook = toml::from_str(text).map_err(|e| vec![parse_error(path, text, &e)])?;
     let dir = path
         .parent()
         .map(|p| {
@@ -166,6 +181,11 @@ pub fn load_str(
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let ctx = lint::Ctx { file: path, text };
     let mut diags = Vec::new();
+    // Derived and Odoo entities take their implicit keys before anything reads them.
+    odoo::shape(&ctx, &mut rb, &mut diags);
+    if !diags.is_empty() {
+        return Err(diags);
+    }
 
     // Variables: file defaults are relative to the runbook, overrides to the caller's cwd.
     let mut vars = IndexMap::new();
@@ -234,6 +254,7 @@ pub fn load_str(
         if !url.is_empty()
             && crate::urls::Dialect::of_url(&url).is_none()
             && !API_SCHEMES.contains(&url.split(':').next().unwrap_or_default())
+            && !format::is_odoo_url(&url)
         {
             diags.push(
                 ctx.diag(
@@ -316,6 +337,7 @@ pub fn load_str(
     ));
 
     let order = lint::lint(&ctx, &rb, &mut diags);
+    odoo::lint_targets(&ctx, &rb, &vars, &envs, &mut diags);
     if !diags.is_empty() {
         return Err(diags);
     }

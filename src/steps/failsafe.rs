@@ -32,6 +32,9 @@ impl Executor {
     /// Snapshot who may use production, journal it, then close it. A resumed run whose
     /// journal holds the snapshot keeps it: taken again it would record the closed state.
     pub(super) async fn close_production(&mut self, env: &str, e: &ResolvedEnv) -> Result<String> {
+        if super::odoo::is_odoo(e) {
+            return self.close_odoo(env, e).await;
+        }
         let journaled = self.prior.iter().rev().find_map(|r| match &r.event {
             Event::ProductionClosed { env: x, acl, held } if x == env => Some(Privileges {
                 acl: acl.clone(),
@@ -60,7 +63,11 @@ impl Executor {
 
     /// Give production back to its users as they were before the close, and journal it.
     pub(super) async fn reopen_production(&self, env: &str, e: &ResolvedEnv) -> Result<String> {
-        let opened = admin::open_to_users(e, self.closed.as_ref()).await?;
+        let opened = if super::odoo::is_odoo(e) {
+            super::odoo::reopen(&self.plan, e, self.closed.as_ref().map(|c| &c.held)).await?
+        } else {
+            admin::open_to_users(e, self.closed.as_ref()).await?
+        };
         self.emit(Event::EnvReopened {
             env: env.into(),
             production: true,
@@ -70,11 +77,41 @@ impl Executor {
         Ok(opened)
     }
 
+    /// Odoo: archive the app users, after journaling who was active (a resumed run keeps
+    /// the journaled list: read again, everyone would look archived).
+    async fn close_odoo(&mut self, env: &str, e: &ResolvedEnv) -> Result<String> {
+        let journaled = self.prior.iter().rev().find_map(|r| match &r.event {
+            Event::ProductionClosed { env: x, acl, held } if x == env => Some(Privileges {
+                acl: acl.clone(),
+                held: held.clone(),
+            }),
+            _ => None,
+        });
+        if let Some(p) = journaled {
+            let msg = format!("closed before the interruption: {}", p.acl);
+            self.closed = Some(p);
+            return Ok(msg);
+        }
+        let (msg, held) = super::odoo::close(&self.plan, e).await?;
+        self.emit(Event::ProductionClosed {
+            env: env.into(),
+            acl: msg.clone(),
+            held: held.clone(),
+        })
+        .await?;
+        self.closed = Some(Privileges {
+            acl: msg.clone(),
+            held,
+        });
+        Ok(msg)
+    }
+
     /// Read back what the journal of an adopted run says was closed.
     pub(super) fn adopt_closed(&mut self, records: &[Record]) {
         for r in records {
             match &r.event {
                 Event::ProductionClosed { acl, held, .. } => {
+                    self.prod_closed = true;
                     self.closed = Some(Privileges {
                         acl: acl.clone(),
                         held: held.clone(),
@@ -214,11 +251,22 @@ impl Executor {
                         .backup
                         .clone()
                         .context("no backup was taken in this run; restore production by hand")?;
+                    // Odoo: its database, through the runbook's sql_url.
+                    let dump = super::odoo::sql_env(&plan, p)?;
                     notes.push(format!(
                         "production {}",
-                        admin::restore_and_verify(p, &backup).await?
+                        admin::restore_and_verify(dump.as_ref().unwrap_or(p), &backup).await?
                     ));
                     // Back as it was before the cutover, users included.
+                    notes.push(format!(
+                        "reopened: {}",
+                        self.reopen_production(name, p).await?
+                    ));
+                }
+                (Some((name, p)), true) if rb.delete_loaded => {
+                    // API-only Odoo: nothing to restore; take back what this run created.
+                    let msg = super::odoo::delete_loaded(&plan, p).await?;
+                    notes.push(format!("production {msg}"));
                     notes.push(format!(
                         "reopened: {}",
                         self.reopen_production(name, p).await?

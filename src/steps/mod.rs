@@ -3,6 +3,7 @@
 
 pub mod command;
 mod failsafe;
+pub mod odoo;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -921,6 +922,7 @@ impl Executor {
         self.plan
             .order
             .iter()
+            .filter(|n| !self.derived(n))
             .map(|n| {
                 self.plan.rb.entities[n]
                     .source
@@ -949,7 +951,14 @@ impl Executor {
         // Users go first: a write between the backup and the load would be lost by a rollback.
         self.prod_closed = true;
         let closed = self.close_production(env, &e).await?;
-        let b = admin::backup(&e, &self.plan.backup_dir, &format!("{env}-{}", self.run_id)).await?;
+        // Odoo: a pg_dump of its database, through the runbook's sql_url.
+        let dump = odoo::sql_env(&self.plan, &e)?;
+        let b = admin::backup(
+            dump.as_ref().unwrap_or(&e),
+            &self.plan.backup_dir,
+            &format!("{env}-{}", self.run_id),
+        )
+        .await?;
         self.emit(Event::BackupTaken {
             env: env.into(),
             path: b.path.display().to_string(),
@@ -987,6 +996,12 @@ impl Executor {
         // Freezing twice would record the already-revoked privileges as the ones to give back.
         if self.prior_view.frozen_envs.contains(env) {
             return done(StepStatus::Passed, "applied before the interruption");
+        }
+        if let Some(e) = self.plan.env(env).filter(|e| odoo::is_odoo(e)).cloned() {
+            // Odoo: closing it archives its app users (journaled, given back exactly).
+            self.prod_closed = true;
+            let closed = self.close_production(env, &e).await?;
+            return done(StepStatus::Passed, format!("{}: {closed}", display_env(&e)));
         }
         let (fz, watermark) = match self.plan.env(env) {
             None => (
@@ -1072,7 +1087,7 @@ impl Executor {
 
     fn extract_checksums(&self) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
-        for n in &self.plan.order {
+        for n in self.plan.order.iter().filter(|n| !self.derived(n)) {
             let p = self
                 .plan
                 .extract_dir
@@ -1137,7 +1152,7 @@ impl Executor {
         match self.plan.env(env) {
             None => {
                 // CSV extracts supplied: verify and record them where they are.
-                for n in &self.plan.order {
+                for n in self.plan.order.iter().filter(|n| !self.derived(n)) {
                     let p = self
                         .plan
                         .extract_dir
@@ -1166,7 +1181,7 @@ impl Executor {
                 let e = e.clone();
                 let policy =
                     crate::engine::retry::RetryPolicy::from_settings(&self.plan.rb.settings);
-                for n in &self.plan.order {
+                for n in self.plan.order.iter().filter(|n| !self.derived(n)) {
                     let ent = &self.plan.rb.entities[n];
                     let out = self.run_dir.join("extract").join(&ent.source.file);
                     let table = ent.source.table.clone().unwrap_or_else(|| n.clone());
@@ -1214,6 +1229,40 @@ impl Executor {
                 }
             }
         }
+        // Derived entities: the distinct values of their source's extract, as a file of
+        // their own in the run's extract folder.
+        for n in self.plan.order.iter().filter(|n| self.derived(n)) {
+            let ent = &self.plan.rb.entities[n];
+            let Some(d) = ent.derive.clone() else {
+                continue;
+            };
+            let from = files
+                .iter()
+                .find(|f| f.entity == d.from)
+                .map(|f| PathBuf::from(&f.path))
+                .with_context(|| {
+                    format!("{n} is derived from {}, which was not extracted", d.from)
+                })?;
+            let rules = crate::engine::rules::Compiled::new(
+                &d.from,
+                &self.plan.rb.entities[&d.from],
+                &self.plan.rb.entities,
+            )?;
+            let out = self.run_dir.join("extract").join(&ent.source.file);
+            let out2 = out.clone();
+            let rows = tokio::task::spawn_blocking(move || {
+                crate::engine::derive::write_distinct(&rules, &from, &d.distinct, &out2)
+            })
+            .await
+            .context("derive")??;
+            let (sha, _) = sha256_file(&out)?;
+            files.push(ExtractFile {
+                entity: n.clone(),
+                path: out.display().to_string(),
+                rows,
+                sha256: sha,
+            });
+        }
         std::fs::write(
             &manifest,
             serde_json::to_string_pretty(&files).context("manifest")?,
@@ -1246,7 +1295,7 @@ impl Executor {
             })
             .context("no extract recorded in this run: the extract step must come before the dry run and the load")?;
         let target_env = self.env(env)?.clone();
-        let target = crate::target::registry::open(&target_env).await?;
+        let target = odoo::open(&self.plan, &target_env).await?;
         let plan = self.plan.clone();
         let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for n in &plan.order {
@@ -1335,7 +1384,7 @@ impl Executor {
                     key: e.target.key.clone(),
                     columns: rules.target_columns.clone(),
                 },
-                batch_size: plan.rb.settings.batch_size,
+                batch_size: e.target.batch_size.unwrap_or(plan.rb.settings.batch_size),
                 retry: crate::engine::retry::RetryPolicy::from_settings(&plan.rb.settings),
                 keep_valid_keys: referenced.contains(n),
                 scope_refs: rules
@@ -1397,7 +1446,28 @@ impl Executor {
                 phase,
                 entity: n.clone(),
             };
-            let res = run_entity(job, target.as_ref(), &self.progress, &obs).await;
+            // Odoo: records already posted are not sent again (they refuse any change).
+            let skip = if odoo::is_odoo(&target_env) {
+                match odoo::posted_external_ids(&plan, &target_env, n).await {
+                    Ok(s) => s,
+                    Err(err) => {
+                        target.close().await;
+                        return Err(Stop::Failed(err));
+                    }
+                }
+            } else {
+                HashSet::new()
+            };
+            let skipping = odoo::SkipPosted {
+                inner: target.as_ref(),
+                skip,
+            };
+            let writer: &dyn crate::target::Target = if skipping.skip.is_empty() {
+                target.as_ref()
+            } else {
+                &skipping
+            };
+            let res = run_entity(job, writer, &self.progress, &obs).await;
             let res = match res {
                 Ok(r) => r,
                 Err(err) => {
@@ -1412,6 +1482,20 @@ impl Executor {
                 "{n}: {} valid, {} rejected, {} loaded",
                 res.counts.valid, res.counts.rejected, res.counts.loaded
             ));
+            // Odoo: e.g. post the invoices just loaded (those still in draft).
+            if odoo::is_odoo(&target_env) {
+                match odoo::post_loaded(&plan, &target_env, n).await {
+                    Ok(Some(posted)) => lines.push(format!(
+                        "{n}: {posted} posted ({})",
+                        e.target.post.as_deref().unwrap_or_default()
+                    )),
+                    Ok(None) => {}
+                    Err(err) => {
+                        target.close().await;
+                        return Err(Stop::Failed(err));
+                    }
+                }
+            }
             if let Some(k) = res.valid_keys {
                 keys.insert(n.clone(), Arc::new(k));
             }
@@ -1462,7 +1546,7 @@ impl Executor {
                 "nothing to reconcile: no {phase:?} has run in this run"
             )));
         }
-        let db = crate::target::registry::open(self.env(env)?).await?;
+        let db = odoo::open(&self.plan, self.env(env)?).await?;
         let results = run_checks(&self.plan, db.as_ref(), &evidence).await;
         db.close().await;
         let results = results?;
@@ -1772,6 +1856,11 @@ impl Executor {
             timing,
             money_rejected,
         }
+    }
+
+    /// An entity whose rows the extract derives from another's (see [`crate::engine::derive`]).
+    fn derived(&self, entity: &str) -> bool {
+        self.plan.rb.entities[entity].derive.is_some()
     }
 
     fn step_kind(&self, id: &str) -> Option<StepKind> {

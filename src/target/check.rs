@@ -53,6 +53,11 @@ pub fn findings(plan: &Plan, text: &str) -> Vec<Diagnostic> {
         let Some((url, c)) = caps(&env) else {
             continue;
         };
+        // Odoo environments are judged by `runbook::odoo::lint_targets`, which knows that
+        // a `sql_url` gives SQL read-back and a pg_dump backup.
+        if crate::runbook::format::is_odoo_url(&url) {
+            continue;
+        }
         let scheme = url.split(':').next().unwrap_or_default();
         let key = if s.env.is_some() {
             format!("steps[{i}].env")

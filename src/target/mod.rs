@@ -28,6 +28,7 @@
 
 pub mod check;
 pub mod memory;
+pub mod odoo;
 pub mod registry;
 pub mod sql;
 

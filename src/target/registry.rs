@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::{BackupKind, Capabilities, FreezeKind, Target};
+use super::{Capabilities, Target};
 use crate::db::{Dialect, redact_url};
 use crate::runbook::ResolvedEnv;
 
@@ -12,7 +12,8 @@ use crate::runbook::ResolvedEnv;
 pub enum Kind {
     Sql(Dialect),
     Memory,
-    /// `odoo+jsonrpc:` (Odoo 17/18) and `odoo+json2:` (Odoo 19+).
+    /// `odoo+jsonrpc:` (Odoo 17/18) and `odoo+json2:` (Odoo 19+); `odoo+jsonrpcs:` and
+    /// `odoo+json2s:` over HTTPS.
     Odoo,
 }
 
@@ -23,7 +24,7 @@ impl Kind {
         }
         match url.split(':').next()? {
             "memory" => Some(Kind::Memory),
-            "odoo+jsonrpc" | "odoo+json2" => Some(Kind::Odoo),
+            "odoo+jsonrpc" | "odoo+json2" | "odoo+jsonrpcs" | "odoo+json2s" => Some(Kind::Odoo),
             _ => None,
         }
     }
@@ -35,15 +36,7 @@ pub fn capabilities_for_url(url: &str) -> Option<Capabilities> {
     Some(match Kind::of_url(url)? {
         Kind::Sql(d) => super::sql::capabilities(d),
         Kind::Memory => super::memory::capabilities(),
-        Kind::Odoo => Capabilities {
-            atomic_batches: true,
-            max_batch_rows: None,
-            reports_bad_rows: true,
-            resolves_references: true,
-            sql_read_back: false,
-            backup: BackupKind::External,
-            freeze: FreezeKind::ArchiveUsers,
-        },
+        Kind::Odoo => super::odoo::capabilities(),
     })
 }
 
@@ -65,14 +58,11 @@ pub async fn open(env: &ResolvedEnv) -> Result<Box<dyn Target>> {
                 .trim_start_matches("//");
             Ok(Box::new(super::memory::MemoryTarget::named(name)))
         }
-        // The Odoo target plugs in here: `crate::target::odoo::OdooTarget::open(env)`.
-        Some(Kind::Odoo) => Err(anyhow::anyhow!(
-            "{}: the Odoo target is not built into this version",
-            redact_url(&env.url)
-        )),
+        Some(Kind::Odoo) => super::odoo::OdooTarget::open(env, super::odoo::OdooOptions::default())
+            .map(|t| Box::new(t) as Box<dyn Target>),
         None => Err(anyhow::anyhow!(
             "unsupported URL {} (known schemes: sqlite:, postgres:, postgresql:, mysql:, \
-             mariadb:, memory:, odoo+jsonrpc:, odoo+json2:)",
+             mariadb:, memory:, odoo+jsonrpc:, odoo+json2:, odoo+jsonrpcs:, odoo+json2s:)",
             redact_url(&env.url)
         )),
     };
@@ -82,6 +72,7 @@ pub async fn open(env: &ResolvedEnv) -> Result<Box<dyn Target>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::{BackupKind, FreezeKind};
 
     #[test]
     fn every_scheme_has_its_capabilities_without_connecting() {

@@ -1,0 +1,345 @@
+//! The reference cutover into Odoo, end to end: the real binary runs
+//! `runbooks/tms-odoo.toml` against two Odoo stand-ins (staging and production), through
+//! both transports, and what lands in Odoo is compared with the independent oracle.
+
+mod common;
+#[path = "common/odoo_standin/mod.rs"]
+mod odoo_standin;
+
+use common::*;
+use odoo_standin::{OdooStandin, OdooVersion, StandinConfig, StandinHandle};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The key both stand-ins accept; the test greps every file the run wrote for it.
+const KEY: &str = "tms-odoo-api-key-7d2e41b9c0a35f68e1";
+const STAGING_DB: &str = "tms_staging";
+const PROD_DB: &str = "tms";
+
+struct Site {
+    dir: tempfile::TempDir,
+    staging: StandinHandle,
+    production: StandinHandle,
+    json2: bool,
+    runbook: PathBuf,
+}
+
+impl Site {
+    fn new(json2: bool) -> Site {
+        let cfg = |db: &str| StandinConfig {
+            // 18 speaks JSON-RPC only; 19 speaks JSON-2.
+            version: if json2 {
+                OdooVersion::V19
+            } else {
+                OdooVersion::V18
+            },
+            databases: vec![db.into()],
+            api_key: KEY.into(),
+            ..Default::default()
+        };
+        let staging = OdooStandin::start_blocking(cfg(STAGING_DB));
+        let production = OdooStandin::start_blocking(cfg(PROD_DB));
+        for login in ["dispatch", "accounting"] {
+            production.add_user(
+                PROD_DB,
+                login,
+                &format!("pw-{login}"),
+                &format!("key-{login}"),
+            );
+        }
+        Site {
+            dir: tempfile::tempdir().unwrap(),
+            staging,
+            production,
+            json2,
+            runbook: repo().join("runbooks/tms-odoo.toml"),
+        }
+    }
+
+    fn url(&self, h: &StandinHandle, db: &str) -> String {
+        if self.json2 {
+            h.url_json2(db)
+        } else {
+            h.url_jsonrpc(db)
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--headless".into(),
+            "--var".into(),
+            format!("staging_url={}", self.url(&self.staging, STAGING_DB)),
+            "--var".into(),
+            format!("production_url={}", self.url(&self.production, PROD_DB)),
+            "--var".into(),
+            format!(
+                "extract_dir={}",
+                repo().join("assets/sample-extract").display()
+            ),
+            "--journal".into(),
+            self.dir.path().join("journal.db").display().to_string(),
+        ]
+    }
+
+    fn cutover(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args.iter().take(1))
+            .arg(&self.runbook)
+            .args(self.args())
+            .args(args.iter().skip(1))
+            .current_dir(self.dir.path())
+            .env("ODOO_API_KEY", KEY)
+            .env_remove("CUTOVER_JOURNAL")
+            .output()
+            .unwrap()
+    }
+
+    /// A copy of the runbook with `extra` inserted before step `before`.
+    fn variant(&mut self, before: &str, extra: &str) {
+        let text = std::fs::read_to_string(&self.runbook).unwrap();
+        let marker = format!("[[steps]]\nid = \"{before}\"");
+        assert!(text.contains(&marker), "no step {before}");
+        let p = self.dir.path().join("variant.toml");
+        std::fs::write(&p, text.replace(&marker, &format!("{extra}\n{marker}"))).unwrap();
+        self.runbook = p;
+    }
+}
+
+fn ok(out: &Output, want: i32) {
+    assert_eq!(
+        code(out),
+        want,
+        "exit code\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(out)
+    );
+}
+
+/// Database ids of `model`'s records whose external id starts with `__import__.<prefix>`.
+fn ids(h: &StandinHandle, db: &str, model: &str, prefix: &str) -> Vec<i64> {
+    h.records_in(db, "ir.model.data")
+        .iter()
+        .filter(|r| {
+            r["module"] == json!("__import__")
+                && r["model"] == json!(model)
+                && r["name"].as_str().is_some_and(|n| n.starts_with(prefix))
+        })
+        .filter_map(|r| r["res_id"].as_i64())
+        .collect()
+}
+
+fn records(
+    h: &StandinHandle,
+    db: &str,
+    model: &str,
+    prefix: &str,
+) -> Vec<serde_json::Map<String, Value>> {
+    let ids = ids(h, db, model, prefix);
+    h.records_in(db, model)
+        .into_iter()
+        .filter(|r| r["id"].as_i64().is_some_and(|i| ids.contains(&i)))
+        .collect()
+}
+
+fn money(v: &Value) -> Decimal {
+    v.to_string()
+        .trim_matches('"')
+        .parse::<Decimal>()
+        .unwrap()
+        .round_dp(2)
+}
+
+/// Everything the run created in one Odoo, as counts and sums to compare.
+fn state(h: &StandinHandle, db: &str) -> String {
+    let mut out = Vec::new();
+    for (model, prefix) in [
+        ("res.partner", "tms_customer_"),
+        ("fleet.vehicle.model.brand", "tms_vehicle_brand_"),
+        ("fleet.vehicle.model", "tms_vehicle_model_"),
+        ("fleet.vehicle", "tms_vehicle_"),
+        ("hr.employee", "tms_driver_"),
+        ("account.move", "tms_invoice_"),
+        ("account.move.line", "tms_invoice_line_"),
+    ] {
+        out.push(format!("{model} {}", h.records_in(db, model).len()));
+        out.push(format!(
+            "{model} of this run {}",
+            ids(h, db, model, prefix).len()
+        ));
+    }
+    let moves = records(h, db, "account.move", "tms_invoice_");
+    let total: Decimal = moves.iter().map(|m| money(&m["amount_total"])).sum();
+    out.push(format!("amount_total {total}"));
+    out.join("\n")
+}
+
+/// Production holds what the oracle says the extract's valid rows are, to the cent.
+fn assert_matches_oracle(h: &StandinHandle, db: &str, want: &Value) {
+    for (entity, model, prefix) in [
+        ("customers", "res.partner", "tms_customer_"),
+        ("vehicles", "fleet.vehicle", "tms_vehicle_V"),
+        ("drivers", "hr.employee", "tms_driver_"),
+        ("open_invoices", "account.move", "tms_invoice_I"),
+    ] {
+        assert_eq!(
+            ids(h, db, model, prefix).len().to_string(),
+            want["entities"][entity]["valid"].to_string(),
+            "{db}: {model} records of this run"
+        );
+    }
+    let moves = records(h, db, "account.move", "tms_invoice_");
+    // Each invoice: posted, one line carrying the open amount, no tax.
+    for m in &moves {
+        assert_eq!(m["state"], json!("posted"), "{m:?}");
+        assert_eq!(m["move_type"], json!("out_invoice"), "{m:?}");
+        assert_eq!(money(&m["amount_tax"]), Decimal::ZERO, "{m:?}");
+    }
+    assert_eq!(
+        ids(h, db, "account.move.line", "tms_invoice_line_").len(),
+        moves.len(),
+        "one line per invoice"
+    );
+    let total: Decimal = moves.iter().map(|m| money(&m["amount_total"])).sum();
+    let residual: Decimal = moves.iter().map(|m| money(&m["amount_residual"])).sum();
+    let o = &want["open_invoices_sums"];
+    assert_eq!(
+        total,
+        dec(&o["valid_residual"]),
+        "{db}: Odoo's totals = the open amounts"
+    );
+    assert_eq!(
+        residual,
+        dec(&o["valid_residual"]),
+        "{db}: all of it still due"
+    );
+    // Every vehicle points at a model of this run, whose brand is one of this run.
+    let models = ids(h, db, "fleet.vehicle.model", "tms_vehicle_model_");
+    let brands = ids(h, db, "fleet.vehicle.model.brand", "tms_vehicle_brand_");
+    assert!(!brands.is_empty() && !models.is_empty());
+    for v in records(h, db, "fleet.vehicle", "tms_vehicle_V") {
+        let m = v["model_id"].as_i64().or_else(|| v["model_id"][0].as_i64());
+        assert!(m.is_some_and(|m| models.contains(&m)), "{v:?}");
+    }
+    for m in records(h, db, "fleet.vehicle.model", "tms_vehicle_model_") {
+        let b = m["brand_id"].as_i64().or_else(|| m["brand_id"][0].as_i64());
+        assert!(b.is_some_and(|b| brands.contains(&b)), "{m:?}");
+    }
+}
+
+fn active(h: &StandinHandle, login: &str) -> bool {
+    h.records_in(PROD_DB, "res.users")
+        .iter()
+        .find(|u| u["login"] == json!(login))
+        .map(|u| u["active"] == json!(true))
+        .unwrap()
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn assert_key_nowhere(site: &Site, outs: &[&Output]) {
+    for o in outs {
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains(KEY),
+            "key on stdout"
+        );
+        assert!(!stderr(o).contains(KEY), "key on stderr");
+    }
+    let written = files(site.dir.path());
+    assert!(
+        written.len() > 3,
+        "the run wrote its journal and artifacts: {written:?}"
+    );
+    for f in written {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
+            "the API key is in {}",
+            f.display()
+        );
+    }
+}
+
+fn reference_cutover(json2: bool) {
+    let site = Site::new(json2);
+    // An app user already archived before the cutover must stay archived after it.
+    site.production.archive_user(PROD_DB, "accounting");
+    let out = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]]);
+    ok(&out, 0);
+    let want = oracle(&repo().join("assets/sample-extract"));
+    assert_matches_oracle(&site.staging, STAGING_DB, &want);
+    assert_matches_oracle(&site.production, PROD_DB, &want);
+    // Reopened with exactly the users that were active.
+    assert!(active(&site.production, "dispatch"));
+    assert!(!active(&site.production, "accounting"));
+    let events = sqlite(
+        &site.dir.path().join("journal.db"),
+        "SELECT payload FROM events WHERE kind = 'production_closed'",
+    );
+    assert!(events.contains("\"dispatch\":\"active\""), "{events}");
+    assert!(events.contains("\"accounting\":\"archived\""), "{events}");
+
+    // A second run of the same extract creates nothing, on either side.
+    let (staging_before, prod_before) = (
+        state(&site.staging, STAGING_DB),
+        state(&site.production, PROD_DB),
+    );
+    let again = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]]);
+    ok(&again, 0);
+    assert_eq!(state(&site.staging, STAGING_DB), staging_before);
+    assert_eq!(state(&site.production, PROD_DB), prod_before);
+    assert_key_nowhere(&site, &[&out, &again]);
+}
+
+#[test]
+fn reference_cutover_into_odoo_over_json2_reconciles_and_reruns_create_nothing() {
+    reference_cutover(true);
+}
+
+#[test]
+fn reference_cutover_into_odoo_over_jsonrpc_reconciles_and_reruns_create_nothing() {
+    reference_cutover(false);
+}
+
+fn api_only_rollback(json2: bool) {
+    let mut site = Site::new(json2);
+    let before = state(&site.production, PROD_DB);
+    site.variant(
+        "verify",
+        "[[steps]]\nid = \"smoke_test\"\nkind = \"command\"\nrun = \"echo smoke test failed >&2; exit 1\"\ntimeout = \"30s\"\n",
+    );
+    let out = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]]);
+    ok(&out, 6);
+    let s = json(&out);
+    assert_eq!(s["rollback"]["ok"], true, "{s}");
+    let msg = s["rollback"]["message"].to_string();
+    assert!(msg.contains("search_count finds none left"), "{msg}");
+    // Nothing of the run is left in production, and its users are back.
+    assert_eq!(state(&site.production, PROD_DB), before);
+    assert!(active(&site.production, "dispatch"));
+    assert!(active(&site.production, "accounting"));
+    assert_key_nowhere(&site, &[&out]);
+}
+
+#[test]
+fn api_only_rollback_over_json2_leaves_no_record_of_the_run() {
+    api_only_rollback(true);
+}
+
+#[test]
+fn api_only_rollback_over_jsonrpc_leaves_no_record_of_the_run() {
+    api_only_rollback(false);
+}
