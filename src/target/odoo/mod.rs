@@ -9,7 +9,8 @@
 //! `spec.table` is the model, `spec.columns` the field paths (`id`, `name`, `partner_id/id`,
 //! `invoice_line_ids/price_unit`), `spec.key` the external-id column (`id`). Rows whose key
 //! cell is empty continue the record above them (one2many lines) and always travel with
-//! it. A call is all-or-nothing and Odoo stops reporting after about 10 errors: flagged
+//! it (rows at the head of a batch whose record stayed in the previous batch are refused:
+//! callers cut batches between records). A call is all-or-nothing and Odoo stops reporting after about 10 errors: flagged
 //! records are refused with Odoo's own message and the rest is sent again; errors that
 //! name no row make the call split in halves. Serialization conflicts, timeouts, HTTP
 //! 429/5xx are retried with backoff, then surface as [`TargetError::Transient`].
