@@ -113,9 +113,11 @@ pub fn summary(records: &[Record]) -> Value {
                 comment,
                 evidence_sha256,
                 overrides,
+                signature,
             } => {
                 sign_offs.push(json!({"gate": gate, "name": name, "role": role, "decision": decision, "comment": comment,
-                    "overrides_recommendation": overrides, "evidence_sha256": evidence_sha256, "at": r.ts}));
+                    "overrides_recommendation": overrides, "evidence_sha256": evidence_sha256, "at": r.ts,
+                    "signed": signature.is_some()}));
             }
             Event::RollbackStarted { reason } => {
                 rollback = json!({"reason": reason, "started": r.ts});

@@ -457,6 +457,11 @@ impl App {
             .unwrap_or_default();
         let mut effects = Vec::new();
         let described = crate::describe::describe(&rec.event);
+        let sign_rec = matches!(
+            rec.event,
+            Event::SignOffRecorded { .. } | Event::SignOffRefused { .. }
+        )
+        .then(|| rec.clone());
         match rec.event {
             Event::RunStarted {
                 run_id,
@@ -594,7 +599,15 @@ impl App {
                 reasons,
                 evidence_sha256,
                 evidence,
+                rule,
             } => {
+                // Reopened on the same evidence (a resumed run): its sign-offs still count.
+                let (signoffs, sign_records) = match self.gate.take() {
+                    Some(g) if g.gate == gate && g.evidence_sha256 == evidence_sha256 => {
+                        (g.signoffs, g.sign_records)
+                    }
+                    _ => (Vec::new(), Vec::new()),
+                };
                 self.gate = Some(GateState {
                     evidence,
                     gate,
@@ -605,8 +618,10 @@ impl App {
                     recommendation,
                     reasons,
                     evidence_sha256,
-                    signoffs: Vec::new(),
+                    signoffs,
                     decided: None,
+                    rule,
+                    sign_records,
                 });
                 if let Some(s) = self
                     .steps
@@ -635,8 +650,17 @@ impl App {
                         comment,
                         overrides,
                     });
+                    g.sign_records.extend(sign_rec);
                 }
                 self.notice = None;
+            }
+            Event::SignOffRefused {
+                gate, name, reason, ..
+            } => {
+                if let Some(g) = self.gate.as_mut().filter(|g| g.gate == gate) {
+                    g.sign_records.extend(sign_rec);
+                }
+                self.notice = Some(format!("✗ sign-off by {name} refused: {reason}"));
             }
             Event::GateDecided { gate, decision } => {
                 if let Some(g) = self.gate.as_mut().filter(|g| g.gate == gate) {

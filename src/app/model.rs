@@ -267,11 +267,30 @@ pub struct GateState {
     pub evidence: GateEvidence,
     pub signoffs: Vec<SignOffRow>,
     pub decided: Option<Decision>,
+    /// The roles, quorums and approvers the sign-offs are counted against.
+    pub rule: Option<crate::journal::events::GateRule>,
+    /// This gate's sign-off records (recorded and refused), for the policy.
+    pub sign_records: Vec<crate::journal::events::Record>,
 }
 
 impl GateState {
     pub fn is_open(&self) -> bool {
         self.decided.is_none()
+    }
+
+    /// Where the gate stands by the same policy the run applies: the count per role and
+    /// each sign-off that did not count, with why. `None` for a gate journaled without
+    /// its rule.
+    pub fn view(&self) -> Option<crate::signoff::policy::GateView> {
+        self.rule.as_ref().map(|rule| {
+            crate::signoff::policy::fold(
+                rule,
+                &self.gate,
+                &self.evidence_sha256,
+                self.recommendation,
+                &self.sign_records,
+            )
+        })
     }
 }
 

@@ -357,6 +357,7 @@ fn go_against_a_no_go_recommendation_needs_a_reason_and_is_shown_as_an_override(
             comment: s.comment.clone(),
             evidence_sha256: String::new(),
             overrides: true,
+            signature: None,
         },
     );
     assert!(app.open_gate().unwrap().signoffs[0].overrides);

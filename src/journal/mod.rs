@@ -324,6 +324,75 @@ impl Journal {
         })
     }
 
+    /// Append a sign-off from outside the process that drives the run (`cutover sign`):
+    /// the run's lease fences the run's own writes, not an approver's, so this takes no
+    /// lease; and it takes nothing but a sign-off. `judge` reads the run's records inside
+    /// the append's transaction (with the append lock held) and returns the
+    /// `sign_off_recorded` or `sign_off_refused` to append, so the judgement and the
+    /// record cannot be overtaken by another appender.
+    pub async fn append_sign_off(
+        &self,
+        run_id: &str,
+        judge: impl FnOnce(&[Record]) -> Event,
+    ) -> Result<Record> {
+        let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let read =
+            |rows: Vec<Row>| -> Result<Vec<Record>> { rows.into_iter().map(to_record).collect() };
+        let check = |event: &Event| -> Result<String> {
+            anyhow::ensure!(
+                matches!(
+                    event,
+                    Event::SignOffRecorded { .. } | Event::SignOffRefused { .. }
+                ),
+                "only a sign-off can be journaled from outside the run, not a {}",
+                event.kind()
+            );
+            Ok(serde_json::to_string(event)?)
+        };
+        let (event, seq, prev_hash, hash) = match &self.store {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let rows: Vec<Row> = sqlx::query_as(RUN_SQL)
+                    .bind(run_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let event = judge(&read(rows)?);
+                let payload = check(&event)?;
+                let (seq, prev, hash) =
+                    link_and_insert!(tx, run_id, &ts, event.kind(), &payload).await?;
+                tx.commit().await?;
+                (event, seq, prev, hash)
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool
+                    .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+                    .await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(PG_APPEND_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                let rows: Vec<Row> = sqlx::query_as(RUN_SQL)
+                    .bind(run_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let event = judge(&read(rows)?);
+                let payload = check(&event)?;
+                let (seq, prev, hash) =
+                    link_and_insert!(tx, run_id, &ts, event.kind(), &payload).await?;
+                tx.commit().await?;
+                (event, seq, prev, hash)
+            }
+        };
+        Ok(Record {
+            seq,
+            run_id: run_id.into(),
+            ts,
+            event,
+            prev_hash,
+            hash,
+        })
+    }
+
     /// All records of one run, in order.
     pub async fn run_records(&self, run_id: &str) -> Result<Vec<Record>> {
         let rows: Vec<Row> = match &self.store {

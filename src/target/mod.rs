@@ -23,7 +23,6 @@
 //!   whose `sql_read_back` is false answers them through its own API.
 //! - Secrets (passwords, API keys) never appear in an error message, `name`, or a log.
 
-
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;

@@ -180,6 +180,7 @@ fn one_of_two_signed() -> App {
             comment: s.comment.clone(),
             evidence_sha256: "cd".repeat(32),
             overrides: true,
+            signature: None,
         },
     };
     update(&mut app, Action::Record(rec));
