@@ -155,6 +155,8 @@ pub async fn sign(journal: &Journal, plan: &Plan, req: SignRequest) -> Result<i3
     }
     let gate = req.gate.clone();
     let mut outcome: Option<Result<policy::GateView, String>> = None;
+    // Whether the sign-off that counted was checked against the approver's SSH key.
+    let mut keyed = false;
     let rec = journal
         .append_sign_off(&run_id, |recs| {
             // Judged on the records as they are inside the append's transaction.
@@ -192,6 +194,16 @@ pub async fn sign(journal: &Journal, plan: &Plan, req: SignRequest) -> Result<i3
                     }
                 }
                 None => {
+                    keyed = open
+                        .rule
+                        .roles
+                        .iter()
+                        .filter(|r| r.role == signed.role)
+                        .flat_map(|r| &r.approvers)
+                        .any(|a| {
+                            crate::signoff::same_person(&a.name, &signed.name)
+                                && a.ssh_key.is_some()
+                        });
                     let mut after = before;
                     policy::apply(
                         &open.rule,
@@ -246,7 +258,7 @@ pub async fn sign(journal: &Journal, plan: &Plan, req: SignRequest) -> Result<i3
                 "✓ {word} by {who} recorded at gate {} of run {run_id} (record {}, evidence {ev}…{}); signed: {}; {state}",
                 req.gate,
                 rec.seq,
-                if req.signature.is_some() {
+                if keyed {
                     ", SSH signature verified"
                 } else {
                     ""

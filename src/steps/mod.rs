@@ -1762,19 +1762,36 @@ impl Executor {
                 None
             };
             let Some(s) = next else {
+                let roles_left: Vec<&str> = view
+                    .roles
+                    .iter()
+                    .filter(|r| r.signed.len() < r.quorum)
+                    .map(|r| r.role.as_str())
+                    .collect();
                 return Err(Stop::Outcome(
                     Outcome::WaitingAtGate,
                     exit::WAITING_AT_GATE,
                     format!(
-                        "waiting at gate '{gate}': {}; {}{}; give them with `cutover sign` or --sign-off \"NAME|ROLE|go|COMMENT\"",
+                        "waiting at gate '{gate}': {} of {} GO sign-offs ({}){}{}{}; give them with `cutover sign` or --sign-off \"NAME|ROLE|go|COMMENT\"",
+                        view.people.len(),
+                        view.quorum,
                         view.counts(),
-                        view.missing.join("; "),
                         view.not_counted
                             .iter()
                             .map(|n| format!(
-                                "; not counted: {} ({}): {}",
+                                "; not recorded: {} ({}): {}",
                                 n.name, n.role, n.reason
                             ))
+                            .collect::<String>(),
+                        if roles_left.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", roles still to sign: {}", roles_left.join(", "))
+                        },
+                        view.missing
+                            .iter()
+                            .filter(|m| m.starts_with("the lead ("))
+                            .map(|m| format!("; {m}"))
                             .collect::<String>(),
                     ),
                 ));
