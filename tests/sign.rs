@@ -206,6 +206,18 @@ fn two_sign_processes_meet_a_two_of_two_quorum_and_the_waiting_run_goes_on() {
     };
     let o = run.wait_with_output().unwrap();
     assert_eq!(status.code(), Some(0), "{}", out(&o));
+    // The run showed the sign-offs it read from the journal as they came.
+    let err = stderr(&o);
+    for who in [
+        "finance-controller (finance-controller)",
+        "application-owner (application-owner)",
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains("Sign-off at go_live: GO") && l.contains(&format!("by {who}"))),
+            "{err}"
+        );
+    }
     let j = json(&o);
     assert_eq!(j["gates"][0]["decision"], "go");
     let signers: Vec<&str> = j["sign_offs"]

@@ -1650,8 +1650,26 @@ impl Executor {
         // so do those `cutover sign` appends while the gate waits: the journal is read
         // again each time round.
         let mut last_window_check = Instant::now();
+        // Sign-offs other processes journal reach the console and the progress lines
+        // through this process too: records after `seen` that it did not write itself.
+        let mut seen = records.last().map_or(0, |r| r.seq);
+        let mut own: HashSet<i64> = HashSet::new();
         loop {
             let records = self.journal.run_records(&self.run_id).await?;
+            if let Some(tx) = &self.records_tx {
+                for r in records
+                    .iter()
+                    .filter(|r| r.seq > seen && !own.contains(&r.seq))
+                {
+                    if matches!(
+                        r.event,
+                        Event::SignOffRecorded { .. } | Event::SignOffRefused { .. }
+                    ) {
+                        let _ = tx.send(r.clone());
+                    }
+                }
+            }
+            seen = records.last().map_or(seen, |r| r.seq);
             let since = evidence::last_validate(&records).unwrap_or(0);
             let view = policy::fold(
                 &rule,
@@ -1808,29 +1826,33 @@ impl Executor {
                 policy::refusal(&rule, &evidence_sha256, recommendation, &view, &signed)
             {
                 tracing::warn!("sign-off by {} ({}) refused: {reason}", s.name, s.role);
-                self.emit(Event::SignOffRefused {
-                    gate: gate.into(),
-                    name: s.name,
-                    role: s.role,
-                    decision: s.decision,
-                    comment: s.comment,
-                    evidence_sha256: evidence_sha256.clone(),
-                    reason,
-                })
-                .await?;
+                let r = self
+                    .emit(Event::SignOffRefused {
+                        gate: gate.into(),
+                        name: s.name,
+                        role: s.role,
+                        decision: s.decision,
+                        comment: s.comment,
+                        evidence_sha256: evidence_sha256.clone(),
+                        reason,
+                    })
+                    .await?;
+                own.insert(r.seq);
                 continue;
             }
-            self.emit(Event::SignOffRecorded {
-                gate: gate.into(),
-                name: s.name.clone(),
-                role: s.role.clone(),
-                decision: s.decision,
-                comment: s.comment.clone(),
-                evidence_sha256: evidence_sha256.clone(),
-                overrides: s.decision == Decision::Go && recommendation == Decision::NoGo,
-                signature: None,
-            })
-            .await?;
+            let r = self
+                .emit(Event::SignOffRecorded {
+                    gate: gate.into(),
+                    name: s.name.clone(),
+                    role: s.role.clone(),
+                    decision: s.decision,
+                    comment: s.comment.clone(),
+                    evidence_sha256: evidence_sha256.clone(),
+                    overrides: s.decision == Decision::Go && recommendation == Decision::NoGo,
+                    signature: None,
+                })
+                .await?;
+            own.insert(r.seq);
         }
     }
 
