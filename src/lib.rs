@@ -19,6 +19,7 @@ pub mod preflight;
 pub mod reconcile;
 pub mod report;
 pub mod runbook;
+pub mod runview;
 pub mod sign;
 pub mod signals;
 pub mod signoff;
@@ -29,4 +30,5 @@ pub mod target;
 #[doc(hidden)]
 pub mod testdb;
 pub mod tui;
+pub mod watch;
 pub mod window;

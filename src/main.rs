@@ -97,6 +97,21 @@ enum Cmd {
     /// sign-off is judged by the gate's rule and journaled (refused ones too); the waiting
     /// run goes on once the quorum is met. Exit 0 when it counts, 2 when refused.
     Sign(SignArgs),
+    /// Follow a run live through its journal, read-only: the console's views plus who
+    /// holds the run. Works beside the run (SQLite) or from anywhere its PostgreSQL
+    /// journal is reachable (`--journal postgres://…`).
+    Watch {
+        runbook: PathBuf,
+        /// The run to follow (default: the newest run of this runbook).
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long, env = "CUTOVER_JOURNAL")]
+        journal: Option<String>,
+        /// No console: one tab-separated line per record (SEQ TS KIND TEXT) on stdout,
+        /// until the run finishes.
+        #[arg(long)]
+        headless: bool,
+    },
     /// Journal tools.
     Journal {
         #[command(subcommand)]
@@ -266,7 +281,9 @@ fn journal_flag(cmd: &Cmd) -> Option<&str> {
     match cmd {
         Cmd::Run(a) | Cmd::Rehearse(a) => a.common.journal.as_deref(),
         Cmd::Demo(d) => d.common.journal.as_deref(),
-        Cmd::Rollback { journal, .. } | Cmd::Summary { journal, .. } => journal.as_deref(),
+        Cmd::Rollback { journal, .. }
+        | Cmd::Summary { journal, .. }
+        | Cmd::Watch { journal, .. } => journal.as_deref(),
         Cmd::Sign(a) => a.journal.as_deref(),
         Cmd::Journal {
             cmd: JournalCmd::Verify { journal, .. },
@@ -354,6 +371,12 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             );
             Ok(exit::OK)
         }
+        Cmd::Watch {
+            runbook,
+            run,
+            journal,
+            headless,
+        } => watch_run(&runbook, run, journal.as_deref(), headless).await,
         Cmd::Journal {
             cmd:
                 JournalCmd::Verify {
@@ -1096,6 +1119,7 @@ async fn console(
         progress: prog_rx,
         commands: cmd_tx,
         logs,
+        watch: None,
     })
     .await?;
     Ok(match exit {
@@ -1106,6 +1130,36 @@ async fn console(
 
 /// The reference runbook, embedded so that `cutover demo` works from an installed binary.
 const TMS_RUNBOOK: &str = include_str!("../runbooks/tms.toml");
+
+/// `cutover watch`: the runbook's name (its lease scope) is read from the file as is,
+/// without its variables: a watcher need not know them.
+async fn watch_run(
+    runbook: &Path,
+    run: Option<String>,
+    journal: Option<&str>,
+    headless: bool,
+) -> Result<i32> {
+    let name = std::fs::read_to_string(runbook)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("runbook")?.get("name")?.as_str().map(String::from));
+    let j = Journal::open(&journal_location(runbook, journal))
+        .await
+        .with_context(|| cutover::journal::open_context(&journal_location(runbook, journal)))?;
+    let run_id = match run {
+        Some(r) => r,
+        None => cutover::watch::wait_for_run(&j, name.as_deref()).await?,
+    };
+    let scope = match name {
+        Some(n) => n,
+        None => cutover::runview::RunView::of(&j.records_after(&run_id, 0, 1).await?).runbook_name,
+    };
+    if headless || !std::io::stdout().is_terminal() {
+        cutover::watch::headless(j, &run_id, &mut std::io::stdout().lock()).await
+    } else {
+        cutover::watch::console(j, &run_id, &scope).await
+    }
+}
 
 async fn demo(d: DemoArgs) -> Result<i32> {
     let dir =

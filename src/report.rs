@@ -1,141 +1,103 @@
-//! The run summary (`--json`, `summary.json`), built only from journal records.
+//! The run summary (`--json`, `summary.json`), built only from the run's [`RunView`].
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::journal::events::{Event, Phase, Record};
+use crate::journal::events::{Phase, Record};
+use crate::runview::{CheckRow, RunView};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
 pub fn summary(records: &[Record]) -> Value {
-    let mut run = json!({});
-    let mut steps: Vec<Value> = Vec::new();
+    summary_of(&RunView::of(records))
+}
+
+/// The summary of a run as its view tells it.
+pub fn summary_of(v: &RunView) -> Value {
+    let run = match (&v.run, &v.run_id) {
+        (Some(i), Some(run_id)) => {
+            json!({"run_id": run_id, "mode": v.mode, "runbook": i.runbook_path,
+            "runbook_name": v.runbook_name, "runbook_sha256": i.runbook_sha256, "tool_version": i.tool_version,
+            "artifacts_dir": i.artifacts_dir, "started": i.started, "window_end": i.window_end})
+        }
+        _ => json!({}),
+    };
+    let steps: Vec<Value> = v
+        .step_results
+        .iter()
+        .map(|s| json!({"step": s.step, "status": s.status, "duration_ms": s.duration_ms, "message": s.message}))
+        .collect();
     let mut phases: BTreeMap<&str, BTreeMap<String, Value>> = BTreeMap::new();
-    let mut checks = Vec::new();
-    let mut sign_offs = Vec::new();
-    let mut gates = Vec::new();
-    let mut extract = Value::Null;
-    let mut backup = Value::Null;
-    let mut freeze = Value::Null;
-    let mut rollback = Value::Null;
-    let mut outcome = json!({"outcome": "running", "exit_code": null, "message": ""});
-    for r in records {
-        match &r.event {
-            Event::RunStarted {
-                run_id,
-                mode,
-                runbook_path,
-                runbook_name,
-                runbook_sha256,
-                tool_version,
-                artifacts_dir,
-                window_end,
-                ..
-            } => {
-                run = json!({"run_id": run_id, "mode": mode, "runbook": runbook_path, "runbook_name": runbook_name,
-                    "runbook_sha256": runbook_sha256, "tool_version": tool_version, "artifacts_dir": artifacts_dir,
-                    "started": r.ts, "window_end": window_end});
-            }
-            Event::StepFinished {
-                step,
-                status,
-                message,
-                duration_ms,
-            } => {
-                steps.push(json!({"step": step, "status": status, "duration_ms": duration_ms, "message": message}));
-            }
-            Event::ExtractRecorded { manifest, files } => {
-                extract = json!({"manifest": manifest, "files": files})
-            }
-            Event::BackupTaken {
-                env,
-                path,
-                sha256,
-                bytes,
-                ..
-            } => backup = json!({"env": env, "path": path, "sha256": sha256, "bytes": bytes}),
-            Event::FreezeApplied {
-                env,
-                method,
-                watermark,
-                ..
-            } => freeze = json!({"env": env, "method": method, "watermark": watermark}),
-            Event::EntityFinished {
-                phase,
-                entity,
-                counts,
-                reject_file,
-                sums,
-                duration_ms,
-            } => {
-                let p = match phase {
-                    Phase::DryRun => "dry_run",
-                    Phase::Load => "load",
-                };
-                phases.entry(p).or_default().insert(
-                    entity.clone(),
-                    json!({"in_file": counts.in_file, "in_scope": counts.in_scope, "valid": counts.valid,
-                        "rejected": counts.rejected, "loaded": counts.loaded, "reject_file": reject_file,
-                        "sums": sums, "duration_ms": duration_ms}),
-                );
-            }
-            Event::CheckRecorded { step, result } => {
-                let mut c = json!({"step": step, "name": result.name, "entity": result.entity, "source": result.source,
-                    "target": result.target, "status": result.status, "detail": result.detail});
-                // Only on money, as in the journal: the values are in this currency.
-                if let Some(cur) = &result.currency {
-                    c["currency"] = json!(cur);
-                }
-                checks.push(c);
-            }
-            Event::GateOpened {
-                gate,
-                recommendation,
-                reasons,
-                evidence_sha256,
-                evidence,
-                ..
-            } => {
-                gates.push(json!({"gate": gate, "recommendation": recommendation, "reasons": reasons, "evidence_sha256": evidence_sha256,
-                    "evidence": evidence, "decision": null}));
-            }
-            Event::GateDecided { gate, decision } => {
-                if let Some(g) = gates.iter_mut().rev().find(|g| g["gate"] == json!(gate)) {
-                    g["decision"] = json!(decision);
-                }
-            }
-            Event::SignOffRecorded {
-                gate,
-                name,
-                role,
-                decision,
-                comment,
-                evidence_sha256,
-                overrides,
-                signature,
-            } => {
-                sign_offs.push(json!({"gate": gate, "name": name, "role": role, "decision": decision, "comment": comment,
-                    "overrides_recommendation": overrides, "evidence_sha256": evidence_sha256, "at": r.ts,
-                    "signed": signature.is_some()}));
-            }
-            Event::RollbackStarted { reason } => {
-                rollback = json!({"reason": reason, "started": r.ts});
-            }
-            Event::RollbackFinished { ok, message } => {
-                rollback["ok"] = json!(ok);
-                rollback["message"] = json!(message);
-            }
-            Event::RunFinished {
-                outcome: o,
-                exit_code,
-                message,
-            } => {
-                outcome = json!({"outcome": o, "exit_code": exit_code, "message": message, "finished": r.ts});
-            }
-            _ => {}
+    for (phase, entities) in &v.phases {
+        let p = match phase {
+            Phase::DryRun => "dry_run",
+            Phase::Load => "load",
+        };
+        for (entity, r) in entities {
+            let c = &r.counts;
+            phases.entry(p).or_default().insert(
+                entity.clone(),
+                json!({"in_file": c.in_file, "in_scope": c.in_scope, "valid": c.valid,
+                    "rejected": c.rejected, "loaded": c.loaded, "reject_file": r.reject_file,
+                    "sums": r.sums, "duration_ms": r.duration_ms}),
+            );
         }
     }
+    let checks: Vec<Value> = v
+        .checks
+        .iter()
+        .map(|CheckRow { step, result }| {
+            let mut c = json!({"step": step, "name": result.name, "entity": result.entity, "source": result.source,
+                "target": result.target, "status": result.status, "detail": result.detail});
+            // Only on money, as in the journal: the values are in this currency.
+            if let Some(cur) = &result.currency {
+                c["currency"] = json!(cur);
+            }
+            c
+        })
+        .collect();
+    let gates: Vec<Value> = v
+        .gates
+        .iter()
+        .map(|g| {
+            json!({"gate": g.gate, "recommendation": g.recommendation, "reasons": g.reasons,
+            "evidence_sha256": g.evidence_sha256, "evidence": g.evidence, "decision": g.decided})
+        })
+        .collect();
+    let sign_offs: Vec<Value> = v
+        .sign_offs
+        .iter()
+        .map(|s| json!({"gate": s.gate, "name": s.row.name, "role": s.row.role, "decision": s.row.decision,
+            "comment": s.row.comment, "overrides_recommendation": s.row.overrides,
+            "evidence_sha256": s.evidence_sha256, "at": s.at, "signed": s.signed}))
+        .collect();
+    let extract = v.extract.as_ref().map_or(
+        Value::Null,
+        |(manifest, files)| json!({"manifest": manifest, "files": files}),
+    );
+    let backup = v.backup.as_ref().map_or(
+        Value::Null,
+        |b| json!({"env": b.env, "path": b.path, "sha256": b.sha256, "bytes": b.bytes}),
+    );
+    let freeze = v.freeze_applied.as_ref().map_or(
+        Value::Null,
+        |f| json!({"env": f.env, "method": f.method, "watermark": f.watermark}),
+    );
+    let mut rollback = match (&v.rollback, &v.rollback_started_at) {
+        (Some(rb), Some(at)) => json!({"reason": rb.reason, "started": at}),
+        _ => Value::Null,
+    };
+    if let Some((ok, message)) = v.rollback.as_ref().and_then(|r| r.finished.as_ref()) {
+        rollback["ok"] = json!(ok);
+        rollback["message"] = json!(message);
+    }
+    let outcome = match (&v.finished, &v.finished_at) {
+        (Some(f), Some(at)) => {
+            json!({"outcome": f.outcome, "exit_code": f.exit_code, "message": f.message, "finished": at})
+        }
+        _ => json!({"outcome": "running", "exit_code": null, "message": ""}),
+    };
     // `entities` is the latest phase that ran: the production load if any, else the dry run.
     let entities = phases
         .get("load")
@@ -160,6 +122,6 @@ pub fn summary(records: &[Record]) -> Value {
         "rollback": rollback,
         // The run's last record: `journal verify --expect-head SEQ:HASH` checks the journal
         // still reaches it.
-        "journal_head": records.last().map(|r| json!({"seq": r.seq, "hash": r.hash})),
+        "journal_head": v.head.as_ref().map(|h| json!({"seq": h.seq, "hash": h.hash})),
     })
 }

@@ -20,7 +20,8 @@ use tui_input::InputRequest;
 use crate::control::Command;
 use crate::journal::events::{Decision, EnvInfo, Event, Phase, ProgressSnapshot, Record, RunMode};
 use crate::runbook::format::StepKind;
-use crate::window::{Forecast, WindowModel};
+use crate::runview::RunView;
+use crate::window::Forecast;
 
 pub use gate_dialog::{Field, GateDialog};
 pub use model::*;
@@ -138,6 +139,37 @@ pub enum Action {
     CancelQuit,
     /// SIGTERM or SIGHUP: abort the run (if still running) and leave at once.
     Interrupt,
+    /// `cutover watch`: who holds the run, for the header ("held by pid … on … since …").
+    Watching(String),
+}
+
+impl Action {
+    /// Whether `cutover watch` takes this action: looking around only. Nothing that opens
+    /// a form, types into one or sends a command to an engine.
+    pub fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            Action::NextTab
+                | Action::PrevTab
+                | Action::SelectTab(_)
+                | Action::ScrollUp
+                | Action::ScrollDown
+                | Action::PageUp
+                | Action::PageDown
+                | Action::ScrollTop
+                | Action::ScrollBottom
+                | Action::HideGateDialog
+                | Action::ToggleHelp
+                | Action::HelpScroll(_)
+                | Action::Record(_)
+                | Action::Progress(_)
+                | Action::Tick { .. }
+                | Action::Log { .. }
+                | Action::LogDropped { .. }
+                | Action::Notice { .. }
+                | Action::Watching(_)
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,36 +183,22 @@ pub enum Effect {
 /// Everything the console shows, built only from records, snapshots and actions.
 #[derive(Debug, Clone, Default)]
 pub struct App {
-    pub run_id: Option<String>,
-    pub mode: Option<RunMode>,
-    pub runbook_name: String,
-    pub environments: Vec<EnvInfo>,
-    pub window_end: Option<DateTime<Utc>>,
-    pub steps: Vec<StepRow>,
-    /// The entities of the pipeline step that runs (or ran last), in the order they started.
-    pub entities: IndexMap<String, EntityRow>,
-    /// That step's phase, for the entities pane's title.
-    pub pipeline_phase: Option<Phase>,
+    /// The run as its journal tells it (steps, entities, checks, gate, rollback, outcome,
+    /// window); live progress is laid over its entities.
+    pub view: RunView,
     /// Rows/s history of each entity that has run, for the sparklines.
     pub throughput: IndexMap<String, Throughput>,
-    pub checks: Vec<CheckRow>,
-    pub gate: Option<GateState>,
     pub dialog: GateDialog,
-    /// Journaled rollback (`RollbackStarted` / `RollbackFinished`).
-    pub rollback: Option<RollbackState>,
     pub rollback_dialog: RollbackDialog,
     /// Reason of the rollback this console sent, until the journal shows it started.
     pub rollback_asked: Option<String>,
     pub skip_dialog: SkipDialog,
     /// Steps this console asked to skip: not offered again.
     pub skips_asked: Vec<String>,
-    /// Follows the records for the window clock.
-    pub window: WindowModel,
     /// Latest live progress, as the engine sent it (for the window forecast).
     pub progress: ProgressSnapshot,
     /// The console has seen the window exceeded (and proposed the rollback once for it).
     pub window_exceeded_seen: bool,
-    pub finished: Option<Finished>,
     pub log: VecDeque<LogLine>,
     /// Tracing lines dropped before they reached the console (the channel was full).
     pub log_dropped: u64,
@@ -199,6 +217,8 @@ pub struct App {
     pub notice: Option<String>,
     /// Set once Abort has been sent.
     pub aborted: bool,
+    /// `cutover watch`: a read-only console; who holds the run.
+    pub watching: Option<String>,
 }
 
 fn parse_ts(ts: &str) -> Option<DateTime<Utc>> {
@@ -213,16 +233,16 @@ impl App {
     }
 
     pub fn is_finished(&self) -> bool {
-        self.finished.is_some()
+        self.view.finished.is_some()
     }
 
     pub fn production_env(&self) -> Option<&EnvInfo> {
-        self.environments.iter().find(|e| e.production)
+        self.view.production_env()
     }
 
     /// The gate, if one is open and still waiting for its decision.
     pub fn open_gate(&self) -> Option<&GateState> {
-        self.gate.as_ref().filter(|g| g.is_open())
+        self.view.open_gate()
     }
 
     pub fn dialog_visible(&self) -> bool {
@@ -230,13 +250,13 @@ impl App {
     }
 
     pub fn window_left_secs(&self) -> Option<i64> {
-        Some((self.window_end? - self.now?).num_seconds())
+        Some((self.view.window_end? - self.now?).num_seconds())
     }
 
     /// Projected finish, point of no return and the rest, at the app's clock; `None`
     /// without a window (or before any clock).
     pub fn forecast(&self) -> Option<Forecast> {
-        self.window.forecast(&self.progress, self.now?)
+        self.view.window.forecast(&self.progress, self.now?)
     }
 
     /// What the operator types to confirm a rollback: the production database's name (the
@@ -253,11 +273,11 @@ impl App {
     /// What a GO at the open gate needs typed: the production database's name, when a
     /// load step follows the gate (before any later gate). `None` for other gates.
     pub fn gate_confirm_name(&self) -> Option<String> {
-        let at = self.steps.iter().position(|s| {
+        let at = self.view.steps.iter().position(|s| {
             s.kind == StepKind::SignOff
                 && matches!(s.state, StepState::WaitingSignOff | StepState::Running)
         })?;
-        let into_production = self.steps[at + 1..]
+        let into_production = self.view.steps[at + 1..]
             .iter()
             .take_while(|s| s.kind != StepKind::SignOff)
             .any(|s| s.kind == StepKind::Load);
@@ -272,11 +292,11 @@ impl App {
 
     /// Why no skip can be asked for now; `None` when it can.
     pub fn skip_refusal(&self) -> Option<&'static str> {
-        if self.run_id.is_none() {
+        if self.view.run_id.is_none() {
             Some("No run has started yet: nothing to skip")
         } else if self.is_finished() {
             Some("The run has finished: nothing to skip")
-        } else if self.rollback.is_some() || self.rollback_asked.is_some() {
+        } else if self.view.rollback.is_some() || self.rollback_asked.is_some() {
             Some("The run is rolling back: nothing to skip")
         } else if self.aborted {
             Some("The run is being aborted")
@@ -288,7 +308,8 @@ impl App {
     /// Ids of the steps the operator may skip now: not yet started, of a kind nothing
     /// rests on (`StepKind::skippable`), and not already asked for.
     pub fn skip_candidates(&self) -> Vec<String> {
-        self.steps
+        self.view
+            .steps
             .iter()
             .filter(|s| {
                 s.state == StepState::Pending
@@ -305,13 +326,13 @@ impl App {
 
     /// Why a rollback cannot be asked for now; `None` when it can.
     pub fn rollback_refusal(&self) -> Option<&'static str> {
-        if self.run_id.is_none() {
+        if self.view.run_id.is_none() {
             Some("No run has started yet: nothing to roll back")
         } else if self.is_finished() {
             Some("The run has finished: nothing to roll back from here")
-        } else if self.mode == Some(RunMode::Rehearse) {
+        } else if self.view.mode == Some(RunMode::Rehearse) {
             Some("A rehearsal does not touch production: nothing to roll back")
-        } else if self.rollback.is_some() {
+        } else if self.view.rollback.is_some() {
             Some("The rollback is already under way")
         } else if self.rollback_asked.is_some() {
             Some("The rollback has already been asked for; waiting for the journal")
@@ -331,6 +352,7 @@ impl App {
             return;
         }
         let end = self
+            .view
             .window_end
             .map(|t| format!(" (ended {} UTC)", t.format("%H:%M")))
             .unwrap_or_default();
@@ -354,24 +376,25 @@ impl App {
     }
 
     pub fn running_step(&self) -> Option<&StepRow> {
-        self.steps
+        self.view
+            .steps
             .iter()
             .find(|s| matches!(s.state, StepState::Running | StepState::WaitingSignOff))
     }
 
     /// Overall status: glyph, word, tone.
     pub fn status(&self) -> (&'static str, String, Tone) {
-        if let Some(f) = &self.finished {
+        if let Some(f) = &self.view.finished {
             let (g, w, t) = outcome_glyph_word(f.outcome);
             return (g, w.to_string(), t);
         }
         if self.aborted {
             return ("■", "ABORTING".into(), Tone::Warn);
         }
-        if self.rollback_asked.is_some() && self.rollback.is_none() {
+        if self.rollback_asked.is_some() && self.view.rollback.is_none() {
             return ("↺", "ROLLBACK ASKED".into(), Tone::Warn);
         }
-        if let Some(rb) = &self.rollback
+        if let Some(rb) = &self.view.rollback
             && rb.finished.is_none()
         {
             return ("↺", "ROLLING BACK".into(), Tone::Warn);
@@ -379,7 +402,7 @@ impl App {
         if let Some(g) = self.open_gate() {
             return ("?", format!("WAITING AT GATE {}", g.gate), Tone::Active);
         }
-        if self.run_id.is_none() {
+        if self.view.run_id.is_none() {
             return ("·", "WAITING FOR RUN".into(), Tone::Neutral);
         }
         match self.running_step() {
@@ -440,246 +463,43 @@ impl App {
         });
     }
 
-    fn step_mut(&mut self, id: &str) -> Option<&mut StepRow> {
-        self.steps.iter_mut().find(|s| s.id == id)
-    }
-
+    /// A journal record: the view folds it; the console only reacts (dialogs, notices,
+    /// the log, reading a reject file).
     fn apply_record(&mut self, rec: Record) -> Vec<Effect> {
-        self.window.apply(&rec);
-        let ts = parse_ts(&rec.ts);
-        if let Some(t) = ts
+        self.view.apply(&rec);
+        if let Some(t) = parse_ts(&rec.ts)
             && self.now.is_none_or(|n| t > n)
         {
             self.now = Some(t);
         }
-        let time = ts
+        let time = parse_ts(&rec.ts)
             .map(|t| t.format("%H:%M:%S").to_string())
             .unwrap_or_default();
         let mut effects = Vec::new();
         let described = crate::describe::describe(&rec.event);
-        let sign_rec = matches!(
-            rec.event,
-            Event::SignOffRecorded { .. } | Event::SignOffRefused { .. }
-        )
-        .then(|| rec.clone());
         match rec.event {
-            Event::RunStarted {
-                run_id,
-                mode,
-                runbook_name,
-                steps,
-                environments,
-                window_end,
-                ..
-            } => {
-                self.run_id = Some(run_id);
-                self.mode = Some(mode);
-                self.runbook_name = runbook_name;
-                self.environments = environments;
-                self.window_end = window_end.as_deref().and_then(parse_ts);
-                self.steps = steps
-                    .into_iter()
-                    .map(|s| StepRow {
-                        id: s.id,
-                        kind: s.kind,
-                        title: s.title,
-                        planned_secs: s.planned_secs,
-                        state: StepState::Pending,
-                        started_at: None,
-                        duration_ms: None,
-                        message: String::new(),
-                    })
-                    .collect();
-            }
-            Event::StepStarted { step } => {
-                if let Some(s) = self.step_mut(&step) {
-                    s.state = StepState::Running;
-                    s.started_at = ts;
-                    s.duration_ms = None;
-                    // A new pipeline step: the last one's entities would read as this one's.
-                    let phase = match s.kind {
-                        StepKind::DryRun => Some(Phase::DryRun),
-                        StepKind::Load => Some(Phase::Load),
-                        _ => None,
-                    };
-                    if phase.is_some() {
-                        self.pipeline_phase = phase;
-                        self.entities.clear();
-                    }
-                }
-            }
-            Event::StepFinished {
-                step,
-                status,
-                message,
-                duration_ms,
-            } => {
-                if let Some(s) = self.step_mut(&step) {
-                    s.state = status.into();
-                    s.duration_ms = Some(duration_ms);
-                    s.message = message;
-                }
-            }
-            // Its StepFinished (skipped) follows; shown at once all the same.
-            Event::StepSkipped { step, name, reason } => {
-                if let Some(s) = self.step_mut(&step) {
-                    s.state = StepState::Skipped;
-                    s.duration_ms = Some(0);
-                    s.message = format!("skipped by {name}: {reason}");
-                }
-            }
-            Event::EntityStarted {
-                phase,
-                entity,
-                table,
-                expected_rows,
-            } => {
-                self.entities.insert(
-                    entity.clone(),
-                    EntityRow {
-                        entity,
-                        phase: Some(phase),
-                        table,
-                        expected: expected_rows,
-                        ..EntityRow::default()
-                    },
-                );
-            }
-            Event::BatchCommitted {
-                phase,
-                entity,
-                rows,
-                ..
-            } => {
-                if let Some(e) = self.entities.get_mut(&entity)
-                    && e.phase == Some(phase)
-                {
-                    e.loaded = e.loaded.saturating_add(rows);
-                }
-            }
             Event::EntityFinished {
-                phase,
                 entity,
-                counts,
                 reject_file,
-                duration_ms,
                 ..
-            } => {
-                let e = self.entities.entry(entity.clone()).or_default();
-                e.entity = entity.clone();
-                e.phase = Some(phase);
-                e.read = counts.in_scope;
-                e.valid = counts.valid;
-                e.rejected = counts.rejected;
-                e.loaded = counts.loaded;
-                if e.expected == 0 {
-                    e.expected = counts.in_scope;
-                }
-                e.elapsed_secs = duration_ms as f64 / 1000.0;
-                e.done = true;
-                e.counts = Some(counts);
-                if !reject_file.is_empty() {
-                    e.reject_file = Some(reject_file.clone());
-                    effects.push(Effect::LoadRejects {
-                        entity,
-                        path: reject_file,
-                    });
-                }
-            }
-            Event::CheckRecorded { step, result } => {
-                self.checks.push(CheckRow { step, result });
-            }
-            Event::GateOpened {
-                gate,
-                title,
-                quorum,
-                roles,
-                approvers,
-                recommendation,
-                reasons,
-                evidence_sha256,
-                evidence,
-                rule,
-            } => {
-                // Reopened on the same evidence (a resumed run): its sign-offs still count.
-                let (signoffs, sign_records) = match self.gate.take() {
-                    Some(g) if g.gate == gate && g.evidence_sha256 == evidence_sha256 => {
-                        (g.signoffs, g.sign_records)
-                    }
-                    _ => (Vec::new(), Vec::new()),
-                };
-                self.gate = Some(GateState {
-                    evidence,
-                    gate,
-                    title,
-                    quorum,
-                    roles,
-                    approvers,
-                    recommendation,
-                    reasons,
-                    evidence_sha256,
-                    signoffs,
-                    decided: None,
-                    rule,
-                    sign_records,
+            } if !reject_file.is_empty() => {
+                effects.push(Effect::LoadRejects {
+                    entity,
+                    path: reject_file,
                 });
-                if let Some(s) = self
-                    .steps
-                    .iter_mut()
-                    .find(|s| s.state == StepState::Running && s.kind == StepKind::SignOff)
-                {
-                    s.state = StepState::WaitingSignOff;
-                }
+            }
+            Event::GateOpened { .. } => {
                 self.dialog.open_fresh(self.gate_confirm_name());
                 self.show_help = false;
             }
-            Event::SignOffRecorded {
-                gate,
-                name,
-                role,
-                decision,
-                comment,
-                overrides,
-                ..
-            } => {
-                if let Some(g) = self.gate.as_mut().filter(|g| g.gate == gate) {
-                    g.signoffs.push(SignOffRow {
-                        name,
-                        role,
-                        decision,
-                        comment,
-                        overrides,
-                    });
-                    g.sign_records.extend(sign_rec);
-                }
-                self.notice = None;
-            }
-            Event::SignOffRefused {
-                gate, name, reason, ..
-            } => {
-                if let Some(g) = self.gate.as_mut().filter(|g| g.gate == gate) {
-                    g.sign_records.extend(sign_rec);
-                }
+            Event::SignOffRecorded { .. } => self.notice = None,
+            Event::SignOffRefused { name, reason, .. } => {
                 self.notice = Some(format!("✗ sign-off by {name} refused: {reason}"));
             }
-            Event::GateDecided { gate, decision } => {
-                if let Some(g) = self.gate.as_mut().filter(|g| g.gate == gate) {
-                    g.decided = Some(decision);
-                }
-                self.dialog.visible = false;
-                for s in &mut self.steps {
-                    if s.state == StepState::WaitingSignOff {
-                        s.state = StepState::Running;
-                    }
-                }
-            }
+            Event::GateDecided { .. } => self.dialog.visible = false,
             Event::RollbackStarted { reason } => {
                 self.rollback_dialog.close();
                 self.notice = Some(format!("↺ Rollback started: {reason}"));
-                self.rollback = Some(RollbackState {
-                    reason,
-                    finished: None,
-                });
             }
             Event::RollbackFinished { ok, message } => {
                 self.notice = Some(if ok {
@@ -687,43 +507,17 @@ impl App {
                 } else {
                     format!("✗ Rollback FAILED: {message}")
                 });
-                let rb = self.rollback.get_or_insert_with(|| RollbackState {
-                    reason: String::new(),
-                    finished: None,
-                });
-                rb.finished = Some((ok, message));
             }
             Event::WindowExceeded { .. } => {
                 self.window_exceeded_seen = true;
                 self.propose_rollback();
             }
-            Event::RunFinished {
-                outcome,
-                exit_code,
-                message,
-            } => {
-                self.finished = Some(Finished {
-                    outcome,
-                    exit_code,
-                    message,
-                });
+            Event::RunFinished { .. } => {
                 self.dialog.visible = false;
                 self.rollback_dialog.close();
                 self.confirm_quit = false;
             }
-            Event::BackupTaken { .. }
-            | Event::FreezePlanned { .. }
-            | Event::FreezeApplied { .. }
-            | Event::CommandRan { .. }
-            | Event::ProductionClosed { .. }
-            | Event::EnvReopened { .. }
-            | Event::FreezeHeld { .. }
-            | Event::ExtractRecorded { .. }
-            | Event::RetryScheduled { .. }
-            | Event::RunResumed { .. }
-            | Event::LeaseTakenOver { .. }
-            | Event::ForecastBasis { .. }
-            | Event::WindowWarning { .. } => {}
+            _ => {}
         }
         if let Some((text, tone)) = described {
             self.push_log(time, text, tone);
@@ -735,7 +529,7 @@ impl App {
     fn apply_progress(&mut self, snap: ProgressSnapshot) {
         self.progress = snap.clone();
         for p in snap {
-            let e = self.entities.entry(p.entity.clone()).or_default();
+            let e = self.view.entities.entry(p.entity.clone()).or_default();
             if e.phase.is_some() && p.phase.is_some() && e.phase != p.phase {
                 if e.phase == Some(Phase::Load) {
                     // A late dry-run snapshot after load began: ignore it.
@@ -765,6 +559,7 @@ impl App {
     /// One throughput sample per running entity (at most one a second).
     fn sample_throughput(&mut self, now: DateTime<Utc>) {
         for e in self
+            .view
             .entities
             .values()
             .filter(|e| !e.done && e.phase.is_some())
@@ -778,7 +573,7 @@ impl App {
 
     /// The rows/s history of an entity that is still running.
     pub fn running_throughput(&self, entity: &str) -> Option<&Throughput> {
-        let e = self.entities.get(entity).filter(|e| !e.done)?;
+        let e = self.view.entities.get(entity).filter(|e| !e.done)?;
         self.throughput.get(entity).filter(|t| t.phase == e.phase)
     }
 
@@ -790,7 +585,7 @@ impl App {
         match self.tab {
             Tab::Rejects => self.rejects.scroll(delta),
             Tab::Reconciliation => {
-                self.recon_scroll = apply(self.recon_scroll, delta, self.checks.len())
+                self.recon_scroll = apply(self.recon_scroll, delta, self.view.checks.len())
             }
             // The log counts from the bottom: "up" means further back.
             Tab::Log => self.log_scroll = apply(self.log_scroll, -delta, self.log.len()),
@@ -823,6 +618,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             message,
         } => app.log_traced(level, &target, message),
         Action::LogDropped { total } => app.log_dropped = app.log_dropped.max(total),
+        Action::Watching(holder) => app.watching = Some(holder),
         Action::Notice { text } => {
             app.note(text.clone(), Tone::Warn);
             app.notice = Some(text);

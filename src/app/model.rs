@@ -6,10 +6,10 @@ use std::collections::VecDeque;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-use crate::journal::events::{
-    CheckResult, CheckStatus, Decision, EntityCounts, GateEvidence, Outcome, Phase, StepStatus,
+use crate::journal::events::{CheckResult, CheckStatus, Decision, Outcome, Phase};
+pub use crate::runview::{
+    CheckRow, EntityRow, Finished, GateState, RollbackState, SignOffRow, StepRow, StepState,
 };
-use crate::runbook::format::StepKind;
 
 /// How a thing should feel on screen. Views map it to a style; the glyph and word carry
 /// the meaning on their own.
@@ -20,18 +20,6 @@ pub enum Tone {
     Good,
     Warn,
     Bad,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepState {
-    Pending,
-    Running,
-    Passed,
-    Warned,
-    Failed,
-    WaitingSignOff,
-    Skipped,
-    RolledBack,
 }
 
 impl StepState {
@@ -68,88 +56,6 @@ impl StepState {
             StepState::Passed => Tone::Good,
             StepState::Warned | StepState::RolledBack => Tone::Warn,
             StepState::Failed => Tone::Bad,
-        }
-    }
-}
-
-impl From<StepStatus> for StepState {
-    fn from(s: StepStatus) -> Self {
-        match s {
-            StepStatus::Passed => StepState::Passed,
-            StepStatus::Warned => StepState::Warned,
-            StepStatus::Failed => StepState::Failed,
-            StepStatus::Skipped => StepState::Skipped,
-            StepStatus::RolledBack => StepState::RolledBack,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepRow {
-    pub id: String,
-    pub kind: StepKind,
-    pub title: String,
-    pub planned_secs: Option<u64>,
-    pub state: StepState,
-    pub started_at: Option<DateTime<Utc>>,
-    /// Set when the step finished (from `StepFinished.duration_ms`).
-    pub duration_ms: Option<u64>,
-    pub message: String,
-}
-
-impl StepRow {
-    /// Actual seconds: final duration, or time since start while it runs.
-    pub fn actual_secs(&self, now: Option<DateTime<Utc>>) -> Option<u64> {
-        if let Some(ms) = self.duration_ms {
-            return Some(ms / 1000);
-        }
-        match (self.started_at, now) {
-            (Some(start), Some(now)) => Some((now - start).num_seconds().max(0) as u64),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct EntityRow {
-    pub entity: String,
-    pub phase: Option<Phase>,
-    pub table: String,
-    pub expected: u64,
-    pub read: u64,
-    pub valid: u64,
-    pub rejected: u64,
-    pub loaded: u64,
-    pub elapsed_secs: f64,
-    pub done: bool,
-    /// Final counts from `EntityFinished`.
-    pub counts: Option<EntityCounts>,
-    pub reject_file: Option<String>,
-}
-
-impl EntityRow {
-    /// Rows read per second so far.
-    pub fn rate(&self) -> Option<f64> {
-        (self.elapsed_secs > 0.0 && self.read > 0).then(|| self.read as f64 / self.elapsed_secs)
-    }
-
-    /// Seconds left at the current rate, while running.
-    pub fn eta_secs(&self) -> Option<u64> {
-        if self.done || self.expected == 0 {
-            return None;
-        }
-        let rate = self.rate()?;
-        Some((self.expected.saturating_sub(self.read) as f64 / rate).ceil() as u64)
-    }
-
-    /// Fraction done in 0..=1 (read against expected).
-    pub fn ratio(&self) -> f64 {
-        if self.done {
-            1.0
-        } else if self.expected == 0 {
-            0.0
-        } else {
-            (self.read as f64 / self.expected as f64).clamp(0.0, 1.0)
         }
     }
 }
@@ -202,12 +108,6 @@ impl Throughput {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckRow {
-    pub step: String,
-    pub result: CheckResult,
-}
-
 pub fn check_glyph_word(s: CheckStatus) -> (&'static str, &'static str, Tone) {
     match s {
         CheckStatus::Pass => ("✓", "pass", Tone::Good),
@@ -241,71 +141,6 @@ pub fn phase_word(p: Option<Phase>) -> &'static str {
         Some(Phase::Load) => "load",
         None => "",
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignOffRow {
-    pub name: String,
-    pub role: String,
-    pub decision: Decision,
-    pub comment: String,
-    /// A GO against the NO-GO recommendation.
-    pub overrides: bool,
-}
-
-/// The gate that is (or was last) open.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GateState {
-    pub gate: String,
-    pub title: String,
-    pub quorum: usize,
-    pub roles: Vec<String>,
-    pub approvers: Vec<String>,
-    pub recommendation: Decision,
-    pub reasons: Vec<String>,
-    pub evidence_sha256: String,
-    pub evidence: GateEvidence,
-    pub signoffs: Vec<SignOffRow>,
-    pub decided: Option<Decision>,
-    /// The roles, quorums and approvers the sign-offs are counted against.
-    pub rule: Option<crate::journal::events::GateRule>,
-    /// This gate's sign-off records (recorded and refused), for the policy.
-    pub sign_records: Vec<crate::journal::events::Record>,
-}
-
-impl GateState {
-    pub fn is_open(&self) -> bool {
-        self.decided.is_none()
-    }
-
-    /// Where the gate stands by the same policy the run applies: the count per role and
-    /// each sign-off that did not count, with why. `None` for a gate journaled without
-    /// its rule.
-    pub fn view(&self) -> Option<crate::signoff::policy::GateView> {
-        self.rule.as_ref().map(|rule| {
-            crate::signoff::policy::fold(
-                rule,
-                &self.gate,
-                &self.evidence_sha256,
-                self.recommendation,
-                &self.sign_records,
-            )
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RollbackState {
-    pub reason: String,
-    /// `(ok, message)` once finished.
-    pub finished: Option<(bool, String)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finished {
-    pub outcome: Outcome,
-    pub exit_code: i32,
-    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,9 +38,9 @@ fn finish(app: &mut App) {
 fn run_started_sets_header_and_pending_steps() {
     let mut app = App::new();
     update(&mut app, Action::Record(rec(1, "18:00:00", run_started())));
-    assert_eq!(app.runbook_name, "TMS → Odoo cutover");
-    assert_eq!(app.steps.len(), 9);
-    assert!(app.steps.iter().all(|s| s.state == StepState::Pending));
+    assert_eq!(app.view.runbook_name, "TMS → Odoo cutover");
+    assert_eq!(app.view.steps.len(), 9);
+    assert!(app.view.steps.iter().all(|s| s.state == StepState::Pending));
     assert_eq!(app.production_env().unwrap().name, "production");
     update(
         &mut app,
@@ -54,27 +54,27 @@ fn run_started_sets_header_and_pending_steps() {
 #[test]
 fn step_states_and_durations_follow_the_journal() {
     let app = app_at_gate();
-    let state = |id: &str| app.steps.iter().find(|s| s.id == id).unwrap().state;
+    let state = |id: &str| app.view.steps.iter().find(|s| s.id == id).unwrap().state;
     assert_eq!(state("backup"), StepState::Passed);
     assert_eq!(state("dry_run"), StepState::Warned);
     assert_eq!(state("go_live"), StepState::WaitingSignOff);
     assert_eq!(state("load"), StepState::Pending);
-    let backup = &app.steps[0];
+    let backup = &app.view.steps[0];
     assert_eq!(backup.actual_secs(app.now), Some(432));
-    let gate_step = app.steps.iter().find(|s| s.id == "go_live").unwrap();
+    let gate_step = app.view.steps.iter().find(|s| s.id == "go_live").unwrap();
     // Started 18:45:01, now 18:46:00.
     assert_eq!(gate_step.actual_secs(app.now), Some(59));
-    assert_eq!(app.checks.len(), 6);
+    assert_eq!(app.view.checks.len(), 6);
     assert!(app.status().1.contains("WAITING AT GATE"));
 }
 
 #[test]
 fn entity_progress_and_finished_counts() {
     let app = app_mid_load();
-    let people = &app.entities["people"];
+    let people = &app.view.entities["people"];
     assert!(people.done);
     assert_eq!(people.counts.as_ref().unwrap().rejected, 3);
-    let inv = &app.entities["invoices"];
+    let inv = &app.view.entities["invoices"];
     assert_eq!(
         (inv.read, inv.loaded, inv.expected),
         (15_000, 14_000, 25_000)
@@ -86,7 +86,7 @@ fn entity_progress_and_finished_counts() {
     let mut old = progress_mid_load();
     old[0].read = 10;
     update(&mut app, Action::Progress(old));
-    assert_eq!(app.entities["invoices"].read, 15_000);
+    assert_eq!(app.view.entities["invoices"].read, 15_000);
 }
 
 #[test]
@@ -366,8 +366,8 @@ fn go_against_a_no_go_recommendation_needs_a_reason_and_is_shown_as_an_override(
 #[test]
 fn a_pipeline_step_starting_replaces_the_last_ones_entities() {
     let mut app = app_at_gate();
-    assert_eq!(app.pipeline_phase, Some(Phase::DryRun));
-    assert_eq!(app.entities.len(), 4, "the dry run's entities");
+    assert_eq!(app.view.pipeline_phase, Some(Phase::DryRun));
+    assert_eq!(app.view.entities.len(), 4, "the dry run's entities");
     record(
         &mut app,
         90,
@@ -376,9 +376,9 @@ fn a_pipeline_step_starting_replaces_the_last_ones_entities() {
             step: "load".into(),
         },
     );
-    assert_eq!(app.pipeline_phase, Some(Phase::Load));
+    assert_eq!(app.view.pipeline_phase, Some(Phase::Load));
     assert!(
-        app.entities.is_empty(),
+        app.view.entities.is_empty(),
         "no dry-run row passes for a load row"
     );
     record(
@@ -392,8 +392,8 @@ fn a_pipeline_step_starting_replaces_the_last_ones_entities() {
             expected_rows: 1_200,
         },
     );
-    assert_eq!(app.entities.len(), 1);
-    assert_eq!(app.entities["companies"].phase, Some(Phase::Load));
+    assert_eq!(app.view.entities.len(), 1);
+    assert_eq!(app.view.entities["companies"].phase, Some(Phase::Load));
     // Other steps leave the pane as it is.
     record(
         &mut app,
@@ -403,7 +403,7 @@ fn a_pipeline_step_starting_replaces_the_last_ones_entities() {
             step: "verify".into(),
         },
     );
-    assert_eq!(app.entities.len(), 1);
+    assert_eq!(app.view.entities.len(), 1);
 }
 
 #[test]
@@ -440,10 +440,10 @@ fn esc_hides_the_dialog_and_g_brings_it_back_with_the_text() {
 fn gate_decided_closes_the_dialog_and_resumes_the_step() {
     let app = app_mid_load();
     assert!(!app.dialog_visible());
-    let g = app.gate.as_ref().unwrap();
+    let g = app.view.gate().unwrap();
     assert_eq!(g.signoffs.len(), 2);
     assert_eq!(g.decided, Some(Decision::Go));
-    let state = |id: &str| app.steps.iter().find(|s| s.id == id).unwrap().state;
+    let state = |id: &str| app.view.steps.iter().find(|s| s.id == id).unwrap().state;
     assert_eq!(state("go_live"), StepState::Passed);
     assert_eq!(state("load"), StepState::Running);
 }
@@ -1061,7 +1061,7 @@ mod each_action {
         update(&mut app, Action::PageUp);
         assert_eq!(app.recon_scroll, 0);
         update(&mut app, Action::PageDown);
-        assert_eq!(app.recon_scroll, app.checks.len() - 1);
+        assert_eq!(app.recon_scroll, app.view.checks.len() - 1);
     }
 
     #[test]
@@ -1285,7 +1285,14 @@ fn step_skipped_record_shows_the_step_skipped_with_who_and_why() {
             reason: "checked by hand".into(),
         },
     );
-    let row = |app: &App| app.steps.iter().find(|s| s.id == "verify").unwrap().clone();
+    let row = |app: &App| {
+        app.view
+            .steps
+            .iter()
+            .find(|s| s.id == "verify")
+            .unwrap()
+            .clone()
+    };
     assert_eq!(row(&app).state, StepState::Skipped);
     assert_eq!(
         row(&app).message,

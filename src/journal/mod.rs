@@ -5,6 +5,7 @@
 //! JSON text stored, so verification needs no canonicalisation.
 
 pub mod events;
+pub mod follow;
 pub mod lease;
 
 use std::path::Path;
@@ -34,6 +35,11 @@ const LAST_RUN_SQL: &str =
     "SELECT run_id FROM events WHERE kind = 'run_started' ORDER BY seq DESC LIMIT 1";
 const STARTS_SQL: &str = "SELECT seq, run_id, ts, payload, prev_hash, hash FROM events \
                           WHERE kind = 'run_started' ORDER BY seq";
+const AFTER_SQL: &str = "SELECT seq, run_id, ts, payload, prev_hash, hash FROM events \
+                         WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+/// The channel a PostgreSQL journal NOTIFYs on after each append; the payload is
+/// `RUN_ID:SEQ`. Followers only take it as a wake-up and re-read by sequence number.
+pub const NOTIFY_CHANNEL: &str = "cutover_journal";
 const ALL_SQL: &str = "SELECT seq, run_id, ts, payload, prev_hash, hash FROM events ORDER BY seq";
 
 #[derive(Clone)]
@@ -310,6 +316,12 @@ impl Journal {
                     .await?;
                 check_fence!(self, tx);
                 let linked = link_and_insert!(tx, run_id, &ts, kind, &payload).await?;
+                // Delivered at commit, so a follower woken by it finds the row.
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(NOTIFY_CHANNEL)
+                    .bind(format!("{run_id}:{}", linked.0))
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 linked
             }
@@ -400,6 +412,39 @@ impl Journal {
             Store::Postgres(p) => sqlx::query_as(RUN_SQL).bind(run_id).fetch_all(p).await?,
         };
         rows.into_iter().map(to_record).collect()
+    }
+
+    /// Up to `limit` records of one run after sequence number `seq` (0: from the start), in
+    /// order: what a follower reads after each wake-up.
+    pub async fn records_after(&self, run_id: &str, seq: i64, limit: u32) -> Result<Vec<Record>> {
+        let limit = i64::from(limit);
+        let rows: Vec<Row> = match &self.store {
+            Store::Sqlite(p) => {
+                sqlx::query_as(AFTER_SQL)
+                    .bind(run_id)
+                    .bind(seq)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await?
+            }
+            Store::Postgres(p) => {
+                sqlx::query_as(AFTER_SQL)
+                    .bind(run_id)
+                    .bind(seq)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await?
+            }
+        };
+        rows.into_iter().map(to_record).collect()
+    }
+
+    /// The PostgreSQL pool behind this journal (`None` on SQLite): a follower listens on it.
+    pub(crate) fn pg_pool(&self) -> Option<&PgPool> {
+        match &self.store {
+            Store::Postgres(p) => Some(p),
+            Store::Sqlite(_) => None,
+        }
     }
 
     /// The newest run in this journal, if any.
@@ -532,6 +577,7 @@ mod tests {
         racing_takers_one_wins_the_lease,
         a_live_lease_is_refused_a_stale_one_taken_over_and_the_old_holder_fenced,
         a_released_lease_is_free_again,
+        records_after_reads_one_run_from_a_sequence_number,
     );
 
     /// A new, empty journal. Fields drop in order: the journal, then its storage.
@@ -800,6 +846,31 @@ mod tests {
         }
         let (h, _) = f.j.lease_holder("tms").await.unwrap().unwrap();
         assert_eq!(h.run_id, winner);
+    }
+
+    async fn records_after_reads_one_run_from_a_sequence_number(b: Backend) {
+        let f = fresh(b, "after").await;
+        let j = &f.j;
+        let mut mine = Vec::new();
+        for i in 0..6 {
+            mine.push(j.append("r1", &ev(&format!("s{i}"))).await.unwrap());
+            j.append("r2", &ev("other")).await.unwrap();
+        }
+        let seqs = |v: Vec<Record>| v.into_iter().map(|r| r.seq).collect::<Vec<_>>();
+        assert_eq!(
+            j.records_after("r1", 0, 100).await.unwrap(),
+            mine,
+            "from the start, exactly as appended"
+        );
+        // After a record of this run, after one of another run, with a limit.
+        assert_eq!(
+            seqs(j.records_after("r1", 3, 100).await.unwrap()),
+            [5, 7, 9, 11]
+        );
+        assert_eq!(seqs(j.records_after("r1", 4, 2).await.unwrap()), [5, 7]);
+        assert!(j.records_after("r1", 11, 100).await.unwrap().is_empty());
+        assert!(j.records_after("nope", 0, 100).await.unwrap().is_empty());
+        j.close().await;
     }
 
     async fn set_lease(j: &Journal, sql: &'static str) {

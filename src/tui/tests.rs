@@ -382,7 +382,7 @@ fn verify_skipped() -> App {
 #[test]
 fn a_long_runbook_name_never_runs_into_the_window_clock() {
     let mut app = app_past_point_of_no_return();
-    app.runbook_name = "Legacy-TMS-to-new-TMS-Odoo-shaped-full-weekend-cutover".into();
+    app.view.runbook_name = "Legacy-TMS-to-new-TMS-Odoo-shaped-full-weekend-cutover".into();
     let top = screen(&app, 80, 24).to_string();
     let top = top.lines().next().unwrap();
     assert!(top.contains(" ✗ PAST POINT OF NO RETURN │"), "{top}");

@@ -27,16 +27,23 @@ fn full_lines(e: &EntityRow) -> u16 {
 
 /// Rows this pane wants: borders plus every entity's full lines (at least one line).
 pub fn wanted_height(app: &App) -> u16 {
-    2 + app.entities.values().map(full_lines).sum::<u16>().max(1)
+    2 + app
+        .view
+        .entities
+        .values()
+        .map(full_lines)
+        .sum::<u16>()
+        .max(1)
 }
 
 /// Lines each entity gets in `height` rows: all of them; else done entities one line
 /// (gauge) and running ones three; else two each; else one each.
 fn lines_per_entity(app: &App, height: u16) -> Vec<u16> {
-    let n = app.entities.len() as u16;
-    let running = app.entities.values().filter(|e| !e.done).count() as u16;
-    let full: u16 = app.entities.values().map(full_lines).sum();
-    app.entities
+    let n = app.view.entities.len() as u16;
+    let running = app.view.entities.values().filter(|e| !e.done).count() as u16;
+    let full: u16 = app.view.entities.values().map(full_lines).sum();
+    app.view
+        .entities
         .values()
         .map(|e| {
             if height >= full {
@@ -53,9 +60,15 @@ fn lines_per_entity(app: &App, height: u16) -> Vec<u16> {
 }
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
-    let phase = match app.pipeline_phase {
+    let phase = match app.view.pipeline_phase {
         Some(p) => phase_word(Some(p)),
-        None => app.entities.values().last().map(entity_phase).unwrap_or(""),
+        None => app
+            .view
+            .entities
+            .values()
+            .last()
+            .map(entity_phase)
+            .unwrap_or(""),
     };
     let title = if phase.is_empty() {
         " Entities ".to_string()
@@ -65,7 +78,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let block = Block::bordered().title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    if app.entities.is_empty() {
+    if app.view.entities.is_empty() {
         frame.render_widget(
             Paragraph::new(Span::styled(" no entity started yet", style::dim())),
             inner,
@@ -81,6 +94,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let mut y = inner.y;
     let mut shown = 0;
     for (e, lines) in app
+        .view
         .entities
         .values()
         .zip(lines_per_entity(app, inner.height))
@@ -99,9 +113,9 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         y += lines;
         shown += 1;
     }
-    if shown < app.entities.len() {
+    if shown < app.view.entities.len() {
         let last = line(inner.bottom() - 1);
-        let more = format!(" +{} more", app.entities.len() - shown + 1);
+        let more = format!(" +{} more", app.view.entities.len() - shown + 1);
         frame.render_widget(Clear, last);
         frame.render_widget(
             Paragraph::new(Span::styled(more, style::dim())).right_aligned(),

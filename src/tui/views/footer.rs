@@ -51,7 +51,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             Span::styled("Esc", style::key()),
             Span::raw(" keep running"),
         ])
-    } else if let Some(f) = &app.finished {
+    } else if let Some(f) = &app.view.finished {
         let (g, w, t) = outcome_glyph_word(f.outcome);
         Line::from(vec![
             Span::styled(

@@ -42,17 +42,17 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let right = Line::from(right).right_aligned();
     let right_w = right.width() as u16;
 
-    let name = if app.runbook_name.is_empty() {
+    let name = if app.view.runbook_name.is_empty() {
         "cutover"
     } else {
-        &app.runbook_name
+        &app.view.runbook_name
     };
     let room = area.width.saturating_sub(right_w + 1) as usize;
     let mut left = vec![Span::styled(format!(" {name}"), style::key())];
-    let rehearsal =
-        (app.mode == Some(RunMode::Rehearse)).then(|| Span::styled(" · REHEARSAL", style::key()));
+    let rehearsal = (app.view.mode == Some(RunMode::Rehearse))
+        .then(|| Span::styled(" · REHEARSAL", style::key()));
     let needed = left[0].width() + rehearsal.as_ref().map_or(0, Span::width);
-    if let Some(id) = &app.run_id {
+    if let Some(id) = &app.view.run_id {
         // The run id is the first thing to go on a narrow screen.
         let id = Span::styled(format!(" · {id}"), style::dim());
         if needed + id.width() <= room {
@@ -72,7 +72,17 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
 
     let wide = area.width >= WIDE_MIN_WIDTH;
     let mut spans = vec![Span::raw(" ")];
-    for (i, e) in app.environments.iter().enumerate() {
+    // `cutover watch`: who drives the run matters more than the environments' names.
+    if let Some(holder) = &app.watching {
+        spans.push(Span::styled("WATCH (read-only)", style::key()));
+        spans.push(Span::styled(format!(" · {holder}"), style::dim()));
+    }
+    let shown = if app.watching.is_some() {
+        &[][..]
+    } else {
+        &app.view.environments[..]
+    };
+    for (i, e) in shown.iter().enumerate() {
         if i > 0 {
             spans.push(Span::styled(" · ", style::dim()));
         }

@@ -25,10 +25,13 @@ fn bare_figures(r: &CheckResult) -> CheckFigures {
 }
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
-    let block = Block::bordered().title(format!(" Reconciliation · {} checks ", app.checks.len()));
+    let block = Block::bordered().title(format!(
+        " Reconciliation · {} checks ",
+        app.view.checks.len()
+    ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    if app.checks.is_empty() {
+    if app.view.checks.is_empty() {
         frame.render_widget(
             Paragraph::new(Span::styled(" No checks recorded yet.", style::dim())),
             inner,
@@ -45,6 +48,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     // Wide: money with its currency in every column. Narrow: bare numbers, the currency
     // once after them, as three money columns do not fit in 40 columns.
     let figures: Vec<CheckFigures> = app
+        .view
         .checks
         .iter()
         .map(|c| {
@@ -69,6 +73,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let diff_w = num_w(|f| &f.difference, "difference");
     // " EUR" after the narrow numbers; rows without a currency pad so columns line up.
     let unit_w = app
+        .view
         .checks
         .iter()
         .filter_map(|c| c.result.currency.as_ref().map(|u| u.chars().count() + 1))
@@ -76,8 +81,8 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         .unwrap_or(0);
     let right = |s: &str| Cell::from(Line::from(s.to_string()).right_aligned());
 
-    let sel = app.recon_scroll.min(app.checks.len() - 1);
-    let rows = app.checks.iter().zip(&figures).map(|(c, f)| {
+    let sel = app.recon_scroll.min(app.view.checks.len() - 1);
+    let rows = app.view.checks.iter().zip(&figures).map(|(c, f)| {
         let (g, w, t) = check_glyph_word(c.result.status);
         let status = Cell::from(Span::styled(format!("{g} {w}"), style::tone(t)));
         if wide {
@@ -178,7 +183,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_stateful_widget(table, table_area, &mut state);
 
     if !wide {
-        let c = &app.checks[sel];
+        let c = &app.view.checks[sel];
         // The selected row above names the check; this line has room for Δ and the why.
         let diff = check_figures(&c.result).difference;
         let mut parts = Vec::new();

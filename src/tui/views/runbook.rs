@@ -20,7 +20,7 @@ const RECENT_MIN_ROWS: u16 = 3;
 /// Rows this pane wants: borders, header, one per step, and the outcome lines.
 pub fn wanted_height(app: &App) -> u16 {
     let footer = footer_lines(app).len() as u16;
-    3 + app.steps.len() as u16 + if footer > 0 { footer + 1 } else { 0 }
+    3 + app.view.steps.len() as u16 + if footer > 0 { footer + 1 } else { 0 }
 }
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
@@ -38,7 +38,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         Layout::vertical([Constraint::Fill(1), Constraint::Length(footer_h)]).areas(inner);
 
     let wide = frame.area().width >= WIDE_MIN_WIDTH;
-    let rows = app.steps.iter().map(|s| {
+    let rows = app.view.steps.iter().map(|s| {
         let state = Span::styled(
             format!("{} {}", s.state.glyph(), s.state.word()),
             style::tone(s.state.tone()),
@@ -102,7 +102,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(table, table_area);
 
     // Spare rows under the steps show the newest log lines (the Log tab has them all).
-    let used = 1 + app.steps.len() as u16;
+    let used = 1 + app.view.steps.len() as u16;
     let spare = table_area.height.saturating_sub(used + 1);
     if spare >= RECENT_MIN_ROWS {
         let area = Rect {
@@ -129,7 +129,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
 
 fn footer_lines(app: &App) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
-    if let Some(rb) = &app.rollback {
+    if let Some(rb) = &app.view.rollback {
         let text = match &rb.finished {
             None => format!("↺ Rolling back: {}", rb.reason),
             Some((true, m)) => format!("↺ Rolled back: {m}"),
@@ -137,13 +137,13 @@ fn footer_lines(app: &App) -> Vec<Line<'static>> {
         };
         lines.push(Line::styled(text, style::tone(Tone::Warn)));
     }
-    if let Some(f) = &app.finished {
+    if let Some(f) = &app.view.finished {
         let (g, w, t) = outcome_glyph_word(f.outcome);
         lines.push(Line::from(vec![
             Span::styled(format!("{g} {w}"), style::tone(t)),
             Span::raw(format!(" (exit {}): {}", f.exit_code, f.message)),
         ]));
-    } else if let Some(s) = app.steps.iter().find(|s| s.state == StepState::Failed) {
+    } else if let Some(s) = app.view.steps.iter().find(|s| s.state == StepState::Failed) {
         lines.push(Line::styled(
             format!("✗ {}: {}", s.id, s.message),
             style::tone(Tone::Bad),

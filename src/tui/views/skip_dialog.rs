@@ -85,7 +85,7 @@ fn step_choice(
         return Line::styled("(none pending)", style::dim());
     };
     let at = candidates.iter().position(|c| c == id).unwrap_or(0);
-    let row = app.steps.iter().find(|s| &s.id == id);
+    let row = app.view.steps.iter().find(|s| &s.id == id);
     let mut what = id.clone();
     if let Some(r) = row {
         if r.title != r.id {

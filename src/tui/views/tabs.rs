@@ -16,6 +16,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             Tab::Rejects => format!(" ({})", app.rejects.total()),
             Tab::Reconciliation => {
                 let bad = app
+                    .view
                     .checks
                     .iter()
                     .filter(|c| c.result.status == CheckStatus::Fail)
@@ -23,7 +24,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
                 if bad > 0 {
                     format!(" (✗ {bad})")
                 } else {
-                    format!(" ({})", app.checks.len())
+                    format!(" ({})", app.view.checks.len())
                 }
             }
             Tab::Log => String::new(),

@@ -1,0 +1,268 @@
+use super::*;
+use crate::app::fixtures::{GATE, rec, records_to_gate, run_started};
+use crate::journal::events::{EntityCounts, RefusedRow};
+
+fn states(v: &RunView) -> Vec<(&str, StepState)> {
+    v.steps.iter().map(|s| (s.id.as_str(), s.state)).collect()
+}
+
+fn batch(phase: Phase, entity: &str, rows: u64, last_line: u64, refused: &[u64]) -> Event {
+    Event::BatchCommitted {
+        phase,
+        entity: entity.into(),
+        batch: 0,
+        rows,
+        last_line,
+        refused: refused
+            .iter()
+            .map(|l| RefusedRow {
+                line: *l,
+                message: format!("refused {l}"),
+            })
+            .collect(),
+    }
+}
+
+/// Apply `events` after a run start; returns the view.
+fn view_of(events: Vec<Event>) -> RunView {
+    let mut all = vec![rec(1, "18:00:00", run_started())];
+    for (i, e) in events.into_iter().enumerate() {
+        all.push(rec(i as i64 + 2, "18:00:01", e));
+    }
+    RunView::of(&all)
+}
+
+#[test]
+fn step_states_follow_the_records() {
+    let start = |s: &str| Event::StepStarted { step: s.into() };
+    let fin = |s: &str, status| Event::StepFinished {
+        step: s.into(),
+        status,
+        message: "m".into(),
+        duration_ms: 1500,
+    };
+    // (records after the start, the expected state of `backup` and of `sign_off`)
+    let cases: Vec<(Vec<Event>, StepState, StepState)> = vec![
+        (vec![], StepState::Pending, StepState::Pending),
+        (
+            vec![start("backup")],
+            StepState::Running,
+            StepState::Pending,
+        ),
+        (
+            vec![start("backup"), fin("backup", StepStatus::Warned)],
+            StepState::Warned,
+            StepState::Pending,
+        ),
+        (
+            vec![start("backup"), fin("backup", StepStatus::Failed)],
+            StepState::Failed,
+            StepState::Pending,
+        ),
+        (
+            vec![Event::StepSkipped {
+                step: "backup".into(),
+                name: "migration-lead".into(),
+                reason: "taken by ops".into(),
+            }],
+            StepState::Skipped,
+            StepState::Pending,
+        ),
+    ];
+    for (events, backup, _) in cases {
+        let v = view_of(events.clone());
+        assert_eq!(v.step("backup").unwrap().state, backup, "{events:?}");
+    }
+    let v = view_of(vec![start("backup"), fin("backup", StepStatus::Passed)]);
+    let b = v.step("backup").unwrap();
+    assert_eq!((b.duration_ms, b.message.as_str()), (Some(1500), "m"));
+    assert_eq!(v.step_results.len(), 1);
+    let v = view_of(vec![Event::StepSkipped {
+        step: "backup".into(),
+        name: "migration-lead".into(),
+        reason: "taken by ops".into(),
+    }]);
+    assert_eq!(
+        v.step("backup").unwrap().message,
+        "skipped by migration-lead: taken by ops"
+    );
+}
+
+#[test]
+fn the_gate_waits_collects_sign_offs_and_is_decided() {
+    let v = RunView::of(&records_to_gate());
+    let g = v
+        .open_gate()
+        .expect("the gate is open at the end of records_to_gate");
+    assert_eq!(g.gate, GATE);
+    assert!(g.signoffs.is_empty());
+    assert!(
+        states(&v)
+            .iter()
+            .any(|(_, s)| *s == StepState::WaitingSignOff),
+        "{:?}",
+        states(&v)
+    );
+    // A sign-off for another gate is journaled but not counted on this one.
+    let mut recs = records_to_gate();
+    let n = recs.len() as i64;
+    let sign = |gate: &str, name: &str| Event::SignOffRecorded {
+        gate: gate.into(),
+        name: name.into(),
+        role: "finance-controller".into(),
+        decision: Decision::Go,
+        comment: String::new(),
+        evidence_sha256: "e".into(),
+        overrides: false,
+        signature: None,
+    };
+    recs.push(rec(n + 1, "18:50:00", sign("other_gate", "a")));
+    recs.push(rec(n + 2, "18:50:01", sign(GATE, "b")));
+    let v = RunView::of(&recs);
+    let g = v.gate().unwrap();
+    assert_eq!(
+        g.signoffs.iter().map(|s| &s.name).collect::<Vec<_>>(),
+        ["b"]
+    );
+    assert_eq!(v.sign_offs.len(), 2);
+    assert_eq!(v.sign_offs[1].at, "2026-11-21T18:50:01Z");
+    recs.push(rec(
+        n + 3,
+        "18:51:00",
+        Event::GateDecided {
+            gate: GATE.into(),
+            decision: Decision::Go,
+        },
+    ));
+    let v = RunView::of(&recs);
+    assert_eq!(v.gate_decision(), Some(Decision::Go));
+    assert!(v.open_gate().is_none());
+    assert!(
+        !states(&v)
+            .iter()
+            .any(|(_, s)| *s == StepState::WaitingSignOff)
+    );
+}
+
+#[test]
+fn entities_count_batches_of_their_phase_and_start_over_per_pipeline_step() {
+    let started = |phase, e: &str| Event::EntityStarted {
+        phase,
+        entity: e.into(),
+        table: "t".into(),
+        expected_rows: 10,
+    };
+    let v = view_of(vec![
+        Event::StepStarted {
+            step: "dry_run".into(),
+        },
+        started(Phase::DryRun, "invoices"),
+        batch(Phase::DryRun, "invoices", 4, 5, &[]),
+        // A late batch of another phase does not count here.
+        batch(Phase::Load, "invoices", 100, 101, &[]),
+        batch(Phase::DryRun, "invoices", 3, 8, &[7]),
+    ]);
+    assert_eq!(v.pipeline_phase, Some(Phase::DryRun));
+    assert_eq!(v.entities["invoices"].loaded, 7);
+    let c = v.checkpoint(Phase::DryRun, "invoices").unwrap();
+    assert_eq!((c.batches, c.loaded, c.last_line), (2, 7, 8));
+    assert_eq!(c.refused.get(&7).map(String::as_str), Some("refused 7"));
+    assert_eq!(v.checkpoint(Phase::Load, "invoices").unwrap().loaded, 100);
+    assert!(v.checkpoint(Phase::DryRun, "lines").is_none());
+    assert!(!v.production_touched, "no load entity has started");
+
+    let v = view_of(vec![
+        Event::StepStarted {
+            step: "dry_run".into(),
+        },
+        started(Phase::DryRun, "invoices"),
+        Event::StepStarted {
+            step: "load".into(),
+        },
+        started(Phase::Load, "lines"),
+        Event::EntityFinished {
+            phase: Phase::Load,
+            entity: "lines".into(),
+            counts: EntityCounts {
+                in_file: 12,
+                in_scope: 11,
+                valid: 9,
+                rejected: 2,
+                loaded: 9,
+            },
+            reject_file: "rejects/lines.csv".into(),
+            sums: Default::default(),
+            duration_ms: 2500,
+        },
+    ]);
+    assert_eq!(
+        v.entities.keys().collect::<Vec<_>>(),
+        ["lines"],
+        "the load's entities only"
+    );
+    let l = &v.entities["lines"];
+    assert!(l.done);
+    assert_eq!((l.read, l.valid, l.rejected, l.loaded), (11, 9, 2, 9));
+    assert_eq!(l.reject_file.as_deref(), Some("rejects/lines.csv"));
+    assert_eq!(v.rejects_summary().get("lines"), Some(&2));
+    assert!(v.production_touched);
+}
+
+#[test]
+fn production_is_touched_until_a_successful_rollback() {
+    let load = Event::EntityStarted {
+        phase: Phase::Load,
+        entity: "x".into(),
+        table: "t".into(),
+        expected_rows: 1,
+    };
+    let rb = |ok| Event::RollbackFinished {
+        ok,
+        message: String::new(),
+    };
+    for (events, touched) in [
+        (vec![], false),
+        (vec![load.clone()], true),
+        (vec![load.clone(), rb(false)], true),
+        (vec![load.clone(), rb(true)], false),
+        (vec![load.clone(), rb(true), load.clone()], true),
+    ] {
+        assert_eq!(
+            view_of(events.clone()).production_touched,
+            touched,
+            "{events:?}"
+        );
+    }
+}
+
+#[test]
+fn resume_facts_are_the_latest_journaled() {
+    let v = view_of(vec![
+        Event::FreezePlanned {
+            env: "legacy".into(),
+            method: "revoke".into(),
+            revoked: [("app".to_string(), "INSERT".to_string())].into(),
+        },
+        Event::CommandRan {
+            step: "notify".into(),
+            command: "true".into(),
+            exit_code: Some(0),
+            timed_out: false,
+            output: String::new(),
+        },
+        Event::CommandRan {
+            step: "fails".into(),
+            command: "false".into(),
+            exit_code: Some(1),
+            timed_out: false,
+            output: String::new(),
+        },
+    ]);
+    let f = v.freeze_of("legacy").unwrap();
+    assert!(!f.applied);
+    assert_eq!(f.revoked["app"], "INSERT");
+    assert!(v.freeze_of("other").is_none());
+    assert!(v.freeze_applied.is_none());
+    assert!(v.commands_ok.contains("notify"));
+    assert!(!v.commands_ok.contains("fails"));
+}
