@@ -578,6 +578,7 @@ mod tests {
         a_live_lease_is_refused_a_stale_one_taken_over_and_the_old_holder_fenced,
         a_released_lease_is_free_again,
         records_after_reads_one_run_from_a_sequence_number,
+        an_approver_appends_a_sign_off_beside_the_lease_holder_and_nothing_else,
     );
 
     /// A new, empty journal. Fields drop in order: the journal, then its storage.
@@ -993,5 +994,50 @@ mod tests {
         let msg = format!("{err:#}");
         assert!(msg.contains("SQLite and PostgreSQL"), "{msg}");
         assert!(!msg.contains("secret"), "{msg}");
+    }
+
+    /// `cutover sign` from another process while the run holds its lease: the sign-off is
+    /// judged on the run's records read inside the append and joins the same chain; any
+    /// other event is refused, so the fence on the run's own writes is not widened.
+    async fn an_approver_appends_a_sign_off_beside_the_lease_holder_and_nothing_else(b: Backend) {
+        let f = fresh(b, "sign_off_append").await;
+        let lease =
+            f.j.take_lease("tms", "run-1", lease::STALE_AFTER, || {})
+                .await
+                .unwrap()
+                .unwrap();
+        let run = lease.journal();
+        run.append("run-1", &ev("validate")).await.unwrap();
+        let approver = Journal::open(&f.loc).await.unwrap();
+        let sign_off = |n: usize| Event::SignOffRecorded {
+            gate: "go_live".into(),
+            name: format!("seen {n} records"),
+            role: "finance-controller".into(),
+            decision: Decision::Go,
+            comment: String::new(),
+            evidence_sha256: String::new(),
+            overrides: false,
+            signature: None,
+        };
+        let rec = approver
+            .append_sign_off("run-1", |recs| sign_off(recs.len()))
+            .await
+            .unwrap();
+        assert_eq!(rec.seq, 2);
+        // The run goes on writing behind its fence, after the approver's record.
+        run.append("run-1", &ev("load")).await.unwrap();
+        let refused = approver
+            .append_sign_off("run-1", |_| ev("unfreeze"))
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{refused:#}").contains("only a sign-off"),
+            "{refused:#}"
+        );
+        let all = f.j.run_records("run-1").await.unwrap();
+        assert_eq!(all.len(), 3, "the refused event was not written");
+        assert_eq!(all[1].event, sign_off(1));
+        assert!(f.j.verify().await.unwrap().first_bad.is_none());
+        lease.release().await.unwrap();
     }
 }

@@ -1622,23 +1622,27 @@ impl Executor {
         // Sign-offs other processes journal reach the console and the progress lines
         // through this process too: records after `seen` that it did not write itself.
         let mut seen = records.last().map_or(0, |r| r.seq);
+        let mut records = records;
         let mut own: HashSet<i64> = HashSet::new();
         loop {
-            let records = self.journal.run_records(&self.run_id).await?;
-            if let Some(tx) = &self.records_tx {
-                for r in records
-                    .iter()
-                    .filter(|r| r.seq > seen && !own.contains(&r.seq))
-                {
-                    if matches!(
-                        r.event,
-                        Event::SignOffRecorded { .. } | Event::SignOffRefused { .. }
-                    ) {
+            // Only what was appended since the last look (a run holds thousands of records).
+            loop {
+                let new = self.journal.records_after(&self.run_id, seen, 1000).await?;
+                let Some(last) = new.last() else { break };
+                seen = last.seq;
+                for r in new {
+                    if let Some(tx) = &self.records_tx
+                        && !own.contains(&r.seq)
+                        && matches!(
+                            r.event,
+                            Event::SignOffRecorded { .. } | Event::SignOffRefused { .. }
+                        )
+                    {
                         let _ = tx.send(r.clone());
                     }
+                    records.push(r);
                 }
             }
-            seen = records.last().map_or(seen, |r| r.seq);
             let since = evidence::last_validate(&records).unwrap_or(0);
             let view = policy::fold(
                 &rule,
