@@ -20,7 +20,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0    success (or stopped where --until asked)
   1    infrastructure failure (database unreachable, disk full, backup failed)
-  2    invalid input (bad flags, invalid runbook, bad --var or --sign-off)
+  2    invalid input (bad flags, invalid runbook, bad --var or --sign-off); a refused `cutover sign`
   3    reconciliation failed (a validate or verify check failed)
   4    waiting at a gate (not enough GO sign-offs given)
   5    NO-GO recorded at a gate (the legacy is reopened unless --hold-freeze)

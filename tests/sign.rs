@@ -301,7 +301,8 @@ quorum = 1
         "{}",
         out(&o)
     );
-    let o = s.cutover(&["run", "--lead", "migration-lead"], &rb);
+    // Continued without --lead: the gate keeps the lead it named when it opened.
+    let o = s.cutover(&["run"], &rb);
     assert_eq!(code(&o), 4, "{}", out(&o));
     assert!(
         stderr(&o).contains("the lead (migration-lead) cannot be the only approver"),

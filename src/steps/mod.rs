@@ -1576,10 +1576,21 @@ impl Executor {
             Decision::NoGo
         };
         let evidence_sha256 = shown.sha256();
+        // A resumed run keeps the lead its gate named before, unless told otherwise.
         let lead = self
             .lead
             .clone()
-            .or_else(|| self.plan.rb.runbook.lead.clone());
+            .or_else(|| self.plan.rb.runbook.lead.clone())
+            .or_else(|| {
+                records.iter().rev().find_map(|r| match &r.event {
+                    Event::GateOpened {
+                        gate: g,
+                        rule: Some(rule),
+                        ..
+                    } if g == gate => rule.lead.clone(),
+                    _ => None,
+                })
+            });
         let rule = crate::signoff::rule_of(&g, lead.as_deref());
         self.emit(Event::GateOpened {
             gate: gate.into(),
