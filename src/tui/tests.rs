@@ -41,7 +41,7 @@ fn rejects_tab_filtered_and_scrolled_80x24() {
     for _ in 0..4 {
         act(&mut app, Action::ScrollDown);
     }
-    insta::assert_snapshot!(screen(&app, 80, 24));
+    insta::assert_snapshot!(screen(&app, 160, 48));
 }
 
 #[test]
@@ -61,7 +61,7 @@ fn reconciliation_tab_80x24() {
     for _ in 0..5 {
         update(&mut app, Action::ScrollDown);
     }
-    insta::assert_snapshot!(screen(&app, 80, 24));
+    insta::assert_snapshot!(screen(&app, 160, 48));
 }
 
 #[test]
@@ -238,7 +238,7 @@ fn tracing_in_the_log_160x48() {
 fn help_80x24() {
     let mut app = mid_load(Tab::Rejects);
     update(&mut app, Action::ToggleHelp);
-    insta::assert_snapshot!(screen(&app, 80, 24));
+    insta::assert_snapshot!(screen(&app, 160, 48));
 }
 
 #[test]
@@ -322,7 +322,7 @@ fn rollback_manual_160x48() {
 fn rollback_sent_80x24() {
     let mut app = rollback_manual();
     assert_eq!(update(&mut app, Action::ConfirmRollback).len(), 1);
-    insta::assert_snapshot!(screen(&app, 80, 24));
+    insta::assert_snapshot!(screen(&app, 160, 48));
 }
 
 /// `s` mid-load: unfreeze chosen, the name typed, the reason left blank and refused.
@@ -542,4 +542,41 @@ fn ctrl_c_asks_before_abort_80x24() {
 #[test]
 fn ctrl_c_asks_before_abort_160x48() {
     insta::assert_snapshot!(screen(&ctrl_c_asked(), 160, 48));
+}
+
+/// After one GO, the same person signing the second role: the dialog's count stays at one
+/// per role and says why the second did not count, as the run decides.
+fn same_person_twice() -> App {
+    let mut app = one_of_two_signed();
+    let signed = app.open_gate().unwrap().signoffs[0].clone();
+    let rec = Record {
+        seq: 100,
+        ts: "2026-11-21T18:48:00Z".into(),
+        run_id: RUN_ID.into(),
+        prev_hash: String::new(),
+        hash: String::new(),
+        event: Event::SignOffRefused {
+            gate: app.open_gate().unwrap().gate.clone(),
+            name: signed.name.to_uppercase(),
+            role: "finance".into(),
+            decision: crate::journal::events::Decision::Go,
+            comment: "sums match".into(),
+            evidence_sha256: "cd".repeat(32),
+            reason: format!(
+                "{} already signs as {} at this gate: one person fills one role",
+                signed.name.to_uppercase(),
+                signed.role
+            ),
+        },
+    };
+    update(&mut app, Action::Record(rec));
+    app
+}
+
+#[test]
+fn gate_dialog_same_person_twice_160x48() {
+    let app = same_person_twice();
+    let v = app.open_gate().unwrap().view().unwrap();
+    assert_eq!(v.counts(), "migration_lead 1 of 1, finance 0 of 1");
+    insta::assert_snapshot!(screen(&app, 160, 48));
 }
