@@ -41,7 +41,7 @@ fn rejects_tab_filtered_and_scrolled_80x24() {
     for _ in 0..4 {
         act(&mut app, Action::ScrollDown);
     }
-    insta::assert_snapshot!(screen(&app, 160, 48));
+    insta::assert_snapshot!(screen(&app, 80, 24));
 }
 
 #[test]
@@ -61,7 +61,7 @@ fn reconciliation_tab_80x24() {
     for _ in 0..5 {
         update(&mut app, Action::ScrollDown);
     }
-    insta::assert_snapshot!(screen(&app, 160, 48));
+    insta::assert_snapshot!(screen(&app, 80, 24));
 }
 
 #[test]
@@ -238,7 +238,7 @@ fn tracing_in_the_log_160x48() {
 fn help_80x24() {
     let mut app = mid_load(Tab::Rejects);
     update(&mut app, Action::ToggleHelp);
-    insta::assert_snapshot!(screen(&app, 160, 48));
+    insta::assert_snapshot!(screen(&app, 80, 24));
 }
 
 #[test]
@@ -322,7 +322,7 @@ fn rollback_manual_160x48() {
 fn rollback_sent_80x24() {
     let mut app = rollback_manual();
     assert_eq!(update(&mut app, Action::ConfirmRollback).len(), 1);
-    insta::assert_snapshot!(screen(&app, 160, 48));
+    insta::assert_snapshot!(screen(&app, 80, 24));
 }
 
 /// `s` mid-load: unfreeze chosen, the name typed, the reason left blank and refused.
