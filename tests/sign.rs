@@ -481,11 +481,26 @@ fn an_ssh_signed_sign_off_verifies_and_forged_ones_are_refused() {
 #[test]
 fn the_gate_lint_names_file_line_and_key() {
     let s = Scratch::with_fixture("small");
-    let gate = two_roles(Some("ssh-ed25519 not-a-key finance-deputy")).replacen(
-        "quorum = 1",
-        "quorum = 3",
-        1,
-    );
+    let keys = s.path("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let ecdsa = keys.join("owner");
+    let o = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ecdsa", "-N", "", "-C", "owner", "-f"])
+        .arg(&ecdsa)
+        .output()
+        .expect("ssh-keygen is needed for the SSH signature tests");
+    assert!(o.status.success(), "{}", out(&o));
+    let ecdsa = std::fs::read_to_string(ecdsa.with_extension("pub")).unwrap();
+    let gate = two_roles(Some("ssh-ed25519 not-a-key finance-deputy"))
+        .replacen("quorum = 1", "quorum = 3", 1)
+        .replacen(
+            "\"application-owner\", \"finance-controller\"",
+            &format!(
+                "{{ name = \"application-owner\", ssh_key = \"{}\" }}, \"finance-controller\"",
+                ecdsa.trim()
+            ),
+            1,
+        );
     let rb = runbook(&s, &gate);
     let text = std::fs::read_to_string(&rb).unwrap();
     let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
@@ -500,7 +515,12 @@ fn the_gate_lint_names_file_line_and_key() {
     );
     assert!(
         err.contains(&format!("rb.toml:{}:", line_of("not-a-key")))
-            && err.contains("not an OpenSSH public key"),
+            && err.contains("ssh_key of finance-deputy: not an OpenSSH public key"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("rb.toml:{}:", line_of("ecdsa-sha2")))
+            && err.contains("ssh_key of application-owner: ecdsa-sha2-nistp256 keys are not supported, only ssh-ed25519"),
         "{err}"
     );
 }

@@ -879,6 +879,18 @@ pub fn ddl_tables(ddl: &str) -> HashMap<String, BTreeSet<String>> {
     out
 }
 
+/// An approver's key as the runbook gives it: an OpenSSH ed25519 public key (the kind
+/// cutover verifies signatures of).
+fn ed25519_key(k: &str) -> Result<(), String> {
+    let alg = k.split_whitespace().next().unwrap_or_default();
+    if ["ssh-", "ecdsa-", "sk-"].iter().any(|p| alg.starts_with(p)) && alg != "ssh-ed25519" {
+        return Err(format!("{alg} keys are not supported, only ssh-ed25519"));
+    }
+    ssh_key::PublicKey::from_openssh(k.trim())
+        .map(|_| ())
+        .map_err(|e| format!("not an OpenSSH public key ({e})"))
+}
+
 /// A gate's roles, quorums, approvers and keys: each finding at its key.
 fn lint_gate(ctx: &Ctx, name: &str, g: &crate::runbook::format::Gate, diags: &mut Vec<Diagnostic>) {
     use crate::runbook::format::GateRole;
@@ -967,11 +979,11 @@ fn lint_gate(ctx: &Ctx, name: &str, g: &crate::runbook::format::Gate, diags: &mu
                 ));
             }
             if let Some(k) = a.ssh_key()
-                && let Err(e) = ssh_key::PublicKey::from_openssh(k.trim())
+                && let Err(e) = ed25519_key(k)
             {
                 diags.push(ctx.diag(
                     &rk(&format!(".approvers[{j}].ssh_key")),
-                    format!("ssh_key of {} is not an OpenSSH public key: {e}", a.name()),
+                    format!("ssh_key of {}: {e}", a.name()),
                     "paste the line of their .pub file: ssh-ed25519 AAAA… comment".into(),
                 ));
             }
@@ -980,10 +992,10 @@ fn lint_gate(ctx: &Ctx, name: &str, g: &crate::runbook::format::Gate, diags: &mu
     for (j, a) in g.approvers.iter().enumerate() {
         if let Some(k) = &a.ssh_key {
             let ak = format!("gates.{name}.approvers[{j}].ssh_key");
-            if let Err(e) = ssh_key::PublicKey::from_openssh(k.trim()) {
+            if let Err(e) = ed25519_key(k) {
                 diags.push(ctx.diag(
                     &ak,
-                    format!("ssh_key of {} is not an OpenSSH public key: {e}", a.name),
+                    format!("ssh_key of {}: {e}", a.name),
                     "paste the line of their .pub file: ssh-ed25519 AAAA… comment".into(),
                 ));
             } else if g
