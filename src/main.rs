@@ -1147,6 +1147,10 @@ async fn watch_run(
         .await
         .with_context(|| cutover::journal::open_context(&journal_location(runbook, journal)))?;
     let run_id = match run {
+        Some(r) if j.records_after(&r, 0, 1).await?.is_empty() => {
+            eprintln!("error: the journal {} holds no run {r}", j.location);
+            return Ok(exit::INVALID);
+        }
         Some(r) => r,
         None => cutover::watch::wait_for_run(&j, name.as_deref()).await?,
     };

@@ -21,6 +21,7 @@ use crate::journal::lease::Holder;
 use crate::runbook::format::StepKind;
 use crate::window::WindowModel;
 
+pub mod gate;
 #[cfg(test)]
 mod tests;
 
@@ -192,6 +193,8 @@ pub struct Finished {
 /// A sign-off as journaled, with the gate it was for and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignOffEntry {
+    /// The record's sequence number.
+    pub seq: i64,
     pub gate: String,
     pub row: SignOffRow,
     pub evidence_sha256: String,
@@ -310,6 +313,9 @@ pub struct RunView {
     pub gates: Vec<GateState>,
     /// Every sign-off, in journal order, whichever gate it was for.
     pub sign_offs: Vec<SignOffEntry>,
+    /// Sequence number of the last `StepStarted` of a validate step: sign-offs before it
+    /// were given on older evidence.
+    pub last_validate_seq: Option<i64>,
     pub extract: Option<(String, Vec<ExtractFile>)>,
     /// The last backup taken.
     pub backup: Option<BackupInfo>,
@@ -455,6 +461,12 @@ impl RunView {
                     .collect();
             }
             Event::StepStarted { step } => {
+                if self
+                    .step(step)
+                    .is_some_and(|s| s.kind == StepKind::Validate)
+                {
+                    self.last_validate_seq = Some(rec.seq);
+                }
                 if let Some(s) = self.step_mut(step) {
                     s.state = StepState::Running;
                     s.started_at = ts;
@@ -645,6 +657,7 @@ impl RunView {
                     g.sign_records.push(rec.clone());
                 }
                 self.sign_offs.push(SignOffEntry {
+                    seq: rec.seq,
                     gate: gate.clone(),
                     row,
                     evidence_sha256: evidence_sha256.clone(),

@@ -299,10 +299,10 @@ impl Executor {
         records: Vec<Record>,
     ) -> Result<Executor, ResumeRefused> {
         let mut e = Executor::adopt(plan, journal, ch, opts, records)?;
-        let Some(Event::RunStarted { runbook_sha256, .. }) = e.prior.first().map(|r| &r.event)
-        else {
+        let Some(started) = e.prior_view.run.clone() else {
             unreachable!("adopt checked the first record");
         };
+        let runbook_sha256 = &started.runbook_sha256;
         if *runbook_sha256 != e.plan.sha256 {
             return Err(ResumeRefused(format!(
                 "run {} cannot be resumed: the runbook {} changed since the run began \
@@ -314,7 +314,8 @@ impl Executor {
                 &e.plan.sha256[..12]
             )));
         }
-        if let Some(Event::RunStarted { vars, .. }) = e.prior.first().map(|r| &r.event) {
+        {
+            let vars = &started.vars;
             let now: BTreeMap<String, String> = e
                 .plan
                 .vars
@@ -330,8 +331,8 @@ impl Executor {
                 )));
             }
         }
-        for r in &e.prior {
-            if let Event::ExtractRecorded { files, .. } = &r.event {
+        {
+            if let Some((_, files)) = &e.prior_view.extract {
                 for f in files {
                     let now = sha256_file(Path::new(&f.path)).map(|(s, _)| s);
                     if now.as_ref().ok() != Some(&f.sha256) {
