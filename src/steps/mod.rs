@@ -1643,14 +1643,17 @@ impl Executor {
                 let Some(last) = new.last() else { break };
                 seen = last.seq;
                 for r in new {
-                    if let Some(tx) = &self.records_tx
-                        && !own.contains(&r.seq)
+                    if !own.contains(&r.seq)
                         && matches!(
                             r.event,
                             Event::SignOffRecorded { .. } | Event::SignOffRefused { .. }
                         )
                     {
-                        let _ = tx.send(r.clone());
+                        // The run's view stays the fold of the whole journal.
+                        lock(&self.view).apply(&r);
+                        if let Some(tx) = &self.records_tx {
+                            let _ = tx.send(r.clone());
+                        }
                     }
                     records.push(r);
                 }
