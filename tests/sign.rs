@@ -524,3 +524,57 @@ fn the_gate_lint_names_file_line_and_key() {
         "{err}"
     );
 }
+
+#[test]
+fn a_no_go_from_cutover_sign_stops_the_run() {
+    let s = Scratch::with_fixture("small");
+    let rb = runbook(&s, &two_roles(None));
+    let o = s.cutover(&["run"], &rb);
+    assert_eq!(code(&o), 4, "{}", out(&o));
+    let o = sign_as(&s, &rb, "finance-controller", "finance-controller", &[]);
+    assert_eq!(code(&o), 0, "{}", out(&o));
+    // A NO-GO needs its reason.
+    let o = sign(
+        &s,
+        &rb,
+        &[
+            "--as",
+            "application-owner",
+            "--role",
+            "application-owner",
+            "--decision",
+            "no-go",
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", out(&o));
+    assert!(stderr(&o).contains("a NO-GO needs a reason"), "{}", out(&o));
+    let o = sign(
+        &s,
+        &rb,
+        &[
+            "--as",
+            "application-owner",
+            "--role",
+            "application-owner",
+            "--decision",
+            "no-go",
+            "--comment",
+            "invoice totals differ",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("NO-GO: the run stops"));
+    let o = s.cutover(&["run"], &rb);
+    assert_eq!(code(&o), 5, "{}", out(&o));
+    assert!(
+        stderr(&o)
+            .contains("NO-GO by application-owner (application-owner): invoice totals differ"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(loaded_invoices_or_none(&s), None);
+    // The gate is decided: nothing more to sign.
+    let o = sign_as(&s, &rb, "finance-deputy", "finance-controller", &[]);
+    assert_eq!(code(&o), 2, "{}", out(&o));
+    assert!(stderr(&o).contains("already decided"), "{}", out(&o));
+}
