@@ -11,6 +11,25 @@ pub struct SignOff {
     pub comment: String,
 }
 
+/// Why a sign-off cannot be recorded as given: a NO-GO, and a GO against a NO-GO
+/// recommendation (an override), must say why in the comment.
+pub fn missing_reason(
+    decision: Decision,
+    comment: &str,
+    recommendation: Decision,
+) -> Option<&'static str> {
+    if !comment.trim().is_empty() {
+        return None;
+    }
+    match (decision, recommendation) {
+        (Decision::NoGo, _) => Some("a NO-GO needs a reason in the comment"),
+        (Decision::Go, Decision::NoGo) => Some(
+            "a GO against the NO-GO recommendation is an override and needs a reason in the comment",
+        ),
+        (Decision::Go, Decision::Go) => None,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Record a sign-off at the open gate.
@@ -74,16 +93,7 @@ impl SignOff {
     /// recommendation (an override), must say why in the comment. The console's dialog and
     /// the engine's gate both apply it.
     pub fn missing_reason(&self, recommendation: Decision) -> Option<&'static str> {
-        if !self.comment.trim().is_empty() {
-            return None;
-        }
-        match (self.decision, recommendation) {
-            (Decision::NoGo, _) => Some("a NO-GO needs a reason in the comment"),
-            (Decision::Go, Decision::NoGo) => Some(
-                "a GO against the NO-GO recommendation is an override and needs a reason in the comment",
-            ),
-            (Decision::Go, Decision::Go) => None,
-        }
+        missing_reason(self.decision, &self.comment, recommendation)
     }
 
     /// Parse `NAME|ROLE|go|COMMENT` (decision `go` or `no-go`) as given to `--sign-off`.

@@ -283,6 +283,20 @@ pub fn describe(ev: &Event) -> Option<(String, Tone)> {
             }
             (t, tone)
         }
+        Event::SignOffRefused {
+            gate,
+            name,
+            role,
+            decision,
+            reason,
+            ..
+        } => {
+            let (_, w, _) = decision_glyph_word(*decision);
+            (
+                format!("✗ Sign-off at {gate} refused: {w} by {name} ({role}) — {reason}"),
+                Warn,
+            )
+        }
         Event::GateDecided { gate, decision } => {
             let (g, w, tone) = decision_glyph_word(*decision);
             (format!("{g} Gate {gate} decided: {w}"), tone)
@@ -386,6 +400,7 @@ mod tests {
             comment: "ledger off by 2.00".into(),
             evidence_sha256: String::new(),
             overrides: false,
+            signature: None,
         };
         assert_eq!(
             describe(&no_go),

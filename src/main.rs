@@ -20,7 +20,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0    success (or stopped where --until asked)
   1    infrastructure failure (database unreachable, disk full, backup failed)
-  2    invalid input (bad flags, invalid runbook, bad --var or --sign-off)
+  2    invalid input (bad flags, invalid runbook, bad --var or --sign-off); a refused `cutover sign`
   3    reconciliation failed (a validate or verify check failed)
   4    waiting at a gate (not enough GO sign-offs given)
   5    NO-GO recorded at a gate (the legacy is reopened unless --hold-freeze)
@@ -93,6 +93,10 @@ enum Cmd {
         #[arg(long, env = "CUTOVER_JOURNAL")]
         journal: Option<String>,
     },
+    /// Sign the waiting gate as yourself, from any terminal that reaches the journal: the
+    /// sign-off is judged by the gate's rule and journaled (refused ones too); the waiting
+    /// run goes on once the quorum is met. Exit 0 when it counts, 2 when refused.
+    Sign(SignArgs),
     /// Follow a run live through its journal, read-only: the console's views plus who
     /// holds the run. Works beside the run (SQLite) or from anywhere its PostgreSQL
     /// journal is reachable (`--journal postgres://…`).
@@ -129,6 +133,48 @@ enum JournalCmd {
         #[arg(long, value_name = "SEQ:HASH")]
         expect_head: Option<Head>,
     },
+}
+
+#[derive(Args)]
+struct SignArgs {
+    runbook: PathBuf,
+    /// The gate to sign (the runbook's [gates.NAME]).
+    #[arg(long)]
+    gate: String,
+    /// Your name, as the runbook lists you among the gate's approvers.
+    #[arg(
+        long = "as",
+        value_name = "NAME",
+        required_unless_present = "show_evidence"
+    )]
+    name: Option<String>,
+    /// The role you sign for.
+    #[arg(long, required_unless_present = "show_evidence")]
+    role: Option<String>,
+    /// go or no-go.
+    #[arg(long, value_parser = ["go", "no-go"], required_unless_present = "show_evidence")]
+    decision: Option<String>,
+    /// Why (required for a NO-GO, and for a GO against a NO-GO recommendation).
+    #[arg(long, default_value = "")]
+    comment: String,
+    /// `ssh-keygen -Y sign -n cutover` signature file over the evidence hash (required
+    /// when the runbook lists your ssh_key).
+    #[arg(long, value_name = "FILE")]
+    signature: Option<PathBuf>,
+    /// The evidence hash you were shown (`--show-evidence`); default: the gate's current one.
+    #[arg(long, value_name = "SHA256")]
+    evidence: Option<String>,
+    /// Print the evidence the gate shows, as canonical JSON, and its SHA-256; sign nothing.
+    #[arg(long)]
+    show_evidence: bool,
+    /// With --show-evidence: print only the hash line (the file to sign with ssh-keygen).
+    #[arg(long, requires = "show_evidence")]
+    hash_only: bool,
+    /// Override a runbook variable: NAME=VALUE (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    vars: Vec<String>,
+    #[arg(long, env = "CUTOVER_JOURNAL")]
+    journal: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -179,6 +225,14 @@ struct CommonRun {
     /// (confirmed in advance) or `continue`.
     #[arg(long, value_enum, default_value = "ask", value_name = "WHAT")]
     on_window_exceeded: cutover::steps::OnWindowExceeded,
+    /// Who runs the cutover (overrides the runbook's `lead`): they cannot be the only
+    /// approver of their own gate.
+    #[arg(long, value_name = "NAME", env = "CUTOVER_LEAD")]
+    lead: Option<String>,
+    /// Headless: wait at a gate for sign-offs given with `cutover sign` (read from the
+    /// journal) instead of stopping with exit 4.
+    #[arg(long)]
+    wait_at_gate: bool,
 }
 
 #[derive(Args)]
@@ -253,6 +307,7 @@ fn journal_flag(cmd: &Cmd) -> Option<&str> {
         Cmd::Rollback { journal, .. }
         | Cmd::Summary { journal, .. }
         | Cmd::Watch { journal, .. } => journal.as_deref(),
+        Cmd::Sign(a) => a.journal.as_deref(),
         Cmd::Journal {
             cmd: JournalCmd::Verify { journal, .. },
         } => journal.as_deref(),
@@ -316,6 +371,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Run(a) => execute(&a.runbook, &a.common, RunMode::Run, None).await,
         Cmd::Rehearse(a) => execute(&a.runbook, &a.common, RunMode::Rehearse, None).await,
         Cmd::Demo(d) => demo(d).await,
+        Cmd::Sign(a) => sign(a).await,
         Cmd::Rollback {
             runbook,
             confirm,
@@ -691,6 +747,9 @@ async fn execute(
             }
         },
     };
+    let exec = exec
+        .with_lead(c.lead.clone())
+        .waiting_at_gates(c.wait_at_gate);
     lease.bind_run(exec.run_id()).await?;
     journal_take_over(&lease).await?;
     let (rec_rx, tee) = tee_records(engine_rx, hooks, &runbook_name, &journal, exec.run_id());
@@ -753,6 +812,52 @@ async fn execute(
         eprintln!("{line}");
     }
     Ok(ui_code.unwrap_or(fin.exit_code))
+}
+
+/// `cutover sign`: no lease (the run holds it); the sign-off goes into the journal.
+async fn sign(a: SignArgs) -> Result<i32> {
+    let Some(plan) = load_plan(&a.runbook, &a.vars)? else {
+        return Ok(exit::INVALID);
+    };
+    let location = journal_location(&a.runbook, a.journal.as_deref());
+    let journal = Journal::open(&location)
+        .await
+        .with_context(|| cutover::journal::open_context(&location))?;
+    if !plan.rb.gates.contains_key(&a.gate) {
+        eprintln!(
+            "error: --gate '{}': the runbook has no such gate (gates: {})",
+            a.gate,
+            plan.rb.gates.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+        return Ok(exit::INVALID);
+    }
+    if a.show_evidence {
+        return cutover::sign::show_evidence(&journal, &plan, &a.gate, a.hash_only).await;
+    }
+    let signature = match &a.signature {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading the signature {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let req = cutover::sign::SignRequest {
+        gate: a.gate,
+        name: a.name.unwrap_or_default().trim().to_string(),
+        role: a.role.unwrap_or_default().trim().to_string(),
+        decision: match a.decision.as_deref() {
+            Some("no-go") => cutover::journal::events::Decision::NoGo,
+            _ => cutover::journal::events::Decision::Go,
+        },
+        comment: a.comment.trim().to_string(),
+        evidence_sha256: a.evidence.map(|e| e.trim().to_string()),
+        signature,
+    };
+    if req.name.is_empty() || req.role.is_empty() {
+        eprintln!("error: --as and --role must not be empty");
+        return Ok(exit::INVALID);
+    }
+    cutover::sign::sign(&journal, &plan, req).await
 }
 
 /// Whether `--fresh` will be refused: the unfinished run's rows are in production.

@@ -70,7 +70,7 @@ pub fn summary_of(v: &RunView) -> Value {
         .iter()
         .map(|s| json!({"gate": s.gate, "name": s.row.name, "role": s.row.role, "decision": s.row.decision,
             "comment": s.row.comment, "overrides_recommendation": s.row.overrides,
-            "evidence_sha256": s.evidence_sha256, "at": s.at}))
+            "evidence_sha256": s.evidence_sha256, "at": s.at, "signed": s.signed}))
         .collect();
     let extract = v.extract.as_ref().map_or(
         Value::Null,

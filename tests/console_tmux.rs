@@ -98,8 +98,8 @@ fn demo_cutover_through_the_console() {
     let s = t.wait_for("Enter submit", 60);
     assert!(s.contains("PRODUCTION"), "production is marked:\n{s}");
     assert!(
-        s.contains("✓ GO") && s.contains("migration_lead, finance"),
-        "the dialog shows the recommendation and roles:\n{s}"
+        s.contains("✓ GO") && s.contains("Signed: migration_lead 0 of 1, finance 0 of 1"),
+        "the dialog shows the recommendation and the count per role:\n{s}"
     );
     assert!(
         s.contains("✓ passed") && s.contains("validate"),
@@ -144,11 +144,11 @@ fn demo_cutover_through_the_console() {
     assert!(s.contains("✗ no match"), "{s}");
     assert!(
         s.contains("needs the production database's name typed exactly")
-            && s.contains("Signed: 0 of 2"),
+            && s.contains("Signed: migration_lead 0 of 1, finance 0 of 1"),
         "a GO with the wrong name is refused:\n{s}"
     );
     t.keys(&["BSpace", "Enter"]);
-    t.wait_for("Signed: 1 of 2", 10);
+    t.wait_for("Signed: migration_lead 0 of 1, finance 1 of 1", 10);
     t.keys(&[
         "Migration lead",
         "Tab",

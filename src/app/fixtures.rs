@@ -343,6 +343,17 @@ pub fn records_to_gate() -> Vec<Record> {
             ],
             evidence_sha256: "cd".repeat(32),
             evidence: gate_evidence(),
+            rule: Some(crate::journal::events::GateRule {
+                quorum: 2,
+                roles: ["migration_lead", "finance"]
+                    .map(|r| crate::journal::events::RoleRule {
+                        role: r.into(),
+                        quorum: 1,
+                        approvers: Vec::new(),
+                    })
+                    .to_vec(),
+                lead: None,
+            }),
         },
     );
     v
@@ -400,6 +411,7 @@ pub fn records_mid_load() -> Vec<Record> {
             comment: "counts match".into(),
             evidence_sha256: "cd".repeat(32),
             overrides: false,
+            signature: None,
         },
     );
     push(
@@ -412,6 +424,7 @@ pub fn records_mid_load() -> Vec<Record> {
             comment: "AR diff explained".into(),
             evidence_sha256: "cd".repeat(32),
             overrides: false,
+            signature: None,
         },
     );
     push(

@@ -495,6 +495,9 @@ impl App {
                 self.show_help = false;
             }
             Event::SignOffRecorded { .. } => self.notice = None,
+            Event::SignOffRefused { name, reason, .. } => {
+                self.notice = Some(format!("✗ sign-off by {name} refused: {reason}"));
+            }
             Event::GateDecided { .. } => self.dialog.visible = false,
             Event::RollbackStarted { reason } => {
                 self.rollback_dialog.close();

@@ -357,6 +357,7 @@ fn go_against_a_no_go_recommendation_needs_a_reason_and_is_shown_as_an_override(
             comment: s.comment.clone(),
             evidence_sha256: String::new(),
             overrides: true,
+            signature: None,
         },
     );
     assert!(app.open_gate().unwrap().signoffs[0].overrides);
@@ -1381,5 +1382,58 @@ fn a_no_go_may_hold_the_legacy_freeze_with_its_reason() {
     assert!(
         matches!(fx.as_slice(), [Effect::Send(Command::SignOff(_))]),
         "{fx:?}"
+    );
+}
+
+/// The dialog's count is the gate policy's: the same person signing a second role does
+/// not count twice, and a sign-off the run refused is listed with its reason.
+#[test]
+fn the_dialog_counts_per_role_as_the_run_does_and_says_why_a_sign_off_did_not_count() {
+    let mut app = app_at_gate();
+    let signed = |name: &str, role: &str| Event::SignOffRecorded {
+        gate: GATE.into(),
+        name: name.into(),
+        role: role.into(),
+        decision: Decision::Go,
+        comment: "ok".into(),
+        evidence_sha256: "cd".repeat(32),
+        overrides: false,
+        signature: None,
+    };
+    record(
+        &mut app,
+        90,
+        "18:47:00",
+        signed("Migration lead", "migration_lead"),
+    );
+    record(
+        &mut app,
+        91,
+        "18:47:10",
+        signed("migration LEAD", "finance"),
+    );
+    record(
+        &mut app,
+        92,
+        "18:47:20",
+        Event::SignOffRefused {
+            gate: GATE.into(),
+            name: "Finance controller".into(),
+            role: "finance".into(),
+            decision: Decision::Go,
+            comment: "ok".into(),
+            evidence_sha256: "ab".repeat(32),
+            reason: "stale: signed evidence abab…".into(),
+        },
+    );
+    let view = app.open_gate().unwrap().view().unwrap();
+    assert_eq!(view.counts(), "migration_lead 1 of 1, finance 0 of 1");
+    let why: Vec<&str> = view.not_counted.iter().map(|n| n.reason.as_str()).collect();
+    assert_eq!(why.len(), 2, "{why:?}");
+    assert!(why[0].contains("one person fills one role"), "{why:?}");
+    assert!(why[1].starts_with("stale"), "{why:?}");
+    assert_eq!(
+        app.notice.as_deref(),
+        Some("✗ sign-off by Finance controller refused: stale: signed evidence abab…")
     );
 }

@@ -225,6 +225,36 @@ pub struct GateTiming {
     pub fits: bool,
 }
 
+/// Who may sign a gate and how many must: journaled with the gate, so whoever reads the
+/// journal (the run, `cutover sign`, the console) applies the same rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateRule {
+    /// Distinct people whose GO is needed in all.
+    pub quorum: usize,
+    pub roles: Vec<RoleRule>,
+    /// The operator running the cutover: never the only approver of their own gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleRule {
+    pub role: String,
+    /// GO sign-offs needed from distinct people in this role.
+    pub quorum: usize,
+    /// Who may sign for it; empty means anyone.
+    #[serde(default)]
+    pub approvers: Vec<ApproverRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApproverRule {
+    pub name: String,
+    /// OpenSSH public key; their sign-off must carry a signature made with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -377,6 +407,10 @@ pub enum Event {
         /// rates against their budgets, the timing against the window.
         #[serde(default)]
         evidence: GateEvidence,
+        /// The roles, quorums, approvers and lead the sign-offs are counted against
+        /// (absent in journals written before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<GateRule>,
     },
     SignOffRecorded {
         gate: String,
@@ -388,6 +422,20 @@ pub enum Event {
         /// A GO against a NO-GO recommendation; `comment` then holds the reason.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         overrides: bool,
+        /// `ssh-keygen -Y sign -n cutover` signature (armored) over the evidence hash.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+    },
+    /// A sign-off that was not counted, and why (stale evidence, missing or bad signature,
+    /// not an approver of that role, …). Journaled so nobody believes they signed.
+    SignOffRefused {
+        gate: String,
+        name: String,
+        role: String,
+        decision: Decision,
+        comment: String,
+        evidence_sha256: String,
+        reason: String,
     },
     GateDecided {
         gate: String,
@@ -481,6 +529,7 @@ impl Event {
             Event::CheckRecorded { .. } => "check_recorded",
             Event::GateOpened { .. } => "gate_opened",
             Event::SignOffRecorded { .. } => "sign_off_recorded",
+            Event::SignOffRefused { .. } => "sign_off_refused",
             Event::GateDecided { .. } => "gate_decided",
             Event::RetryScheduled { .. } => "retry_scheduled",
             Event::RunResumed { .. } => "run_resumed",

@@ -9,6 +9,10 @@
 //!   the executor journals before every step and after each batch, so it stops there.
 //! - A holder that died is taken over: on the same host when its pid is gone (at once),
 //!   otherwise once its heartbeat is older than [`STALE_AFTER`].
+//! - Approvers are not fenced: `cutover sign` appends a sign-off to the waiting run from
+//!   another process through [`Journal::append_sign_off`], which holds no lease and takes
+//!   nothing but a sign-off record; the run reads it from the journal and decides the gate
+//!   itself. Everything the run does stays behind the fence.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -336,6 +336,75 @@ impl Journal {
         })
     }
 
+    /// Append a sign-off from outside the process that drives the run (`cutover sign`):
+    /// the run's lease fences the run's own writes, not an approver's, so this takes no
+    /// lease; and it takes nothing but a sign-off. `judge` reads the run's records inside
+    /// the append's transaction (with the append lock held) and returns the
+    /// `sign_off_recorded` or `sign_off_refused` to append, so the judgement and the
+    /// record cannot be overtaken by another appender.
+    pub async fn append_sign_off(
+        &self,
+        run_id: &str,
+        judge: impl FnOnce(&[Record]) -> Event,
+    ) -> Result<Record> {
+        let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let read =
+            |rows: Vec<Row>| -> Result<Vec<Record>> { rows.into_iter().map(to_record).collect() };
+        let check = |event: &Event| -> Result<String> {
+            anyhow::ensure!(
+                matches!(
+                    event,
+                    Event::SignOffRecorded { .. } | Event::SignOffRefused { .. }
+                ),
+                "only a sign-off can be journaled from outside the run, not a {}",
+                event.kind()
+            );
+            Ok(serde_json::to_string(event)?)
+        };
+        let (event, seq, prev_hash, hash) = match &self.store {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let rows: Vec<Row> = sqlx::query_as(RUN_SQL)
+                    .bind(run_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let event = judge(&read(rows)?);
+                let payload = check(&event)?;
+                let (seq, prev, hash) =
+                    link_and_insert!(tx, run_id, &ts, event.kind(), &payload).await?;
+                tx.commit().await?;
+                (event, seq, prev, hash)
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool
+                    .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+                    .await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(PG_APPEND_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                let rows: Vec<Row> = sqlx::query_as(RUN_SQL)
+                    .bind(run_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let event = judge(&read(rows)?);
+                let payload = check(&event)?;
+                let (seq, prev, hash) =
+                    link_and_insert!(tx, run_id, &ts, event.kind(), &payload).await?;
+                tx.commit().await?;
+                (event, seq, prev, hash)
+            }
+        };
+        Ok(Record {
+            seq,
+            run_id: run_id.into(),
+            ts,
+            event,
+            prev_hash,
+            hash,
+        })
+    }
+
     /// All records of one run, in order.
     pub async fn run_records(&self, run_id: &str) -> Result<Vec<Record>> {
         let rows: Vec<Row> = match &self.store {
@@ -509,6 +578,7 @@ mod tests {
         a_live_lease_is_refused_a_stale_one_taken_over_and_the_old_holder_fenced,
         a_released_lease_is_free_again,
         records_after_reads_one_run_from_a_sequence_number,
+        an_approver_appends_a_sign_off_beside_the_lease_holder_and_nothing_else,
     );
 
     /// A new, empty journal. Fields drop in order: the journal, then its storage.
@@ -924,5 +994,50 @@ mod tests {
         let msg = format!("{err:#}");
         assert!(msg.contains("SQLite and PostgreSQL"), "{msg}");
         assert!(!msg.contains("secret"), "{msg}");
+    }
+
+    /// `cutover sign` from another process while the run holds its lease: the sign-off is
+    /// judged on the run's records read inside the append and joins the same chain; any
+    /// other event is refused, so the fence on the run's own writes is not widened.
+    async fn an_approver_appends_a_sign_off_beside_the_lease_holder_and_nothing_else(b: Backend) {
+        let f = fresh(b, "sign_off_append").await;
+        let lease =
+            f.j.take_lease("tms", "run-1", lease::STALE_AFTER, || {})
+                .await
+                .unwrap()
+                .unwrap();
+        let run = lease.journal();
+        run.append("run-1", &ev("validate")).await.unwrap();
+        let approver = Journal::open(&f.loc).await.unwrap();
+        let sign_off = |n: usize| Event::SignOffRecorded {
+            gate: "go_live".into(),
+            name: format!("seen {n} records"),
+            role: "finance-controller".into(),
+            decision: Decision::Go,
+            comment: String::new(),
+            evidence_sha256: String::new(),
+            overrides: false,
+            signature: None,
+        };
+        let rec = approver
+            .append_sign_off("run-1", |recs| sign_off(recs.len()))
+            .await
+            .unwrap();
+        assert_eq!(rec.seq, 2);
+        // The run goes on writing behind its fence, after the approver's record.
+        run.append("run-1", &ev("load")).await.unwrap();
+        let refused = approver
+            .append_sign_off("run-1", |_| ev("unfreeze"))
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{refused:#}").contains("only a sign-off"),
+            "{refused:#}"
+        );
+        let all = f.j.run_records("run-1").await.unwrap();
+        assert_eq!(all.len(), 3, "the refused event was not written");
+        assert_eq!(all[1].event, sign_off(1));
+        assert!(f.j.verify().await.unwrap().first_bad.is_none());
+        lease.release().await.unwrap();
     }
 }

@@ -80,6 +80,10 @@ pub struct Meta {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// The migration lead who runs the cutover (`--lead` overrides it): they cannot be the
+    /// only approver of their own gate.
+    #[serde(default)]
+    pub lead: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -564,14 +568,89 @@ pub enum Check {
 #[serde(deny_unknown_fields)]
 pub struct Gate {
     pub title: String,
-    /// Number of GO sign-offs needed.
-    pub quorum: usize,
-    /// Each of these roles must be among the GO sign-offs.
+    /// Distinct people whose GO is needed in all. Defaults to the sum of the roles' quorums.
     #[serde(default)]
-    pub roles: Vec<String>,
-    /// People expected to sign (shown in the dialog).
+    pub quorum: Option<usize>,
+    /// Roles that must sign: `roles = ["a", "b"]` (one GO each, anyone may fill them) or
+    /// `[[gates.G.roles]]` tables naming the approvers and an N-of-M quorum per role.
+    #[serde(default)]
+    pub roles: Vec<GateRole>,
+    /// People expected to sign, with their role (and key); with the short form of `roles`
+    /// they are shown in the dialog, not enforced.
     #[serde(default)]
     pub approvers: Vec<Approver>,
+}
+
+/// One role of a gate: either its name alone (quorum 1, open to anyone) or its table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum GateRole {
+    Name(String),
+    Table(RoleTable),
+}
+
+impl GateRole {
+    pub fn name(&self) -> &str {
+        match self {
+            GateRole::Name(n) => n,
+            GateRole::Table(t) => &t.role,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleTable {
+    pub role: String,
+    /// Only these people may sign for the role.
+    #[serde(default)]
+    pub approvers: Vec<RoleApprover>,
+    /// How many of them must give a GO (default 1).
+    #[serde(default = "one")]
+    pub quorum: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// An approver of a role: a name, or `{ name, ssh_key }` when their sign-off must carry an
+/// SSH signature over the evidence hash.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RoleApprover {
+    Name(String),
+    Keyed {
+        name: String,
+        #[serde(default)]
+        ssh_key: Option<String>,
+    },
+}
+
+impl RoleApprover {
+    pub fn name(&self) -> &str {
+        match self {
+            RoleApprover::Name(n) | RoleApprover::Keyed { name: n, .. } => n,
+        }
+    }
+    pub fn ssh_key(&self) -> Option<&str> {
+        match self {
+            RoleApprover::Name(_) => None,
+            RoleApprover::Keyed { ssh_key, .. } => ssh_key.as_deref(),
+        }
+    }
+}
+
+/// Names are compared as people write them: case, and runs of spaces, do not make another
+/// person.
+pub fn same_person(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    norm(a) == norm(b)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -579,6 +658,9 @@ pub struct Gate {
 pub struct Approver {
     pub name: String,
     pub role: String,
+    /// `ssh-ed25519 AAAA… comment`: their sign-off must be signed with this key.
+    #[serde(default)]
+    pub ssh_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -487,24 +487,7 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
     }
 
     for (name, g) in &rb.gates {
-        if g.quorum == 0 {
-            diags.push(ctx.diag(
-                &format!("gates.{name}.quorum"),
-                "quorum must be at least 1".into(),
-                "a gate nobody signs is not a gate".into(),
-            ));
-        }
-        if g.roles.len() > g.quorum {
-            diags.push(ctx.diag(
-                &format!("gates.{name}.roles"),
-                format!(
-                    "{} roles are required but the quorum is {}",
-                    g.roles.len(),
-                    g.quorum
-                ),
-                "raise the quorum to at least the number of roles".into(),
-            ));
-        }
+        lint_gate(ctx, name, g, diags);
     }
 
     let mut ids = HashSet::new();
@@ -903,6 +886,143 @@ pub fn ddl_tables(ddl: &str) -> HashMap<String, BTreeSet<String>> {
         pos = end.max(body_start);
     }
     out
+}
+
+/// An approver's key as the runbook gives it: an OpenSSH ed25519 public key (the kind
+/// cutover verifies signatures of).
+fn ed25519_key(k: &str) -> Result<(), String> {
+    let alg = k.split_whitespace().next().unwrap_or_default();
+    if ["ssh-", "ecdsa-", "sk-"].iter().any(|p| alg.starts_with(p)) && alg != "ssh-ed25519" {
+        return Err(format!("{alg} keys are not supported, only ssh-ed25519"));
+    }
+    ssh_key::PublicKey::from_openssh(k.trim())
+        .map(|_| ())
+        .map_err(|e| format!("not an OpenSSH public key ({e})"))
+}
+
+/// A gate's roles, quorums, approvers and keys: each finding at its key.
+fn lint_gate(ctx: &Ctx, name: &str, g: &crate::runbook::format::Gate, diags: &mut Vec<Diagnostic>) {
+    use crate::runbook::format::GateRole;
+    let key = |k: &str| format!("gates.{name}.{k}");
+    if g.quorum == Some(0) {
+        diags.push(ctx.diag(
+            &key("quorum"),
+            "quorum must be at least 1".into(),
+            "a gate nobody signs is not a gate".into(),
+        ));
+    }
+    if g.roles.is_empty() && g.quorum.is_none() {
+        diags.push(ctx.diag(
+            &format!("gates.{name}"),
+            "the gate names no roles and no quorum".into(),
+            "add [[gates.NAME.roles]] with role, approvers and quorum".into(),
+        ));
+    }
+    let sum: usize = g
+        .roles
+        .iter()
+        .map(|r| match r {
+            GateRole::Name(_) => 1,
+            GateRole::Table(t) => t.quorum,
+        })
+        .sum();
+    if let Some(q) = g.quorum
+        && q > 0
+        && q < sum
+    {
+        diags.push(ctx.diag(
+            &key("quorum"),
+            format!("the roles need {sum} GO sign-offs but the quorum is {q}"),
+            "raise the quorum to at least the sum of the roles' quorums, or leave it out".into(),
+        ));
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, r) in g.roles.iter().enumerate() {
+        let rk = |k: &str| format!("gates.{name}.roles[{i}]{k}");
+        if seen.contains(&r.name()) {
+            diags.push(ctx.diag(
+                &rk(""),
+                format!("role '{}' is listed twice", r.name()),
+                "list each role once, with all its approvers".into(),
+            ));
+        }
+        seen.push(r.name());
+        let GateRole::Table(t) = r else { continue };
+        if t.quorum == 0 {
+            diags.push(ctx.diag(
+                &rk(".quorum"),
+                "quorum must be at least 1".into(),
+                "a role nobody signs for is not needed: remove it".into(),
+            ));
+        }
+        if !t.approvers.is_empty() && t.quorum > t.approvers.len() {
+            diags.push(ctx.diag(
+                &rk(".quorum"),
+                format!(
+                    "role {} needs {} GO but names {} approver(s)",
+                    t.role,
+                    t.quorum,
+                    t.approvers.len()
+                ),
+                "one person counts once: name more approvers or lower the quorum".into(),
+            ));
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for (j, a) in t.approvers.iter().enumerate() {
+            if names
+                .iter()
+                .any(|n| crate::runbook::format::same_person(n, a.name()))
+            {
+                diags.push(ctx.diag(
+                    &rk(&format!(".approvers[{j}]")),
+                    format!("approver '{}' is listed twice in role {}", a.name(), t.role),
+                    "one person counts once".into(),
+                ));
+            }
+            names.push(a.name());
+            if a.name().trim().is_empty() {
+                diags.push(ctx.diag(
+                    &rk(&format!(".approvers[{j}]")),
+                    "an approver needs a name".into(),
+                    "name = \"finance-controller\"".into(),
+                ));
+            }
+            if let Some(k) = a.ssh_key()
+                && let Err(e) = ed25519_key(k)
+            {
+                diags.push(ctx.diag(
+                    &rk(&format!(".approvers[{j}].ssh_key")),
+                    format!("ssh_key of {}: {e}", a.name()),
+                    "paste the line of their .pub file: ssh-ed25519 AAAA… comment".into(),
+                ));
+            }
+        }
+    }
+    for (j, a) in g.approvers.iter().enumerate() {
+        if let Some(k) = &a.ssh_key {
+            let ak = format!("gates.{name}.approvers[{j}].ssh_key");
+            if let Err(e) = ed25519_key(k) {
+                diags.push(ctx.diag(
+                    &ak,
+                    format!("ssh_key of {}: {e}", a.name),
+                    "paste the line of their .pub file: ssh-ed25519 AAAA… comment".into(),
+                ));
+            } else if g
+                .roles
+                .iter()
+                .any(|r| r.name() == a.role && matches!(r, GateRole::Name(_)))
+            {
+                diags.push(ctx.diag(
+                    &ak,
+                    format!(
+                        "role {} is open to anyone (roles = [\"…\"]), so {}'s key would not be asked for",
+                        a.role, a.name
+                    ),
+                    "declare the role as [[gates.NAME.roles]] with role, approvers and quorum".into(),
+                ));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

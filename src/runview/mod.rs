@@ -21,7 +21,6 @@ use crate::journal::lease::Holder;
 use crate::runbook::format::StepKind;
 use crate::window::WindowModel;
 
-pub mod gate;
 #[cfg(test)]
 mod tests;
 
@@ -127,11 +126,30 @@ pub struct GateState {
     pub evidence: GateEvidence,
     pub signoffs: Vec<SignOffRow>,
     pub decided: Option<Decision>,
+    /// The roles, quorums and approvers the sign-offs are counted against.
+    pub rule: Option<crate::journal::events::GateRule>,
+    /// This gate's sign-off records (recorded and refused), for the gate policy.
+    pub sign_records: Vec<Record>,
 }
 
 impl GateState {
     pub fn is_open(&self) -> bool {
         self.decided.is_none()
+    }
+
+    /// Where the gate stands by the same policy the run applies: the count per role and
+    /// each sign-off that did not count, with why. `None` for a gate journaled without
+    /// its rule.
+    pub fn view(&self) -> Option<crate::signoff::policy::GateView> {
+        self.rule.as_ref().map(|rule| {
+            crate::signoff::policy::fold(
+                rule,
+                &self.gate,
+                &self.evidence_sha256,
+                self.recommendation,
+                &self.sign_records,
+            )
+        })
     }
 }
 
@@ -158,6 +176,9 @@ pub struct SignOffEntry {
     pub row: SignOffRow,
     pub evidence_sha256: String,
     pub at: String,
+    /// It carried an SSH signature (checked against the approver's key when the runbook
+    /// lists one).
+    pub signed: bool,
 }
 
 /// A `StepFinished` as journaled (a resumed run may finish a step twice).
@@ -558,7 +579,15 @@ impl RunView {
                 reasons,
                 evidence_sha256,
                 evidence,
+                rule,
             } => {
+                // Reopened on the same evidence (a resumed run): its sign-offs still count.
+                let (signoffs, sign_records) = match self.gates.last() {
+                    Some(g) if g.gate == *gate && g.evidence_sha256 == *evidence_sha256 => {
+                        (g.signoffs.clone(), g.sign_records.clone())
+                    }
+                    _ => (Vec::new(), Vec::new()),
+                };
                 self.gates.push(GateState {
                     evidence: evidence.clone(),
                     gate: gate.clone(),
@@ -569,8 +598,10 @@ impl RunView {
                     recommendation: *recommendation,
                     reasons: reasons.clone(),
                     evidence_sha256: evidence_sha256.clone(),
-                    signoffs: Vec::new(),
+                    signoffs,
                     decided: None,
+                    rule: rule.clone(),
+                    sign_records,
                 });
                 if let Some(s) = self
                     .steps
@@ -588,6 +619,7 @@ impl RunView {
                 comment,
                 evidence_sha256,
                 overrides,
+                signature,
             } => {
                 let row = SignOffRow {
                     name: name.clone(),
@@ -599,6 +631,7 @@ impl RunView {
                 // The open gate's own list; a sign-off for another gate is only kept below.
                 if let Some(g) = self.gates.last_mut().filter(|g| g.gate == *gate) {
                     g.signoffs.push(row.clone());
+                    g.sign_records.push(rec.clone());
                 }
                 self.sign_offs.push(SignOffEntry {
                     seq: rec.seq,
@@ -606,7 +639,13 @@ impl RunView {
                     row,
                     evidence_sha256: evidence_sha256.clone(),
                     at: rec.ts.clone(),
+                    signed: signature.is_some(),
                 });
+            }
+            Event::SignOffRefused { gate, .. } => {
+                if let Some(g) = self.gates.last_mut().filter(|g| g.gate == *gate) {
+                    g.sign_records.push(rec.clone());
+                }
             }
             Event::GateDecided { gate, decision } => {
                 if let Some(g) = self.gates.iter_mut().rev().find(|g| g.gate == *gate) {

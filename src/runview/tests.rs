@@ -114,6 +114,7 @@ fn the_gate_waits_collects_sign_offs_and_is_decided() {
         comment: String::new(),
         evidence_sha256: "e".into(),
         overrides: false,
+        signature: None,
     };
     recs.push(rec(n + 1, "18:50:00", sign("other_gate", "a")));
     recs.push(rec(n + 2, "18:50:01", sign(GATE, "b")));

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
 use crate::control::{Command, SignOff, Skip};
@@ -25,7 +24,6 @@ use crate::reconcile::{EntityEvidence, run_checks};
 use crate::runbook::format::{Check, StepKind};
 use crate::runbook::{Plan, lint::parse_duration};
 use crate::runview::RunView;
-use crate::runview::gate::gate_decision;
 use crate::sources::csv::{count_records, sha256_file};
 use crate::target::TableSpec;
 
@@ -220,6 +218,11 @@ pub struct Executor {
     skips: std::sync::Mutex<BTreeMap<String, (String, String)>>,
     /// Steps this process started or skipped: too late to skip them.
     started: std::sync::Mutex<HashSet<String>>,
+    /// The operator running the cutover (`--lead`, else the runbook's `lead`).
+    lead: Option<String>,
+    /// Without a console: wait at a gate for sign-offs given by `cutover sign` (read from
+    /// the journal) instead of stopping with exit 4.
+    wait_at_gate: bool,
 }
 
 fn new_run_id() -> String {
@@ -268,8 +271,22 @@ impl Executor {
                     .collect(),
             ),
             started: Default::default(),
+            lead: None,
+            wait_at_gate: false,
             opts,
         }
+    }
+
+    /// Who runs the cutover: never the only approver of their own gate.
+    pub fn with_lead(mut self, lead: Option<String>) -> Executor {
+        self.lead = lead;
+        self
+    }
+
+    /// Without a console, wait at gates for `cutover sign` instead of stopping (exit 4).
+    pub fn waiting_at_gates(mut self, wait: bool) -> Executor {
+        self.wait_at_gate = wait;
+        self
     }
 
     /// Continue the run whose journal is `records`: finished steps are not repeated, the
@@ -1588,6 +1605,7 @@ impl Executor {
     }
 
     async fn gate(&mut self, gate: &str) -> Result<StepDone, Stop> {
+        use crate::signoff::{evidence, policy};
         let g = self
             .plan
             .rb
@@ -1596,18 +1614,9 @@ impl Executor {
             .with_context(|| format!("unknown gate {gate}"))?
             .clone();
         let records = self.journal.run_records(&self.run_id).await?;
-        // Evidence: the checks of the last validate of this run.
-        let last_validate = records.iter().rposition(|r| matches!(&r.event, Event::StepStarted { step } if self.step_kind(step) == Some(StepKind::Validate)));
-        let checks: Vec<CheckResult> = records[last_validate.unwrap_or(0)..]
-            .iter()
-            .filter_map(|r| {
-                if let Event::CheckRecorded { result, .. } = &r.event {
-                    Some(result.clone())
-                } else {
-                    None
-                }
-            })
-            .collect();
+        // Evidence: the checks of the last validate of this run, as journaled.
+        let shown = evidence::of(&records);
+        let checks: Vec<CheckResult> = shown.checks.iter().map(|c| c.result.clone()).collect();
         let mut reasons: Vec<String> = checks
             .iter()
             .filter(|c| c.status != CheckStatus::Pass)
@@ -1644,136 +1653,116 @@ impl Executor {
         } else {
             Decision::NoGo
         };
-        let evidence_sha256 = hex::encode(Sha256::digest(
-            serde_json::to_vec(&checks).context("evidence")?,
-        ));
+        let evidence_sha256 = shown.sha256();
+        // A resumed run keeps the lead its gate named before, unless told otherwise.
+        let lead = self
+            .lead
+            .clone()
+            .or_else(|| self.plan.rb.runbook.lead.clone())
+            .or_else(|| {
+                records.iter().rev().find_map(|r| match &r.event {
+                    Event::GateOpened {
+                        gate: g,
+                        rule: Some(rule),
+                        ..
+                    } if g == gate => rule.lead.clone(),
+                    _ => None,
+                })
+            });
+        let rule = crate::signoff::rule_of(&g, lead.as_deref());
         self.emit(Event::GateOpened {
             gate: gate.into(),
             title: g.title.clone(),
-            quorum: g.quorum,
-            roles: g.roles.clone(),
-            approvers: g
-                .approvers
+            quorum: rule.quorum,
+            roles: rule.roles.iter().map(|r| r.role.clone()).collect(),
+            approvers: rule
+                .roles
                 .iter()
-                .map(|a| format!("{} ({})", a.name, a.role))
+                .flat_map(|r| {
+                    r.approvers
+                        .iter()
+                        .map(|a| format!("{} ({})", a.name, r.role))
+                })
+                .chain(
+                    g.approvers
+                        .iter()
+                        .filter(|a| {
+                            !rule.roles.iter().any(|r| {
+                                r.role == a.role
+                                    && r.approvers
+                                        .iter()
+                                        .any(|x| crate::signoff::same_person(&x.name, &a.name))
+                            })
+                        })
+                        .map(|a| format!("{} ({})", a.name, a.role)),
+                )
                 .collect(),
             recommendation,
             reasons: reasons.clone(),
             evidence_sha256: evidence_sha256.clone(),
             evidence,
+            rule: Some(rule.clone()),
         })
         .await?;
-        // GOs given on this same evidence before an interruption still count.
-        let mut gos = lock(&self.view).gos_on(gate, &evidence_sha256);
-        // Sign-offs not recorded because they lacked a reason, for the waiting message.
-        let mut refused: Vec<String> = Vec::new();
+        // Sign-offs given on this same evidence before an interruption still count, and
+        // so do those `cutover sign` appends while the gate waits: the journal is read
+        // again each time round.
+        let mut last_window_check = Instant::now();
+        // Sign-offs other processes journal reach the console and the progress lines
+        // through this process too: records after `seen` that it did not write itself.
+        let mut seen = records.last().map_or(0, |r| r.seq);
+        let mut records = records;
+        let mut own: HashSet<i64> = HashSet::new();
         loop {
-            let tally = gate_decision(&gos, g.quorum, &g.roles);
-            if tally.met {
-                self.emit(Event::GateDecided {
-                    gate: gate.into(),
-                    decision: Decision::Go,
-                })
-                .await?;
-                let who = gos
-                    .iter()
-                    .map(|(n, r)| format!("{n} ({r})"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                return done(StepStatus::Passed, format!("GO by {who}"));
-            }
-            let next = if self.offered < self.opts.sign_offs.len() {
-                self.offered += 1;
-                let s = self.opts.sign_offs[self.offered - 1].clone();
-                if s.decision == Decision::Go && gos.iter().any(|(n, _)| *n == s.name) {
-                    continue; // already signed before the interruption
-                }
-                Some(s)
-            } else if self.opts.interactive {
-                // The window keeps running while people read the evidence.
-                let cmd = loop {
-                    let mut rx = self.commands.lock().await;
-                    tokio::select! {
-                        c = rx.recv() => break c,
-                        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
-                    }
-                    drop(rx);
-                    if let Some(h) = self.check_window().await? {
-                        return Err(h.into());
-                    }
-                };
-                match cmd {
-                    Some(Command::SignOff(s)) => Some(s),
-                    // For a later step: noted, and the gate waits on.
-                    Some(Command::Skip { step, name, reason }) => {
-                        self.ask_skip(step, name, reason);
-                        continue;
-                    }
-                    Some(Command::Rollback { reason }) => return Err(Stop::Rollback(reason)),
-                    // Taken with the NO-GO that follows it.
-                    Some(Command::HoldFreeze { reason }) => {
-                        *lock(&self.hold_freeze) = Some(reason);
-                        continue;
-                    }
-                    Some(Command::Abort) | None => {
-                        return Err(Stop::Outcome(
-                            Outcome::Failed,
-                            exit::INTERRUPTED,
-                            "interrupted at the gate by the operator".into(),
-                        ));
-                    }
-                }
-            } else {
-                None
-            };
-            if let Some(s) = &next
-                && let Some(why) = s.missing_reason(recommendation)
-            {
-                tracing::warn!("sign-off by {} ({}) not recorded: {why}", s.name, s.role);
-                refused.push(format!("{} ({}): {why}", s.name, s.role));
-                continue;
-            }
-            let Some(s) = next else {
-                let missing_roles = &tally.missing_roles;
-                return Err(Stop::Outcome(
-                    Outcome::WaitingAtGate,
-                    exit::WAITING_AT_GATE,
-                    format!(
-                        "waiting at gate '{gate}': {} of {} GO sign-offs{}{}; give them with --sign-off \"NAME|ROLE|go|COMMENT\"",
-                        tally.signed,
-                        tally.quorum,
-                        refused
-                            .iter()
-                            .map(|r| format!("; not recorded: {r}"))
-                            .collect::<String>(),
-                        if missing_roles.is_empty() {
-                            String::new()
-                        } else {
-                            format!(
-                                ", roles still to sign: {}",
-                                missing_roles
-                                    .iter()
-                                    .map(|s| s.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )
+            // Only what was appended since the last look (a run holds thousands of records).
+            loop {
+                let new = self.journal.records_after(&self.run_id, seen, 1000).await?;
+                let Some(last) = new.last() else { break };
+                seen = last.seq;
+                for r in new {
+                    if !own.contains(&r.seq)
+                        && matches!(
+                            r.event,
+                            Event::SignOffRecorded { .. } | Event::SignOffRefused { .. }
+                        )
+                    {
+                        // The run's view stays the fold of the whole journal.
+                        lock(&self.view).apply(&r);
+                        if let Some(tx) = &self.records_tx {
+                            let _ = tx.send(r.clone());
                         }
-                    ),
-                ));
-            };
-            self.emit(Event::SignOffRecorded {
-                gate: gate.into(),
-                name: s.name.clone(),
-                role: s.role.clone(),
-                decision: s.decision,
-                comment: s.comment.clone(),
-                evidence_sha256: evidence_sha256.clone(),
-                overrides: s.decision == Decision::Go && recommendation == Decision::NoGo,
-            })
-            .await?;
-            match s.decision {
-                Decision::Go => gos.push((s.name, s.role)),
-                Decision::NoGo => {
+                    }
+                    records.push(r);
+                }
+            }
+            let since = evidence::last_validate(&records).unwrap_or(0);
+            let view = policy::fold(
+                &rule,
+                gate,
+                &evidence_sha256,
+                recommendation,
+                &records[since..],
+            );
+            match &view.status {
+                policy::Status::Go => {
+                    self.emit(Event::GateDecided {
+                        gate: gate.into(),
+                        decision: Decision::Go,
+                    })
+                    .await?;
+                    let who = view
+                        .people
+                        .iter()
+                        .map(|(n, r)| format!("{n} ({r})"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    return done(StepStatus::Passed, format!("GO by {who}"));
+                }
+                policy::Status::NoGo {
+                    name,
+                    role,
+                    comment,
+                } => {
                     self.emit(Event::GateDecided {
                         gate: gate.into(),
                         decision: Decision::NoGo,
@@ -1782,10 +1771,153 @@ impl Executor {
                     return Err(Stop::Outcome(
                         Outcome::NoGo,
                         exit::NO_GO,
-                        format!("NO-GO by {} ({}): {}", s.name, s.role, s.comment),
+                        format!("NO-GO by {name} ({role}): {comment}"),
                     ));
                 }
+                policy::Status::Waiting => {}
             }
+            let next = if self.offered < self.opts.sign_offs.len() {
+                self.offered += 1;
+                let s = self.opts.sign_offs[self.offered - 1].clone();
+                let already = view
+                    .people
+                    .iter()
+                    .any(|(n, r)| crate::signoff::same_person(n, &s.name) && *r == s.role);
+                if s.decision == Decision::Go && already {
+                    continue; // already signed before the interruption
+                }
+                Some(s)
+            } else if self.opts.interactive {
+                // The window keeps running while people read the evidence; another
+                // process may sign meanwhile (`cutover sign`), so look at the journal
+                // again every second.
+                let cmd = {
+                    let mut rx = self.commands.lock().await;
+                    tokio::select! {
+                        c = rx.recv() => Some(c),
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => None,
+                    }
+                };
+                if last_window_check.elapsed() >= std::time::Duration::from_secs(5) {
+                    last_window_check = Instant::now();
+                    if let Some(h) = self.check_window().await? {
+                        return Err(h.into());
+                    }
+                }
+                match cmd {
+                    None => continue,
+                    Some(Some(Command::SignOff(s))) => Some(s),
+                    // For a later step: noted, and the gate waits on.
+                    Some(Some(Command::Skip { step, name, reason })) => {
+                        self.ask_skip(step, name, reason);
+                        continue;
+                    }
+                    Some(Some(Command::Rollback { reason })) => {
+                        return Err(Stop::Rollback(reason));
+                    }
+                    // Taken with the NO-GO that follows it.
+                    Some(Some(Command::HoldFreeze { reason })) => {
+                        *lock(&self.hold_freeze) = Some(reason);
+                        continue;
+                    }
+                    Some(Some(Command::Abort) | None) => {
+                        return Err(Stop::Outcome(
+                            Outcome::Failed,
+                            exit::INTERRUPTED,
+                            "interrupted at the gate by the operator".into(),
+                        ));
+                    }
+                }
+            } else if self.wait_at_gate {
+                // Headless: the sign-offs come through the journal (`cutover sign`).
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                if let Some(stop) = self.interrupted() {
+                    return Err(stop);
+                }
+                if last_window_check.elapsed() >= std::time::Duration::from_secs(5) {
+                    last_window_check = Instant::now();
+                    if let Some(h) = self.check_window().await? {
+                        return Err(h.into());
+                    }
+                }
+                continue;
+            } else {
+                None
+            };
+            let Some(s) = next else {
+                let roles_left: Vec<&str> = view
+                    .roles
+                    .iter()
+                    .filter(|r| r.signed.len() < r.quorum)
+                    .map(|r| r.role.as_str())
+                    .collect();
+                return Err(Stop::Outcome(
+                    Outcome::WaitingAtGate,
+                    exit::WAITING_AT_GATE,
+                    format!(
+                        "waiting at gate '{gate}': {} of {} GO sign-offs ({}){}{}{}; give them with `cutover sign` or --sign-off \"NAME|ROLE|go|COMMENT\"",
+                        view.people.len(),
+                        view.quorum,
+                        view.counts(),
+                        view.not_counted
+                            .iter()
+                            .map(|n| format!(
+                                "; not recorded: {} ({}): {}",
+                                n.name, n.role, n.reason
+                            ))
+                            .collect::<String>(),
+                        if roles_left.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", roles still to sign: {}", roles_left.join(", "))
+                        },
+                        view.missing
+                            .iter()
+                            .filter(|m| m.starts_with("the lead ("))
+                            .map(|m| format!("; {m}"))
+                            .collect::<String>(),
+                    ),
+                ));
+            };
+            let signed = policy::Signed {
+                name: s.name.clone(),
+                role: s.role.clone(),
+                decision: s.decision,
+                comment: s.comment.clone(),
+                evidence_sha256: evidence_sha256.clone(),
+                signature: None,
+            };
+            if let Some(reason) =
+                policy::refusal(&rule, &evidence_sha256, recommendation, &view, &signed)
+            {
+                tracing::warn!("sign-off by {} ({}) refused: {reason}", s.name, s.role);
+                let r = self
+                    .emit(Event::SignOffRefused {
+                        gate: gate.into(),
+                        name: s.name,
+                        role: s.role,
+                        decision: s.decision,
+                        comment: s.comment,
+                        evidence_sha256: evidence_sha256.clone(),
+                        reason,
+                    })
+                    .await?;
+                own.insert(r.seq);
+                continue;
+            }
+            let r = self
+                .emit(Event::SignOffRecorded {
+                    gate: gate.into(),
+                    name: s.name.clone(),
+                    role: s.role.clone(),
+                    decision: s.decision,
+                    comment: s.comment.clone(),
+                    evidence_sha256: evidence_sha256.clone(),
+                    overrides: s.decision == Decision::Go && recommendation == Decision::NoGo,
+                    signature: None,
+                })
+                .await?;
+            own.insert(r.seq);
         }
     }
 

@@ -180,6 +180,7 @@ fn one_of_two_signed() -> App {
             comment: s.comment.clone(),
             evidence_sha256: "cd".repeat(32),
             overrides: true,
+            signature: None,
         },
     };
     update(&mut app, Action::Record(rec));
@@ -588,7 +589,7 @@ fn gate_no_go_scrolled_80x24() {
     let text = screen_text(&s);
     for want in [
         "Approvers:",
-        "Signed: 1 of 2",
+        "Signed: migration_lead 1 of 1, finance 0 of 1",
         "(override)",
         "▲ PRODUCTION",
         "A GO needs the production database's name typed",
@@ -743,4 +744,41 @@ fn tab_counts_are_whole_and_every_tab_shows_at_80x24() {
     }
     let wide = screen_text(&screen(&mid_load(Tab::Rejects), 160, 48));
     assert!(wide.contains("1 Rejects (15)") && wide.contains("2 Reconciliation (✗ 1)"));
+}
+
+/// After one GO, the same person signing the second role: the dialog's count stays at one
+/// per role and says why the second did not count, as the run decides.
+fn same_person_twice() -> App {
+    let mut app = one_of_two_signed();
+    let signed = app.open_gate().unwrap().signoffs[0].clone();
+    let rec = Record {
+        seq: 100,
+        ts: "2026-11-21T18:48:00Z".into(),
+        run_id: RUN_ID.into(),
+        prev_hash: String::new(),
+        hash: String::new(),
+        event: Event::SignOffRefused {
+            gate: app.open_gate().unwrap().gate.clone(),
+            name: signed.name.to_uppercase(),
+            role: "finance".into(),
+            decision: crate::journal::events::Decision::Go,
+            comment: "sums match".into(),
+            evidence_sha256: "cd".repeat(32),
+            reason: format!(
+                "{} already signs as {} at this gate: one person fills one role",
+                signed.name.to_uppercase(),
+                signed.role
+            ),
+        },
+    };
+    update(&mut app, Action::Record(rec));
+    app
+}
+
+#[test]
+fn gate_dialog_same_person_twice_160x48() {
+    let app = same_person_twice();
+    let v = app.open_gate().unwrap().view().unwrap();
+    assert_eq!(v.counts(), "migration_lead 1 of 1, finance 0 of 1");
+    insta::assert_snapshot!(screen(&app, 160, 48));
 }

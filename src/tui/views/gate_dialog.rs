@@ -48,12 +48,18 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         "Approvers: {}",
         gate.approvers.join(", ")
     )));
-    info.push(Line::raw(format!(
-        "Signed: {} of {} · roles needed: {}",
-        gate.signoffs.len(),
-        gate.quorum,
-        gate.roles.join(", ")
-    )));
+    // The count is the run's own policy over the journaled sign-offs, so what the dialog
+    // shows and what the engine decides agree; a sign-off that did not count says why.
+    let view = gate.view();
+    match &view {
+        Some(v) => info.push(Line::raw(format!("Signed: {}", v.counts()))),
+        None => info.push(Line::raw(format!(
+            "Signed: {} of {} · roles needed: {}",
+            gate.signoffs.len(),
+            gate.quorum,
+            gate.roles.join(", ")
+        ))),
+    }
     for s in &gate.signoffs {
         let (g, w, t) = decision_glyph_word(s.decision);
         let (g, w) = if s.overrides {
@@ -71,6 +77,20 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             Span::styled(format!("{g} {w}"), style::tone(t)),
             Span::raw(format!(" {} ({}){comment}", s.name, s.role)),
         ]));
+    }
+    if let Some(v) = &view {
+        for n in &v.not_counted {
+            info.push(Line::from(vec![
+                Span::raw("  "),
+                Span::styled("✗ not counted", style::tone(Tone::Bad)),
+                Span::raw(format!(" {} ({}): {}", n.name, n.role, n.reason)),
+            ]));
+        }
+        if v.status == crate::signoff::policy::Status::Waiting
+            && let Some(m) = v.missing.iter().find(|m| m.starts_with("the lead ("))
+        {
+            info.push(Line::styled(format!("  ! {m}"), style::tone(Tone::Warn)));
+        }
     }
 
     let confirm = d.confirm_name.as_deref();
