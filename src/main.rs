@@ -93,6 +93,21 @@ enum Cmd {
         #[arg(long, env = "CUTOVER_JOURNAL")]
         journal: Option<String>,
     },
+    /// Write the cutover dossier of a run (the newest by default): timeline, window,
+    /// reconciliation, rejects and the money left behind, sign-offs, overrides, skips,
+    /// hashes and the journal's verification; as Markdown, one self-contained HTML file or JSON.
+    Report {
+        runbook: PathBuf,
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long, value_enum, default_value = "md")]
+        format: cutover::report::Format,
+        /// Write here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[arg(long, env = "CUTOVER_JOURNAL")]
+        journal: Option<String>,
+    },
     /// Journal tools.
     Journal {
         #[command(subcommand)]
@@ -212,7 +227,9 @@ fn journal_flag(cmd: &Cmd) -> Option<&str> {
     match cmd {
         Cmd::Run(a) | Cmd::Rehearse(a) => a.common.journal.as_deref(),
         Cmd::Demo(d) => d.common.journal.as_deref(),
-        Cmd::Rollback { journal, .. } | Cmd::Summary { journal, .. } => journal.as_deref(),
+        Cmd::Rollback { journal, .. }
+        | Cmd::Summary { journal, .. }
+        | Cmd::Report { journal, .. } => journal.as_deref(),
         Cmd::Journal {
             cmd: JournalCmd::Verify { journal, .. },
         } => journal.as_deref(),
@@ -298,6 +315,13 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             );
             Ok(exit::OK)
         }
+        Cmd::Report {
+            runbook,
+            run,
+            format,
+            output,
+            journal,
+        } => report(&runbook, run, format, output, journal.as_deref()).await,
         Cmd::Journal {
             cmd:
                 JournalCmd::Verify {
@@ -401,6 +425,49 @@ fn load_plan(path: &Path, vars: &[String]) -> Result<Option<Plan>> {
             Ok(None)
         }
     }
+}
+
+/// `cutover report`: the dossier of one run, in one format, to stdout or a file.
+async fn report(
+    runbook: &Path,
+    run: Option<String>,
+    format: cutover::report::Format,
+    output: Option<PathBuf>,
+    journal: Option<&str>,
+) -> Result<i32> {
+    let j = Journal::open(&journal_location(runbook, journal)).await?;
+    let run = match run {
+        Some(r) => r,
+        None => j
+            .last_run_id()
+            .await?
+            .context("the journal holds no run yet")?,
+    };
+    let Some(d) = cutover::report::dossier(&j, &run, runbook).await? else {
+        eprintln!(
+            "error: the journal {} holds no run {run}\n  hint: `cutover summary` shows the newest run's id",
+            cutover::report::redact_location(&j.location)
+        );
+        return Ok(exit::INVALID);
+    };
+    let text = format.render(&d);
+    match output {
+        Some(path) => {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("dossier of run {run} written to {}", path.display());
+        }
+        None => {
+            use std::io::Write;
+            // A closed pipe (`| head`) is the reader's choice, not a failure.
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(exit::OK)
 }
 
 fn journal_location(runbook: &Path, given: Option<&str>) -> String {
