@@ -28,4 +28,5 @@ pub mod target;
 #[doc(hidden)]
 pub mod testdb;
 pub mod tui;
+pub mod watch;
 pub mod window;

@@ -108,6 +108,21 @@ enum Cmd {
         #[arg(long, env = "CUTOVER_JOURNAL")]
         journal: Option<String>,
     },
+    /// Follow a run live through its journal, read-only: the console's views plus who
+    /// holds the run. Works beside the run (SQLite) or from anywhere its PostgreSQL
+    /// journal is reachable (`--journal postgres://…`).
+    Watch {
+        runbook: PathBuf,
+        /// The run to follow (default: the newest run of this runbook).
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long, env = "CUTOVER_JOURNAL")]
+        journal: Option<String>,
+        /// No console: one tab-separated line per record (SEQ TS KIND TEXT) on stdout,
+        /// until the run finishes.
+        #[arg(long)]
+        headless: bool,
+    },
     /// Journal tools.
     Journal {
         #[command(subcommand)]
@@ -229,7 +244,8 @@ fn journal_flag(cmd: &Cmd) -> Option<&str> {
         Cmd::Demo(d) => d.common.journal.as_deref(),
         Cmd::Rollback { journal, .. }
         | Cmd::Summary { journal, .. }
-        | Cmd::Report { journal, .. } => journal.as_deref(),
+        | Cmd::Report { journal, .. }
+        | Cmd::Watch { journal, .. } => journal.as_deref(),
         Cmd::Journal {
             cmd: JournalCmd::Verify { journal, .. },
         } => journal.as_deref(),
@@ -322,6 +338,12 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             output,
             journal,
         } => report(&runbook, run, format, output, journal.as_deref()).await,
+        Cmd::Watch {
+            runbook,
+            run,
+            journal,
+            headless,
+        } => watch_run(&runbook, run, journal.as_deref(), headless).await,
         Cmd::Journal {
             cmd:
                 JournalCmd::Verify {
@@ -1058,6 +1080,7 @@ async fn console(
         progress: prog_rx,
         commands: cmd_tx,
         logs,
+        watch: None,
     })
     .await?;
     Ok(match exit {
@@ -1068,6 +1091,40 @@ async fn console(
 
 /// The reference runbook, embedded so that `cutover demo` works from an installed binary.
 const TMS_RUNBOOK: &str = include_str!("../runbooks/tms.toml");
+
+/// `cutover watch`: the runbook's name (its lease scope) is read from the file as is,
+/// without its variables: a watcher need not know them.
+async fn watch_run(
+    runbook: &Path,
+    run: Option<String>,
+    journal: Option<&str>,
+    headless: bool,
+) -> Result<i32> {
+    let name = std::fs::read_to_string(runbook)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("runbook")?.get("name")?.as_str().map(String::from));
+    let j = Journal::open(&journal_location(runbook, journal))
+        .await
+        .with_context(|| cutover::journal::open_context(&journal_location(runbook, journal)))?;
+    let run_id = match run {
+        Some(r) if j.records_after(&r, 0, 1).await?.is_empty() => {
+            eprintln!("error: the journal {} holds no run {r}", j.location);
+            return Ok(exit::INVALID);
+        }
+        Some(r) => r,
+        None => cutover::watch::wait_for_run(&j, name.as_deref()).await?,
+    };
+    let scope = match name {
+        Some(n) => n,
+        None => cutover::runview::RunView::of(&j.records_after(&run_id, 0, 1).await?).runbook_name,
+    };
+    if headless || !std::io::stdout().is_terminal() {
+        cutover::watch::headless(j, &run_id, &mut std::io::stdout().lock()).await
+    } else {
+        cutover::watch::console(j, &run_id, &scope).await
+    }
+}
 
 async fn demo(d: DemoArgs) -> Result<i32> {
     let dir =

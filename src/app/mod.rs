@@ -139,6 +139,37 @@ pub enum Action {
     CancelQuit,
     /// SIGTERM or SIGHUP: abort the run (if still running) and leave at once.
     Interrupt,
+    /// `cutover watch`: who holds the run, for the header ("held by pid … on … since …").
+    Watching(String),
+}
+
+impl Action {
+    /// Whether `cutover watch` takes this action: looking around only. Nothing that opens
+    /// a form, types into one or sends a command to an engine.
+    pub fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            Action::NextTab
+                | Action::PrevTab
+                | Action::SelectTab(_)
+                | Action::ScrollUp
+                | Action::ScrollDown
+                | Action::PageUp
+                | Action::PageDown
+                | Action::ScrollTop
+                | Action::ScrollBottom
+                | Action::HideGateDialog
+                | Action::ToggleHelp
+                | Action::HelpScroll(_)
+                | Action::Record(_)
+                | Action::Progress(_)
+                | Action::Tick { .. }
+                | Action::Log { .. }
+                | Action::LogDropped { .. }
+                | Action::Notice { .. }
+                | Action::Watching(_)
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +217,8 @@ pub struct App {
     pub notice: Option<String>,
     /// Set once Abort has been sent.
     pub aborted: bool,
+    /// `cutover watch`: a read-only console; who holds the run.
+    pub watching: Option<String>,
 }
 
 fn parse_ts(ts: &str) -> Option<DateTime<Utc>> {
@@ -582,6 +615,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             message,
         } => app.log_traced(level, &target, message),
         Action::LogDropped { total } => app.log_dropped = app.log_dropped.max(total),
+        Action::Watching(holder) => app.watching = Some(holder),
         Action::Notice { text } => {
             app.note(text.clone(), Tone::Warn);
             app.notice = Some(text);

@@ -21,6 +21,7 @@ use crate::journal::lease::Holder;
 use crate::runbook::format::StepKind;
 use crate::window::WindowModel;
 
+pub mod gate;
 #[cfg(test)]
 mod tests;
 
@@ -173,6 +174,8 @@ pub struct Finished {
 /// A sign-off as journaled, with the gate it was for and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignOffEntry {
+    /// The record's sequence number.
+    pub seq: i64,
     pub gate: String,
     pub row: SignOffRow,
     pub evidence_sha256: String,
@@ -306,6 +309,9 @@ pub struct RunView {
     pub gates: Vec<GateState>,
     /// Every sign-off, in journal order, whichever gate it was for.
     pub sign_offs: Vec<SignOffEntry>,
+    /// Sequence number of the last `StepStarted` of a validate step: sign-offs before it
+    /// were given on older evidence.
+    pub last_validate_seq: Option<i64>,
     pub extract: Option<(String, Vec<ExtractFile>)>,
     /// The last backup taken.
     pub backup: Option<BackupInfo>,
@@ -313,6 +319,12 @@ pub struct RunView {
     pub freeze: Option<FreezeInfo>,
     /// The last freeze applied.
     pub freeze_applied: Option<FreezeInfo>,
+    /// Per environment, the last freeze planned (`freeze_planned`).
+    pub freeze_plans: BTreeMap<String, FreezeInfo>,
+    /// Environments whose freeze was applied.
+    pub frozen_envs: BTreeSet<String>,
+    /// Environments backed up.
+    pub backed_up: BTreeSet<String>,
     /// Steps whose shell command exited 0.
     pub commands_ok: BTreeSet<String>,
     /// A load has started and no successful rollback took its rows back out since.
@@ -451,6 +463,12 @@ impl RunView {
                     .collect();
             }
             Event::StepStarted { step } => {
+                if self
+                    .step(step)
+                    .is_some_and(|s| s.kind == StepKind::Validate)
+                {
+                    self.last_validate_seq = Some(rec.seq);
+                }
                 if let Some(s) = self.step_mut(step) {
                     s.state = StepState::Running;
                     s.started_at = ts;
@@ -635,6 +653,7 @@ impl RunView {
                     g.signoffs.push(row.clone());
                 }
                 self.sign_offs.push(SignOffEntry {
+                    seq: rec.seq,
                     gate: gate.clone(),
                     row,
                     evidence_sha256: evidence_sha256.clone(),
@@ -661,6 +680,7 @@ impl RunView {
                 bytes,
                 snapshot,
             } => {
+                self.backed_up.insert(env.clone());
                 self.backup = Some(BackupInfo {
                     env: env.clone(),
                     path: path.clone(),
@@ -674,13 +694,15 @@ impl RunView {
                 method,
                 revoked,
             } => {
-                self.freeze = Some(FreezeInfo {
+                let f = FreezeInfo {
                     env: env.clone(),
                     method: method.clone(),
                     revoked: revoked.clone(),
                     watermark: BTreeMap::new(),
                     applied: false,
-                });
+                };
+                self.freeze_plans.insert(env.clone(), f.clone());
+                self.freeze = Some(f);
             }
             Event::FreezeApplied {
                 env,
@@ -695,6 +717,7 @@ impl RunView {
                     watermark: watermark.clone(),
                     applied: true,
                 };
+                self.frozen_envs.insert(env.clone());
                 self.freeze = Some(f.clone());
                 self.freeze_applied = Some(f);
             }
@@ -767,6 +790,30 @@ impl RunView {
             | Event::RetryScheduled { .. }
             | Event::ForecastBasis { .. } => {}
         }
+    }
+
+    /// Steps finished (passed, warned or skipped), in the order they first finished: a
+    /// resumed run does not run them again.
+    pub fn completed_steps(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in &self.step_results {
+            if matches!(
+                r.status,
+                StepStatus::Passed | StepStatus::Warned | StepStatus::Skipped
+            ) && !out.contains(&r.step)
+            {
+                out.push(r.step.clone());
+            }
+        }
+        out
+    }
+
+    /// The reason of a rollback that started and has not finished.
+    pub fn unfinished_rollback(&self) -> Option<&str> {
+        self.rollback
+            .as_ref()
+            .filter(|r| r.finished.is_none())
+            .map(|r| r.reason.as_str())
     }
 
     /// The outcome so far: `None` while the run has not finished.

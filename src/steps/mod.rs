@@ -16,13 +16,15 @@ use tokio::sync::{mpsc, watch};
 use crate::control::{Command, SignOff, Skip};
 use crate::db::admin::{self, Backup, Freeze};
 use crate::db::{Db, display_env};
-use crate::engine::pipeline::{BatchObserver, EntityJob, ResumeFrom, Retry, run_entity};
+use crate::engine::pipeline::{BatchObserver, EntityJob, Retry, run_entity};
 use crate::engine::rules::{Compiled, ScopeKeys};
 use crate::journal::Journal;
 use crate::journal::events::*;
 use crate::reconcile::{EntityEvidence, run_checks};
 use crate::runbook::format::{Check, StepKind};
 use crate::runbook::{Plan, lint::parse_duration};
+use crate::runview::RunView;
+use crate::runview::gate::gate_decision;
 use crate::sinks::{Sink, TableSpec};
 use crate::sources::csv::{count_records, sha256_file};
 
@@ -194,8 +196,10 @@ pub struct Executor {
     opts: RunOptions,
     /// The journal of the run being resumed (empty for a new run).
     prior: Vec<Record>,
-    /// Follows every record: projected finish, point of no return, window end.
-    window: std::sync::Mutex<crate::window::WindowModel>,
+    /// What those records say: resume decisions read it.
+    prior_view: RunView,
+    /// Follows every record (the window forecast: projected finish, point of no return).
+    view: std::sync::Mutex<RunView>,
     /// WindowWarning / WindowExceeded already journaled by this process.
     window_warned: std::sync::atomic::AtomicBool,
     window_exceeded: std::sync::atomic::AtomicBool,
@@ -245,7 +249,8 @@ impl Executor {
             progress: ch.progress,
             commands: tokio::sync::Mutex::new(ch.commands),
             prior: Vec::new(),
-            window: Default::default(),
+            prior_view: RunView::default(),
+            view: Default::default(),
             window_warned: Default::default(),
             window_exceeded: Default::default(),
             backup: None,
@@ -277,10 +282,10 @@ impl Executor {
         records: Vec<Record>,
     ) -> Result<Executor, ResumeRefused> {
         let mut e = Executor::adopt(plan, journal, ch, opts, records)?;
-        let Some(Event::RunStarted { runbook_sha256, .. }) = e.prior.first().map(|r| &r.event)
-        else {
+        let Some(started) = e.prior_view.run.clone() else {
             unreachable!("adopt checked the first record");
         };
+        let runbook_sha256 = &started.runbook_sha256;
         if *runbook_sha256 != e.plan.sha256 {
             return Err(ResumeRefused(format!(
                 "run {} cannot be resumed: the runbook {} changed since the run began \
@@ -292,7 +297,8 @@ impl Executor {
                 &e.plan.sha256[..12]
             )));
         }
-        if let Some(Event::RunStarted { vars, .. }) = e.prior.first().map(|r| &r.event) {
+        {
+            let vars = &started.vars;
             let now: BTreeMap<String, String> = e
                 .plan
                 .vars
@@ -308,8 +314,8 @@ impl Executor {
                 )));
             }
         }
-        for r in &e.prior {
-            if let Event::ExtractRecorded { files, .. } = &r.event {
+        {
+            if let Some((_, files)) = &e.prior_view.extract {
                 for f in files {
                     let now = sha256_file(Path::new(&f.path)).map(|(s, _)| s);
                     if now.as_ref().ok() != Some(&f.sha256) {
@@ -410,12 +416,8 @@ impl Executor {
                 _ => {}
             }
         }
-        {
-            let mut w = e.window.lock().unwrap_or_else(|p| p.into_inner());
-            for r in &records {
-                w.apply(r);
-            }
-        }
+        e.prior_view = RunView::of(&records);
+        *e.view.lock().unwrap_or_else(|p| p.into_inner()) = e.prior_view.clone();
         e.prior = records;
         Ok(e)
     }
@@ -452,7 +454,7 @@ impl Executor {
     async fn emit(&self, event: Event) -> Result<Record> {
         crate::fault::at(true, &event).await?;
         let rec = self.journal.append(&self.run_id, &event).await?;
-        self.window
+        self.view
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .apply(&rec);
@@ -839,9 +841,10 @@ impl Executor {
         let now = chrono::Utc::now();
         let forecast = {
             let progress = self.progress.borrow().clone();
-            self.window
+            self.view
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
+                .window
                 .forecast(&progress, now)
         };
         let Some(f) = forecast else { return Ok(None) };
@@ -900,37 +903,12 @@ impl Executor {
 
     /// Steps the resumed run finished; they are not run again.
     fn completed_steps(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for r in &self.prior {
-            if let Event::StepFinished { step, status, .. } = &r.event
-                && matches!(
-                    status,
-                    StepStatus::Passed | StepStatus::Warned | StepStatus::Skipped
-                )
-                && !out.contains(step)
-            {
-                out.push(step.clone());
-            }
-        }
-        out
+        self.prior_view.completed_steps()
     }
 
     /// A rollback the interruption cut short: it is finished first.
     fn unfinished_rollback(&self) -> Option<String> {
-        let mut open = None;
-        for r in &self.prior {
-            match &r.event {
-                Event::RollbackStarted { reason } => open = Some(reason.clone()),
-                Event::RollbackFinished { .. } => open = None,
-                _ => {}
-            }
-        }
-        open
-    }
-
-    /// Whether the resumed run's journal already holds this effect (done before the crash).
-    fn prior_has(&self, f: impl Fn(&Event) -> bool) -> bool {
-        self.prior.iter().any(|r| f(&r.event))
+        self.prior_view.unfinished_rollback().map(str::to_string)
     }
 
     fn env(&self, name: &str) -> Result<&crate::runbook::ResolvedEnv> {
@@ -956,7 +934,7 @@ impl Executor {
     async fn backup(&mut self, env: &str) -> Result<StepDone, Stop> {
         // Never a second backup in one run: after the load began it would hold loaded rows.
         if let Some(b) = &self.backup
-            && self.prior_has(|e| matches!(e, Event::BackupTaken { env: x, .. } if x == env))
+            && self.prior_view.backed_up.contains(env)
         {
             return done(
                 StepStatus::Passed,
@@ -1007,7 +985,7 @@ impl Executor {
 
     async fn freeze(&mut self, env: &str) -> Result<StepDone, Stop> {
         // Freezing twice would record the already-revoked privileges as the ones to give back.
-        if self.prior_has(|e| matches!(e, Event::FreezeApplied { env: x, .. } if x == env)) {
+        if self.prior_view.frozen_envs.contains(env) {
             return done(StepStatus::Passed, "applied before the interruption");
         }
         let (fz, watermark) = match self.plan.env(env) {
@@ -1066,16 +1044,9 @@ impl Executor {
         env: &str,
         e: &crate::runbook::ResolvedEnv,
     ) -> Result<Freeze> {
-        let journaled = self.prior.iter().rev().find_map(|r| match &r.event {
-            Event::FreezePlanned {
-                env: x,
-                method,
-                revoked,
-            } if x == env => Some(Freeze {
-                method: method.clone(),
-                revoked: revoked.clone(),
-            }),
-            _ => None,
+        let journaled = self.prior_view.freeze_plans.get(env).map(|f| Freeze {
+            method: f.method.clone(),
+            revoked: f.revoked.clone(),
         });
         if let Some(p) = journaled {
             return Ok(p);
@@ -1114,10 +1085,10 @@ impl Executor {
 
     /// The freeze must still hold when the production load starts.
     async fn check_watermark(&self, records: &[Record]) -> Result<(), Stop> {
-        let Some((env, wm)) = records.iter().rev().find_map(|r| match &r.event {
-            Event::FreezeApplied { env, watermark, .. } => Some((env.clone(), watermark.clone())),
-            _ => None,
-        }) else {
+        let Some((env, wm)) = RunView::of(records)
+            .freeze_applied
+            .map(|f| (f.env, f.watermark))
+        else {
             return Ok(());
         };
         let now = match self.plan.env(&env) {
@@ -1156,7 +1127,7 @@ impl Executor {
 
     async fn extract(&mut self, step: &str, env: &str) -> Result<StepDone, Stop> {
         // Resuming checked the recorded files are unchanged.
-        if self.prior_has(|e| matches!(e, Event::ExtractRecorded { .. })) {
+        if self.prior_view.extract.is_some() {
             return done(StepStatus::Passed, "recorded before the interruption");
         }
         let mut files = Vec::new();
@@ -1416,7 +1387,7 @@ impl Executor {
                 resume: if reset {
                     None
                 } else {
-                    checkpoint(&records, phase, n)
+                    RunView::of(&records).checkpoint(phase, n)
                 },
             };
             let reject_file = job.reject_path.display().to_string();
@@ -1616,29 +1587,12 @@ impl Executor {
         })
         .await?;
         // GOs given on this same evidence before an interruption still count.
-        let mut gos: Vec<(String, String)> = records[last_validate.unwrap_or(0)..]
-            .iter()
-            .filter_map(|r| match &r.event {
-                Event::SignOffRecorded {
-                    gate: g,
-                    name,
-                    role,
-                    decision: Decision::Go,
-                    evidence_sha256: ev,
-                    ..
-                } if g == gate && *ev == evidence_sha256 => Some((name.clone(), role.clone())),
-                _ => None,
-            })
-            .collect();
+        let mut gos = lock(&self.view).gos_on(gate, &evidence_sha256);
         // Sign-offs not recorded because they lacked a reason, for the waiting message.
         let mut refused: Vec<String> = Vec::new();
         loop {
-            let names: HashSet<&str> = gos.iter().map(|(n, _)| n.as_str()).collect();
-            let roles_ok = g
-                .roles
-                .iter()
-                .all(|r| gos.iter().any(|(_, role)| role == r));
-            if names.len() >= g.quorum && roles_ok {
+            let tally = gate_decision(&gos, g.quorum, &g.roles);
+            if tally.met {
                 self.emit(Event::GateDecided {
                     gate: gate.into(),
                     decision: Decision::Go,
@@ -1703,18 +1657,14 @@ impl Executor {
                 continue;
             }
             let Some(s) = next else {
-                let missing_roles: Vec<&String> = g
-                    .roles
-                    .iter()
-                    .filter(|r| !gos.iter().any(|(_, role)| role == *r))
-                    .collect();
+                let missing_roles = &tally.missing_roles;
                 return Err(Stop::Outcome(
                     Outcome::WaitingAtGate,
                     exit::WAITING_AT_GATE,
                     format!(
                         "waiting at gate '{gate}': {} of {} GO sign-offs{}{}; give them with --sign-off \"NAME|ROLE|go|COMMENT\"",
-                        names.len(),
-                        g.quorum,
+                        tally.signed,
+                        tally.quorum,
                         refused
                             .iter()
                             .map(|r| format!("; not recorded: {r}"))
@@ -1800,7 +1750,8 @@ impl Executor {
         let now = chrono::Utc::now();
         let timing = {
             let progress = self.progress.borrow().clone();
-            let window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+            let view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+            let window = &view.window;
             window.forecast(&progress, now).map(|f| {
                 let ts = |t: chrono::DateTime<chrono::Utc>| {
                     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -1873,9 +1824,7 @@ impl Executor {
 
     async fn command(&mut self, step: &crate::runbook::format::Step) -> Result<StepDone, Stop> {
         let cmd = step.run.clone().context("command step without run")?;
-        if self.prior_has(
-            |e| matches!(e, Event::CommandRan { step: x, exit_code: Some(0), .. } if *x == step.id),
-        ) {
+        if self.prior_view.commands_ok.contains(&step.id) {
             return done(
                 StepStatus::Passed,
                 format!("`{cmd}` succeeded before the interruption"),
@@ -2053,12 +2002,10 @@ pub enum RunState {
 }
 
 pub fn run_state(records: &[Record]) -> RunState {
-    match records.iter().rev().find_map(|r| match &r.event {
-        Event::RunFinished {
-            outcome, exit_code, ..
-        } => Some((*outcome, *exit_code)),
-        _ => None,
-    }) {
+    match RunView::of(records)
+        .finished
+        .map(|f| (f.outcome, f.exit_code))
+    {
         None => RunState::Resumable,
         Some((Outcome::WaitingAtGate | Outcome::StoppedAfterStep, _)) => RunState::Resumable,
         Some((Outcome::Failed, exit::INTERRUPTED | exit::WINDOW_EXCEEDED)) => RunState::Resumable,
@@ -2068,43 +2015,7 @@ pub fn run_state(records: &[Record]) -> RunState {
 
 /// Whether production may hold rows of this run that no rollback has taken back out.
 pub fn production_touched(records: &[Record]) -> bool {
-    let mut touched = false;
-    for r in records {
-        match &r.event {
-            Event::EntityStarted {
-                phase: Phase::Load, ..
-            } => touched = true,
-            Event::RollbackFinished { ok: true, .. } => touched = false,
-            _ => {}
-        }
-    }
-    touched
-}
-
-/// Where an interrupted load of `entity` stands, from the batches the journal holds.
-fn checkpoint(records: &[Record], phase: Phase, entity: &str) -> Option<ResumeFrom> {
-    let mut at: Option<ResumeFrom> = None;
-    for r in records {
-        if let Event::BatchCommitted {
-            phase: p,
-            entity: e,
-            rows,
-            last_line,
-            refused,
-            ..
-        } = &r.event
-            && *p == phase
-            && e == entity
-        {
-            let c = at.get_or_insert_with(ResumeFrom::default);
-            c.batches += 1;
-            c.loaded += rows;
-            c.last_line = c.last_line.max(*last_line);
-            c.refused
-                .extend(refused.iter().map(|x| (x.line, x.message.clone())));
-        }
-    }
-    at
+    RunView::of(records).production_touched
 }
 
 /// An error and its causes on one line, each cause once: sqlx's database errors repeat

@@ -50,6 +50,9 @@ pub struct UiChannels {
     pub commands: mpsc::Sender<Command>,
     /// Tracing lines for the log pane (`None`: the log pane shows the journal only).
     pub logs: Option<LogFeed>,
+    /// `cutover watch`: the header's "held by …" line, refreshed. Set, the console is
+    /// read-only: keys only look around, and quitting leaves the run alone.
+    pub watch: Option<watch::Receiver<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +99,11 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
     let mut drawn_at = tokio::time::Instant::now();
     // SIGTERM / SIGHUP end the run as a confirmed quit does; Ctrl-C is a key here and asks.
     let mut signals = crate::signals::StopSignals::without_interrupt();
+    let mut watching = ch.watch.take();
+    let read_only = watching.is_some();
+    if let Some(w) = &watching {
+        update(&mut app, Action::Watching(w.borrow().clone()));
+    }
 
     loop {
         if let Some(request) = app.rejects.wanted_window() {
@@ -120,7 +128,17 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
         tokio::select! {
             ev = keys.next(), if keys_open => match ev {
                 Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => {
-                    actions.extend(keymap::action_for(&app, k.code, k.modifiers));
+                    let action = keymap::action_for(&app, k.code, k.modifiers);
+                    if read_only {
+                        match action {
+                            // Leaving a watch leaves the run alone.
+                            Some(Action::Quit | Action::Interrupt) => return Ok(UiExit::Finished),
+                            Some(a) if a.is_read_only() => actions.push(a),
+                            _ => {}
+                        }
+                    } else {
+                        actions.extend(action);
+                    }
                     urgent = true;
                 }
                 Some(Ok(_)) => urgent = true, // resize, focus, mouse: just redraw
@@ -161,9 +179,16 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
                 None => logs = None,
             },
             _ = signals.next() => {
+                if read_only {
+                    return Ok(UiExit::Finished);
+                }
                 actions.push(Action::Interrupt);
                 urgent = true;
             }
+            changed = recv_watch(&mut watching), if watching.is_some() => match changed {
+                Some(holder) => actions.push(Action::Watching(holder)),
+                None => watching = None,
+            },
             Some(a) = back_rx.recv() => actions.push(a),
             Some(msg) = store_rx.recv() => actions.push(store.receive(msg)),
             _ = tick.tick() => {
@@ -197,6 +222,12 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
             }
         }
     }
+}
+
+async fn recv_watch(w: &mut Option<watch::Receiver<String>>) -> Option<String> {
+    let w = w.as_mut()?;
+    w.changed().await.ok()?;
+    Some(w.borrow_and_update().clone())
 }
 
 async fn recv_log(logs: &mut Option<LogFeed>) -> Option<LogEvent> {

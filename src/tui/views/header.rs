@@ -72,7 +72,17 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
 
     let wide = area.width >= WIDE_MIN_WIDTH;
     let mut spans = vec![Span::raw(" ")];
-    for (i, e) in app.view.environments.iter().enumerate() {
+    // `cutover watch`: who drives the run matters more than the environments' names.
+    if let Some(holder) = &app.watching {
+        spans.push(Span::styled("WATCH (read-only)", style::key()));
+        spans.push(Span::styled(format!(" · {holder}"), style::dim()));
+    }
+    let shown = if app.watching.is_some() {
+        &[][..]
+    } else {
+        &app.view.environments[..]
+    };
+    for (i, e) in shown.iter().enumerate() {
         if i > 0 {
             spans.push(Span::styled(" · ", style::dim()));
         }

@@ -1,0 +1,341 @@
+//! `cutover watch` against the real binary: beside a running cutover in tmux it sees the
+//! progress advance and the gate waiting, and no key changes the run; `--headless` prints
+//! one line per record, in order, until the run finishes.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    session: String,
+}
+
+impl Tmux {
+    fn start(cmd: &str, width: u16) -> Tmux {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let session = format!("cutover-watch-{}-{n}", std::process::id());
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &session,
+                "-x",
+                &width.to_string(),
+                "-y",
+                "40",
+                cmd,
+            ])
+            .env_remove("CI")
+            .status()
+            .expect("tmux is needed for the watch test and was not found");
+        assert!(ok.success(), "tmux could not start");
+        Tmux { session }
+    }
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.session])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            Command::new("tmux")
+                .args(["send-keys", "-t", &self.session, k])
+                .status()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+    fn wait_until(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
+        let t0 = Instant::now();
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(secs),
+                "waited {secs}s for {what}; the screen shows:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    fn alive(&self) -> bool {
+        Command::new("tmux")
+            .args(["has-session", "-t", &self.session])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
+    }
+}
+
+/// The sum of every "loaded N" on the screen.
+fn loaded(screen: &str) -> u64 {
+    screen
+        .split("loaded ")
+        .skip(1)
+        .filter_map(|rest| {
+            let digits: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == ',')
+                .filter(char::is_ascii_digit)
+                .collect();
+            digits.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// The journal's head seq, as `summary` reports it.
+fn head_seq(runbook: &Path) -> i64 {
+    let out = Command::new(BIN)
+        .arg("summary")
+        .arg(runbook)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["journal_head"]["seq"].as_i64().unwrap()
+}
+
+fn wait_for_file(p: &Path, secs: u64) {
+    let t0 = Instant::now();
+    while !p.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "{} never appeared",
+            p.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn watch_beside_a_running_cutover_sees_progress_and_the_gate_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    // The lead's console; the dry run pauses after its first committed batch, so the
+    // watcher has a moment mid-pipeline to look at.
+    let lead = Tmux::start(
+        &format!(
+            "env -u CI CUTOVER_FAULT=after:batch_committed.dry_run#1:pause=6s {BIN} demo --dir {}",
+            demo.display()
+        ),
+        120,
+    );
+    let runbook = demo.join("tms.toml");
+    wait_for_file(&runbook, 60);
+    wait_for_file(&demo.join(".cutover/journal.db"), 60);
+    // Wide enough that no entity's figures are cut at the pane's edge.
+    let watcher = Tmux::start(&format!("env -u CI {BIN} watch {}", runbook.display()), 200);
+
+    // Mid dry run: some rows loaded (the first batch), not all.
+    let first = watcher.wait_until("rows loaded in the dry run", 60, |s| loaded(s) > 0);
+    assert!(
+        first.contains("WATCH (read-only)") && first.contains("held by pid "),
+        "the header says it is a watch and who holds the run:\n{first}"
+    );
+    assert!(!first.contains("WAITING AT GATE"), "{first}");
+    // Then the rest of the dry run and the validate, up to the gate.
+    watcher.wait_until("the gate", 60, |s| s.contains("WAITING AT GATE"));
+    // The gate's evidence opens over the panes, as on the lead's console; Esc hides it.
+    watcher.keys(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let gate = watcher.screen();
+    assert!(
+        loaded(&gate) > loaded(&first),
+        "progress advanced: {} then {}\n{first}\n{gate}",
+        loaded(&first),
+        loaded(&gate)
+    );
+    assert!(
+        lead.screen().contains("WAITING AT GATE"),
+        "the lead's console waits at the same gate"
+    );
+
+    // Every key a lead would use to sign, skip, roll back or abort: the journal does not move.
+    let before = head_seq(&runbook);
+    watcher.keys(&[
+        "g",
+        "Tab",
+        "Tester",
+        "Tab",
+        "finance",
+        "Tab",
+        "g",
+        "Enter",
+        "Escape",
+        "s",
+        "Enter",
+        "R",
+        "production.db",
+        "Enter",
+        "y",
+        "1",
+        "2",
+        "3",
+        "f",
+        "/",
+        "x",
+        "Enter",
+        "Escape",
+    ]);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        head_seq(&runbook),
+        before,
+        "a watch key changed the journal"
+    );
+    let s = watcher.screen();
+    assert!(s.contains("WAITING AT GATE"), "{s}");
+    // Ctrl-C leaves the watch at once, without asking and without aborting the run.
+    watcher.keys(&["C-c"]);
+    let t0 = Instant::now();
+    while watcher.alive() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!watcher.alive(), "the watch ended on Ctrl-C");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        head_seq(&runbook),
+        before,
+        "leaving the watch changed the journal"
+    );
+    assert!(
+        lead.screen().contains("WAITING AT GATE"),
+        "{}",
+        lead.screen()
+    );
+}
+
+#[test]
+fn headless_watch_prints_every_record_once_in_order_until_the_run_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    // The demo signs its own gate when headless, so it runs to the end.
+    let out = Command::new(BIN)
+        .args(["demo", "--headless", "--dir"])
+        .arg(&demo)
+        .env_remove("CI")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runbook = demo.join("tms.toml");
+    let out = Command::new(BIN)
+        .arg("watch")
+        .arg(&runbook)
+        .arg("--headless")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert!(lines.iter().all(|l| l.len() == 4), "{text}");
+    let seqs: Vec<i64> = lines.iter().map(|l| l[0].parse().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    let kinds: Vec<&str> = lines.iter().map(|l| l[2]).collect();
+    assert_eq!(kinds.first(), Some(&"run_started"));
+    assert_eq!(kinds.last(), Some(&"run_finished"));
+    for k in [
+        "batch_committed",
+        "gate_opened",
+        "sign_off_recorded",
+        "gate_decided",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing: {kinds:?}");
+    }
+    // Every record of the run: the last one is the journal's head.
+    assert_eq!(*seqs.last().unwrap(), head_seq(&runbook));
+    // A run the journal does not hold is refused, not waited for.
+    let out = Command::new(BIN)
+        .arg("watch")
+        .arg(&runbook)
+        .args(["--headless", "--run", "no-such-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no run no-such-run"));
+}
+
+#[test]
+fn headless_watch_follows_a_run_live_through_a_postgres_journal() {
+    let db = cutover::testdb::TempDb::postgres("watch_pg");
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    // The watcher starts first, from "elsewhere": it knows only the journal's URL, and
+    // waits for a run to appear.
+    let mut watcher = Command::new(BIN)
+        .arg("watch")
+        .arg(demo.join("tms.toml"))
+        .args(["--headless", "--journal", &db.url()])
+        .env_remove("CI")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let run = Command::new(BIN)
+        .args(["demo", "--headless", "--dir"])
+        .arg(&demo)
+        .args(["--journal", &db.url()])
+        .env_remove("CI")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let t0 = Instant::now();
+    // It ends by itself once it has printed the run's `run_finished`.
+    while watcher.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(30) {
+            let _ = watcher.kill();
+            panic!("the watch did not end after the run finished");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = watcher.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let seqs: Vec<i64> = text
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().parse().unwrap())
+        .collect();
+    // The only run in this journal: every record, 1, 2, 3, … without a gap or a repeat.
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "{text}");
+    assert!(
+        text.lines().last().unwrap().contains("\trun_finished\t"),
+        "{text}"
+    );
+    assert!(seqs.len() > 20, "{text}");
+}
