@@ -97,6 +97,21 @@ enum Cmd {
     /// sign-off is judged by the gate's rule and journaled (refused ones too); the waiting
     /// run goes on once the quorum is met. Exit 0 when it counts, 2 when refused.
     Sign(SignArgs),
+    /// Write the cutover dossier of a run (the newest by default): timeline, window,
+    /// reconciliation, rejects and the money left behind, sign-offs, overrides, skips,
+    /// hashes and the journal's verification; as Markdown, one self-contained HTML file or JSON.
+    Report {
+        runbook: PathBuf,
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long, value_enum, default_value = "md")]
+        format: cutover::report::Format,
+        /// Write here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[arg(long, env = "CUTOVER_JOURNAL")]
+        journal: Option<String>,
+    },
     /// Follow a run live through its journal, read-only: the console's views plus who
     /// holds the run. Works beside the run (SQLite) or from anywhere its PostgreSQL
     /// journal is reachable (`--journal postgres://…`).
@@ -306,6 +321,7 @@ fn journal_flag(cmd: &Cmd) -> Option<&str> {
         Cmd::Demo(d) => d.common.journal.as_deref(),
         Cmd::Rollback { journal, .. }
         | Cmd::Summary { journal, .. }
+        | Cmd::Report { journal, .. }
         | Cmd::Watch { journal, .. } => journal.as_deref(),
         Cmd::Sign(a) => a.journal.as_deref(),
         Cmd::Journal {
@@ -411,6 +427,13 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             );
             Ok(exit::OK)
         }
+        Cmd::Report {
+            runbook,
+            run,
+            format,
+            output,
+            journal,
+        } => report(&runbook, run, format, output, journal.as_deref()).await,
         Cmd::Watch {
             runbook,
             run,
@@ -522,6 +545,49 @@ fn load_plan(path: &Path, vars: &[String]) -> Result<Option<Plan>> {
             Ok(None)
         }
     }
+}
+
+/// `cutover report`: the dossier of one run, in one format, to stdout or a file.
+async fn report(
+    runbook: &Path,
+    run: Option<String>,
+    format: cutover::report::Format,
+    output: Option<PathBuf>,
+    journal: Option<&str>,
+) -> Result<i32> {
+    let j = Journal::open(&journal_location(runbook, journal)).await?;
+    let run = match run {
+        Some(r) => r,
+        None => j
+            .last_run_id()
+            .await?
+            .context("the journal holds no run yet")?,
+    };
+    let Some(d) = cutover::report::dossier(&j, &run, runbook).await? else {
+        eprintln!(
+            "error: the journal {} holds no run {run}\n  hint: `cutover summary` shows the newest run's id",
+            cutover::report::redact_location(&j.location)
+        );
+        return Ok(exit::INVALID);
+    };
+    let text = format.render(&d);
+    match output {
+        Some(path) => {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("dossier of run {run} written to {}", path.display());
+        }
+        None => {
+            use std::io::Write;
+            // A closed pipe (`| head`) is the reader's choice, not a failure.
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(exit::OK)
 }
 
 /// The journal a command uses: `--journal`, else `.cutover/<runbook name>/journal.db`

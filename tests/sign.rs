@@ -476,6 +476,36 @@ fn an_ssh_signed_sign_off_verifies_and_forged_ones_are_refused() {
         .collect();
     assert_eq!(signed, [true, false]);
     assert!(loaded_invoices(&s) > 0);
+
+    // The dossier says which sign-off carried a verified SSH signature.
+    let journal = s.path("journal.db");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .arg("report")
+        .arg(&rb)
+        .args(["--format", "json", "--journal"])
+        .arg(&journal)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", out(&o));
+    let d = json(&o);
+    let status: Vec<(String, String)> = d["sign_offs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["name"].as_str().unwrap().to_string(),
+                x["signature"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("finance-deputy".to_string(), "verified".to_string()),
+            ("application-owner".to_string(), "unsigned".to_string())
+        ]
+    );
 }
 
 #[test]

@@ -255,6 +255,24 @@ impl Checkpoint {
     }
 }
 
+/// A step skipped on request, as journaled: who asked and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkipEntry {
+    pub step: String,
+    pub name: String,
+    pub reason: String,
+    pub at: String,
+}
+
+/// A window warning as journaled: the projection and the point of no return as they were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowWarningEntry {
+    pub at: String,
+    pub projected_finish: String,
+    pub window_end: String,
+    pub point_of_no_return: String,
+}
+
 /// A take-over of the run's lease, as journaled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Takeover {
@@ -314,6 +332,12 @@ pub struct RunView {
     /// The `RollbackStarted` record's time.
     pub rollback_started_at: Option<String>,
     pub window_exceeded: bool,
+    /// The `WindowExceeded` record's time.
+    pub window_exceeded_at: Option<String>,
+    /// Every `WindowWarning`, in journal order.
+    pub window_warnings: Vec<WindowWarningEntry>,
+    /// Every `StepSkipped`, in journal order.
+    pub skips: Vec<SkipEntry>,
     /// Steps `RunResumed` listed as done, at the last resume.
     pub resumed_completed: Option<Vec<String>>,
     pub takeovers: Vec<Takeover>,
@@ -485,6 +509,12 @@ impl RunView {
                     s.duration_ms = Some(0);
                     s.message = format!("skipped by {name}: {reason}");
                 }
+                self.skips.push(SkipEntry {
+                    step: step.clone(),
+                    name: name.clone(),
+                    reason: reason.clone(),
+                    at: rec.ts.clone(),
+                });
             }
             Event::EntityStarted {
                 phase,
@@ -732,7 +762,20 @@ impl RunView {
                 });
                 rb.finished = Some((*ok, message.clone()));
             }
-            Event::WindowExceeded { .. } => self.window_exceeded = true,
+            Event::WindowExceeded { .. } => {
+                self.window_exceeded = true;
+                self.window_exceeded_at = Some(rec.ts.clone());
+            }
+            Event::WindowWarning {
+                projected_finish,
+                window_end,
+                point_of_no_return,
+            } => self.window_warnings.push(WindowWarningEntry {
+                at: rec.ts.clone(),
+                projected_finish: projected_finish.clone(),
+                window_end: window_end.clone(),
+                point_of_no_return: point_of_no_return.clone(),
+            }),
             Event::RunResumed { completed, .. } => {
                 self.resumed_completed = Some(completed.clone());
             }
@@ -763,7 +806,6 @@ impl RunView {
             | Event::FreezeHeld { .. }
             | Event::RetryScheduled { .. }
             | Event::ForecastBasis { .. }
-            | Event::WindowWarning { .. }
             | Event::NotificationDelivered { .. }
             | Event::NotificationFailed { .. } => {}
         }

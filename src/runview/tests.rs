@@ -266,3 +266,41 @@ fn resume_facts_are_the_latest_journaled() {
     assert!(v.commands_ok.contains("notify"));
     assert!(!v.commands_ok.contains("fails"));
 }
+
+#[test]
+fn skips_and_window_warnings_are_kept_in_journal_order_with_their_times() {
+    let warn = |p: &str| Event::WindowWarning {
+        projected_finish: p.into(),
+        window_end: "2026-11-30T06:00:00Z".into(),
+        point_of_no_return: "2026-11-30T02:00:00Z".into(),
+    };
+    let v = view_of(vec![
+        warn("2026-11-30T05:00:00Z"),
+        Event::StepSkipped {
+            step: "validate".into(),
+            name: "migration-lead".into(),
+            reason: "checked by hand".into(),
+        },
+        warn("2026-11-30T07:00:00Z"),
+        Event::WindowExceeded {
+            window_end: "2026-11-30T06:00:00Z".into(),
+        },
+    ]);
+    let projected: Vec<&str> = v
+        .window_warnings
+        .iter()
+        .map(|w| w.projected_finish.as_str())
+        .collect();
+    assert_eq!(projected, ["2026-11-30T05:00:00Z", "2026-11-30T07:00:00Z"]);
+    assert_eq!(
+        v.skips,
+        [SkipEntry {
+            step: "validate".into(),
+            name: "migration-lead".into(),
+            reason: "checked by hand".into(),
+            at: v.window_warnings[0].at.clone(),
+        }]
+    );
+    assert!(v.window_exceeded);
+    assert!(v.window_exceeded_at.is_some());
+}

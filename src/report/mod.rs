@@ -1,6 +1,22 @@
-//! The run summary (`--json`, `summary.json`), built only from the run's [`RunView`].
+//! What a run leaves for people: the summary (`--json`, `summary.json`) and the cutover
+//! dossier (`cutover report`), both built only from the run's [`RunView`].
+
+pub mod html;
+pub mod json;
+pub mod md;
+pub mod model;
+pub mod rejects;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use sha2::{Digest, Sha256};
+
+use crate::journal::Journal;
+use crate::runbook::format::{Check, Runbook};
+use model::{Dossier, Sources, VerificationEntry};
+use rejects::MoneyField;
 
 use serde_json::{Value, json};
 
@@ -125,3 +141,116 @@ pub fn summary_of(v: &RunView) -> Value {
         "journal_head": v.head.as_ref().map(|h| json!({"seq": h.seq, "hash": h.hash})),
     })
 }
+
+/// The formats `cutover report` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Md,
+    Html,
+    Json,
+}
+
+impl Format {
+    pub fn render(self, d: &Dossier) -> String {
+        match self {
+            Format::Md => md::render(d),
+            Format::Html => html::render(d),
+            Format::Json => json::render(d),
+        }
+    }
+}
+
+/// A journal location fit to print: the user and password of a URL are taken out.
+pub fn redact_location(loc: &str) -> String {
+    let Some((scheme, rest)) = loc.split_once("://") else {
+        return loc.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => loc.to_string(),
+    }
+}
+
+/// The money fields of each entity (the runbook's `sum` checks), for splitting rejects by rule.
+fn money_fields(rb: &Runbook) -> BTreeMap<String, Vec<MoneyField>> {
+    let mut m: BTreeMap<String, Vec<MoneyField>> = BTreeMap::new();
+    for c in &rb.checks {
+        if let Check::Sum {
+            entity,
+            field,
+            currency,
+            ..
+        } = c
+        {
+            let f = MoneyField {
+                field: field.clone(),
+                currency: currency.clone(),
+            };
+            let v = m.entry(entity.clone()).or_default();
+            if !v.contains(&f) {
+                v.push(f);
+            }
+        }
+    }
+    m
+}
+
+/// The dossier of run `run_id`: its records folded by [`RunView`], the runbook at `runbook`,
+/// the reject files the run wrote and the journal's verification. `None` when the journal
+/// holds no such run.
+pub async fn dossier(journal: &Journal, run_id: &str, runbook: &Path) -> Result<Option<Dossier>> {
+    let recs = journal.run_records(run_id).await?;
+    if recs.is_empty() {
+        return Ok(None);
+    }
+    let view = RunView::of(&recs);
+    let text = std::fs::read_to_string(runbook).ok();
+    let runbook_sha256_now = text
+        .as_ref()
+        .map(|t| hex::encode(Sha256::digest(t.as_bytes())));
+    // Only the checks matter here: parsed without expanding or linting the runbook.
+    let money = text
+        .as_deref()
+        .and_then(|t| toml::from_str::<Runbook>(t).ok())
+        .map(|rb| money_fields(&rb))
+        .unwrap_or_default();
+    let mut reject_files = BTreeMap::new();
+    if let Some(m) = view.latest_phase() {
+        let base = runbook.parent().unwrap_or(Path::new("."));
+        for (entity, r) in m {
+            if r.reject_file.is_empty() {
+                continue;
+            }
+            let mut path = PathBuf::from(&r.reject_file);
+            if path.is_relative() && !path.exists() {
+                path = base.join(&r.reject_file);
+            }
+            let fields = money.get(entity).map(Vec::as_slice).unwrap_or(&[]);
+            reject_files.insert(r.reject_file.clone(), rejects::tally(&path, fields));
+        }
+    }
+    let v = journal.verify().await?;
+    let run_head_reachable = match &view.head {
+        Some(h) => journal.hash_at(h.seq).await?.as_deref() == Some(h.hash.as_str()),
+        None => false,
+    };
+    let verification = VerificationEntry {
+        records: v.records,
+        intact: v.first_bad.is_none(),
+        first_bad: v.first_bad,
+        head: v.head.as_ref().map(ToString::to_string),
+        run_head_reachable,
+    };
+    Ok(Some(Dossier::build(
+        &view,
+        Sources {
+            runbook_sha256_now,
+            journal_location: redact_location(&journal.location),
+            verification,
+            reject_files,
+        },
+    )))
+}
+#[cfg(test)]
+mod tests;
