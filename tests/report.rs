@@ -116,7 +116,7 @@ fn the_demo_dossier_renders_one_model_three_ways_with_exact_money() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
     let out = Command::new(BIN)
-        .args(["demo", "--headless", "--json", "--dir"])
+        .args(["demo", "--headless", "--json", "--rows", "4000", "--dir"])
         .arg(&demo)
         .env_remove("CUTOVER_JOURNAL")
         .output()

@@ -135,14 +135,14 @@ fn watch_beside_a_running_cutover_sees_progress_and_the_gate_and_changes_nothing
     // watcher has a moment mid-pipeline to look at.
     let lead = Tmux::start(
         &format!(
-            "env -u CI CUTOVER_FAULT=after:batch_committed.dry_run#1:pause=6s {BIN} demo --dir {}",
+            "env -u CI CUTOVER_FAULT=after:batch_committed.dry_run#1:pause=6s {BIN} demo --rows 4000 --dir {}",
             demo.display()
         ),
         120,
     );
     let runbook = demo.join("tms.toml");
     wait_for_file(&runbook, 60);
-    wait_for_file(&demo.join(".cutover/journal.db"), 60);
+    wait_for_file(&demo.join(".cutover/tms/journal.db"), 60);
     // Wide enough that no entity's figures are cut at the pane's edge.
     let watcher = Tmux::start(&format!("env -u CI {BIN} watch {}", runbook.display()), 200);
 
@@ -231,7 +231,7 @@ fn headless_watch_prints_every_record_once_in_order_until_the_run_finishes() {
     let demo = dir.path().join("demo");
     // The demo signs its own gate when headless, so it runs to the end.
     let out = Command::new(BIN)
-        .args(["demo", "--headless", "--dir"])
+        .args(["demo", "--headless", "--rows", "4000", "--dir"])
         .arg(&demo)
         .env_remove("CI")
         .output()
@@ -300,7 +300,7 @@ fn headless_watch_follows_a_run_live_through_a_postgres_journal() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let run = Command::new(BIN)
-        .args(["demo", "--headless", "--dir"])
+        .args(["demo", "--headless", "--rows", "4000", "--dir"])
         .arg(&demo)
         .args(["--journal", &db.url()])
         .env_remove("CI")
