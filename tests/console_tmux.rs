@@ -10,75 +10,7 @@ use common::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Tmux {
-    session: String,
-}
-
-impl Tmux {
-    fn start(cmd: &str) -> Tmux {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let session = format!("cutover-test-{}-{n}", std::process::id());
-        let ok = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                &session,
-                "-x",
-                "120",
-                "-y",
-                "40",
-                cmd,
-            ])
-            .env_remove("CI")
-            .status()
-            .expect("tmux is needed for the console test and was not found");
-        assert!(ok.success(), "tmux could not start");
-        Tmux { session }
-    }
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &self.session])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            assert!(
-                Command::new("tmux")
-                    .args(["send-keys", "-t", &self.session, k])
-                    .status()
-                    .unwrap()
-                    .success()
-            );
-            std::thread::sleep(Duration::from_millis(60));
-        }
-    }
-    fn wait_for(&self, text: &str, secs: u64) -> String {
-        let t0 = Instant::now();
-        loop {
-            let s = self.screen();
-            if s.contains(text) {
-                return s;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(secs),
-                "waited {secs}s for {text:?}; the screen shows:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.session])
-            .status();
-    }
-}
+use common::tmux::Tmux;
 
 #[test]
 fn demo_cutover_through_the_console() {
@@ -92,7 +24,7 @@ fn demo_cutover_through_the_console() {
         demo.display(),
         done.display()
     );
-    let t = Tmux::start(&cmd);
+    let t = Tmux::start(&cmd, 120);
 
     // The dialog's last row: a frame is written top to bottom, so the rows above are there.
     let s = t.wait_for("Enter submit", 60);
@@ -282,7 +214,7 @@ fn ctrl_c_asks_and_sigterm_ends_the_console_with_the_terminal_restored() {
         pid_file.display(),
         demo.display()
     );
-    let t = Tmux::start(&cmd);
+    let t = Tmux::start(&cmd, 120);
     t.wait_for("Enter submit", 60);
     t.keys(&["C-c"]);
     let s = t.wait_for("Abort the run and quit?", 10);
