@@ -498,7 +498,7 @@ fn moves_lines(h: &StandinHandle, invoice: &str) -> Option<(Decimal, Vec<Decimal
 fn invoice_lines_from_their_own_file_load_with_their_invoice_and_a_bad_line_refuses_it() {
     let mut site = Site::new(true);
     // The sample extract, plus each invoice's lines: INV-0000001 in three lines, one line
-    // for the others; INV-0000002 has a price Odoo cannot read, INV-0000003 a line the
+    // for the others; INV-0000004 has a price Odoo cannot read, INV-0000005 a line the
     // rules refuse (no description).
     let extract = site.dir.path().join("extract");
     std::fs::create_dir_all(&extract).unwrap();
@@ -517,10 +517,14 @@ fn invoice_lines_from_their_own_file_load_with_their_invoice_and_a_bad_line_refu
     let invoices = std::fs::read_to_string(extract.join("open_invoices.csv")).unwrap();
     let mut lines = String::from("line_id,invoice_no,description,quantity,price_unit\n");
     let mut residual_1 = Decimal::ZERO;
-    let mut good_lines = 0;
+    let mut seen = std::collections::HashSet::new();
     for row in invoices.lines().skip(1) {
         let c: Vec<&str> = row.split(',').collect();
         let (inv, residual) = (c[0], c[7]);
+        // Lines for the invoice the rules keep: in scope, the first of a repeated number.
+        if !["open", "partial"].contains(&c[8].trim()) || !seen.insert(inv.to_string()) {
+            continue;
+        }
         let mut line = |n: usize, desc: &str, price: &str| {
             lines.push_str(&format!("L-{inv}-{n},{inv},{desc},1,{price}\n"));
         };
@@ -532,17 +536,16 @@ fn invoice_lines_from_their_own_file_load_with_their_invoice_and_a_bad_line_refu
                 line(2, "Toll", "0.01");
                 line(3, "Fuel surcharge", &rest.to_string());
             }
-            "INV-0000002" => {
+            "INV-0000004" => {
                 line(1, "Haulage", residual);
                 line(2, "Toll", "twelve");
             }
-            "INV-0000003" => {
+            "INV-0000005" => {
                 line(1, "Haulage", residual);
                 line(2, "", "1.00");
             }
             _ => {
                 line(1, "Open amount migrated from the legacy TMS", residual);
-                good_lines += 1;
             }
         }
     }
@@ -569,11 +572,11 @@ fn invoice_lines_from_their_own_file_load_with_their_invoice_and_a_bad_line_refu
     assert_eq!(prices.len(), 3, "{prices:?}");
     assert_eq!(total, residual_1);
     assert!(
-        moves_lines(h, "INV-0000002").is_none(),
+        moves_lines(h, "INV-0000004").is_none(),
         "a bad line refuses its invoice"
     );
     assert!(
-        moves_lines(h, "INV-0000003").is_none(),
+        moves_lines(h, "INV-0000005").is_none(),
         "a refused line refuses its invoice"
     );
     let want = oracle(&repo().join("assets/sample-extract"));
@@ -587,8 +590,8 @@ fn invoice_lines_from_their_own_file_load_with_their_invoice_and_a_bad_line_refu
     );
     assert_eq!(
         ids(h, PROD_DB, "account.move.line", "tms_invoice_line_").len(),
-        good_lines + 3,
-        "every good line once"
+        (valid - 2 - 1) + 3,
+        "one line for each loaded invoice, three for INV-0000001"
     );
     // Each invoice's reasons are in its reject file, Odoo's words for the unreadable price.
     let rejects: Vec<String> = files(site.dir.path())
@@ -605,11 +608,11 @@ fn invoice_lines_from_their_own_file_load_with_their_invoice_and_a_bad_line_refu
                 .to_string()
         };
         assert!(
-            row("INV-0000002").contains("'twelve' does not seem to be a number"),
+            row("INV-0000004").contains("'twelve' does not seem to be a number"),
             "{r}"
         );
         assert!(
-            row("INV-0000003").contains("description is required"),
+            row("INV-0000005").contains("description is required"),
             "{r}"
         );
     }
