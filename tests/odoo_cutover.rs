@@ -24,6 +24,10 @@ struct Site {
     production: StandinHandle,
     json2: bool,
     runbook: PathBuf,
+    extract: PathBuf,
+    /// More `--var`s and environment for the binary.
+    extra_args: Vec<String>,
+    extra_env: Vec<(String, String)>,
 }
 
 impl Site {
@@ -55,6 +59,9 @@ impl Site {
             production,
             json2,
             runbook: repo().join("runbooks/tms-odoo.toml"),
+            extract: repo().join("assets/sample-extract"),
+            extra_args: Vec::new(),
+            extra_env: Vec::new(),
         }
     }
 
@@ -74,10 +81,7 @@ impl Site {
             "--var".into(),
             format!("production_url={}", self.url(&self.production, PROD_DB)),
             "--var".into(),
-            format!(
-                "extract_dir={}",
-                repo().join("assets/sample-extract").display()
-            ),
+            format!("extract_dir={}", self.extract.display()),
             "--journal".into(),
             self.dir.path().join("journal.db").display().to_string(),
         ]
@@ -88,8 +92,10 @@ impl Site {
             .args(args.iter().take(1))
             .arg(&self.runbook)
             .args(self.args())
+            .args(&self.extra_args)
             .args(args.iter().skip(1))
             .current_dir(self.dir.path())
+            .envs(self.extra_env.iter().cloned())
             .env("ODOO_API_KEY", KEY)
             .env_remove("CUTOVER_JOURNAL")
             .output()
@@ -342,4 +348,279 @@ fn api_only_rollback_over_json2_leaves_no_record_of_the_run() {
 #[test]
 fn api_only_rollback_over_jsonrpc_leaves_no_record_of_the_run() {
     api_only_rollback(false);
+}
+
+/// `pg_dump` on PATH that records its argv and `PGPASSWORD`, then runs the real one.
+fn recording_pg_dump(dir: &Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v pg_dump"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let real = real.trim();
+    assert!(!real.is_empty(), "pg_dump is not installed");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = dir.join("pg_dump.calls");
+    let script = bin.join("pg_dump");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf 'argv:' >> '{log}'\nprintf ' %s' \"$@\" >> '{log}'\nprintf '\\nPGPASSWORD=%s\\n' \"${{PGPASSWORD-}}\" >> '{log}'\nexec '{real}' \"$@\"\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    (PathBuf::from(path), log)
+}
+
+/// Rows of the tables that stand for Odoo's, in a stable order.
+fn odoo_rows(db: &cutover::testdb::TempDb) -> String {
+    db.exec(
+        "SELECT 'p', id, name, ref, NULL::numeric FROM res_partner \
+         UNION ALL SELECT 'm', id, NULL, state, amount_total FROM account_move ORDER BY 1, 2",
+    )
+}
+
+fn backup_through_sql_url(json2: bool) {
+    // A real PostgreSQL database stands for production Odoo's own.
+    let odoo_db = cutover::testdb::TempDb::postgres("odoo_prod");
+    odoo_db.exec(
+        "CREATE TABLE res_partner (id serial PRIMARY KEY, name text NOT NULL, ref text); \
+         CREATE TABLE account_move (id serial PRIMARY KEY, state text, amount_total numeric(16, 2)); \
+         INSERT INTO res_partner (name, ref) VALUES ('Haulage Ltd', 'C0000001'), ('Fjord Frakt AS', NULL); \
+         INSERT INTO account_move (state, amount_total) VALUES ('posted', 1234.56), ('draft', 0.01);",
+    );
+    let before = odoo_rows(&odoo_db);
+    assert!(before.contains("1234.56"), "{before}");
+
+    let mut site = Site::new(json2);
+    site.variant(
+        "load",
+        "[[steps]]\nid = \"backup\"\nkind = \"backup\"\nenv = \"production\"\ntitle = \"Back up production Odoo's database\"\nplanned = \"2m\"\n",
+    );
+    let (path, calls) = recording_pg_dump(site.dir.path());
+    site.extra_env
+        .push(("PATH".into(), path.display().to_string()));
+    site.extra_args.extend([
+        "--var".into(),
+        format!("production_sql_url={}", odoo_db.url()),
+    ]);
+    let out = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]]);
+    ok(&out, 0);
+
+    // pg_dump ran against the SQL URL, with neither the key nor any password handed on.
+    let calls = std::fs::read_to_string(&calls).expect("pg_dump was run through PATH");
+    assert!(calls.contains(&odoo_db.name), "{calls}");
+    assert!(calls.contains("PGPASSWORD=\n"), "{calls}");
+    assert!(!calls.contains(KEY), "{calls}");
+
+    let dumps: Vec<PathBuf> = files(site.dir.path())
+        .into_iter()
+        .filter(|p| p.components().any(|c| c.as_os_str() == "backups"))
+        .collect();
+    assert_eq!(dumps.len(), 1, "one backup: {dumps:?}");
+    let events = sqlite(
+        &site.dir.path().join("journal.db"),
+        "SELECT payload FROM events WHERE kind = 'backup_taken'",
+    );
+    let name = dumps[0].file_name().unwrap().to_string_lossy().to_string();
+    assert!(events.contains(&name), "{events}");
+
+    // The dump restores into a fresh database with the same rows.
+    let restored = cutover::testdb::TempDb::postgres("odoo_restored");
+    let r = Command::new("pg_restore")
+        .args(["--no-owner", "--exit-on-error", "--dbname"])
+        .arg(restored.url())
+        .arg(&dumps[0])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "pg_restore: {}", stderr(&r));
+    assert_eq!(odoo_rows(&restored), before);
+    assert_key_nowhere(&site, &[&out]);
+}
+
+#[test]
+fn backup_through_sql_url_over_json2_is_a_pg_dump_that_restores() {
+    backup_through_sql_url(true);
+}
+
+#[test]
+fn backup_through_sql_url_over_jsonrpc_is_a_pg_dump_that_restores() {
+    backup_through_sql_url(false);
+}
+
+/// The reference runbook with each invoice's lines read from `invoice_lines.csv`.
+const LINES: &str = r#"
+[entities.open_invoices.lines]
+field = "invoice_line_ids"
+source = { file = "invoice_lines.csv" }
+columns = ["line_id", "invoice_no", "description", "quantity", "price_unit"]
+key = "line_id"
+parent = "invoice_no"
+external_id = "tms_invoice_line"
+validate = [{ rule = "required", field = "description" }]
+
+[entities.open_invoices.lines.map]
+name = "description"
+quantity = "quantity"
+price_unit = "price_unit"
+tax_ids = { value = "" }
+"#;
+
+fn moves_lines(h: &StandinHandle, invoice: &str) -> Option<(Decimal, Vec<Decimal>)> {
+    let (_, id) = h.xmlid(&format!("__import__.tms_invoice_{invoice}"))?;
+    let mv = h
+        .records_in(PROD_DB, "account.move")
+        .into_iter()
+        .find(|m| m["id"] == json!(id))?;
+    let mut prices: Vec<Decimal> = h
+        .records_in(PROD_DB, "account.move.line")
+        .iter()
+        .filter(|l| l["move_id"].as_i64().or_else(|| l["move_id"][0].as_i64()) == Some(id))
+        .map(|l| money(&l["price_unit"]))
+        .collect();
+    prices.sort();
+    Some((money(&mv["amount_total"]), prices))
+}
+
+#[test]
+fn invoice_lines_from_their_own_file_load_with_their_invoice_and_a_bad_line_refuses_it() {
+    let mut site = Site::new(true);
+    // The sample extract, plus each invoice's lines: INV-0000001 in three lines, one line
+    // for the others; INV-0000004 has a price Odoo cannot read, INV-0000005 a line the
+    // rules refuse (no description).
+    let extract = site.dir.path().join("extract");
+    std::fs::create_dir_all(&extract).unwrap();
+    for f in [
+        "customers.csv",
+        "vehicles.csv",
+        "drivers.csv",
+        "open_invoices.csv",
+    ] {
+        std::fs::copy(
+            repo().join("assets/sample-extract").join(f),
+            extract.join(f),
+        )
+        .unwrap();
+    }
+    let invoices = std::fs::read_to_string(extract.join("open_invoices.csv")).unwrap();
+    let mut lines = String::from("line_id,invoice_no,description,quantity,price_unit\n");
+    let mut residual_1 = Decimal::ZERO;
+    let mut seen = std::collections::HashSet::new();
+    for row in invoices.lines().skip(1) {
+        let c: Vec<&str> = row.split(',').collect();
+        let (inv, residual) = (c[0], c[7]);
+        // Lines for the invoice the rules keep: in scope, the first of a repeated number.
+        if !["open", "partial"].contains(&c[8].trim()) || !seen.insert(inv.to_string()) {
+            continue;
+        }
+        let mut line = |n: usize, desc: &str, price: &str| {
+            lines.push_str(&format!("L-{inv}-{n},{inv},{desc},1,{price}\n"));
+        };
+        match inv {
+            "INV-0000001" => {
+                residual_1 = residual.parse().unwrap();
+                let rest = residual_1 - Decimal::new(100_001, 2);
+                line(1, "Haulage", "1000.00");
+                line(2, "Toll", "0.01");
+                line(3, "Fuel surcharge", &rest.to_string());
+            }
+            "INV-0000004" => {
+                line(1, "Haulage", residual);
+                line(2, "Toll", "twelve");
+            }
+            "INV-0000005" => {
+                line(1, "Haulage", residual);
+                line(2, "", "1.00");
+            }
+            _ => {
+                line(1, "Open amount migrated from the legacy TMS", residual);
+            }
+        }
+    }
+    std::fs::write(extract.join("invoice_lines.csv"), lines).unwrap();
+    site.extract = extract;
+    let text = std::fs::read_to_string(&site.runbook).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("\"invoice_line_ids/"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let text = text.replace(
+        "\n# ---------------------------------------------------------------- reconciliation",
+        &format!("{LINES}\n# ---------------------------------------------------------------- reconciliation"),
+    );
+    let rb = site.dir.path().join("lines.toml");
+    std::fs::write(&rb, text).unwrap();
+    site.runbook = rb;
+
+    let out = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]]);
+    ok(&out, 0);
+    let h = &site.production;
+    let (total, prices) = moves_lines(h, "INV-0000001").expect("INV-0000001 loaded");
+    assert_eq!(prices.len(), 3, "{prices:?}");
+    assert_eq!(total, residual_1);
+    assert!(
+        moves_lines(h, "INV-0000004").is_none(),
+        "a bad line refuses its invoice"
+    );
+    assert!(
+        moves_lines(h, "INV-0000005").is_none(),
+        "a refused line refuses its invoice"
+    );
+    let want = oracle(&repo().join("assets/sample-extract"));
+    let valid: usize = want["entities"]["open_invoices"]["valid"]
+        .to_string()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        ids(h, PROD_DB, "account.move", "tms_invoice_I").len(),
+        valid - 2
+    );
+    assert_eq!(
+        ids(h, PROD_DB, "account.move.line", "tms_invoice_line_").len(),
+        (valid - 2 - 1) + 3,
+        "one line for each loaded invoice, three for INV-0000001"
+    );
+    // Each invoice's reasons are in its reject file, Odoo's words for the unreadable price.
+    let rejects: Vec<String> = files(site.dir.path())
+        .into_iter()
+        .filter(|p| p.ends_with("open_invoices.rejects.csv"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(!rejects.is_empty());
+    for r in &rejects {
+        let row = |inv: &str| {
+            r.lines()
+                .find(|l| l.contains(inv))
+                .unwrap_or_else(|| panic!("{inv} not in {r}"))
+                .to_string()
+        };
+        assert!(
+            row("INV-0000004").contains("'twelve' does not seem to be a number"),
+            "{r}"
+        );
+        assert!(
+            row("INV-0000005").contains("description is required"),
+            "{r}"
+        );
+    }
+
+    // A re-run adds no line and changes no total.
+    let before = state(h, PROD_DB);
+    let again = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]]);
+    ok(&again, 0);
+    assert_eq!(state(h, PROD_DB), before);
+    assert_eq!(moves_lines(h, "INV-0000001").unwrap().1.len(), 3);
 }

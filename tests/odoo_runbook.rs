@@ -177,6 +177,20 @@ fn what_an_odoo_runbook_gets_wrong_is_named_with_file_line_and_key() {
             "entities.vehicle_models.map.brand_id/id.from",
             "is derived",
         ),
+        (
+            "\"invoice_line_ids/tax_ids\" = { value = \"\" }",
+            "\"invoice_line_ids/tax_ids\" = { value = \"\" }\n\n[entities.open_invoices.lines]\nfield = \"invoice_line_ids\"\nsource = { file = \"invoice_lines.csv\" }\ncolumns = [\"line_id\", \"invoice_no\", \"price_unit\"]\nkey = \"line_id\"\nparent = \"invoice_no\"\nexternal_id = \"tms_invoice_line\"\nmap = { price_unit = \"price_unit\" }",
+            "\"invoice_line_ids/id\" = {",
+            "entities.open_invoices.map.invoice_line_ids/id",
+            "invoice_line_ids comes from lines",
+        ),
+        (
+            "\"invoice_line_ids/id\" = { from = \"invoice_no\", external_id = \"tms_invoice_line\" }\n\"invoice_line_ids/name\" = { value = \"Open amount migrated from the legacy TMS\" }\n\"invoice_line_ids/quantity\" = { value = \"1\" }\n\"invoice_line_ids/price_unit\" = \"amount_residual\"\n\"invoice_line_ids/tax_ids\" = { value = \"\" }",
+            "\n[entities.open_invoices.lines]\nfield = \"invoice_line_ids\"\nsource = { file = \"invoice_lines.csv\" }\ncolumns = [\"line_id\", \"invoice_no\", \"price_unit\"]\nkey = \"line_id\"\nparent = \"invoice\"\nexternal_id = \"tms_invoice_line\"\nmap = { price_unit = \"price_unit\" }",
+            "parent = \"invoice\"",
+            "entities.open_invoices.lines.parent",
+            "missing column 'invoice' in the lines' columns",
+        ),
     ];
     for (from, to, at, key, says) in cases {
         assert!(base.contains(from), "{from:?} not in tms-odoo.toml");

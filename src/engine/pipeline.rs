@@ -109,6 +109,68 @@ struct Item {
     /// The cleansed source fields: if the database refuses the row, its share of the
     /// valid sums, fingerprints and keys is taken back out.
     fields: Vec<String>,
+    /// A one2many line after its record's row: counted, refused and rejected with it.
+    continuation: bool,
+}
+
+/// An entity's one2many lines by the key of their record, or why a line of that record
+/// was refused by the rules (the record is then refused with it).
+type LinesByParent = HashMap<String, Result<Vec<Vec<SqlValue>>, String>>;
+
+/// Read and check the lines' file (next to the entity's own file) once, before the load.
+/// Held in memory: one entry per record that has lines.
+fn read_lines(
+    l: &super::rules::LineRules,
+    next_to: &std::path::Path,
+    refs: &HashMap<String, Arc<HashSet<String>>>,
+) -> Result<LinesByParent> {
+    let path = next_to.with_file_name(&l.file);
+    let mut src = CsvSource::open(&path, &l.rules.columns, l.rules.dialect)
+        .with_context(|| format!("the {} lines of {}", l.field, l.rules.name))?;
+    let mut state = RunState::default();
+    let mut out = LinesByParent::new();
+    while let Some(raw) = src
+        .next_row()
+        .with_context(|| format!("{}: reading", path.display()))?
+    {
+        let fields = match src.decode(&raw) {
+            Decoded::Fields(f) => f,
+            Decoded::Malformed(m) | Decoded::Encoding(_, m) => {
+                anyhow::bail!("{} line {}: {m}", path.display(), raw.line)
+            }
+        };
+        let parent = fields
+            .get(l.parent)
+            .map(|p| p.trim().to_string())
+            .unwrap_or_default();
+        let verdict = l
+            .rules
+            .process_with(fields, src.nulls(), &mut state, refs, &HashMap::new());
+        let entry = out.entry(parent).or_insert_with(|| Ok(Vec::new()));
+        match verdict {
+            Verdict::OutOfScope => {}
+            Verdict::Valid { row, .. } => {
+                if let Ok(v) = entry {
+                    v.push(row);
+                }
+            }
+            Verdict::Rejected { issues, .. } => {
+                if entry.is_ok() {
+                    let why: Vec<String> = issues
+                        .iter()
+                        .map(|i| format!("{} {}", i.field, i.message))
+                        .collect();
+                    *entry = Err(format!(
+                        "line {} of {}: {}",
+                        raw.line,
+                        l.file,
+                        why.join("; ")
+                    ));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A row the database refused: line, original record, cleansed fields, message.
@@ -170,6 +232,10 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     let file = job.file.clone();
     let reject_path = job.reject_path.clone();
     let batch_size = job.batch_size.max(1);
+    // A row whose key cell is empty continues the record above it (Odoo's one2many rows:
+    // an invoice, then its further lines): batches are cut only before a row that starts
+    // a record, so a record never straddles two writes.
+    let key_col = job.table.columns.iter().position(|c| *c == job.table.key);
     let refs = job.refs.clone();
     let scope_refs = job.scope_refs.clone();
     let keep_scope_keys = job.keep_scope_keys;
@@ -208,6 +274,10 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             ..Default::default()
         };
         let mut state = RunState::default();
+        let lines = match &rules.lines {
+            Some(l) => Some(read_lines(l, &file, &refs)?),
+            None => None,
+        };
         let mut batch = Vec::with_capacity(batch_size);
         while let Some(raw) = src.next_row().with_context(|| {
             format!(
@@ -242,6 +312,23 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                         message,
                     }],
                 },
+            };
+            // A record whose lines the rules refused is refused with them.
+            let verdict = match (verdict, &lines, &rules.lines) {
+                (Verdict::Valid { fields, row }, Some(by), Some(l)) => {
+                    match by.get(&fields[rules.key_index()]) {
+                        Some(Err(why)) => Verdict::Rejected {
+                            fields,
+                            issues: vec![RowIssue {
+                                rule: "lines".into(),
+                                field: l.field.clone(),
+                                message: why.clone(),
+                            }],
+                        },
+                        _ => Verdict::Valid { fields, row },
+                    }
+                }
+                (v, ..) => v,
             };
             if let (Some(sk), Some(k)) = (t.scope_keys.as_mut(), scope_key)
                 && !k.is_empty()
@@ -285,13 +372,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                             t.refused_before.push((raw.line, raw.raw, fields, msg));
                         }
                     } else {
-                        batch.push(Item {
-                            line: raw.line,
-                            raw: raw.raw,
-                            row,
-                            fields,
-                        });
-                        if batch.len() >= batch_size {
+                        if batch.len() >= batch_size && !continues_record(&row, key_col) {
                             live_r.publish(&t.counts);
                             if tx
                                 .blocking_send(std::mem::replace(
@@ -302,6 +383,33 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                             {
                                 anyhow::bail!("load stopped");
                             }
+                        }
+                        // The record's lines: the first on its own row, the others as
+                        // continuation rows (every other cell empty), as Odoo exports them.
+                        let mut rows = vec![row];
+                        if let (Some(by), Some(l)) = (&lines, &rules.lines)
+                            && let Some(Ok(ls)) = by.get(&fields[rules.key_index()])
+                        {
+                            let at = rows[0].len() - l.rules.target_columns.len();
+                            for (j, cells) in ls.iter().enumerate() {
+                                if j > 0 {
+                                    rows.push(vec![SqlValue::Null; rows[0].len()]);
+                                }
+                                rows[j][at..].clone_from_slice(cells);
+                            }
+                        }
+                        for (j, row) in rows.into_iter().enumerate() {
+                            batch.push(Item {
+                                line: raw.line,
+                                raw: if j == 0 {
+                                    raw.raw.clone()
+                                } else {
+                                    ByteRecord::new()
+                                },
+                                row,
+                                fields: if j == 0 { fields.clone() } else { Vec::new() },
+                                continuation: j > 0,
+                            });
                         }
                     }
                 }
@@ -349,10 +457,16 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     while let Some(items) = rx.recv().await {
         match bisect_rows_retrying(target, &job.table, &items, &job.retry, on_batch).await {
             Ok((n, bad)) => {
-                loaded += n;
+                // Records are counted, not their continuation rows (all refused or none).
+                let lines_in = items.iter().filter(|i| i.continuation).count();
+                let lines_out = bad.iter().filter(|(i, _)| items[*i].continuation).count();
+                loaded += n.saturating_sub((lines_in - lines_out) as u64);
                 let mut refused = Vec::with_capacity(bad.len());
                 for (i, msg) in bad {
                     let it = &items[i];
+                    if it.continuation {
+                        continue;
+                    }
                     refused.push(RefusedRow {
                         line: it.line,
                         message: msg.clone(),
@@ -443,6 +557,33 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     })
 }
 
+/// Whether `row` continues the record of the row before it: its key cell is empty.
+fn continues_record(row: &[SqlValue], key_col: Option<usize>) -> bool {
+    key_col.is_some_and(|k| match row.get(k) {
+        None | Some(SqlValue::Null) => true,
+        Some(SqlValue::Text(t)) => t.is_empty(),
+        Some(_) => false,
+    })
+}
+
+/// Where a part `lo..hi` of a batch may be cut near `want`: the record start closest to
+/// it, strictly inside the part; `None` when the part is one record.
+fn record_cut<R: AsRef<[SqlValue]>>(
+    rows: &[R],
+    key_col: Option<usize>,
+    lo: usize,
+    hi: usize,
+    want: usize,
+) -> Option<usize> {
+    let starts = |i: &usize| !continues_record(rows[*i].as_ref(), key_col);
+    let after = (want..hi).find(starts);
+    let before = (lo + 1..want).rev().find(starts);
+    match (before, after) {
+        (Some(b), Some(a)) => Some(if want - b <= a - want { b } else { a }),
+        (b, a) => b.or(a),
+    }
+}
+
 /// Write a batch; when an atomic target refuses its content, split it in halves until the
 /// offending rows are isolated (as pgloader does). Returns rows loaded and the refused
 /// rows as (index into `rows`, the target's message). Other errors stop it.
@@ -478,13 +619,21 @@ pub async fn bisect_rows_retrying<R: AsRef<[SqlValue]>, O: BatchObserver + Sync>
     let can_bisect = caps.atomic_batches && !caps.reports_bad_rows;
     let mut loaded = 0;
     let mut bad = Vec::new();
-    // Parts pushed last first, so they are written in file order.
+    let key_col = spec.columns.iter().position(|c| *c == spec.key);
+    // Parts of whole records (one larger than the part makes an oversized part), pushed
+    // last first, so they are written in file order.
     let part = caps.max_batch_rows.unwrap_or(rows.len()).max(1);
-    let mut stack: Vec<(usize, usize)> = (0..rows.len())
-        .step_by(part)
-        .map(|lo| (lo, (lo + part).min(rows.len())))
-        .rev()
-        .collect();
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    let mut lo = 0;
+    while lo < rows.len() {
+        let mut hi = (lo + part).min(rows.len());
+        while hi < rows.len() && continues_record(rows[hi].as_ref(), key_col) {
+            hi += 1;
+        }
+        stack.push((lo, hi));
+        lo = hi;
+    }
+    stack.reverse();
     let mut failures = 0u32;
     while let Some((lo, hi)) = stack.pop() {
         let batch: Vec<&[SqlValue]> = rows[lo..hi].iter().map(|r| r.as_ref()).collect();
@@ -499,10 +648,15 @@ pub async fn bisect_rows_retrying<R: AsRef<[SqlValue]>, O: BatchObserver + Sync>
                 bad.extend(out.refused.into_iter().map(|(i, msg)| (lo + i, msg)));
             }
             Err(TargetError::Rows(msg)) if hi - lo == 1 => bad.push((lo, msg)),
-            Err(TargetError::Rows(_)) if can_bisect => {
-                let mid = lo + (hi - lo) / 2;
-                stack.push((mid, hi));
-                stack.push((lo, mid));
+            Err(TargetError::Rows(msg)) if can_bisect => {
+                match record_cut(rows, key_col, lo, hi, lo + (hi - lo) / 2) {
+                    Some(mid) => {
+                        stack.push((mid, hi));
+                        stack.push((lo, mid));
+                    }
+                    // One record, refused whole: each of its rows carries the reason.
+                    None => bad.extend((lo..hi).map(|i| (i, msg.clone()))),
+                }
             }
             Err(TargetError::Rows(msg)) => {
                 return Err(anyhow::anyhow!(
@@ -705,6 +859,153 @@ mod tests {
         assert_eq!(bad.iter().map(|b| b.0).collect::<Vec<_>>(), [3, 64]);
         // 100 rows in parts of at most 30, each written once: no bisecting.
         assert_eq!(t.writes(), 4);
+    }
+
+    /// Records each batch's key cells; refuses a batch holding a row whose `v` is `bad`.
+    struct Recorder(Mutex<Vec<Vec<String>>>);
+
+    #[async_trait::async_trait]
+    impl Target for Recorder {
+        fn name(&self) -> String {
+            "recorder".into()
+        }
+        fn capabilities(&self) -> Capabilities {
+            memory::capabilities()
+        }
+        async fn prepare(&self, _: &crate::target::Prepare) -> Result<Option<String>, TargetError> {
+            Ok(None)
+        }
+        async fn write_batch(
+            &self,
+            _: &TableSpec,
+            rows: &[&[SqlValue]],
+        ) -> Result<crate::target::WriteOutcome, TargetError> {
+            let text = |v: &SqlValue| match v {
+                SqlValue::Text(t) => t.clone(),
+                _ => String::new(),
+            };
+            self.0
+                .lock()
+                .unwrap()
+                .push(rows.iter().map(|r| text(&r[0])).collect());
+            if rows.iter().any(|r| text(&r[1]) == "bad") {
+                return Err(TargetError::Rows("bad line".into()));
+            }
+            Ok(crate::target::WriteOutcome {
+                loaded: rows.len() as u64,
+                refused: vec![],
+            })
+        }
+        async fn count(&self, _: &str) -> Result<u64, TargetError> {
+            Ok(0)
+        }
+        async fn sums(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<BTreeMap<String, Decimal>, TargetError> {
+            Ok(BTreeMap::new())
+        }
+        async fn close(&self) {}
+    }
+
+    /// An entity whose rows with an empty key continue the record above (one2many rows).
+    fn invoices_job(dir: &std::path::Path, csv: &str, batch_size: usize) -> EntityJob {
+        #[derive(serde::Deserialize)]
+        struct W {
+            e: crate::runbook::format::Entity,
+        }
+        let e = toml::from_str::<W>(
+            "[e]\nsource = { file = 'inv.csv' }\ncolumns = ['k', 'v']\nkey = 'k'\n\
+             target = { table = 't', key = 'k' }\nmap = { k = 'k', v = 'v' }",
+        )
+        .unwrap()
+        .e;
+        let all = indexmap::IndexMap::from([("e".to_string(), e.clone())]);
+        let rules = Compiled::new("e", &e, &all).unwrap();
+        let file = dir.join("inv.csv");
+        std::fs::write(&file, csv).unwrap();
+        EntityJob {
+            phase: Phase::Load,
+            table: TableSpec {
+                table: "t".into(),
+                key: "k".into(),
+                columns: rules.target_columns.clone(),
+            },
+            rules: Arc::new(rules),
+            file,
+            reject_path: dir.join("inv.rejects.csv"),
+            batch_size,
+            retry: RetryPolicy::NONE,
+            refs: HashMap::new(),
+            keep_valid_keys: false,
+            scope_refs: HashMap::new(),
+            keep_scope_keys: false,
+            sum_fields: vec![],
+            fingerprints: vec![],
+            expected_rows: 0,
+            resume: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_are_cut_between_records_never_inside_one() {
+        // Invoices A (3 lines), B (2), C (1), D (4): continuation rows have an empty key.
+        let csv = "k,v\nA,1\n,2\n,3\nB,1\n,2\nC,1\nD,1\n,2\n,3\n,4\n";
+        let keys = ["A", "", "", "B", "", "C", "D", "", "", ""];
+        for batch_size in 1..=5 {
+            let dir = tempfile::tempdir().unwrap();
+            let rec = Recorder(Mutex::new(Vec::new()));
+            let (progress, _) = watch::channel(Vec::new());
+            let res = run_entity(
+                invoices_job(dir.path(), csv, batch_size),
+                &rec,
+                &progress,
+                &NoObserver,
+            )
+            .await
+            .unwrap();
+            assert_eq!(res.counts.loaded, 10, "batch {batch_size}");
+            let batches = rec.0.into_inner().unwrap();
+            assert!(batches.len() > 1, "batch {batch_size}: {batches:?}");
+            for b in &batches {
+                assert!(
+                    !b[0].is_empty(),
+                    "batch {batch_size} starts inside a record: {batches:?}"
+                );
+                // A record starts a batch once batch_size rows are reached, not later.
+                let last_start = b.iter().rposition(|k| !k.is_empty()).unwrap();
+                assert!(last_start < batch_size, "batch {batch_size}: {batches:?}");
+            }
+            assert_eq!(
+                batches.concat(),
+                keys,
+                "batch {batch_size}: every row once, in order"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn bisection_refuses_a_whole_record_and_keeps_the_others() {
+        let rows: Vec<Vec<SqlValue>> = [
+            ("A", "1"),
+            ("", "2"),
+            ("B", "1"),
+            ("", "bad"),
+            ("", "3"),
+            ("C", "1"),
+        ]
+        .iter()
+        .map(|(k, v)| vec![SqlValue::Text(k.to_string()), SqlValue::Text(v.to_string())])
+        .collect();
+        let rec = Recorder(Mutex::new(Vec::new()));
+        let (loaded, bad) = bisect_rows(&rec, &spec(), &rows).await.unwrap();
+        assert_eq!(loaded, 3);
+        assert_eq!(bad.iter().map(|b| b.0).collect::<Vec<_>>(), [2, 3, 4]);
+        for b in rec.0.into_inner().unwrap() {
+            assert!(!b[0].is_empty(), "a write starts inside a record: {b:?}");
+        }
     }
 
     #[tokio::test]

@@ -172,6 +172,20 @@ pub struct Compiled {
     pub target_columns: Vec<String>,
     /// How the entity's extract file is written.
     pub dialect: crate::sources::csv::Dialect,
+    /// Odoo one2many lines from a second file; their cells are the last target columns.
+    pub lines: Option<Box<LineRules>>,
+}
+
+/// The compiled `lines` of an entity: the lines' own rules (their target columns are the
+/// sub-fields, `id` first) and where each line names its record.
+pub struct LineRules {
+    pub rules: Compiled,
+    /// The one2many field, e.g. `invoice_line_ids`.
+    pub field: String,
+    /// Index of the parent key in the lines' columns.
+    pub parent: usize,
+    /// The lines' file name, next to the entity's own file.
+    pub file: String,
 }
 
 /// Per-run state a rule needs: keys seen for `unique`, valid keys of referenced entities.
@@ -568,6 +582,28 @@ impl Compiled {
             };
             map.push((col.clone(), kind));
         }
+        let mut target_columns: Vec<String> = map.iter().map(|(c, _)| c.clone()).collect();
+        let lines = match (&e.lines, e.target.is_odoo()) {
+            (Some(l), true) => {
+                let rules = Compiled::new(&format!("{name}.lines"), &l.as_entity(&e.target), all)?;
+                let parent = rules.column_index(&l.parent).ok_or_else(|| {
+                    anyhow::anyhow!("entity {name}: lines have no column '{}'", l.parent)
+                })?;
+                target_columns.extend(
+                    rules
+                        .target_columns
+                        .iter()
+                        .map(|c| format!("{}/{c}", l.field)),
+                );
+                Some(Box::new(LineRules {
+                    rules,
+                    field: l.field.clone(),
+                    parent,
+                    file: l.source.file.clone(),
+                }))
+            }
+            _ => None,
+        };
         Ok(Compiled {
             name: name.into(),
             dialect: e.source.dialect(),
@@ -619,8 +655,9 @@ impl Compiled {
                 })
                 .collect::<anyhow::Result<_>>()?,
             rules,
-            target_columns: map.iter().map(|(c, _)| c.clone()).collect(),
+            target_columns,
             map,
+            lines,
         })
     }
 
@@ -1178,6 +1215,10 @@ impl Compiled {
             });
         }
         if issues.is_empty() {
+            // The line cells are filled in by the pipeline, which reads the lines' file.
+            if let Some(l) = &self.lines {
+                row.resize(row.len() + l.rules.target_columns.len(), SqlValue::Null);
+            }
             Verdict::Valid { fields, row }
         } else {
             Verdict::Rejected { fields, issues }

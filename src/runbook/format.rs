@@ -224,6 +224,63 @@ pub struct Entity {
     pub map: IndexMap<String, MapSpec>,
     /// Reject-rate budget in percent of in-scope rows; over budget recommends NO-GO.
     pub max_reject_pct: Option<f64>,
+    /// Odoo: one2many lines read from a second file (an invoice's lines), loaded with
+    /// their record in the same `load` call as its continuation rows.
+    pub lines: Option<Lines>,
+}
+
+/// An Odoo entity's one2many lines from their own extract file: each line names its
+/// record by `parent` and has its own external id (`<external_id>_<key>`), so a re-run
+/// updates the lines instead of adding them. A line the rules refuse refuses its record.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lines {
+    /// The one2many field, e.g. `invoice_line_ids`.
+    pub field: String,
+    /// The lines' CSV file, in the same folder as the entity's own.
+    pub source: Source,
+    pub columns: Vec<String>,
+    /// The line's own key, unique over the file.
+    pub key: String,
+    /// The column holding the key of the line's record (e.g. `invoice_no`).
+    pub parent: String,
+    /// Prefix of the lines' external ids.
+    pub external_id: String,
+    #[serde(default)]
+    pub cleanse: Vec<CleanseRule>,
+    #[serde(default)]
+    pub validate: Vec<ValidateRule>,
+    /// Line field = lines column, or a table (`value`, `values`, …) as in an entity's map.
+    pub map: IndexMap<String, MapSpec>,
+}
+
+impl Lines {
+    /// The lines as an entity of their own, so that the same rules compile them.
+    pub fn as_entity(&self, parent: &Target) -> Entity {
+        Entity {
+            source: self.source.clone(),
+            columns: self.columns.clone(),
+            key: self.key.clone(),
+            derive: None,
+            depends_on: vec![],
+            scope: vec![],
+            cleanse: self.cleanse.clone(),
+            validate: self.validate.clone(),
+            target: Target {
+                table: format!("{}/{}", parent.table, self.field),
+                key: "id".into(),
+                model: Some(format!("{}/{}", parent.table, self.field)),
+                external_id: Some(self.external_id.clone()),
+                module: parent.module.clone(),
+                batch_size: None,
+                group_by: None,
+                post: None,
+            },
+            map: self.map.clone(),
+            max_reject_pct: None,
+            lines: None,
+        }
+    }
 }
 
 /// Where a derived entity's rows come from.

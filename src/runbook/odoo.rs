@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use indexmap::IndexMap;
 
-use super::format::{Entity, MapSpec, Runbook, StepKind, derived_file, is_odoo_url};
+use super::format::{Entity, Lines, MapSpec, Runbook, StepKind, derived_file, is_odoo_url};
 use super::lint::Ctx;
 use super::{Diagnostic, ResolvedEnv};
 
@@ -165,6 +165,7 @@ pub fn shape(ctx: &Ctx, rb: &mut Runbook, diags: &mut Vec<Diagnostic>) {
                 ("batch_size", t.batch_size.is_some()),
                 ("group_by", t.group_by.is_some()),
                 ("post", t.post.is_some()),
+                ("lines", e.lines.is_some()),
             ] {
                 if set {
                     diags.push(ctx.diag(
@@ -174,6 +175,9 @@ pub fn shape(ctx: &Ctx, rb: &mut Runbook, diags: &mut Vec<Diagnostic>) {
                     ));
                 }
             }
+        }
+        if let (Some(l), true) = (&e.lines, t.model.is_some()) {
+            lines_ok(ctx, name, e, l, diags);
         }
         for (col, spec) in &e.map {
             let MapSpec::Spec(m) = spec else { continue };
@@ -263,6 +267,57 @@ pub fn shape(ctx: &Ctx, rb: &mut Runbook, diags: &mut Vec<Diagnostic>) {
             e.target.table = m.clone();
             e.target.key = "id".into();
         }
+    }
+}
+
+/// An entity's `lines`: their columns name what the lines use, and the entity does not
+/// also map the one2many field itself.
+fn lines_ok(ctx: &Ctx, name: &str, e: &Entity, l: &Lines, diags: &mut Vec<Diagnostic>) {
+    let at = |k: &str| format!("entities.{name}.lines.{k}");
+    if l.source.file.is_empty() {
+        diags.push(ctx.diag(
+            &at("source"),
+            "the lines need their own file".into(),
+            "e.g. source = { file = \"invoice_lines.csv\" }".into(),
+        ));
+    }
+    let mut used: Vec<(String, &str)> = vec![("key".into(), &l.key), ("parent".into(), &l.parent)];
+    for (col, spec) in &l.map {
+        let from = match spec {
+            MapSpec::Field(f) => Some(f.as_str()),
+            MapSpec::Spec(m) => m.from.as_deref(),
+        };
+        if let Some(f) = from {
+            used.push((format!("map.{col}"), f));
+        }
+        if col == "id" {
+            diags.push(ctx.diag(
+                &at("map.id"),
+                "a line's `id` is built from its key and external_id".into(),
+                "remove map.id".into(),
+            ));
+        }
+    }
+    for (k, f) in used {
+        if !l.columns.iter().any(|c| c == f) {
+            diags.push(ctx.diag(
+                &at(&k),
+                format!("missing column '{f}' in the lines' columns"),
+                format!("columns: {}", l.columns.join(", ")),
+            ));
+        }
+    }
+    xid_part_ok(ctx, &at("external_id"), &l.external_id, diags);
+    let own = format!("{}/", l.field);
+    if let Some(c) = e.map.keys().find(|c| c.starts_with(&own)) {
+        diags.push(ctx.diag(
+            &format!("entities.{name}.map.{c}"),
+            format!(
+                "{} comes from lines: the entity does not map it too",
+                l.field
+            ),
+            "remove the column, or the lines".into(),
+        ));
     }
 }
 
