@@ -341,3 +341,38 @@ impl Executor {
         Ok(notes.join("; "))
     }
 }
+
+impl Executor {
+    /// Restore production from this run's backup and verify it matches the pre-cutover snapshot.
+    pub(super) async fn rollback(&mut self, reason: &str) -> (Outcome, i32, String) {
+        let _ = self
+            .emit(Event::RollbackStarted {
+                reason: reason.into(),
+            })
+            .await;
+        let res = self.do_rollback(None).await;
+        let (ok, message) = match &res {
+            Ok(m) => (true, m.clone()),
+            Err(e) => (false, format!("rollback FAILED: {}", explain(e))),
+        };
+        let _ = self
+            .emit(Event::RollbackFinished {
+                ok,
+                message: message.clone(),
+            })
+            .await;
+        if ok {
+            (
+                Outcome::RolledBack,
+                exit::ROLLED_BACK,
+                format!("{reason}; rolled back: {message}"),
+            )
+        } else {
+            (
+                Outcome::Failed,
+                exit::FAILURE,
+                format!("{reason}; {message}"),
+            )
+        }
+    }
+}
