@@ -14,8 +14,9 @@ use anyhow::{Context, Result};
 
 use super::{Executor, exit, explain};
 use crate::db::admin::{self, Freeze, Privileges};
-use crate::journal::events::{Event, Outcome, Record, RunMode};
+use crate::journal::events::{Event, Outcome, RunMode};
 use crate::runbook::ResolvedEnv;
+use crate::runview::RunView;
 
 /// Whether a stop with this outcome and exit code ends the run for good (as opposed to an
 /// interruption or a wait that `cutover run` resumes).
@@ -35,12 +36,9 @@ impl Executor {
         if super::odoo::is_odoo(e) {
             return self.close_odoo(env, e).await;
         }
-        let journaled = self.prior.iter().rev().find_map(|r| match &r.event {
-            Event::ProductionClosed { env: x, acl, held } if x == env => Some(Privileges {
-                acl: acl.clone(),
-                held: held.clone(),
-            }),
-            _ => None,
+        let journaled = self.prior_view.closed(env).map(|c| Privileges {
+            acl: c.acl.clone(),
+            held: c.held.clone(),
         });
         let before = match journaled {
             Some(p) => p,
@@ -80,12 +78,9 @@ impl Executor {
     /// Odoo: archive the app users, after journaling who was active (a resumed run keeps
     /// the journaled list: read again, everyone would look archived).
     async fn close_odoo(&mut self, env: &str, e: &ResolvedEnv) -> Result<String> {
-        let journaled = self.prior.iter().rev().find_map(|r| match &r.event {
-            Event::ProductionClosed { env: x, acl, held } if x == env => Some(Privileges {
-                acl: acl.clone(),
-                held: held.clone(),
-            }),
-            _ => None,
+        let journaled = self.prior_view.closed(env).map(|c| Privileges {
+            acl: c.acl.clone(),
+            held: c.held.clone(),
         });
         if let Some(p) = journaled {
             let msg = format!("closed before the interruption: {}", p.acl);
@@ -104,27 +99,6 @@ impl Executor {
             held,
         });
         Ok(msg)
-    }
-
-    /// Read back what the journal of an adopted run says was closed.
-    pub(super) fn adopt_closed(&mut self, records: &[Record]) {
-        for r in records {
-            match &r.event {
-                Event::ProductionClosed { acl, held, .. } => {
-                    self.prod_closed = true;
-                    self.closed = Some(Privileges {
-                        acl: acl.clone(),
-                        held: held.clone(),
-                    });
-                }
-                Event::StepStarted { step }
-                    if self.step_kind(step) == Some(crate::runbook::format::StepKind::Backup) =>
-                {
-                    self.prod_closed = true;
-                }
-                _ => {}
-            }
-        }
     }
 
     /// `cutover run --fresh` abandons this (adopted) run: its rollback plan runs first, so
@@ -155,36 +129,11 @@ impl Executor {
             return Ok(None);
         };
         let recs = self.journal.run_records(&prev).await?;
-        let mut freeze = None;
-        let mut held = false;
-        for r in &recs {
-            match &r.event {
-                Event::FreezePlanned {
-                    env: x,
-                    method,
-                    revoked,
-                }
-                | Event::FreezeApplied {
-                    env: x,
-                    method,
-                    revoked,
-                    ..
-                } if x == env => {
-                    freeze = Some(Freeze {
-                        method: method.clone(),
-                        revoked: revoked.clone(),
-                    });
-                }
-                Event::FreezeHeld { env: x, .. } if x == env => held = true,
-                Event::EnvReopened {
-                    env: x,
-                    production: false,
-                    ..
-                } if x == env => held = false,
-                _ => {}
-            }
-        }
-        Ok(freeze.filter(|_| held).map(|f| (prev, f)))
+        let held = RunView::of(&recs).held_freeze(env).map(|f| Freeze {
+            method: f.method.clone(),
+            revoked: f.revoked.clone(),
+        });
+        Ok(held.map(|f| (prev, f)))
     }
 
     /// The run ends before the production load: the rollback plan puts production and the

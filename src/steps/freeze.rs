@@ -133,10 +133,11 @@ impl Executor {
     }
 
     /// The freeze must still hold when the production load starts.
-    pub(super) async fn check_watermark(&self, records: &[Record]) -> Result<(), Stop> {
-        let Some((env, wm)) = RunView::of(records)
+    pub(super) async fn check_watermark(&self, view: &RunView) -> Result<(), Stop> {
+        let Some((env, wm)) = view
             .freeze_applied
-            .map(|f| (f.env, f.watermark))
+            .as_ref()
+            .map(|f| (f.env.clone(), &f.watermark))
         else {
             return Ok(());
         };
@@ -144,7 +145,7 @@ impl Executor {
             None => self.extract_checksums()?,
             Some(e) => self.legacy_watermark(&e.clone()).await?,
         };
-        if now != wm {
+        if now != *wm {
             let changed: Vec<String> = wm
                 .keys()
                 .chain(now.keys().filter(|k| !wm.contains_key(*k)))

@@ -9,10 +9,11 @@ use anyhow::Context;
 use super::{Executor, StepDone, Stop, done, exit, lock};
 use crate::control::Command;
 use crate::journal::events::*;
+use crate::runview::RunView;
 
 impl Executor {
     pub(super) async fn gate(&mut self, gate: &str) -> Result<StepDone, Stop> {
-        use crate::signoff::{evidence, policy};
+        use crate::signoff::policy;
         let g = self
             .plan
             .rb
@@ -20,9 +21,9 @@ impl Executor {
             .get(gate)
             .with_context(|| format!("unknown gate {gate}"))?
             .clone();
-        let records = self.journal.run_records(&self.run_id).await?;
+        let mut run = RunView::of(&self.journal.run_records(&self.run_id).await?);
         // Evidence: the checks of the last validate of this run, as journaled.
-        let shown = evidence::of(&records);
+        let shown = run.evidence();
         let checks: Vec<CheckResult> = shown.checks.iter().map(|c| c.result.clone()).collect();
         let mut reasons: Vec<String> = checks
             .iter()
@@ -47,7 +48,7 @@ impl Executor {
         if checks.is_empty() {
             reasons.push("no reconciliation evidence in this run".into());
         }
-        let evidence = self.gate_evidence(&records, &checks);
+        let evidence = self.gate_evidence(&run, &checks);
         if let Some(t) = evidence.timing.as_ref().filter(|t| !t.fits) {
             reasons.push(format!(
                 "✗ LATE projected finish {} is after the window's end {}",
@@ -67,14 +68,11 @@ impl Executor {
             .clone()
             .or_else(|| self.plan.rb.runbook.lead.clone())
             .or_else(|| {
-                records.iter().rev().find_map(|r| match &r.event {
-                    Event::GateOpened {
-                        gate: g,
-                        rule: Some(rule),
-                        ..
-                    } if g == gate => rule.lead.clone(),
-                    _ => None,
-                })
+                run.gates
+                    .iter()
+                    .filter(|g| g.gate == gate)
+                    .filter_map(|g| g.rule.as_ref()?.lead.clone())
+                    .next_back()
             });
         let rule = crate::signoff::rule_of(&g, lead.as_deref());
         self.emit(Event::GateOpened {
@@ -117,8 +115,7 @@ impl Executor {
         let mut last_window_check = Instant::now();
         // Sign-offs other processes journal reach the console and the progress lines
         // through this process too: records after `seen` that it did not write itself.
-        let mut seen = records.last().map_or(0, |r| r.seq);
-        let mut records = records;
+        let mut seen = run.head.as_ref().map_or(0, |h| h.seq);
         let mut own: HashSet<i64> = HashSet::new();
         loop {
             // Only what was appended since the last look (a run holds thousands of records).
@@ -139,16 +136,16 @@ impl Executor {
                             let _ = tx.send(r.clone());
                         }
                     }
-                    records.push(r);
+                    run.apply(&r);
                 }
             }
-            let since = evidence::last_validate(&records).unwrap_or(0);
+            // The sign-offs since the last validate: older ones were given on other evidence.
             let view = policy::fold(
                 &rule,
                 gate,
                 &evidence_sha256,
                 recommendation,
-                &records[since..],
+                &run.sign_records_since_validate,
             );
             match &view.status {
                 policy::Status::Go => {
@@ -331,23 +328,16 @@ impl Executor {
     /// What the gate shows beside its reasons: reconciliation totals, each entity's reject
     /// rate against its budget (from this run's last dry run) and the projection against
     /// the window.
-    fn gate_evidence(&self, records: &[Record], checks: &[CheckResult]) -> GateEvidence {
+    fn gate_evidence(&self, run: &RunView, checks: &[CheckResult]) -> GateEvidence {
         let count = |st: CheckStatus| checks.iter().filter(|c| c.status == st).count();
-        let mut dry: BTreeMap<&str, &EntityCounts> = BTreeMap::new();
-        let mut dry_sums: BTreeMap<&str, &BTreeMap<String, String>> = BTreeMap::new();
-        for r in records {
-            if let Event::EntityFinished {
-                phase: Phase::DryRun,
-                entity,
-                counts,
-                sums,
-                ..
-            } = &r.event
-            {
-                dry.insert(entity, counts);
-                dry_sums.insert(entity, sums);
-            }
-        }
+        let empty = BTreeMap::new();
+        let dry_run = run.phases.get(&Phase::DryRun).unwrap_or(&empty);
+        let dry: BTreeMap<&str, &EntityCounts> = dry_run
+            .iter()
+            .map(|(e, r)| (e.as_str(), &r.counts))
+            .collect();
+        let dry_sums: BTreeMap<&str, &BTreeMap<String, String>> =
+            dry_run.iter().map(|(e, r)| (e.as_str(), &r.sums)).collect();
         let money_rejected = MoneyRejected::from_sums(&dry_sums);
         let reject_rates = self
             .plan

@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 use tokio::sync::{mpsc, watch};
 
 use crate::control::{Command, SignOff, Skip};
-use crate::db::admin::{Backup, Freeze};
+use crate::db::admin::{Backup, Freeze, Privileges};
 use crate::db::display_env;
 use crate::journal::Journal;
 use crate::journal::events::*;
@@ -371,76 +371,49 @@ impl Executor {
         opts: RunOptions,
         records: Vec<Record>,
     ) -> Result<Executor, ResumeRefused> {
-        let Some(Event::RunStarted {
-            run_id,
-            artifacts_dir,
-            ..
-        }) = records.first().map(|r| &r.event)
-        else {
+        let view = RunView::of(&records);
+        let (Some(run_id), Some(run)) = (&view.run_id, &view.run) else {
             return Err(ResumeRefused(
                 "the journal holds no start record for that run".into(),
             ));
         };
-        // Environments that were databases when the run began (not CSV files).
-        let databases: HashSet<String> = match records.first().map(|r| &r.event) {
-            Some(Event::RunStarted { environments, .. }) => environments
-                .iter()
-                .filter(|e| !e.database.is_empty() || e.display != "CSV extract files")
-                .map(|e| e.name.clone())
-                .collect(),
-            _ => HashSet::new(),
-        };
         let mut e = Executor::new(plan, journal, Path::new("."), ch, opts);
         e.run_id = run_id.clone();
-        e.run_dir = PathBuf::from(artifacts_dir);
-        e.adopt_closed(&records);
-        for r in &records {
-            match &r.event {
-                Event::BackupTaken {
-                    path,
-                    sha256,
-                    bytes,
-                    snapshot,
-                    ..
-                } => {
-                    e.backup = Some(Backup {
-                        path: PathBuf::from(path),
-                        sha256: sha256.clone(),
-                        bytes: *bytes,
-                        snapshot: snapshot.clone(),
-                        check: "as journaled".into(),
-                    });
-                }
-                // Planned and not applied: killed inside the freeze, perhaps after the
-                // revoke. A rollback gives back what was planned (a grant of what is still
-                // held changes nothing); `freeze_applied` replaces it once written.
-                Event::FreezePlanned {
-                    env,
-                    method,
-                    revoked,
-                }
-                | Event::FreezeApplied {
-                    env,
-                    method,
-                    revoked,
-                    ..
-                } if e.plan.env(env).is_some() || databases.contains(env) => {
-                    e.frozen = Some((
-                        env.clone(),
-                        Freeze {
-                            method: method.clone(),
-                            revoked: revoked.clone(),
-                        },
-                    ));
-                }
-                Event::StepStarted { step } if e.step_kind(step) == Some(StepKind::Load) => {
-                    e.load_started = true;
-                }
-                _ => {}
-            }
-        }
-        e.prior_view = RunView::of(&records);
-        *e.view.lock().unwrap_or_else(|p| p.into_inner()) = e.prior_view.clone();
+        e.run_dir = PathBuf::from(&run.artifacts_dir);
+        e.prod_closed = view.backup_started || !view.closures.is_empty();
+        e.closed = view.closures.last().map(|c| Privileges {
+            acl: c.acl.clone(),
+            held: c.held.clone(),
+        });
+        e.backup = view.backup.as_ref().map(|b| Backup {
+            path: PathBuf::from(&b.path),
+            sha256: b.sha256.clone(),
+            bytes: b.bytes,
+            snapshot: b.snapshot.clone(),
+            check: "as journaled".into(),
+        });
+        // Environments that were databases when the run began (not CSV files).
+        let database = |env: &str| {
+            e.plan.env(env).is_some()
+                || view.environments.iter().any(|x| {
+                    x.name == env && (!x.database.is_empty() || x.display != "CSV extract files")
+                })
+        };
+        // Planned and not applied: killed inside the freeze, perhaps after the revoke. A
+        // rollback gives back what was planned (a grant of what is still held changes
+        // nothing); `freeze_applied` replaces it once written.
+        e.frozen = view.freezes.iter().rfind(|f| database(&f.env)).map(|f| {
+            (
+                f.env.clone(),
+                Freeze {
+                    method: f.method.clone(),
+                    revoked: f.revoked.clone(),
+                },
+            )
+        });
+        e.load_started = view.load_started;
+        *e.view.lock().unwrap_or_else(|p| p.into_inner()) = view.clone();
+        e.prior_view = view;
         e.prior = records;
         Ok(e)
     }
@@ -840,16 +813,7 @@ impl Executor {
                 && *runbook_name == self.plan.rb.runbook.name
             {
                 let recs = self.journal.run_records(run_id).await?;
-                let completed = recs.iter().any(|x| {
-                    matches!(
-                        x.event,
-                        Event::RunFinished {
-                            outcome: Outcome::Completed,
-                            ..
-                        }
-                    )
-                });
-                if completed {
+                if RunView::of(&recs).outcome() == Some(Outcome::Completed) {
                     return Ok(Some((run_id.clone(), recs)));
                 }
             }
@@ -958,15 +922,6 @@ impl Executor {
     /// An entity whose rows the extract derives from another's (see [`crate::engine::derive`]).
     fn derived(&self, entity: &str) -> bool {
         self.plan.rb.entities[entity].derive.is_some()
-    }
-
-    fn step_kind(&self, id: &str) -> Option<StepKind> {
-        self.plan
-            .rb
-            .steps
-            .iter()
-            .find(|s| s.id == id)
-            .map(|s| s.kind)
     }
 }
 

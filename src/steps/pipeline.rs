@@ -11,7 +11,7 @@ use super::{Executor, Halt, StepDone, Stop, done, odoo};
 use crate::engine::pipeline::{BatchObserver, EntityJob, Retry, run_entity};
 use crate::engine::rules::{Compiled, ScopeKeys};
 use crate::journal::events::*;
-use crate::runbook::format::{Check, StepKind};
+use crate::runbook::format::Check;
 use crate::runview::RunView;
 use crate::target::TableSpec;
 
@@ -22,13 +22,15 @@ impl Executor {
         phase: Phase,
         env: &str,
     ) -> Result<StepDone, Stop> {
-        let records = self.journal.run_records(&self.run_id).await?;
-        let files: HashMap<String, ExtractFile> = records
-            .iter()
-            .rev()
-            .find_map(|r| match &r.event {
-                Event::ExtractRecorded { files, .. } => Some(files.iter().map(|f| (f.entity.clone(), f.clone())).collect()),
-                _ => None,
+        let view = RunView::of(&self.journal.run_records(&self.run_id).await?);
+        let files: HashMap<String, ExtractFile> = view
+            .extract
+            .as_ref()
+            .map(|(_, files)| {
+                files
+                    .iter()
+                    .map(|f| (f.entity.clone(), f.clone()))
+                    .collect()
             })
             .context("no extract recorded in this run: the extract step must come before the dry run and the load")?;
         let target_env = self.env(env)?.clone();
@@ -166,7 +168,7 @@ impl Executor {
                 resume: if reset {
                     None
                 } else {
-                    RunView::of(&records).checkpoint(phase, n)
+                    view.checkpoint(phase, n)
                 },
             };
             let reject_file = job.reject_path.display().to_string();
@@ -257,26 +259,14 @@ impl Executor {
     }
 
     pub(super) async fn load(&mut self, step: &str, env: &str) -> Result<StepDone, Stop> {
-        let records = self.journal.run_records(&self.run_id).await?;
+        let view = RunView::of(&self.journal.run_records(&self.run_id).await?);
         // The gate cannot be bypassed: a GO must follow the last validate of this run.
-        let last_validate = records.iter().rposition(|r| matches!(&r.event, Event::StepFinished { step, .. } if self.step_kind(step) == Some(StepKind::Validate)));
-        let go = last_validate.is_some_and(|i| {
-            records[i..].iter().any(|r| {
-                matches!(
-                    &r.event,
-                    Event::GateDecided {
-                        decision: Decision::Go,
-                        ..
-                    }
-                )
-            })
-        });
-        if !go {
+        if view.go_after_validate != Some(true) {
             return Err(Stop::Failed(anyhow::anyhow!(
                 "the production load needs a GO at the sign-off gate after the last validate; none is in the journal"
             )));
         }
-        self.check_watermark(&records).await?;
+        self.check_watermark(&view).await?;
         self.load_started = true;
         self.pipeline(step, Phase::Load, env).await
     }

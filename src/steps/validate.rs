@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::{Executor, StepDone, Stop, done, exit, odoo};
 use crate::journal::events::*;
 use crate::reconcile::{EntityEvidence, run_checks};
+use crate::runview::RunView;
 
 impl Executor {
     pub(super) async fn validate(
@@ -13,27 +14,24 @@ impl Executor {
         phase: Phase,
         env: &str,
     ) -> Result<StepDone, Stop> {
-        let records = self.journal.run_records(&self.run_id).await?;
-        let mut evidence: BTreeMap<String, EntityEvidence> = BTreeMap::new();
-        for r in &records {
-            if let Event::EntityFinished {
-                phase: p,
-                entity,
-                counts,
-                sums,
-                ..
-            } = &r.event
-                && *p == phase
-            {
-                evidence.insert(
-                    entity.clone(),
-                    EntityEvidence {
-                        counts: counts.clone(),
-                        sums: sums.clone(),
-                    },
-                );
-            }
-        }
+        let view = RunView::of(&self.journal.run_records(&self.run_id).await?);
+        let evidence: BTreeMap<String, EntityEvidence> = view
+            .phases
+            .get(&phase)
+            .map(|m| {
+                m.iter()
+                    .map(|(entity, r)| {
+                        (
+                            entity.clone(),
+                            EntityEvidence {
+                                counts: r.counts.clone(),
+                                sums: r.sums.clone(),
+                            },
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         if evidence.is_empty() {
             return Err(Stop::Failed(anyhow::anyhow!(
                 "nothing to reconcile: no {phase:?} has run in this run"
