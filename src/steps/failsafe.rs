@@ -115,25 +115,17 @@ impl Executor {
     /// the legacy is still frozen by it: this run carries it over (what to give back).
     pub(super) async fn held_freeze(&self, env: &str) -> Result<Option<(String, Freeze)>> {
         let starts = self.journal.run_starts().await?;
-        let Some(prev) = starts.iter().rev().find_map(|r| match &r.event {
-            Event::RunStarted {
-                run_id,
-                mode: RunMode::Run,
-                runbook_name,
-                ..
-            } if *runbook_name == self.plan.rb.runbook.name && *run_id != self.run_id => {
-                Some(run_id.clone())
-            }
-            _ => None,
-        }) else {
+        let Some(prev) =
+            super::runs_of(&starts, &self.plan, RunMode::Run).find(|id| *id != self.run_id)
+        else {
             return Ok(None);
         };
-        let recs = self.journal.run_records(&prev).await?;
+        let recs = self.journal.run_records(prev).await?;
         let held = RunView::of(&recs).held_freeze(env).map(|f| Freeze {
             method: f.method.clone(),
             revoked: f.revoked.clone(),
         });
-        Ok(held.map(|f| (prev, f)))
+        Ok(held.map(|f| (prev.to_string(), f)))
     }
 
     /// The run ends before the production load: the rollback plan puts production and the

@@ -803,19 +803,10 @@ impl Executor {
     /// The newest rehearsal of this runbook that completed: what the projection starts from.
     async fn last_rehearsal(&self) -> Result<Option<(String, Vec<Record>)>> {
         let starts = self.journal.run_starts().await?;
-        for r in starts.iter().rev() {
-            if let Event::RunStarted {
-                run_id,
-                mode: RunMode::Rehearse,
-                runbook_name,
-                ..
-            } = &r.event
-                && *runbook_name == self.plan.rb.runbook.name
-            {
-                let recs = self.journal.run_records(run_id).await?;
-                if RunView::of(&recs).outcome() == Some(Outcome::Completed) {
-                    return Ok(Some((run_id.clone(), recs)));
-                }
+        for run_id in runs_of(&starts, &self.plan, RunMode::Rehearse) {
+            let recs = self.journal.run_records(run_id).await?;
+            if RunView::of(&recs).outcome() == Some(Outcome::Completed) {
+                return Ok(Some((run_id.to_string(), recs)));
             }
         }
         Ok(None)
@@ -925,21 +916,31 @@ impl Executor {
     }
 }
 
+/// The ids of this runbook's runs in `mode`, newest first, from the journal's run starts
+/// (`Journal::run_starts`, one record per run): which run to read, not what a run says.
+fn runs_of<'a>(
+    starts: &'a [Record],
+    plan: &'a Plan,
+    mode: RunMode,
+) -> impl Iterator<Item = &'a str> + 'a {
+    starts.iter().rev().filter_map(move |r| match &r.event {
+        Event::RunStarted {
+            run_id,
+            mode: m,
+            runbook_name,
+            ..
+        } if *m == mode && *runbook_name == plan.rb.runbook.name => Some(run_id.as_str()),
+        _ => None,
+    })
+}
+
 /// The journal of the newest `run` (not rehearsal) of this runbook, if any.
 pub async fn latest_run(journal: &Journal, plan: &Plan) -> Result<Option<Vec<Record>>> {
     let starts = journal.run_starts().await?;
-    let Some(run_id) = starts.iter().rev().find_map(|r| match &r.event {
-        Event::RunStarted {
-            run_id,
-            mode: RunMode::Run,
-            runbook_name,
-            ..
-        } if *runbook_name == plan.rb.runbook.name => Some(run_id.clone()),
-        _ => None,
-    }) else {
+    let Some(run_id) = runs_of(&starts, plan, RunMode::Run).next() else {
         return Ok(None);
     };
-    Ok(Some(journal.run_records(&run_id).await?))
+    Ok(Some(journal.run_records(run_id).await?))
 }
 
 /// How a run's journal ends, for deciding what `run` and `rollback` may do with it.
