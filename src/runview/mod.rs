@@ -233,6 +233,15 @@ pub struct FreezeInfo {
     pub applied: bool,
 }
 
+/// Production closed to its users, as journaled: who could use it before (what reopening
+/// gives back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedInfo {
+    pub env: String,
+    pub acl: String,
+    pub held: BTreeMap<String, String>,
+}
+
 /// Rows of one entity in one phase that committed batches hold: where a resumed pipeline
 /// continues.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -322,6 +331,25 @@ pub struct RunView {
     pub freeze_plans: BTreeMap<String, FreezeInfo>,
     /// Environments whose freeze was applied.
     pub frozen_envs: BTreeSet<String>,
+    /// Every freeze planned or applied, in journal order.
+    pub freezes: Vec<FreezeInfo>,
+    /// Environments whose freeze was held after a NO-GO and not reopened since.
+    pub freezes_held: BTreeSet<String>,
+    /// Every closing of production to its users, in journal order.
+    pub closures: Vec<ClosedInfo>,
+    /// A backup step has started (production is closed to its users from there on).
+    pub backup_started: bool,
+    /// A load step has started.
+    pub load_started: bool,
+    /// `Some` once a validate finished; `Some(true)` once a gate decided GO after it.
+    pub go_after_validate: Option<bool>,
+    /// The validate step that started last (see `last_validate_seq`).
+    pub last_validate_step: Option<String>,
+    /// That validate's checks, as journaled: what an approver signs (see [`RunView::evidence`]).
+    pub validate_checks: Vec<crate::signoff::evidence::JournaledCheck>,
+    /// Sign-off records (recorded and refused, any gate) since the last validate started,
+    /// or since the run began: what the gate policy counts.
+    pub sign_records_since_validate: Vec<Record>,
     /// Environments backed up.
     pub backed_up: BTreeSet<String>,
     /// Steps whose shell command exited 0.
@@ -462,11 +490,16 @@ impl RunView {
                     .collect();
             }
             Event::StepStarted { step } => {
-                if self
-                    .step(step)
-                    .is_some_and(|s| s.kind == StepKind::Validate)
-                {
-                    self.last_validate_seq = Some(rec.seq);
+                match self.step(step).map(|s| s.kind) {
+                    Some(StepKind::Validate) => {
+                        self.last_validate_seq = Some(rec.seq);
+                        self.last_validate_step = Some(step.clone());
+                        self.validate_checks.clear();
+                        self.sign_records_since_validate.clear();
+                    }
+                    Some(StepKind::Backup) => self.backup_started = true,
+                    Some(StepKind::Load) => self.load_started = true,
+                    _ => {}
                 }
                 if let Some(s) = self.step_mut(step) {
                     s.state = StepState::Running;
@@ -490,6 +523,12 @@ impl RunView {
                 message,
                 duration_ms,
             } => {
+                if self
+                    .step(step)
+                    .is_some_and(|s| s.kind == StepKind::Validate)
+                {
+                    self.go_after_validate = Some(false);
+                }
                 if let Some(s) = self.step_mut(step) {
                     s.state = (*status).into();
                     s.duration_ms = Some(*duration_ms);
@@ -594,6 +633,14 @@ impl RunView {
                 );
             }
             Event::CheckRecorded { step, result } => {
+                if self.last_validate_step.as_ref() == Some(step) {
+                    self.validate_checks
+                        .push(crate::signoff::evidence::JournaledCheck {
+                            seq: rec.seq,
+                            hash: rec.hash.clone(),
+                            result: result.clone(),
+                        });
+                }
                 self.checks.push(CheckRow {
                     step: step.clone(),
                     result: result.clone(),
@@ -658,6 +705,7 @@ impl RunView {
                     comment: comment.clone(),
                     overrides: *overrides,
                 };
+                self.sign_records_since_validate.push(rec.clone());
                 // The open gate's own list; a sign-off for another gate is only kept below.
                 if let Some(g) = self.gates.last_mut().filter(|g| g.gate == *gate) {
                     g.signoffs.push(row.clone());
@@ -673,11 +721,17 @@ impl RunView {
                 });
             }
             Event::SignOffRefused { gate, .. } => {
+                self.sign_records_since_validate.push(rec.clone());
                 if let Some(g) = self.gates.last_mut().filter(|g| g.gate == *gate) {
                     g.sign_records.push(rec.clone());
                 }
             }
             Event::GateDecided { gate, decision } => {
+                if *decision == Decision::Go
+                    && let Some(go) = &mut self.go_after_validate
+                {
+                    *go = true;
+                }
                 if let Some(g) = self.gates.iter_mut().rev().find(|g| g.gate == *gate) {
                     g.decided = Some(*decision);
                 }
@@ -719,6 +773,7 @@ impl RunView {
                     applied: false,
                 };
                 self.freeze_plans.insert(env.clone(), f.clone());
+                self.freezes.push(f.clone());
                 self.freeze = Some(f);
             }
             Event::FreezeApplied {
@@ -735,6 +790,7 @@ impl RunView {
                     applied: true,
                 };
                 self.frozen_envs.insert(env.clone());
+                self.freezes.push(f.clone());
                 self.freeze = Some(f.clone());
                 self.freeze_applied = Some(f);
             }
@@ -800,10 +856,23 @@ impl RunView {
                 });
                 self.finished_at = Some(rec.ts.clone());
             }
+            Event::ProductionClosed { env, acl, held } => self.closures.push(ClosedInfo {
+                env: env.clone(),
+                acl: acl.clone(),
+                held: held.clone(),
+            }),
+            Event::FreezeHeld { env, .. } => {
+                self.freezes_held.insert(env.clone());
+            }
+            Event::EnvReopened {
+                env,
+                production: false,
+                ..
+            } => {
+                self.freezes_held.remove(env);
+            }
             Event::CommandRan { .. }
-            | Event::ProductionClosed { .. }
             | Event::EnvReopened { .. }
-            | Event::FreezeHeld { .. }
             | Event::RetryScheduled { .. }
             | Event::ForecastBasis { .. }
             | Event::NotificationDelivered { .. }
@@ -833,6 +902,31 @@ impl RunView {
             .as_ref()
             .filter(|r| r.finished.is_none())
             .map(|r| r.reason.as_str())
+    }
+
+    /// What an approver signs now: the checks of the last validate, as journaled; the same
+    /// as [`crate::signoff::evidence::of`] over the run's records.
+    pub fn evidence(&self) -> crate::signoff::evidence::Evidence {
+        crate::signoff::evidence::Evidence {
+            run_id: self.run_id.clone().unwrap_or_default(),
+            validate_step: self.last_validate_step.clone(),
+            validate_seq: self.last_validate_seq,
+            checks: self.validate_checks.clone(),
+        }
+    }
+
+    /// The last closing of production journaled for `env`.
+    pub fn closed(&self, env: &str) -> Option<&ClosedInfo> {
+        self.closures.iter().rfind(|c| c.env == env)
+    }
+
+    /// The freeze of `env` held after a NO-GO and not reopened since: the last one planned
+    /// or applied.
+    pub fn held_freeze(&self, env: &str) -> Option<&FreezeInfo> {
+        if !self.freezes_held.contains(env) {
+            return None;
+        }
+        self.freezes.iter().rfind(|f| f.env == env)
     }
 
     /// The outcome so far: `None` while the run has not finished.

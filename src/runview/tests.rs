@@ -304,3 +304,236 @@ fn skips_and_window_warnings_are_kept_in_journal_order_with_their_times() {
     assert!(v.window_exceeded);
     assert!(v.window_exceeded_at.is_some());
 }
+
+/// A run through its gate and into the load, then validated again (the evidence changes)
+/// with sign-offs before and after, every record with its own hash.
+fn run_validated_twice() -> Vec<Record> {
+    let mut all = crate::app::fixtures::records_mid_load();
+    let sign = |name: &str, decision| Event::SignOffRecorded {
+        gate: GATE.into(),
+        name: name.into(),
+        role: "finance".into(),
+        decision,
+        comment: "c".into(),
+        evidence_sha256: "ef".repeat(32),
+        overrides: false,
+        signature: None,
+    };
+    let more = vec![
+        Event::StepFinished {
+            step: "load".into(),
+            status: StepStatus::Passed,
+            message: "m".into(),
+            duration_ms: 1,
+        },
+        Event::StepStarted {
+            step: "validate".into(),
+        },
+        Event::CheckRecorded {
+            step: "verify".into(),
+            result: all
+                .iter()
+                .find_map(|r| match &r.event {
+                    Event::CheckRecorded { result, .. } => Some(result.clone()),
+                    _ => None,
+                })
+                .expect("the fixture holds checks"),
+        },
+        Event::CheckRecorded {
+            step: "validate".into(),
+            result: all
+                .iter()
+                .find_map(|r| match &r.event {
+                    Event::CheckRecorded { result, .. } => Some(result.clone()),
+                    _ => None,
+                })
+                .expect("the fixture holds checks"),
+        },
+        sign("finance-controller", Decision::Go),
+        Event::StepFinished {
+            step: "validate".into(),
+            status: StepStatus::Passed,
+            message: "m".into(),
+            duration_ms: 1,
+        },
+        Event::SignOffRefused {
+            gate: GATE.into(),
+            name: "finance-controller".into(),
+            role: "finance".into(),
+            decision: Decision::Go,
+            comment: "again".into(),
+            evidence_sha256: "ef".repeat(32),
+            reason: "already signed".into(),
+        },
+        sign("application-owner", Decision::NoGo),
+        Event::GateDecided {
+            gate: GATE.into(),
+            decision: Decision::NoGo,
+        },
+    ];
+    let mut seq = all.last().map_or(0, |r| r.seq);
+    for e in more {
+        seq += 1;
+        all.push(rec(seq, "19:30:00", e));
+    }
+    for r in &mut all {
+        r.hash = format!("h{}", r.seq);
+    }
+    all
+}
+
+#[test]
+fn resume_and_gate_reads_agree_with_the_journal_at_every_record() {
+    use crate::signoff::evidence;
+    let records = run_validated_twice();
+    let is_validate = |s: &str| s == "validate";
+    for n in 0..=records.len() {
+        let prefix = &records[..n];
+        let v = RunView::of(prefix);
+        // What an approver signs: the same as signoff::evidence over the records.
+        let want = evidence::of(prefix);
+        let got = v.evidence();
+        assert_eq!(
+            (&got.validate_step, got.validate_seq, &got.checks),
+            (&want.validate_step, want.validate_seq, &want.checks),
+            "after {n} records"
+        );
+        assert_eq!(got.sha256(), want.sha256(), "after {n} records");
+        // What the gate policy counts: the sign-off records since the last validate began.
+        let since = evidence::last_validate(prefix).unwrap_or(0);
+        let signs: Vec<i64> = prefix[since..]
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.event,
+                    Event::SignOffRecorded { .. } | Event::SignOffRefused { .. }
+                )
+            })
+            .map(|r| r.seq)
+            .collect();
+        let seqs: Vec<i64> = v
+            .sign_records_since_validate
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(seqs, signs, "after {n} records");
+        // The load's guard: a GO after the last validate finished.
+        let go = prefix
+            .iter()
+            .rposition(
+                |r| matches!(&r.event, Event::StepFinished { step, .. } if is_validate(step)),
+            )
+            .is_some_and(|i| {
+                prefix[i..].iter().any(|r| {
+                    matches!(
+                        r.event,
+                        Event::GateDecided {
+                            decision: Decision::Go,
+                            ..
+                        }
+                    )
+                })
+            });
+        assert_eq!(v.go_after_validate == Some(true), go, "after {n} records");
+        let load = prefix
+            .iter()
+            .any(|r| matches!(&r.event, Event::StepStarted { step } if step == "load"));
+        assert_eq!(v.load_started, load, "after {n} records");
+        let backup = prefix
+            .iter()
+            .any(|r| matches!(&r.event, Event::StepStarted { step } if step == "backup"));
+        assert_eq!(v.backup_started, backup, "after {n} records");
+    }
+    // The run passes through each of those states.
+    let views: Vec<RunView> = (0..=records.len())
+        .map(|n| RunView::of(&records[..n]))
+        .collect();
+    assert!(views.iter().any(|v| v.go_after_validate == Some(true)));
+    assert!(views.iter().any(|v| v.go_after_validate == Some(false)));
+    assert!(
+        views
+            .iter()
+            .any(|v| v.sign_records_since_validate.len() >= 2)
+    );
+    assert!(views.iter().any(|v| v.validate_checks.len() >= 2));
+}
+
+#[test]
+fn a_held_freeze_lasts_until_the_legacy_is_reopened_and_closings_are_per_environment() {
+    let planned = |env: &str, method: &str| Event::FreezePlanned {
+        env: env.into(),
+        method: method.into(),
+        revoked: BTreeMap::from([("app".to_string(), "INSERT".to_string())]),
+    };
+    let held = |env: &str| Event::FreezeHeld {
+        env: env.into(),
+        reason: "fix data".into(),
+    };
+    let reopened = |env: &str, production| Event::EnvReopened {
+        env: env.into(),
+        production,
+        message: "m".into(),
+    };
+    // (records after the start, the method of the freeze of `legacy` still held)
+    let cases: Vec<(Vec<Event>, Option<&str>)> = vec![
+        (vec![], None),
+        (vec![planned("legacy", "a")], None),
+        (vec![planned("legacy", "a"), held("legacy")], Some("a")),
+        (
+            vec![
+                planned("legacy", "a"),
+                planned("legacy", "b"),
+                held("legacy"),
+            ],
+            Some("b"),
+        ),
+        (
+            vec![
+                planned("legacy", "a"),
+                held("legacy"),
+                planned("other", "c"),
+            ],
+            Some("a"),
+        ),
+        (
+            vec![
+                planned("legacy", "a"),
+                held("legacy"),
+                reopened("legacy", false),
+            ],
+            None,
+        ),
+        // Production reopened: the legacy stays held.
+        (
+            vec![
+                planned("legacy", "a"),
+                held("legacy"),
+                reopened("legacy", true),
+            ],
+            Some("a"),
+        ),
+        (vec![held("legacy")], None),
+    ];
+    for (events, want) in cases {
+        let v = view_of(events.clone());
+        assert_eq!(
+            v.held_freeze("legacy").map(|f| f.method.as_str()),
+            want,
+            "{events:?}"
+        );
+    }
+    let closed = |env: &str, acl: &str| Event::ProductionClosed {
+        env: env.into(),
+        acl: acl.into(),
+        held: BTreeMap::new(),
+    };
+    let v = view_of(vec![
+        closed("production", "a"),
+        closed("odoo", "b"),
+        closed("production", "c"),
+    ]);
+    assert_eq!(v.closed("production").map(|c| c.acl.as_str()), Some("c"));
+    assert_eq!(v.closed("odoo").map(|c| c.acl.as_str()), Some("b"));
+    assert_eq!(v.closed("staging"), None);
+    assert_eq!(v.closures.last().map(|c| c.acl.as_str()), Some("c"));
+}

@@ -6,6 +6,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::io::AsyncReadExt;
 
+use super::{Executor, StepDone, Stop, done};
+use crate::journal::events::{Event, StepStatus};
+use crate::runbook::lint::parse_duration;
+
 /// Output kept per command: the tail, where errors are.
 pub const KEEP_BYTES: usize = 16 * 1024;
 
@@ -87,6 +91,53 @@ async fn tail<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> String {
         keep.drain(..keep.len() - KEEP_BYTES / 2);
     }
     String::from_utf8_lossy(&keep).into_owned()
+}
+
+impl Executor {
+    pub(super) async fn command(
+        &mut self,
+        step: &crate::runbook::format::Step,
+    ) -> Result<StepDone, Stop> {
+        let cmd = step.run.clone().context("command step without run")?;
+        if self.prior_view.commands_ok.contains(&step.id) {
+            return done(
+                StepStatus::Passed,
+                format!("`{cmd}` succeeded before the interruption"),
+            );
+        }
+        let timeout = step
+            .timeout
+            .as_deref()
+            .and_then(parse_duration)
+            .unwrap_or(std::time::Duration::from_secs(600));
+        let env = [
+            ("CUTOVER_RUN_ID", self.run_id.clone()),
+            ("CUTOVER_RUN_DIR", self.run_dir.display().to_string()),
+            ("CUTOVER_STEP", step.id.clone()),
+        ];
+        let r = run(&cmd, timeout, &env).await?;
+        self.emit(Event::CommandRan {
+            step: step.id.clone(),
+            command: cmd.clone(),
+            exit_code: r.exit_code,
+            timed_out: r.timed_out,
+            output: r.output.clone(),
+        })
+        .await?;
+        let last = r.output.lines().last().unwrap_or("").to_string();
+        match (r.exit_code, r.timed_out) {
+            (Some(0), _) => done(StepStatus::Passed, format!("`{cmd}` exited 0; {last}")),
+            (_, true) => Err(Stop::Failed(anyhow::anyhow!(
+                "`{cmd}` was still running after {}s and was killed; raise the step's timeout or fix the command",
+                timeout.as_secs()
+            ))),
+            (code, _) => Err(Stop::Failed(anyhow::anyhow!(
+                "`{cmd}` failed with exit code {}: {last}",
+                code.map(|c| c.to_string())
+                    .unwrap_or_else(|| "none (signal)".into())
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]

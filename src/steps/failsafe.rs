@@ -14,8 +14,9 @@ use anyhow::{Context, Result};
 
 use super::{Executor, exit, explain};
 use crate::db::admin::{self, Freeze, Privileges};
-use crate::journal::events::{Event, Outcome, Record, RunMode};
+use crate::journal::events::{Event, Outcome, RunMode};
 use crate::runbook::ResolvedEnv;
+use crate::runview::RunView;
 
 /// Whether a stop with this outcome and exit code ends the run for good (as opposed to an
 /// interruption or a wait that `cutover run` resumes).
@@ -35,12 +36,9 @@ impl Executor {
         if super::odoo::is_odoo(e) {
             return self.close_odoo(env, e).await;
         }
-        let journaled = self.prior.iter().rev().find_map(|r| match &r.event {
-            Event::ProductionClosed { env: x, acl, held } if x == env => Some(Privileges {
-                acl: acl.clone(),
-                held: held.clone(),
-            }),
-            _ => None,
+        let journaled = self.prior_view.closed(env).map(|c| Privileges {
+            acl: c.acl.clone(),
+            held: c.held.clone(),
         });
         let before = match journaled {
             Some(p) => p,
@@ -80,12 +78,9 @@ impl Executor {
     /// Odoo: archive the app users, after journaling who was active (a resumed run keeps
     /// the journaled list: read again, everyone would look archived).
     async fn close_odoo(&mut self, env: &str, e: &ResolvedEnv) -> Result<String> {
-        let journaled = self.prior.iter().rev().find_map(|r| match &r.event {
-            Event::ProductionClosed { env: x, acl, held } if x == env => Some(Privileges {
-                acl: acl.clone(),
-                held: held.clone(),
-            }),
-            _ => None,
+        let journaled = self.prior_view.closed(env).map(|c| Privileges {
+            acl: c.acl.clone(),
+            held: c.held.clone(),
         });
         if let Some(p) = journaled {
             let msg = format!("closed before the interruption: {}", p.acl);
@@ -106,27 +101,6 @@ impl Executor {
         Ok(msg)
     }
 
-    /// Read back what the journal of an adopted run says was closed.
-    pub(super) fn adopt_closed(&mut self, records: &[Record]) {
-        for r in records {
-            match &r.event {
-                Event::ProductionClosed { acl, held, .. } => {
-                    self.prod_closed = true;
-                    self.closed = Some(Privileges {
-                        acl: acl.clone(),
-                        held: held.clone(),
-                    });
-                }
-                Event::StepStarted { step }
-                    if self.step_kind(step) == Some(crate::runbook::format::StepKind::Backup) =>
-                {
-                    self.prod_closed = true;
-                }
-                _ => {}
-            }
-        }
-    }
-
     /// `cutover run --fresh` abandons this (adopted) run: its rollback plan runs first, so
     /// a production it closed and a legacy it froze are given back before the new run
     /// closes and freezes them again (a second freeze would record nothing to give back).
@@ -141,50 +115,17 @@ impl Executor {
     /// the legacy is still frozen by it: this run carries it over (what to give back).
     pub(super) async fn held_freeze(&self, env: &str) -> Result<Option<(String, Freeze)>> {
         let starts = self.journal.run_starts().await?;
-        let Some(prev) = starts.iter().rev().find_map(|r| match &r.event {
-            Event::RunStarted {
-                run_id,
-                mode: RunMode::Run,
-                runbook_name,
-                ..
-            } if *runbook_name == self.plan.rb.runbook.name && *run_id != self.run_id => {
-                Some(run_id.clone())
-            }
-            _ => None,
-        }) else {
+        let Some(prev) =
+            super::runs_of(&starts, &self.plan, RunMode::Run).find(|id| *id != self.run_id)
+        else {
             return Ok(None);
         };
-        let recs = self.journal.run_records(&prev).await?;
-        let mut freeze = None;
-        let mut held = false;
-        for r in &recs {
-            match &r.event {
-                Event::FreezePlanned {
-                    env: x,
-                    method,
-                    revoked,
-                }
-                | Event::FreezeApplied {
-                    env: x,
-                    method,
-                    revoked,
-                    ..
-                } if x == env => {
-                    freeze = Some(Freeze {
-                        method: method.clone(),
-                        revoked: revoked.clone(),
-                    });
-                }
-                Event::FreezeHeld { env: x, .. } if x == env => held = true,
-                Event::EnvReopened {
-                    env: x,
-                    production: false,
-                    ..
-                } if x == env => held = false,
-                _ => {}
-            }
-        }
-        Ok(freeze.filter(|_| held).map(|f| (prev, f)))
+        let recs = self.journal.run_records(prev).await?;
+        let held = RunView::of(&recs).held_freeze(env).map(|f| Freeze {
+            method: f.method.clone(),
+            revoked: f.revoked.clone(),
+        });
+        Ok(held.map(|f| (prev.to_string(), f)))
     }
 
     /// The run ends before the production load: the rollback plan puts production and the
@@ -339,5 +280,40 @@ impl Executor {
             anyhow::bail!("{}{done}", failed.join("; "));
         }
         Ok(notes.join("; "))
+    }
+}
+
+impl Executor {
+    /// Restore production from this run's backup and verify it matches the pre-cutover snapshot.
+    pub(super) async fn rollback(&mut self, reason: &str) -> (Outcome, i32, String) {
+        let _ = self
+            .emit(Event::RollbackStarted {
+                reason: reason.into(),
+            })
+            .await;
+        let res = self.do_rollback(None).await;
+        let (ok, message) = match &res {
+            Ok(m) => (true, m.clone()),
+            Err(e) => (false, format!("rollback FAILED: {}", explain(e))),
+        };
+        let _ = self
+            .emit(Event::RollbackFinished {
+                ok,
+                message: message.clone(),
+            })
+            .await;
+        if ok {
+            (
+                Outcome::RolledBack,
+                exit::ROLLED_BACK,
+                format!("{reason}; rolled back: {message}"),
+            )
+        } else {
+            (
+                Outcome::Failed,
+                exit::FAILURE,
+                format!("{reason}; {message}"),
+            )
+        }
     }
 }
