@@ -24,28 +24,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// One entity, every step of a cutover, and the target's DDL for SQLite and PostgreSQL.
-const RUNBOOK: &str = r#"[runbook]
-name = "bad input"
-
-[vars]
-extract_dir = "extract"
-legacy_url = ""
-staging_url = "sqlite://staging.db"
-production_url = "sqlite://production.db"
-backup_dir = "backups"
-
-[environments.legacy]
-url = "${legacy_url}"
-
-[environments.staging]
-url = "${staging_url}"
-reset = true
-
-[environments.production]
-url = "${production_url}"
-production = true
-
-[entities.customers]
+/// The entity this suite feeds through the whole run, and its target table.
+const ENTITY: &str = r#"[entities.customers]
 source = { file = "customers.csv", table = "customers" }
 columns = ["id", "name", "amount", "created"]
 key = "id"
@@ -63,72 +43,16 @@ name = "name"
 amount = "amount"
 created = "created"
 
-[[checks]]
-kind = "counts"
-
-[gates.go]
-title = "Go / no-go"
-quorum = 1
-roles = ["lead"]
-approvers = [{ name = "Lead", role = "lead" }]
-
-[[steps]]
-id = "backup"
-kind = "backup"
-env = "production"
-
-[[steps]]
-id = "freeze"
-kind = "freeze"
-env = "legacy"
-
-[[steps]]
-id = "extract"
-kind = "extract"
-env = "legacy"
-
-[[steps]]
-id = "dry_run"
-kind = "dry_run"
-env = "staging"
-
-[[steps]]
-id = "validate"
-kind = "validate"
-env = "staging"
-
-[[steps]]
-id = "sign_off"
-kind = "sign_off"
-gate = "go"
-
-[[steps]]
-id = "load"
-kind = "load"
-env = "production"
-
-[[steps]]
-id = "verify"
-kind = "verify"
-env = "production"
-
-[[steps]]
-id = "unfreeze"
-kind = "unfreeze"
-env = "production"
-
-[rollback]
-restore_backup = true
-reopen_legacy = true
-
-[schema]
-sqlite = """
-CREATE TABLE partner (id INTEGER PRIMARY KEY, ref TEXT NOT NULL UNIQUE, name TEXT NOT NULL, amount TEXT, created TEXT);
-"""
-postgres = """
-CREATE TABLE partner (id serial PRIMARY KEY, ref text NOT NULL UNIQUE, name text NOT NULL, amount numeric(14,2), created date);
-"""
 "#;
+
+static RUNBOOK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    common::one_entity::runbook(
+        "bad input",
+        ENTITY,
+        r#"CREATE TABLE partner (id INTEGER PRIMARY KEY, ref TEXT NOT NULL UNIQUE, name TEXT NOT NULL, amount TEXT, created TEXT);"#,
+        r#"CREATE TABLE partner (id serial PRIMARY KEY, ref text NOT NULL UNIQUE, name text NOT NULL, amount numeric(14,2), created date);"#,
+    )
+});
 
 const HEADER: &[u8] = b"id,name,amount,created\n";
 
@@ -141,6 +65,7 @@ fn runbook_with(from: &str, to: &str) -> String {
 /// The target's SQLite DDL, as the runbook writes it.
 fn sqlite_ddl() -> &'static str {
     RUNBOOK
+        .as_str()
         .split("sqlite = \"\"\"")
         .nth(1)
         .and_then(|s| s.split("\"\"\"").next())
@@ -207,7 +132,7 @@ fn rehearse(customers_csv: &[u8]) -> Rehearsal {
 }
 
 fn rehearse_with(customers_csv: &[u8], args: &[&str]) -> Rehearsal {
-    let case = Case::new(RUNBOOK, customers_csv);
+    let case = Case::new(&RUNBOOK, customers_csv);
     let out = case.run("rehearse", args);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     Rehearsal {
@@ -296,7 +221,7 @@ fn rejected_between_good_rows(bad: &[u8], rule: &str, field: &str, says: &[&str]
 /// finding names the runbook's `columns` key, the file, and says each of `says`, and
 /// nothing reaches staging.
 fn extract_refused(customers_csv: &[u8], says: &[&str]) -> String {
-    let case = Case::new(RUNBOOK, customers_csv);
+    let case = Case::new(&RUNBOOK, customers_csv);
     let out = case.run("rehearse", &[]);
     let err = stderr(&out);
     assert_eq!(code(&out), 10, "{err}");
@@ -563,7 +488,7 @@ fn runbook_invalid_regular_expression() {
 
 #[test]
 fn extract_file_missing() {
-    let case = Case::new(RUNBOOK, HEADER);
+    let case = Case::new(&RUNBOOK, HEADER);
     std::fs::remove_file(case.s.path("extract/customers.csv")).unwrap();
     let out = case.run("rehearse", &[]);
     let err = stderr(&out);
@@ -883,7 +808,7 @@ fn duplicate_key() {
 /// A rehearsal into `staging_url` that cannot connect: its preflight refuses it (exit 10),
 /// fast, and the finding names the environment's url key, the server and why.
 fn unreachable_staging(url: &str) {
-    let case = Case::new(RUNBOOK, &around(b"2,Bo,1.00,2024-01-05"));
+    let case = Case::new(&RUNBOOK, &around(b"2,Bo,1.00,2024-01-05"));
     let t0 = std::time::Instant::now();
     let out = case.run("rehearse", &["--var", &format!("staging_url={url}")]);
     let err = stderr(&out);
@@ -914,7 +839,7 @@ fn unreachable_mariadb_server() {
 
 #[test]
 fn backup_folder_under_a_regular_file() {
-    let case = Case::new(RUNBOOK, &around(b"2,Bo,1.00,2024-01-05"));
+    let case = Case::new(&RUNBOOK, &around(b"2,Bo,1.00,2024-01-05"));
     std::fs::write(case.s.path("file.txt"), "not a folder").unwrap();
     let backup = case.s.path("file.txt/sub").display().to_string();
     let out = case.run(
@@ -960,8 +885,8 @@ fn disk_full_while_writing_rejects() {
             Ok(())
         }
     }
-    let case = Case::new(RUNBOOK, &around(b"2,Bo,1.234,56,2024-01-05"));
-    let plan = cutover::runbook::load_str(&case.rb, RUNBOOK, &[]).unwrap();
+    let case = Case::new(&RUNBOOK, &around(b"2,Bo,1.234,56,2024-01-05"));
+    let plan = cutover::runbook::load_str(&case.rb, &RUNBOOK, &[]).unwrap();
     sqlite(&case.s.path("staging.db"), sqlite_ddl());
     let rules = cutover::engine::rules::Compiled::new(
         "customers",
@@ -1058,7 +983,7 @@ fn failing_step_after_the_production_load_rolls_back() {
 #[test]
 fn runbook_batch_size_zero() {
     check_text_refuses(
-        format!("{RUNBOOK}\n[settings]\nbatch_size = 0\n").as_bytes(),
+        format!("{}\n[settings]\nbatch_size = 0\n", *RUNBOOK).as_bytes(),
         &[],
         "batch_size = 0",
         "settings.batch_size",
@@ -1101,7 +1026,7 @@ fn runbook_password_env_names_an_unset_variable() {
 fn a_password_in_the_journal_url_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let rb = dir.path().join("rb.toml");
-    std::fs::write(&rb, RUNBOOK).unwrap();
+    std::fs::write(&rb, &*RUNBOOK).unwrap();
     let verbs: [&[&str]; 3] = [&["rehearse"], &["run"], &["summary"]];
     for url in [
         "postgres://postgres:hunter2@127.0.0.1:5432/journal",

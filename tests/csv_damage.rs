@@ -20,28 +20,8 @@ use common::*;
 use std::path::PathBuf;
 use std::process::Output;
 
-const RUNBOOK: &str = r#"[runbook]
-name = "csv damage"
-
-[vars]
-extract_dir = "extract"
-legacy_url = ""
-staging_url = "sqlite://staging.db"
-production_url = "sqlite://production.db"
-backup_dir = "backups"
-
-[environments.legacy]
-url = "${legacy_url}"
-
-[environments.staging]
-url = "${staging_url}"
-reset = true
-
-[environments.production]
-url = "${production_url}"
-production = true
-
-[entities.drivers]
+/// The entity this suite feeds through the whole run, and its target table.
+const ENTITY: &str = r#"[entities.drivers]
 source = { file = "drivers.csv", table = "drivers"SOURCE_OPTIONS }
 columns = ["id", "name", "city", "note"]
 key = "id"
@@ -58,72 +38,16 @@ name = "name"
 city = "city"
 note = "note"
 
-[[checks]]
-kind = "counts"
-
-[gates.go]
-title = "Go / no-go"
-quorum = 1
-roles = ["lead"]
-approvers = [{ name = "Lead", role = "lead" }]
-
-[[steps]]
-id = "backup"
-kind = "backup"
-env = "production"
-
-[[steps]]
-id = "freeze"
-kind = "freeze"
-env = "legacy"
-
-[[steps]]
-id = "extract"
-kind = "extract"
-env = "legacy"
-
-[[steps]]
-id = "dry_run"
-kind = "dry_run"
-env = "staging"
-
-[[steps]]
-id = "validate"
-kind = "validate"
-env = "staging"
-
-[[steps]]
-id = "sign_off"
-kind = "sign_off"
-gate = "go"
-
-[[steps]]
-id = "load"
-kind = "load"
-env = "production"
-
-[[steps]]
-id = "verify"
-kind = "verify"
-env = "production"
-
-[[steps]]
-id = "unfreeze"
-kind = "unfreeze"
-env = "production"
-
-[rollback]
-restore_backup = true
-reopen_legacy = true
-
-[schema]
-sqlite = """
-CREATE TABLE driver (id INTEGER PRIMARY KEY, ref TEXT NOT NULL UNIQUE, name TEXT NOT NULL, city TEXT, note TEXT);
-"""
-postgres = """
-CREATE TABLE driver (id serial PRIMARY KEY, ref text NOT NULL UNIQUE, name text NOT NULL, city text, note text);
-"""
 "#;
+
+static RUNBOOK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    common::one_entity::runbook(
+        "csv damage",
+        ENTITY,
+        r#"CREATE TABLE driver (id INTEGER PRIMARY KEY, ref TEXT NOT NULL UNIQUE, name TEXT NOT NULL, city TEXT, note TEXT);"#,
+        r#"CREATE TABLE driver (id serial PRIMARY KEY, ref text NOT NULL UNIQUE, name text NOT NULL, city text, note text);"#,
+    )
+});
 
 fn runbook(options: &str) -> String {
     RUNBOOK.replace("SOURCE_OPTIONS", options)

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod one_entity;
 pub mod tmux;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cutover");
