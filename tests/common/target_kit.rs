@@ -48,7 +48,7 @@ pub fn row(k: &str, label: Option<&str>, amount: &str, cur: Option<&str>) -> Vec
 
 async fn write(t: &dyn Target, rows: &[Vec<SqlValue>]) -> Result<WriteOutcome, TargetError> {
     let refs: Vec<&[SqlValue]> = rows.iter().map(|r| r.as_slice()).collect();
-    t.write_batch(&spec(), &refs).await
+    t.write_batch(&spec(), &refs, true).await
 }
 
 fn dec(s: &str) -> Decimal {
@@ -247,5 +247,5 @@ async fn write_to_missing(t: &dyn Target) -> Result<WriteOutcome, TargetError> {
     let mut spec = spec();
     spec.table = "conf_no_such_table".into();
     let r = row("X", Some("x"), "1.00", None);
-    t.write_batch(&spec, &[&r]).await
+    t.write_batch(&spec, &[&r], true).await
 }

@@ -416,10 +416,13 @@ impl Target for OdooTarget {
         )))
     }
 
+    /// Always an upsert by external id (`load` creates or updates): `may_conflict` changes
+    /// nothing for Odoo.
     async fn write_batch(
         &self,
         spec: &TableSpec,
         rows: &[&[SqlValue]],
+        _may_conflict: bool,
     ) -> Result<WriteOutcome, TargetError> {
         let model = spec.table.as_str();
         let key = spec.columns.iter().position(|c| *c == spec.key);
