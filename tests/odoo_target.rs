@@ -139,7 +139,10 @@ async fn a_batch_of_1000_with_3_bad_rows_loads_997_and_refuses_those_3() {
         let odoo = standin(via, &["odoo"]);
         let t = open(&odoo, via, "odoo", quick());
         let rows = partners(1000, &[17, 500, 999], &[], "example.com");
-        let out = t.write_batch(&partner_spec(), &refs(&rows), true).await.unwrap();
+        let out = t
+            .write_batch(&partner_spec(), &refs(&rows), true)
+            .await
+            .unwrap();
         assert_eq!(out.loaded, 997, "{via:?}");
         let refused: Vec<usize> = out.refused.iter().map(|(i, _)| *i).collect();
         assert_eq!(refused, vec![17, 500, 999], "{via:?}");
@@ -197,7 +200,10 @@ async fn thirty_bad_rows_past_odoos_10_error_cap_are_each_refused() {
         );
         assert_eq!(raw["ids"], false, "{via:?}");
         odoo.reset_calls();
-        let out = t.write_batch(&partner_spec(), &refs(&rows), true).await.unwrap();
+        let out = t
+            .write_batch(&partner_spec(), &refs(&rows), true)
+            .await
+            .unwrap();
         assert_eq!(out.loaded, 970, "{via:?}");
         let got: BTreeMap<usize, &str> =
             out.refused.iter().map(|(i, m)| (*i, m.as_str())).collect();
@@ -332,7 +338,10 @@ async fn faults_that_outlast_the_retries_are_transient_errors() {
             .unwrap_err();
         assert!(err.is_transient(), "{via:?}: {err:#}");
         // The engine's retry then succeeds: the same rows, nothing duplicated.
-        let out = t.write_batch(&partner_spec(), &refs(&rows), true).await.unwrap();
+        let out = t
+            .write_batch(&partner_spec(), &refs(&rows), true)
+            .await
+            .unwrap();
         assert_eq!(out.loaded, 5);
         assert_eq!(run_records(&odoo, "odoo", "res.partner"), 5);
     }
@@ -359,7 +368,9 @@ async fn an_expired_or_wrong_key_stops_with_a_clear_fatal_message() {
         let key = odoo.api_key().to_string();
         let t = open(&odoo, via, "odoo", quick());
         let rows = partners(10, &[], &[], "example.com");
-        t.write_batch(&partner_spec(), &refs(&rows), true).await.unwrap();
+        t.write_batch(&partner_spec(), &refs(&rows), true)
+            .await
+            .unwrap();
         odoo.expire_key(&key);
         let err = t
             .write_batch(&partner_spec(), &refs(&rows), true)
@@ -466,7 +477,10 @@ async fn sums_per_currency_are_exact_to_the_cent_and_a_bad_line_refuses_its_invo
             .await
             .unwrap();
         let (rows, want) = invoices(600, 40, Some(101));
-        let out = t.write_batch(&invoice_spec(), &refs(&rows), true).await.unwrap();
+        let out = t
+            .write_batch(&invoice_spec(), &refs(&rows), true)
+            .await
+            .unwrap();
         // Invoice 101 has 3 rows (101 % 3 == 2): its head and both lines are refused.
         let start = (0..101).map(|i| 1 + i % 3).sum::<usize>();
         let refused: Vec<usize> = out.refused.iter().map(|(i, _)| *i).collect();
@@ -535,7 +549,10 @@ async fn workers_with_group_by_load_what_one_worker_loads() {
             t.write_batch(&partner_spec(), &refs(&customers), true)
                 .await
                 .unwrap();
-            let out = t.write_batch(&invoice_spec(), &refs(&rows), true).await.unwrap();
+            let out = t
+                .write_batch(&invoice_spec(), &refs(&rows), true)
+                .await
+                .unwrap();
             assert_eq!(
                 (out.loaded as usize, out.refused.len()),
                 (rows.len(), 0),
@@ -594,7 +611,9 @@ async fn rollback_by_external_ids_leaves_nothing_and_users_reopen_as_they_were()
             .await
             .unwrap();
         let (rows, _) = invoices(30, 60, None);
-        t.write_batch(&invoice_spec(), &refs(&rows), true).await.unwrap();
+        t.write_batch(&invoice_spec(), &refs(&rows), true)
+            .await
+            .unwrap();
         let prefix = XmlIds::Prefix("tms_".into());
         assert_eq!(
             t.count_by_external_ids("account.move", &prefix)
@@ -761,10 +780,17 @@ async fn the_key_appears_in_no_log_line() {
         let t = open(&odoo, via, "odoo", quick());
         odoo.fail_next(2, Fault::Status(503));
         let rows = partners(20, &[3], &[], "example.com");
-        let out = t.write_batch(&partner_spec(), &refs(&rows), true).await.unwrap();
+        let out = t
+            .write_batch(&partner_spec(), &refs(&rows), true)
+            .await
+            .unwrap();
         assert_eq!(out.loaded, 19);
         odoo.expire_key(&key);
-        assert!(t.write_batch(&partner_spec(), &refs(&rows), true).await.is_err());
+        assert!(
+            t.write_batch(&partner_spec(), &refs(&rows), true)
+                .await
+                .is_err()
+        );
         let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
         assert!(
             text.contains("retrying"),

@@ -844,6 +844,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_direct_write_retried_after_a_transient_fault_upserts() {
+        // The first attempt's commit may have gone through before the connection broke:
+        // the retry must not meet its own rows as duplicates.
+        let t = twin(memory::capabilities());
+        t.fail_next(1, Fault::Transient);
+        let (loaded, bad) = bisect_rows_retrying(
+            &t,
+            &spec(),
+            &rows(10, &[3]),
+            &QUICK,
+            false,
+            &Seen::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!((loaded, bad.len()), (9, 1));
+        let modes = t.write_modes();
+        assert!(!modes[0], "the first attempt is direct: {modes:?}");
+        assert!(
+            modes[1..].iter().all(|m| *m),
+            "retry and its halves: {modes:?}"
+        );
+        // Without a fault every part, halves included, stays direct.
+        let t = twin(memory::capabilities());
+        bisect_rows_retrying(
+            &t,
+            &spec(),
+            &rows(10, &[3]),
+            &QUICK,
+            false,
+            &Seen::default(),
+        )
+        .await
+        .unwrap();
+        assert!(t.write_modes().iter().all(|m| !*m), "{:?}", t.write_modes());
+    }
+
+    #[tokio::test]
     async fn retries_end_after_the_policy_and_fatal_faults_at_once() {
         let t = twin(memory::capabilities());
         t.fail_next(4, Fault::Transient);

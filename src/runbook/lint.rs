@@ -593,16 +593,18 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> (Vec<String
         ));
     }
     if !(1..=MAX_ENTITY_CONCURRENCY).contains(&rb.settings.entity_concurrency) {
-        diags.push(ctx.diag(
-            "settings.entity_concurrency",
-            format!(
-                "entity_concurrency = {} is not between 1 and {MAX_ENTITY_CONCURRENCY}",
-                rb.settings.entity_concurrency
-            ),
-            "entities loaded at once, each with its own rules thread and connection: 1 loads \
+        diags.push(
+            ctx.diag(
+                "settings.entity_concurrency",
+                format!(
+                    "entity_concurrency = {} is not between 1 and {MAX_ENTITY_CONCURRENCY}",
+                    rb.settings.entity_concurrency
+                ),
+                "entities loaded at once, each with its own rules thread and connection: 1 loads \
              them one after another, the default 2 suits a 2-core machine"
-                .into(),
-        ));
+                    .into(),
+            ),
+        );
     }
     for (key, v) in [
         ("settings.retry_delay", Some(&rb.settings.retry_delay)),

@@ -70,7 +70,9 @@ impl Executor {
         // reset staging, a new production table) and that no other entity writes.
         let mut writers: HashMap<&str, usize> = HashMap::new();
         for n in &plan.order {
-            *writers.entry(plan.rb.entities[n].target.table.as_str()).or_default() += 1;
+            *writers
+                .entry(plan.rb.entities[n].target.table.as_str())
+                .or_default() += 1;
         }
         let mut empty_tables: HashSet<String> = HashSet::new();
         for (table, count) in &writers {

@@ -64,6 +64,7 @@ pub fn capabilities() -> Capabilities {
         atomic_batches: true,
         max_batch_rows: None,
         reports_bad_rows: false,
+        direct_writes: true,
         resolves_references: false,
         sql_read_back: false,
         backup: BackupKind::External,

@@ -88,6 +88,10 @@ pub struct Capabilities {
     pub max_batch_rows: Option<usize>,
     /// `write_batch` isolates bad rows itself and reports them in `refused`.
     pub reports_bad_rows: bool,
+    /// `write_batch` with `may_conflict = false` skips the upsert: a key the target holds
+    /// already, or twice in the batch, is refused (see "Direct writes" above). Without it
+    /// the flag is ignored and every write upserts.
+    pub direct_writes: bool,
     /// References to other entities are resolved by the target (external ids), not by
     /// SQL sub-selects.
     pub resolves_references: bool,

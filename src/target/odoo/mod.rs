@@ -57,6 +57,8 @@ pub fn capabilities() -> Capabilities {
         // Records are kept whole and calls sized here: the engine need not split.
         max_batch_rows: None,
         reports_bad_rows: true,
+        // `load` creates or updates by external id: there is no cheaper direct write.
+        direct_writes: false,
         resolves_references: true,
         sql_read_back: false,
         backup: BackupKind::External,

@@ -53,6 +53,7 @@ pub fn capabilities(dialect: Dialect) -> Capabilities {
         atomic_batches: true,
         max_batch_rows: None,
         reports_bad_rows: false,
+        direct_writes: true,
         resolves_references: false,
         sql_read_back: true,
         backup: match dialect {
