@@ -144,7 +144,7 @@ async fn main() {
                 let refs: Vec<&[SqlValue]> = data.iter().map(|r| r.as_slice()).collect();
                 odoo.reset_calls();
                 let start = Instant::now();
-                let out = t.write_batch(&spec, &refs).await.unwrap();
+                let out = t.write_batch(&spec, &refs, true).await.unwrap();
                 let secs = start.elapsed().as_secs_f64();
                 assert_eq!(
                     (out.loaded as usize, out.refused.len()),

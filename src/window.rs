@@ -860,6 +860,7 @@ kind = "extract"
             vars: Default::default(),
             envs: Default::default(),
             order: vec![],
+            deps: Default::default(),
             extract_dir: ".".into(),
             backup_dir: ".".into(),
         }

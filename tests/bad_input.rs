@@ -913,6 +913,7 @@ fn disk_full_while_writing_rejects() {
         fingerprints: vec![],
         expected_rows: 3,
         resume: None,
+        may_conflict: true,
         retry: cutover::engine::retry::RetryPolicy::from_settings(&plan.rb.settings),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -989,6 +990,22 @@ fn runbook_batch_size_zero() {
         "settings.batch_size",
         &["batch_size = 0", "at least one row"],
     );
+}
+
+#[test]
+fn runbook_entity_concurrency_out_of_range() {
+    for n in ["0", "17"] {
+        check_text_refuses(
+            format!("{RUNBOOK}\n[settings]\nentity_concurrency = {n}\n").as_bytes(),
+            &[],
+            "entity_concurrency =",
+            "settings.entity_concurrency",
+            &[
+                &format!("entity_concurrency = {n} is not between 1 and 16"),
+                "one after another",
+            ],
+        );
+    }
 }
 
 #[test]

@@ -139,7 +139,10 @@ async fn a_batch_of_1000_with_3_bad_rows_loads_997_and_refuses_those_3() {
         let odoo = standin(via, &["odoo"]);
         let t = open(&odoo, via, "odoo", quick());
         let rows = partners(1000, &[17, 500, 999], &[], "example.com");
-        let out = t.write_batch(&partner_spec(), &refs(&rows)).await.unwrap();
+        let out = t
+            .write_batch(&partner_spec(), &refs(&rows), true)
+            .await
+            .unwrap();
         assert_eq!(out.loaded, 997, "{via:?}");
         let refused: Vec<usize> = out.refused.iter().map(|(i, _)| *i).collect();
         assert_eq!(refused, vec![17, 500, 999], "{via:?}");
@@ -197,7 +200,10 @@ async fn thirty_bad_rows_past_odoos_10_error_cap_are_each_refused() {
         );
         assert_eq!(raw["ids"], false, "{via:?}");
         odoo.reset_calls();
-        let out = t.write_batch(&partner_spec(), &refs(&rows)).await.unwrap();
+        let out = t
+            .write_batch(&partner_spec(), &refs(&rows), true)
+            .await
+            .unwrap();
         assert_eq!(out.loaded, 970, "{via:?}");
         let got: BTreeMap<usize, &str> =
             out.refused.iter().map(|(i, m)| (*i, m.as_str())).collect();
@@ -235,7 +241,7 @@ async fn a_rerun_creates_nothing_and_updates_the_records() {
         let before_all = odoo.records("res.partner").len();
         let first = partners(300, &[], &[], "old.example");
         assert_eq!(
-            t.write_batch(&partner_spec(), &refs(&first))
+            t.write_batch(&partner_spec(), &refs(&first), true)
                 .await
                 .unwrap()
                 .loaded,
@@ -243,7 +249,7 @@ async fn a_rerun_creates_nothing_and_updates_the_records() {
         );
         let second = partners(300, &[], &[], "new.example");
         let out = t
-            .write_batch(&partner_spec(), &refs(&second))
+            .write_batch(&partner_spec(), &refs(&second), true)
             .await
             .unwrap();
         assert_eq!((out.loaded, out.refused.len()), (300, 0), "{via:?}");
@@ -287,7 +293,7 @@ async fn transient_faults_are_retried_and_the_load_completes() {
             );
             odoo.fail_next(2, fault.clone());
             let rows = partners(50, &[], &[], "example.com");
-            let out = t.write_batch(&partner_spec(), &refs(&rows)).await;
+            let out = t.write_batch(&partner_spec(), &refs(&rows), true).await;
             let out = out.unwrap_or_else(|e| panic!("{via:?} {fault:?}: {e:#}"));
             assert_eq!(
                 (out.loaded, out.refused.len()),
@@ -327,12 +333,15 @@ async fn faults_that_outlast_the_retries_are_transient_errors() {
         odoo.fail_next(3, Fault::Status(503));
         let rows = partners(5, &[], &[], "example.com");
         let err = t
-            .write_batch(&partner_spec(), &refs(&rows))
+            .write_batch(&partner_spec(), &refs(&rows), true)
             .await
             .unwrap_err();
         assert!(err.is_transient(), "{via:?}: {err:#}");
         // The engine's retry then succeeds: the same rows, nothing duplicated.
-        let out = t.write_batch(&partner_spec(), &refs(&rows)).await.unwrap();
+        let out = t
+            .write_batch(&partner_spec(), &refs(&rows), true)
+            .await
+            .unwrap();
         assert_eq!(out.loaded, 5);
         assert_eq!(run_records(&odoo, "odoo", "res.partner"), 5);
     }
@@ -359,10 +368,12 @@ async fn an_expired_or_wrong_key_stops_with_a_clear_fatal_message() {
         let key = odoo.api_key().to_string();
         let t = open(&odoo, via, "odoo", quick());
         let rows = partners(10, &[], &[], "example.com");
-        t.write_batch(&partner_spec(), &refs(&rows)).await.unwrap();
+        t.write_batch(&partner_spec(), &refs(&rows), true)
+            .await
+            .unwrap();
         odoo.expire_key(&key);
         let err = t
-            .write_batch(&partner_spec(), &refs(&rows))
+            .write_batch(&partner_spec(), &refs(&rows), true)
             .await
             .unwrap_err();
         assert_refused_key(err, via, &key);
@@ -370,7 +381,7 @@ async fn an_expired_or_wrong_key_stops_with_a_clear_fatal_message() {
         let wrong = "wrong-key-7f3a9c1e5b";
         let t = OdooTarget::open(&env(url(&odoo, via, "odoo"), wrong), quick()).unwrap();
         let err = t
-            .write_batch(&partner_spec(), &refs(&rows))
+            .write_batch(&partner_spec(), &refs(&rows), true)
             .await
             .unwrap_err();
         assert_refused_key(err, via, wrong);
@@ -462,11 +473,14 @@ async fn sums_per_currency_are_exact_to_the_cent_and_a_bad_line_refuses_its_invo
             },
         );
         let customers = partners(40, &[], &[], "example.com");
-        t.write_batch(&partner_spec(), &refs(&customers))
+        t.write_batch(&partner_spec(), &refs(&customers), true)
             .await
             .unwrap();
         let (rows, want) = invoices(600, 40, Some(101));
-        let out = t.write_batch(&invoice_spec(), &refs(&rows)).await.unwrap();
+        let out = t
+            .write_batch(&invoice_spec(), &refs(&rows), true)
+            .await
+            .unwrap();
         // Invoice 101 has 3 rows (101 % 3 == 2): its head and both lines are refused.
         let start = (0..101).map(|i| 1 + i % 3).sum::<usize>();
         let refused: Vec<usize> = out.refused.iter().map(|(i, _)| *i).collect();
@@ -532,10 +546,13 @@ async fn workers_with_group_by_load_what_one_worker_loads() {
             opts.group_by
                 .insert("account.move".into(), "partner_id/id".into());
             let t = open(&odoo, via, db, opts);
-            t.write_batch(&partner_spec(), &refs(&customers))
+            t.write_batch(&partner_spec(), &refs(&customers), true)
                 .await
                 .unwrap();
-            let out = t.write_batch(&invoice_spec(), &refs(&rows)).await.unwrap();
+            let out = t
+                .write_batch(&invoice_spec(), &refs(&rows), true)
+                .await
+                .unwrap();
             assert_eq!(
                 (out.loaded as usize, out.refused.len()),
                 (rows.len(), 0),
@@ -590,11 +607,13 @@ async fn rollback_by_external_ids_leaves_nothing_and_users_reopen_as_they_were()
         );
         let before = odoo.records("res.partner").len();
         let customers = partners(60, &[], &[], "example.com");
-        t.write_batch(&partner_spec(), &refs(&customers))
+        t.write_batch(&partner_spec(), &refs(&customers), true)
             .await
             .unwrap();
         let (rows, _) = invoices(30, 60, None);
-        t.write_batch(&invoice_spec(), &refs(&rows)).await.unwrap();
+        t.write_batch(&invoice_spec(), &refs(&rows), true)
+            .await
+            .unwrap();
         let prefix = XmlIds::Prefix("tms_".into());
         assert_eq!(
             t.count_by_external_ids("account.move", &prefix)
@@ -695,7 +714,7 @@ async fn prepare_names_an_unknown_field_and_the_key_appears_nowhere() {
             columns: vec!["id".into(), "zorglub".into()],
         };
         let err = t
-            .write_batch(&spec, &[&[text("tms_x"), text("y")]])
+            .write_batch(&spec, &[&[text("tms_x"), text("y")]], true)
             .await
             .unwrap_err();
         assert!(matches!(err, TargetError::Fatal(_)), "{via:?}: {err:#}");
@@ -713,7 +732,7 @@ async fn prepare_names_an_unknown_field_and_the_key_appears_nowhere() {
         )
         .unwrap();
         let err = gone
-            .write_batch(&partner_spec(), &refs(&partners(1, &[], &[], "x")))
+            .write_batch(&partner_spec(), &refs(&partners(1, &[], &[], "x")), true)
             .await
             .unwrap_err();
         assert!(err.is_transient(), "{via:?}: {err:#}");
@@ -761,10 +780,17 @@ async fn the_key_appears_in_no_log_line() {
         let t = open(&odoo, via, "odoo", quick());
         odoo.fail_next(2, Fault::Status(503));
         let rows = partners(20, &[3], &[], "example.com");
-        let out = t.write_batch(&partner_spec(), &refs(&rows)).await.unwrap();
+        let out = t
+            .write_batch(&partner_spec(), &refs(&rows), true)
+            .await
+            .unwrap();
         assert_eq!(out.loaded, 19);
         odoo.expire_key(&key);
-        assert!(t.write_batch(&partner_spec(), &refs(&rows)).await.is_err());
+        assert!(
+            t.write_batch(&partner_spec(), &refs(&rows), true)
+                .await
+                .is_err()
+        );
         let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
         assert!(
             text.contains("retrying"),
@@ -780,14 +806,14 @@ async fn continuation_rows_cut_from_their_record_are_refused_not_loaded_alone() 
         let odoo = standin(via, &["odoo"]);
         let t = open(&odoo, via, "odoo", quick());
         let customers = partners(5, &[], &[], "example.com");
-        t.write_batch(&partner_spec(), &refs(&customers))
+        t.write_batch(&partner_spec(), &refs(&customers), true)
             .await
             .unwrap();
         let (rows, _) = invoices(3, 5, None); // 1 + 2 + 3 rows
         let before = odoo.records("account.move").len();
         // A batch that starts on the second row of invoice 1, its head left behind.
         let out = t
-            .write_batch(&invoice_spec(), &refs(&rows[2..]))
+            .write_batch(&invoice_spec(), &refs(&rows[2..]), true)
             .await
             .unwrap();
         assert_eq!(out.refused.len(), 1, "{via:?}: {:?}", out.refused);

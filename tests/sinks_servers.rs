@@ -520,7 +520,7 @@ async fn pg_text_edge_cases_survive_copy() {
         SqlValue::Null,
         SqlValue::Text("123456789".into()),
     ];
-    match sink.write_batch(&notes_spec(), &[&long]).await {
+    match sink.write_batch(&notes_spec(), &[&long], true).await {
         Err(TargetError::Rows(m)) => assert!(m.contains("too long"), "{m}"),
         other => panic!("expected a row error, got {other:?}"),
     }
@@ -542,7 +542,7 @@ async fn pg_missing_table_or_column_is_infra_and_not_bisected() {
     spec.table = "no_such_table".into();
     let refs: Vec<&[SqlValue]> = rows.iter().map(|r| r.as_slice()).collect();
     assert!(matches!(
-        sink.write_batch(&spec, &refs).await,
+        sink.write_batch(&spec, &refs, true).await,
         Err(TargetError::Fatal(_))
     ));
     assert!(bisect_rows(&sink, &spec, &rows).await.is_err());
@@ -550,7 +550,7 @@ async fn pg_missing_table_or_column_is_infra_and_not_bisected() {
     let mut spec = moves_spec();
     spec.columns[5] = "no_such_column".into();
     assert!(matches!(
-        sink.write_batch(&spec, &refs).await,
+        sink.write_batch(&spec, &refs, true).await,
         Err(TargetError::Fatal(_))
     ));
     assert!(bisect_rows(&sink, &spec, &rows).await.is_err());
@@ -558,7 +558,7 @@ async fn pg_missing_table_or_column_is_infra_and_not_bisected() {
     // A key without a unique index: ON CONFLICT has nothing to arbitrate on (42P10).
     let mut spec = moves_spec();
     spec.key = "memo".into();
-    match sink.write_batch(&spec, &refs).await {
+    match sink.write_batch(&spec, &refs, true).await {
         Err(TargetError::Fatal(e)) => assert!(format!("{e:#}").contains("ON CONFLICT"), "{e:#}"),
         Err(TargetError::Rows(m)) => panic!("classified as rows: {m}"),
         Err(TargetError::Transient(e)) => panic!("classified as transient: {e:#}"),
@@ -670,7 +670,7 @@ async fn maria_text_edge_cases_survive() {
         SqlValue::Null,
         SqlValue::Text("123456789".into()),
     ];
-    match sink.write_batch(&notes_spec(), &[&long]).await {
+    match sink.write_batch(&notes_spec(), &[&long], true).await {
         Err(TargetError::Rows(m)) => assert!(m.contains("too long"), "{m}"),
         other => panic!("expected a row error, got {other:?}"),
     }
@@ -687,7 +687,7 @@ async fn maria_missing_table_or_column_is_infra_and_not_bisected() {
     let mut spec = moves_spec();
     spec.table = "no_such_table".into();
     assert!(matches!(
-        sink.write_batch(&spec, &refs).await,
+        sink.write_batch(&spec, &refs, true).await,
         Err(TargetError::Fatal(_))
     ));
     assert!(bisect_rows(&sink, &spec, &rows).await.is_err());
@@ -695,7 +695,7 @@ async fn maria_missing_table_or_column_is_infra_and_not_bisected() {
     let mut spec = moves_spec();
     spec.columns[5] = "no_such_column".into();
     assert!(matches!(
-        sink.write_batch(&spec, &refs).await,
+        sink.write_batch(&spec, &refs, true).await,
         Err(TargetError::Fatal(_))
     ));
     assert!(bisect_rows(&sink, &spec, &rows).await.is_err());

@@ -195,6 +195,7 @@ impl Target for OdooLedger {
         &self,
         spec: &cutover::target::TableSpec,
         rows: &[&[cutover::engine::rules::SqlValue]],
+        may_conflict: bool,
     ) -> Result<cutover::target::WriteOutcome, TargetError> {
         let mut spec = spec.clone();
         for c in spec.columns.iter_mut().chain([&mut spec.key]) {
@@ -202,7 +203,7 @@ impl Target for OdooLedger {
                 *c = "id".into();
             }
         }
-        self.0.write_batch(&spec, rows).await
+        self.0.write_batch(&spec, rows, may_conflict).await
     }
     async fn count(&self, table: &str) -> Result<u64, TargetError> {
         self.0.count(table).await

@@ -622,7 +622,7 @@ async fn run_matrix(db: &Db, sink: &SqlTarget, cases: &[Case], dir: &std::path::
                 })
                 .collect();
             let refs: Vec<&[SqlValue]> = vals.iter().map(|r| r.as_slice()).collect();
-            match sink.write_batch(&spec, &refs).await {
+            match sink.write_batch(&spec, &refs, true).await {
                 Ok(_) => {
                     let back = read(db, &format!("SELECT id, {v} FROM {dst} ORDER BY id")).await;
                     if back != expected {

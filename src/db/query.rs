@@ -87,6 +87,18 @@ impl Db {
         n.with_context(|| format!("counting rows of {table}"))
     }
 
+    /// Whether `table` holds any row (cheap on a large table, unlike `count`).
+    pub async fn holds_rows(&self, table: &str) -> Result<bool> {
+        let sql = format!("SELECT 1 FROM {} LIMIT 1", self.q(table));
+        let q = || sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()));
+        let row = match self {
+            Db::Sqlite(p) => q().fetch_optional(p).await.map(|r| r.is_some()),
+            Db::Postgres(p) => q().fetch_optional(p).await.map(|r| r.is_some()),
+            Db::MySql(p) => q().fetch_optional(p).await.map(|r| r.is_some()),
+        };
+        row.with_context(|| format!("reading whether {table} holds rows"))
+    }
+
     pub async fn row_counts(&self, tables: &[String]) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         for t in tables {

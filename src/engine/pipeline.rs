@@ -46,6 +46,9 @@ pub struct EntityJob {
     pub expected_rows: u64,
     /// Where a resumed load picks up: rows up to this checkpoint are already in the target.
     pub resume: Option<ResumeFrom>,
+    /// Passed to every write (see [`Target::write_batch`]): `false` only when the caller
+    /// has proved that the target holds none of this entity's keys.
+    pub may_conflict: bool,
 }
 
 /// The journaled checkpoint of an interrupted load of one entity. Rows up to `last_line`
@@ -455,7 +458,16 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     publish(loaded, false);
     let mut write_err = None;
     while let Some(items) = rx.recv().await {
-        match bisect_rows_retrying(target, &job.table, &items, &job.retry, on_batch).await {
+        match bisect_rows_retrying(
+            target,
+            &job.table,
+            &items,
+            &job.retry,
+            job.may_conflict,
+            on_batch,
+        )
+        .await
+        {
             Ok((n, bad)) => {
                 // Records are counted, not their continuation rows (all refused or none).
                 let lines_in = items.iter().filter(|i| i.continuation).count();
@@ -592,7 +604,25 @@ pub async fn bisect_rows<R: AsRef<[SqlValue]>>(
     spec: &TableSpec,
     rows: &[R],
 ) -> Result<(u64, Vec<(usize, String)>)> {
-    bisect_rows_retrying(target, spec, rows, &RetryPolicy::NONE, &NoObserver).await
+    bisect_rows_as(target, spec, rows, true).await
+}
+
+/// [`bisect_rows`] with the write's `may_conflict` chosen by the caller.
+pub async fn bisect_rows_as<R: AsRef<[SqlValue]>>(
+    target: &dyn Target,
+    spec: &TableSpec,
+    rows: &[R],
+    may_conflict: bool,
+) -> Result<(u64, Vec<(usize, String)>)> {
+    bisect_rows_retrying(
+        target,
+        spec,
+        rows,
+        &RetryPolicy::NONE,
+        may_conflict,
+        &NoObserver,
+    )
+    .await
 }
 
 /// [`bisect_rows`], acting on the target's own verdict ([`TargetError`]) only:
@@ -604,7 +634,9 @@ pub async fn bisect_rows<R: AsRef<[SqlValue]>>(
 ///   times in a row. A retry repeats only the write that failed: parts already committed
 ///   stay committed and counted once. Targets upsert on the key, so a write whose commit
 ///   went through before the connection broke is harmless to repeat, and every target
-///   reports the rows it was given, so the replay counts them in full.
+///   reports the rows it was given, so the replay counts them in full. That is why a
+///   write repeated after a transient fault is always an upsert (`may_conflict = true`),
+///   whatever `may_conflict` the first attempt had: its commit may have gone through.
 /// - `Fatal`: stop.
 ///
 /// A batch larger than the target's `max_batch_rows` is written in parts of that size.
@@ -613,6 +645,7 @@ pub async fn bisect_rows_retrying<R: AsRef<[SqlValue]>, O: BatchObserver + Sync>
     spec: &TableSpec,
     rows: &[R],
     policy: &RetryPolicy,
+    may_conflict: bool,
     observer: &O,
 ) -> Result<(u64, Vec<(usize, String)>)> {
     let caps = target.capabilities();
@@ -623,22 +656,23 @@ pub async fn bisect_rows_retrying<R: AsRef<[SqlValue]>, O: BatchObserver + Sync>
     // Parts of whole records (one larger than the part makes an oversized part), pushed
     // last first, so they are written in file order.
     let part = caps.max_batch_rows.unwrap_or(rows.len()).max(1);
-    let mut stack: Vec<(usize, usize)> = Vec::new();
+    // Each part carries its own `may_conflict`: a retried part (and its halves) upserts.
+    let mut stack: Vec<(usize, usize, bool)> = Vec::new();
     let mut lo = 0;
     while lo < rows.len() {
         let mut hi = (lo + part).min(rows.len());
         while hi < rows.len() && continues_record(rows[hi].as_ref(), key_col) {
             hi += 1;
         }
-        stack.push((lo, hi));
+        stack.push((lo, hi, may_conflict));
         lo = hi;
     }
     stack.reverse();
     let mut failures = 0u32;
-    while let Some((lo, hi)) = stack.pop() {
+    while let Some((lo, hi, may_conflict)) = stack.pop() {
         let batch: Vec<&[SqlValue]> = rows[lo..hi].iter().map(|r| r.as_ref()).collect();
         observer.writing().await?;
-        let res = target.write_batch(spec, &batch).await;
+        let res = target.write_batch(spec, &batch, may_conflict).await;
         if !matches!(res, Err(TargetError::Transient(_))) {
             failures = 0;
         }
@@ -651,8 +685,8 @@ pub async fn bisect_rows_retrying<R: AsRef<[SqlValue]>, O: BatchObserver + Sync>
             Err(TargetError::Rows(msg)) if can_bisect => {
                 match record_cut(rows, key_col, lo, hi, lo + (hi - lo) / 2) {
                     Some(mid) => {
-                        stack.push((mid, hi));
-                        stack.push((lo, mid));
+                        stack.push((mid, hi, may_conflict));
+                        stack.push((lo, mid, may_conflict));
                     }
                     // One record, refused whole: each of its rows carries the reason.
                     None => bad.extend((lo..hi).map(|i| (i, msg.clone()))),
@@ -688,7 +722,7 @@ pub async fn bisect_rows_retrying<R: AsRef<[SqlValue]>, O: BatchObserver + Sync>
                     })
                     .await?;
                 tokio::time::sleep(delay).await;
-                stack.push((lo, hi));
+                stack.push((lo, hi, true));
             }
         }
     }
@@ -799,7 +833,7 @@ mod tests {
         let t = twin(memory::capabilities());
         t.fail_next(2, Fault::Transient);
         let seen = Seen::default();
-        let (loaded, bad) = bisect_rows_retrying(&t, &spec(), &rows(10, &[]), &QUICK, &seen)
+        let (loaded, bad) = bisect_rows_retrying(&t, &spec(), &rows(10, &[]), &QUICK, true, &seen)
             .await
             .unwrap();
         assert_eq!((loaded, bad.len()), (10, 0));
@@ -810,10 +844,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_direct_write_retried_after_a_transient_fault_upserts() {
+        // The first attempt's commit may have gone through before the connection broke:
+        // the retry must not meet its own rows as duplicates.
+        let t = twin(memory::capabilities());
+        t.fail_next(1, Fault::Transient);
+        let (loaded, bad) = bisect_rows_retrying(
+            &t,
+            &spec(),
+            &rows(10, &[3]),
+            &QUICK,
+            false,
+            &Seen::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!((loaded, bad.len()), (9, 1));
+        let modes = t.write_modes();
+        assert!(!modes[0], "the first attempt is direct: {modes:?}");
+        assert!(
+            modes[1..].iter().all(|m| *m),
+            "retry and its halves: {modes:?}"
+        );
+        // Without a fault every part, halves included, stays direct.
+        let t = twin(memory::capabilities());
+        bisect_rows_retrying(
+            &t,
+            &spec(),
+            &rows(10, &[3]),
+            &QUICK,
+            false,
+            &Seen::default(),
+        )
+        .await
+        .unwrap();
+        assert!(t.write_modes().iter().all(|m| !*m), "{:?}", t.write_modes());
+    }
+
+    #[tokio::test]
     async fn retries_end_after_the_policy_and_fatal_faults_at_once() {
         let t = twin(memory::capabilities());
         t.fail_next(4, Fault::Transient);
-        let err = bisect_rows_retrying(&t, &spec(), &rows(4, &[]), &QUICK, &Seen::default())
+        let err = bisect_rows_retrying(&t, &spec(), &rows(4, &[]), &QUICK, true, &Seen::default())
             .await
             .unwrap_err();
         assert!(
@@ -826,7 +898,7 @@ mod tests {
         t.fail_next(1, Fault::Fatal);
         let seen = Seen::default();
         assert!(
-            bisect_rows_retrying(&t, &spec(), &rows(4, &[]), &QUICK, &seen)
+            bisect_rows_retrying(&t, &spec(), &rows(4, &[]), &QUICK, true, &seen)
                 .await
                 .is_err()
         );
@@ -879,6 +951,7 @@ mod tests {
             &self,
             _: &TableSpec,
             rows: &[&[SqlValue]],
+            _: bool,
         ) -> Result<crate::target::WriteOutcome, TargetError> {
             let text = |v: &SqlValue| match v {
                 SqlValue::Text(t) => t.clone(),
@@ -946,6 +1019,7 @@ mod tests {
             fingerprints: vec![],
             expected_rows: 0,
             resume: None,
+            may_conflict: true,
         }
     }
 

@@ -151,9 +151,15 @@ pub struct Settings {
     /// First wait before a retry; it doubles each time (capped at 30 s), with jitter.
     #[serde(default = "default_retry_delay")]
     pub retry_delay: String,
+    /// Entities loaded at the same time, among those whose dependencies are loaded.
+    #[serde(default = "default_entity_concurrency")]
+    pub entity_concurrency: usize,
 }
 fn default_batch() -> usize {
     1000
+}
+fn default_entity_concurrency() -> usize {
+    2
 }
 fn default_retries() -> u32 {
     5
@@ -167,6 +173,7 @@ impl Default for Settings {
             batch_size: default_batch(),
             retries: default_retries(),
             retry_delay: default_retry_delay(),
+            entity_concurrency: default_entity_concurrency(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Semantic checks (`cutover check`): every name the runbook uses must point at something
 //! that exists, and entity dependencies must form no cycle.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use rust_decimal::Decimal;
@@ -49,10 +49,16 @@ pub const DATE_FORMATS: &[&str] = &[
     "DD.MM.YYYY",
     "YYYYMMDD",
 ];
+/// Each entity loading at once holds a rules thread and a database connection.
+const MAX_ENTITY_CONCURRENCY: usize = 16;
 const COMPARE_OPS: &[&str] = &["<", "<=", ">", ">=", "=", "!="];
 
-/// Runs every check, pushing diagnostics; returns the entity load order.
-pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String> {
+/// Each entity's direct dependencies (depends_on, reference, lookup, in_scope_of).
+pub type EntityDeps = BTreeMap<String, BTreeSet<String>>;
+
+/// Runs every check, pushing diagnostics; returns the entity load order and each entity's
+/// dependencies.
+pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> (Vec<String>, EntityDeps) {
     let names: Vec<&str> = rb.entities.keys().map(String::as_str).collect();
     let known = |n: &str| rb.entities.contains_key(n);
     let list = names.join(", ");
@@ -586,6 +592,20 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
             "write a positive number of rows per committed batch, e.g. batch_size = 1000".into(),
         ));
     }
+    if !(1..=MAX_ENTITY_CONCURRENCY).contains(&rb.settings.entity_concurrency) {
+        diags.push(
+            ctx.diag(
+                "settings.entity_concurrency",
+                format!(
+                    "entity_concurrency = {} is not between 1 and {MAX_ENTITY_CONCURRENCY}",
+                    rb.settings.entity_concurrency
+                ),
+                "entities loaded at once, each with its own rules thread and connection: 1 loads \
+             them one after another, the default 2 suits a 2-core machine"
+                    .into(),
+            ),
+        );
+    }
     for (key, v) in [
         ("settings.retry_delay", Some(&rb.settings.retry_delay)),
         ("rollback.planned", rb.rollback.planned.as_ref()),
@@ -629,7 +649,11 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
             ));
         }
     }
-    order
+    let deps = deps
+        .iter()
+        .map(|(n, ds)| (n.to_string(), ds.iter().map(|d| d.to_string()).collect()))
+        .collect();
+    (order, deps)
 }
 
 /// A scope condition declares its domain: `in` with `out` (or `others`), or `in_scope_of`.

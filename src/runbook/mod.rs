@@ -88,6 +88,8 @@ pub struct Plan {
     pub envs: IndexMap<String, ResolvedEnv>,
     /// Entities in load order (dependencies first).
     pub order: Vec<String>,
+    /// Each entity's direct dependencies: entities that must be loaded before it starts.
+    pub deps: lint::EntityDeps,
     pub extract_dir: PathBuf,
     pub backup_dir: PathBuf,
 }
@@ -336,7 +338,7 @@ pub fn load_str(
         &mut diags,
     ));
 
-    let order = lint::lint(&ctx, &rb, &mut diags);
+    let (order, deps) = lint::lint(&ctx, &rb, &mut diags);
     odoo::lint_targets(&ctx, &rb, &vars, &envs, &mut diags);
     if !diags.is_empty() {
         return Err(diags);
@@ -349,6 +351,7 @@ pub fn load_str(
         vars,
         envs,
         order,
+        deps,
         extract_dir: absolute(&dir, &extract_dir),
         backup_dir: absolute(&dir, &backup_dir),
     })

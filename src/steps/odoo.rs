@@ -308,6 +308,7 @@ impl Target for SkipPosted<'_> {
         &self,
         spec: &TableSpec,
         rows: &[&[SqlValue]],
+        may_conflict: bool,
     ) -> Result<WriteOutcome, TargetError> {
         let key = spec.columns.iter().position(|c| *c == spec.key);
         let (mut keep, mut at, mut skipped) = (Vec::new(), Vec::new(), 0u64);
@@ -326,12 +327,16 @@ impl Target for SkipPosted<'_> {
                 refused: Vec::new(),
             });
         }
-        let mut out = self.inner.write_batch(spec, &keep).await?;
+        let mut out = self.inner.write_batch(spec, &keep, may_conflict).await?;
         out.loaded += skipped;
         for r in &mut out.refused {
             r.0 = at[r.0];
         }
         Ok(out)
+    }
+
+    async fn holds_rows(&self, table: &str) -> Result<bool, TargetError> {
+        self.inner.holds_rows(table).await
     }
 
     async fn count(&self, table: &str) -> Result<u64, TargetError> {

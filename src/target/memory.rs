@@ -40,6 +40,8 @@ struct Store {
     /// Injected failures, the next call first.
     faults: Vec<Fault>,
     writes: u64,
+    /// `may_conflict` of every write, in order.
+    modes: Vec<bool>,
 }
 
 /// The in-memory target. Cheap to clone: clones share the store.
@@ -62,6 +64,7 @@ pub fn capabilities() -> Capabilities {
         atomic_batches: true,
         max_batch_rows: None,
         reports_bad_rows: false,
+        direct_writes: true,
         resolves_references: false,
         sql_read_back: false,
         backup: BackupKind::External,
@@ -129,6 +132,11 @@ impl MemoryTarget {
     /// The next `n` calls (writes, counts, sums) fail with `fault`, before doing anything.
     pub fn fail_next(&self, n: usize, fault: Fault) {
         self.lock().faults.extend(std::iter::repeat_n(fault, n));
+    }
+
+    /// `may_conflict` of every `write_batch` call so far, in order.
+    pub fn write_modes(&self) -> Vec<bool> {
+        self.lock().modes.clone()
     }
 
     /// Calls of `write_batch` so far (failed ones included).
@@ -285,9 +293,11 @@ impl Target for MemoryTarget {
         &self,
         spec: &TableSpec,
         rows: &[&[SqlValue]],
+        may_conflict: bool,
     ) -> Result<WriteOutcome, TargetError> {
         let mut s = self.lock();
         s.writes += 1;
+        s.modes.push(may_conflict);
         s.take_fault()?;
         if let Some(max) = self.caps.max_batch_rows
             && rows.len() > max
@@ -319,7 +329,22 @@ impl Target for MemoryTarget {
                 .collect();
             let key = key_at.map(|k| text(&values[&spec.columns[k]]));
             let key = key.unwrap_or_default();
-            match s.refusal(&spec.table, &key, &values, &accepted) {
+            // Direct: no upsert, so a key already stored (or earlier in the batch) is refused
+            // as a database's unique key would.
+            let duplicate = !may_conflict
+                && (accepted.contains_key(&key)
+                    || s.tables
+                        .get(&spec.table)
+                        .is_some_and(|t| t.rows.contains_key(&key)));
+            let why = if duplicate {
+                Some(format!(
+                    "duplicate key value violates unique constraint: {}.{} = {key}",
+                    spec.table, spec.key
+                ))
+            } else {
+                s.refusal(&spec.table, &key, &values, &accepted)
+            };
+            match why {
                 None => {
                     accepted.insert(key, values);
                 }
@@ -335,6 +360,12 @@ impl Target for MemoryTarget {
             table.rows.entry(key).or_default().extend(values);
         }
         Ok(WriteOutcome { loaded, refused })
+    }
+
+    async fn holds_rows(&self, table: &str) -> Result<bool, TargetError> {
+        let mut s = self.lock();
+        s.take_fault()?;
+        Ok(!s.table(table)?.rows.is_empty())
     }
 
     async fn count(&self, table: &str) -> Result<u64, TargetError> {
@@ -403,7 +434,7 @@ mod tests {
 
     async fn write(t: &MemoryTarget, rows: &[Vec<SqlValue>]) -> Result<WriteOutcome, TargetError> {
         let rows: Vec<&[SqlValue]> = rows.iter().map(|r| r.as_slice()).collect();
-        t.write_batch(&spec(), &rows).await
+        t.write_batch(&spec(), &rows, true).await
     }
 
     #[tokio::test]
@@ -489,7 +520,7 @@ mod tests {
             columns: vec!["code".into(), "id".into()],
         };
         let p = [SqlValue::Text("P1".into()), SqlValue::Int(7)];
-        t.write_batch(&parents, &[&p]).await.unwrap();
+        t.write_batch(&parents, &[&p], true).await.unwrap();
         let child = TableSpec {
             table: "child".into(),
             key: "k".into(),
@@ -502,11 +533,11 @@ mod tests {
             value: v.into(),
         };
         let good = [SqlValue::Text("c1".into()), lookup("P1")];
-        t.write_batch(&child, &[&good]).await.unwrap();
+        t.write_batch(&child, &[&good], true).await.unwrap();
         assert_eq!(t.value("child", "c1", "parent_id"), Some(SqlValue::Int(7)));
         let bad = [SqlValue::Text("c2".into()), lookup("P9")];
         assert!(matches!(
-            t.write_batch(&child, &[&bad]).await,
+            t.write_batch(&child, &[&bad], true).await,
             Err(TargetError::Rows(_))
         ));
     }

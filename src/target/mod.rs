@@ -6,10 +6,17 @@
 //! - **Delivery.** [`Target::write_batch`] either returns `Ok` with every row of the batch
 //!   accounted for — in `loaded` or in `refused` — or `Err`. `Ok` means the loaded rows are
 //!   durable in the target (committed, or accepted by the API call).
-//! - **Idempotence.** Every write is an upsert on the entity's key (a SQL key column, an
-//!   Odoo external id): writing the same rows again leaves the target as it was after the
-//!   first write and reports them loaded again. A replay after a crash or a retry after a
-//!   transient fault therefore never duplicates.
+//! - **Idempotence.** With `may_conflict = true` every write is an upsert on the entity's
+//!   key (a SQL key column, an Odoo external id): writing the same rows again leaves the
+//!   target as it was after the first write and reports them loaded again. A replay after
+//!   a crash or a retry after a transient fault therefore never duplicates.
+//! - **Direct writes.** With `may_conflict = false` the caller promises that the target
+//!   holds no row with any of the batch's keys (the table was empty when the load began,
+//!   no earlier attempt of this batch may have committed). A target may then skip the
+//!   conflict handling (PostgreSQL: COPY straight into the table, or an INSERT without
+//!   ON CONFLICT); a key that is there after all, or twice in the batch, is refused by
+//!   the database's own constraint as [`TargetError::Rows`] and bisected like any bad row.
+//!   A target that gains nothing from it may ignore the flag and upsert.
 //! - **Partial failure.** With `atomic_batches`, a batch is all or nothing: on
 //!   [`TargetError::Rows`] nothing of it was written and the caller may split it to find
 //!   the bad rows (the engine bisects). A target with `reports_bad_rows` isolates its bad
@@ -81,6 +88,10 @@ pub struct Capabilities {
     pub max_batch_rows: Option<usize>,
     /// `write_batch` isolates bad rows itself and reports them in `refused`.
     pub reports_bad_rows: bool,
+    /// `write_batch` with `may_conflict = false` skips the upsert: a key the target holds
+    /// already, or twice in the batch, is refused (see "Direct writes" above). Without it
+    /// the flag is ignored and every write upserts.
+    pub direct_writes: bool,
     /// References to other entities are resolved by the target (external ids), not by
     /// SQL sub-selects.
     pub resolves_references: bool,
@@ -143,12 +154,21 @@ pub trait Target: Send + Sync {
     /// asks. Returns a note for the operator (e.g. "schema applied").
     async fn prepare(&self, prepare: &Prepare) -> Result<Option<String>, TargetError>;
 
-    /// Write one batch; see the module documentation for what `Ok` and each error promise.
+    /// Write one batch; see the module documentation for what `Ok` and each error promise,
+    /// and for `may_conflict` (pass `true` unless a conflict is provably impossible).
     async fn write_batch(
         &self,
         spec: &TableSpec,
         rows: &[&[SqlValue]],
+        may_conflict: bool,
     ) -> Result<WriteOutcome, TargetError>;
+
+    /// Whether `table` holds any row (for the engine's choice of `may_conflict`). The
+    /// default answers `true`, which keeps every write an upsert.
+    async fn holds_rows(&self, table: &str) -> Result<bool, TargetError> {
+        let _ = table;
+        Ok(true)
+    }
 
     /// Rows the target holds in `table` (for Odoo: records of the model this run's external
     /// ids name).

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
-use cutover::engine::pipeline::bisect_rows;
+use cutover::engine::pipeline::{bisect_rows, bisect_rows_as};
 use cutover::engine::rules::SqlValue;
 use cutover::target::{Prepare, TableSpec, Target, TargetError, WriteOutcome};
 
@@ -48,7 +48,7 @@ pub fn row(k: &str, label: Option<&str>, amount: &str, cur: Option<&str>) -> Vec
 
 async fn write(t: &dyn Target, rows: &[Vec<SqlValue>]) -> Result<WriteOutcome, TargetError> {
     let refs: Vec<&[SqlValue]> = rows.iter().map(|r| r.as_slice()).collect();
-    t.write_batch(&spec(), &refs).await
+    t.write_batch(&spec(), &refs, true).await
 }
 
 fn dec(s: &str) -> Decimal {
@@ -213,6 +213,67 @@ pub async fn conformance(s: Subject) {
         "{who}: sum without by"
     );
 
+    // Direct writes (`may_conflict = false`) into the emptied table: the rows land as an
+    // upsert would put them, a bad row is isolated as before.
+    reset(t).await;
+    let mut direct: Vec<Vec<SqlValue>> = (0..1000)
+        .map(|i| row(&format!("D{i:04}"), Some("d"), "0.10", Some("EUR")))
+        .collect();
+    direct[3] = row("D0003", None, "0.10", Some("EUR"));
+    let (loaded, refused) = bisect_rows_as(t, &spec(), &direct, false).await.unwrap();
+    assert_eq!(loaded, 999, "{who}: direct write");
+    assert_eq!(
+        refused.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [3],
+        "{who}"
+    );
+    assert_eq!(
+        t.sums(TABLE, "amount", None).await.unwrap()[""],
+        dec("99.90"),
+        "{who}: direct rows read back"
+    );
+    // `may_conflict = true` over the same keys is the upsert, as ever: nothing doubles.
+    direct[3] = row("D0003", Some("d"), "0.10", Some("EUR"));
+    let (loaded, refused) = bisect_rows_as(t, &spec(), &direct, true).await.unwrap();
+    assert_eq!(
+        (loaded, refused.len()),
+        (1000, 0),
+        "{who}: upsert after direct"
+    );
+    assert_eq!(t.count(TABLE).await.unwrap(), 1000, "{who}");
+    // Written directly, a key the table holds already and a key twice in one batch are
+    // refused by the target's own key, each with its reason; the rest loads. A target
+    // without direct writes upserts them.
+    let dups = vec![
+        row("N1", Some("n"), "1.00", Some("EUR")),
+        row("D0005", Some("changed"), "5.00", Some("EUR")),
+        row("N2", Some("n"), "1.00", Some("EUR")),
+        row("N1", Some("again"), "1.00", Some("EUR")),
+    ];
+    if caps.direct_writes {
+        let (loaded, refused) = bisect_rows_as(t, &spec(), &dups, false).await.unwrap();
+        assert_eq!(loaded, 2, "{who}: direct duplicates");
+        assert_eq!(
+            refused.iter().map(|r| r.0).collect::<Vec<_>>(),
+            [1, 3],
+            "{who}: the key already there and the second N1"
+        );
+        assert!(
+            refused.iter().all(|r| !r.1.is_empty()),
+            "{who}: {refused:?}"
+        );
+        assert_eq!(t.count(TABLE).await.unwrap(), 1002, "{who}");
+        assert_eq!(
+            t.sums(TABLE, "amount", None).await.unwrap()[""],
+            dec("102.00"),
+            "{who}: D0005 kept its value"
+        );
+    } else {
+        let (loaded, _) = bisect_rows_as(t, &spec(), &dups[..3], false).await.unwrap();
+        assert_eq!(loaded, 3, "{who}: without direct writes, an upsert");
+        assert_eq!(t.count(TABLE).await.unwrap(), 1002, "{who}");
+    }
+
     // A batch larger than the target takes is split by the engine.
     if let Some(max) = caps.max_batch_rows {
         reset(t).await;
@@ -247,5 +308,5 @@ async fn write_to_missing(t: &dyn Target) -> Result<WriteOutcome, TargetError> {
     let mut spec = spec();
     spec.table = "conf_no_such_table".into();
     let r = row("X", Some("x"), "1.00", None);
-    t.write_batch(&spec, &[&r]).await
+    t.write_batch(&spec, &[&r], true).await
 }

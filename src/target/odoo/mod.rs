@@ -57,6 +57,8 @@ pub fn capabilities() -> Capabilities {
         // Records are kept whole and calls sized here: the engine need not split.
         max_batch_rows: None,
         reports_bad_rows: true,
+        // `load` creates or updates by external id: there is no cheaper direct write.
+        direct_writes: false,
         resolves_references: true,
         sql_read_back: false,
         backup: BackupKind::External,
@@ -416,10 +418,13 @@ impl Target for OdooTarget {
         )))
     }
 
+    /// Always an upsert by external id (`load` creates or updates): `may_conflict` changes
+    /// nothing for Odoo.
     async fn write_batch(
         &self,
         spec: &TableSpec,
         rows: &[&[SqlValue]],
+        _may_conflict: bool,
     ) -> Result<WriteOutcome, TargetError> {
         let model = spec.table.as_str();
         let key = spec.columns.iter().position(|c| *c == spec.key);

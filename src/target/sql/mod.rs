@@ -1,4 +1,5 @@
-//! The SQL targets: SQLite, PostgreSQL (COPY into a staging table, then one upsert) and
+//! The SQL targets: SQLite, PostgreSQL (COPY into a staging table, then one upsert; COPY
+//! or a plain INSERT straight into the table when no conflict is possible) and
 //! MariaDB/MySQL, behind [`Target`]. A batch is one transaction, lookups are resolved by
 //! SQL sub-selects in that transaction, and read-back is SQL.
 //!
@@ -52,6 +53,7 @@ pub fn capabilities(dialect: Dialect) -> Capabilities {
         atomic_batches: true,
         max_batch_rows: None,
         reports_bad_rows: false,
+        direct_writes: true,
         resolves_references: false,
         sql_read_back: true,
         backup: match dialect {
@@ -118,16 +120,21 @@ impl Target for SqlTarget {
         &self,
         spec: &TableSpec,
         rows: &[&[SqlValue]],
+        may_conflict: bool,
     ) -> Result<WriteOutcome, TargetError> {
         let loaded = match &self.writer {
-            Writer::Sqlite(w) => w.write_batch(spec, rows).await?,
-            Writer::Postgres(w) => w.write_batch(spec, rows).await?,
-            Writer::MySql(w) => w.write_batch(spec, rows).await?,
+            Writer::Sqlite(w) => w.write_batch(spec, rows, may_conflict).await?,
+            Writer::Postgres(w) => w.write_batch(spec, rows, may_conflict).await?,
+            Writer::MySql(w) => w.write_batch(spec, rows, may_conflict).await?,
         };
         Ok(WriteOutcome {
             loaded,
             refused: Vec::new(),
         })
+    }
+
+    async fn holds_rows(&self, table: &str) -> Result<bool, TargetError> {
+        self.db.holds_rows(table).await.map_err(fault)
     }
 
     async fn count(&self, table: &str) -> Result<u64, TargetError> {

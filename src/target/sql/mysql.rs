@@ -1,5 +1,5 @@
-//! MariaDB/MySQL writes: multi-row `INSERT … VALUES … ON DUPLICATE KEY UPDATE`, one
-//! transaction per batch. The pool runs in strict mode (see [`crate::db::mysql_pool`]),
+//! MariaDB/MySQL writes: multi-row `INSERT … VALUES … ON DUPLICATE KEY UPDATE` (a plain
+//! INSERT when no conflict is possible), one transaction per batch. The pool runs in strict mode (see [`crate::db::mysql_pool`]),
 //! so a bad value is an error instead of a warning and a silently mangled row.
 //!
 //! `ON DUPLICATE KEY UPDATE` fires on a clash with *any* unique index of the target, not
@@ -30,6 +30,7 @@ impl MySqlWriter {
         &self,
         spec: &TableSpec,
         rows: &[&[SqlValue]],
+        may_conflict: bool,
     ) -> Result<u64, TargetError> {
         if rows.is_empty() {
             return Ok(0);
@@ -97,7 +98,10 @@ impl MySqlWriter {
                     };
                 }
             });
-            qb.push(format!(" ON DUPLICATE KEY UPDATE {on_dup}"));
+            // Direct: a key already there is refused by the unique index (1062).
+            if may_conflict {
+                qb.push(format!(" ON DUPLICATE KEY UPDATE {on_dup}"));
+            }
             qb.build().execute(&mut *tx).await.map_err(classify)?;
         }
         tx.commit().await.map_err(classify)?;

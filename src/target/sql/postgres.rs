@@ -1,6 +1,9 @@
 //! PostgreSQL writes: per batch, one transaction that `COPY`s the rows as text into a
 //! session-local staging table, then upserts them into the target with
 //! `INSERT … SELECT <casts> … ON CONFLICT (key) DO UPDATE … WHERE … IS DISTINCT FROM …`.
+//! When the caller says no conflict is possible (`may_conflict = false`), the upsert's
+//! work is skipped: `COPY` straight into the table when no column needs SQL (a lookup, a
+//! UTC timestamp), else the same `INSERT … SELECT` without `ON CONFLICT`.
 //!
 //! COPY is the fast path into PostgreSQL; staging as text and casting in SQL keeps every
 //! conversion (dates, exact decimals, lookups) inside the database, where a bad value is a
@@ -38,6 +41,7 @@ impl PgWriter {
         &self,
         spec: &TableSpec,
         rows: &[&[SqlValue]],
+        may_conflict: bool,
     ) -> Result<u64, TargetError> {
         if rows.is_empty() {
             return Ok(0);
@@ -51,7 +55,7 @@ impl PgWriter {
             )));
         }
         let stage = format!("cutover_stage_{n}");
-        let upsert = self.upsert_sql(spec, rows, &stage).await?;
+        let exprs = self.select_exprs(spec, rows).await?;
         let data = copy_text(rows);
 
         // A connection the server dropped (restart, network) is noticed here by the pool's
@@ -61,6 +65,25 @@ impl PgWriter {
             Ok(tx) => tx,
             Err(e) => return Err(fault(acquire_error(&self.pool, e).await)),
         };
+        let cols: Vec<String> = spec.columns.iter().map(|c| ident(c)).collect();
+        if !may_conflict && exprs.plain {
+            // Nothing to resolve or cast in SQL and no row to meet: COPY straight into the
+            // table. COPY reads each field with the column's own input function and
+            // modifier, as the staged cast plus assignment would; a bad value or a key
+            // already there fails the whole COPY, which the caller bisects.
+            let mut copy = tx
+                .copy_in_raw(&format!(
+                    "COPY {} ({}) FROM STDIN",
+                    ident(&spec.table),
+                    cols.join(", ")
+                ))
+                .await
+                .map_err(classify)?;
+            copy.send(data).await.map_err(classify)?;
+            copy.finish().await.map_err(classify)?;
+            tx.commit().await.map_err(classify)?;
+            return Ok(rows.len() as u64);
+        }
         // Why a temp table that lives as long as the pooled connection, emptied at commit,
         // rather than ON COMMIT DROP: DROP would insert and delete pg_class/pg_attribute/
         // pg_type rows on every batch, bloating the catalog over a long load; DELETE ROWS
@@ -70,11 +93,11 @@ impl PgWriter {
         // The table is shared by all targets with the same column count (columns are
         // positional c0..cN, all text). client_min_messages hides the "already exists,
         // skipping" NOTICE that sqlx would otherwise log at INFO once per batch.
-        let cols: Vec<String> = (0..n).map(|i| format!("c{i} text")).collect();
+        let staged: Vec<String> = (0..n).map(|i| format!("c{i} text")).collect();
         sqlx::raw_sql(AssertSqlSafe(format!(
             "SET LOCAL client_min_messages = warning; \
              CREATE TEMP TABLE IF NOT EXISTS {stage} ({}) ON COMMIT DELETE ROWS",
-            cols.join(", ")
+            staged.join(", ")
         )))
         .execute(&mut *tx)
         .await
@@ -87,9 +110,22 @@ impl PgWriter {
         copy.send(data).await.map_err(classify)?;
         copy.finish().await.map_err(classify)?;
 
+        let insert = format!(
+            "INSERT INTO {} AS cutover_t ({}) SELECT {} FROM pg_temp.{stage} AS cutover_s",
+            ident(&spec.table),
+            cols.join(", "),
+            exprs.exprs.join(", "),
+        );
+        let sql = if may_conflict {
+            format!("{insert} {}", on_conflict(spec))
+        } else {
+            // No row to meet: the upsert's conflict check and IS DISTINCT FROM comparison
+            // would be wasted work; a key already there fails on the unique index.
+            insert
+        };
         // Simple-query protocol: the statement carries no parameters, so preparing and
         // caching it (one per column count and lookup shape) would buy nothing.
-        sqlx::raw_sql(AssertSqlSafe(upsert))
+        sqlx::raw_sql(AssertSqlSafe(sql))
             .execute(&mut *tx)
             .await
             .map_err(classify)?;
@@ -98,15 +134,17 @@ impl PgWriter {
         Ok(rows.len() as u64)
     }
 
-    /// The `INSERT … SELECT … FROM stage ON CONFLICT …` for this batch's shape.
-    async fn upsert_sql(
+    /// The SELECT list that turns the staged text into the target's columns: a cast per
+    /// column, a sub-select per lookup. `plain` when every one is a bare cast, which COPY
+    /// into the table does by itself.
+    async fn select_exprs(
         &self,
         spec: &TableSpec,
         rows: &[&[SqlValue]],
-        stage: &str,
-    ) -> Result<String, TargetError> {
+    ) -> Result<SelectExprs, TargetError> {
         let target = self.column_types(&spec.table).await?;
         let mut exprs = Vec::with_capacity(spec.columns.len());
+        let mut plain = true;
         for (i, col) in spec.columns.iter().enumerate() {
             let staged = format!("cutover_s.c{i}");
             // A column is a lookup when its values are (the map rule makes every row alike).
@@ -116,6 +154,7 @@ impl PgWriter {
             });
             let expr = match lookup {
                 Some((table, key, id)) => {
+                    plain = false;
                     let key_type = self
                         .column_types(table)
                         .await?
@@ -139,6 +178,7 @@ impl PgWriter {
                     let utc = rows.iter().any(|r| matches!(r[i], SqlValue::DateTime(_)));
                     if utc && ty == "pg_catalog.timestamptz" {
                         // The datetime rule's values are UTC: say so, whatever the session's zone.
+                        plain = false;
                         format!("({staged}::pg_catalog.timestamp AT TIME ZONE 'UTC')")
                     } else {
                         format!("{staged}::{ty}")
@@ -147,40 +187,7 @@ impl PgWriter {
             };
             exprs.push(expr);
         }
-        let cols: Vec<String> = spec.columns.iter().map(|c| ident(c)).collect();
-        let rest: Vec<&String> = spec.columns.iter().filter(|c| **c != spec.key).collect();
-        let on_conflict = if rest.is_empty() {
-            "NOTHING".to_string()
-        } else {
-            let set: Vec<String> = rest
-                .iter()
-                .map(|c| format!("{0} = EXCLUDED.{0}", ident(c)))
-                .collect();
-            // Compared as text: every type has a text form (`json` has no `=`), and equal
-            // text is what "unchanged" means to cutover's reads.
-            let old: Vec<String> = rest
-                .iter()
-                .map(|c| format!("cutover_t.{}::text", ident(c)))
-                .collect();
-            let new: Vec<String> = rest
-                .iter()
-                .map(|c| format!("EXCLUDED.{}::text", ident(c)))
-                .collect();
-            format!(
-                "UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
-                set.join(", "),
-                old.join(", "),
-                new.join(", ")
-            )
-        };
-        Ok(format!(
-            "INSERT INTO {} AS cutover_t ({}) SELECT {} FROM pg_temp.{stage} AS cutover_s \
-             ON CONFLICT ({}) DO {on_conflict}",
-            ident(&spec.table),
-            cols.join(", "),
-            exprs.join(", "),
-            ident(&spec.key),
-        ))
+        Ok(SelectExprs { exprs, plain })
     }
 
     /// Cast target per column of `table`, from the catalog once, then from the cache.
@@ -226,6 +233,43 @@ impl PgWriter {
     }
 }
 
+/// The SELECT list of a batch's INSERT from the staging table.
+struct SelectExprs {
+    exprs: Vec<String>,
+    /// Every column a bare cast of its staged text (no lookup, no time zone).
+    plain: bool,
+}
+
+/// `ON CONFLICT (key) DO UPDATE … WHERE … IS DISTINCT FROM …`: the upsert's clause.
+fn on_conflict(spec: &TableSpec) -> String {
+    let rest: Vec<&String> = spec.columns.iter().filter(|c| **c != spec.key).collect();
+    let action = if rest.is_empty() {
+        "NOTHING".to_string()
+    } else {
+        let set: Vec<String> = rest
+            .iter()
+            .map(|c| format!("{0} = EXCLUDED.{0}", ident(c)))
+            .collect();
+        // Compared as text: every type has a text form (`json` has no `=`), and equal
+        // text is what "unchanged" means to cutover's reads.
+        let old: Vec<String> = rest
+            .iter()
+            .map(|c| format!("cutover_t.{}::text", ident(c)))
+            .collect();
+        let new: Vec<String> = rest
+            .iter()
+            .map(|c| format!("EXCLUDED.{}::text", ident(c)))
+            .collect();
+        format!(
+            "UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
+            set.join(", "),
+            old.join(", "),
+            new.join(", ")
+        )
+    };
+    format!("ON CONFLICT ({}) DO {action}", ident(&spec.key))
+}
+
 /// Rows in COPY's text format: tab-separated, newline-terminated, `\N` for NULL, and
 /// backslash escapes for the characters that would otherwise be structure. An empty
 /// string is an empty field, distinct from `\N`; literal text `\N` goes out as `\\N`.
@@ -258,7 +302,7 @@ pub fn copy_text(rows: &[&[SqlValue]]) -> Vec<u8> {
                     &owned
                 }
                 // UTC wall-clock text; a timestamptz target reads it AT TIME ZONE 'UTC'
-                // (see upsert_sql), so the session's TimeZone never shifts it.
+                // (see select_exprs), so the session's TimeZone never shifts it.
                 SqlValue::DateTime(t) => {
                     owned = crate::datetime::canonical(t);
                     &owned

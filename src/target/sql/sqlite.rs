@@ -1,4 +1,5 @@
-//! SQLite writes: multi-row `INSERT … ON CONFLICT (key) DO UPDATE`, one transaction per batch.
+//! SQLite writes: multi-row `INSERT … ON CONFLICT (key) DO UPDATE` (a plain INSERT when no
+//! conflict is possible), one transaction per batch.
 //! Dates are ISO text, money is exact decimal text (SQLite has no decimal type; a NUMERIC
 //! column would turn it into a float, so the reference DDL declares money columns TEXT).
 
@@ -20,6 +21,7 @@ impl SqliteWriter {
         &self,
         spec: &TableSpec,
         rows: &[&[SqlValue]],
+        may_conflict: bool,
     ) -> Result<u64, TargetError> {
         if rows.is_empty() {
             return Ok(0);
@@ -69,11 +71,14 @@ impl SqliteWriter {
                 .filter(|c| **c != spec.key)
                 .map(|c| format!("{} = excluded.{}", ident(c), ident(c)))
                 .collect();
-            qb.push(format!(" ON CONFLICT ({}) DO ", ident(&spec.key)));
-            if updates.is_empty() {
-                qb.push("NOTHING");
-            } else {
-                qb.push(format!("UPDATE SET {}", updates.join(", ")));
+            // Direct: a key already there is refused by the table's own constraint.
+            if may_conflict {
+                qb.push(format!(" ON CONFLICT ({}) DO ", ident(&spec.key)));
+                if updates.is_empty() {
+                    qb.push("NOTHING");
+                } else {
+                    qb.push(format!("UPDATE SET {}", updates.join(", ")));
+                }
             }
             let res = qb.build().execute(&mut *tx).await.map_err(classify)?;
             n += res.rows_affected();
