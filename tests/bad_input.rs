@@ -989,6 +989,8 @@ fn disk_full_while_writing_rejects() {
         expected_rows: 3,
         resume: None,
         retry: cutover::engine::retry::RetryPolicy::from_settings(&plan.rb.settings),
+        workers: 2,
+        write_concurrency: 1,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -151,6 +151,23 @@ pub struct Settings {
     /// First wait before a retry; it doubles each time (capped at 30 s), with jitter.
     #[serde(default = "default_retry_delay")]
     pub retry_delay: String,
+    /// Threads that decode and check rows; default: the machine's cores.
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Batches written to a PostgreSQL or MariaDB target at once (SQLite and Odoo take one).
+    #[serde(default = "default_write_concurrency")]
+    pub write_concurrency: usize,
+}
+fn default_write_concurrency() -> usize {
+    2
+}
+impl Settings {
+    /// `workers`, or the cores this process may use.
+    pub fn workers(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
 }
 fn default_batch() -> usize {
     1000
@@ -167,6 +184,8 @@ impl Default for Settings {
             batch_size: default_batch(),
             retries: default_retries(),
             retry_delay: default_retry_delay(),
+            workers: None,
+            write_concurrency: default_write_concurrency(),
         }
     }
 }

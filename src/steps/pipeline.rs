@@ -35,6 +35,11 @@ impl Executor {
             .context("no extract recorded in this run: the extract step must come before the dry run and the load")?;
         let target_env = self.env(env)?.clone();
         let target = odoo::open(&self.plan, &target_env).await?;
+        // SQLite takes one writer at a time; Odoo's records are loaded one call after another.
+        let concurrent_writes = matches!(
+            crate::urls::Dialect::of_url(&target_env.url),
+            Some(crate::urls::Dialect::Postgres | crate::urls::Dialect::MySql)
+        ) && !odoo::is_odoo(&target_env);
         let plan = self.plan.clone();
         let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for n in &plan.order {
@@ -169,6 +174,12 @@ impl Executor {
                     None
                 } else {
                     view.checkpoint(phase, n)
+                },
+                workers: plan.rb.settings.workers(),
+                write_concurrency: if concurrent_writes {
+                    plan.rb.settings.write_concurrency.max(1)
+                } else {
+                    1
                 },
             };
             let reject_file = job.reject_path.display().to_string();
@@ -312,7 +323,7 @@ impl BatchObserver for Checkpoints<'_> {
 
     /// Right before each write into the target: a process whose lease was taken over
     /// (the heartbeat found out) writes no further batch, not even the one in hand.
-    async fn writing(&self) -> Result<()> {
+    async fn writing(&self, _may_conflict: bool) -> Result<()> {
         let phase = match self.phase {
             Phase::DryRun => "dry_run",
             Phase::Load => "load",
