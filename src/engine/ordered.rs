@@ -176,7 +176,7 @@ mod tests {
                 },
                 |item: &u64, out: &mut u64| {
                     // Uneven work, so that chunks finish out of order.
-                    if item % 97 == 0 {
+                    if item.is_multiple_of(97) {
                         std::thread::sleep(std::time::Duration::from_micros(200));
                     }
                     *out = item * 2;

@@ -1143,6 +1143,172 @@ mod tests {
         }
     }
 
+    /// Writes slowly and unevenly (later batches overtake earlier ones), recording each
+    /// write's keys as it starts.
+    struct Uneven {
+        writes: Mutex<Vec<Vec<String>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Target for Uneven {
+        fn name(&self) -> String {
+            "uneven".into()
+        }
+        fn capabilities(&self) -> Capabilities {
+            memory::capabilities()
+        }
+        async fn prepare(&self, _: &crate::target::Prepare) -> Result<Option<String>, TargetError> {
+            Ok(None)
+        }
+        async fn write_batch(
+            &self,
+            _: &TableSpec,
+            rows: &[&[SqlValue]],
+        ) -> Result<crate::target::WriteOutcome, TargetError> {
+            let keys: Vec<String> = rows
+                .iter()
+                .map(|r| match &r[0] {
+                    SqlValue::Text(t) => t.clone(),
+                    _ => String::new(),
+                })
+                .collect();
+            let slow = keys[0].ends_with('1');
+            self.writes.lock().unwrap().push(keys);
+            tokio::time::sleep(Duration::from_millis(if slow { 30 } else { 2 })).await;
+            Ok(crate::target::WriteOutcome {
+                loaded: rows.len() as u64,
+                refused: vec![],
+            })
+        }
+        async fn count(&self, _: &str) -> Result<u64, TargetError> {
+            Ok(0)
+        }
+        async fn sums(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<BTreeMap<String, Decimal>, TargetError> {
+            Ok(BTreeMap::new())
+        }
+        async fn close(&self) {}
+    }
+
+    /// Journals checkpoints until `crash_at` (that batch commits in the target but the
+    /// process dies before the journal knows), and each write's `may_conflict`.
+    struct Journal {
+        crash_at: u64,
+        checkpoints: Mutex<Vec<(u64, u64, u64)>>,
+        conflicts: Mutex<Vec<bool>>,
+    }
+
+    impl BatchObserver for Journal {
+        async fn committed(
+            &self,
+            batch: u64,
+            rows: u64,
+            last: u64,
+            _: Vec<RefusedRow>,
+        ) -> Result<()> {
+            if batch == self.crash_at {
+                anyhow::bail!("killed");
+            }
+            self.checkpoints.lock().unwrap().push((batch, rows, last));
+            Ok(())
+        }
+        async fn retrying(&self, _: Retry) -> Result<()> {
+            Ok(())
+        }
+        async fn writing(&self, may_conflict: bool) -> Result<()> {
+            self.conflicts.lock().unwrap().push(may_conflict);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn overlapped_writes_checkpoint_in_order_and_a_resume_neither_drops_nor_duplicates() {
+        let csv: String = std::iter::once("k,v\n".to_string())
+            .chain((1..=60).map(|i| format!("k{i:03},{i}\n")))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let job = |resume: Option<ResumeFrom>| EntityJob {
+            resume,
+            write_concurrency: 3,
+            workers: 3,
+            ..invoices_job(dir.path(), &csv, 4)
+        };
+        let target = Uneven {
+            writes: Mutex::new(Vec::new()),
+        };
+        let first = Journal {
+            crash_at: 6,
+            checkpoints: Mutex::new(Vec::new()),
+            conflicts: Mutex::new(Vec::new()),
+        };
+        let (progress, _) = watch::channel(Vec::new());
+        let err = run_entity(job(None), &target, &progress, &first)
+            .await
+            .err();
+        assert!(format!("{err:?}").contains("killed"));
+        // Checkpoints in batch order over committed batches only, whatever order the
+        // writes finished in.
+        let cps = first.checkpoints.into_inner().unwrap();
+        assert_eq!(
+            cps,
+            (1..=5).map(|b| (b, 4, b * 4 + 1)).collect::<Vec<_>>(),
+            "checkpoints"
+        );
+        assert!(first.conflicts.into_inner().unwrap().iter().all(|c| !c));
+        let before: Vec<Vec<String>> = std::mem::take(&mut *target.writes.lock().unwrap());
+        // Batch 6 committed without its checkpoint, and later ones were in flight.
+        assert!(before.len() > 6, "{before:?}");
+
+        let (batches, _, last_line) = *cps.last().unwrap();
+        let second = Journal {
+            crash_at: 0,
+            checkpoints: Mutex::new(Vec::new()),
+            conflicts: Mutex::new(Vec::new()),
+        };
+        let res = run_entity(
+            job(Some(ResumeFrom {
+                last_line,
+                batches,
+                loaded: batches * 4,
+                refused: HashMap::new(),
+            })),
+            &target,
+            &progress,
+            &second,
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.counts.loaded, 60, "each row counted once");
+        let after = target.writes.into_inner().unwrap();
+        let flags = second.conflicts.into_inner().unwrap();
+        assert_eq!(flags.len(), after.len());
+        // Every row after the checkpoint written once in this run, none before it.
+        let keys: Vec<&String> = after.iter().flatten().collect();
+        let want: Vec<String> = (21..=60).map(|i| format!("k{i:03}")).collect();
+        assert_eq!(keys, want.iter().collect::<Vec<_>>());
+        // Rows the first attempt may have written are written as possible conflicts:
+        // the first three batches (as many as were in flight), and no others.
+        let written_before: HashSet<&String> = before.iter().flatten().collect();
+        for (keys, conflict) in after.iter().zip(&flags) {
+            if keys.iter().any(|k| written_before.contains(k)) {
+                assert!(conflict, "{keys:?} may already be in the target");
+            }
+        }
+        assert_eq!(
+            flags,
+            [
+                true, true, true, false, false, false, false, false, false, false
+            ]
+        );
+        let cps = second.checkpoints.into_inner().unwrap();
+        assert_eq!(cps.first().map(|c| c.0), Some(6));
+        assert_eq!(cps.last(), Some(&(15, 4, 61)));
+    }
+
     #[tokio::test]
     async fn bisection_refuses_a_whole_record_and_keeps_the_others() {
         let rows: Vec<Vec<SqlValue>> = [
