@@ -17,6 +17,11 @@ pub struct Fingerprint {
 
 impl Fingerprint {
     pub fn add(&mut self, parts: &[&str]) {
+        self.add_digest(Self::digest(parts.iter().copied()));
+    }
+
+    /// One row's share of a fingerprint: computed anywhere, added in any order.
+    pub fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> u128 {
         let mut h = Sha256::new();
         for p in parts {
             h.update(p.as_bytes());
@@ -25,7 +30,11 @@ impl Fingerprint {
         let d = h.finalize();
         let mut b = [0u8; 16];
         b.copy_from_slice(&d[..16]);
-        self.sum = self.sum.wrapping_add(u128::from_be_bytes(b));
+        u128::from_be_bytes(b)
+    }
+
+    pub fn add_digest(&mut self, d: u128) {
+        self.sum = self.sum.wrapping_add(d);
         self.rows += 1;
     }
 

@@ -915,6 +915,8 @@ fn disk_full_while_writing_rejects() {
         resume: None,
         may_conflict: true,
         retry: cutover::engine::retry::RetryPolicy::from_settings(&plan.rb.settings),
+        workers: 2,
+        write_concurrency: 1,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -996,7 +998,7 @@ fn runbook_batch_size_zero() {
 fn runbook_entity_concurrency_out_of_range() {
     for n in ["0", "17"] {
         check_text_refuses(
-            format!("{RUNBOOK}\n[settings]\nentity_concurrency = {n}\n").as_bytes(),
+            format!("{}\n[settings]\nentity_concurrency = {n}\n", *RUNBOOK).as_bytes(),
             &[],
             "entity_concurrency =",
             "settings.entity_concurrency",

@@ -9,15 +9,20 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use csv::ByteRecord;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use rust_decimal::Decimal;
 use tokio::sync::{mpsc, watch};
 
+use super::ordered::{self, Spread};
 use super::rejects::RejectWriter;
 use super::retry::RetryPolicy;
-use super::rules::{Compiled, RowIssue, RunState, ScopeKeys, SqlValue, Verdict, parse_decimal};
+use super::rules::{
+    Checked, Compiled, RowIssue, RunState, ScopeKeys, SqlValue, Verdict, parse_decimal,
+};
 use crate::db::errors::explain;
 use crate::journal::events::{EntityCounts, EntityProgress, Phase, ProgressSnapshot, RefusedRow};
-use crate::sources::csv::{CsvSource, Decoded};
+use crate::sources::csv::{CsvSource, Decoded, Decoder, Record, Undecodable};
 use crate::target::{TableSpec, Target, TargetError};
 pub use crate::values::{Fingerprint, NO_CURRENCY};
 
@@ -49,6 +54,11 @@ pub struct EntityJob {
     /// Passed to every write (see [`Target::write_batch`]): `false` only when the caller
     /// has proved that the target holds none of this entity's keys.
     pub may_conflict: bool,
+    /// Threads that decode and check rows (`settings.workers`).
+    pub workers: usize,
+    /// Batches written to the target at once (`settings.write_concurrency`; 1 for a
+    /// target that takes one writer at a time).
+    pub write_concurrency: usize,
 }
 
 /// The journaled checkpoint of an interrupted load of one entity. Rows up to `last_line`
@@ -77,22 +87,119 @@ type Sums = BTreeMap<String, Decimal>;
 /// Add a row's amount to `sums` under its currency; a row whose amount is not a decimal
 /// adds nothing (it is rejected for that, and its currency would only be noise).
 fn add_to(sums: &mut Sums, fields: &[String], (amount, cur): (usize, Option<usize>), sign: i8) {
-    let Some(d) = fields.get(amount).and_then(|v| parse_decimal(v)) else {
+    let d = fields.get(amount).and_then(|v| parse_decimal(v));
+    add_amount(sums, d.map(|d| if sign < 0 { -d } else { d }), fields, cur);
+}
+
+/// [`add_to`] with the amount already read (on a worker).
+fn add_amount(sums: &mut Sums, amount: Option<Decimal>, fields: &[String], cur: Option<usize>) {
+    let Some(d) = amount else {
         return;
     };
     let key = match cur {
-        None => String::new(),
+        None => "",
         Some(i) => match fields.get(i).map(|c| c.as_str()) {
-            None | Some("") => NO_CURRENCY.to_string(),
-            Some(c) => c.to_string(),
+            None | Some("") => NO_CURRENCY,
+            Some(c) => c,
         },
     };
-    let e = sums.entry(key).or_default();
-    if sign < 0 {
-        *e -= d;
-    } else {
-        *e += d;
+    // Looked up by reference: a handful of currencies, a million rows.
+    match sums.get_mut(key) {
+        Some(e) => *e += d,
+        None => {
+            sums.insert(key.to_string(), d);
+        }
     }
+}
+
+/// Rows per chunk handed to a worker: large enough that handing over is rare, small
+/// enough that the workers stay even near the end of a file.
+const CHUNK_ROWS: usize = 1024;
+
+/// What a worker finds out about one record: its rules up to `unique`, and its share of
+/// the sums and fingerprints. The sequencer does the rest in file order.
+#[derive(Default)]
+struct Pre {
+    checked: Option<Checked>,
+    /// The key as read (trimmed, before cleanse), for entities that scope by this one.
+    scope_key: Option<String>,
+    /// Per sum field: the amount, when the field holds a decimal.
+    amounts: Vec<Option<Decimal>>,
+    /// Per fingerprint: the row's digest, when no rule has refused it so far.
+    digests: Vec<u128>,
+    nulls: Vec<bool>,
+}
+
+/// What the workers share: read only.
+struct Checker<'a> {
+    decoder: &'a Decoder,
+    rules: &'a Compiled,
+    refs: &'a HashMap<String, Arc<HashSet<String>>>,
+    scope_refs: &'a HashMap<String, Arc<ScopeKeys>>,
+    keep_scope_keys: bool,
+    sum_idx: &'a [(usize, Option<usize>)],
+    fp_idx: &'a [Vec<usize>],
+}
+
+impl Checker<'_> {
+    fn check(&self, rec: &Record, pre: &mut Pre) {
+        pre.amounts.clear();
+        pre.digests.clear();
+        pre.scope_key = None;
+        let mut fields = Vec::new();
+        let issue = |rule: &str, field: String, message: String| {
+            Checked::Done(Verdict::Rejected {
+                fields: vec![],
+                issues: vec![RowIssue {
+                    rule: rule.into(),
+                    field,
+                    message,
+                }],
+            })
+        };
+        let checked = match self.decoder.decode_into(rec, &mut fields, &mut pre.nulls) {
+            Ok(()) => {
+                if self.keep_scope_keys {
+                    pre.scope_key = fields
+                        .get(self.rules.key_index())
+                        .map(|k| k.trim().to_string());
+                }
+                self.rules
+                    .check(fields, &pre.nulls, self.refs, self.scope_refs)
+            }
+            Err(Undecodable::Malformed(m)) => issue("malformed", "(row)".into(), m),
+            Err(Undecodable::Encoding(field, m)) => issue("encoding", field, m),
+        };
+        let fields = match &checked {
+            Checked::Done(Verdict::Rejected { fields, .. }) => Some(fields),
+            Checked::Pending(p) => Some(&p.fields),
+            _ => None,
+        };
+        if let Some(f) = fields {
+            for &(amount, _) in self.sum_idx {
+                pre.amounts
+                    .push(f.get(amount).and_then(|v| parse_decimal(v)));
+            }
+            if let Checked::Pending(p) = &checked
+                && p.clean()
+            {
+                for idx in self.fp_idx {
+                    pre.digests
+                        .push(Fingerprint::digest(idx.iter().map(|&i| f[i].as_str())));
+                }
+            }
+        }
+        pre.checked = Some(checked);
+    }
+}
+
+/// A record's fields as the reject file keeps them.
+fn raw_record(rec: &Record) -> ByteRecord {
+    let mut raw = ByteRecord::with_capacity(rec.bytes.len(), rec.len());
+    for f in rec.iter() {
+        raw.push_field(f);
+    }
+    raw
 }
 
 pub struct EntityResult {
@@ -207,7 +314,11 @@ pub trait BatchObserver {
     /// Right before each write into the target (every batch, half of a split batch and
     /// retry): `Err` stops the load before that write (the executor: this process no
     /// longer holds the run's lease). Called per batch, so it must be cheap.
-    fn writing(&self) -> impl std::future::Future<Output = Result<()>> + Send {
+    /// `may_conflict`: some of the rows may already be in the target from this run (the
+    /// first batches after a resume, as many as can be in flight, and every retry); when
+    /// false, none of them was written by this run before.
+    fn writing(&self, may_conflict: bool) -> impl std::future::Future<Output = Result<()>> + Send {
+        let _ = may_conflict;
         async { Ok(()) }
     }
 }
@@ -264,10 +375,15 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     let resume = job.resume.clone().unwrap_or_default();
     let (skip_until, mut refused_before) = (resume.last_line, resume.refused.clone());
 
-    // Rule work and reject writing happen off the async runtime.
+    let spread = Spread::new(job.workers, CHUNK_ROWS);
+
+    // Rule work and reject writing happen off the async runtime: a reader, `workers`
+    // threads for the rules that need no state, and this thread as the sequencer for the
+    // rest, in file order (see `ordered`).
     let reader = tokio::task::spawn_blocking(move || -> Result<(Tally, RejectWriter)> {
         let mut src = CsvSource::open(&file, &rules.columns, rules.dialect)?;
-        let mut rejects = RejectWriter::create(&reject_path, &src.header)?;
+        let decoder = src.decoder();
+        let mut rejects = RejectWriter::create(&reject_path, src.header())?;
         let mut t = Tally {
             valid_sum: vec![Sums::new(); sum_idx.len()],
             rejected_sum: vec![Sums::new(); sum_idx.len()],
@@ -282,39 +398,31 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             None => None,
         };
         let mut batch = Vec::with_capacity(batch_size);
-        while let Some(raw) = src.next_row().with_context(|| {
-            format!(
-                "{}: reading after line {}",
-                file.display(),
-                t.counts.in_file + 1
-            )
-        })? {
+        let mut read = 0u64;
+        let fill = |rec: &mut Record| -> Result<bool> {
+            let more = src
+                .read_record(rec)
+                .with_context(|| format!("{}: reading after line {}", file.display(), read + 1))?;
+            read += 1;
+            Ok(more)
+        };
+        let checker = Checker {
+            decoder: &decoder,
+            rules: &rules,
+            refs: &refs,
+            scope_refs: &scope_refs,
+            keep_scope_keys,
+            sum_idx: &sum_idx,
+            fp_idx: &fp_idx,
+        };
+        let work = |rec: &Record, pre: &mut Pre| checker.check(rec, pre);
+        let sink = |rec: &mut Record, pre: &mut Pre| -> Result<()> {
             t.counts.in_file += 1;
-            // The key as read (trimmed, before cleanse), for entities that scope by this one.
-            let mut scope_key = None;
-            let verdict = match src.decode(&raw) {
-                Decoded::Fields(f) => {
-                    if t.scope_keys.is_some() {
-                        scope_key = f.get(rules.key_index()).map(|k| k.trim().to_string());
-                    }
-                    rules.process_with(f, src.nulls(), &mut state, &refs, &scope_refs)
-                }
-                Decoded::Malformed(m) => Verdict::Rejected {
-                    fields: vec![],
-                    issues: vec![RowIssue {
-                        rule: "malformed".into(),
-                        field: "(row)".into(),
-                        message: m,
-                    }],
-                },
-                Decoded::Encoding(field, message) => Verdict::Rejected {
-                    fields: vec![],
-                    issues: vec![RowIssue {
-                        rule: "encoding".into(),
-                        field,
-                        message,
-                    }],
-                },
+            let line = rec.line;
+            let verdict = match pre.checked.take() {
+                Some(Checked::Done(v)) => v,
+                Some(Checked::Pending(p)) => rules.settle(p, &mut state),
+                None => anyhow::bail!("line {line}: not checked"),
             };
             // A record whose lines the rules refused is refused with them.
             let verdict = match (verdict, &lines, &rules.lines) {
@@ -333,7 +441,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                 }
                 (v, ..) => v,
             };
-            if let (Some(sk), Some(k)) = (t.scope_keys.as_mut(), scope_key)
+            if let (Some(sk), Some(k)) = (t.scope_keys.as_mut(), pre.scope_key.take())
                 && !k.is_empty()
             {
                 if matches!(verdict, Verdict::OutOfScope) {
@@ -351,28 +459,27 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                 Verdict::Rejected { fields, issues } => {
                     t.counts.in_scope += 1;
                     t.counts.rejected += 1;
-                    for (k, &i) in sum_idx.iter().enumerate() {
-                        add_to(&mut t.rejected_sum[k], &fields, i, 1);
+                    for (k, amount) in pre.amounts.iter().enumerate() {
+                        add_amount(&mut t.rejected_sum[k], *amount, &fields, sum_idx[k].1);
                     }
-                    rejects.write(&raw.raw, raw.line, &issues)?;
+                    rejects.write_fields(rec.iter(), line, &issues)?;
                 }
                 Verdict::Valid { fields, row } => {
                     t.counts.in_scope += 1;
                     t.counts.valid += 1;
-                    for (k, &i) in sum_idx.iter().enumerate() {
-                        add_to(&mut t.valid_sum[k], &fields, i, 1);
+                    for (k, amount) in pre.amounts.iter().enumerate() {
+                        add_amount(&mut t.valid_sum[k], *amount, &fields, sum_idx[k].1);
                     }
-                    for (k, idx) in fp_idx.iter().enumerate() {
-                        let parts: Vec<&str> = idx.iter().map(|&i| fields[i].as_str()).collect();
-                        t.fp[k].add(&parts);
+                    for (fp, d) in t.fp.iter_mut().zip(&pre.digests) {
+                        fp.add_digest(*d);
                     }
                     if let Some(keys) = t.keys.as_mut() {
                         keys.insert(fields[rules.key_index()].clone());
                     }
-                    if raw.line <= skip_until {
+                    if line <= skip_until {
                         // Committed before the interruption: not written again.
-                        if let Some(msg) = refused_before.remove(&raw.line) {
-                            t.refused_before.push((raw.line, raw.raw, fields, msg));
+                        if let Some(msg) = refused_before.remove(&line) {
+                            t.refused_before.push((line, raw_record(rec), fields, msg));
                         }
                     } else {
                         if batch.len() >= batch_size && !continues_record(&row, key_col) {
@@ -389,30 +496,37 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                         }
                         // The record's lines: the first on its own row, the others as
                         // continuation rows (every other cell empty), as Odoo exports them.
-                        let mut rows = vec![row];
-                        if let (Some(by), Some(l)) = (&lines, &rules.lines)
-                            && let Some(Ok(ls)) = by.get(&fields[rules.key_index()])
-                        {
-                            let at = rows[0].len() - l.rules.target_columns.len();
+                        let ls = match (&lines, &rules.lines) {
+                            (Some(by), Some(l)) => match by.get(&fields[rules.key_index()]) {
+                                Some(Ok(ls)) => Some((l, ls)),
+                                _ => None,
+                            },
+                            _ => None,
+                        };
+                        let first = batch.len();
+                        batch.push(Item {
+                            line,
+                            raw: raw_record(rec),
+                            row,
+                            fields,
+                            continuation: false,
+                        });
+                        if let Some((l, ls)) = ls {
+                            let width = batch[first].row.len();
+                            let at = width - l.rules.target_columns.len();
                             for (j, cells) in ls.iter().enumerate() {
                                 if j > 0 {
-                                    rows.push(vec![SqlValue::Null; rows[0].len()]);
+                                    batch.push(Item {
+                                        line,
+                                        raw: ByteRecord::new(),
+                                        row: vec![SqlValue::Null; width],
+                                        fields: Vec::new(),
+                                        continuation: true,
+                                    });
                                 }
-                                rows[j][at..].clone_from_slice(cells);
+                                let last = batch.len() - 1;
+                                batch[last].row[at..].clone_from_slice(cells);
                             }
-                        }
-                        for (j, row) in rows.into_iter().enumerate() {
-                            batch.push(Item {
-                                line: raw.line,
-                                raw: if j == 0 {
-                                    raw.raw.clone()
-                                } else {
-                                    ByteRecord::new()
-                                },
-                                row,
-                                fields: if j == 0 { fields.clone() } else { Vec::new() },
-                                continuation: j > 0,
-                            });
                         }
                     }
                 }
@@ -420,7 +534,9 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             if t.counts.in_file.is_multiple_of(4096) {
                 live_r.publish(&t.counts);
             }
-        }
+            Ok(())
+        };
+        ordered::run(spread, fill, work, sink)?;
         live_r.publish(&t.counts);
         if !batch.is_empty() && tx.blocking_send(batch).is_err() {
             anyhow::bail!("load stopped");
@@ -456,50 +572,76 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         });
     };
     publish(loaded, false);
+    // Up to `write_concurrency` batches in flight; their results are taken in batch order,
+    // so a checkpoint is journaled only once every batch before it has committed.
+    let concurrency = job.write_concurrency.max(1);
+    let resumed = job.resume.is_some();
+    let mut sent = 0usize;
+    let mut in_flight = FuturesOrdered::new();
+    let mut reading = true;
     let mut write_err = None;
-    while let Some(items) = rx.recv().await {
-        match bisect_rows_retrying(
-            target,
-            &job.table,
-            &items,
-            &job.retry,
-            job.may_conflict,
-            on_batch,
-        )
-        .await
-        {
-            Ok((n, bad)) => {
-                // Records are counted, not their continuation rows (all refused or none).
-                let lines_in = items.iter().filter(|i| i.continuation).count();
-                let lines_out = bad.iter().filter(|(i, _)| items[*i].continuation).count();
-                loaded += n.saturating_sub((lines_in - lines_out) as u64);
-                let mut refused = Vec::with_capacity(bad.len());
-                for (i, msg) in bad {
-                    let it = &items[i];
-                    if it.continuation {
-                        continue;
+    while reading || !in_flight.is_empty() {
+        tokio::select! {
+            // Finished writes first: they free a place and move the checkpoint on.
+            biased;
+            Some((items, res)) = in_flight.next(), if !in_flight.is_empty() => {
+                let items: Vec<Item> = items;
+                let res: Result<(u64, Vec<(usize, String)>)> = res;
+                match res {
+                    Ok((n, bad)) => {
+                        // Records are counted, not their continuation rows (all refused or none).
+                        let lines_in = items.iter().filter(|i| i.continuation).count();
+                        let lines_out = bad.iter().filter(|(i, _)| items[*i].continuation).count();
+                        loaded += n.saturating_sub((lines_in - lines_out) as u64);
+                        let mut refused = Vec::with_capacity(bad.len());
+                        for (i, msg) in bad {
+                            let it = &items[i];
+                            if it.continuation {
+                                continue;
+                            }
+                            refused.push(RefusedRow {
+                                line: it.line,
+                                message: msg.clone(),
+                            });
+                            db_rejects.push((it.line, it.raw.clone(), it.fields.clone(), msg));
+                        }
+                        batch_no += 1;
+                        let last_line = items.last().map(|i| i.line).unwrap_or(0);
+                        publish(loaded, false);
+                        if let Err(e) = on_batch.committed(batch_no, n, last_line, refused).await {
+                            // Stop reading too, and join the reader before returning.
+                            write_err = Some(e);
+                            break;
+                        }
                     }
-                    refused.push(RefusedRow {
-                        line: it.line,
-                        message: msg.clone(),
-                    });
-                    db_rejects.push((it.line, it.raw.clone(), it.fields.clone(), msg));
-                }
-                batch_no += 1;
-                let last_line = items.last().map(|i| i.line).unwrap_or(0);
-                publish(loaded, false);
-                if let Err(e) = on_batch.committed(batch_no, n, last_line, refused).await {
-                    // Stop reading too, and join the reader before returning.
-                    write_err = Some(e);
-                    break;
+                    Err(e) => {
+                        write_err = Some(e);
+                        break;
+                    }
                 }
             }
-            Err(e) => {
-                write_err = Some(e);
-                break;
+            next = rx.recv(), if reading && in_flight.len() < concurrency => {
+                let Some(items) = next else {
+                    reading = false;
+                    continue;
+                };
+                // Batches that were in flight when an earlier attempt stopped may hold rows
+                // the target already has: as many as could be in flight at once.
+                let may_conflict = job.may_conflict || (resumed && sent < concurrency);
+                sent += 1;
+                let (table, retry) = (&job.table, &job.retry);
+                in_flight.push_back(async move {
+                    let res =
+                        bisect_rows_retrying(target, table, &items, retry, may_conflict, on_batch)
+                            .await;
+                    (items, res)
+                });
             }
         }
     }
+    // Writes still in flight after a failure finish (a write is not cut off halfway);
+    // they are not journaled, so a resume writes them again, as possible conflicts.
+    while in_flight.next().await.is_some() {}
     drop(rx);
     let joined = reader.await.context("pipeline thread")?;
     if let Some(e) = write_err {
@@ -671,7 +813,7 @@ pub async fn bisect_rows_retrying<R: AsRef<[SqlValue]>, O: BatchObserver + Sync>
     let mut failures = 0u32;
     while let Some((lo, hi, may_conflict)) = stack.pop() {
         let batch: Vec<&[SqlValue]> = rows[lo..hi].iter().map(|r| r.as_ref()).collect();
-        observer.writing().await?;
+        observer.writing(may_conflict).await?;
         let res = target.write_batch(spec, &batch, may_conflict).await;
         if !matches!(res, Err(TargetError::Transient(_))) {
             failures = 0;
@@ -1019,7 +1161,9 @@ mod tests {
             fingerprints: vec![],
             expected_rows: 0,
             resume: None,
-            may_conflict: true,
+            may_conflict: false,
+            workers: 2,
+            write_concurrency: 1,
         }
     }
 
@@ -1058,6 +1202,173 @@ mod tests {
                 "batch {batch_size}: every row once, in order"
             );
         }
+    }
+
+    /// Writes slowly and unevenly (later batches overtake earlier ones), recording each
+    /// write's keys as it starts.
+    struct Uneven {
+        writes: Mutex<Vec<Vec<String>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Target for Uneven {
+        fn name(&self) -> String {
+            "uneven".into()
+        }
+        fn capabilities(&self) -> Capabilities {
+            memory::capabilities()
+        }
+        async fn prepare(&self, _: &crate::target::Prepare) -> Result<Option<String>, TargetError> {
+            Ok(None)
+        }
+        async fn write_batch(
+            &self,
+            _: &TableSpec,
+            rows: &[&[SqlValue]],
+            _: bool,
+        ) -> Result<crate::target::WriteOutcome, TargetError> {
+            let keys: Vec<String> = rows
+                .iter()
+                .map(|r| match &r[0] {
+                    SqlValue::Text(t) => t.clone(),
+                    _ => String::new(),
+                })
+                .collect();
+            let slow = keys[0].ends_with('1');
+            self.writes.lock().unwrap().push(keys);
+            tokio::time::sleep(Duration::from_millis(if slow { 30 } else { 2 })).await;
+            Ok(crate::target::WriteOutcome {
+                loaded: rows.len() as u64,
+                refused: vec![],
+            })
+        }
+        async fn count(&self, _: &str) -> Result<u64, TargetError> {
+            Ok(0)
+        }
+        async fn sums(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<BTreeMap<String, Decimal>, TargetError> {
+            Ok(BTreeMap::new())
+        }
+        async fn close(&self) {}
+    }
+
+    /// Journals checkpoints until `crash_at` (that batch commits in the target but the
+    /// process dies before the journal knows), and each write's `may_conflict`.
+    struct Journal {
+        crash_at: u64,
+        checkpoints: Mutex<Vec<(u64, u64, u64)>>,
+        conflicts: Mutex<Vec<bool>>,
+    }
+
+    impl BatchObserver for Journal {
+        async fn committed(
+            &self,
+            batch: u64,
+            rows: u64,
+            last: u64,
+            _: Vec<RefusedRow>,
+        ) -> Result<()> {
+            if batch == self.crash_at {
+                anyhow::bail!("killed");
+            }
+            self.checkpoints.lock().unwrap().push((batch, rows, last));
+            Ok(())
+        }
+        async fn retrying(&self, _: Retry) -> Result<()> {
+            Ok(())
+        }
+        async fn writing(&self, may_conflict: bool) -> Result<()> {
+            self.conflicts.lock().unwrap().push(may_conflict);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn overlapped_writes_checkpoint_in_order_and_a_resume_neither_drops_nor_duplicates() {
+        let csv: String = std::iter::once("k,v\n".to_string())
+            .chain((1..=60).map(|i| format!("k{i:03},{i}\n")))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let job = |resume: Option<ResumeFrom>| EntityJob {
+            resume,
+            write_concurrency: 3,
+            workers: 3,
+            ..invoices_job(dir.path(), &csv, 4)
+        };
+        let target = Uneven {
+            writes: Mutex::new(Vec::new()),
+        };
+        let first = Journal {
+            crash_at: 6,
+            checkpoints: Mutex::new(Vec::new()),
+            conflicts: Mutex::new(Vec::new()),
+        };
+        let (progress, _) = watch::channel(Vec::new());
+        let err = run_entity(job(None), &target, &progress, &first)
+            .await
+            .err();
+        assert!(format!("{err:?}").contains("killed"));
+        // Checkpoints in batch order over committed batches only, whatever order the
+        // writes finished in.
+        let cps = first.checkpoints.into_inner().unwrap();
+        assert_eq!(
+            cps,
+            (1..=5).map(|b| (b, 4, b * 4 + 1)).collect::<Vec<_>>(),
+            "checkpoints"
+        );
+        assert!(first.conflicts.into_inner().unwrap().iter().all(|c| !c));
+        let before: Vec<Vec<String>> = std::mem::take(&mut *target.writes.lock().unwrap());
+        // Batch 6 committed without its checkpoint, and later ones were in flight.
+        assert!(before.len() > 6, "{before:?}");
+
+        let (batches, _, last_line) = *cps.last().unwrap();
+        let second = Journal {
+            crash_at: 0,
+            checkpoints: Mutex::new(Vec::new()),
+            conflicts: Mutex::new(Vec::new()),
+        };
+        let res = run_entity(
+            job(Some(ResumeFrom {
+                last_line,
+                batches,
+                loaded: batches * 4,
+                refused: HashMap::new(),
+            })),
+            &target,
+            &progress,
+            &second,
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.counts.loaded, 60, "each row counted once");
+        let after = target.writes.into_inner().unwrap();
+        let flags = second.conflicts.into_inner().unwrap();
+        assert_eq!(flags.len(), after.len());
+        // Every row after the checkpoint written once in this run, none before it.
+        let keys: Vec<&String> = after.iter().flatten().collect();
+        let want: Vec<String> = (21..=60).map(|i| format!("k{i:03}")).collect();
+        assert_eq!(keys, want.iter().collect::<Vec<_>>());
+        // Rows the first attempt may have written are written as possible conflicts:
+        // the first three batches (as many as were in flight), and no others.
+        let written_before: HashSet<&String> = before.iter().flatten().collect();
+        for (keys, conflict) in after.iter().zip(&flags) {
+            if keys.iter().any(|k| written_before.contains(k)) {
+                assert!(conflict, "{keys:?} may already be in the target");
+            }
+        }
+        assert_eq!(
+            flags,
+            [
+                true, true, true, false, false, false, false, false, false, false
+            ]
+        );
+        let cps = second.checkpoints.into_inner().unwrap();
+        assert_eq!(cps.first().map(|c| c.0), Some(6));
+        assert_eq!(cps.last(), Some(&(15, 4, 61)));
     }
 
     #[tokio::test]

@@ -42,15 +42,31 @@ impl RejectWriter {
 
     /// One line per rejected row; several reasons are joined with " | " in each column.
     pub fn write(&mut self, raw: &ByteRecord, line: u64, issues: &[RowIssue]) -> Result<()> {
+        self.write_fields(raw.iter(), line, issues)
+    }
+
+    /// [`write`](Self::write) from the record's fields as they are, without a copy.
+    pub fn write_fields<'a>(
+        &mut self,
+        raw: impl Iterator<Item = &'a [u8]>,
+        line: u64,
+        issues: &[RowIssue],
+    ) -> Result<()> {
         let join = |f: fn(&RowIssue) -> &str| issues.iter().map(f).collect::<Vec<_>>().join(" | ");
-        let mut rec = raw.clone();
-        rec.push_field(line.to_string().as_bytes());
-        rec.push_field(join(|i| &i.rule).as_bytes());
-        rec.push_field(join(|i| &i.field).as_bytes());
-        rec.push_field(join(|i| &i.message).as_bytes());
-        self.w
-            .write_byte_record(&rec)
-            .map_err(|e| csv_failed(&self.path, e))?;
+        let extra = [
+            line.to_string(),
+            join(|i| &i.rule),
+            join(|i| &i.field),
+            join(|i| &i.message),
+        ];
+        let fail = |e| csv_failed(&self.path, e);
+        for f in raw {
+            self.w.write_field(f).map_err(fail)?;
+        }
+        for f in &extra {
+            self.w.write_field(f).map_err(fail)?;
+        }
+        self.w.write_record(None::<&[u8]>).map_err(fail)?;
         self.rows += 1;
         Ok(())
     }

@@ -194,6 +194,40 @@ pub struct RunState {
     seen: HashMap<usize, HashSet<String>>,
 }
 
+/// A row after [`Compiled::check`]: decided, or waiting for [`Compiled::settle`].
+pub enum Checked {
+    Done(Verdict),
+    Pending(Pending),
+}
+
+/// A row in scope, cleansed, checked and transformed, but for its `unique` rules.
+pub struct Pending {
+    /// The cleansed values.
+    pub fields: Vec<String>,
+    issues: Vec<RowIssue>,
+    row: Vec<SqlValue>,
+    /// `unique` rules on non-empty values, in rule order: where the reason goes among
+    /// `issues`, and the field.
+    unique: Vec<(usize, usize)>,
+}
+
+impl Pending {
+    /// No rule has found fault so far (`unique` may still).
+    pub fn clean(&self) -> bool {
+        self.issues.is_empty()
+    }
+}
+
+/// Trim a value without reallocating it.
+fn trim_in_place(s: &mut String) {
+    let end = s.trim_end().len();
+    s.truncate(end);
+    let start = s.len() - s.trim_start().len();
+    if start > 0 {
+        s.drain(..start);
+    }
+}
+
 pub enum Verdict {
     OutOfScope,
     /// `fields` are the cleansed values (the reject file keeps the raw ones).
@@ -207,19 +241,43 @@ pub enum Verdict {
     },
 }
 
-fn email_re() -> &'static Regex {
-    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[^\s@]+@([^\s@.]+\.)+[^\s@.]+$").unwrap())
+/// `local@domain.tld`: no whitespace and no `@` in either part, the domain of two or
+/// more non-empty labels. A byte test: the same language as
+/// `^[^\s@]+@([^\s@.]+\.)+[^\s@.]+$` (`\s` being Unicode white space).
+fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    let no_space = |t: &str| {
+        if t.is_ascii() {
+            // The ASCII white space of Unicode: tab, LF, VT, FF, CR, space.
+            !t.bytes().any(|b| matches!(b, b'\t'..=b'\r' | b' '))
+        } else {
+            !t.chars().any(char::is_whitespace)
+        }
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && domain.split('.').all(|label| !label.is_empty())
+        && no_space(local)
+        && no_space(domain)
 }
 
-fn decimal_re() -> &'static Regex {
-    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^-?[0-9]+(\.[0-9]+)?$").unwrap())
+/// `-?[0-9]+(\.[0-9]+)?`, as a byte test.
+fn is_plain_decimal(s: &str) -> bool {
+    let b = s.strip_prefix('-').unwrap_or(s).as_bytes();
+    let (int, frac) = match b.iter().position(|&c| c == b'.') {
+        Some(p) => (&b[..p], Some(&b[p + 1..])),
+        None => (b, None),
+    };
+    let digits = |d: &[u8]| !d.is_empty() && d.iter().all(u8::is_ascii_digit);
+    digits(int) && frac.is_none_or(digits)
 }
 
 /// Strict decimal: digits with an optional point, no exponent, no thousands separators.
 pub fn parse_decimal(s: &str) -> Option<Decimal> {
-    if !decimal_re().is_match(s) {
+    if !is_plain_decimal(s) {
         return None;
     }
     s.parse::<Decimal>().ok()
@@ -785,10 +843,7 @@ impl Compiled {
     /// Trim every field, then apply the cleanse rules.
     pub fn cleanse(&self, fields: &mut [String]) {
         for f in fields.iter_mut() {
-            let t = f.trim();
-            if t.len() != f.len() {
-                *f = t.to_string();
-            }
+            trim_in_place(f);
         }
         for (kind, idxs) in &self.cleanse {
             for &i in idxs {
@@ -822,30 +877,44 @@ impl Compiled {
     /// the keys by scope of the entities named by `in_scope_of` conditions.
     pub fn process_with(
         &self,
-        mut fields: Vec<String>,
+        fields: Vec<String>,
         nulls: &[bool],
         state: &mut RunState,
         refs: &HashMap<String, Arc<HashSet<String>>>,
         scope_refs: &HashMap<String, Arc<ScopeKeys>>,
     ) -> Verdict {
+        match self.check(fields, nulls, refs, scope_refs) {
+            Checked::Done(v) => v,
+            Checked::Pending(p) => self.settle(p, state),
+        }
+    }
+
+    /// The part of [`process_with`](Self::process_with) that needs no state of the run:
+    /// scope, cleanse, every rule but `unique`, transform. Rows can be checked on any
+    /// thread, in any order; [`settle`](Self::settle) then finishes them in file order.
+    pub fn check(
+        &self,
+        mut fields: Vec<String>,
+        nulls: &[bool],
+        refs: &HashMap<String, Arc<HashSet<String>>>,
+        scope_refs: &HashMap<String, Arc<ScopeKeys>>,
+    ) -> Checked {
         for f in fields.iter_mut() {
-            let t = f.trim();
-            if t.len() != f.len() {
-                *f = t.to_string();
-            }
+            trim_in_place(f);
         }
         match self.scope_of(&fields, scope_refs) {
             ScopeVerdict::In => {}
-            ScopeVerdict::Out => return Verdict::OutOfScope,
+            ScopeVerdict::Out => return Checked::Done(Verdict::OutOfScope),
             ScopeVerdict::Rejected(issue) => {
-                return Verdict::Rejected {
+                return Checked::Done(Verdict::Rejected {
                     fields,
                     issues: vec![issue],
-                };
+                });
             }
         }
         self.cleanse(&mut fields);
         let mut issues = Vec::new();
+        let mut unique = Vec::new();
         let mut typed: Vec<Option<Typed>> = vec![None; fields.len()];
         let col = |i: usize| self.columns[i].as_str();
 
@@ -872,22 +941,16 @@ impl Compiled {
                         issues.push(RowIssue::new("required", col(*i), "is required"));
                     }
                 }
+                // Needs the rows before this one: checked by `settle`, its reason then put
+                // where it stands among the others.
                 Rule::Unique(i) => {
-                    let v = &fields[*i];
-                    if !v.is_empty() && !state.seen.entry(*i).or_default().insert(v.clone()) {
-                        issues.push(RowIssue::new(
-                            "unique",
-                            col(*i),
-                            format!(
-                                "duplicate '{}': an earlier in-scope row has it; keep one of the two in the source",
-                                shown(v)
-                            ),
-                        ));
+                    if !fields[*i].is_empty() {
+                        unique.push((issues.len(), *i));
                     }
                 }
                 Rule::Email(i, allow) => {
                     if !empty_fail(*i, *allow, "an e-mail address", &mut issues, "email")
-                        && !email_re().is_match(&fields[*i])
+                        && !is_email(&fields[*i])
                     {
                         issues.push(RowIssue::new(
                             "email",
@@ -1213,6 +1276,47 @@ impl Compiled {
                     }
                 }
             });
+        }
+        Checked::Pending(Pending {
+            fields,
+            issues,
+            row,
+            unique,
+        })
+    }
+
+    /// Finish a row [`check`](Self::check)ed, in file order: its `unique` rules against
+    /// the in-scope rows before it (a value counts as seen whether or not its row is valid).
+    pub fn settle(&self, p: Pending, state: &mut RunState) -> Verdict {
+        let Pending {
+            fields,
+            mut issues,
+            mut row,
+            unique,
+        } = p;
+        let mut dups = Vec::new();
+        for (at, i) in unique {
+            let v = &fields[i];
+            let seen = state.seen.entry(i).or_default();
+            // Look up before cloning: a clean extract has no duplicates.
+            if seen.contains(v.as_str()) || !seen.insert(v.clone()) {
+                let col = &self.columns[i];
+                dups.push((
+                    at,
+                    RowIssue::new(
+                        "unique",
+                        col,
+                        format!(
+                            "duplicate '{}': an earlier in-scope row has it; keep one of the two in the source",
+                            shown(v)
+                        ),
+                    ),
+                ));
+            }
+        }
+        // Last first, so that the earlier positions still hold.
+        for (at, issue) in dups.into_iter().rev() {
+            issues.insert(at, issue);
         }
         if issues.is_empty() {
             // The line cells are filled in by the pipeline, which reads the lines' file.

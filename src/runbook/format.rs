@@ -154,6 +154,23 @@ pub struct Settings {
     /// Entities loaded at the same time, among those whose dependencies are loaded.
     #[serde(default = "default_entity_concurrency")]
     pub entity_concurrency: usize,
+    /// Threads that decode and check rows; default: the machine's cores.
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Batches written to a PostgreSQL or MariaDB target at once (SQLite and Odoo take one).
+    #[serde(default = "default_write_concurrency")]
+    pub write_concurrency: usize,
+}
+fn default_write_concurrency() -> usize {
+    2
+}
+impl Settings {
+    /// `workers`, or the cores this process may use.
+    pub fn workers(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
 }
 fn default_batch() -> usize {
     1000
@@ -174,6 +191,8 @@ impl Default for Settings {
             retries: default_retries(),
             retry_delay: default_retry_delay(),
             entity_concurrency: default_entity_concurrency(),
+            workers: None,
+            write_concurrency: default_write_concurrency(),
         }
     }
 }

@@ -606,6 +606,27 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> (Vec<String
             ),
         );
     }
+    for (key, v, hint) in [
+        (
+            "settings.workers",
+            rb.settings.workers.unwrap_or(1),
+            "write how many threads check rows, e.g. workers = 2, or leave it out for one per core",
+        ),
+        (
+            "settings.write_concurrency",
+            rb.settings.write_concurrency,
+            "write how many batches may be in flight at once, e.g. write_concurrency = 2",
+        ),
+    ] {
+        if v == 0 {
+            let name = key.trim_start_matches("settings.");
+            diags.push(ctx.diag(
+                key,
+                format!("{name} = 0: at least one is needed"),
+                hint.into(),
+            ));
+        }
+    }
     for (key, v) in [
         ("settings.retry_delay", Some(&rb.settings.retry_delay)),
         ("rollback.planned", rb.rollback.planned.as_ref()),

@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 use csv::ByteRecord;
 
 pub use super::csv_records::Dialect;
-use super::csv_records::{Kind, Problem, Record, Records};
+pub use super::csv_records::Record;
+use super::csv_records::{Kind, Problem, Records};
 use crate::values::shown;
 
 pub struct CsvSource {
@@ -18,12 +19,27 @@ pub struct CsvSource {
     path: String,
     /// The last record read, reused.
     rec: Record,
-    /// The file's header, as written (BOM removed; a column that is not UTF-8, shown lossily).
-    pub header: Vec<String>,
-    /// For each expected column, its index in the file.
-    pub index: Vec<usize>,
+    dec: Decoder,
     /// For each expected column of the last decoded row: was it NULL (see [`CsvSource::nulls`]).
     nulls: Vec<bool>,
+}
+
+/// Turns records of one file into the expected columns' text. Separate from the reader
+/// so that records can be decoded on other threads than the one that reads them.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    /// The file's header, as written (BOM removed; a column that is not UTF-8, shown lossily).
+    header: Vec<String>,
+    /// For each expected column, its index in the file.
+    index: Vec<usize>,
+}
+
+/// Why a record has no fields to check: a row-level problem, never an `Err`.
+pub enum Undecodable {
+    /// Field count differs from the header, or the quoting is broken.
+    Malformed(String),
+    /// A needed field is not UTF-8 text (or holds a NUL byte): the field and the message.
+    Encoding(String, String),
 }
 
 /// One record: where it starts and its fields' bytes (kept for the reject file).
@@ -141,9 +157,8 @@ impl CsvSource {
             reader,
             path: shown_path,
             rec,
-            header,
             nulls: Vec::with_capacity(index.len()),
-            index,
+            dec: Decoder { header, index },
         })
     }
 
@@ -170,26 +185,72 @@ impl CsvSource {
     /// order; [`nulls`](Self::nulls) then tells which of them were NULL.
     pub fn decode(&mut self, row: &RawRow) -> Decoded {
         debug_assert_eq!(row.line, self.rec.line, "decode the row just read");
-        if let Some(p) = &self.rec.problem {
-            return Decoded::Malformed(self.problem_message(p));
+        let mut out = Vec::with_capacity(self.dec.index.len());
+        match self.dec.decode_into(&self.rec, &mut out, &mut self.nulls) {
+            Ok(()) => Decoded::Fields(out),
+            Err(Undecodable::Malformed(m)) => Decoded::Malformed(m),
+            Err(Undecodable::Encoding(f, m)) => Decoded::Encoding(f, m),
         }
-        if self.rec.len() != self.header.len() {
-            return Decoded::Malformed(self.field_count_message());
+    }
+
+    /// After [`decode`](Self::decode) gave `Fields`: for each expected column, whether it
+    /// was NULL (an unquoted empty field, or `\N` with an escape character) rather than
+    /// a value (`""` is the empty string).
+    pub fn nulls(&self) -> &[bool] {
+        &self.nulls
+    }
+
+    /// The next record into `rec` (its buffers reused), without copying it; `false` at the
+    /// end of the file. Decode it with [`decoder`](Self::decoder).
+    pub fn read_record(&mut self, rec: &mut Record) -> Result<bool> {
+        self.reader
+            .read(rec)
+            .with_context(|| format!("{}: reading", self.path))
+    }
+
+    /// A decoder for this file's records, for any thread.
+    pub fn decoder(&self) -> Decoder {
+        self.dec.clone()
+    }
+
+    /// The file's header, as written (BOM removed; a column that is not UTF-8, shown lossily).
+    pub fn header(&self) -> &[String] {
+        &self.dec.header
+    }
+}
+
+impl Decoder {
+    /// The expected columns of `rec`, in runbook order, into `out` (cleared first; its
+    /// strings' buffers are reused), and for each whether it was NULL into `nulls`: an
+    /// unquoted empty field, or `\N` with an escape character, rather than a value (`""`
+    /// is the empty string).
+    pub fn decode_into(
+        &self,
+        rec: &Record,
+        out: &mut Vec<String>,
+        nulls: &mut Vec<bool>,
+    ) -> Result<(), Undecodable> {
+        if let Some(p) = &rec.problem {
+            return Err(Undecodable::Malformed(self.problem_message(rec, p)));
         }
-        let mut out = Vec::with_capacity(self.index.len());
-        self.nulls.clear();
-        for &i in &self.index {
-            let bytes = self.rec.field(i);
+        if rec.len() != self.header.len() {
+            return Err(Undecodable::Malformed(self.field_count_message(rec)));
+        }
+        out.resize_with(self.index.len(), String::new);
+        nulls.clear();
+        for (slot, &i) in out.iter_mut().zip(&self.index) {
+            let bytes = rec.field(i);
             let problem = match std::str::from_utf8(bytes) {
                 // `\N` (with an escape character) is NULL: empty to the rules.
-                Ok(_) if self.rec.kinds[i] == Kind::Null => {
-                    out.push(String::new());
-                    self.nulls.push(true);
+                Ok(_) if rec.kinds[i] == Kind::Null => {
+                    slot.clear();
+                    nulls.push(true);
                     continue;
                 }
-                Ok(s) if !s.contains('\0') => {
-                    out.push(s.to_string());
-                    self.nulls.push(self.rec.is_null(i));
+                Ok(s) if !bytes.contains(&0) => {
+                    slot.clear();
+                    slot.push_str(s);
+                    nulls.push(rec.is_null(i));
                     continue;
                 }
                 Ok(s) => format!(
@@ -204,16 +265,9 @@ impl CsvSource {
                     e.valid_up_to() + 1
                 ),
             };
-            return Decoded::Encoding(self.header[i].clone(), problem);
+            return Err(Undecodable::Encoding(self.header[i].clone(), problem));
         }
-        Decoded::Fields(out)
-    }
-
-    /// After [`decode`](Self::decode) gave `Fields`: for each expected column, whether it
-    /// was NULL (an unquoted empty field, or `\N` with an escape character) rather than
-    /// a value (`""` is the empty string).
-    pub fn nulls(&self) -> &[bool] {
-        &self.nulls
+        Ok(())
     }
 
     fn column(&self, i: usize) -> String {
@@ -224,8 +278,8 @@ impl CsvSource {
     }
 
     /// What is wrong with a record's quoting, and what to do about it.
-    fn problem_message(&self, p: &Problem) -> String {
-        let line = self.rec.line;
+    fn problem_message(&self, rec: &Record, p: &Problem) -> String {
+        let line = rec.line;
         let hint = "close the quote, and write a quote inside a quoted value as \"\"; if values really hold line breaks (addresses), set multiline = true on the entity's source";
         match *p {
             Problem::OpenQuote {
@@ -267,9 +321,9 @@ impl CsvSource {
     }
 
     /// Why a record's field count differs from the header's, and what to do about it.
-    fn field_count_message(&self) -> String {
-        let (got, want) = (self.rec.len(), self.header.len());
-        let (line, end) = (self.rec.line, self.rec.end_line);
+    fn field_count_message(&self, rec: &Record) -> String {
+        let (got, want) = (rec.len(), self.header.len());
+        let (line, end) = (rec.line, rec.end_line);
         if end > line {
             format!(
                 "has {got} field(s), the header has {want}, and a quoted value runs from line {line} to line {end} (lines {line}–{end}): a quote (\") is probably never closed, so those lines were read as one value; close the quote, and write a quote inside a quoted value as \"\""

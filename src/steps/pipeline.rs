@@ -38,6 +38,11 @@ impl Executor {
             .context("no extract recorded in this run: the extract step must come before the dry run and the load")?;
         let target_env = self.env(env)?.clone();
         let target = odoo::open(&self.plan, &target_env).await?;
+        // SQLite takes one writer at a time; Odoo's records are loaded one call after another.
+        let concurrent_writes = matches!(
+            crate::urls::Dialect::of_url(&target_env.url),
+            Some(crate::urls::Dialect::Postgres | crate::urls::Dialect::MySql)
+        ) && !odoo::is_odoo(&target_env);
         let plan = self.plan.clone();
         let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for n in &plan.order {
@@ -119,6 +124,7 @@ impl Executor {
             scoped_by: &scoped_by,
             empty_tables: &empty_tables,
             reset,
+            concurrent_writes,
             others_failed: AtomicBool::new(false),
         };
         // Odoo loads each entity with its own parallel workers and posts it afterwards:
@@ -310,6 +316,12 @@ impl Executor {
             expected_rows: f.rows,
             resume,
             may_conflict,
+            workers: plan.rb.settings.workers(),
+            write_concurrency: if sh.concurrent_writes {
+                plan.rb.settings.write_concurrency.max(1)
+            } else {
+                1
+            },
         };
         let reject_file = job.reject_path.display().to_string();
         self.emit(Event::EntityStarted {
@@ -408,6 +420,8 @@ struct Shared<'a> {
     empty_tables: &'a HashSet<String>,
     /// A reset dry run: every entity starts over.
     reset: bool,
+    /// The target takes several batches at once (a server, not SQLite or Odoo).
+    concurrent_writes: bool,
     /// Set when an entity failed (or the operator stopped the run): the others stop
     /// before their next write.
     others_failed: AtomicBool,
@@ -461,7 +475,7 @@ impl BatchObserver for Checkpoints<'_> {
 
     /// Right before each write into the target: a process whose lease was taken over
     /// (the heartbeat found out) writes no further batch, not even the one in hand.
-    async fn writing(&self) -> Result<()> {
+    async fn writing(&self, _may_conflict: bool) -> Result<()> {
         let phase = match self.phase {
             Phase::DryRun => "dry_run",
             Phase::Load => "load",

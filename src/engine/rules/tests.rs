@@ -326,6 +326,21 @@ mod props {
             prop_assert_eq!(d.to_string(), s);
         }
 
+        // The byte tests accept exactly what the regular expressions they replace accept.
+        #[test]
+        fn email_byte_test_is_the_regex(
+            s in "[a-z@. \t\u{a0}\u{2003}\u{85}\u{b}é]{0,12}",
+        ) {
+            let re = Regex::new(r"^[^\s@]+@([^\s@.]+\.)+[^\s@.]+$").unwrap();
+            prop_assert_eq!(is_email(&s), re.is_match(&s), "{:?}", s);
+        }
+
+        #[test]
+        fn decimal_byte_test_is_the_regex(s in "[-0-9.a٣ ]{0,8}") {
+            let re = Regex::new(r"^-?[0-9]+(\.[0-9]+)?$").unwrap();
+            prop_assert_eq!(is_plain_decimal(&s), re.is_match(&s), "{:?}", s);
+        }
+
         #[test]
         fn process_never_panics(a in ".*", b in ".*", cc in ".*") {
             let (_, c) = entity(&format!(
@@ -334,6 +349,31 @@ mod props {
             let _ = run(&c, &[&[a.as_str(), b.as_str(), cc.as_str()]]);
         }
     }
+}
+
+/// `unique` is settled after the other rules, yet its reason keeps its place among them,
+/// in rule order, and a value counts as seen from a row that fails other rules.
+#[test]
+fn unique_keeps_its_place_among_the_reasons() {
+    let (_, c) = entity(&format!(
+        "{BASE}columns=['k','e','n']\nkey='k'\nvalidate=[{{rule='required', field='n'}},{{rule='unique', field='k'}},{{rule='email', field='e'}},{{rule='unique', field='e'}}]\nmap={{k='k'}}"
+    ));
+    let v = run(
+        &c,
+        &[
+            &["1", "bad", ""],
+            &["1", "bad", ""],
+            &["2", "a@b.cd", "x"],
+            &["3", "a@b.cd", "x"],
+        ],
+    );
+    assert_eq!(rules_of(&v[0]), ["required:n", "email:e"]);
+    assert_eq!(
+        rules_of(&v[1]),
+        ["required:n", "unique:k", "email:e", "unique:e"]
+    );
+    assert!(matches!(v[2], Verdict::Valid { .. }));
+    assert_eq!(rules_of(&v[3]), ["unique:e"]);
 }
 
 mod real_schemas;
