@@ -368,6 +368,17 @@ fn a_holder_that_lost_its_lease_stops_and_writes_nothing_more() {
 #[test]
 fn a_holder_whose_lease_is_taken_before_a_batch_write_does_not_write_it() {
     let site = Site::new(false);
+    // One entity at a time: the pause before the third write then holds the whole load
+    // (with entities in parallel, another entity would go on writing meanwhile).
+    let rb = std::fs::read_to_string(site.path("tms.toml")).unwrap();
+    std::fs::write(
+        site.path("tms.toml"),
+        rb.replace(
+            "batch_size = 200",
+            "batch_size = 200\nentity_concurrency = 1",
+        ),
+    )
+    .unwrap();
     let mut child = site.spawn("run", "before:batch_write.load#3:pause=8s", &GO);
     site.wait_for_load_batch(&mut child);
     let load_batches = |recs: &[Record]| {

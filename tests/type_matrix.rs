@@ -634,6 +634,21 @@ async fn run_matrix(db: &Db, sink: &SqlTarget, cases: &[Case], dir: &std::path::
                 }
                 Err(e) => failures.push(format!("{} load: {e}", c.ty)),
             }
+            // Written directly into the emptied table (PostgreSQL: COPY straight in, no
+            // staged cast), the same text reads back.
+            db.exec(&format!("DELETE FROM {dst}")).await.unwrap();
+            match sink.write_batch(&spec, &refs, false).await {
+                Ok(_) => {
+                    let back = read(db, &format!("SELECT id, {v} FROM {dst} ORDER BY id")).await;
+                    if back != expected {
+                        failures.push(format!(
+                            "{} direct load: read back {back:?}, want {expected:?}",
+                            c.ty
+                        ));
+                    }
+                }
+                Err(e) => failures.push(format!("{} direct load: {e}", c.ty)),
+            }
         }
     }
     assert!(

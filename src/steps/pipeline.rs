@@ -197,6 +197,17 @@ impl Executor {
         if let Some(stop) = failure {
             return Err(stop);
         }
+        // Lint refuses unknown and cyclic dependencies; never pass with an entity left out.
+        if !pending.is_empty() {
+            return Err(Stop::Failed(anyhow::anyhow!(
+                "entities never became ready (their dependencies did not load): {}",
+                pending
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         let lines: Vec<String> = plan
             .order
             .iter()
