@@ -1149,7 +1149,11 @@ mod tests {
     #[test]
     fn dirty_pct_breaks_that_share_of_rows_and_nothing_cascades() {
         let dir = tempfile::tempdir().unwrap();
+        // The reference proportions: enough rows per file for the share to show.
         let opts = GenOptions {
+            customers: 2_000,
+            vehicles: 1_000,
+            drivers: 500,
             dirty_pct: 10,
             ..GenOptions::clean(4_000)
         };
@@ -1173,7 +1177,10 @@ mod tests {
             assert_eq!(e["valid"], (n - broken) as u64, "{}", t.name());
         }
         // The rows left sound are those of the clean extract, byte for byte.
-        let clean = GenOptions::clean(4_000);
+        let clean = GenOptions {
+            dirty_pct: 0,
+            ..opts.clone()
+        };
         let sound = |o: &GenOptions| -> Vec<Row> {
             rows(o, Table::Vehicles)
                 .enumerate()
