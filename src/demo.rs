@@ -171,6 +171,11 @@ pub struct GenOptions {
     pub invoices: usize,
     /// Mix in out-of-scope rows and the catalogue of rows that break the rules.
     pub dirty: bool,
+    /// Percent (0–100) of the generated rows given one defect a rule rejects (benchmarks:
+    /// realistic reject volumes). Keys stay unique and amounts stay numbers, so `psql \copy`
+    /// still takes every file; an invoice never names a broken customer, so no reject
+    /// cascades.
+    pub dirty_pct: u32,
 }
 
 impl GenOptions {
@@ -183,6 +188,7 @@ impl GenOptions {
             drivers: 200,
             invoices: 2_500,
             dirty: true,
+            dirty_pct: 0,
         }
     }
 
@@ -210,6 +216,7 @@ impl GenOptions {
             drivers: (invoices / 100).max(1),
             invoices,
             dirty: false,
+            dirty_pct: 0,
         }
     }
 
@@ -334,12 +341,56 @@ impl Iterator for Interleave {
 
 fn base_row(opts: &GenOptions, table: Table, i: u64) -> Row {
     let mut rng = row_rng(opts.seed, table, i);
-    match table {
+    let mut row = match table {
         Table::Customers => customer(opts, &mut rng, i),
         Table::Vehicles => vehicle(&mut rng, i),
         Table::Drivers => driver(opts, &mut rng, i),
         Table::OpenInvoices => invoice(opts, &mut rng, i),
+    };
+    if let Some(kind) = defect(opts, table, i) {
+        break_row(table, kind, &mut row);
     }
+    row
+}
+
+/// Which defect (0..4) generated row `i` gets under `dirty_pct`, if any. Drawn from its own
+/// hash, so the other rows are byte-identical to a clean extract's.
+fn defect(opts: &GenOptions, table: Table, i: u64) -> Option<u64> {
+    if opts.dirty_pct == 0 {
+        return None;
+    }
+    let h = mix(mix(opts.seed ^ 0x0064_6972_7479) ^ table.salt() ^ i.rotate_left(17));
+    (h % 100 < u64::from(opts.dirty_pct)).then_some((h >> 32) % 4)
+}
+
+/// One defect the reference runbook's rules reject; the key is kept, and so are the
+/// invoice amounts' number syntax (the benchmark's `psql \copy` reads them as numeric).
+fn break_row(table: Table, kind: u64, row: &mut Row) {
+    let (field, value) = match (table, kind) {
+        (Table::Customers, 0) => (2, row[2].replace('@', " at ")), // email
+        (Table::Customers, 1) => (5, "31/02/2024".to_string()),    // date
+        (Table::Customers, 2) => (6, "1.234,50".to_string()),      // decimal
+        (Table::Customers, _) => (1, String::new()),               // required name
+        (Table::Vehicles, 0) => (2, row[2][..16].to_string()),     // pattern: VIN
+        (Table::Vehicles, 1) => (5, "19x8".to_string()),           // integer
+        (Table::Vehicles, 2) => (5, "1850".to_string()),           // integer: min
+        (Table::Vehicles, _) => (6, "0".to_string()),              // integer: min
+        (Table::Drivers, 0) | (Table::Drivers, 2) => (2, String::new()), // required
+        (Table::Drivers, _) => (3, "2026-13-01".to_string()),      // date
+        (Table::OpenInvoices, 0) => (3, "EURO".to_string()),       // one_of
+        (Table::OpenInvoices, 1) => (1, "C-UNKNOWN".to_string()),  // reference
+        (Table::OpenInvoices, 2) => {
+            // sum: the total one cent off
+            let total: i64 = row[6].replace('.', "").parse().unwrap_or(0);
+            (6, money(total + 1))
+        }
+        (Table::OpenInvoices, _) => {
+            // compare: more left to pay than the total
+            let total: i64 = row[6].replace('.', "").parse().unwrap_or(0);
+            (7, money(total + 100))
+        }
+    };
+    row[field] = value;
 }
 
 const FIRST: [&str; 20] = [
@@ -537,6 +588,14 @@ fn invoice(opts: &GenOptions, rng: &mut SplitMix64, i: u64) -> Row {
             } else {
                 idx - 1
             };
+        }
+        // A customer broken by `dirty_pct` is rejected: name the next sound one instead.
+        let start = idx;
+        while defect(opts, Table::Customers, idx).is_some() || !customer_in_scope(opts, idx) {
+            idx = (idx + 1) % customers;
+            if idx == start {
+                break;
+            }
         }
         customer_id(idx)
     };
@@ -1085,6 +1144,51 @@ mod tests {
         }
         assert_eq!(report["invoice_partner"].as_object().unwrap().len(), 3_000);
         assert_eq!(report["open_invoices_sums"]["rejected_total"], "0.00");
+    }
+
+    #[test]
+    fn dirty_pct_breaks_that_share_of_rows_and_nothing_cascades() {
+        let dir = tempfile::tempdir().unwrap();
+        // The reference proportions: enough rows per file for the share to show.
+        let opts = GenOptions {
+            customers: 2_000,
+            vehicles: 1_000,
+            drivers: 500,
+            dirty_pct: 10,
+            ..GenOptions::clean(4_000)
+        };
+        let counts = write_csv_extracts(dir.path(), &opts).unwrap();
+        let report = oracle(dir.path());
+        for t in Table::ALL {
+            let e = &report["entities"][t.name()];
+            let broken = (0..opts.count(t) as u64)
+                .filter(|&i| defect(&opts, t, i).is_some())
+                .count();
+            // About the share asked for, and exactly the broken rows are rejected: an
+            // invoice never names a broken customer.
+            let n = opts.count(t);
+            assert!(
+                broken * 100 >= n * 7 && broken * 100 <= n * 13,
+                "{}: {broken}",
+                t.name()
+            );
+            assert_eq!(e["in_file"], counts[t.name()], "{}", t.name());
+            assert_eq!(e["rejected"], broken as u64, "{}", t.name());
+            assert_eq!(e["valid"], (n - broken) as u64, "{}", t.name());
+        }
+        // The rows left sound are those of the clean extract, byte for byte.
+        let clean = GenOptions {
+            dirty_pct: 0,
+            ..opts.clone()
+        };
+        let sound = |o: &GenOptions| -> Vec<Row> {
+            rows(o, Table::Vehicles)
+                .enumerate()
+                .filter(|(i, _)| defect(&opts, Table::Vehicles, *i as u64).is_none())
+                .map(|(_, r)| r)
+                .collect()
+        };
+        assert_eq!(sound(&opts), sound(&clean));
     }
 
     #[test]

@@ -26,6 +26,7 @@ fn small() -> GenOptions {
         drivers: 10,
         invoices: 30,
         dirty: false,
+        dirty_pct: 0,
     }
 }
 
