@@ -617,10 +617,51 @@ fn invoice_lines_from_their_own_file_load_with_their_invoice_and_a_bad_line_refu
         );
     }
 
+    // Their lines are in the lines' reject file, each saying why; the summary counts them.
+    let line_rejects: Vec<String> = files(site.dir.path())
+        .into_iter()
+        .filter(|p| p.ends_with("open_invoices.lines.rejects.csv"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(!line_rejects.is_empty());
+    for r in &line_rejects {
+        let rows: Vec<&str> = r.lines().skip(1).collect();
+        let of = |inv: &str| rows.iter().filter(|l| l.contains(inv)).count();
+        assert_eq!((of("INV-0000004"), of("INV-0000005")), (2, 2), "{r}");
+        assert!(
+            r.contains("record INV-0000004 was refused by the target"),
+            "{r}"
+        );
+        assert!(
+            r.contains("record INV-0000005 was rejected for another of its lines"),
+            "{r}"
+        );
+    }
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("lines read = attached + rejected"),
+        "{summary}"
+    );
+    // Lines of invoices the rules reject for their own reasons are rejected too.
+    let (read, attached) = (lines_read_in(&site.extract), (valid - 2 - 1) + 3);
+    let want = format!(
+        "lines read {read}, attached {attached}, rejected {}",
+        read - attached
+    );
+    assert!(summary.contains(&want), "{want}: {summary}");
+
     // A re-run adds no line and changes no total.
     let before = state(h, PROD_DB);
     let again = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]]);
     ok(&again, 0);
     assert_eq!(state(h, PROD_DB), before);
     assert_eq!(moves_lines(h, "INV-0000001").unwrap().1.len(), 3);
+}
+
+fn lines_read_in(extract: &Path) -> usize {
+    std::fs::read_to_string(extract.join("invoice_lines.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1
 }

@@ -12,6 +12,7 @@ use csv::ByteRecord;
 use rust_decimal::Decimal;
 use tokio::sync::{mpsc, watch};
 
+use super::lines::{LineSet, LineSpans};
 use super::rejects::RejectWriter;
 use super::retry::RetryPolicy;
 use super::rules::{Compiled, RowIssue, RunState, ScopeKeys, SqlValue, Verdict, parse_decimal};
@@ -111,70 +112,13 @@ struct Item {
     fields: Vec<String>,
     /// A one2many line after its record's row: counted, refused and rejected with it.
     continuation: bool,
+    /// On a record's own row: where its lines are in the lines' file.
+    spans: LineSpans,
 }
 
-/// An entity's one2many lines by the key of their record, or why a line of that record
-/// was refused by the rules (the record is then refused with it).
-type LinesByParent = HashMap<String, Result<Vec<Vec<SqlValue>>, String>>;
-
-/// Read and check the lines' file (next to the entity's own file) once, before the load.
-/// Held in memory: one entry per record that has lines.
-fn read_lines(
-    l: &super::rules::LineRules,
-    next_to: &std::path::Path,
-    refs: &HashMap<String, Arc<HashSet<String>>>,
-) -> Result<LinesByParent> {
-    let path = next_to.with_file_name(&l.file);
-    let mut src = CsvSource::open(&path, &l.rules.columns, l.rules.dialect)
-        .with_context(|| format!("the {} lines of {}", l.field, l.rules.name))?;
-    let mut state = RunState::default();
-    let mut out = LinesByParent::new();
-    while let Some(raw) = src
-        .next_row()
-        .with_context(|| format!("{}: reading", path.display()))?
-    {
-        let fields = match src.decode(&raw) {
-            Decoded::Fields(f) => f,
-            Decoded::Malformed(m) | Decoded::Encoding(_, m) => {
-                anyhow::bail!("{} line {}: {m}", path.display(), raw.line)
-            }
-        };
-        let parent = fields
-            .get(l.parent)
-            .map(|p| p.trim().to_string())
-            .unwrap_or_default();
-        let verdict = l
-            .rules
-            .process_with(fields, src.nulls(), &mut state, refs, &HashMap::new());
-        let entry = out.entry(parent).or_insert_with(|| Ok(Vec::new()));
-        match verdict {
-            Verdict::OutOfScope => {}
-            Verdict::Valid { row, .. } => {
-                if let Ok(v) = entry {
-                    v.push(row);
-                }
-            }
-            Verdict::Rejected { issues, .. } => {
-                if entry.is_ok() {
-                    let why: Vec<String> = issues
-                        .iter()
-                        .map(|i| format!("{} {}", i.field, i.message))
-                        .collect();
-                    *entry = Err(format!(
-                        "line {} of {}: {}",
-                        raw.line,
-                        l.file,
-                        why.join("; ")
-                    ));
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// A row the database refused: line, original record, cleansed fields, message.
-type Refused = (u64, ByteRecord, Vec<String>, String);
+/// A row the database refused: line, original record, cleansed fields, message, and
+/// where its one2many lines are.
+type Refused = (u64, ByteRecord, Vec<String>, String, LineSpans);
 
 #[derive(Default)]
 struct Tally {
@@ -262,7 +206,8 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     let (skip_until, mut refused_before) = (resume.last_line, resume.refused.clone());
 
     // Rule work and reject writing happen off the async runtime.
-    let reader = tokio::task::spawn_blocking(move || -> Result<(Tally, RejectWriter)> {
+    type Read = (Tally, RejectWriter, Option<LineSet>);
+    let reader = tokio::task::spawn_blocking(move || -> Result<Read> {
         let mut src = CsvSource::open(&file, &rules.columns, rules.dialect)?;
         let mut rejects = RejectWriter::create(&reject_path, &src.header)?;
         let mut t = Tally {
@@ -274,8 +219,8 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             ..Default::default()
         };
         let mut state = RunState::default();
-        let lines = match &rules.lines {
-            Some(l) => Some(read_lines(l, &file, &refs)?),
+        let mut lines = match &rules.lines {
+            Some(_) => Some(LineSet::open(rules.clone(), &file, &reject_path)?),
             None => None,
         };
         let mut batch = Vec::with_capacity(batch_size);
@@ -291,7 +236,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             let mut scope_key = None;
             let verdict = match src.decode(&raw) {
                 Decoded::Fields(f) => {
-                    if t.scope_keys.is_some() {
+                    if t.scope_keys.is_some() || lines.is_some() {
                         scope_key = f.get(rules.key_index()).map(|k| k.trim().to_string());
                     }
                     rules.process_with(f, src.nulls(), &mut state, &refs, &scope_refs)
@@ -313,23 +258,16 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                     }],
                 },
             };
-            // A record whose lines the rules refused is refused with them.
-            let verdict = match (verdict, &lines, &rules.lines) {
-                (Verdict::Valid { fields, row }, Some(by), Some(l)) => {
-                    match by.get(&fields[rules.key_index()]) {
-                        Some(Err(why)) => Verdict::Rejected {
-                            fields,
-                            issues: vec![RowIssue {
-                                rule: "lines".into(),
-                                field: l.field.clone(),
-                                message: why.clone(),
-                            }],
-                        },
-                        _ => Verdict::Valid { fields, row },
-                    }
-                }
-                (v, ..) => v,
+            // The record's lines travel with it; a line the rules refuse refuses the record,
+            // and a record not loaded takes its lines to their reject file.
+            let (verdict, attached) = match &mut lines {
+                Some(ls) => super::lines::settle(ls, &rules, verdict, scope_key.as_deref(), &refs)?,
+                None => (verdict, None),
             };
+            let spans = attached
+                .as_ref()
+                .map(|a| a.spans.clone())
+                .unwrap_or_default();
             if let (Some(sk), Some(k)) = (t.scope_keys.as_mut(), scope_key)
                 && !k.is_empty()
             {
@@ -369,7 +307,8 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                     if raw.line <= skip_until {
                         // Committed before the interruption: not written again.
                         if let Some(msg) = refused_before.remove(&raw.line) {
-                            t.refused_before.push((raw.line, raw.raw, fields, msg));
+                            t.refused_before
+                                .push((raw.line, raw.raw, fields, msg, spans));
                         }
                     } else {
                         if batch.len() >= batch_size && !continues_record(&row, key_col) {
@@ -387,11 +326,9 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                         // The record's lines: the first on its own row, the others as
                         // continuation rows (every other cell empty), as Odoo exports them.
                         let mut rows = vec![row];
-                        if let (Some(by), Some(l)) = (&lines, &rules.lines)
-                            && let Some(Ok(ls)) = by.get(&fields[rules.key_index()])
-                        {
+                        if let (Some(a), Some(l)) = (&attached, &rules.lines) {
                             let at = rows[0].len() - l.rules.target_columns.len();
-                            for (j, cells) in ls.iter().enumerate() {
+                            for (j, cells) in a.rows.iter().enumerate() {
                                 if j > 0 {
                                     rows.push(vec![SqlValue::Null; rows[0].len()]);
                                 }
@@ -409,6 +346,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                                 row,
                                 fields: if j == 0 { fields.clone() } else { Vec::new() },
                                 continuation: j > 0,
+                                spans: if j == 0 { spans.clone() } else { Vec::new() },
                             });
                         }
                     }
@@ -422,7 +360,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         if !batch.is_empty() && tx.blocking_send(batch).is_err() {
             anyhow::bail!("load stopped");
         }
-        Ok((t, rejects))
+        Ok((t, rejects, lines))
     });
 
     let mut loaded = resume.loaded;
@@ -471,7 +409,13 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                         line: it.line,
                         message: msg.clone(),
                     });
-                    db_rejects.push((it.line, it.raw.clone(), it.fields.clone(), msg));
+                    db_rejects.push((
+                        it.line,
+                        it.raw.clone(),
+                        it.fields.clone(),
+                        msg,
+                        it.spans.clone(),
+                    ));
                 }
                 batch_no += 1;
                 let last_line = items.last().map(|i| i.line).unwrap_or(0);
@@ -494,11 +438,14 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         return Err(e)
             .with_context(|| format!("loading {} into {}", job.rules.name, job.table.table));
     }
-    let (mut t, mut rejects) = joined?;
+    let (mut t, mut rejects, mut lines) = joined?;
     let mut refused = std::mem::take(&mut t.refused_before);
     refused.append(&mut db_rejects);
     // Rows the database refused move from valid to rejected, with the database's reason.
-    for (line, raw, fields, msg) in &refused {
+    for (line, raw, fields, msg, spans) in &refused {
+        if let Some(ls) = lines.as_mut() {
+            ls.refused(&fields[job.rules.key_index()], spans, msg)?;
+        }
         rejects.write(
             raw,
             *line,
@@ -525,6 +472,9 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         }
     }
     rejects.finish()?;
+    if let Some(ls) = lines {
+        t.counts.lines = Some(ls.finish()?);
+    }
     t.counts.loaded = loaded;
     publish(loaded, true);
 

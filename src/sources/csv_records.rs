@@ -273,7 +273,18 @@ impl<R: BufRead + Seek> Records<R> {
         Ok(true)
     }
 
-    fn seek(&mut self, pos: u64, line: u64) -> io::Result<()> {
+    /// Byte offset and physical line of the next unread byte: where [`Records::seek`] can
+    /// come back to read the next record again.
+    pub fn position(&self) -> (u64, u64) {
+        (self.pos, self.line)
+    }
+
+    /// Continue reading at a [`Records::position`]. Already there: nothing is done, so a
+    /// reader that is asked for its records in file order never drops its buffer.
+    pub fn seek(&mut self, pos: u64, line: u64) -> io::Result<()> {
+        if (pos, line) == (self.pos, self.line) {
+            return Ok(());
+        }
         self.r.seek(SeekFrom::Start(pos))?;
         self.pos = pos;
         self.line = line;
