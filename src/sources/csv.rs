@@ -186,7 +186,7 @@ impl CsvSource {
     /// Read on from a [`position`](Self::position) taken earlier on this file.
     pub fn seek(&mut self, (pos, line): (u64, u64)) -> Result<()> {
         self.reader
-            .seek(pos, line)
+            .seek_to(pos, line)
             .with_context(|| format!("{}: seeking to byte {pos}", self.path))
     }
 
