@@ -57,6 +57,25 @@ pub async fn run_checks(
                         ),
                         currency: None,
                     });
+                    if let Some(l) = c.lines {
+                        // Every line of the lines' file travels with its record or is rejected.
+                        out.push(CheckResult {
+                            name: "lines read = attached + rejected".into(),
+                            entity: name.clone(),
+                            source: l.read.to_string(),
+                            target: (l.attached + l.rejected).to_string(),
+                            status: if l.read == l.attached + l.rejected {
+                                CheckStatus::Pass
+                            } else {
+                                CheckStatus::Fail
+                            },
+                            detail: format!(
+                                "lines read {}, attached {}, rejected {} (in {name}.lines.rejects.csv)",
+                                l.read, l.attached, l.rejected
+                            ),
+                            currency: None,
+                        });
+                    }
                     if c.in_file == 0 {
                         // A header and no rows is a legal extract, but rarely what anyone meant.
                         out.push(CheckResult {

@@ -478,6 +478,23 @@ price_unit = "price_unit"
 tax_ids = { value = "" }
 "#;
 
+/// Switch the site to the reference runbook with [`LINES`].
+fn with_lines(site: &mut Site) {
+    let text = std::fs::read_to_string(&site.runbook).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("\"invoice_line_ids/"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let text = text.replace(
+        "\n# ---------------------------------------------------------------- reconciliation",
+        &format!("{LINES}\n# ---------------------------------------------------------------- reconciliation"),
+    );
+    let rb = site.dir.path().join("lines.toml");
+    std::fs::write(&rb, text).unwrap();
+    site.runbook = rb;
+}
+
 fn moves_lines(h: &StandinHandle, invoice: &str) -> Option<(Decimal, Vec<Decimal>)> {
     let (_, id) = h.xmlid(&format!("__import__.tms_invoice_{invoice}"))?;
     let mv = h
@@ -551,19 +568,7 @@ fn invoice_lines_from_their_own_file_load_with_their_invoice_and_a_bad_line_refu
     }
     std::fs::write(extract.join("invoice_lines.csv"), lines).unwrap();
     site.extract = extract;
-    let text = std::fs::read_to_string(&site.runbook).unwrap();
-    let text: String = text
-        .lines()
-        .filter(|l| !l.starts_with("\"invoice_line_ids/"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let text = text.replace(
-        "\n# ---------------------------------------------------------------- reconciliation",
-        &format!("{LINES}\n# ---------------------------------------------------------------- reconciliation"),
-    );
-    let rb = site.dir.path().join("lines.toml");
-    std::fs::write(&rb, text).unwrap();
-    site.runbook = rb;
+    with_lines(&mut site);
 
     let out = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]]);
     ok(&out, 0);
@@ -617,10 +622,173 @@ fn invoice_lines_from_their_own_file_load_with_their_invoice_and_a_bad_line_refu
         );
     }
 
+    // Their lines are in the lines' reject file, each saying why; the summary counts them.
+    let line_rejects: Vec<String> = files(site.dir.path())
+        .into_iter()
+        .filter(|p| p.ends_with("open_invoices.lines.rejects.csv"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(!line_rejects.is_empty());
+    for r in &line_rejects {
+        let rows: Vec<&str> = r.lines().skip(1).collect();
+        let of = |inv: &str| rows.iter().filter(|l| l.contains(inv)).count();
+        assert_eq!((of("INV-0000004"), of("INV-0000005")), (2, 2), "{r}");
+        assert!(
+            r.contains("record INV-0000004 was refused by the target"),
+            "{r}"
+        );
+        assert!(
+            r.contains("record INV-0000005 was rejected for another of its lines"),
+            "{r}"
+        );
+    }
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("lines read = attached + rejected"),
+        "{summary}"
+    );
+    // Lines of invoices the rules reject for their own reasons are rejected too.
+    let (read, attached) = (lines_read_in(&site.extract), (valid - 2 - 1) + 3);
+    let want = format!(
+        "lines read {read}, attached {attached}, rejected {}",
+        read - attached
+    );
+    assert!(summary.contains(&want), "{want}: {summary}");
+
     // A re-run adds no line and changes no total.
     let before = state(h, PROD_DB);
     let again = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]]);
     ok(&again, 0);
     assert_eq!(state(h, PROD_DB), before);
     assert_eq!(moves_lines(h, "INV-0000001").unwrap().1.len(), 3);
+}
+
+fn lines_read_in(extract: &Path) -> usize {
+    std::fs::read_to_string(extract.join("invoice_lines.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1
+}
+
+/// The lines are extracted from the legacy database like the entities: their table is read
+/// to `invoice_lines.csv` in the run's extract folder, recorded in the manifest with its
+/// rows and hash, and watermarked by the freeze with the other tables.
+fn invoice_lines_extract_from_a_legacy_database(legacy: cutover::testdb::TempDb) {
+    let env = cutover::runbook::ResolvedEnv {
+        name: "legacy".into(),
+        url: legacy.url(),
+        password: None,
+        production: false,
+        reset: false,
+        app_users: vec![],
+    };
+    let opts = cutover::demo::GenOptions {
+        customers: 200,
+        vehicles: 40,
+        drivers: 40,
+        invoices: 300,
+        ..cutover::demo::GenOptions::demo()
+    };
+    block_on(async {
+        let c = cutover::db::Db::connect(&env).await.unwrap();
+        cutover::demo::write_legacy_db(&c, &opts).await.unwrap();
+        c.close().await;
+    });
+    // One line per invoice, carrying its open amount: numbers used twice are left out, so
+    // that each loaded invoice's total is its own.
+    legacy.exec(
+        "DELETE FROM open_invoices WHERE invoice_no IN (SELECT invoice_no FROM \
+         (SELECT invoice_no FROM open_invoices GROUP BY invoice_no HAVING COUNT(*) > 1) d)",
+    );
+    legacy.exec(
+        "CREATE TABLE invoice_lines (line_id VARCHAR(40), invoice_no VARCHAR(40), \
+         description VARCHAR(80), quantity VARCHAR(10), price_unit VARCHAR(40)); \
+         INSERT INTO invoice_lines SELECT CONCAT('L-', ROW_NUMBER() OVER (ORDER BY invoice_no)), \
+         invoice_no, 'Open amount', '1', amount_residual FROM open_invoices; \
+         INSERT INTO invoice_lines VALUES ('L-orphan', 'INV-NONE', 'No invoice', '1', '1.00')",
+    );
+    let count = |sql: &str| -> u64 {
+        let out = legacy.exec(sql);
+        out.split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .next_back()
+            .unwrap_or_else(|| panic!("{sql}: {out}"))
+    };
+    let lines = count("SELECT COUNT(*) FROM invoice_lines");
+    assert!(lines > 300, "{lines}");
+
+    let mut site = Site::new(true);
+    with_lines(&mut site);
+    // MariaDB's freeze revokes writes from the legacy application's accounts.
+    let app = format!("{}_app", legacy.name);
+    if legacy.dialect == cutover::db::Dialect::MySql {
+        legacy.exec(&format!(
+            "CREATE USER '{app}'@'%'; GRANT SELECT, INSERT, UPDATE, DELETE ON {}.* TO '{app}'@'%'",
+            legacy.name
+        ));
+        let text = std::fs::read_to_string(&site.runbook).unwrap().replace(
+            "[environments.legacy]\nurl = \"${legacy_url}\"",
+            &format!("[environments.legacy]\nurl = \"${{legacy_url}}\"\napp_users = \"{app}@%\""),
+        );
+        std::fs::write(&site.runbook, text).unwrap();
+    }
+    site.extra_args = vec!["--var".into(), format!("legacy_url={}", legacy.url())];
+    let out = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]]);
+    ok(&out, 0);
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // In the manifest with its rows and hash, beside the entity's own file.
+    let manifest = files(site.dir.path())
+        .into_iter()
+        .find(|p| p.ends_with("extract/manifest.json"))
+        .expect("a manifest");
+    let files: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let entry = files
+        .iter()
+        .find(|f| f["entity"] == json!("open_invoices.lines"))
+        .unwrap_or_else(|| panic!("{files:?}"));
+    assert_eq!(entry["rows"], json!(lines));
+    let path = PathBuf::from(entry["path"].as_str().unwrap());
+    assert_eq!(path.parent(), manifest.parent());
+    assert!(path.ends_with("invoice_lines.csv"));
+    let (sha, _) = cutover::sources::csv::sha256_file(&path).unwrap();
+    assert_eq!(entry["sha256"], json!(sha));
+    // Watermarked with the other legacy tables.
+    let wm = &summary["freeze"]["watermark"];
+    assert!(wm["invoice_lines"].is_string(), "{wm}");
+    assert!(wm["open_invoices"].is_string(), "{wm}");
+    // Every line read was loaded with its invoice or rejected; the orphan among the latter.
+    let text = summary.to_string();
+    assert!(
+        text.contains(&format!("lines read {lines}, attached ")),
+        "{text}"
+    );
+    let rejects: String = files_named(site.dir.path(), "open_invoices.lines.rejects.csv");
+    assert!(
+        rejects.contains("L-orphan") && rejects.contains("no open_invoices record INV-NONE"),
+        "{rejects}"
+    );
+    if legacy.dialect == cutover::db::Dialect::MySql {
+        cutover::testdb::mariadb(&format!("DROP USER '{app}'@'%'"));
+    }
+}
+
+fn files_named(dir: &Path, name: &str) -> String {
+    files(dir)
+        .into_iter()
+        .filter(|p| p.ends_with(name))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+#[test]
+fn invoice_lines_extract_from_a_postgres_legacy() {
+    invoice_lines_extract_from_a_legacy_database(cutover::testdb::TempDb::postgres("lines_legacy"));
+}
+
+#[test]
+fn invoice_lines_extract_from_a_mariadb_legacy() {
+    invoice_lines_extract_from_a_legacy_database(cutover::testdb::TempDb::mysql("lines_legacy"));
 }

@@ -574,8 +574,21 @@ fn s8_s9_invoice_totals_follow_lines_with_the_default_tax() {
             r["error"]["data"]["name"],
             json!("odoo.exceptions.UserError")
         );
+        // Odoo 18's words (account.move.line._unlink_except_posted).
+        assert_eq!(
+            r["error"]["data"]["message"],
+            json!("You can't delete a posted journal item. Don’t play games with your accounting records; reset the journal entry to draft before deleting it.")
+        );
         c.kw_ok("account.move", "button_draft", json!([[id]]), json!({}))
             .await;
+        // button_draft takes only posted or cancelled entries.
+        let r = c
+            .kw("account.move", "button_draft", json!([[id]]), json!({}))
+            .await;
+        assert_eq!(
+            r["error"]["data"]["message"],
+            json!("Only posted/cancelled journal entries can be reset to draft.")
+        );
         c.kw_ok("account.move", "unlink", json!([[id]]), json!({}))
             .await;
         assert!(

@@ -621,6 +621,23 @@ async fn rollback_by_external_ids_leaves_nothing_and_users_reopen_as_they_were()
                 .unwrap(),
             30
         );
+        // Two thirds of them posted: Odoo refuses to delete a posted entry, and to reset
+        // one that is not posted; the rollback resets exactly the posted ones.
+        let moves = t
+            .resolve_external_ids("account.move", &prefix)
+            .await
+            .unwrap();
+        t.call("account.move", "action_post", &moves[..20], Vec::new())
+            .await
+            .unwrap();
+        let refused = t
+            .call("account.move", "unlink", &moves[..1], Vec::new())
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{refused:?}").contains("reset the journal entry to draft before deleting it"),
+            "{via:?}: {refused:?}"
+        );
         // Dependents first: invoices, then their partners.
         assert_eq!(
             t.delete_by_external_ids("account.move", &prefix)

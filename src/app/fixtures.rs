@@ -104,6 +104,7 @@ fn counts(n: u64, rejected: u64, loaded: bool) -> EntityCounts {
         valid: n - rejected,
         rejected,
         loaded: if loaded { n - rejected } else { 0 },
+        lines: None,
     }
 }
 

@@ -106,6 +106,7 @@ fn entity_finished_with_reject_file_asks_to_load_it() {
                     valid: 4,
                     rejected: 1,
                     loaded: 4,
+                    lines: None,
                 },
                 reject_file: "r/people.csv".into(),
                 sums: Default::default(),

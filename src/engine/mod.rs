@@ -1,5 +1,6 @@
 //! The ETL engine: rules, the streaming pipeline and reject files.
 pub mod derive;
+pub mod lines;
 pub mod ordered;
 pub mod pipeline;
 pub mod rejects;

@@ -14,6 +14,7 @@ use futures::stream::FuturesOrdered;
 use rust_decimal::Decimal;
 use tokio::sync::{mpsc, watch};
 
+use super::lines::{LineSet, LineSpans};
 use super::ordered::{self, Spread};
 use super::rejects::RejectWriter;
 use super::retry::RetryPolicy;
@@ -22,7 +23,7 @@ use super::rules::{
 };
 use crate::db::errors::explain;
 use crate::journal::events::{EntityCounts, EntityProgress, Phase, ProgressSnapshot, RefusedRow};
-use crate::sources::csv::{CsvSource, Decoded, Decoder, Record, Undecodable};
+use crate::sources::csv::{CsvSource, Decoder, Record, Undecodable};
 use crate::target::{TableSpec, Target, TargetError};
 pub use crate::values::{Fingerprint, NO_CURRENCY};
 
@@ -221,70 +222,12 @@ struct Item {
     fields: Vec<String>,
     /// A one2many line after its record's row: counted, refused and rejected with it.
     continuation: bool,
-}
-
-/// An entity's one2many lines by the key of their record, or why a line of that record
-/// was refused by the rules (the record is then refused with it).
-type LinesByParent = HashMap<String, Result<Vec<Vec<SqlValue>>, String>>;
-
-/// Read and check the lines' file (next to the entity's own file) once, before the load.
-/// Held in memory: one entry per record that has lines.
-fn read_lines(
-    l: &super::rules::LineRules,
-    next_to: &std::path::Path,
-    refs: &HashMap<String, Arc<HashSet<String>>>,
-) -> Result<LinesByParent> {
-    let path = next_to.with_file_name(&l.file);
-    let mut src = CsvSource::open(&path, &l.rules.columns, l.rules.dialect)
-        .with_context(|| format!("the {} lines of {}", l.field, l.rules.name))?;
-    let mut state = RunState::default();
-    let mut out = LinesByParent::new();
-    while let Some(raw) = src
-        .next_row()
-        .with_context(|| format!("{}: reading", path.display()))?
-    {
-        let fields = match src.decode(&raw) {
-            Decoded::Fields(f) => f,
-            Decoded::Malformed(m) | Decoded::Encoding(_, m) => {
-                anyhow::bail!("{} line {}: {m}", path.display(), raw.line)
-            }
-        };
-        let parent = fields
-            .get(l.parent)
-            .map(|p| p.trim().to_string())
-            .unwrap_or_default();
-        let verdict = l
-            .rules
-            .process_with(fields, src.nulls(), &mut state, refs, &HashMap::new());
-        let entry = out.entry(parent).or_insert_with(|| Ok(Vec::new()));
-        match verdict {
-            Verdict::OutOfScope => {}
-            Verdict::Valid { row, .. } => {
-                if let Ok(v) = entry {
-                    v.push(row);
-                }
-            }
-            Verdict::Rejected { issues, .. } => {
-                if entry.is_ok() {
-                    let why: Vec<String> = issues
-                        .iter()
-                        .map(|i| format!("{} {}", i.field, i.message))
-                        .collect();
-                    *entry = Err(format!(
-                        "line {} of {}: {}",
-                        raw.line,
-                        l.file,
-                        why.join("; ")
-                    ));
-                }
-            }
-        }
-    }
-    Ok(out)
+    /// On a record's own row: where its lines are in the lines' file.
+    spans: LineSpans,
 }
 
 /// A row the database refused: line, original record, cleansed fields, message.
-type Refused = (u64, ByteRecord, Vec<String>, String);
+type Refused = (u64, ByteRecord, Vec<String>, String, LineSpans);
 
 #[derive(Default)]
 struct Tally {
@@ -380,7 +323,8 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     // Rule work and reject writing happen off the async runtime: a reader, `workers`
     // threads for the rules that need no state, and this thread as the sequencer for the
     // rest, in file order (see `ordered`).
-    let reader = tokio::task::spawn_blocking(move || -> Result<(Tally, RejectWriter)> {
+    type Read = (Tally, RejectWriter, Option<LineSet>);
+    let reader = tokio::task::spawn_blocking(move || -> Result<Read> {
         let mut src = CsvSource::open(&file, &rules.columns, rules.dialect)?;
         let decoder = src.decoder();
         let mut rejects = RejectWriter::create(&reject_path, src.header())?;
@@ -393,8 +337,8 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             ..Default::default()
         };
         let mut state = RunState::default();
-        let lines = match &rules.lines {
-            Some(l) => Some(read_lines(l, &file, &refs)?),
+        let mut lines = match &rules.lines {
+            Some(_) => Some(LineSet::open(rules.clone(), &file, &reject_path)?),
             None => None,
         };
         let mut batch = Vec::with_capacity(batch_size);
@@ -411,7 +355,8 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             rules: &rules,
             refs: &refs,
             scope_refs: &scope_refs,
-            keep_scope_keys,
+            // The key as read is wanted by entities scoping by this one and by its lines.
+            keep_scope_keys: keep_scope_keys || rules.lines.is_some(),
             sum_idx: &sum_idx,
             fp_idx: &fp_idx,
         };
@@ -424,24 +369,18 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                 Some(Checked::Pending(p)) => rules.settle(p, &mut state),
                 None => anyhow::bail!("line {line}: not checked"),
             };
-            // A record whose lines the rules refused is refused with them.
-            let verdict = match (verdict, &lines, &rules.lines) {
-                (Verdict::Valid { fields, row }, Some(by), Some(l)) => {
-                    match by.get(&fields[rules.key_index()]) {
-                        Some(Err(why)) => Verdict::Rejected {
-                            fields,
-                            issues: vec![RowIssue {
-                                rule: "lines".into(),
-                                field: l.field.clone(),
-                                message: why.clone(),
-                            }],
-                        },
-                        _ => Verdict::Valid { fields, row },
-                    }
-                }
-                (v, ..) => v,
+            // The record's lines travel with it; a line the rules refuse refuses the record,
+            // and a record not loaded takes its lines to their reject file.
+            let scope_key = pre.scope_key.take();
+            let (verdict, attached) = match &mut lines {
+                Some(ls) => super::lines::settle(ls, &rules, verdict, scope_key.as_deref(), &refs)?,
+                None => (verdict, None),
             };
-            if let (Some(sk), Some(k)) = (t.scope_keys.as_mut(), pre.scope_key.take())
+            let spans = attached
+                .as_ref()
+                .map(|a| a.spans.clone())
+                .unwrap_or_default();
+            if let (Some(sk), Some(k)) = (t.scope_keys.as_mut(), scope_key)
                 && !k.is_empty()
             {
                 if matches!(verdict, Verdict::OutOfScope) {
@@ -479,7 +418,8 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                     if line <= skip_until {
                         // Committed before the interruption: not written again.
                         if let Some(msg) = refused_before.remove(&line) {
-                            t.refused_before.push((line, raw_record(rec), fields, msg));
+                            t.refused_before
+                                .push((line, raw_record(rec), fields, msg, spans));
                         }
                     } else {
                         if batch.len() >= batch_size && !continues_record(&row, key_col) {
@@ -496,11 +436,8 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                         }
                         // The record's lines: the first on its own row, the others as
                         // continuation rows (every other cell empty), as Odoo exports them.
-                        let ls = match (&lines, &rules.lines) {
-                            (Some(by), Some(l)) => match by.get(&fields[rules.key_index()]) {
-                                Some(Ok(ls)) => Some((l, ls)),
-                                _ => None,
-                            },
+                        let ls = match (&attached, &rules.lines) {
+                            (Some(a), Some(l)) => Some((l, &a.rows)),
                             _ => None,
                         };
                         let first = batch.len();
@@ -510,6 +447,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                             row,
                             fields,
                             continuation: false,
+                            spans,
                         });
                         if let Some((l, ls)) = ls {
                             let width = batch[first].row.len();
@@ -522,6 +460,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                                         row: vec![SqlValue::Null; width],
                                         fields: Vec::new(),
                                         continuation: true,
+                                        spans: Vec::new(),
                                     });
                                 }
                                 let last = batch.len() - 1;
@@ -541,7 +480,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         if !batch.is_empty() && tx.blocking_send(batch).is_err() {
             anyhow::bail!("load stopped");
         }
-        Ok((t, rejects))
+        Ok((t, rejects, lines))
     });
 
     let mut loaded = resume.loaded;
@@ -603,7 +542,13 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                                 line: it.line,
                                 message: msg.clone(),
                             });
-                            db_rejects.push((it.line, it.raw.clone(), it.fields.clone(), msg));
+                            db_rejects.push((
+                                it.line,
+                                it.raw.clone(),
+                                it.fields.clone(),
+                                msg,
+                                it.spans.clone(),
+                            ));
                         }
                         batch_no += 1;
                         let last_line = items.last().map(|i| i.line).unwrap_or(0);
@@ -648,11 +593,14 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         return Err(e)
             .with_context(|| format!("loading {} into {}", job.rules.name, job.table.table));
     }
-    let (mut t, mut rejects) = joined?;
+    let (mut t, mut rejects, mut lines) = joined?;
     let mut refused = std::mem::take(&mut t.refused_before);
     refused.append(&mut db_rejects);
     // Rows the database refused move from valid to rejected, with the database's reason.
-    for (line, raw, fields, msg) in &refused {
+    for (line, raw, fields, msg, spans) in &refused {
+        if let Some(ls) = lines.as_mut() {
+            ls.refused(&fields[job.rules.key_index()], spans, msg)?;
+        }
         rejects.write(
             raw,
             *line,
@@ -679,6 +627,9 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         }
     }
     rejects.finish()?;
+    if let Some(ls) = lines {
+        t.counts.lines = Some(ls.finish()?);
+    }
     t.counts.loaded = loaded;
     publish(loaded, true);
 

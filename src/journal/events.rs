@@ -86,6 +86,18 @@ pub struct EntityCounts {
     pub valid: u64,
     pub rejected: u64,
     pub loaded: u64,
+    /// An entity whose one2many lines come from their own file: what became of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<LineCounts>,
+}
+
+/// The lines of an entity's lines file: each is attached to its loaded record or in the
+/// lines' reject file, so `read = attached + rejected`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineCounts {
+    pub read: u64,
+    pub attached: u64,
+    pub rejected: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -156,13 +156,8 @@ pub(super) async fn check(out: &mut Out<'_>, plan: &Plan, env: &ResolvedEnv, db:
 fn source_tables(plan: &Plan) -> Vec<String> {
     plan.order
         .iter()
-        .map(|n| {
-            plan.rb.entities[n]
-                .source
-                .table
-                .clone()
-                .unwrap_or_else(|| n.clone())
-        })
+        .flat_map(|n| plan.rb.entities[n].source_files(n))
+        .map(|f| f.table)
         .collect()
 }
 

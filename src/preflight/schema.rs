@@ -106,10 +106,25 @@ async fn source_columns(db: &Db, table: &str) -> anyhow::Result<Option<Vec<(Stri
 /// Every entity's legacy table exists with its columns, of types cutover reads exactly.
 pub(super) async fn source_tables(out: &mut Out<'_>, plan: &Plan, env: &ResolvedEnv, db: &Db) {
     let name = env.name.as_str();
-    for n in &plan.order {
-        let e = &plan.rb.entities[n];
-        let table = e.source.table.clone().unwrap_or_else(|| n.clone());
-        let src_key = format!("entities.{n}.source");
+    // Derived entities have no table; an entity's lines have one of their own.
+    let sources = plan
+        .order
+        .iter()
+        .filter(|n| plan.rb.entities[*n].derive.is_none())
+        .flat_map(|n| {
+            let files = plan.rb.entities[n].source_files(n);
+            files.into_iter().enumerate().map(move |(j, f)| {
+                let at = if j == 0 {
+                    format!("entities.{n}")
+                } else {
+                    format!("entities.{n}.lines")
+                };
+                (at, f)
+            })
+        });
+    for (at, f) in sources {
+        let table = f.table;
+        let src_key = format!("{at}.source");
         let have = match source_columns(db, &table).await {
             Ok(Some(c)) => c,
             Ok(None) => {
@@ -139,8 +154,8 @@ pub(super) async fn source_tables(out: &mut Out<'_>, plan: &Plan, env: &Resolved
             }
         };
         let mut bad = false;
-        for (i, c) in e.columns.iter().enumerate() {
-            let key = format!("entities.{n}.columns[{i}]");
+        for (i, c) in f.columns.iter().enumerate() {
+            let key = format!("{at}.columns[{i}]");
             match have.iter().find(|(h, _)| h == c) {
                 None => {
                     bad = true;
@@ -182,7 +197,7 @@ pub(super) async fn source_tables(out: &mut Out<'_>, plan: &Plan, env: &Resolved
                 &src_key,
                 format!(
                     "legacy table {table}: the {} columns exist and their types are readable",
-                    e.columns.len()
+                    f.columns.len()
                 ),
                 "",
             );

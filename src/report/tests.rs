@@ -43,6 +43,7 @@ fn finished(entity: &str, sums: &[(&str, &str)]) -> Event {
             valid: 7,
             rejected: 2,
             loaded: 7,
+            lines: None,
         },
         reject_file: String::new(),
         sums: sums

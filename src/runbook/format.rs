@@ -280,7 +280,51 @@ pub struct Lines {
     pub map: IndexMap<String, MapSpec>,
 }
 
+/// One legacy table an entity is extracted from, and its extract file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// The manifest's name for it: the entity's, or `<entity>.lines` for its lines.
+    pub name: String,
+    pub table: String,
+    pub columns: Vec<String>,
+    pub file: String,
+}
+
+impl Entity {
+    /// The tables the extract reads for entity `name` (its own, then its lines'), which the
+    /// freeze watermarks: the lines are taken from the same frozen legacy as their records.
+    pub fn source_files(&self, name: &str) -> Vec<SourceFile> {
+        let mut out = vec![SourceFile {
+            name: name.to_string(),
+            table: self
+                .source
+                .table
+                .clone()
+                .unwrap_or_else(|| name.to_string()),
+            columns: self.columns.clone(),
+            file: self.source.file.clone(),
+        }];
+        if let Some(l) = &self.lines {
+            out.push(SourceFile {
+                name: format!("{name}.lines"),
+                table: l.table(),
+                columns: l.columns.clone(),
+                file: l.source.file.clone(),
+            });
+        }
+        out
+    }
+}
+
 impl Lines {
+    /// The legacy table of the lines: `source.table`, else the file's name without `.csv`.
+    pub fn table(&self) -> String {
+        self.source.table.clone().unwrap_or_else(|| {
+            let f = &self.source.file;
+            f.strip_suffix(".csv").unwrap_or(f).to_string()
+        })
+    }
+
     /// The lines as an entity of their own, so that the same rules compile them.
     pub fn as_entity(&self, parent: &Target) -> Entity {
         Entity {

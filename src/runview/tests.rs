@@ -189,6 +189,7 @@ fn entities_count_batches_of_their_phase_and_start_over_per_pipeline_step() {
                 valid: 9,
                 rejected: 2,
                 loaded: 9,
+                lines: None,
             },
             reject_file: "rejects/lines.csv".into(),
             sums: Default::default(),

@@ -58,9 +58,20 @@ pub enum Decoded {
 
 impl CsvSource {
     pub fn open(path: &Path, expected: &[String], dialect: Dialect) -> Result<CsvSource> {
+        Self::open_buffered(path, expected, dialect, 1 << 16)
+    }
+
+    /// [`CsvSource::open`] with a read buffer of `capacity` bytes: small for a reader that
+    /// [`seek`](Self::seek)s from record to record.
+    pub fn open_buffered(
+        path: &Path,
+        expected: &[String],
+        dialect: Dialect,
+        capacity: usize,
+    ) -> Result<CsvSource> {
         let file = File::open(path)
             .with_context(|| format!("{}: cannot open extract file", path.display()))?;
-        let mut reader = Records::new(BufReader::with_capacity(1 << 16, file), dialect);
+        let mut reader = Records::new(BufReader::with_capacity(capacity, file), dialect);
         let shown_path = path.display().to_string();
         let mut rec = Record::default();
         if !reader
@@ -181,6 +192,19 @@ impl CsvSource {
         }))
     }
 
+    /// Where the next record starts (byte offset, line): [`seek`](Self::seek) there to
+    /// read it again.
+    pub fn position(&self) -> (u64, u64) {
+        self.reader.position()
+    }
+
+    /// Read on from a [`position`](Self::position) taken earlier on this file.
+    pub fn seek(&mut self, (pos, line): (u64, u64)) -> Result<()> {
+        self.reader
+            .seek_to(pos, line)
+            .with_context(|| format!("{}: seeking to byte {pos}", self.path))
+    }
+
     /// Expected columns of the row just read by [`next_row`](Self::next_row), in runbook
     /// order; [`nulls`](Self::nulls) then tells which of them were NULL.
     pub fn decode(&mut self, row: &RawRow) -> Decoded {
@@ -214,6 +238,11 @@ impl CsvSource {
     }
 
     /// The file's header, as written (BOM removed; a column that is not UTF-8, shown lossily).
+    /// Where each expected column sits in the file's records.
+    pub fn index(&self) -> &[usize] {
+        &self.dec.index
+    }
+
     pub fn header(&self) -> &[String] {
         &self.dec.header
     }

@@ -273,6 +273,23 @@ impl<R: BufRead + Seek> Records<R> {
         Ok(true)
     }
 
+    /// Byte offset and physical line of the next unread byte: where [`Records::seek_to`] can
+    /// come back to read the next record again.
+    pub fn position(&self) -> (u64, u64) {
+        (self.pos, self.line)
+    }
+
+    /// Continue reading at a [`Records::position`] taken between records. Already there:
+    /// nothing is done, so a reader asked for its records in file order keeps its buffer.
+    /// (Between records `pos` is exact; inside one, a look-ahead may have moved the
+    /// underlying reader, so [`Records::read`] seeks unconditionally.)
+    pub fn seek_to(&mut self, pos: u64, line: u64) -> io::Result<()> {
+        if (pos, line) == (self.pos, self.line) {
+            return Ok(());
+        }
+        self.seek(pos, line)
+    }
+
     fn seek(&mut self, pos: u64, line: u64) -> io::Result<()> {
         self.r.seek(SeekFrom::Start(pos))?;
         self.pos = pos;

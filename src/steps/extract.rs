@@ -11,6 +11,16 @@ use crate::journal::events::*;
 use crate::sources::csv::{count_records, sha256_file};
 
 impl Executor {
+    /// What the extract reads: each entity's table and its lines' table (not derived ones).
+    fn sources(&self) -> Vec<crate::runbook::format::SourceFile> {
+        self.plan
+            .order
+            .iter()
+            .filter(|n| !self.derived(n))
+            .flat_map(|n| self.plan.rb.entities[n].source_files(n))
+            .collect()
+    }
+
     pub(super) async fn extract(&mut self, step: &str, env: &str) -> Result<StepDone, Stop> {
         // Resuming checked the recorded files are unchanged.
         if self.prior_view.extract.is_some() {
@@ -23,11 +33,8 @@ impl Executor {
         match self.plan.env(env) {
             None => {
                 // CSV extracts supplied: verify and record them where they are.
-                for n in self.plan.order.iter().filter(|n| !self.derived(n)) {
-                    let p = self
-                        .plan
-                        .extract_dir
-                        .join(&self.plan.rb.entities[n].source.file);
+                for src in self.sources() {
+                    let p = self.plan.extract_dir.join(&src.file);
                     if !p.exists() {
                         return Err(Stop::Failed(anyhow::anyhow!(
                             "extract file {} is missing (extract_dir = {}); pass --var extract_dir=DIR",
@@ -41,7 +48,7 @@ impl Executor {
                         .context("count")??;
                     let (sha, _) = sha256_file(&p)?;
                     files.push(ExtractFile {
-                        entity: n.clone(),
+                        entity: src.name,
                         path: p.display().to_string(),
                         rows,
                         sha256: sha,
@@ -52,17 +59,17 @@ impl Executor {
                 let e = e.clone();
                 let policy =
                     crate::engine::retry::RetryPolicy::from_settings(&self.plan.rb.settings);
-                for n in self.plan.order.iter().filter(|n| !self.derived(n)) {
-                    let ent = &self.plan.rb.entities[n];
-                    let out = self.run_dir.join("extract").join(&ent.source.file);
-                    let table = ent.source.table.clone().unwrap_or_else(|| n.clone());
+                for src in self.sources() {
+                    let n = &src.name;
+                    let out = self.run_dir.join("extract").join(&src.file);
+                    let table = &src.table;
                     // A lost connection or a restarting server: the table is read again
                     // from the start (the file is rewritten), like a load's batch.
                     let mut attempt = 0;
                     let rows = loop {
                         let r = async {
                             let db = Db::connect(&e).await?;
-                            let r = db.table_to_csv(&table, &ent.columns, &out).await;
+                            let r = db.table_to_csv(table, &src.columns, &out).await;
                             db.close().await;
                             r
                         }

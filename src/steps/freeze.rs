@@ -122,12 +122,10 @@ impl Executor {
     fn extract_checksums(&self) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         for n in self.plan.order.iter().filter(|n| !self.derived(n)) {
-            let p = self
-                .plan
-                .extract_dir
-                .join(&self.plan.rb.entities[n].source.file);
-            let (sha, _) = sha256_file(&p)?;
-            out.insert(n.clone(), format!("sha256={sha}"));
+            for f in self.plan.rb.entities[n].source_files(n) {
+                let (sha, _) = sha256_file(&self.plan.extract_dir.join(&f.file))?;
+                out.insert(f.name, format!("sha256={sha}"));
+            }
         }
         Ok(out)
     }

@@ -900,13 +900,8 @@ impl Executor {
             .order
             .iter()
             .filter(|n| !self.derived(n))
-            .map(|n| {
-                self.plan.rb.entities[n]
-                    .source
-                    .table
-                    .clone()
-                    .unwrap_or_else(|| n.clone())
-            })
+            .flat_map(|n| self.plan.rb.entities[n].source_files(n))
+            .map(|f| f.table)
             .collect()
     }
 

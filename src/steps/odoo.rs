@@ -178,7 +178,7 @@ pub async fn reopen(
 
 /// The API-only rollback: delete every record of this run, by its external ids, children
 /// before parents (posted entries go back to draft first: Odoo refuses to delete a posted
-/// one), then check with `search_count` that none is left. Returns what was deleted;
+/// one; see `delete_by_external_ids`), then check with `search_count` that none is left. Returns what was deleted;
 /// an error names what is left.
 pub async fn delete_loaded(plan: &Plan, env: &ResolvedEnv) -> Result<String> {
     let t = odoo(plan, env)?;
@@ -188,14 +188,7 @@ pub async fn delete_loaded(plan: &Plan, env: &ResolvedEnv) -> Result<String> {
         let Some((model, which)) = entity_prefix(plan, entity) else {
             continue;
         };
-        if plan.rb.entities[*entity].target.post.is_some() {
-            let ids = t.resolve_external_ids(&model, &which).await?;
-            for chunk in ids.chunks(1000) {
-                t.call(&model, "button_draft", chunk, Vec::new())
-                    .await
-                    .with_context(|| format!("{model}.button_draft"))?;
-            }
-        }
+        // Posted entries are reset to draft there first: Odoo refuses to delete them.
         let n = t.delete_by_external_ids(&model, &which).await?;
         deleted.push(format!("{model} {n}"));
     }

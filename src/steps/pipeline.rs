@@ -254,6 +254,9 @@ impl Executor {
         // itself: read them as values (`multiline` guards files handed over).
         if Path::new(&f.path).starts_with(self.run_dir.join("extract")) {
             compiled.dialect.multiline = true;
+            if let Some(l) = compiled.lines.as_mut() {
+                l.rules.dialect.multiline = true;
+            }
         }
         let rules = Arc::new(compiled);
         // A reset dry run starts over; anything else continues after its checkpoint.

@@ -315,13 +315,50 @@ impl OdooTarget {
 
     /// Delete `model`'s records that `which` names (the API-only rollback; call it model
     /// by model, dependents first). Returns how many were deleted.
+    ///
+    /// Journal entries (`account.move`): Odoo 17/18 refuses to unlink the lines of a posted
+    /// entry (`account.move.line._unlink_except_posted`: "reset the journal entry to draft
+    /// before deleting it"), so the posted ones are reset with `button_draft` first (which
+    /// refuses entries that are not posted or cancelled, so only those are sent). A numbered
+    /// entry may then only go if it ends its sequence chain (`_unlink_forbid_parts_of_chain`,
+    /// unless the user is an accounting administrator): the newest are deleted first.
+    /// See docs/odoo-protocol.md.
     pub async fn delete_by_external_ids(
         &self,
         model: &str,
         which: &XmlIds,
     ) -> Result<u64, TargetError> {
-        let ids = self.resolve_external_ids(model, which).await?;
+        let mut ids = self.resolve_external_ids(model, which).await?;
         let context = self.read_context();
+        if model == "account.move" && !ids.is_empty() {
+            let posted: Vec<i64> = self
+                .read_call(Call {
+                    model,
+                    method: "search",
+                    ids: &[],
+                    args: vec![(
+                        "domain",
+                        json!([["id", "in", ids], ["state", "=", "posted"]]),
+                    )],
+                    kwargs: Vec::new(),
+                    context: &context,
+                })
+                .await?;
+            for chunk in posted.chunks(1000) {
+                self.call_retrying(&Call {
+                    model,
+                    method: "button_draft",
+                    ids: chunk,
+                    args: Vec::new(),
+                    kwargs: Vec::new(),
+                    context: &context,
+                })
+                .await?;
+            }
+            tracing::info!(target: "cutover::odoo", model, reset = posted.len(), "posted entries reset to draft before deleting");
+            // Numbers follow the order entries were posted in, which is the ids' order.
+            ids.sort_unstable_by(|a, b| b.cmp(a));
+        }
         for chunk in ids.chunks(1000) {
             self.call_retrying(&Call {
                 model,

@@ -867,17 +867,25 @@ impl Db {
     }
 
     pub fn unlink(&mut self, model: &str, ids: &[i64]) -> Result<(), OrmError> {
+        const UNLINK_POSTED: &str = "You can't delete a posted journal item. Don’t play games with your accounting records; reset the journal entry to draft before deleting it.";
         for &id in ids {
             let Some(rec) = self.get(model, id).cloned() else {
                 continue;
             };
-            if model == "account.move" && rec["state"] == json!("posted") {
-                return Err(OrmError::user(
-                    "You cannot delete an entry which has been posted once.",
-                ));
-            }
-            if model == "account.move.line" {
-                self.check_move_editable(rec["move_id"].as_i64().unwrap_or(0))?;
+            // Odoo 18: `account.move.unlink` unlinks its lines first, and
+            // `account.move.line._unlink_except_posted` refuses the lines of a posted entry
+            // (docs/odoo-protocol.md §9, "Deleting a posted invoice").
+            let move_id = match model {
+                "account.move" => Some(id),
+                "account.move.line" => rec["move_id"].as_i64(),
+                _ => None,
+            };
+            if let Some(mv) = move_id
+                && self
+                    .get("account.move", mv)
+                    .is_some_and(|r| r["state"] == json!("posted"))
+            {
+                return Err(OrmError::user(UNLINK_POSTED));
             }
             // Records pointing here: cascade, restrict or set null, per field.
             let mut refs = Vec::new();
@@ -972,7 +980,18 @@ impl Db {
         Ok(())
     }
 
+    /// Odoo 18's `account.move.button_draft`: every entry must be posted or cancelled.
     pub fn button_draft(&mut self, ids: &[i64]) -> Result<(), OrmError> {
+        let draftable = |r: &Rec| r["state"] == json!("posted") || r["state"] == json!("cancel");
+        if ids
+            .iter()
+            .filter_map(|&id| self.get("account.move", id))
+            .any(|r| !draftable(r))
+        {
+            return Err(OrmError::user(
+                "Only posted/cancelled journal entries can be reset to draft.",
+            ));
+        }
         for &id in ids {
             if let Some(mut r) = self.get("account.move", id).cloned() {
                 r.insert("state".into(), json!("draft"));
