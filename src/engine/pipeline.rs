@@ -128,6 +128,9 @@ struct Pre {
     amounts: Vec<Option<Decimal>>,
     /// Per fingerprint: the row's digest, when no rule has refused it so far.
     digests: Vec<u128>,
+    /// The record as the reject file would keep it, when no rule has refused it so far
+    /// (made here, off the sequencer: a row the database refuses needs it).
+    raw: Option<ByteRecord>,
     nulls: Vec<bool>,
 }
 
@@ -147,6 +150,7 @@ impl Checker<'_> {
         pre.amounts.clear();
         pre.digests.clear();
         pre.scope_key = None;
+        pre.raw = None;
         let mut fields = Vec::new();
         let issue = |rule: &str, field: String, message: String| {
             Checked::Done(Verdict::Rejected {
@@ -188,6 +192,7 @@ impl Checker<'_> {
                     pre.digests
                         .push(Fingerprint::digest(idx.iter().map(|&i| f[i].as_str())));
                 }
+                pre.raw = Some(raw_record(rec));
             }
         }
         pre.checked = Some(checked);
@@ -418,8 +423,8 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                     if line <= skip_until {
                         // Committed before the interruption: not written again.
                         if let Some(msg) = refused_before.remove(&line) {
-                            t.refused_before
-                                .push((line, raw_record(rec), fields, msg, spans));
+                            let raw = pre.raw.take().unwrap_or_else(|| raw_record(rec));
+                            t.refused_before.push((line, raw, fields, msg, spans));
                         }
                     } else {
                         if batch.len() >= batch_size && !continues_record(&row, key_col) {
@@ -443,7 +448,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                         let first = batch.len();
                         batch.push(Item {
                             line,
-                            raw: raw_record(rec),
+                            raw: pre.raw.take().unwrap_or_else(|| raw_record(rec)),
                             row,
                             fields,
                             continuation: false,
