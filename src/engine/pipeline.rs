@@ -518,7 +518,12 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     publish(loaded, false);
     // Up to `write_concurrency` batches in flight; their results are taken in batch order,
     // so a checkpoint is journaled only once every batch before it has committed.
-    let concurrency = job.write_concurrency.max(1);
+    // Keys that may repeat in the file must reach the target in file order.
+    let concurrency = if job.rules.unique_key() {
+        job.write_concurrency.max(1)
+    } else {
+        1
+    };
     let resumed = job.resume.is_some();
     let mut sent = 0usize;
     let mut in_flight = FuturesOrdered::new();
@@ -1083,14 +1088,19 @@ mod tests {
 
     /// An entity whose rows with an empty key continue the record above (one2many rows).
     fn invoices_job(dir: &std::path::Path, csv: &str, batch_size: usize) -> EntityJob {
+        job_with(dir, csv, batch_size, "")
+    }
+
+    /// An entity of `k` and `v`, with `extra` TOML (rules).
+    fn job_with(dir: &std::path::Path, csv: &str, batch_size: usize, extra: &str) -> EntityJob {
         #[derive(serde::Deserialize)]
         struct W {
             e: crate::runbook::format::Entity,
         }
-        let e = toml::from_str::<W>(
-            "[e]\nsource = { file = 'inv.csv' }\ncolumns = ['k', 'v']\nkey = 'k'\n\
-             target = { table = 't', key = 'k' }\nmap = { k = 'k', v = 'v' }",
-        )
+        let e = toml::from_str::<W>(&format!(
+            "[e]\nsource = {{ file = 'inv.csv' }}\ncolumns = ['k', 'v']\nkey = 'k'\n{extra}\n\
+             target = {{ table = 't', key = 'k' }}\nmap = {{ k = 'k', v = 'v' }}"
+        ))
         .unwrap()
         .e;
         let all = indexmap::IndexMap::from([("e".to_string(), e.clone())]);
@@ -1253,7 +1263,13 @@ mod tests {
             resume,
             write_concurrency: 3,
             workers: 3,
-            ..invoices_job(dir.path(), &csv, 4)
+            // Unique keys: batches may overtake each other.
+            ..job_with(
+                dir.path(),
+                &csv,
+                4,
+                "validate = [{ rule = 'unique', field = 'k' }]",
+            )
         };
         let target = Uneven {
             writes: Mutex::new(Vec::new()),

@@ -1345,6 +1345,14 @@ impl Compiled {
         self.key
     }
 
+    /// A `unique` rule holds the key: no two valid rows share it, so batches may be
+    /// written in any order (without it, the file order decides which row of a key wins).
+    pub fn unique_key(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| matches!(r, Rule::Unique(i) if *i == self.key))
+    }
+
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c == name)
     }
