@@ -515,7 +515,10 @@ fn the_gate_lint_names_file_line_and_key() {
     std::fs::create_dir_all(&keys).unwrap();
     let ecdsa = keys.join("owner");
     let o = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ecdsa", "-N", "", "-C", "owner", "-f"])
+        // nistp384: cutover verifies ed25519, nistp256 and RSA keys only.
+        .args([
+            "-q", "-t", "ecdsa", "-b", "384", "-N", "", "-C", "owner", "-f",
+        ])
         .arg(&ecdsa)
         .output()
         .expect("ssh-keygen is needed for the SSH signature tests");
@@ -550,7 +553,7 @@ fn the_gate_lint_names_file_line_and_key() {
     );
     assert!(
         err.contains(&format!("rb.toml:{}:", line_of("ecdsa-sha2")))
-            && err.contains("ssh_key of application-owner: ecdsa-sha2-nistp256 keys are not supported, only ssh-ed25519"),
+            && err.contains("ssh_key of application-owner: ecdsa-sha2-nistp384 keys are not supported, only ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa"),
         "{err}"
     );
 }
