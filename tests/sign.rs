@@ -611,3 +611,78 @@ fn a_no_go_from_cutover_sign_stops_the_run() {
     assert_eq!(code(&o), 2, "{}", out(&o));
     assert!(stderr(&o).contains("already decided"), "{}", out(&o));
 }
+
+#[test]
+fn a_sign_off_flag_carries_its_ssh_signature_verified_like_cutover_signs() {
+    let s = Scratch::with_fixture("small");
+    let keys = s.path("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (deputy_key, deputy_pub) = keygen(&keys, "finance-deputy");
+    let (other_key, _) = keygen(&keys, "someone-else");
+    let rb = runbook(&s, &two_roles(Some(&deputy_pub)));
+    let o = s.cutover(&["run"], &rb);
+    assert_eq!(code(&o), 4, "{}", out(&o));
+    // The hash exists once the gate has opened: signed now, given when the run goes on.
+    let hash = evidence_hash(&s, &rb);
+    let ev = s.path("evidence.sha256");
+    std::fs::write(&ev, format!("{hash}\n")).unwrap();
+    let good = ssh_sign(&deputy_key, &ev);
+    let other_dir = s.path("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let ev_other = other_dir.join("evidence.sha256");
+    std::fs::copy(&ev, &ev_other).unwrap();
+    let by_other = ssh_sign(&other_key, &ev_other);
+
+    let deputy = "finance-deputy|finance-controller|go|balances reconciled";
+    let run = |extra: &[String]| {
+        let mut a = vec!["run".to_string(), "--sign-off".into(), deputy.into()];
+        a.extend(extra.iter().cloned());
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        s.cutover(&a, &rb)
+    };
+    let sig = |p: &Path| {
+        vec![
+            "--signature".to_string(),
+            format!("finance-deputy={}", p.display()),
+        ]
+    };
+    // No --sign-off by that name, or a file that is not there: refused before anything runs.
+    let o = run(&["--signature".into(), format!("nobody={}", good.display())]);
+    assert_eq!(code(&o), 2, "{}", out(&o));
+    assert!(
+        stderr(&o).contains("no --sign-off is given by nobody"),
+        "{}",
+        out(&o)
+    );
+    let o = run(&sig(&s.path("missing.sig")));
+    assert_eq!(code(&o), 2, "{}", out(&o));
+    assert!(stderr(&o).contains("cannot be read"), "{}", out(&o));
+    assert_eq!(kinds(&s, "sign_off_refused"), 0);
+    // Unsigned, then signed by another key: refused and journaled as refused; the run waits.
+    let o = run(&[]);
+    assert_eq!(code(&o), 4, "{}", out(&o));
+    assert!(stderr(&o).contains("carries no signature"), "{}", out(&o));
+    assert_eq!(kinds(&s, "sign_off_refused"), 1);
+    let o = run(&sig(&by_other));
+    assert_eq!(code(&o), 4, "{}", out(&o));
+    assert!(stderr(&o).contains("another key"), "{}", out(&o));
+    assert_eq!(kinds(&s, "sign_off_refused"), 2);
+    assert_eq!(kinds(&s, "sign_off_recorded"), 0);
+    // The approver's own signature counts; with the application owner the run completes.
+    let mut extra = sig(&good);
+    extra.extend([
+        "--sign-off".to_string(),
+        "application-owner|application-owner|go|spot-checked".into(),
+        "--json".into(),
+    ]);
+    let o = run(&extra);
+    assert_eq!(code(&o), 0, "{}", out(&o));
+    let signed: Vec<bool> = json(&o)["sign_offs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["signed"].as_bool().unwrap())
+        .collect();
+    assert_eq!(signed, [true, false]);
+    assert!(loaded_invoices(&s) > 0);
+}

@@ -1449,3 +1449,56 @@ fn the_dialog_counts_per_role_as_the_run_does_and_says_why_a_sign_off_did_not_co
         Some("✗ sign-off by Finance controller refused: stale: signed evidence abab…")
     );
 }
+
+#[test]
+fn a_gate_with_a_keyed_approver_takes_a_signature_file_and_sends_it() {
+    let mut app = App::new();
+    for mut r in records_to_gate() {
+        if let Event::GateOpened {
+            rule: Some(rule), ..
+        } = &mut r.event
+        {
+            rule.roles[1]
+                .approvers
+                .push(crate::journal::events::ApproverRule {
+                    name: "Finance controller".into(),
+                    ssh_key: Some("ssh-ed25519 AAAA finance".into()),
+                });
+        }
+        update(&mut app, Action::Record(r));
+    }
+    assert!(app.dialog.keyed);
+    assert_eq!(
+        app.dialog.fields(),
+        [
+            Field::Name,
+            Field::Role,
+            Field::Comment,
+            Field::Decision,
+            Field::Signature,
+            Field::Database
+        ]
+    );
+    go_filled(&mut app);
+    // From the comment, past the decision (chosen), to the signature.
+    update(&mut app, Action::DialogNextField);
+    update(&mut app, Action::DialogNextField);
+    assert_eq!(app.dialog.focus(), Field::Signature);
+    type_text(&mut app, "/tmp/evidence.sha256.sig");
+    update(&mut app, Action::DialogNextField);
+    type_text(&mut app, "erp");
+    let fx = update(&mut app, Action::SubmitSignOff);
+    let [Effect::Send(Command::SignOff(s))] = fx.as_slice() else {
+        panic!("expected one sign-off: {fx:?}");
+    };
+    assert_eq!(
+        s.signature_file.as_deref(),
+        Some(std::path::Path::new("/tmp/evidence.sha256.sig"))
+    );
+    // Cleared for the next approver, the Signature field still there and empty.
+    assert!(app.dialog.keyed);
+    assert_eq!(app.dialog.signature.value(), "");
+    // An unkeyed gate (the fixture's own) has no Signature field and sends no file.
+    let app = app_at_gate();
+    assert!(!app.dialog.keyed && !app.dialog.fields().contains(&Field::Signature));
+}
