@@ -43,16 +43,20 @@ fn head_seq(runbook: &Path) -> i64 {
     v["journal_head"]["seq"].as_i64().unwrap()
 }
 
-fn wait_for_file(p: &Path, secs: u64) {
+/// Poll `ok` until it holds; fails after `secs` saying what it waited for.
+fn wait(what: &str, secs: u64, ok: impl Fn() -> bool) {
     let t0 = Instant::now();
-    while !p.exists() {
+    while !ok() {
         assert!(
             t0.elapsed() < Duration::from_secs(secs),
-            "{} never appeared",
-            p.display()
+            "waited {secs}s for {what}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+fn wait_for_file(p: &Path, secs: u64) {
+    wait(&p.display().to_string(), secs, || p.exists());
 }
 
 #[test]
@@ -278,15 +282,34 @@ fn count(journal: &Path, kind: &str) -> u64 {
     .unwrap()
 }
 
+/// The payload of the (one) record of `kind`.
+fn payload(journal: &Path, kind: &str) -> String {
+    sqlite(
+        journal,
+        &format!("SELECT payload FROM events WHERE kind = '{kind}'"),
+    )
+}
+
 fn wait_for_count(journal: &Path, kind: &str, n: u64, secs: u64) {
-    let t0 = Instant::now();
-    while count(journal, kind) < n {
-        assert!(
-            t0.elapsed() < Duration::from_secs(secs),
-            "waited {secs}s for {n} {kind} record(s)"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait(&format!("{n} {kind} record(s)"), secs, || {
+        count(journal, kind) >= n
+    });
+}
+
+/// The keys of a GO in the gate's dialog at the demo's production gate.
+fn go_into_production<'a>(name: &'a str, role: &'a str, comment: &'a str) -> [&'a str; 10] {
+    [
+        name,
+        "Tab",
+        role,
+        "Tab",
+        comment,
+        "Tab",
+        "g",
+        "Tab",
+        "production.db",
+        "Enter",
+    ]
 }
 
 #[test]
@@ -306,24 +329,14 @@ fn a_sign_off_from_the_watch_reaches_the_waiting_gate_and_the_run_goes_on() {
     watcher.wait_for("Sign-off · go_live", 90);
 
     // The finance controller signs at the watch: a GO into production, the database typed.
-    watcher.keys(&[
+    watcher.keys(&go_into_production(
         "Finance controller",
-        "Tab",
         "finance",
-        "Tab",
         "open items reconciled",
-        "Tab",
-        "g",
-        "Tab",
-        "production.db",
-        "Enter",
-    ]);
+    ));
     wait_for_count(&journal, "sign_off_recorded", 1, 20);
-    let payload = sqlite(
-        &journal,
-        "SELECT payload FROM events WHERE kind = 'sign_off_recorded'",
-    );
-    let rec: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    let rec: serde_json::Value =
+        serde_json::from_str(&payload(&journal, "sign_off_recorded")).unwrap();
     assert_eq!(rec["name"], "Finance controller", "{rec}");
     assert_eq!(rec["role"], "finance", "{rec}");
     assert_eq!(rec["decision"], "go", "{rec}");
@@ -335,29 +348,16 @@ fn a_sign_off_from_the_watch_reaches_the_waiting_gate_and_the_run_goes_on() {
     lead.wait_for("finance 1 of 1", 20);
 
     // The lead signs the other role; the quorum is met and the run goes on to the end.
-    lead.keys(&[
+    lead.keys(&go_into_production(
         "Migration lead",
-        "Tab",
         "migration_lead",
-        "Tab",
         "figures match",
-        "Tab",
-        "g",
-        "Tab",
-        "production.db",
-        "Enter",
-    ]);
+    ));
     wait_for_count(&journal, "gate_decided", 1, 30);
-    let decided = sqlite(
-        &journal,
-        "SELECT payload FROM events WHERE kind = 'gate_decided'",
-    );
+    let decided = payload(&journal, "gate_decided");
     assert!(decided.contains("\"go\""), "{decided}");
     wait_for_count(&journal, "run_finished", 1, 180);
-    let finished = sqlite(
-        &journal,
-        "SELECT payload FROM events WHERE kind = 'run_finished'",
-    );
+    let finished = payload(&journal, "run_finished");
     assert!(finished.contains("completed"), "{finished}");
     // Both sign-offs, one from each console, and none refused.
     assert_eq!(count(&journal, "sign_off_recorded"), 2);

@@ -225,7 +225,9 @@ macro_rules! judge_and_insert {
 /// An append's transaction on SQLite. IMMEDIATE takes the write lock before the tip is
 /// read; other appenders wait on it (busy timeout). A plain deferred BEGIN fails with
 /// "database is locked" once a concurrent commit makes its read snapshot stale.
-async fn begin_sqlite(pool: &SqlitePool) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+pub(crate) async fn begin_sqlite(
+    pool: &SqlitePool,
+) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
@@ -233,7 +235,9 @@ async fn begin_sqlite(pool: &SqlitePool) -> sqlx::Result<sqlx::Transaction<'stat
 /// statement then sees rows committed before it, so the tip read after the lock is the real
 /// tip), queued on the append lock until the previous appender commits, so two appenders
 /// never link to the same tip; the lock goes with the commit or rollback.
-async fn begin_pg(pool: &PgPool) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+pub(crate) async fn begin_pg(
+    pool: &PgPool,
+) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
     let mut tx = pool
         .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
         .await?;
