@@ -1047,8 +1047,9 @@ async fn take_lease(
         .await
         .with_context(|| {
             format!(
-                "journal {}: taking the lease on runbook '{scope}'",
-                journal.location
+                "journal {}: taking the lease on runbook '{scope}'{}",
+                journal.location,
+                cutover::journal::full_note(&journal.location)
             )
         })?;
     match taken {

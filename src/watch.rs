@@ -351,4 +351,90 @@ mod tests {
         ];
         assert!(press(app_mid_load(), &g_then_enter, true).is_empty());
     }
+
+    /// The watch's sign-off goes through `cutover sign`'s path on a real journal: a keyed
+    /// approver's sign-off without a signature is journaled as refused, a file that cannot
+    /// be read sends nothing, and one `ssh-keygen -Y sign` made over the evidence counts.
+    #[tokio::test]
+    async fn a_watch_sign_off_is_judged_and_journaled_as_cutover_sign_does() {
+        use crate::app::fixtures::{RUN_ID, records_to_gate};
+        use crate::journal::Journal;
+        use crate::journal::events::{ApproverRule, Event};
+        use std::process::Command as Sh;
+
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("fc");
+        let keygen = Sh::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "fc", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen is needed for the SSH signature tests");
+        assert!(keygen.success());
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        let j = Journal::open_path(&dir.path().join("journal.db"))
+            .await
+            .unwrap();
+        let mut evidence = String::new();
+        for mut r in records_to_gate() {
+            if let Event::GateOpened {
+                rule: Some(rule),
+                evidence_sha256,
+                ..
+            } = &mut r.event
+            {
+                rule.roles[1].approvers.push(ApproverRule {
+                    name: "Finance controller".into(),
+                    ssh_key: Some(public.trim().into()),
+                });
+                evidence = evidence_sha256.clone();
+            }
+            j.append(RUN_ID, &r.event).await.unwrap();
+        }
+        let fc = |signature_file: Option<std::path::PathBuf>| crate::control::SignOff {
+            gate: crate::app::fixtures::GATE.into(),
+            name: "Finance controller".into(),
+            role: "finance".into(),
+            decision: Decision::Go,
+            comment: "open items reconciled".into(),
+            signature_file,
+        };
+        let kinds = |recs: &[crate::journal::events::Record]| -> Vec<&'static str> {
+            recs.iter().map(|r| r.event.kind()).collect()
+        };
+        let before = j.run_records(RUN_ID).await.unwrap().len();
+
+        let line = super::sign_off(&j, RUN_ID, fc(None)).await;
+        assert!(line.contains("carries no signature"), "{line}");
+        let line = super::sign_off(&j, RUN_ID, fc(Some(dir.path().join("none.sig")))).await;
+        assert!(
+            line.contains("not sent") && line.contains("cannot be read"),
+            "{line}"
+        );
+
+        let ev = dir.path().join("evidence.sha256");
+        std::fs::write(&ev, crate::signoff::sshsig::message(&evidence)).unwrap();
+        let signed = Sh::new("ssh-keygen")
+            .args(["-Y", "sign", "-n", "cutover", "-f"])
+            .arg(&key)
+            .arg(&ev)
+            .output()
+            .unwrap();
+        assert!(signed.status.success());
+        let line = super::sign_off(&j, RUN_ID, fc(Some(ev.with_extension("sha256.sig")))).await;
+        assert!(line.contains("SSH signature verified"), "{line}");
+
+        let recs = j.run_records(RUN_ID).await.unwrap();
+        assert_eq!(
+            kinds(&recs[before..]),
+            ["sign_off_refused", "sign_off_recorded"]
+        );
+        let Event::SignOffRecorded { signature, .. } = &recs[before + 1].event else {
+            unreachable!()
+        };
+        assert!(
+            signature
+                .as_deref()
+                .is_some_and(|s| s.contains("BEGIN SSH SIGNATURE"))
+        );
+    }
 }

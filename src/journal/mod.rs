@@ -115,11 +115,19 @@ fn local_file(location: &str) -> Option<std::path::PathBuf> {
 /// "opening the journal LOCATION", with the reason when its file system is full (SQLite
 /// tends to call that a "disk I/O error").
 pub fn open_context(location: &str) -> String {
-    let mut msg = format!("opening the journal {}", crate::db::redact_url(location));
-    if let Some(h) = local_file(location).and_then(|p| crate::disk::full_hint(&p)) {
-        msg.push_str(&format!(" ({h})"));
-    }
-    msg
+    format!(
+        "opening the journal {}{}",
+        crate::db::redact_url(location),
+        full_note(location)
+    )
+}
+
+/// " (the file system holding … is full)" when the journal's file system is full, else "".
+pub fn full_note(location: &str) -> String {
+    local_file(location)
+        .and_then(|p| crate::disk::full_hint(&p))
+        .map(|h| format!(" ({h})"))
+        .unwrap_or_default()
 }
 
 /// Exit code of `journal verify --expect-head` when the journal no longer reaches that head.
@@ -346,10 +354,7 @@ impl Journal {
             if e.is::<lease::LeaseLost>() {
                 e
             } else {
-                let full = local_file(&self.location)
-                    .and_then(|p| crate::disk::full_hint(&p))
-                    .map(|h| format!(" ({h})"))
-                    .unwrap_or_default();
+                let full = full_note(&self.location);
                 e.context(format!(
                     "journal {}: cannot write the {} record{full}",
                     self.location,
