@@ -9,6 +9,9 @@ pub struct SignOff {
     pub role: String,
     pub decision: Decision,
     pub comment: String,
+    /// An `ssh-keygen -Y sign -n cutover` signature file over the evidence hash, for an
+    /// approver whose SSH key the runbook lists; read where the sign-off is judged.
+    pub signature_file: Option<std::path::PathBuf>,
 }
 
 /// Why a sign-off cannot be recorded as given: a NO-GO, and a GO against a NO-GO
@@ -123,6 +126,7 @@ impl SignOff {
             role: role.to_string(),
             decision,
             comment: parts[3].trim().to_string(),
+            signature_file: None,
         })
     }
 }

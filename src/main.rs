@@ -216,6 +216,10 @@ struct CommonRun {
     /// A sign-off for the gate: "NAME|ROLE|go|COMMENT" or "NAME|ROLE|no-go|REASON" (repeatable).
     #[arg(long = "sign-off", value_name = "NAME|ROLE|DECISION|COMMENT")]
     sign_offs: Vec<String>,
+    /// The SSH signature of NAME's --sign-off: "NAME=FILE", a file `ssh-keygen -Y sign -n
+    /// cutover` made over the gate's evidence hash (repeatable; for approvers with ssh_key).
+    #[arg(long = "signature", value_name = "NAME=FILE")]
+    signatures: Vec<String>,
     /// Skip a step: "STEP|NAME|REASON", journaled with who asked and why (repeatable).
     /// Only freeze, validate, verify, unfreeze and command steps can be skipped.
     #[arg(long = "skip", value_name = "STEP|NAME|REASON")]
@@ -673,6 +677,32 @@ async fn execute(
             }
         }
     }
+    for arg in &c.signatures {
+        let attached = arg
+            .split_once('=')
+            .map(|(n, f)| (n.trim(), std::path::PathBuf::from(f.trim())))
+            .filter(|(n, f)| !n.is_empty() && !f.as_os_str().is_empty())
+            .ok_or_else(|| format!("--signature '{arg}': expected NAME=FILE"))
+            .and_then(|(name, file)| {
+                cutover::signoff::sshsig::read(&file)
+                    .map_err(|e| format!("--signature '{arg}': {e}"))?;
+                let mut found = false;
+                for s in sign_offs
+                    .iter_mut()
+                    .filter(|s| cutover::signoff::same_person(&s.name, name))
+                {
+                    s.signature_file = Some(file.clone());
+                    found = true;
+                }
+                found
+                    .then_some(())
+                    .ok_or_else(|| format!("--signature '{arg}': no --sign-off is given by {name}"))
+            });
+        if let Err(e) = attached {
+            eprintln!("error: {e}");
+            return Ok(exit::INVALID);
+        }
+    }
     if let Some(since) = &c.until
         && !plan.rb.steps.iter().any(|s| &s.id == since)
     {
@@ -1017,8 +1047,9 @@ async fn take_lease(
         .await
         .with_context(|| {
             format!(
-                "journal {}: taking the lease on runbook '{scope}'",
-                journal.location
+                "journal {}: taking the lease on runbook '{scope}'{}",
+                journal.location,
+                cutover::journal::full_note(&journal.location)
             )
         })?;
     match taken {
@@ -1333,6 +1364,7 @@ async fn console(
         commands: cmd_tx,
         logs,
         watch: None,
+        notices: None,
     })
     .await?;
     Ok(match exit {

@@ -1,9 +1,11 @@
 //! `cutover watch`: follow a run through its journal, from this host (SQLite) or from
-//! anywhere its PostgreSQL journal is reachable. Read-only by construction: it holds a
-//! journal handle it only reads, no lease and no command channel to any engine; the
-//! console it opens takes look-around keys only ([`Action::is_read_only`]).
+//! anywhere its PostgreSQL journal is reachable. It never changes the run: it holds no
+//! lease and no command channel to any engine; the console it opens takes look-around keys
+//! and the sign-off dialog only ([`Action::watch_takes`]), and a sign-off given there is
+//! judged and journaled exactly as `cutover sign` does it ([`crate::sign::submit`]); the
+//! waiting run reads it from the journal.
 //!
-//! [`Action::is_read_only`]: crate::app::Action::is_read_only
+//! [`Action::watch_takes`]: crate::app::Action::watch_takes
 
 use std::io::Write;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::sync::{mpsc, watch};
 
+use crate::control::Command;
 use crate::journal::Journal;
 use crate::journal::events::{Event, Record};
 use crate::journal::follow::{Follower, POLL_EVERY};
@@ -105,13 +108,53 @@ pub async fn headless(j: Journal, run_id: &str, out: &mut impl Write) -> Result<
     }
 }
 
+/// A sign-off from the watch's dialog, as `cutover sign` gives it: judged against the run
+/// as journaled and appended as recorded or refused. Returns the line to show.
+pub async fn sign_off(j: &Journal, run_id: &str, s: crate::control::SignOff) -> String {
+    let signature = match s
+        .signature_file
+        .as_deref()
+        .map(crate::signoff::sshsig::read)
+    {
+        Some(Err(e)) => return format!("✗ sign-off not sent: {e}"),
+        Some(Ok(sig)) => Some(sig),
+        None => None,
+    };
+    let req = crate::sign::SignRequest {
+        gate: s.gate,
+        name: s.name,
+        role: s.role,
+        decision: s.decision,
+        comment: s.comment,
+        evidence_sha256: None,
+        signature,
+    };
+    match crate::sign::submit(j, run_id, None, &req).await {
+        Ok(Ok(judged)) => judged.line(&req, run_id),
+        Ok(Err(why)) => format!("✗ sign-off not recorded: {why}"),
+        Err(e) => format!("✗ sign-off not recorded: {}", crate::steps::explain(&e)),
+    }
+}
+
 /// The console, fed by a follower; returns when the watcher quits.
 pub async fn console(j: Journal, run_id: &str, scope: &str) -> Result<i32> {
     let (rec_tx, rec_rx) = mpsc::unbounded_channel();
     // Live progress is not journaled: counts move with each committed batch.
     let (_progress_tx, progress_rx) = watch::channel(Vec::new());
-    // Nobody listens: a watch has no engine to command.
-    let (cmd_tx, _) = mpsc::channel(1);
+    // No engine listens: the sign-offs the dialog sends go into the journal, through
+    // `cutover sign`'s own path; anything else is dropped.
+    let (cmd_tx, mut cmd_rx) = mpsc::channel(4);
+    let (notice_tx, notice_rx) = mpsc::unbounded_channel();
+    let signer = {
+        let (j, run_id) = (j.clone(), run_id.to_string());
+        tokio::spawn(async move {
+            while let Some(cmd) = cmd_rx.recv().await {
+                if let Command::SignOff(s) = cmd {
+                    let _ = notice_tx.send(sign_off(&j, &run_id, s).await);
+                }
+            }
+        })
+    };
     let (holder_tx, holder_rx) = watch::channel(holder_line(&j, scope, run_id).await);
     let follow = {
         let mut f = Follower::new(j.clone(), run_id, 0);
@@ -155,10 +198,12 @@ pub async fn console(j: Journal, run_id: &str, scope: &str) -> Result<i32> {
         commands: cmd_tx,
         logs: None,
         watch: Some(holder_rx),
+        notices: Some(notice_rx),
     })
     .await;
     follow.abort();
     holder.abort();
+    signer.abort();
     exit?;
     Ok(0)
 }
@@ -169,6 +214,8 @@ mod tests {
 
     use crate::app::fixtures::{app_at_gate, app_at_no_go_gate, app_mid_load, settle};
     use crate::app::{Action, App, Effect, keymap, update};
+    use crate::control::Command;
+    use crate::journal::events::Decision;
 
     /// Every key the keymap could know: printable ASCII, the named keys, F-keys, with and
     /// without Ctrl, Shift and Alt.
@@ -205,8 +252,7 @@ mod tests {
                     continue;
                 };
                 if watch
-                    && (matches!(action, Action::Quit | Action::Interrupt)
-                        || !action.is_read_only())
+                    && (matches!(action, Action::Quit | Action::Interrupt) || !action.watch_takes())
                 {
                     // The watch loop leaves on a quit and drops everything else.
                     continue;
@@ -223,8 +269,62 @@ mod tests {
         sent
     }
 
+    /// Only sign-offs: a watch signs through the journal and changes nothing else.
+    fn only_sign_offs(sent: &[Effect]) -> bool {
+        sent.iter()
+            .all(|e| matches!(e, Effect::Send(Command::SignOff(_))))
+    }
+
+    fn typed(text: &str) -> Vec<(KeyCode, KeyModifiers)> {
+        text.chars()
+            .map(|c| (KeyCode::Char(c), KeyModifiers::NONE))
+            .collect()
+    }
+
     #[test]
-    fn no_key_in_watch_mode_sends_anything_to_the_run() {
+    fn a_watch_signs_from_its_dialog_but_holds_no_freeze() {
+        let n = KeyModifiers::NONE;
+        let tab = (KeyCode::Tab, n);
+        // Name, role, a reason, NO-GO with `h` (hold the freeze), Enter.
+        let keys = [
+            typed("Finance controller"),
+            vec![tab],
+            typed("finance"),
+            vec![tab],
+            typed("AR off by 1"),
+            vec![tab, (KeyCode::Char('n'), n), (KeyCode::Char('h'), n)],
+            vec![(KeyCode::Enter, n)],
+        ]
+        .concat();
+        let sent = press(app_at_gate(), &keys, true);
+        let [Effect::Send(Command::SignOff(s))] = sent.as_slice() else {
+            panic!("expected one sign-off: {sent:?}");
+        };
+        assert_eq!(
+            (
+                s.name.as_str(),
+                s.role.as_str(),
+                s.decision,
+                s.comment.as_str()
+            ),
+            (
+                "Finance controller",
+                "finance",
+                Decision::NoGo,
+                "AR off by 1"
+            )
+        );
+        // The lead's console sends the hold of the freeze with the same keys.
+        let lead = press(app_at_gate(), &keys, false);
+        assert!(
+            lead.iter()
+                .any(|e| matches!(e, Effect::Send(Command::HoldFreeze { .. }))),
+            "{lead:?}"
+        );
+    }
+
+    #[test]
+    fn no_key_in_watch_mode_sends_anything_but_a_sign_off() {
         for (name, app) in [
             ("at the gate", app_at_gate as fn() -> App),
             ("at a NO-GO gate", app_at_no_go_gate),
@@ -233,7 +333,7 @@ mod tests {
             // Every key three times over, so a dialog a key opens sees the keys after it.
             let keys = [all_keys(), all_keys(), all_keys()].concat();
             let sent = press(app(), &keys, true);
-            assert!(sent.is_empty(), "{name}: watch sent {sent:?}");
+            assert!(only_sign_offs(&sent), "{name}: watch sent {sent:?}");
         }
         // Key sequences that do send on the lead's console (an abort; a skip; a rollback
         // typed out): the filter is what keeps a watch from changing the run.
@@ -244,5 +344,97 @@ mod tests {
             "Ctrl-C twice aborts the lead's run"
         );
         assert!(press(app_mid_load(), &ctrl_c_twice, true).is_empty());
+        // Mid load no gate is open: the dialog does not open, nothing is signed.
+        let g_then_enter = [
+            (KeyCode::Char('g'), KeyModifiers::NONE),
+            (KeyCode::Enter, KeyModifiers::NONE),
+        ];
+        assert!(press(app_mid_load(), &g_then_enter, true).is_empty());
+    }
+
+    /// The watch's sign-off goes through `cutover sign`'s path on a real journal: a keyed
+    /// approver's sign-off without a signature is journaled as refused, a file that cannot
+    /// be read sends nothing, and one `ssh-keygen -Y sign` made over the evidence counts.
+    #[tokio::test]
+    async fn a_watch_sign_off_is_judged_and_journaled_as_cutover_sign_does() {
+        use crate::app::fixtures::{RUN_ID, records_to_gate};
+        use crate::journal::Journal;
+        use crate::journal::events::{ApproverRule, Event};
+        use std::process::Command as Sh;
+
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("fc");
+        let keygen = Sh::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "fc", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen is needed for the SSH signature tests");
+        assert!(keygen.success());
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        let j = Journal::open_path(&dir.path().join("journal.db"))
+            .await
+            .unwrap();
+        let mut evidence = String::new();
+        for mut r in records_to_gate() {
+            if let Event::GateOpened {
+                rule: Some(rule),
+                evidence_sha256,
+                ..
+            } = &mut r.event
+            {
+                rule.roles[1].approvers.push(ApproverRule {
+                    name: "Finance controller".into(),
+                    ssh_key: Some(public.trim().into()),
+                });
+                evidence = evidence_sha256.clone();
+            }
+            j.append(RUN_ID, &r.event).await.unwrap();
+        }
+        let fc = |signature_file: Option<std::path::PathBuf>| crate::control::SignOff {
+            gate: crate::app::fixtures::GATE.into(),
+            name: "Finance controller".into(),
+            role: "finance".into(),
+            decision: Decision::Go,
+            comment: "open items reconciled".into(),
+            signature_file,
+        };
+        let kinds = |recs: &[crate::journal::events::Record]| -> Vec<&'static str> {
+            recs.iter().map(|r| r.event.kind()).collect()
+        };
+        let before = j.run_records(RUN_ID).await.unwrap().len();
+
+        let line = super::sign_off(&j, RUN_ID, fc(None)).await;
+        assert!(line.contains("carries no signature"), "{line}");
+        let line = super::sign_off(&j, RUN_ID, fc(Some(dir.path().join("none.sig")))).await;
+        assert!(
+            line.contains("not sent") && line.contains("cannot be read"),
+            "{line}"
+        );
+
+        let ev = dir.path().join("evidence.sha256");
+        std::fs::write(&ev, crate::signoff::sshsig::message(&evidence)).unwrap();
+        let signed = Sh::new("ssh-keygen")
+            .args(["-Y", "sign", "-n", "cutover", "-f"])
+            .arg(&key)
+            .arg(&ev)
+            .output()
+            .unwrap();
+        assert!(signed.status.success());
+        let line = super::sign_off(&j, RUN_ID, fc(Some(ev.with_extension("sha256.sig")))).await;
+        assert!(line.contains("SSH signature verified"), "{line}");
+
+        let recs = j.run_records(RUN_ID).await.unwrap();
+        assert_eq!(
+            kinds(&recs[before..]),
+            ["sign_off_refused", "sign_off_recorded"]
+        );
+        let Event::SignOffRecorded { signature, .. } = &recs[before + 1].event else {
+            unreachable!()
+        };
+        assert!(
+            signature
+                .as_deref()
+                .is_some_and(|s| s.contains("BEGIN SSH SIGNATURE"))
+        );
     }
 }

@@ -575,6 +575,7 @@ fn the_consoles_skip_command_is_taken_when_the_run_reaches_the_step() {
                 role: role.into(),
                 decision: Decision::Go,
                 comment: "ok".into(),
+                signature_file: None,
             })
         };
         while let Some(r) = rec_rx.recv().await {

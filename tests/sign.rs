@@ -383,25 +383,66 @@ fn ssh_sign(key: &Path, file: &Path) -> PathBuf {
     PathBuf::from(format!("{}.sig", file.display()))
 }
 
-#[test]
-fn an_ssh_signed_sign_off_verifies_and_forged_ones_are_refused() {
-    let s = Scratch::with_fixture("small");
+/// A run stopped at a gate whose finance-deputy has an SSH key, and the approver's
+/// signatures over its evidence hash: by their key, and by someone else's.
+struct KeyedGate {
+    rb: PathBuf,
+    hash: String,
+    /// The hash as `--show-evidence --hash-only` printed it, in a file.
+    ev: PathBuf,
+    deputy_key: PathBuf,
+    deputy_pub: String,
+    good: PathBuf,
+    by_other: PathBuf,
+}
+
+/// Which sign-offs of a run's `--json` summary carried an SSH signature, in order.
+fn signed(o: &Output) -> Vec<bool> {
+    json(o)["sign_offs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["signed"].as_bool().unwrap())
+        .collect()
+}
+
+fn keyed_gate(s: &Scratch) -> KeyedGate {
     let keys = s.path("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let (deputy_key, deputy_pub) = keygen(&keys, "finance-deputy");
     let (other_key, _) = keygen(&keys, "someone-else");
-    let rb = runbook(&s, &two_roles(Some(&deputy_pub)));
+    let rb = runbook(s, &two_roles(Some(&deputy_pub)));
     let o = s.cutover(&["run"], &rb);
     assert_eq!(code(&o), 4, "{}", out(&o));
-
     // The approver's commands: the hash to a file, signed with their key.
-    let hash = evidence_hash(&s, &rb);
+    let hash = evidence_hash(s, &rb);
     let ev = s.path("evidence.sha256");
     std::fs::write(&ev, format!("{hash}\n")).unwrap();
     let good = ssh_sign(&deputy_key, &ev);
+    let other_dir = s.path("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let ev_other = other_dir.join("evidence.sha256");
+    std::fs::copy(&ev, &ev_other).unwrap();
+    let by_other = ssh_sign(&other_key, &ev_other);
+    KeyedGate {
+        rb,
+        hash,
+        ev,
+        deputy_key,
+        deputy_pub,
+        good,
+        by_other,
+    }
+}
+
+#[test]
+fn an_ssh_signed_sign_off_verifies_and_forged_ones_are_refused() {
+    let s = Scratch::with_fixture("small");
+    let k = keyed_gate(&s);
+    let (rb, hash, ev, good, by_other) = (k.rb, k.hash, k.ev, k.good, k.by_other);
     // ssh-keygen itself verifies what cutover accepts.
     let signers = s.path("allowed_signers");
-    std::fs::write(&signers, format!("finance-deputy {}", deputy_pub)).unwrap();
+    std::fs::write(&signers, format!("finance-deputy {}", k.deputy_pub)).unwrap();
     let v = Command::new("ssh-keygen")
         .args([
             "-Y",
@@ -429,11 +470,6 @@ fn an_ssh_signed_sign_off_verifies_and_forged_ones_are_refused() {
     // Unsigned.
     refused(&[], "carries no signature", 1);
     // Signed with another key.
-    let other_dir = s.path("other");
-    std::fs::create_dir_all(&other_dir).unwrap();
-    let ev_other = other_dir.join("evidence.sha256");
-    std::fs::copy(&ev, &ev_other).unwrap();
-    let by_other = ssh_sign(&other_key, &ev_other);
     refused(
         &["--signature", by_other.to_str().unwrap()],
         "another key",
@@ -446,7 +482,7 @@ fn an_ssh_signed_sign_off_verifies_and_forged_ones_are_refused() {
     let mut h = hash.clone().into_bytes();
     h[0] = if h[0] == b'0' { b'1' } else { b'0' };
     std::fs::write(&altered, format!("{}\n", String::from_utf8(h).unwrap())).unwrap();
-    let forged = ssh_sign(&deputy_key, &altered);
+    let forged = ssh_sign(&k.deputy_key, &altered);
     refused(
         &["--signature", forged.to_str().unwrap()],
         "does not cover",
@@ -467,14 +503,7 @@ fn an_ssh_signed_sign_off_verifies_and_forged_ones_are_refused() {
     assert_eq!(code(&o), 0, "{}", out(&o));
     let o = s.cutover(&["run", "--json"], &rb);
     assert_eq!(code(&o), 0, "{}", out(&o));
-    let j = json(&o);
-    let signed: Vec<bool> = j["sign_offs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["signed"].as_bool().unwrap())
-        .collect();
-    assert_eq!(signed, [true, false]);
+    assert_eq!(signed(&o), [true, false]);
     assert!(loaded_invoices(&s) > 0);
 
     // The dossier says which sign-off carried a verified SSH signature.
@@ -515,7 +544,10 @@ fn the_gate_lint_names_file_line_and_key() {
     std::fs::create_dir_all(&keys).unwrap();
     let ecdsa = keys.join("owner");
     let o = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ecdsa", "-N", "", "-C", "owner", "-f"])
+        // nistp384: cutover verifies ed25519, nistp256 and RSA keys only.
+        .args([
+            "-q", "-t", "ecdsa", "-b", "384", "-N", "", "-C", "owner", "-f",
+        ])
         .arg(&ecdsa)
         .output()
         .expect("ssh-keygen is needed for the SSH signature tests");
@@ -550,7 +582,7 @@ fn the_gate_lint_names_file_line_and_key() {
     );
     assert!(
         err.contains(&format!("rb.toml:{}:", line_of("ecdsa-sha2")))
-            && err.contains("ssh_key of application-owner: ecdsa-sha2-nistp256 keys are not supported, only ssh-ed25519"),
+            && err.contains("ssh_key of application-owner: ecdsa-sha2-nistp384 keys are not supported, only ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa"),
         "{err}"
     );
 }
@@ -607,4 +639,59 @@ fn a_no_go_from_cutover_sign_stops_the_run() {
     let o = sign_as(&s, &rb, "finance-deputy", "finance-controller", &[]);
     assert_eq!(code(&o), 2, "{}", out(&o));
     assert!(stderr(&o).contains("already decided"), "{}", out(&o));
+}
+
+#[test]
+fn a_sign_off_flag_carries_its_ssh_signature_verified_like_cutover_signs() {
+    let s = Scratch::with_fixture("small");
+    // The hash exists once the gate has opened: signed now, given when the run goes on.
+    let KeyedGate {
+        rb, good, by_other, ..
+    } = keyed_gate(&s);
+    let deputy = "finance-deputy|finance-controller|go|balances reconciled";
+    let run = |extra: &[String]| {
+        let mut a = vec!["run".to_string(), "--sign-off".into(), deputy.into()];
+        a.extend(extra.iter().cloned());
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        s.cutover(&a, &rb)
+    };
+    let sig = |p: &Path| {
+        vec![
+            "--signature".to_string(),
+            format!("finance-deputy={}", p.display()),
+        ]
+    };
+    // No --sign-off by that name, or a file that is not there: refused before anything runs.
+    let o = run(&["--signature".into(), format!("nobody={}", good.display())]);
+    assert_eq!(code(&o), 2, "{}", out(&o));
+    assert!(
+        stderr(&o).contains("no --sign-off is given by nobody"),
+        "{}",
+        out(&o)
+    );
+    let o = run(&sig(&s.path("missing.sig")));
+    assert_eq!(code(&o), 2, "{}", out(&o));
+    assert!(stderr(&o).contains("cannot be read"), "{}", out(&o));
+    assert_eq!(kinds(&s, "sign_off_refused"), 0);
+    // Unsigned, then signed by another key: refused and journaled as refused; the run waits.
+    let o = run(&[]);
+    assert_eq!(code(&o), 4, "{}", out(&o));
+    assert!(stderr(&o).contains("carries no signature"), "{}", out(&o));
+    assert_eq!(kinds(&s, "sign_off_refused"), 1);
+    let o = run(&sig(&by_other));
+    assert_eq!(code(&o), 4, "{}", out(&o));
+    assert!(stderr(&o).contains("another key"), "{}", out(&o));
+    assert_eq!(kinds(&s, "sign_off_refused"), 2);
+    assert_eq!(kinds(&s, "sign_off_recorded"), 0);
+    // The approver's own signature counts; with the application owner the run completes.
+    let mut extra = sig(&good);
+    extra.extend([
+        "--sign-off".to_string(),
+        "application-owner|application-owner|go|spot-checked".into(),
+        "--json".into(),
+    ]);
+    let o = run(&extra);
+    assert_eq!(code(&o), 0, "{}", out(&o));
+    assert_eq!(signed(&o), [true, false]);
+    assert!(loaded_invoices(&s) > 0);
 }

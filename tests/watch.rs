@@ -43,16 +43,20 @@ fn head_seq(runbook: &Path) -> i64 {
     v["journal_head"]["seq"].as_i64().unwrap()
 }
 
-fn wait_for_file(p: &Path, secs: u64) {
+/// Poll `ok` until it holds; fails after `secs` saying what it waited for.
+fn wait(what: &str, secs: u64, ok: impl Fn() -> bool) {
     let t0 = Instant::now();
-    while !p.exists() {
+    while !ok() {
         assert!(
             t0.elapsed() < Duration::from_secs(secs),
-            "{} never appeared",
-            p.display()
+            "waited {secs}s for {what}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+fn wait_for_file(p: &Path, secs: u64) {
+    wait(&p.display().to_string(), secs, || p.exists());
 }
 
 #[test]
@@ -266,4 +270,96 @@ fn headless_watch_follows_a_run_live_through_a_postgres_journal() {
         "{text}"
     );
     assert!(seqs.len() > 20, "{text}");
+}
+
+/// How many records of `kind` the demo's journal holds.
+fn count(journal: &Path, kind: &str) -> u64 {
+    sqlite(
+        journal,
+        &format!("SELECT COUNT(*) FROM events WHERE kind = '{kind}'"),
+    )
+    .parse()
+    .unwrap()
+}
+
+/// The payload of the (one) record of `kind`.
+fn payload(journal: &Path, kind: &str) -> String {
+    sqlite(
+        journal,
+        &format!("SELECT payload FROM events WHERE kind = '{kind}'"),
+    )
+}
+
+fn wait_for_count(journal: &Path, kind: &str, n: u64, secs: u64) {
+    wait(&format!("{n} {kind} record(s)"), secs, || {
+        count(journal, kind) >= n
+    });
+}
+
+/// The keys of a GO in the gate's dialog at the demo's production gate.
+fn go_into_production<'a>(name: &'a str, role: &'a str, comment: &'a str) -> [&'a str; 10] {
+    [
+        name,
+        "Tab",
+        role,
+        "Tab",
+        comment,
+        "Tab",
+        "g",
+        "Tab",
+        "production.db",
+        "Enter",
+    ]
+}
+
+#[test]
+fn a_sign_off_from_the_watch_reaches_the_waiting_gate_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let lead = Tmux::start(
+        &format!("env -u CI {BIN} demo --rows 4000 --dir {}", demo.display()),
+        120,
+    );
+    let runbook = demo.join("tms.toml");
+    let journal = demo.join(".cutover/tms/journal.db");
+    wait_for_file(&runbook, 60);
+    wait_for_file(&journal, 60);
+    let watcher = Tmux::start(&format!("env -u CI {BIN} watch {}", runbook.display()), 120);
+    // The gate's dialog opens on the watch as on the lead's console.
+    watcher.wait_for("Sign-off · go_live", 90);
+
+    // The finance controller signs at the watch: a GO into production, the database typed.
+    watcher.keys(&go_into_production(
+        "Finance controller",
+        "finance",
+        "open items reconciled",
+    ));
+    wait_for_count(&journal, "sign_off_recorded", 1, 20);
+    let rec: serde_json::Value =
+        serde_json::from_str(&payload(&journal, "sign_off_recorded")).unwrap();
+    assert_eq!(rec["name"], "Finance controller", "{rec}");
+    assert_eq!(rec["role"], "finance", "{rec}");
+    assert_eq!(rec["decision"], "go", "{rec}");
+    assert_eq!(rec["comment"], "open items reconciled", "{rec}");
+    // The watch says so, from cutover sign's own line; the gate still waits for the lead.
+    watcher.wait_for("recorded at gate go_live", 10);
+    assert_eq!(count(&journal, "gate_decided"), 0);
+    // The lead's dialog counts it (the run read it from the journal).
+    lead.wait_for("finance 1 of 1", 20);
+
+    // The lead signs the other role; the quorum is met and the run goes on to the end.
+    lead.keys(&go_into_production(
+        "Migration lead",
+        "migration_lead",
+        "figures match",
+    ));
+    wait_for_count(&journal, "gate_decided", 1, 30);
+    let decided = payload(&journal, "gate_decided");
+    assert!(decided.contains("\"go\""), "{decided}");
+    wait_for_count(&journal, "run_finished", 1, 180);
+    let finished = payload(&journal, "run_finished");
+    assert!(finished.contains("completed"), "{finished}");
+    // Both sign-offs, one from each console, and none refused.
+    assert_eq!(count(&journal, "sign_off_recorded"), 2);
+    assert_eq!(count(&journal, "sign_off_refused"), 0);
 }

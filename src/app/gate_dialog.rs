@@ -20,14 +20,17 @@ pub enum Field {
     Decision,
     /// The production database's name, typed to confirm a GO (production gates only).
     Database,
+    /// An `ssh-keygen -Y sign -n cutover` signature file (gates with keyed approvers only).
+    Signature,
 }
 
 impl Field {
-    pub const ALL: [Field; 5] = [
+    pub const ALL: [Field; 6] = [
         Field::Name,
         Field::Role,
         Field::Comment,
         Field::Decision,
+        Field::Signature,
         Field::Database,
     ];
 
@@ -38,11 +41,8 @@ impl Field {
             Field::Comment => "Comment",
             Field::Decision => "Decision",
             Field::Database => "Database",
+            Field::Signature => "Signature",
         }
-    }
-
-    fn index(self) -> usize {
-        Field::ALL.iter().position(|f| *f == self).unwrap_or(0)
     }
 }
 
@@ -60,6 +60,10 @@ pub struct GateDialog {
     /// What must be typed in `database` for a GO: set when the gate lets a load into
     /// production, `None` otherwise (the field is then not shown or visited).
     pub confirm_name: Option<String>,
+    /// The path of a signature file over the evidence hash.
+    pub signature: Input,
+    /// Some approver of the gate has an SSH key: the Signature field is shown.
+    pub keyed: bool,
     /// With a NO-GO: keep the legacy frozen (to fix data and rehearse again) instead of
     /// reopening it; the comment is journaled as the reason.
     pub hold_freeze: bool,
@@ -78,11 +82,13 @@ impl GateDialog {
     }
 
     /// Fresh dialog for a newly opened gate; `confirm_name` is the production database's
-    /// name when a GO here lets a load into production.
-    pub fn open_fresh(&mut self, confirm_name: Option<String>) {
+    /// name when a GO here lets a load into production; `keyed` when some approver signs
+    /// with an SSH key.
+    pub fn open_fresh(&mut self, confirm_name: Option<String>, keyed: bool) {
         *self = GateDialog {
             visible: true,
             confirm_name,
+            keyed,
             ..GateDialog::default()
         };
     }
@@ -90,28 +96,33 @@ impl GateDialog {
     /// Cleared for the next approver, still open, still asking for the same confirmation.
     pub fn clear(&mut self) {
         let confirm_name = self.confirm_name.take();
-        self.open_fresh(confirm_name);
+        self.open_fresh(confirm_name, self.keyed);
     }
 
     /// The fields this gate's dialog has, in Tab order.
-    pub fn fields(&self) -> &'static [Field] {
-        if self.confirm_name.is_some() {
-            &Field::ALL
-        } else {
-            &Field::ALL[..4]
-        }
+    pub fn fields(&self) -> Vec<Field> {
+        Field::ALL
+            .into_iter()
+            .filter(|f| match f {
+                Field::Signature => self.keyed,
+                Field::Database => self.confirm_name.is_some(),
+                _ => true,
+            })
+            .collect()
+    }
+
+    fn step_field(&mut self, by: usize) {
+        let fields = self.fields();
+        let at = fields.iter().position(|f| *f == self.focus()).unwrap_or(0);
+        self.focus = Some(fields[(at + by) % fields.len()]);
     }
 
     pub fn next_field(&mut self) {
-        let fields = self.fields();
-        let i = (self.focus().index() + 1) % fields.len();
-        self.focus = Some(fields[i]);
+        self.step_field(1);
     }
 
     pub fn prev_field(&mut self) {
-        let fields = self.fields();
-        let i = (self.focus().index().min(fields.len() - 1) + fields.len() - 1) % fields.len();
-        self.focus = Some(fields[i]);
+        self.step_field(self.fields().len() - 1);
     }
 
     /// The typed name is exactly the production database's (always true where none is asked).
@@ -127,6 +138,7 @@ impl GateDialog {
             Field::Role => &mut self.role,
             Field::Comment => &mut self.comment,
             Field::Database => &mut self.database,
+            Field::Signature => &mut self.signature,
             Field::Decision => return,
         };
         target.handle(req);
@@ -139,6 +151,7 @@ impl GateDialog {
             Field::Role => Some(&self.role),
             Field::Comment => Some(&self.comment),
             Field::Database => Some(&self.database),
+            Field::Signature => Some(&self.signature),
             Field::Decision => None,
         }
     }
@@ -187,6 +200,9 @@ impl GateDialog {
             role,
             decision,
             comment,
+            signature_file: Some(self.signature.value().trim())
+                .filter(|p| self.keyed && !p.is_empty())
+                .map(std::path::PathBuf::from),
         };
         if signoff.missing_reason(gate.recommendation).is_some() {
             let msg = match decision {

@@ -174,6 +174,26 @@ impl Action {
     }
 }
 
+impl Action {
+    /// Whether `cutover watch` takes this action: looking around, and filling in and
+    /// sending the sign-off dialog (a watch signs through the journal, as `cutover sign`
+    /// does). Never a hold of the freeze, a skip, a rollback or an abort.
+    pub fn watch_takes(&self) -> bool {
+        self.is_read_only()
+            || matches!(
+                self,
+                Action::OpenGateDialog
+                    | Action::DialogNextField
+                    | Action::DialogPrevField
+                    | Action::DialogInput(_)
+                    | Action::DialogScroll(_)
+                    | Action::ChooseDecision(_)
+                    | Action::ToggleDecision
+                    | Action::SubmitSignOff
+            )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     Send(Command),
@@ -491,7 +511,15 @@ impl App {
                 });
             }
             Event::GateOpened { .. } => {
-                self.dialog.open_fresh(self.gate_confirm_name());
+                let keyed = self.open_gate().is_some_and(|g| {
+                    g.rule.as_ref().is_some_and(|r| {
+                        r.roles
+                            .iter()
+                            .flat_map(|r| &r.approvers)
+                            .any(|a| a.ssh_key.is_some())
+                    })
+                });
+                self.dialog.open_fresh(self.gate_confirm_name(), keyed);
                 self.show_help = false;
             }
             Event::SignOffRecorded { .. } => self.notice = None,

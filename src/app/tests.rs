@@ -163,6 +163,7 @@ fn gate_dialog_opens_by_itself_and_sends_exactly_the_typed_sign_off() {
             role: "migration_lead".into(),
             decision: Decision::Go,
             comment: "counts match".into(),
+            signature_file: None,
         }))]
     );
     // The gate is still open (quorum 2): the dialog stays, cleared, for the next approver.
@@ -248,7 +249,15 @@ fn tab_visits_the_database_field_only_at_a_production_gate() {
         update(&mut app, Action::DialogNextField);
         seen.push(app.dialog.focus());
     }
-    assert_eq!(seen, [Field::ALL.as_slice(), &[Field::Name]].concat());
+    let production = [
+        Field::Name,
+        Field::Role,
+        Field::Comment,
+        Field::Decision,
+        Field::Database,
+        Field::Name,
+    ];
+    assert_eq!(seen, production);
     update(&mut app, Action::DialogPrevField);
     assert_eq!(app.dialog.focus(), Field::Database);
 
@@ -262,7 +271,10 @@ fn tab_visits_the_database_field_only_at_a_production_gate() {
     }
     assert!(app.dialog_visible());
     assert_eq!(app.gate_confirm_name(), None);
-    assert_eq!(app.dialog.fields(), &Field::ALL[..4]);
+    assert_eq!(
+        app.dialog.fields(),
+        [Field::Name, Field::Role, Field::Comment, Field::Decision]
+    );
     update(&mut app, Action::DialogPrevField);
     assert_eq!(app.dialog.focus(), Field::Decision);
     app.dialog.focus = Some(Field::Name);
@@ -1437,4 +1449,57 @@ fn the_dialog_counts_per_role_as_the_run_does_and_says_why_a_sign_off_did_not_co
         app.notice.as_deref(),
         Some("✗ sign-off by Finance controller refused: stale: signed evidence abab…")
     );
+}
+
+#[test]
+fn a_gate_with_a_keyed_approver_takes_a_signature_file_and_sends_it() {
+    let mut app = App::new();
+    for mut r in records_to_gate() {
+        if let Event::GateOpened {
+            rule: Some(rule), ..
+        } = &mut r.event
+        {
+            rule.roles[1]
+                .approvers
+                .push(crate::journal::events::ApproverRule {
+                    name: "Finance controller".into(),
+                    ssh_key: Some("ssh-ed25519 AAAA finance".into()),
+                });
+        }
+        update(&mut app, Action::Record(r));
+    }
+    assert!(app.dialog.keyed);
+    assert_eq!(
+        app.dialog.fields(),
+        [
+            Field::Name,
+            Field::Role,
+            Field::Comment,
+            Field::Decision,
+            Field::Signature,
+            Field::Database
+        ]
+    );
+    go_filled(&mut app);
+    // From the comment, past the decision (chosen), to the signature.
+    update(&mut app, Action::DialogNextField);
+    update(&mut app, Action::DialogNextField);
+    assert_eq!(app.dialog.focus(), Field::Signature);
+    type_text(&mut app, "/tmp/evidence.sha256.sig");
+    update(&mut app, Action::DialogNextField);
+    type_text(&mut app, "erp");
+    let fx = update(&mut app, Action::SubmitSignOff);
+    let [Effect::Send(Command::SignOff(s))] = fx.as_slice() else {
+        panic!("expected one sign-off: {fx:?}");
+    };
+    assert_eq!(
+        s.signature_file.as_deref(),
+        Some(std::path::Path::new("/tmp/evidence.sha256.sig"))
+    );
+    // Cleared for the next approver, the Signature field still there and empty.
+    assert!(app.dialog.keyed);
+    assert_eq!(app.dialog.signature.value(), "");
+    // An unkeyed gate (the fixture's own) has no Signature field and sends no file.
+    let app = app_at_gate();
+    assert!(!app.dialog.keyed && !app.dialog.fields().contains(&Field::Signature));
 }

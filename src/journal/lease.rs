@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::{Journal, PG_APPEND_LOCK, Store};
+use super::{Journal, Store};
 
 /// How often the holder renews its heartbeat.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
@@ -351,21 +351,15 @@ impl Journal {
         let me = me();
         let taken = match &self.store {
             Store::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let mut tx = super::begin_sqlite(pool).await?;
                 let r = take_in_tx!(tx, SQLITE_NOW, scope, run_id, me, stale_after).await?;
                 tx.commit().await?;
                 r
             }
             Store::Postgres(pool) => {
-                let mut tx = pool
-                    .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
-                    .await?;
                 // The append lock: no append of the previous holder interleaves with the
                 // take-over, and two takers queue here.
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(PG_APPEND_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
+                let mut tx = super::begin_pg(pool).await?;
                 let r = take_in_tx!(tx, PG_NOW, scope, run_id, me, stale_after).await?;
                 tx.commit().await?;
                 r

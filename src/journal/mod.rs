@@ -115,11 +115,19 @@ fn local_file(location: &str) -> Option<std::path::PathBuf> {
 /// "opening the journal LOCATION", with the reason when its file system is full (SQLite
 /// tends to call that a "disk I/O error").
 pub fn open_context(location: &str) -> String {
-    let mut msg = format!("opening the journal {}", crate::db::redact_url(location));
-    if let Some(h) = local_file(location).and_then(|p| crate::disk::full_hint(&p)) {
-        msg.push_str(&format!(" ({h})"));
-    }
-    msg
+    format!(
+        "opening the journal {}{}",
+        crate::db::redact_url(location),
+        full_note(location)
+    )
+}
+
+/// " (the file system holding … is full)" when the journal's file system is full, else "".
+pub fn full_note(location: &str) -> String {
+    local_file(location)
+        .and_then(|p| crate::disk::full_hint(&p))
+        .map(|h| format!(" ({h})"))
+        .unwrap_or_default()
 }
 
 /// Exit code of `journal verify --expect-head` when the journal no longer reaches that head.
@@ -189,6 +197,78 @@ macro_rules! check_fence {
             }
         }
     };
+}
+
+/// Inside an open transaction: read run `$run_id`'s records, let `$judge` make the sign-off
+/// from them, link and insert it. Returns `(event, seq, prev_hash, hash)`. A macro for the
+/// same reason as `link_and_insert!`.
+macro_rules! judge_and_insert {
+    ($tx:expr, $run_id:expr, $ts:expr, $judge:expr) => {
+        async {
+            let rows: Vec<Row> = sqlx::query_as(RUN_SQL)
+                .bind($run_id)
+                .fetch_all(&mut *$tx)
+                .await?;
+            let records = rows
+                .into_iter()
+                .map(to_record)
+                .collect::<Result<Vec<_>>>()?;
+            let event: Event = $judge(&records);
+            anyhow::ensure!(
+                matches!(
+                    event,
+                    Event::SignOffRecorded { .. } | Event::SignOffRefused { .. }
+                ),
+                "only a sign-off can be journaled from outside the run, not a {}",
+                event.kind()
+            );
+            let payload = serde_json::to_string(&event)?;
+            let (seq, prev, hash) =
+                link_and_insert!($tx, $run_id, $ts, event.kind(), &payload).await?;
+            Ok::<_, anyhow::Error>((event, seq, prev, hash))
+        }
+    };
+}
+
+/// An append's transaction on SQLite. IMMEDIATE takes the write lock before the tip is
+/// read; other appenders wait on it (busy timeout). A plain deferred BEGIN fails with
+/// "database is locked" once a concurrent commit makes its read snapshot stale.
+pub(crate) async fn begin_sqlite(
+    pool: &SqlitePool,
+) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+/// An append's transaction on PostgreSQL: READ COMMITTED whatever the server default (each
+/// statement then sees rows committed before it, so the tip read after the lock is the real
+/// tip), queued on the append lock until the previous appender commits, so two appenders
+/// never link to the same tip; the lock goes with the commit or rollback.
+pub(crate) async fn begin_pg(
+    pool: &PgPool,
+) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = pool
+        .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+        .await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(PG_APPEND_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+/// Wake the followers of a PostgreSQL journal: delivered at commit, so a follower woken by
+/// it finds the row.
+async fn notify(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    run_id: &str,
+    seq: i64,
+) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(NOTIFY_CHANNEL)
+        .bind(format!("{run_id}:{seq}"))
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
 }
 
 impl Journal {
@@ -274,10 +354,7 @@ impl Journal {
             if e.is::<lease::LeaseLost>() {
                 e
             } else {
-                let full = local_file(&self.location)
-                    .and_then(|p| crate::disk::full_hint(&p))
-                    .map(|h| format!(" ({h})"))
-                    .unwrap_or_default();
+                let full = full_note(&self.location);
                 e.context(format!(
                     "journal {}: cannot write the {} record{full}",
                     self.location,
@@ -293,35 +370,17 @@ impl Journal {
         let kind = event.kind();
         let (seq, prev_hash, hash) = match &self.store {
             Store::Sqlite(pool) => {
-                // IMMEDIATE takes the write lock before the tip is read; other appenders wait
-                // on it (busy timeout). A plain deferred BEGIN fails with "database is
-                // locked" once a concurrent commit makes its read snapshot stale.
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let mut tx = begin_sqlite(pool).await?;
                 check_fence!(self, tx);
                 let linked = link_and_insert!(tx, run_id, &ts, kind, &payload).await?;
                 tx.commit().await?;
                 linked
             }
             Store::Postgres(pool) => {
-                // READ COMMITTED whatever the server default: each statement then sees rows
-                // committed before it, so the tip read after the lock is the real tip.
-                let mut tx = pool
-                    .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
-                    .await?;
-                // Appenders queue here until the previous one commits, so two consoles
-                // never link to the same tip; released at commit or rollback.
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(PG_APPEND_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
+                let mut tx = begin_pg(pool).await?;
                 check_fence!(self, tx);
                 let linked = link_and_insert!(tx, run_id, &ts, kind, &payload).await?;
-                // Delivered at commit, so a follower woken by it finds the row.
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(NOTIFY_CHANNEL)
-                    .bind(format!("{run_id}:{}", linked.0))
-                    .execute(&mut *tx)
-                    .await?;
+                notify(&mut tx, run_id, linked.0).await?;
                 tx.commit().await?;
                 linked
             }
@@ -348,51 +407,20 @@ impl Journal {
         judge: impl FnOnce(&[Record]) -> Event,
     ) -> Result<Record> {
         let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let read =
-            |rows: Vec<Row>| -> Result<Vec<Record>> { rows.into_iter().map(to_record).collect() };
-        let check = |event: &Event| -> Result<String> {
-            anyhow::ensure!(
-                matches!(
-                    event,
-                    Event::SignOffRecorded { .. } | Event::SignOffRefused { .. }
-                ),
-                "only a sign-off can be journaled from outside the run, not a {}",
-                event.kind()
-            );
-            Ok(serde_json::to_string(event)?)
-        };
         let (event, seq, prev_hash, hash) = match &self.store {
             Store::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let rows: Vec<Row> = sqlx::query_as(RUN_SQL)
-                    .bind(run_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let event = judge(&read(rows)?);
-                let payload = check(&event)?;
-                let (seq, prev, hash) =
-                    link_and_insert!(tx, run_id, &ts, event.kind(), &payload).await?;
+                let mut tx = begin_sqlite(pool).await?;
+                let linked = judge_and_insert!(tx, run_id, &ts, judge).await?;
                 tx.commit().await?;
-                (event, seq, prev, hash)
+                linked
             }
             Store::Postgres(pool) => {
-                let mut tx = pool
-                    .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
-                    .await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(PG_APPEND_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-                let rows: Vec<Row> = sqlx::query_as(RUN_SQL)
-                    .bind(run_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let event = judge(&read(rows)?);
-                let payload = check(&event)?;
-                let (seq, prev, hash) =
-                    link_and_insert!(tx, run_id, &ts, event.kind(), &payload).await?;
+                let mut tx = begin_pg(pool).await?;
+                let linked = judge_and_insert!(tx, run_id, &ts, judge).await?;
+                // A watch following this journal sees the sign-off at once.
+                notify(&mut tx, run_id, linked.1).await?;
                 tx.commit().await?;
-                (event, seq, prev, hash)
+                linked
             }
         };
         Ok(Record {

@@ -261,17 +261,7 @@ pub fn render(d: &Dossier) -> String {
     }
     table(
         &mut o,
-        &[
-            "Gate",
-            "Name",
-            "Role",
-            "Decision",
-            "At",
-            "Evidence",
-            "Current",
-            "Signature",
-            "Comment",
-        ],
+        &SIGN_OFF_COLUMNS,
         d.sign_offs.iter().map(|s| {
             vec![
                 s.gate.clone(),

@@ -245,6 +245,19 @@ pub struct GateEntry {
     pub decision: Option<Decision>,
 }
 
+/// The sign-off table's columns, in the order every format writes them.
+pub const SIGN_OFF_COLUMNS: [&str; 9] = [
+    "Gate",
+    "Name",
+    "Role",
+    "Decision",
+    "At",
+    "Evidence",
+    "Current",
+    "Signature",
+    "Comment",
+];
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SignOffEntry {
     pub gate: String,

@@ -741,6 +741,9 @@ fn one() -> usize {
     1
 }
 
+/// The kinds of `ssh_key` an approver may have: the ones whose signatures cutover verifies.
+pub const SSH_KEY_TYPES: [&str; 3] = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"];
+
 /// An approver of a role: a name, or `{ name, ssh_key }` when their sign-off must carry an
 /// SSH signature over the evidence hash.
 #[derive(Debug, Clone, Deserialize)]
@@ -785,7 +788,8 @@ pub fn same_person(a: &str, b: &str) -> bool {
 pub struct Approver {
     pub name: String,
     pub role: String,
-    /// `ssh-ed25519 AAAA… comment`: their sign-off must be signed with this key.
+    /// `ssh-ed25519 AAAA… comment` (or an ecdsa-sha2-nistp256 or ssh-rsa key): their
+    /// sign-off must be signed with this key.
     #[serde(default)]
     pub ssh_key: Option<String>,
 }

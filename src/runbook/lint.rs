@@ -933,12 +933,16 @@ pub fn ddl_tables(ddl: &str) -> HashMap<String, BTreeSet<String>> {
     out
 }
 
-/// An approver's key as the runbook gives it: an OpenSSH ed25519 public key (the kind
-/// cutover verifies signatures of).
-fn ed25519_key(k: &str) -> Result<(), String> {
+/// An approver's key as the runbook gives it: an OpenSSH public key of a kind cutover
+/// verifies signatures of.
+fn approver_key(k: &str) -> Result<(), String> {
+    use crate::runbook::format::SSH_KEY_TYPES as KEY_TYPES;
     let alg = k.split_whitespace().next().unwrap_or_default();
-    if ["ssh-", "ecdsa-", "sk-"].iter().any(|p| alg.starts_with(p)) && alg != "ssh-ed25519" {
-        return Err(format!("{alg} keys are not supported, only ssh-ed25519"));
+    if ["ssh-", "ecdsa-", "sk-"].iter().any(|p| alg.starts_with(p)) && !KEY_TYPES.contains(&alg) {
+        return Err(format!(
+            "{alg} keys are not supported, only {}",
+            KEY_TYPES.join(", ")
+        ));
     }
     ssh_key::PublicKey::from_openssh(k.trim())
         .map(|_| ())
@@ -1033,7 +1037,7 @@ fn lint_gate(ctx: &Ctx, name: &str, g: &crate::runbook::format::Gate, diags: &mu
                 ));
             }
             if let Some(k) = a.ssh_key()
-                && let Err(e) = ed25519_key(k)
+                && let Err(e) = approver_key(k)
             {
                 diags.push(ctx.diag(
                     &rk(&format!(".approvers[{j}].ssh_key")),
@@ -1046,7 +1050,7 @@ fn lint_gate(ctx: &Ctx, name: &str, g: &crate::runbook::format::Gate, diags: &mu
     for (j, a) in g.approvers.iter().enumerate() {
         if let Some(k) = &a.ssh_key {
             let ak = format!("gates.{name}.approvers[{j}].ssh_key");
-            if let Err(e) = ed25519_key(k) {
+            if let Err(e) = approver_key(k) {
                 diags.push(ctx.diag(
                     &ak,
                     format!("ssh_key of {}: {e}", a.name),

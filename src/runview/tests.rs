@@ -385,39 +385,60 @@ fn run_validated_twice() -> Vec<Record> {
 
 #[test]
 fn resume_and_gate_reads_agree_with_the_journal_at_every_record() {
-    use crate::signoff::evidence;
     let records = run_validated_twice();
     let is_validate = |s: &str| s == "validate";
-    for n in 0..=records.len() {
-        let prefix = &records[..n];
-        let v = RunView::of(prefix);
-        // What an approver signs: the same as signoff::evidence over the records.
-        let want = evidence::of(prefix);
+    // The fixture: the first validate starts at record 18 and journals checks 19 to 24;
+    // sign-offs 28 and 29 pass the gate; the second validate starts at 40 with one check
+    // of its own (42; 41 is a verify's); sign-off records 43, 45 and 46 follow it.
+    assert_eq!(
+        records.len(),
+        47,
+        "the fixture changed: recount the records below"
+    );
+    // (records read, the validate's start, its checks, the sign-off records counted)
+    type Expected = (usize, Option<i64>, Vec<i64>, Vec<i64>);
+    let expected: [Expected; 6] = [
+        (17, None, vec![], vec![]),
+        (18, Some(18), vec![], vec![]),
+        (24, Some(18), (19..=24).collect(), vec![]),
+        (39, Some(18), (19..=24).collect(), vec![28, 29]),
+        (41, Some(40), vec![], vec![]),
+        (47, Some(40), vec![42], vec![43, 45, 46]),
+    ];
+    for (n, validate_seq, checks, signs) in expected {
+        let v = RunView::of(&records[..n]);
         let got = v.evidence();
         assert_eq!(
-            (&got.validate_step, got.validate_seq, &got.checks),
-            (&want.validate_step, want.validate_seq, &want.checks),
+            got.run_id,
+            crate::app::fixtures::RUN_ID,
             "after {n} records"
         );
-        assert_eq!(got.sha256(), want.sha256(), "after {n} records");
-        // What the gate policy counts: the sign-off records since the last validate began.
-        let since = evidence::last_validate(prefix).unwrap_or(0);
-        let signs: Vec<i64> = prefix[since..]
-            .iter()
-            .filter(|r| {
-                matches!(
-                    r.event,
-                    Event::SignOffRecorded { .. } | Event::SignOffRefused { .. }
-                )
-            })
-            .map(|r| r.seq)
-            .collect();
-        let seqs: Vec<i64> = v
+        assert_eq!(
+            got.validate_step.as_deref(),
+            validate_seq.map(|_| "validate"),
+            "after {n} records"
+        );
+        assert_eq!(got.validate_seq, validate_seq, "after {n} records");
+        let seqs: Vec<i64> = got.checks.iter().map(|c| c.seq).collect();
+        assert_eq!(seqs, checks, "after {n} records");
+        let hashes: Vec<String> = got.checks.iter().map(|c| c.hash.clone()).collect();
+        let want: Vec<String> = checks.iter().map(|s| format!("h{s}")).collect();
+        assert_eq!(hashes, want, "after {n} records");
+        let counted: Vec<i64> = v
             .sign_records_since_validate
             .iter()
             .map(|r| r.seq)
             .collect();
-        assert_eq!(seqs, signs, "after {n} records");
+        assert_eq!(counted, signs, "after {n} records");
+    }
+    // The second validate's evidence is other evidence: a new hash.
+    assert_ne!(
+        RunView::of(&records[..39]).evidence().sha256(),
+        RunView::of(&records).evidence().sha256()
+    );
+    for n in 0..=records.len() {
+        let prefix = &records[..n];
+        let v = RunView::of(prefix);
         // The load's guard: a GO after the last validate finished.
         let go = prefix
             .iter()
@@ -537,4 +558,99 @@ fn a_held_freeze_lasts_until_the_legacy_is_reopened_and_closings_are_per_environ
     assert_eq!(v.closed("odoo").map(|c| c.acl.as_str()), Some("b"));
     assert_eq!(v.closed("staging"), None);
     assert_eq!(v.closures.last().map(|c| c.acl.as_str()), Some("c"));
+}
+mod evidence {
+    use crate::journal::events::{CheckResult, CheckStatus, Event, Record, StepInfo};
+    use crate::runbook::format::StepKind;
+    use crate::runview::RunView;
+
+    fn of(records: &[Record]) -> crate::signoff::evidence::Evidence {
+        RunView::of(records).evidence()
+    }
+
+    fn rec(seq: i64, event: Event) -> Record {
+        Record {
+            seq,
+            run_id: "r1".into(),
+            ts: String::new(),
+            event,
+            prev_hash: String::new(),
+            hash: format!("h{seq}"),
+        }
+    }
+
+    fn check(step: &str, source: &str) -> Event {
+        Event::CheckRecorded {
+            step: step.into(),
+            result: CheckResult {
+                name: "count".into(),
+                entity: "customers".into(),
+                source: source.into(),
+                target: source.into(),
+                status: CheckStatus::Pass,
+                detail: String::new(),
+                currency: None,
+            },
+        }
+    }
+
+    fn run() -> Vec<Record> {
+        let step = |id: &str, kind| StepInfo {
+            id: id.into(),
+            kind,
+            title: String::new(),
+            planned_secs: None,
+        };
+        vec![
+            rec(
+                1,
+                Event::RunStarted {
+                    run_id: "r1".into(),
+                    mode: crate::journal::events::RunMode::Run,
+                    runbook_path: String::new(),
+                    runbook_name: String::new(),
+                    runbook_sha256: String::new(),
+                    steps: vec![
+                        step("validate", StepKind::Validate),
+                        step("verify", StepKind::Verify),
+                    ],
+                    vars: Default::default(),
+                    tool_version: String::new(),
+                    artifacts_dir: String::new(),
+                    environments: Vec::new(),
+                    window_end: None,
+                },
+            ),
+            rec(
+                2,
+                Event::StepStarted {
+                    step: "validate".into(),
+                },
+            ),
+            rec(3, check("validate", "10")),
+        ]
+    }
+
+    #[test]
+    fn the_last_validates_checks_are_the_evidence_and_a_new_validate_changes_the_hash() {
+        let mut r = run();
+        let first = of(&r);
+        assert_eq!(first.checks.len(), 1);
+        assert_eq!(first.validate_seq, Some(2));
+        // A verify's checks are not the gate's evidence.
+        r.push(rec(4, check("verify", "10")));
+        assert_eq!(of(&r).sha256(), first.sha256());
+        // The same figures validated again are new evidence: earlier sign-offs are stale.
+        r.push(rec(
+            5,
+            Event::StepStarted {
+                step: "validate".into(),
+            },
+        ));
+        r.push(rec(6, check("validate", "10")));
+        let second = of(&r);
+        assert_eq!(second.validate_seq, Some(5));
+        assert_ne!(second.sha256(), first.sha256());
+        assert!(second.canonical_json().contains("\"seq\":6"));
+    }
 }

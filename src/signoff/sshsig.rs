@@ -12,6 +12,13 @@ pub fn message(evidence_sha256: &str) -> String {
     format!("{evidence_sha256}\n")
 }
 
+/// The armored signature in `path`, as every entry point reads it (`cutover sign
+/// --signature`, `run --signature`, the gate dialog's Signature field).
+pub fn read(path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("the signature file {} cannot be read: {e}", path.display()))
+}
+
 /// Whether `signature` (armored) is `public_key`'s signature over this evidence hash, in
 /// the `cutover` namespace. The message may be the hash with or without its line end.
 pub fn verify(public_key: &str, signature: &str, evidence_sha256: &str) -> Result<(), String> {

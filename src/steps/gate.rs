@@ -283,17 +283,23 @@ impl Executor {
                     ),
                 ));
             };
+            // A signature file that cannot be read is a sign-off without its signature.
+            let signature = s
+                .signature_file
+                .as_deref()
+                .map(crate::signoff::sshsig::read)
+                .transpose();
             let signed = policy::Signed {
                 name: s.name.clone(),
                 role: s.role.clone(),
                 decision: s.decision,
                 comment: s.comment.clone(),
                 evidence_sha256: evidence_sha256.clone(),
-                signature: None,
+                signature: signature.clone().ok().flatten(),
             };
-            if let Some(reason) =
+            if let Some(reason) = signature.err().or_else(|| {
                 policy::refusal(&rule, &evidence_sha256, recommendation, &view, &signed)
-            {
+            }) {
                 tracing::warn!("sign-off by {} ({}) refused: {reason}", s.name, s.role);
                 let r = self
                     .emit(Event::SignOffRefused {
@@ -318,7 +324,7 @@ impl Executor {
                     comment: s.comment.clone(),
                     evidence_sha256: evidence_sha256.clone(),
                     overrides: s.decision == Decision::Go && recommendation == Decision::NoGo,
-                    signature: None,
+                    signature: signed.signature,
                 })
                 .await?;
             own.insert(r.seq);

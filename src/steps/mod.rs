@@ -931,11 +931,18 @@ fn runs_of<'a>(
 
 /// The journal of the newest `run` (not rehearsal) of this runbook, if any.
 pub async fn latest_run(journal: &Journal, plan: &Plan) -> Result<Option<Vec<Record>>> {
-    let starts = journal.run_starts().await?;
-    let Some(run_id) = runs_of(&starts, plan, RunMode::Run).next() else {
+    let Some(run_id) = latest_run_id(journal, plan).await? else {
         return Ok(None);
     };
-    Ok(Some(journal.run_records(run_id).await?))
+    Ok(Some(journal.run_records(&run_id).await?))
+}
+
+/// The id of the newest run (not rehearsal) of this runbook.
+pub async fn latest_run_id(journal: &Journal, plan: &Plan) -> Result<Option<String>> {
+    let starts = journal.run_starts().await?;
+    Ok(runs_of(&starts, plan, RunMode::Run)
+        .next()
+        .map(str::to_string))
 }
 
 /// How a run's journal ends, for deciding what `run` and `rollback` may do with it.

@@ -53,6 +53,8 @@ pub struct UiChannels {
     /// `cutover watch`: the header's "held by …" line, refreshed. Set, the console is
     /// read-only: keys only look around, and quitting leaves the run alone.
     pub watch: Option<watch::Receiver<String>>,
+    /// Lines for the operator from outside the engine (a watch's sign-off outcome).
+    pub notices: Option<mpsc::UnboundedReceiver<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +102,7 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
     // SIGTERM / SIGHUP end the run as a confirmed quit does; Ctrl-C is a key here and asks.
     let mut signals = crate::signals::StopSignals::without_interrupt();
     let mut watching = ch.watch.take();
+    let mut notices = ch.notices.take();
     let read_only = watching.is_some();
     if let Some(w) = &watching {
         update(&mut app, Action::Watching(w.borrow().clone()));
@@ -133,7 +136,7 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
                         match action {
                             // Leaving a watch leaves the run alone.
                             Some(Action::Quit | Action::Interrupt) => return Ok(UiExit::Finished),
-                            Some(a) if a.is_read_only() => actions.push(a),
+                            Some(a) if a.watch_takes() => actions.push(a),
                             _ => {}
                         }
                     } else {
@@ -190,6 +193,13 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut ch: UiChannels) -> anyho
                 None => watching = None,
             },
             Some(a) = back_rx.recv() => actions.push(a),
+            n = recv_notice(&mut notices), if notices.is_some() => match n {
+                Some(text) => {
+                    actions.push(Action::Notice { text });
+                    urgent = true;
+                }
+                None => notices = None,
+            },
             Some(msg) = store_rx.recv() => actions.push(store.receive(msg)),
             _ = tick.tick() => {
                 actions.push(Action::Tick { now: Utc::now() });
@@ -228,6 +238,10 @@ async fn recv_watch(w: &mut Option<watch::Receiver<String>>) -> Option<String> {
     let w = w.as_mut()?;
     w.changed().await.ok()?;
     Some(w.borrow_and_update().clone())
+}
+
+async fn recv_notice(n: &mut Option<mpsc::UnboundedReceiver<String>>) -> Option<String> {
+    n.as_mut()?.recv().await
 }
 
 async fn recv_log(logs: &mut Option<LogFeed>) -> Option<LogEvent> {

@@ -24,7 +24,8 @@ const MAX_WIDTH: u16 = 104;
 /// Field label column ("▸ Comment  ").
 const LABEL_WIDTH: u16 = 12;
 /// Rows under the information block: blank, 3 fields, decision, message, keys (and the
-/// database field at a production gate).
+/// signature field where an approver has an SSH key, the database field at a production
+/// gate).
 const FORM_HEIGHT: u16 = 7;
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
@@ -93,6 +94,13 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         }
     }
 
+    if d.keyed {
+        // What a keyed approver signs, and how: the file goes in the Signature field.
+        info.push(Line::raw(format!(
+            "SSH-keyed approvers sign sha256 {} (ssh-keygen -Y sign -n cutover) and give the .sig file",
+            gate.evidence_sha256
+        )));
+    }
     let confirm = d.confirm_name.as_deref();
     if let (Some(name), Some(p)) = (confirm, app.production_env()) {
         info.push(Line::from(vec![
@@ -114,6 +122,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         Some(_) => (FORM_HEIGHT + 1, style::tone(Tone::Bad)),
         None => (FORM_HEIGHT, style::key()),
     };
+    let height = height + u16::from(d.keyed);
     // At 80×24 a gate recommending NO-GO has more to say than fits: the information block
     // scrolls (PgUp/PgDn), the form below it stays put.
     let m = modal_scrolled(
@@ -187,6 +196,14 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         None => Line::raw(""),
     };
     let mut next = 5;
+    if d.keyed {
+        let [label, value] =
+            Layout::horizontal([Constraint::Length(LABEL_WIDTH), Constraint::Fill(1)])
+                .areas(rows[next]);
+        frame.render_widget(Paragraph::new(label_line(Field::Signature, focus)), label);
+        text_field(frame, value, &d.signature, focus == Field::Signature);
+        next += 1;
+    }
     if confirm.is_some() {
         let [label, value, mark] = Layout::horizontal([
             Constraint::Length(LABEL_WIDTH),
