@@ -2,7 +2,7 @@
 //! batches → target. Rule work runs on a blocking thread and hands batches over a bounded
 //! channel, so memory stays flat: the reader waits while the target is busy.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,9 +14,12 @@ use tokio::sync::{mpsc, watch};
 
 use super::rejects::RejectWriter;
 use super::retry::RetryPolicy;
-use super::rules::{Compiled, RowIssue, RunState, ScopeKeys, SqlValue, Verdict, parse_decimal};
+use super::rules::{
+    Compiled, Refs, RowIssue, RunState, ScopeKeys, SqlValue, Verdict, parse_decimal,
+};
 use crate::db::errors::explain;
 use crate::journal::events::{EntityCounts, EntityProgress, Phase, ProgressSnapshot, RefusedRow};
+use crate::keyset::{KeyMemory, KeySet};
 use crate::sources::csv::{CsvSource, Decoded};
 use crate::target::{TableSpec, Target, TargetError};
 pub use crate::values::{Fingerprint, NO_CURRENCY};
@@ -32,13 +35,16 @@ pub struct EntityJob {
     /// How often, and after what waits, a batch is written again after a transient fault.
     pub retry: RetryPolicy,
     /// Valid keys of entities this one references.
-    pub refs: HashMap<String, Arc<HashSet<String>>>,
+    pub refs: Refs,
     /// Keep this entity's valid keys (another entity references it).
     pub keep_valid_keys: bool,
     /// Keys by scope of the entities this one scopes by (`in_scope_of`).
     pub scope_refs: HashMap<String, Arc<ScopeKeys>>,
     /// Keep this entity's keys by scope (another entity scopes by it).
     pub keep_scope_keys: bool,
+    /// Memory for this entity's key sets (unique, valid and scope keys), shared among
+    /// them, and where they spill past it.
+    pub keys: KeyMemory,
     /// Decimal fields to sum over valid and rejected in-scope rows.
     pub sum_fields: Vec<SumField>,
     /// Order-independent fingerprints of valid rows' field tuples, by check name.
@@ -97,7 +103,7 @@ pub struct EntityResult {
     /// `valid.<field>` / `rejected.<field>` decimal sums (`valid.<field>.<CUR>` /
     /// `rejected.<field>.<CUR>` for a sum kept per currency) and `fingerprint.<check>` values.
     pub sums: BTreeMap<String, String>,
-    pub valid_keys: Option<HashSet<String>>,
+    pub valid_keys: Option<KeySet>,
     pub scope_keys: Option<ScopeKeys>,
     pub duration_ms: u64,
 }
@@ -122,7 +128,7 @@ type LinesByParent = HashMap<String, Result<Vec<Vec<SqlValue>>, String>>;
 fn read_lines(
     l: &super::rules::LineRules,
     next_to: &std::path::Path,
-    refs: &HashMap<String, Arc<HashSet<String>>>,
+    refs: &Refs,
 ) -> Result<LinesByParent> {
     let path = next_to.with_file_name(&l.file);
     let mut src = CsvSource::open(&path, &l.rules.columns, l.rules.dialect)
@@ -184,8 +190,25 @@ struct Tally {
     valid_sum: Vec<Sums>,
     rejected_sum: Vec<Sums>,
     fp: Vec<Fingerprint>,
-    keys: Option<HashSet<String>>,
+    keys: Option<KeySet>,
     scope_keys: Option<ScopeKeys>,
+}
+
+/// Stop before rows go out when a key set failed to write or read its spilled keys: the
+/// unique, reference and scope answers since may be wrong.
+fn keys_sound(
+    state: &RunState,
+    t: &Tally,
+    refs: &Refs,
+    scope_refs: &HashMap<String, Arc<ScopeKeys>>,
+) -> Result<()> {
+    state
+        .failure()
+        .and_then(|_| t.keys.as_ref().map_or(Ok(()), KeySet::failure))
+        .and_then(|_| t.scope_keys.as_ref().map_or(Ok(()), ScopeKeys::failure))
+        .and_then(|_| refs.values().try_for_each(|k| k.failure()))
+        .and_then(|_| scope_refs.values().try_for_each(|k| k.failure()))
+        .map_err(|e| anyhow::anyhow!("keeping the keys of the unique and reference rules: {e}"))
 }
 
 /// Told about every committed batch (the executor journals it as a checkpoint) and every
@@ -255,6 +278,10 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         .map(|(_, fs)| fs.iter().filter_map(|f| rules.column_index(f)).collect())
         .collect();
     let keep_keys = job.keep_valid_keys;
+    // The budget is shared by the sets that grow while this entity is read.
+    let key_memory = job
+        .keys
+        .share(rules.unique_rules() + usize::from(keep_keys) + 2 * usize::from(keep_scope_keys));
     let (sum_idx_db, fp_idx_db) = (sum_idx.clone(), fp_idx.clone());
     let live = Arc::new(LiveCounts::default());
     let live_r = live.clone();
@@ -269,11 +296,11 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             valid_sum: vec![Sums::new(); sum_idx.len()],
             rejected_sum: vec![Sums::new(); sum_idx.len()],
             fp: vec![Fingerprint::default(); fp_idx.len()],
-            keys: keep_keys.then(HashSet::new),
-            scope_keys: keep_scope_keys.then(ScopeKeys::default),
+            keys: keep_keys.then(|| key_memory.set()),
+            scope_keys: keep_scope_keys.then(|| ScopeKeys::new(&key_memory)),
             ..Default::default()
         };
-        let mut state = RunState::default();
+        let mut state = RunState::with_keys(key_memory);
         let lines = match &rules.lines {
             Some(l) => Some(read_lines(l, &file, &refs)?),
             None => None,
@@ -333,15 +360,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             if let (Some(sk), Some(k)) = (t.scope_keys.as_mut(), scope_key)
                 && !k.is_empty()
             {
-                if matches!(verdict, Verdict::OutOfScope) {
-                    // A key also seen in scope stays in scope.
-                    if !sk.in_scope.contains(&k) {
-                        sk.out_of_scope.insert(k);
-                    }
-                } else {
-                    sk.out_of_scope.remove(&k);
-                    sk.in_scope.insert(k);
-                }
+                sk.add(&k, !matches!(verdict, Verdict::OutOfScope));
             }
             match verdict {
                 Verdict::OutOfScope => {}
@@ -364,7 +383,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                         t.fp[k].add(&parts);
                     }
                     if let Some(keys) = t.keys.as_mut() {
-                        keys.insert(fields[rules.key_index()].clone());
+                        keys.insert(&fields[rules.key_index()]);
                     }
                     if raw.line <= skip_until {
                         // Committed before the interruption: not written again.
@@ -373,6 +392,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                         }
                     } else {
                         if batch.len() >= batch_size && !continues_record(&row, key_col) {
+                            keys_sound(&state, &t, &refs, &scope_refs)?;
                             live_r.publish(&t.counts);
                             if tx
                                 .blocking_send(std::mem::replace(
@@ -419,8 +439,17 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             }
         }
         live_r.publish(&t.counts);
+        keys_sound(&state, &t, &refs, &scope_refs)?;
         if !batch.is_empty() && tx.blocking_send(batch).is_err() {
             anyhow::bail!("load stopped");
+        }
+        drop(state);
+        // Read-only from here on: spilled sets write out their last keys and merge.
+        if let Some(k) = t.keys.as_mut() {
+            k.seal();
+        }
+        if let Some(k) = t.scope_keys.as_mut() {
+            k.seal();
         }
         Ok((t, rejects))
     });
@@ -523,6 +552,10 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         if let Some(keys) = t.keys.as_mut() {
             keys.remove(&fields[job.rules.key_index()]);
         }
+    }
+    if let Some(keys) = &t.keys {
+        keys.failure()
+            .map_err(|e| anyhow::anyhow!("keeping the keys of {}: {e}", job.rules.name))?;
     }
     rejects.finish()?;
     t.counts.loaded = loaded;
@@ -942,6 +975,7 @@ mod tests {
             keep_valid_keys: false,
             scope_refs: HashMap::new(),
             keep_scope_keys: false,
+            keys: KeyMemory::default(),
             sum_fields: vec![],
             fingerprints: vec![],
             expected_rows: 0,

@@ -151,6 +151,10 @@ pub struct Settings {
     /// First wait before a retry; it doubles each time (capped at 30 s), with jitter.
     #[serde(default = "default_retry_delay")]
     pub retry_delay: String,
+    /// Memory for the keys of `unique` and `reference` rules and scope keys, in MiB, per
+    /// entity being loaded; past it, keys spill to sorted files in the run folder.
+    #[serde(default = "default_key_memory_mb")]
+    pub key_memory_mb: u64,
 }
 fn default_batch() -> usize {
     1000
@@ -161,12 +165,16 @@ fn default_retries() -> u32 {
 fn default_retry_delay() -> String {
     "1s".into()
 }
+fn default_key_memory_mb() -> u64 {
+    32
+}
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             batch_size: default_batch(),
             retries: default_retries(),
             retry_delay: default_retry_delay(),
+            key_memory_mb: default_key_memory_mb(),
         }
     }
 }

@@ -11,6 +11,7 @@ use super::{Executor, Halt, StepDone, Stop, done, odoo};
 use crate::engine::pipeline::{BatchObserver, EntityJob, Retry, run_entity};
 use crate::engine::rules::{Compiled, ScopeKeys};
 use crate::journal::events::*;
+use crate::keyset::{KeyMemory, KeySet};
 use crate::runbook::format::Check;
 use crate::runview::RunView;
 use crate::target::TableSpec;
@@ -81,7 +82,7 @@ impl Executor {
                     .unwrap_or_default()
             })
             .collect();
-        let mut keys: HashMap<String, Arc<HashSet<String>>> = HashMap::new();
+        let mut keys: HashMap<String, Arc<KeySet>> = HashMap::new();
         let mut scope_keys: HashMap<String, Arc<ScopeKeys>> = HashMap::new();
         let mut lines = Vec::new();
         let phase_dir = match phase {
@@ -132,6 +133,11 @@ impl Executor {
                     .filter_map(|r| scope_keys.get(r).map(|k| (r.clone(), k.clone())))
                     .collect(),
                 keep_scope_keys: scoped_by.contains(n),
+                // Spilled keys go to unnamed files in the run folder, freed when closed.
+                keys: KeyMemory {
+                    budget: (plan.rb.settings.key_memory_mb as usize) << 20,
+                    dir: self.run_dir.clone(),
+                },
                 sum_fields: plan
                     .rb
                     .checks
