@@ -20,7 +20,7 @@ fn main() {
     let key = |i: u32| format!("INV{:09}", i.wrapping_mul(2_654_435_761) % (n * 4));
     // Even: a key inserted; odd: one past every inserted key.
     let probe = |i: u32| {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             key(i)
         } else {
             format!("INV{:09}", n * 4 + i)

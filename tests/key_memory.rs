@@ -73,9 +73,9 @@ fn job(dir: &Path, name: &str, keys: KeyMemory, refs: HashMap<String, Arc<KeySet
 fn write_extract(dir: &Path) {
     let mut c = String::from("id,name\n");
     for i in 0..3000 {
-        let name = if i % 13 == 0 { "" } else { "Acme" };
+        let name = if i.is_multiple_of(13) { "" } else { "Acme" };
         c.push_str(&format!("C{i:06},{name}\n"));
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             c.push_str(&format!("C{i:06},again\n"));
         }
     }
@@ -83,7 +83,7 @@ fn write_extract(dir: &Path) {
     let mut inv = String::from("no,customer\n");
     for i in 0..6000 {
         inv.push_str(&format!("INV{i:07},C{:06}\n", (i * 7) % 3500));
-        if i % 11 == 0 {
+        if i.is_multiple_of(11) {
             inv.push_str(&format!("INV{i:07},C000001\n"));
         }
     }

@@ -244,16 +244,13 @@ pub fn merge(dir: &Path, runs: &[Run], level: u32) -> io::Result<Run> {
     for c in &mut cursors {
         heads.push(c.next_key()?.map(<[u8]>::to_vec));
     }
-    loop {
-        let Some(min) = heads
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| h.as_ref().map(|h| (i, h)))
-            .min_by(|a, b| a.1.cmp(b.1))
-            .map(|(i, _)| i)
-        else {
-            break;
-        };
+    while let Some(min) = heads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| h.as_ref().map(|h| (i, h)))
+        .min_by(|a, b| a.1.cmp(b.1))
+        .map(|(i, _)| i)
+    {
         let key = heads[min].take().unwrap_or_default();
         if w.keys == 0 || w.prev != key {
             w.push(&key)?;
