@@ -68,7 +68,11 @@ fn many_keys_spill_merge_and_stay_exact() {
     assert!(set.runs() > 1 && set.runs() < 12, "{} runs", set.runs());
     assert!(!set.insert("INV00000010"));
     for i in 0..n * 2 {
-        assert_eq!(set.contains(format!("INV{i:08}")), i.is_multiple_of(2), "{i}");
+        assert_eq!(
+            set.contains(format!("INV{i:08}")),
+            i.is_multiple_of(2),
+            "{i}"
+        );
     }
     set.seal();
     assert_eq!(set.runs(), 1);
