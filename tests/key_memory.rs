@@ -72,7 +72,7 @@ fn job(dir: &Path, name: &str, keys: KeyMemory, refs: HashMap<String, Arc<KeySet
 /// and invoices pointing at customers that exist, were refused, or never were.
 fn write_extract(dir: &Path) {
     let mut c = String::from("id,name\n");
-    for i in 0..3000 {
+    for i in 0..3000u32 {
         let name = if i.is_multiple_of(13) { "" } else { "Acme" };
         c.push_str(&format!("C{i:06},{name}\n"));
         if i.is_multiple_of(7) {
@@ -81,7 +81,7 @@ fn write_extract(dir: &Path) {
     }
     std::fs::write(dir.join("customers.csv"), c).unwrap();
     let mut inv = String::from("no,customer\n");
-    for i in 0..6000 {
+    for i in 0..6000u32 {
         inv.push_str(&format!("INV{i:07},C{:06}\n", (i * 7) % 3500));
         if i.is_multiple_of(11) {
             inv.push_str(&format!("INV{i:07},C000001\n"));

@@ -28,7 +28,7 @@ use run::Run;
 const FAN_IN: usize = 4;
 
 /// The default memory budget of one set's in-memory tier.
-pub const DEFAULT_BUDGET: usize = 32 << 20;
+pub const DEFAULT_BUDGET: usize = 16 << 20;
 
 fn hasher() -> foldhash::quality::FixedState {
     foldhash::quality::FixedState::with_seed(0x6b65_7973_6574)

@@ -166,7 +166,7 @@ fn default_retry_delay() -> String {
     "1s".into()
 }
 fn default_key_memory_mb() -> u64 {
-    32
+    16
 }
 impl Default for Settings {
     fn default() -> Self {

@@ -593,7 +593,7 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> Vec<String>
                 "key_memory_mb = {}: the memory for key sets is between 1 and 65536 MiB",
                 rb.settings.key_memory_mb
             ),
-            "leave it out for the default (32), or write e.g. key_memory_mb = 64; keys past it spill to disk".into(),
+            "leave it out for the default (16), or write e.g. key_memory_mb = 64; keys past it spill to disk".into(),
         ));
     }
     for (key, v) in [
