@@ -17,6 +17,7 @@ pub mod fault;
 pub mod figures;
 pub mod headless;
 pub mod journal;
+pub mod keyset;
 pub mod log_feed;
 pub mod notify;
 pub mod preflight;

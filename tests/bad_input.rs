@@ -909,6 +909,7 @@ fn disk_full_while_writing_rejects() {
         keep_valid_keys: false,
         scope_refs: Default::default(),
         keep_scope_keys: false,
+        keys: Default::default(),
         sum_fields: vec![],
         fingerprints: vec![],
         expected_rows: 3,
@@ -980,6 +981,17 @@ fn failing_step_after_the_production_load_rolls_back() {
         sqlite(&prod, dump),
         before,
         "production is as it was before the run"
+    );
+}
+
+#[test]
+fn runbook_key_memory_zero() {
+    check_text_refuses(
+        format!("{}\n[settings]\nkey_memory_mb = 0\n", *RUNBOOK).as_bytes(),
+        &[],
+        "key_memory_mb = 0",
+        "settings.key_memory_mb",
+        &["key_memory_mb = 0", "between 1 and 65536 MiB"],
     );
 }
 

@@ -10,14 +10,14 @@
 //! the entity file's order is read straight through: positions are only sought when the
 //! lines are out of order.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
 use super::rejects::RejectWriter;
-use super::rules::{Compiled, LineRules, RowIssue, RunState, SqlValue, Verdict};
+use super::rules::{Compiled, LineRules, Refs, RowIssue, RunState, SqlValue, Verdict};
 use crate::journal::events::LineCounts;
 use crate::sources::csv::{CsvSource, Decoded};
 
@@ -191,11 +191,7 @@ impl LineSet {
     /// The lines of a valid record, through the lines' rules. `Err(reason)` when one of
     /// them is damaged or refused: the record is refused for it, and all of its lines go
     /// to the reject file (the bad ones with their own reasons).
-    pub fn attach(
-        &mut self,
-        key: &str,
-        refs: &HashMap<String, Arc<HashSet<String>>>,
-    ) -> Result<Result<Attached, String>> {
+    pub fn attach(&mut self, key: &str, refs: &Refs) -> Result<Result<Attached, String>> {
         let spans = self.take(key);
         let mut rows = Vec::with_capacity(spans.len());
         // Lines read so far, kept raw only until the record is known to be good.
@@ -329,7 +325,7 @@ pub fn settle(
     rules: &Compiled,
     verdict: Verdict,
     key: Option<&str>,
-    refs: &HashMap<String, Arc<HashSet<String>>>,
+    refs: &Refs,
 ) -> Result<(Verdict, Option<Attached>)> {
     Ok(match verdict {
         Verdict::Valid { fields, row } => match ls.attach(&fields[rules.key_index()], refs)? {
@@ -481,6 +477,7 @@ mod tests {
             may_conflict: true,
             workers: 2,
             write_concurrency: 1,
+            keys: crate::keyset::KeyMemory::default(),
         }
     }
 

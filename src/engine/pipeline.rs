@@ -2,7 +2,7 @@
 //! batches → target. Rule work runs on a blocking thread and hands batches over a bounded
 //! channel, so memory stays flat: the reader waits while the target is busy.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,10 +19,11 @@ use super::ordered::{self, Spread};
 use super::rejects::RejectWriter;
 use super::retry::RetryPolicy;
 use super::rules::{
-    Checked, Compiled, RowIssue, RunState, ScopeKeys, SqlValue, Verdict, parse_decimal,
+    Checked, Compiled, Refs, RowIssue, RunState, ScopeKeys, SqlValue, Verdict, parse_decimal,
 };
 use crate::db::errors::explain;
 use crate::journal::events::{EntityCounts, EntityProgress, Phase, ProgressSnapshot, RefusedRow};
+use crate::keyset::{KeyMemory, KeySet};
 use crate::sources::csv::{CsvSource, Decoder, Record, Undecodable};
 use crate::target::{TableSpec, Target, TargetError};
 pub use crate::values::{Fingerprint, NO_CURRENCY};
@@ -38,13 +39,16 @@ pub struct EntityJob {
     /// How often, and after what waits, a batch is written again after a transient fault.
     pub retry: RetryPolicy,
     /// Valid keys of entities this one references.
-    pub refs: HashMap<String, Arc<HashSet<String>>>,
+    pub refs: Refs,
     /// Keep this entity's valid keys (another entity references it).
     pub keep_valid_keys: bool,
     /// Keys by scope of the entities this one scopes by (`in_scope_of`).
     pub scope_refs: HashMap<String, Arc<ScopeKeys>>,
     /// Keep this entity's keys by scope (another entity scopes by it).
     pub keep_scope_keys: bool,
+    /// Memory for this entity's key sets (unique, valid and scope keys), shared among
+    /// them, and where they spill past it.
+    pub keys: KeyMemory,
     /// Decimal fields to sum over valid and rejected in-scope rows.
     pub sum_fields: Vec<SumField>,
     /// Order-independent fingerprints of valid rows' field tuples, by check name.
@@ -138,7 +142,7 @@ struct Pre {
 struct Checker<'a> {
     decoder: &'a Decoder,
     rules: &'a Compiled,
-    refs: &'a HashMap<String, Arc<HashSet<String>>>,
+    refs: &'a Refs,
     scope_refs: &'a HashMap<String, Arc<ScopeKeys>>,
     keep_scope_keys: bool,
     sum_idx: &'a [(usize, Option<usize>)],
@@ -213,7 +217,7 @@ pub struct EntityResult {
     /// `valid.<field>` / `rejected.<field>` decimal sums (`valid.<field>.<CUR>` /
     /// `rejected.<field>.<CUR>` for a sum kept per currency) and `fingerprint.<check>` values.
     pub sums: BTreeMap<String, String>,
-    pub valid_keys: Option<HashSet<String>>,
+    pub valid_keys: Option<KeySet>,
     pub scope_keys: Option<ScopeKeys>,
     pub duration_ms: u64,
 }
@@ -242,8 +246,25 @@ struct Tally {
     valid_sum: Vec<Sums>,
     rejected_sum: Vec<Sums>,
     fp: Vec<Fingerprint>,
-    keys: Option<HashSet<String>>,
+    keys: Option<KeySet>,
     scope_keys: Option<ScopeKeys>,
+}
+
+/// Stop before rows go out when a key set failed to write or read its spilled keys: the
+/// unique, reference and scope answers since may be wrong.
+fn keys_sound(
+    state: &RunState,
+    t: &Tally,
+    refs: &Refs,
+    scope_refs: &HashMap<String, Arc<ScopeKeys>>,
+) -> Result<()> {
+    state
+        .failure()
+        .and_then(|_| t.keys.as_ref().map_or(Ok(()), KeySet::failure))
+        .and_then(|_| t.scope_keys.as_ref().map_or(Ok(()), ScopeKeys::failure))
+        .and_then(|_| refs.values().try_for_each(|k| k.failure()))
+        .and_then(|_| scope_refs.values().try_for_each(|k| k.failure()))
+        .map_err(|e| anyhow::anyhow!("keeping the keys of the unique and reference rules: {e}"))
 }
 
 /// Told about every committed batch (the executor journals it as a checkpoint) and every
@@ -317,6 +338,10 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         .map(|(_, fs)| fs.iter().filter_map(|f| rules.column_index(f)).collect())
         .collect();
     let keep_keys = job.keep_valid_keys;
+    // The budget is shared by the sets that grow while this entity is read.
+    let key_memory = job
+        .keys
+        .share(rules.unique_rules() + usize::from(keep_keys) + 2 * usize::from(keep_scope_keys));
     let (sum_idx_db, fp_idx_db) = (sum_idx.clone(), fp_idx.clone());
     let live = Arc::new(LiveCounts::default());
     let live_r = live.clone();
@@ -337,11 +362,11 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             valid_sum: vec![Sums::new(); sum_idx.len()],
             rejected_sum: vec![Sums::new(); sum_idx.len()],
             fp: vec![Fingerprint::default(); fp_idx.len()],
-            keys: keep_keys.then(HashSet::new),
-            scope_keys: keep_scope_keys.then(ScopeKeys::default),
+            keys: keep_keys.then(|| key_memory.set()),
+            scope_keys: keep_scope_keys.then(|| ScopeKeys::new(&key_memory)),
             ..Default::default()
         };
-        let mut state = RunState::default();
+        let mut state = RunState::with_keys(key_memory);
         let mut lines = match &rules.lines {
             Some(_) => Some(LineSet::open(rules.clone(), &file, &reject_path)?),
             None => None,
@@ -388,15 +413,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             if let (Some(sk), Some(k)) = (t.scope_keys.as_mut(), scope_key)
                 && !k.is_empty()
             {
-                if matches!(verdict, Verdict::OutOfScope) {
-                    // A key also seen in scope stays in scope.
-                    if !sk.in_scope.contains(&k) {
-                        sk.out_of_scope.insert(k);
-                    }
-                } else {
-                    sk.out_of_scope.remove(&k);
-                    sk.in_scope.insert(k);
-                }
+                sk.add(&k, !matches!(verdict, Verdict::OutOfScope));
             }
             match verdict {
                 Verdict::OutOfScope => {}
@@ -418,7 +435,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                         fp.add_digest(*d);
                     }
                     if let Some(keys) = t.keys.as_mut() {
-                        keys.insert(fields[rules.key_index()].clone());
+                        keys.insert(&fields[rules.key_index()]);
                     }
                     if line <= skip_until {
                         // Committed before the interruption: not written again.
@@ -428,6 +445,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                         }
                     } else {
                         if batch.len() >= batch_size && !continues_record(&row, key_col) {
+                            keys_sound(&state, &t, &refs, &scope_refs)?;
                             live_r.publish(&t.counts);
                             if tx
                                 .blocking_send(std::mem::replace(
@@ -482,8 +500,17 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         };
         ordered::run(spread, fill, work, sink)?;
         live_r.publish(&t.counts);
+        keys_sound(&state, &t, &refs, &scope_refs)?;
         if !batch.is_empty() && tx.blocking_send(batch).is_err() {
             anyhow::bail!("load stopped");
+        }
+        drop(state);
+        // Read-only from here on: spilled sets write out their last keys and merge.
+        if let Some(k) = t.keys.as_mut() {
+            k.seal();
+        }
+        if let Some(k) = t.scope_keys.as_mut() {
+            k.seal();
         }
         Ok((t, rejects, lines))
     });
@@ -635,6 +662,10 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         if let Some(keys) = t.keys.as_mut() {
             keys.remove(&fields[job.rules.key_index()]);
         }
+    }
+    if let Some(keys) = &t.keys {
+        keys.failure()
+            .map_err(|e| anyhow::anyhow!("keeping the keys of {}: {e}", job.rules.name))?;
     }
     rejects.finish()?;
     if let Some(ls) = lines {
@@ -1123,6 +1154,7 @@ mod tests {
             keep_valid_keys: false,
             scope_refs: HashMap::new(),
             keep_scope_keys: false,
+            keys: KeyMemory::default(),
             sum_fields: vec![],
             fingerprints: vec![],
             expected_rows: 0,
@@ -1326,7 +1358,7 @@ mod tests {
         assert_eq!(keys, want.iter().collect::<Vec<_>>());
         // Rows the first attempt may have written are written as possible conflicts:
         // the first three batches (as many as were in flight), and no others.
-        let written_before: HashSet<&String> = before.iter().flatten().collect();
+        let written_before: std::collections::HashSet<&String> = before.iter().flatten().collect();
         for (keys, conflict) in after.iter().zip(&flags) {
             if keys.iter().any(|k| written_before.contains(k)) {
                 assert!(conflict, "{keys:?} may already be in the target");

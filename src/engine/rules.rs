@@ -8,6 +8,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use regex::Regex;
 use rust_decimal::Decimal;
 
+use crate::keyset::{KeyMemory, KeySet};
 use crate::runbook::format::{CleanseKind, Entity, MapSpec, ScopeOthers, ValidateRule};
 use crate::runbook::odoo::external_id;
 
@@ -146,12 +147,44 @@ enum Scope {
 }
 
 /// Keys of one entity's rows by scope, trimmed as read (before cleanse), for the entities
-/// that scope by it (`in_scope_of`). Memory: one entry per distinct key.
-#[derive(Debug, Default, Clone)]
+/// that scope by it (`in_scope_of`). A key seen both ways is in scope: `out_of_scope`
+/// holds every key seen out of scope, and is asked only about keys not in scope.
+#[derive(Debug, Default)]
 pub struct ScopeKeys {
-    pub in_scope: HashSet<String>,
-    pub out_of_scope: HashSet<String>,
+    pub in_scope: KeySet,
+    pub out_of_scope: KeySet,
 }
+
+impl ScopeKeys {
+    pub fn new(keys: &KeyMemory) -> ScopeKeys {
+        ScopeKeys {
+            in_scope: keys.set(),
+            out_of_scope: keys.set(),
+        }
+    }
+
+    /// Record a row's key and whether the row was in scope.
+    pub fn add(&mut self, key: &str, in_scope: bool) {
+        if in_scope {
+            self.in_scope.insert(key);
+        } else {
+            self.out_of_scope.insert(key);
+        }
+    }
+
+    pub fn seal(&mut self) {
+        self.in_scope.seal();
+        self.out_of_scope.seal();
+    }
+
+    pub fn failure(&self) -> Result<(), String> {
+        self.in_scope.failure()?;
+        self.out_of_scope.failure()
+    }
+}
+
+/// Valid keys of the entities a row may reference, by entity.
+pub type Refs = HashMap<String, Arc<KeySet>>;
 
 /// Where a row stands after the scope conditions.
 enum ScopeVerdict {
@@ -188,10 +221,26 @@ pub struct LineRules {
     pub file: String,
 }
 
-/// Per-run state a rule needs: keys seen for `unique`, valid keys of referenced entities.
+/// Per-run state a rule needs: keys seen for `unique`, by field.
 #[derive(Default)]
 pub struct RunState {
-    seen: HashMap<usize, HashSet<String>>,
+    seen: HashMap<usize, KeySet>,
+    keys: KeyMemory,
+}
+
+impl RunState {
+    /// Each `unique` field's keys within `keys` (its budget is each one's share).
+    pub fn with_keys(keys: KeyMemory) -> RunState {
+        RunState {
+            seen: HashMap::new(),
+            keys,
+        }
+    }
+
+    /// The first I/O error of a key set that spilled to disk, if any.
+    pub fn failure(&self) -> Result<(), String> {
+        self.seen.values().try_for_each(KeySet::failure)
+    }
 }
 
 /// A row after [`Compiled::check`]: decided, or waiting for [`Compiled::settle`].
@@ -860,12 +909,7 @@ impl Compiled {
 
     /// Scope → cleanse → validate → transform one row of raw (untrimmed) fields, every
     /// empty field loading as NULL, for an entity that does not scope by another one.
-    pub fn process(
-        &self,
-        fields: Vec<String>,
-        state: &mut RunState,
-        refs: &HashMap<String, Arc<HashSet<String>>>,
-    ) -> Verdict {
+    pub fn process(&self, fields: Vec<String>, state: &mut RunState, refs: &Refs) -> Verdict {
         self.process_with(fields, &[], state, refs, &HashMap::new())
     }
 
@@ -880,7 +924,7 @@ impl Compiled {
         fields: Vec<String>,
         nulls: &[bool],
         state: &mut RunState,
-        refs: &HashMap<String, Arc<HashSet<String>>>,
+        refs: &Refs,
         scope_refs: &HashMap<String, Arc<ScopeKeys>>,
     ) -> Verdict {
         match self.check(fields, nulls, refs, scope_refs) {
@@ -896,7 +940,7 @@ impl Compiled {
         &self,
         mut fields: Vec<String>,
         nulls: &[bool],
-        refs: &HashMap<String, Arc<HashSet<String>>>,
+        refs: &Refs,
         scope_refs: &HashMap<String, Arc<ScopeKeys>>,
     ) -> Checked {
         for f in fields.iter_mut() {
@@ -1193,7 +1237,7 @@ impl Compiled {
                     if *allow_empty && v.is_empty() {
                         continue;
                     }
-                    let known = refs.get(entity).is_some_and(|set| set.contains(v.as_str()));
+                    let known = refs.get(entity).is_some_and(|set| set.contains(v));
                     if !known {
                         issues.push(RowIssue::new(
                             "reference",
@@ -1239,7 +1283,7 @@ impl Compiled {
                     i,
                     allow_empty: Some(entity),
                     ..
-                } if fields[*i].is_empty() || !refs.get(entity).is_some_and(|k| k.contains(fields[*i].as_str())) => {
+                } if fields[*i].is_empty() || !refs.get(entity).is_some_and(|k| k.contains(&fields[*i])) => {
                     if !fields[*i].is_empty() {
                         issues.push(RowIssue::new(
                             "lookup",
@@ -1297,9 +1341,8 @@ impl Compiled {
         let mut dups = Vec::new();
         for (at, i) in unique {
             let v = &fields[i];
-            let seen = state.seen.entry(i).or_default();
-            // Look up before cloning: a clean extract has no duplicates.
-            if seen.contains(v.as_str()) || !seen.insert(v.clone()) {
+            let keys = &state.keys;
+            if !state.seen.entry(i).or_insert_with(|| keys.set()).insert(v) {
                 let col = &self.columns[i];
                 dups.push((
                     at,
@@ -1351,6 +1394,14 @@ impl Compiled {
         self.rules
             .iter()
             .any(|r| matches!(r, Rule::Unique(i) if *i == self.key))
+    }
+
+    /// How many `unique` rules keep a set of keys while the entity is read.
+    pub fn unique_rules(&self) -> usize {
+        self.rules
+            .iter()
+            .filter(|r| matches!(r, Rule::Unique(_)))
+            .count()
     }
 
     pub fn column_index(&self, name: &str) -> Option<usize> {

@@ -151,6 +151,10 @@ pub struct Settings {
     /// First wait before a retry; it doubles each time (capped at 30 s), with jitter.
     #[serde(default = "default_retry_delay")]
     pub retry_delay: String,
+    /// Memory for the keys of `unique` and `reference` rules and scope keys, in MiB, per
+    /// entity being loaded; past it, keys spill to sorted files in the run folder.
+    #[serde(default = "default_key_memory_mb")]
+    pub key_memory_mb: u64,
     /// Entities loaded at the same time, among those whose dependencies are loaded.
     #[serde(default = "default_entity_concurrency")]
     pub entity_concurrency: usize,
@@ -184,6 +188,9 @@ fn default_retries() -> u32 {
 fn default_retry_delay() -> String {
     "1s".into()
 }
+fn default_key_memory_mb() -> u64 {
+    16
+}
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -193,6 +200,7 @@ impl Default for Settings {
             entity_concurrency: default_entity_concurrency(),
             workers: None,
             write_concurrency: default_write_concurrency(),
+            key_memory_mb: default_key_memory_mb(),
         }
     }
 }

@@ -627,6 +627,16 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> (Vec<String
             ));
         }
     }
+    if rb.settings.key_memory_mb == 0 || rb.settings.key_memory_mb > 65536 {
+        diags.push(ctx.diag(
+            "settings.key_memory_mb",
+            format!(
+                "key_memory_mb = {}: the memory for key sets is between 1 and 65536 MiB",
+                rb.settings.key_memory_mb
+            ),
+            "leave it out for the default (16), or write e.g. key_memory_mb = 64; keys past it spill to disk".into(),
+        ));
+    }
     for (key, v) in [
         ("settings.retry_delay", Some(&rb.settings.retry_delay)),
         ("rollback.planned", rb.rollback.planned.as_ref()),

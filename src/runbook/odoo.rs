@@ -755,7 +755,7 @@ mod tests {
             let c = Compiled::new(entity, &all[entity], all).unwrap();
             let refs = std::collections::HashMap::from([(
                 "customers".to_string(),
-                std::sync::Arc::new(std::collections::HashSet::from(["C0000696".to_string()])),
+                std::sync::Arc::new(["C0000696"].into_iter().collect::<crate::keyset::KeySet>()),
             )]);
             match c.process(
                 fields.iter().map(|f| f.to_string()).collect(),

@@ -14,6 +14,7 @@ use super::{Executor, Halt, StepDone, Stop, done, odoo};
 use crate::engine::pipeline::{BatchObserver, EntityJob, Retry, run_entity};
 use crate::engine::rules::{Compiled, ScopeKeys};
 use crate::journal::events::*;
+use crate::keyset::{KeyMemory, KeySet};
 use crate::runbook::format::Check;
 use crate::runview::RunView;
 use crate::target::TableSpec;
@@ -135,7 +136,7 @@ impl Executor {
             plan.rb.settings.entity_concurrency.max(1)
         };
         let this: &Executor = self;
-        let mut keys: HashMap<String, Arc<HashSet<String>>> = HashMap::new();
+        let mut keys: HashMap<String, Arc<KeySet>> = HashMap::new();
         let mut scope_keys: HashMap<String, Arc<ScopeKeys>> = HashMap::new();
         let mut lines: HashMap<String, Vec<String>> = HashMap::new();
         let mut pending: Vec<&String> = plan.order.iter().collect();
@@ -225,7 +226,7 @@ impl Executor {
         &self,
         sh: &Shared<'_>,
         n: &'n String,
-        keys: HashMap<String, Arc<HashSet<String>>>,
+        keys: HashMap<String, Arc<KeySet>>,
         scope_keys: HashMap<String, Arc<ScopeKeys>>,
     ) -> (&'n String, Result<EntityDone, Stop>) {
         (n, self.entity_inner(sh, n, &keys, &scope_keys).await)
@@ -235,7 +236,7 @@ impl Executor {
         &self,
         sh: &Shared<'_>,
         n: &String,
-        keys: &HashMap<String, Arc<HashSet<String>>>,
+        keys: &HashMap<String, Arc<KeySet>>,
         scope_keys: &HashMap<String, Arc<ScopeKeys>>,
     ) -> Result<EntityDone, Stop> {
         let plan = self.plan.clone();
@@ -296,6 +297,11 @@ impl Executor {
                 .filter_map(|r| scope_keys.get(r).map(|k| (r.clone(), k.clone())))
                 .collect(),
             keep_scope_keys: sh.scoped_by.contains(n),
+            // Spilled keys go to unnamed files in the run folder, freed when closed.
+            keys: KeyMemory {
+                budget: (plan.rb.settings.key_memory_mb as usize) << 20,
+                dir: self.run_dir.clone(),
+            },
             sum_fields: plan
                 .rb
                 .checks
@@ -444,7 +450,7 @@ struct Shared<'a> {
 /// What a loaded entity hands to the ones after it.
 struct EntityDone {
     lines: Vec<String>,
-    valid_keys: Option<HashSet<String>>,
+    valid_keys: Option<KeySet>,
     scope_keys: Option<ScopeKeys>,
 }
 

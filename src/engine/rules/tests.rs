@@ -27,7 +27,7 @@ fn run(c: &Compiled, rows: &[&[&str]]) -> Vec<Verdict> {
     let mut refs = HashMap::new();
     refs.insert(
         "customers".to_string(),
-        Arc::new(["C1".to_string()].into_iter().collect::<HashSet<_>>()),
+        Arc::new(["C1"].into_iter().collect::<crate::keyset::KeySet>()),
     );
     rows.iter()
         .map(|r| c.process(r.iter().map(|s| s.to_string()).collect(), &mut st, &refs))

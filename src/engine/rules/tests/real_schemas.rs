@@ -18,7 +18,7 @@ fn scope_keys(ins: &[&str], outs: &[&str]) -> HashMap<String, Arc<ScopeKeys>> {
 fn verdict(c: &Compiled, row: &[&str], scope: &HashMap<String, Arc<ScopeKeys>>) -> Verdict {
     let refs = HashMap::from([(
         "customers".to_string(),
-        Arc::new(HashSet::from(["C1".to_string()])),
+        Arc::new(["C1"].into_iter().collect::<crate::keyset::KeySet>()),
     )]);
     c.process_with(
         row.iter().map(|s| s.to_string()).collect(),
