@@ -316,6 +316,19 @@ fn two_processes_racing_for_a_run_one_wins() {
 }
 
 impl Site {
+    /// Load one entity at a time: a pause the test puts in one entity's load then holds
+    /// the whole load (with entities in parallel, another would go on writing meanwhile,
+    /// up to its next lease check).
+    fn one_entity_at_a_time(&self) {
+        let rb = std::fs::read_to_string(self.path("tms.toml")).unwrap();
+        assert!(rb.contains("batch_size = 200"));
+        let rb = rb.replace(
+            "batch_size = 200",
+            "batch_size = 200\nentity_concurrency = 1",
+        );
+        std::fs::write(self.path("tms.toml"), rb).unwrap();
+    }
+
     /// Wait until the production load has journaled a batch.
     fn wait_for_load_batch(&self, child: &mut Child) {
         self.wait_for("batch_committed", child);
@@ -341,6 +354,7 @@ impl Site {
 #[test]
 fn a_holder_that_lost_its_lease_stops_and_writes_nothing_more() {
     let site = Site::new(false);
+    site.one_entity_at_a_time();
     let mut child = site.spawn("run", "after:batch_committed.load#2:pause=5s", &GO);
     site.wait_for_load_batch(&mut child);
     // What a take-over by another host does to the row.
@@ -368,17 +382,7 @@ fn a_holder_that_lost_its_lease_stops_and_writes_nothing_more() {
 #[test]
 fn a_holder_whose_lease_is_taken_before_a_batch_write_does_not_write_it() {
     let site = Site::new(false);
-    // One entity at a time: the pause before the third write then holds the whole load
-    // (with entities in parallel, another entity would go on writing meanwhile).
-    let rb = std::fs::read_to_string(site.path("tms.toml")).unwrap();
-    std::fs::write(
-        site.path("tms.toml"),
-        rb.replace(
-            "batch_size = 200",
-            "batch_size = 200\nentity_concurrency = 1",
-        ),
-    )
-    .unwrap();
+    site.one_entity_at_a_time();
     let mut child = site.spawn("run", "before:batch_write.load#3:pause=8s", &GO);
     site.wait_for_load_batch(&mut child);
     let load_batches = |recs: &[Record]| {
