@@ -63,11 +63,13 @@ fn wait_for_file(p: &Path, secs: u64) {
 fn watch_beside_a_running_cutover_sees_progress_and_the_gate_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
-    // The lead's console; the dry run pauses after its first committed batch, so the
-    // watcher has a moment mid-pipeline to look at.
+    // The lead's console; the dry run pauses after the invoices' first committed batch (of
+    // three), so the watcher has a moment mid-pipeline to look at. The pause names the
+    // entity: entities load concurrently, and a pause on whichever batch commits first may
+    // hold a small entity while every other one finishes.
     let lead = Tmux::start(
         &format!(
-            "env -u CI CUTOVER_FAULT=after:batch_committed.dry_run#1:pause=6s {BIN} demo --rows 4000 --dir {}",
+            "env -u CI CUTOVER_FAULT=after:batch_committed.open_invoices#1:pause=6s {BIN} demo --rows 4000 --dir {}",
             demo.display()
         ),
         120,
