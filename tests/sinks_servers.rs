@@ -7,7 +7,7 @@ use sqlx::{MySqlPool, PgPool};
 
 use cutover::db::Db;
 use cutover::db::{mysql_pool, pg_pool};
-use cutover::engine::pipeline::bisect_rows;
+use cutover::engine::pipeline::{bisect_rows, bisect_rows_as};
 use cutover::engine::rules::SqlValue;
 use cutover::target::sql::SqlTarget;
 use cutover::target::{TableSpec, Target, TargetError};
@@ -704,5 +704,117 @@ async fn maria_missing_table_or_column_is_infra_and_not_bisected() {
         .await
         .unwrap();
     assert_eq!(n, 0);
+    pool.close().await;
+}
+
+// ---------------------------------------------------------------- lookups
+
+/// A lookup table with an integer key, holding one key twice: `depot (id, code)`.
+const DEPOTS: &str = "
+CREATE TABLE depot (id integer PRIMARY KEY, code integer NOT NULL);
+INSERT INTO depot VALUES (1, 10), (2, 20), (3, 30), (4, 30);
+CREATE TABLE trip (name text PRIMARY KEY, depot_id integer NOT NULL REFERENCES depot(id));";
+
+fn trip_spec() -> TableSpec {
+    TableSpec {
+        table: "trip".into(),
+        key: "name".into(),
+        columns: vec!["name".into(), "depot_id".into()],
+    }
+}
+
+fn trip(i: usize, code: &str) -> Vec<SqlValue> {
+    vec![
+        SqlValue::Text(format!("T{i:03}")),
+        SqlValue::Lookup {
+            table: "depot".into(),
+            key: "code".into(),
+            id: "id".into(),
+            value: code.into(),
+        },
+    ]
+}
+
+/// The statements that wrote `account_move`, as the server saw them (a statement trigger
+/// records `current_query()`).
+const STATEMENT_LOG: &str = "
+CREATE TABLE wrote (stmt text);
+CREATE FUNCTION log_stmt() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN INSERT INTO wrote VALUES (current_query()); RETURN NULL; END $$;
+CREATE TRIGGER log_stmt AFTER INSERT ON account_move FOR EACH STATEMENT EXECUTE FUNCTION log_stmt();";
+
+/// A batch new to its table goes in with one `COPY` although a column is a lookup: the
+/// ids were read before the write; a key that found no row is refused by the table (NOT
+/// NULL), named by the bisect, and the other rows load with the right ids.
+#[tokio::test]
+async fn pg_lookups_resolved_before_the_write_let_a_new_batch_copy_straight_in() {
+    let db = TempDb::postgres("pg_lookup_copy");
+    db.exec(PG_DDL);
+    db.exec(STATEMENT_LOG);
+    let (pool, sink) = pg(&db).await;
+    let mut rows = moves(300);
+    rows[17][1] = partner("P99");
+    let (loaded, bad) = bisect_rows_as(&sink, &moves_spec(), &rows, false)
+        .await
+        .unwrap();
+    assert_eq!((loaded, bad.len()), (299, 1), "{bad:?}");
+    assert_eq!(bad[0].0, 17);
+    assert!(bad[0].1.contains("partner_id"), "{}", bad[0].1);
+    let wrong: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM account_move m JOIN res_partner p ON p.id = m.partner_id \
+         WHERE p.ref <> 'P' || (substr(m.name, 5)::int % 10 + 1)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(wrong, 0, "every move points at its own partner");
+    let stmts: Vec<String> = sqlx::query_scalar("SELECT stmt FROM wrote")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(!stmts.is_empty());
+    assert!(
+        stmts.iter().all(|s| s.starts_with("COPY \"account_move\"")),
+        "every write a COPY straight into the table: {stmts:?}"
+    );
+    pool.close().await;
+}
+
+/// Keys the client-side read cannot decide keep the server's own refusal: a key its
+/// column cannot hold (`'x'` for an integer) and a key matching two rows are each refused
+/// by the bisect with the server's message; every other row loads with its id.
+#[tokio::test]
+async fn pg_lookup_keys_of_the_wrong_type_or_matching_twice_are_refused_by_the_server() {
+    let db = TempDb::postgres("pg_lookup_undecided");
+    db.exec(DEPOTS);
+    let (pool, sink) = pg(&db).await;
+    for may_conflict in [false, true] {
+        sqlx::query("DELETE FROM trip")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let mut rows: Vec<Vec<SqlValue>> = (0..40)
+            .map(|i| trip(i, if i % 2 == 0 { "10" } else { "20" }))
+            .collect();
+        rows[5] = trip(5, "x");
+        rows[9] = trip(9, "30");
+        let (loaded, bad) = bisect_rows_as(&sink, &trip_spec(), &rows, may_conflict)
+            .await
+            .unwrap();
+        assert_eq!(loaded, 38, "may_conflict {may_conflict}: {bad:?}");
+        let refused: Vec<usize> = bad.iter().map(|b| b.0).collect();
+        assert_eq!(refused, [5, 9]);
+        assert!(bad[0].1.contains("invalid input syntax"), "{}", bad[0].1);
+        assert!(bad[1].1.contains("more than one row"), "{}", bad[1].1);
+        let ids: Vec<(String, i32)> = sqlx::query_as("SELECT name, depot_id FROM trip")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 38);
+        for (name, id) in ids {
+            let i: usize = name[1..].parse().unwrap();
+            assert_eq!(id, if i % 2 == 0 { 1 } else { 2 }, "{name}");
+        }
+    }
     pool.close().await;
 }

@@ -782,3 +782,19 @@ fn gate_dialog_same_person_twice_160x48() {
     assert_eq!(v.counts(), "migration_lead 1 of 1, finance 0 of 1");
     insta::assert_snapshot!(screen(&app, 160, 48));
 }
+
+/// In `cutover watch` the gate dialog's Ctrl-C leaves the watch; it never aborts the run,
+/// so the hint must not say it does.
+#[test]
+fn watch_gate_dialog_says_ctrl_c_leaves_the_watch() {
+    let mut app = dialog_filled();
+    assert!(
+        screen(&app, 80, 24)
+            .to_string()
+            .contains("Ctrl-C abort run")
+    );
+    update(&mut app, Action::Watching("pid 1 on host since now".into()));
+    let s = screen(&app, 80, 24).to_string();
+    assert!(s.contains("Ctrl-C leave watch"), "{s}");
+    assert!(!s.contains("abort"), "{s}");
+}

@@ -2,8 +2,16 @@
 //! session-local staging table, then upserts them into the target with
 //! `INSERT … SELECT <casts> … ON CONFLICT (key) DO UPDATE … WHERE … IS DISTINCT FROM …`.
 //! When the caller says no conflict is possible (`may_conflict = false`), the upsert's
-//! work is skipped: `COPY` straight into the table when no column needs SQL (a lookup, a
-//! UTC timestamp), else the same `INSERT … SELECT` without `ON CONFLICT`.
+//! work is skipped: `COPY` straight into the table when no column needs SQL (a UTC
+//! timestamp, a lookup left to the server), else the same `INSERT … SELECT` without
+//! `ON CONFLICT`.
+//!
+//! Lookups (a key of another table → its id) are resolved before the batch's transaction,
+//! one query per lookup column for the batch's distinct keys, so the rows reach the table
+//! with their ids and can be `COPY`ed straight in: a correlated sub-select per row in the
+//! `INSERT … SELECT` was most of the server's time (README, "Performance"). Where that
+//! read cannot decide a key (a key the key column cannot hold, or one matching two rows),
+//! the column keeps its sub-select, so the server refuses exactly the bad rows as before.
 //!
 //! COPY is the fast path into PostgreSQL; staging as text and casting in SQL keeps every
 //! conversion (dates, exact decimals, lookups) inside the database, where a bad value is a
@@ -55,8 +63,9 @@ impl PgWriter {
             )));
         }
         let stage = format!("cutover_stage_{n}");
-        let exprs = self.select_exprs(spec, rows).await?;
-        let data = copy_text(rows);
+        let resolved = self.resolve_lookups(rows).await?;
+        let exprs = self.select_exprs(spec, rows, &resolved).await?;
+        let data = copy_text_resolved(rows, &resolved);
 
         // A connection the server dropped (restart, network) is noticed here by the pool's
         // liveness ping and replaced by a new one; the staging table below is per
@@ -135,23 +144,28 @@ impl PgWriter {
     }
 
     /// The SELECT list that turns the staged text into the target's columns: a cast per
-    /// column, a sub-select per lookup. `plain` when every one is a bare cast, which COPY
-    /// into the table does by itself.
+    /// column, a sub-select per lookup not resolved on the client. `plain` when every one
+    /// is a bare cast, which COPY into the table does by itself.
     async fn select_exprs(
         &self,
         spec: &TableSpec,
         rows: &[&[SqlValue]],
+        resolved: &Resolved,
     ) -> Result<SelectExprs, TargetError> {
         let target = self.column_types(&spec.table).await?;
         let mut exprs = Vec::with_capacity(spec.columns.len());
         let mut plain = true;
         for (i, col) in spec.columns.iter().enumerate() {
             let staged = format!("cutover_s.c{i}");
-            // A column is a lookup when its values are (the map rule makes every row alike).
-            let lookup = rows.iter().find_map(|r| match &r[i] {
-                SqlValue::Lookup { table, key, id, .. } => Some((table, key, id)),
-                _ => None,
-            });
+            // A column is a lookup when its values are (the map rule makes every row alike);
+            // one resolved above is the referenced ids, cast like any column.
+            let lookup = rows
+                .iter()
+                .find_map(|r| match &r[i] {
+                    SqlValue::Lookup { table, key, id, .. } => Some((table, key, id)),
+                    _ => None,
+                })
+                .filter(|_| !resolved.contains_key(&i));
             let expr = match lookup {
                 Some((table, key, id)) => {
                     plain = false;
@@ -188,6 +202,73 @@ impl PgWriter {
             exprs.push(expr);
         }
         Ok(SelectExprs { exprs, plain })
+    }
+
+    /// Each lookup column's keys → the referenced ids, read in one query per column for the
+    /// batch's distinct keys. A key with no row is absent from its map (the row goes out
+    /// with NULL, which the table's NOT NULL or foreign key refuses, as the sub-select's
+    /// NULL did). A column is left out (kept as a sub-select) when the read cannot decide
+    /// it: a key its column's type refuses, or a key matching two rows; the server then
+    /// names the bad rows while the batch is bisected.
+    async fn resolve_lookups(&self, rows: &[&[SqlValue]]) -> Result<Resolved, TargetError> {
+        let mut resolved = Resolved::new();
+        let Some(first) = rows.first() else {
+            return Ok(resolved);
+        };
+        for i in 0..first.len() {
+            let Some((table, key, id)) = rows.iter().find_map(|r| match &r[i] {
+                SqlValue::Lookup { table, key, id, .. } => Some((table, key, id)),
+                _ => None,
+            }) else {
+                continue;
+            };
+            let key_type = self
+                .column_types(table)
+                .await?
+                .get(key)
+                .cloned()
+                .ok_or_else(|| infra_msg(format!("lookup table {table} has no column {key}")))?;
+            let mut keys: Vec<&str> = rows
+                .iter()
+                .filter_map(|r| match &r[i] {
+                    SqlValue::Lookup { value, .. } => Some(value.as_str()),
+                    _ => None,
+                })
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let sql = format!(
+                "SELECT k.v, l.{}::text FROM unnest($1::text[]) AS k(v) \
+                 JOIN {} AS l ON l.{} = k.v::{key_type}",
+                ident(id),
+                ident(table),
+                ident(key)
+            );
+            let found: Vec<(String, Option<String>)> = match sqlx::query_as(AssertSqlSafe(sql))
+                .bind(&keys)
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(found) => found,
+                Err(e @ sqlx::Error::PoolTimedOut) => {
+                    return Err(fault(acquire_error(&self.pool, e).await));
+                }
+                Err(e) => match classify(e) {
+                    // A key the key column cannot hold: the sub-select names its row.
+                    TargetError::Rows(_) => continue,
+                    other => return Err(other),
+                },
+            };
+            let mut ids = HashMap::with_capacity(found.len());
+            let mut ambiguous = false;
+            for (k, id) in found {
+                ambiguous |= ids.insert(k, id).is_some();
+            }
+            if !ambiguous {
+                resolved.insert(i, ids);
+            }
+        }
+        Ok(resolved)
     }
 
     /// Cast target per column of `table`, from the catalog once, then from the cache.
@@ -233,6 +314,10 @@ impl PgWriter {
     }
 }
 
+/// Lookup columns resolved on the client: column index → key → the referenced id (as
+/// text; `None` when that id is NULL). A key absent from its map found no row.
+type Resolved = HashMap<usize, HashMap<String, Option<String>>>;
+
 /// The SELECT list of a batch's INSERT from the staging table.
 struct SelectExprs {
     exprs: Vec<String>,
@@ -274,6 +359,12 @@ fn on_conflict(spec: &TableSpec) -> String {
 /// backslash escapes for the characters that would otherwise be structure. An empty
 /// string is an empty field, distinct from `\N`; literal text `\N` goes out as `\\N`.
 pub fn copy_text(rows: &[&[SqlValue]]) -> Vec<u8> {
+    copy_text_resolved(rows, &Resolved::new())
+}
+
+/// [`copy_text`], with each resolved lookup column's key replaced by its id (`\N` for a
+/// key that found no row).
+fn copy_text_resolved(rows: &[&[SqlValue]], resolved: &Resolved) -> Vec<u8> {
     let mut buf = Vec::with_capacity(rows.len() * rows.first().map_or(1, |r| r.len()) * 12);
     for row in rows {
         for (i, v) in row.iter().enumerate() {
@@ -287,7 +378,16 @@ pub fn copy_text(rows: &[&[SqlValue]]) -> Vec<u8> {
                     continue;
                 }
                 SqlValue::Text(s) => s,
-                SqlValue::Lookup { value, .. } => value,
+                SqlValue::Lookup { value, .. } => match resolved.get(&i) {
+                    None => value,
+                    Some(ids) => match ids.get(value.as_str()) {
+                        Some(Some(id)) => id,
+                        _ => {
+                            buf.extend_from_slice(b"\\N");
+                            continue;
+                        }
+                    },
+                },
                 SqlValue::Int(n) => {
                     owned = n.to_string();
                     &owned

@@ -220,6 +220,8 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     }
     frame.render_widget(Paragraph::new(message), rows[next]);
     // With the evidence scrolling, its keys join the hint line (the others say less to fit).
+    // In `cutover watch` Ctrl-C leaves the watch; the run goes on.
+    let watching = app.watching.is_some();
     let keys = if m.max_scroll > 0 {
         vec![
             Span::styled("Enter", style::key()),
@@ -231,7 +233,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             Span::styled("Esc", style::key()),
             Span::raw(" hide · "),
             Span::styled("Ctrl-C", style::key()),
-            Span::raw(" abort"),
+            Span::raw(if watching { " leave" } else { " abort" }),
         ]
     } else {
         vec![
@@ -242,7 +244,11 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             Span::styled("Esc", style::key()),
             Span::raw(" hide (g reopens) · "),
             Span::styled("Ctrl-C", style::key()),
-            Span::raw(" abort run"),
+            Span::raw(if watching {
+                " leave watch"
+            } else {
+                " abort run"
+            }),
         ]
     };
     frame.render_widget(Paragraph::new(Line::from(keys)), rows[next + 1]);
