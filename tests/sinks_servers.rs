@@ -794,7 +794,7 @@ async fn pg_lookup_keys_of_the_wrong_type_or_matching_twice_are_refused_by_the_s
             .await
             .unwrap();
         let mut rows: Vec<Vec<SqlValue>> = (0..40)
-            .map(|i| trip(i, if i % 2 == 0 { "10" } else { "20" }))
+            .map(|i| trip(i, if i.is_multiple_of(2) { "10" } else { "20" }))
             .collect();
         rows[5] = trip(5, "x");
         rows[9] = trip(9, "30");
@@ -813,7 +813,7 @@ async fn pg_lookup_keys_of_the_wrong_type_or_matching_twice_are_refused_by_the_s
         assert_eq!(ids.len(), 38);
         for (name, id) in ids {
             let i: usize = name[1..].parse().unwrap();
-            assert_eq!(id, if i % 2 == 0 { 1 } else { 2 }, "{name}");
+            assert_eq!(id, if i.is_multiple_of(2) { 1 } else { 2 }, "{name}");
         }
     }
     pool.close().await;
