@@ -987,7 +987,24 @@ impl Db {
     }
 
     pub fn action_post(&mut self, ids: &[i64]) -> Result<(), OrmError> {
-        for &id in ids {
+        // Odoo 18's `_compute_name` numbers the entries of one call in the order of their
+        // date, reference and id, not of the ids it is given (docs/odoo-protocol.md §9).
+        let text = |r: Option<&Rec>, f: &str| {
+            r.and_then(|r| r.get(f))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let mut ids = ids.to_vec();
+        ids.sort_by_cached_key(|&id| {
+            let r = self.get("account.move", id);
+            let date = match text(r, "date") {
+                d if d.is_empty() => text(r, "invoice_date"),
+                d => d,
+            };
+            (date, text(r, "ref"), id)
+        });
+        for id in ids {
             let Some(mut r) = self.get("account.move", id).cloned() else {
                 continue;
             };
