@@ -113,16 +113,6 @@ impl Site {
     }
 }
 
-fn ok(out: &Output, want: i32) {
-    assert_eq!(
-        code(out),
-        want,
-        "exit code\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr(out)
-    );
-}
-
 /// Database ids of `model`'s records whose external id starts with `__import__.<prefix>`.
 fn ids(h: &StandinHandle, db: &str, model: &str, prefix: &str) -> Vec<i64> {
     h.records_in(db, "ir.model.data")
@@ -675,14 +665,6 @@ fn lines_read_in(extract: &Path) -> usize {
 /// to `invoice_lines.csv` in the run's extract folder, recorded in the manifest with its
 /// rows and hash, and watermarked by the freeze with the other tables.
 fn invoice_lines_extract_from_a_legacy_database(legacy: cutover::testdb::TempDb) {
-    let env = cutover::runbook::ResolvedEnv {
-        name: "legacy".into(),
-        url: legacy.url(),
-        password: None,
-        production: false,
-        reset: false,
-        app_users: vec![],
-    };
     let opts = cutover::demo::GenOptions {
         customers: 200,
         vehicles: 40,
@@ -690,11 +672,7 @@ fn invoice_lines_extract_from_a_legacy_database(legacy: cutover::testdb::TempDb)
         invoices: 300,
         ..cutover::demo::GenOptions::demo()
     };
-    block_on(async {
-        let c = cutover::db::Db::connect(&env).await.unwrap();
-        cutover::demo::write_legacy_db(&c, &opts).await.unwrap();
-        c.close().await;
-    });
+    common::servers::fill_legacy(&legacy, &opts);
     // One line per invoice, carrying its open amount: numbers used twice are left out, so
     // that each loaded invoice's total is its own.
     legacy.exec(

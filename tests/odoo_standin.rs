@@ -1564,3 +1564,67 @@ fn s7_concurrent_calls_updating_the_same_record_fail_to_serialize() {
         );
     });
 }
+
+/// §9 "Deleting a posted invoice": a numbered entry goes only if the entries deleted with
+/// it end its sequence chain (`account.move._unlink_forbid_parts_of_chain`, Odoo 18's
+/// words), unless the context has `force_delete`; nothing is deleted by a refused call.
+#[test]
+fn s9_a_numbered_entry_is_deleted_only_at_the_end_of_its_chain() {
+    let h = standin(OdooVersion::V18);
+    rt().block_on(async {
+        let c = Client::new(&h);
+        two_invoices(&c).await;
+        let id = |x: &str| h.xmlid(&format!("__import__.{x}")).unwrap().1;
+        let (i1, i2, i3) = (id("i1"), id("i2"), id("i3"));
+        c.kw_ok("account.move", "action_post", json!([[i1, i2, i3]]), json!({}))
+            .await;
+        let names = c
+            .kw_ok(
+                "account.move",
+                "read",
+                json!([[i1, i2, i3], ["name"]]),
+                json!({}),
+            )
+            .await;
+        let names: Vec<&str> = names
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["INV/2026/00001", "INV/2026/00002", "INV/2026/00003"]);
+        c.kw_ok("account.move", "button_draft", json!([[i1, i2, i3]]), json!({}))
+            .await;
+        // Older entries while a newer one of the chain remains, or a set with a hole.
+        for ids in [vec![i1], vec![i2], vec![i1, i3], vec![i1, i2]] {
+            let r = c
+                .kw("account.move", "unlink", json!([ids]), json!({}))
+                .await;
+            assert_eq!(
+                r["error"]["data"]["name"],
+                json!("odoo.exceptions.UserError"),
+                "{ids:?}: {r}"
+            );
+            assert_eq!(
+                r["error"]["data"]["message"],
+                json!("You cannot delete this entry, as it has already consumed a sequence number and is not the last one in the chain. You should probably revert it instead."),
+                "{ids:?}"
+            );
+            assert_eq!(h.records("account.move").len(), 3, "{ids:?}: none deleted");
+        }
+        // force_delete lifts the rule: the oldest goes, leaving a gap.
+        c.kw_ok(
+            "account.move",
+            "unlink",
+            json!([[i1]]),
+            json!({"context": {"force_delete": true}}),
+        )
+        .await;
+        // Newest first succeeds, one call or several.
+        c.kw_ok("account.move", "unlink", json!([[i3]]), json!({}))
+            .await;
+        c.kw_ok("account.move", "unlink", json!([[i2]]), json!({}))
+            .await;
+        assert!(h.records("account.move").is_empty());
+    });
+}

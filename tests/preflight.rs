@@ -7,16 +7,14 @@
 mod common;
 use common::*;
 
+use common::servers::{Users, runbook_ddl, temp_db, tms_pg};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use cutover::db::Dialect;
-use cutover::demo::{GenOptions, write_legacy_db};
+use cutover::demo::GenOptions;
 use cutover::testdb::{TempDb, mariadb, psql};
-
-fn tms_pg() -> PathBuf {
-    repo().join("runbooks/tms-postgres.toml")
-}
 
 fn small() -> GenOptions {
     GenOptions {
@@ -28,22 +26,6 @@ fn small() -> GenOptions {
         dirty: false,
         dirty_pct: 0,
     }
-}
-
-fn fill(url: &str) {
-    let env = cutover::runbook::ResolvedEnv {
-        name: "legacy".into(),
-        url: url.into(),
-        password: None,
-        production: false,
-        reset: false,
-        app_users: vec![],
-    };
-    block_on(async {
-        let c = cutover::db::Db::connect(&env).await.unwrap();
-        write_legacy_db(&c, &small()).await.unwrap();
-        c.close().await;
-    });
 }
 
 /// Line (1-based) of the first line holding `needle` after the line holding `section`.
@@ -61,108 +43,48 @@ fn line_of(text: &str, section: &str, needle: &str) -> usize {
         + 1
 }
 
-/// Legacy, staging and production databases plus the application's roles and accounts.
+/// A site on the servers (staging always PostgreSQL) and the small file systems a case
+/// mounted (unmounted on drop).
 struct Site {
-    dir: tempfile::TempDir,
-    legacy: TempDb,
-    staging: TempDb,
-    production: TempDb,
-    legacy_user: String,
-    users_role: String,
-    /// Extra PostgreSQL roles and MariaDB accounts (`name`) a case created.
-    extra: Vec<String>,
-    /// Small tmpfs file systems a case mounted (unmounted on drop).
+    site: common::servers::Site,
     mounts: Vec<PathBuf>,
+}
+
+impl std::ops::Deref for Site {
+    type Target = common::servers::Site;
+    fn deref(&self) -> &Self::Target {
+        &self.site
+    }
+}
+
+impl std::ops::DerefMut for Site {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.site
+    }
 }
 
 impl Site {
     fn new(legacy: Dialect, production: Dialect) -> Site {
-        let mk = |d: Dialect, tag: &str| match d {
-            Dialect::MySql => TempDb::mysql(tag),
-            _ => TempDb::postgres(tag),
-        };
-        let legacy = mk(legacy, "pf_legacy");
-        let staging = TempDb::postgres("pf_staging");
-        let production = mk(production, "pf_prod");
-        fill(&legacy.url());
-        let legacy_user = format!("{}_app", legacy.name);
-        match legacy.dialect {
-            Dialect::MySql => {
-                mariadb(&format!(
-                    "CREATE USER '{legacy_user}'@'%'; GRANT SELECT, INSERT, UPDATE, DELETE ON {}.* TO '{legacy_user}'@'%'",
-                    legacy.name
-                ));
-            }
-            _ => {
-                psql("postgres", &format!("CREATE ROLE {legacy_user} LOGIN"));
-            }
-        }
-        let users_role = format!("{}_users", production.name);
-        match production.dialect {
-            Dialect::MySql => {
-                mariadb(&format!("CREATE USER '{users_role}'@'%'"));
-            }
-            _ => {
-                psql("postgres", &format!("CREATE ROLE {users_role} NOLOGIN"));
-            }
-        }
         Site {
-            dir: tempfile::tempdir().unwrap(),
-            legacy,
-            staging,
-            production,
-            legacy_user,
-            users_role,
-            extra: Vec::new(),
+            site: common::servers::Site::new(
+                temp_db(legacy, "pf_legacy"),
+                TempDb::postgres("pf_staging"),
+                temp_db(production, "pf_prod"),
+                &small(),
+                Users::Role,
+            ),
             mounts: Vec::new(),
         }
     }
 
-    fn app_account(&self, db: &TempDb, name: &str) -> String {
-        match db.dialect {
-            Dialect::MySql => format!("{name}@%"),
-            _ => name.to_string(),
-        }
-    }
-
-    fn flags(&self) -> Vec<String> {
-        let mut f = Vec::new();
-        for (k, v) in [
-            ("legacy_url", self.legacy.url()),
-            ("staging_url", self.staging.url()),
-            ("production_url", self.production.url()),
-            (
-                "legacy_app_users",
-                self.app_account(&self.legacy, &self.legacy_user),
-            ),
-            (
-                "production_users_role",
-                self.app_account(&self.production, &self.users_role),
-            ),
-            (
-                "extract_dir",
-                self.dir.path().join("extract").display().to_string(),
-            ),
-            (
-                "backup_dir",
-                self.dir.path().join("backups").display().to_string(),
-            ),
-        ] {
-            f.push("--var".to_string());
-            f.push(format!("{k}={v}"));
-        }
-        f
+    /// The role (PostgreSQL) or account (MariaDB) of production's users.
+    fn users_role(&self) -> &str {
+        &self.users[0]
     }
 
     fn cutover(&self, cmd: &str, args: &[String], env: &[(String, String)]) -> Output {
-        let mut c = Command::new(BIN);
-        c.arg(cmd).arg(tms_pg()).args(self.flags());
-        if !args.iter().any(|a| a == "--journal") {
-            c.arg("--journal").arg(self.dir.path().join("journal.db"));
-        }
-        c.args(args)
-            .env_remove("CUTOVER_JOURNAL")
-            .env_remove("CUTOVER_ARTIFACTS");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut c = self.command(cmd, &tms_pg(), &args);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -191,13 +113,7 @@ impl Site {
 
     /// Apply the runbook's own DDL for the production dialect to production.
     fn apply_schema(&self) {
-        let rb: toml::Value = toml::from_str(&std::fs::read_to_string(tms_pg()).unwrap()).unwrap();
-        let key = match self.production.dialect {
-            Dialect::MySql => "mysql",
-            _ => "postgres",
-        };
-        self.production
-            .exec(rb["schema"][key].as_str().expect("the runbook carries DDL"));
+        self.production.exec(&runbook_ddl(self.production.dialect));
     }
 }
 
@@ -205,30 +121,6 @@ impl Drop for Site {
     fn drop(&mut self) {
         for m in &self.mounts {
             let _ = Command::new("umount").arg("-l").arg(m).output();
-        }
-        for db in [&self.legacy, &self.staging, &self.production] {
-            let _ = match db.dialect {
-                Dialect::Postgres => Command::new("psql")
-                    .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c"])
-                    .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name))
-                    .output(),
-                _ => Command::new("mariadb")
-                    .args(["-h", "127.0.0.1", "-u", "root", "-e"])
-                    .arg(format!("DROP DATABASE IF EXISTS {}", db.name))
-                    .output(),
-            };
-        }
-        let mut names = vec![self.legacy_user.clone(), self.users_role.clone()];
-        names.extend(self.extra.iter().cloned());
-        for r in names {
-            let _ = Command::new("psql")
-                .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c"])
-                .arg(format!("DROP ROLE IF EXISTS {r}"))
-                .output();
-            let _ = Command::new("mariadb")
-                .args(["-h", "127.0.0.1", "-u", "root", "-e"])
-                .arg(format!("DROP USER IF EXISTS '{r}'@'%'"))
-                .output();
         }
     }
 }
@@ -383,7 +275,7 @@ fn cases() -> Vec<Case> {
                     pass(
                         "environments.production.app_users",
                         Some(("[environments.production]", "app_users =")),
-                        &[&s.users_role, "exist"],
+                        &[s.users_role(), "exist"],
                     ),
                     pass(
                         "environments.legacy.url",
@@ -989,7 +881,8 @@ fn run_and_rehearse_refuse_to_start_on_a_failed_finding() {
             "postgres",
             &format!(
                 "SELECT has_database_privilege('{}', '{}', 'CONNECT')",
-                site.users_role, site.production.name
+                site.users_role(),
+                site.production.name
             )
         ),
         "t",

@@ -20,7 +20,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use cutover::db::Dialect;
-use cutover::demo::{GenOptions, write_legacy_db};
+use cutover::demo::GenOptions;
 use cutover::testdb::{TempDb, mariadb};
 
 const RUN_DEADLINE: Duration = Duration::from_secs(120);
@@ -219,26 +219,14 @@ impl Site {
                 [TempDb::mysql(tag), TempDb::mysql(tag)],
             ),
         };
-        let env = cutover::runbook::ResolvedEnv {
-            name: "legacy".into(),
-            url: l.url(),
-            password: None,
-            production: false,
-            reset: false,
-            app_users: vec![],
+        let opts = GenOptions {
+            customers: 200,
+            vehicles: 40,
+            drivers: 30,
+            invoices: 300,
+            ..GenOptions::demo()
         };
-        block_on(async {
-            let c = cutover::db::Db::connect(&env).await.unwrap();
-            let opts = GenOptions {
-                customers: 200,
-                vehicles: 40,
-                drivers: 30,
-                invoices: 300,
-                ..GenOptions::demo()
-            };
-            write_legacy_db(&c, &opts).await.unwrap();
-            c.close().await;
-        });
+        common::servers::fill_legacy(&l, &opts);
         let [staging, production] = t;
         let legacy_user = (legacy == Server::MariaDb).then(|| {
             let u = format!("{}_app", l.name);

@@ -9,162 +9,34 @@
 mod common;
 use common::*;
 
-use std::path::{Path, PathBuf};
+use common::servers::{Site, Users, runbook_ddl, temp_db, tms_pg};
+
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use cutover::demo::{GenOptions, write_legacy_db};
-use cutover::testdb::{TempDb, mariadb, psql};
+use cutover::db::Dialect;
+use cutover::demo::GenOptions;
+use cutover::testdb::TempDb;
 
-fn tms_pg() -> PathBuf {
-    repo().join("runbooks/tms-postgres.toml")
+/// The demo legacy on `legacy`, staging and production on `targets`.
+fn site(tag: &str, legacy: Dialect, targets: Dialect) -> Site {
+    Site::new(
+        temp_db(legacy, tag),
+        temp_db(targets, tag),
+        temp_db(targets, tag),
+        &GenOptions::demo(),
+        Users::Role,
+    )
 }
 
-/// Legacy, staging and production databases plus the application's accounts.
-struct Site {
-    dir: tempfile::TempDir,
-    legacy: TempDb,
-    staging: TempDb,
-    production: TempDb,
-    /// MariaDB account of the legacy application (`name@%`), or PG role on a PG legacy.
-    legacy_user: String,
-    /// PostgreSQL role of production's users, and a login that is a member of it; on a
-    /// MariaDB production, one account.
-    users_role: String,
-    users_login: String,
-    journal: Option<TempDb>,
+/// MariaDB legacy, PostgreSQL staging and production: the reference layout.
+fn reference(tag: &str) -> Site {
+    site(tag, Dialect::MySql, Dialect::Postgres)
 }
 
-fn fill_legacy(db: &TempDb) {
-    let env = cutover::runbook::ResolvedEnv {
-        name: "legacy".into(),
-        url: db.url(),
-        password: None,
-        production: false,
-        reset: false,
-        app_users: vec![],
-    };
-    block_on(async {
-        let c = cutover::db::Db::connect(&env).await.unwrap();
-        write_legacy_db(&c, &GenOptions::demo()).await.unwrap();
-        c.close().await;
-    });
-}
-
-impl Site {
-    /// MariaDB legacy, PostgreSQL staging and production: the reference layout.
-    fn reference(tag: &str) -> Site {
-        Site::new(
-            TempDb::mysql(tag),
-            TempDb::postgres(tag),
-            TempDb::postgres(tag),
-        )
-    }
-
-    fn new(legacy: TempDb, staging: TempDb, production: TempDb) -> Site {
-        fill_legacy(&legacy);
-        let legacy_user = format!("{}_app", legacy.name);
-        match legacy.dialect {
-            cutover::db::Dialect::MySql => {
-                mariadb(&format!(
-                    "CREATE USER '{legacy_user}'@'%'; GRANT SELECT, INSERT, UPDATE, DELETE ON {}.* TO '{legacy_user}'@'%'",
-                    legacy.name
-                ));
-            }
-            _ => {
-                psql("postgres", &format!("CREATE ROLE {legacy_user} LOGIN"));
-                legacy.exec(&format!(
-                    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {legacy_user}"
-                ));
-            }
-        }
-        let users_role = format!("{}_users", production.name);
-        let users_login = format!("{}_u1", production.name);
-        match production.dialect {
-            cutover::db::Dialect::Postgres => {
-                psql("postgres", &format!("CREATE ROLE {users_role} NOLOGIN"));
-                psql(
-                    "postgres",
-                    &format!("CREATE ROLE {users_login} LOGIN IN ROLE {users_role}"),
-                );
-            }
-            _ => {
-                mariadb(&format!(
-                    "CREATE USER '{users_role}'@'%'; GRANT SELECT ON {}.* TO '{users_role}'@'%'",
-                    production.name
-                ));
-            }
-        }
-        Site {
-            dir: tempfile::tempdir().unwrap(),
-            legacy,
-            staging,
-            production,
-            legacy_user,
-            users_role,
-            users_login,
-            journal: None,
-        }
-    }
-
-    fn flags(&self) -> Vec<String> {
-        let legacy_users = match self.legacy.dialect {
-            cutover::db::Dialect::MySql => format!("{}@%", self.legacy_user),
-            _ => self.legacy_user.clone(),
-        };
-        let users = match self.production.dialect {
-            cutover::db::Dialect::MySql => format!("{}@%", self.users_role),
-            _ => self.users_role.clone(),
-        };
-        let mut f = vec![
-            "--headless".to_string(),
-            "--var".into(),
-            format!("legacy_url={}", self.legacy.url()),
-            "--var".into(),
-            format!("staging_url={}", self.staging.url()),
-            "--var".into(),
-            format!("production_url={}", self.production.url()),
-            "--var".into(),
-            format!("legacy_app_users={legacy_users}"),
-            "--var".into(),
-            format!("production_users_role={users}"),
-            "--var".into(),
-            format!("extract_dir={}", self.dir.path().join("extract").display()),
-            "--var".into(),
-            format!("backup_dir={}", self.dir.path().join("backups").display()),
-            "--journal".into(),
-        ];
-        f.push(match &self.journal {
-            Some(j) => j.url(),
-            None => self.dir.path().join("journal.db").display().to_string(),
-        });
-        f
-    }
-
-    fn cutover(&self, args: &[&str], runbook: &Path) -> Output {
-        Command::new(BIN)
-            .args(args.iter().take(1))
-            .arg(runbook)
-            .args(self.flags())
-            .args(args.iter().skip(1))
-            .env_remove("CUTOVER_JOURNAL")
-            .output()
-            .unwrap()
-    }
-
-    /// A copy of the reference runbook with `extra` TOML inserted before the step `before`.
-    fn variant(&self, before: &str, extra: &str) -> PathBuf {
-        let text = std::fs::read_to_string(tms_pg()).unwrap();
-        let marker = format!("[[steps]]\nid = \"{before}\"");
-        assert!(text.contains(&marker), "no step {before}");
-        let p = self.dir.path().join("variant.toml");
-        std::fs::write(&p, text.replace(&marker, &format!("{extra}\n{marker}"))).unwrap();
-        p
-    }
-
-    /// Rows and a content checksum of each production table, computed by the server.
-    fn production_state(&self) -> String {
-        table_state(&self.production)
-    }
+/// Rows and a content checksum of each production table, computed by the server.
+fn production_state(site: &Site) -> String {
+    table_state(&site.production)
 }
 
 fn table_state(db: &TempDb) -> String {
@@ -176,7 +48,7 @@ fn table_state(db: &TempDb) -> String {
         "account_move",
     ] {
         let q = match db.dialect {
-            cutover::db::Dialect::Postgres => format!(
+            Dialect::Postgres => format!(
                 "SELECT CASE WHEN to_regclass('{t}') IS NULL THEN 'absent' ELSE \
                  (SELECT count(*) || ' ' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '-') FROM {t} x) END"
             ),
@@ -197,65 +69,6 @@ fn table_state(db: &TempDb) -> String {
         out.push(format!("{t}: {v}"));
     }
     out.join("\n")
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        // Databases first: a role that holds privileges on one cannot be dropped.
-        for db in [&self.legacy, &self.staging, &self.production] {
-            match db.dialect {
-                cutover::db::Dialect::Postgres => {
-                    let _ = Command::new("psql")
-                        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c"])
-                        .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name))
-                        .output();
-                }
-                _ => {
-                    let _ = Command::new("mariadb")
-                        .args(["-h", "127.0.0.1", "-u", "root", "-e"])
-                        .arg(format!("DROP DATABASE IF EXISTS {}", db.name))
-                        .output();
-                }
-            }
-        }
-        let pg_roles = [&self.users_login, &self.users_role, &self.legacy_user];
-        for r in pg_roles {
-            let _ = Command::new("psql")
-                .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c"])
-                .arg(format!("DROP ROLE IF EXISTS {r}"))
-                .output();
-            let _ = Command::new("mariadb")
-                .args(["-h", "127.0.0.1", "-u", "root", "-e"])
-                .arg(format!("DROP USER IF EXISTS '{r}'@'%'"))
-                .output();
-        }
-    }
-}
-
-/// Run SQL as one of the application's PostgreSQL users (trust auth: no password).
-fn as_pg_user(user: &str, db: &str, sql: &str) -> Output {
-    Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", user, "-d", db, "-XAtc", sql])
-        .output()
-        .unwrap()
-}
-
-/// Run SQL as one of the application's MariaDB accounts (no password).
-fn as_mariadb_user(user: &str, sql: &str) -> Output {
-    Command::new("mariadb")
-        .args(["-h", "127.0.0.1", "-u", user, "-N", "-e", sql])
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output, want: i32) {
-    assert_eq!(
-        code(out),
-        want,
-        "exit code\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr(out)
-    );
 }
 
 fn extract_dir(summary: &serde_json::Value) -> PathBuf {
@@ -333,9 +146,34 @@ fn assert_matches_oracle(db: &TempDb, want: &serde_json::Value) {
     assert_eq!(got, want_pairs);
 }
 
+/// The legacy application can still read but no longer write, in its server's words.
+fn assert_legacy_frozen(site: &Site) {
+    let read = site.as_legacy_app("SELECT COUNT(*) FROM customers");
+    assert!(read.status.success(), "{}", stderr(&read));
+    let write = site.as_legacy_app("INSERT INTO customers (legacy_id) VALUES ('LATE-1')");
+    assert!(!write.status.success(), "a write after the freeze landed");
+    let refusal = match site.legacy.dialect {
+        Dialect::MySql => "denied",
+        _ => "read-only transaction",
+    };
+    assert!(stderr(&write).contains(refusal), "{}", stderr(&write));
+}
+
+/// The legacy application writes again (the rollback reopened it).
+fn assert_legacy_reopened(site: &Site) {
+    let write = site
+        .as_legacy_app("INSERT INTO customers (legacy_id, status) VALUES ('AFTER-ROLLBACK', 'X')");
+    assert!(write.status.success(), "{}", stderr(&write));
+}
+
+/// One of production's users logs in.
+fn production_login(site: &Site) -> Output {
+    site.as_production_user(&site.users_login, "SELECT 1")
+}
+
 #[test]
 fn reference_cutover_mariadb_to_postgres_is_exact_frozen_and_idempotent() {
-    let mut site = Site::reference("ref");
+    let mut site = reference("ref");
     site.journal = Some(TempDb::postgres("journal"));
     let out = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]], &tms_pg());
     ok(&out, 0);
@@ -343,34 +181,22 @@ fn reference_cutover_mariadb_to_postgres_is_exact_frozen_and_idempotent() {
     let want = oracle(&extract_dir(&summary));
     assert_matches_oracle(&site.production, &want);
 
-    // The legacy application's account can still read but no longer write.
-    let as_app = |sql: &str| as_mariadb_user(&site.legacy_user, sql);
-    let read = as_app(&format!(
-        "SELECT COUNT(*) FROM {}.customers",
-        site.legacy.name
-    ));
-    assert!(read.status.success(), "{}", stderr(&read));
-    let write = as_app(&format!(
-        "INSERT INTO {}.customers (legacy_id) VALUES ('LATE-1')",
-        site.legacy.name
-    ));
-    assert!(!write.status.success(), "a write after the freeze landed");
-    assert!(stderr(&write).contains("denied"), "{}", stderr(&write));
+    assert_legacy_frozen(&site);
 
     // Unfreeze let production's users back in.
-    let login = as_pg_user(&site.users_login, &site.production.name, "SELECT 1");
+    let login = production_login(&site);
     assert!(login.status.success(), "{}", stderr(&login));
 
     // A second load of the same extract changes nothing.
-    let before = site.production_state();
+    let before = production_state(&site);
     let again = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]], &tms_pg());
     ok(&again, 0);
-    assert_eq!(site.production_state(), before);
+    assert_eq!(production_state(&site), before);
 
     // The PostgreSQL journal holds both runs and its chain verifies.
     let v = Command::new(BIN)
         .args(["journal", "verify", "--journal"])
-        .arg(site.journal.as_ref().unwrap().url())
+        .arg(site.journal_arg())
         .output()
         .unwrap();
     assert!(v.status.success(), "{}", stderr(&v));
@@ -384,10 +210,10 @@ fn reference_cutover_mariadb_to_postgres_is_exact_frozen_and_idempotent() {
 
 #[test]
 fn production_is_closed_to_its_users_from_the_backup_on() {
-    let site = Site::reference("closed");
+    let site = reference("closed");
     let out = site.cutover(&["run", "--until", "backup"], &tms_pg());
     ok(&out, 0);
-    let login = as_pg_user(&site.users_login, &site.production.name, "SELECT 1");
+    let login = production_login(&site);
     assert!(!login.status.success(), "a user got into production");
     assert!(
         stderr(&login).contains("permission denied for database"),
@@ -396,78 +222,79 @@ fn production_is_closed_to_its_users_from_the_backup_on() {
     );
 }
 
-#[test]
-fn failure_after_load_restores_postgres_production_to_its_exact_prior_state() {
-    let site = Site::reference("rollback");
-    // Production already holds data of its own.
-    let ddl = {
-        let text = std::fs::read_to_string(tms_pg()).unwrap();
-        let v: toml::Value = toml::from_str(&text).unwrap();
-        v["schema"]["postgres"].as_str().unwrap().to_string()
-    };
-    site.production.exec(&ddl);
-    site.production.exec(
-        "INSERT INTO res_partner (ref, name, credit_limit) VALUES ('EXISTING-1', 'Kept Customer', 10.50);
-         INSERT INTO account_move (name, partner_id, currency, amount_untaxed, amount_tax, amount_total, amount_residual, payment_state)
-           SELECT 'EXISTING-INV', id, 'EUR', 1, 0.19, 1.19, 1.19, 'not_paid' FROM res_partner;",
-    );
-    let before = site.production_state();
-    let runbook = site.variant(
-        "verify",
-        "[[steps]]\nid = \"smoke_test\"\nkind = \"command\"\nrun = \"echo smoke test failed >&2; exit 1\"\ntimeout = \"30s\"\n",
+/// A step after the load fails: the rollback plan puts production back from its backup
+/// exactly as it was (holding rows of its own first, when `own_rows`), the failed
+/// command's output is on screen, and the legacy is its application's again.
+fn failure_after_load_restores_production(site: &Site, own_rows: bool) {
+    if own_rows {
+        site.production.exec(&runbook_ddl(site.production.dialect));
+        site.production.exec(
+            "INSERT INTO res_partner (ref, name, credit_limit) VALUES ('EXISTING-1', 'Kept Customer', 10.50);
+             INSERT INTO account_move (name, partner_id, currency, amount_untaxed, amount_tax, amount_total, amount_residual, payment_state)
+               SELECT 'EXISTING-INV', id, 'EUR', 1, 0.19, 1.19, 1.19, 'not_paid' FROM res_partner;",
+        );
+    }
+    let before = production_state(site);
+    assert_ne!(before, "", "state was read");
+    let runbook = site.runbook(
+        None,
+        Some((
+            "verify",
+            "[[steps]]\nid = \"smoke_test\"\nkind = \"command\"\nrun = \"echo smoke test failed >&2; exit 1\"\ntimeout = \"30s\"\n",
+        )),
     );
     let out = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]], &runbook);
     ok(&out, 6);
     let s = json(&out);
     assert_eq!(s["rollback"]["ok"], true, "{s}");
-    assert_ne!(before, "", "state was read");
-    assert_eq!(site.production_state(), before);
+    assert_eq!(production_state(site), before, "production restored");
     // The command's output reached the journal-backed summary via the step message.
     assert!(
         stderr(&out).contains("smoke test failed"),
         "{}",
         stderr(&out)
     );
-    // Rollback reopened the legacy system for its application.
-    let write = as_mariadb_user(
-        &site.legacy_user,
-        &format!(
-            "INSERT INTO {}.customers (legacy_id) VALUES ('AFTER-ROLLBACK')",
-            site.legacy.name
-        ),
-    );
-    assert!(write.status.success(), "{}", stderr(&write));
+    assert_legacy_reopened(site);
+}
+
+#[test]
+fn failure_after_load_restores_postgres_production_to_its_exact_prior_state() {
+    failure_after_load_restores_production(&reference("rollback"), true);
+}
+
+#[test]
+fn mariadb_production_rolls_back_to_its_dump_then_loads_exactly() {
+    // Legacy on PostgreSQL this time; staging and production on MariaDB.
+    let site = site("myprod", Dialect::Postgres, Dialect::MySql);
+    failure_after_load_restores_production(&site, false);
+
+    let out = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]], &tms_pg());
+    ok(&out, 0);
+    let want = oracle(&extract_dir(&json(&out)));
+    assert_matches_oracle(&site.production, &want);
+    // Unfreeze unlocked production's account again.
+    let login = production_login(&site);
+    assert!(login.status.success(), "{}", stderr(&login));
 }
 
 #[test]
 fn postgres_legacy_freeze_refuses_writes_and_a_broken_freeze_stops_the_load() {
     // Legacy on PostgreSQL, targets on MariaDB: the URLs alone pick the drivers.
-    let site = Site::new(
-        TempDb::postgres("pgleg"),
-        TempDb::mysql("pgleg"),
-        TempDb::mysql("pgleg"),
-    );
+    let site = site("pgleg", Dialect::Postgres, Dialect::MySql);
     let out = site.cutover(&["run", "--until", "freeze"], &tms_pg());
     ok(&out, 0);
-    let write = as_pg_user(
-        &site.legacy_user,
-        &site.legacy.name,
-        "INSERT INTO customers (legacy_id) VALUES ('LATE')",
-    );
-    assert!(!write.status.success(), "a write after the freeze landed");
-    assert!(
-        stderr(&write).contains("read-only transaction"),
-        "{}",
-        stderr(&write)
-    );
+    assert_legacy_frozen(&site);
 
     // A privileged writer slips past the freeze before the load: the run must stop.
-    let runbook = site.variant(
-        "extract",
-        &format!(
-            "[[steps]]\nid = \"sneaky_write\"\nkind = \"command\"\nrun = \"psql -h 127.0.0.1 -U postgres -d {} -XAtc \\\"BEGIN READ WRITE; INSERT INTO customers (legacy_id) VALUES ('SNEAK'); COMMIT;\\\"\"\n",
-            site.legacy.name
-        ),
+    let runbook = site.runbook(
+        None,
+        Some((
+            "extract",
+            &format!(
+                "[[steps]]\nid = \"sneaky_write\"\nkind = \"command\"\nrun = \"psql -h 127.0.0.1 -U postgres -d {} -XAtc \\\"BEGIN READ WRITE; INSERT INTO customers (legacy_id) VALUES ('SNEAK'); COMMIT;\\\"\"\n",
+                site.legacy.name
+            ),
+        )),
     );
     // The first run stopped after its freeze and would be resumed; this edited runbook
     // needs a new run (--fresh), which the freeze's journal entry does not block.
@@ -482,12 +309,7 @@ fn postgres_legacy_freeze_refuses_writes_and_a_broken_freeze_stops_the_load() {
         "{}",
         stderr(&out)
     );
-    let write = as_pg_user(
-        &site.legacy_user,
-        &site.legacy.name,
-        "INSERT INTO customers (legacy_id) VALUES ('REOPENED')",
-    );
-    assert!(write.status.success(), "{}", stderr(&write));
+    assert_legacy_reopened(&site);
     // The load never started: production has no table of the cutover's.
     assert_eq!(
         site.production.exec(
@@ -498,49 +320,10 @@ fn postgres_legacy_freeze_refuses_writes_and_a_broken_freeze_stops_the_load() {
 }
 
 #[test]
-fn mariadb_production_rolls_back_to_its_dump_then_loads_exactly() {
-    // Legacy on PostgreSQL this time; staging and production on MariaDB.
-    let site = Site::new(
-        TempDb::postgres("myprod"),
-        TempDb::mysql("myprod"),
-        TempDb::mysql("myprod"),
-    );
-    let before = table_state(&site.production);
-    let failing = site.variant(
-        "verify",
-        "[[steps]]\nid = \"smoke_test\"\nkind = \"command\"\nrun = \"echo smoke test failed; exit 7\"\n",
-    );
-    let out = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]], &failing);
-    ok(&out, 6);
-    assert_eq!(json(&out)["rollback"]["ok"], true);
-    assert_eq!(table_state(&site.production), before, "production restored");
-    // The legacy application writes again after the rollback.
-    let write = as_pg_user(
-        &site.legacy_user,
-        &site.legacy.name,
-        "INSERT INTO customers (legacy_id, status) VALUES ('AFTER', 'X')",
-    );
-    assert!(write.status.success(), "{}", stderr(&write));
-
-    let out = site.cutover(&["run", "--json", GO[0], GO[1], GO[2], GO[3]], &tms_pg());
-    ok(&out, 0);
-    let want = oracle(&extract_dir(&json(&out)));
-    assert_matches_oracle(&site.production, &want);
-    // Unfreeze unlocked production's account again.
-    let login = as_mariadb_user(&site.users_role, "SELECT 1");
-    assert!(login.status.success(), "{}", stderr(&login));
-}
-
-#[test]
 fn rows_the_database_refuses_go_to_the_reject_file_with_its_message() {
-    let site = Site::reference("dbreject");
+    let site = reference("dbreject");
     // Staging enforces a rule the runbook does not know: no vehicle over 25 t.
-    let ddl = {
-        let text = std::fs::read_to_string(tms_pg()).unwrap();
-        let v: toml::Value = toml::from_str(&text).unwrap();
-        v["schema"]["postgres"].as_str().unwrap().to_string()
-    };
-    site.staging.exec(&ddl);
+    site.staging.exec(&runbook_ddl(Dialect::Postgres));
     site.staging.exec(
         "ALTER TABLE fleet_vehicle ADD CONSTRAINT fleet_vehicle_max_25t CHECK (capacity_kg <= 25000);
          ALTER TABLE account_move ADD CONSTRAINT account_move_max CHECK (amount_total <= 29600)",

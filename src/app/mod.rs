@@ -503,12 +503,25 @@ impl App {
             Event::EntityFinished {
                 entity,
                 reject_file,
+                counts,
                 ..
             } if !reject_file.is_empty() => {
+                // One2many lines read from their own file have their own reject file
+                // beside the entity's: shown as the rows of `<entity>.lines`.
+                let lines = counts.lines.map(|_| Effect::LoadRejects {
+                    entity: rejects::lines_entity(&entity),
+                    path: crate::engine::lines::reject_path(
+                        std::path::Path::new(&reject_file),
+                        &entity,
+                    )
+                    .display()
+                    .to_string(),
+                });
                 effects.push(Effect::LoadRejects {
                     entity,
                     path: reject_file,
                 });
+                effects.extend(lines);
             }
             Event::GateOpened { .. } => {
                 let keyed = self.open_gate().is_some_and(|g| {

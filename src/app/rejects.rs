@@ -57,6 +57,12 @@ impl RejectColumns {
     }
 }
 
+/// The name the rejects pane gives the one2many lines of `entity` (`open_invoices.lines`),
+/// whose rejects are in a file of their own.
+pub fn lines_entity(entity: &str) -> String {
+    format!("{entity}.lines")
+}
+
 /// Split a joined reasons cell back into its parts ("" gives none).
 pub fn split_reasons(cell: &str) -> Vec<&str> {
     if cell.is_empty() {

@@ -89,6 +89,67 @@ fn entity_progress_and_finished_counts() {
     assert_eq!(app.view.entities["invoices"].read, 15_000);
 }
 
+/// An entity with one2many lines from their own file: its lines' reject file, beside its
+/// own, is loaded too, and its rows are the rejects pane's `<entity>.lines`.
+#[test]
+fn entity_with_lines_asks_to_load_the_lines_reject_file_too() {
+    let mut app = App::new();
+    let fx = update(
+        &mut app,
+        Action::Record(rec(
+            1,
+            "18:00:00",
+            Event::EntityFinished {
+                phase: Phase::DryRun,
+                entity: "open_invoices".into(),
+                counts: EntityCounts {
+                    in_file: 5,
+                    in_scope: 5,
+                    valid: 4,
+                    rejected: 1,
+                    loaded: 4,
+                    lines: Some(crate::journal::events::LineCounts {
+                        read: 9,
+                        attached: 6,
+                        rejected: 3,
+                    }),
+                },
+                reject_file: "r/open_invoices.rejects.csv".into(),
+                sums: Default::default(),
+                duration_ms: 10,
+            },
+        )),
+    );
+    assert_eq!(
+        fx,
+        vec![
+            Effect::LoadRejects {
+                entity: "open_invoices".into(),
+                path: "r/open_invoices.rejects.csv".into()
+            },
+            Effect::LoadRejects {
+                entity: "open_invoices.lines".into(),
+                path: "r/open_invoices.lines.rejects.csv".into()
+            },
+        ]
+    );
+    // Indexed, both files are in the pane: all entities, or the lines alone.
+    for (entity, n) in [("open_invoices", 1), ("open_invoices.lines", 3)] {
+        act(
+            &mut app,
+            Action::Rejects(RejectAction::Indexed(reject_file(entity, n))),
+        );
+    }
+    assert_eq!(app.rejects.total(), 4);
+    act(&mut app, Action::Rejects(RejectAction::CycleEntity));
+    act(&mut app, Action::Rejects(RejectAction::CycleEntity));
+    assert_eq!(
+        app.rejects.query.entity.as_deref(),
+        Some("open_invoices.lines")
+    );
+    assert_eq!(app.rejects.matched, Some(3));
+}
+
 #[test]
 fn entity_finished_with_reject_file_asks_to_load_it() {
     let mut app = App::new();

@@ -56,6 +56,12 @@ pub struct LineSet {
     counts: LineCounts,
 }
 
+/// The lines' reject file of `entity`, beside the entity's own reject file:
+/// `<entity>.lines.rejects.csv`.
+pub fn reject_path(entity_rejects: &Path, entity: &str) -> std::path::PathBuf {
+    entity_rejects.with_file_name(format!("{entity}.lines.rejects.csv"))
+}
+
 impl LineSet {
     fn lines(&self) -> &LineRules {
         self.rules.lines.as_deref().expect("an entity with lines")
@@ -73,8 +79,7 @@ impl LineSet {
         let what = || format!("the {} lines of {}", l.field, rules.name);
         let mut scan =
             CsvSource::open(&path, &l.rules.columns, l.rules.dialect).with_context(what)?;
-        let reject_path =
-            entity_rejects.with_file_name(format!("{}.lines.rejects.csv", rules.name));
+        let reject_path = reject_path(entity_rejects, &rules.name);
         let mut rejects = RejectWriter::create(&reject_path, scan.header())?;
         let parent_col = scan.index()[l.parent];
         let parent_name = l.rules.columns[l.parent].clone();

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod one_entity;
+pub mod servers;
 pub mod tmux;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cutover");
@@ -82,6 +83,17 @@ pub fn code(out: &Output) -> i32 {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The command exited with `want`; else both of its outputs are shown.
+pub fn ok(out: &Output, want: i32) {
+    assert_eq!(
+        code(out),
+        want,
+        "exit code\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(out)
+    );
 }
 
 pub const GO: [&str; 4] = [

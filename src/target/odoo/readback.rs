@@ -321,7 +321,8 @@ impl OdooTarget {
     /// before deleting it"), so the posted ones are reset with `button_draft` first (which
     /// refuses entries that are not posted or cancelled, so only those are sent). A numbered
     /// entry may then only go if it ends its sequence chain (`_unlink_forbid_parts_of_chain`,
-    /// unless the user is an accounting administrator): the newest are deleted first.
+    /// unless the user is an accounting administrator): the newest numbers are deleted
+    /// first, read from the entries (Odoo numbers them by date, not by id).
     /// See docs/odoo-protocol.md.
     pub async fn delete_by_external_ids(
         &self,
@@ -356,8 +357,31 @@ impl OdooTarget {
                 .await?;
             }
             tracing::info!(target: "cutover::odoo", model, reset = posted.len(), "posted entries reset to draft before deleting");
-            // Numbers follow the order entries were posted in, which is the ids' order.
-            ids.sort_unstable_by(|a, b| b.cmp(a));
+            // Odoo numbers the entries of one `action_post` by date, reference and id, so
+            // the ids' order is not the numbers': read the numbers.
+            #[derive(Deserialize)]
+            struct Named {
+                id: i64,
+                name: Value,
+            }
+            let named: Vec<Named> = self
+                .read_call(Call {
+                    model,
+                    method: "search_read",
+                    ids: &[],
+                    args: vec![
+                        ("domain", json!([["id", "in", ids]])),
+                        ("fields", json!(["name"])),
+                    ],
+                    kwargs: Vec::new(),
+                    context: &context,
+                })
+                .await?;
+            ids = newest_first(
+                named
+                    .into_iter()
+                    .map(|n| (n.id, n.name.as_str().unwrap_or_default().to_string())),
+            );
         }
         for chunk in ids.chunks(1000) {
             self.call_retrying(&Call {
@@ -473,6 +497,24 @@ impl OdooTarget {
     }
 }
 
+/// Journal entries (id, name) in the order that deletes each sequence chain from its end
+/// (`INV/2026/00007` before `INV/2026/00006`), so that every `unlink` call, cut anywhere,
+/// ends its chains as `_unlink_forbid_parts_of_chain` asks; entries without a number
+/// (`/`) last.
+fn newest_first(entries: impl IntoIterator<Item = (i64, String)>) -> Vec<i64> {
+    let mut keyed: Vec<(Option<(String, u64)>, i64)> = entries
+        .into_iter()
+        .map(|(id, name)| {
+            let number = name
+                .rsplit_once('/')
+                .and_then(|(prefix, n)| Some((prefix.to_string(), n.parse().ok()?)));
+            (number, id)
+        })
+        .collect();
+    keyed.sort_unstable_by(|a, b| b.cmp(a));
+    keyed.into_iter().map(|(_, id)| id).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,6 +540,22 @@ mod tests {
             );
         }
         assert!(decimal(&raw("\"x\"")).is_err());
+    }
+
+    #[test]
+    fn entries_are_deleted_from_the_end_of_each_sequence() {
+        // Ids in another order than the numbers (posted by date), two chains, a draft.
+        let named = [
+            (1, "INV/2026/00003"),
+            (2, "INV/2026/00001"),
+            (3, "INV/2025/00002"),
+            (4, "/"),
+            (5, "INV/2026/00002"),
+            (6, "INV/2025/00001"),
+            (7, "INV/2026/00010"),
+        ];
+        let order = newest_first(named.iter().map(|(i, n)| (*i, n.to_string())));
+        assert_eq!(order, [7, 1, 5, 2, 3, 6, 4]);
     }
 
     #[test]

@@ -1045,6 +1045,9 @@ fn execute_inner(
                 other => return Err(OrmError::Value(format!("Invalid values {other}")).into()),
             },
             "unlink" => {
+                if model == "account.move" {
+                    db.forbid_parts_of_chain(&ids, &ctx)?;
+                }
                 db.unlink(model, &ids)?;
                 json!(true)
             }

@@ -934,8 +934,77 @@ impl Db {
         Ok(())
     }
 
+    /// Odoo 18's `account.move._unlink_forbid_parts_of_chain` (docs/odoo-protocol.md §9,
+    /// "Deleting a posted invoice"), as for a user who is not an accounting administrator:
+    /// the numbered entries of one `unlink` may go only if, per sequence (`INV/2026`),
+    /// their numbers are contiguous and the highest is the newest the database holds, so
+    /// deleting them leaves no gap. Entries still named `/` consumed no number; the
+    /// context's `force_delete` lifts the rule.
+    pub fn forbid_parts_of_chain(
+        &self,
+        ids: &[i64],
+        ctx: &Map<String, Value>,
+    ) -> Result<(), OrmError> {
+        // Odoo unlinks an entry's lines before its own checks run, so a posted entry is
+        // refused by its lines (`unlink` says so) before its chain is looked at.
+        let posted = ids.iter().any(|&id| {
+            self.get("account.move", id)
+                .is_some_and(|r| r["state"] == json!("posted"))
+        });
+        if posted || !is_empty(ctx.get("force_delete")) {
+            return Ok(());
+        }
+        const NOT_LAST_IN_CHAIN: &str = "You cannot delete this entry, as it has already consumed a sequence number and is not the last one in the chain. You should probably revert it instead.";
+        let numbered = |r: &Rec| -> Option<(String, i64)> {
+            let (prefix, n) = r["name"].as_str()?.rsplit_once('/')?;
+            Some((prefix.to_string(), n.parse().ok()?))
+        };
+        let mut chains: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+        for r in ids.iter().filter_map(|&id| self.get("account.move", id)) {
+            if let Some((prefix, n)) = numbered(r) {
+                chains.entry(prefix).or_default().insert(n);
+            }
+        }
+        for (prefix, deleted) in chains {
+            let (lo, hi) = (deleted.first().copied(), deleted.last().copied());
+            let (Some(lo), Some(hi)) = (lo, hi) else {
+                continue;
+            };
+            let newest = self
+                .search_ids("account.move", |r| {
+                    numbered(r).is_some_and(|(p, _)| p == prefix)
+                })
+                .iter()
+                .filter_map(|&id| self.get("account.move", id).and_then(numbered))
+                .map(|(_, n)| n)
+                .max()
+                .unwrap_or(hi);
+            if hi - lo + 1 != deleted.len() as i64 || hi != newest {
+                return Err(OrmError::user(NOT_LAST_IN_CHAIN));
+            }
+        }
+        Ok(())
+    }
+
     pub fn action_post(&mut self, ids: &[i64]) -> Result<(), OrmError> {
-        for &id in ids {
+        // Odoo 18's `_compute_name` numbers the entries of one call in the order of their
+        // date, reference and id, not of the ids it is given (docs/odoo-protocol.md §9).
+        let text = |r: Option<&Rec>, f: &str| {
+            r.and_then(|r| r.get(f))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let mut ids = ids.to_vec();
+        ids.sort_by_cached_key(|&id| {
+            let r = self.get("account.move", id);
+            let date = match text(r, "date") {
+                d if d.is_empty() => text(r, "invoice_date"),
+                d => d,
+            };
+            (date, text(r, "ref"), id)
+        });
+        for id in ids {
             let Some(mut r) = self.get("account.move", id).cloned() else {
                 continue;
             };
