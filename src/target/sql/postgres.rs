@@ -205,9 +205,8 @@ impl PgWriter {
     }
 
     /// Each lookup column's keys → the referenced ids, read in one query per column for the
-    /// batch's distinct keys. A key with no row is absent from its map (the row goes out
-    /// with NULL, which the table's NOT NULL or foreign key refuses, as the sub-select's
-    /// NULL did). A column is left out (kept as a sub-select) when the read cannot decide
+    /// batch's distinct keys. A key with no row maps to `None` (the row goes out with NULL,
+    /// which the table's NOT NULL or foreign key refuses, as the sub-select's NULL did). A column is left out (kept as a sub-select) when the read cannot decide
     /// it: a key its column's type refuses, or a key matching two rows; the server then
     /// names the bad rows while the batch is bisected.
     async fn resolve_lookups(&self, rows: &[&[SqlValue]]) -> Result<Resolved, TargetError> {
@@ -237,9 +236,12 @@ impl PgWriter {
                 .collect();
             keys.sort_unstable();
             keys.dedup();
+            // A scalar sub-select per distinct key: an index probe each. (A join lets the
+            // planner hash the whole lookup table for a few thousand keys: 5× slower at
+            // 500k partners.) A key matching two rows fails the read (21000).
             let sql = format!(
-                "SELECT k.v, l.{}::text FROM unnest($1::text[]) AS k(v) \
-                 JOIN {} AS l ON l.{} = k.v::{key_type}",
+                "SELECT k.v, (SELECT l.{}::text FROM {} AS l WHERE l.{} = k.v::{key_type}) \
+                 FROM unnest($1::text[]) AS k(v)",
                 ident(id),
                 ident(table),
                 ident(key)
@@ -254,19 +256,13 @@ impl PgWriter {
                     return Err(fault(acquire_error(&self.pool, e).await));
                 }
                 Err(e) => match classify(e) {
-                    // A key the key column cannot hold: the sub-select names its row.
+                    // A key the key column cannot hold, or one matching two rows: the
+                    // batch's own sub-select names its row.
                     TargetError::Rows(_) => continue,
                     other => return Err(other),
                 },
             };
-            let mut ids = HashMap::with_capacity(found.len());
-            let mut ambiguous = false;
-            for (k, id) in found {
-                ambiguous |= ids.insert(k, id).is_some();
-            }
-            if !ambiguous {
-                resolved.insert(i, ids);
-            }
+            resolved.insert(i, found.into_iter().collect());
         }
         Ok(resolved)
     }
@@ -314,8 +310,8 @@ impl PgWriter {
     }
 }
 
-/// Lookup columns resolved on the client: column index → key → the referenced id (as
-/// text; `None` when that id is NULL). A key absent from its map found no row.
+/// Lookup columns resolved on the client: column index → key → the referenced id as text
+/// (`None`: no row has that key).
 type Resolved = HashMap<usize, HashMap<String, Option<String>>>;
 
 /// The SELECT list of a batch's INSERT from the staging table.
