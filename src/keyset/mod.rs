@@ -3,7 +3,7 @@
 //!
 //! Keys live in a compact in-memory tier ([`memory`]) up to a budget; past it, that tier is
 //! sorted and written as a run to an unnamed temporary file ([`run`]) that keeps only a
-//! Bloom filter (10 bits a key) and one key per 4 KiB block in memory. Runs of one level
+//! Bloom filter (10 bits a key) and one key per 1 KiB block in memory. Runs of one level
 //! are merged in fours, so a lookup consults few; a miss is mostly answered by the Bloom
 //! filters without reading the disk. Exact: a Bloom hit is checked against the run itself.
 //!
