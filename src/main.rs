@@ -16,6 +16,12 @@ use cutover::journal::{Head, Journal};
 use cutover::runbook::{self, Plan};
 use cutover::steps::{Channels, Executor, RunOptions, exit};
 
+/// mimalloc rather than glibc's malloc: in a 1M-invoice rehearsal into PostgreSQL, glibc's
+/// allocator and frees were a third of the client's CPU (perf), and mimalloc halved the
+/// client's CPU time (20.7 s → 10.4 s user) and lowered its peak RSS (250 → 211 MB).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0    success (or stopped where --until asked)
