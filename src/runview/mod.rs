@@ -583,11 +583,6 @@ impl RunView {
                 refused,
                 ..
             } => {
-                if let Some(e) = self.entities.get_mut(entity)
-                    && e.phase == Some(*phase)
-                {
-                    e.loaded = e.loaded.saturating_add(*rows);
-                }
                 let c = self
                     .checkpoints
                     .entry((*phase, entity.clone()))
@@ -597,6 +592,18 @@ impl RunView {
                 c.last_line = c.last_line.max(*last_line);
                 c.refused
                     .extend(refused.iter().map(|x| (x.line, x.message.clone())));
+                let refused_so_far = c.refused.len() as u64;
+                if let Some(e) = self.entities.get_mut(entity)
+                    && e.phase == Some(*phase)
+                {
+                    e.loaded = e.loaded.saturating_add(*rows);
+                    // A journal follower (`cutover watch`) gets batches, not the reader's
+                    // progress: what the batches prove is a floor of what was read, found
+                    // valid and rejected so far (never "read 0 · loaded 308").
+                    e.valid = e.valid.max(e.loaded);
+                    e.rejected = e.rejected.max(refused_so_far);
+                    e.read = e.read.max(e.loaded + refused_so_far);
+                }
             }
             Event::EntityFinished {
                 phase,

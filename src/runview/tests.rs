@@ -163,7 +163,13 @@ fn entities_count_batches_of_their_phase_and_start_over_per_pipeline_step() {
         batch(Phase::DryRun, "invoices", 3, 8, &[7]),
     ]);
     assert_eq!(v.pipeline_phase, Some(Phase::DryRun));
-    assert_eq!(v.entities["invoices"].loaded, 7);
+    let e = &v.entities["invoices"];
+    assert_eq!(e.loaded, 7);
+    assert_eq!(
+        (e.read, e.valid, e.rejected),
+        (8, 7, 1),
+        "a follower's floor from the batches alone"
+    );
     let c = v.checkpoint(Phase::DryRun, "invoices").unwrap();
     assert_eq!((c.batches, c.loaded, c.last_line), (2, 7, 8));
     assert_eq!(c.refused.get(&7).map(String::as_str), Some("refused 7"));
