@@ -1,13 +1,15 @@
 //! Fault injection for the crash, resume and restart tests, driven by one environment
 //! variable so the binary under test is the shipped one:
 //!
-//! `CUTOVER_FAULT=<when>:<kind>[.<qualifier>][#<n>]:<action>`
+//! `CUTOVER_FAULT=<when>:<kind>[.<qualifier>…][#<n>]:<action>`
 //!
 //! - `when`: `after` (the n-th matching journal record is written) or `before` (it is
 //!   about to be written: the work is done, the journal does not know it yet);
 //! - `kind`: an event kind as journaled (`batch_committed`, `step_finished`, …), or
 //!   `batch_write` (right before a batch is written into the target; `before:` only);
 //! - `qualifier`: a phase (`load`, `dry_run`), step id, entity or gate the event names;
+//!   several, dot-separated, must all be named (`batch_committed.load.open_invoices#2`:
+//!   the invoices' second production batch, whatever the entities beside them do);
 //! - `n`: which match, from 1 (default 1);
 //! - `action`: `kill` (SIGKILL to this process: no cleanup, like a power cut),
 //!   `pause=<duration>` (e.g. `pause=3s`) or `fail` (the journal write fails, so the step
@@ -24,7 +26,8 @@ use crate::runbook::lint::parse_duration;
 pub struct Fault {
     before: bool,
     kind: String,
-    qualifier: Option<String>,
+    /// Every one must be named by the event.
+    qualifiers: Vec<String>,
     nth: u64,
     action: Action,
 }
@@ -40,7 +43,7 @@ impl Fault {
     pub fn parse(s: &str) -> Result<Fault, String> {
         let bad = || {
             format!(
-                "CUTOVER_FAULT '{s}': expected <after|before>:<kind>[.<qualifier>][#<n>]:<kill|fail|pause=DURATION>"
+                "CUTOVER_FAULT '{s}': expected <after|before>:<kind>[.<qualifier>…][#<n>]:<kill|fail|pause=DURATION>"
             )
         };
         let mut parts = s.splitn(3, ':');
@@ -57,10 +60,12 @@ impl Fault {
             Some((w, n)) => (w, n.parse::<u64>().map_err(|_| bad())?),
             None => (what, 1),
         };
-        let (kind, qualifier) = match what.split_once('.') {
-            Some((k, q)) => (k.to_string(), Some(q.to_string())),
-            None => (what.to_string(), None),
-        };
+        let mut names = what.split('.').map(str::to_string);
+        let kind = names.next().unwrap_or_default();
+        let qualifiers: Vec<String> = names.collect();
+        if kind.is_empty() || qualifiers.iter().any(String::is_empty) {
+            return Err(bad());
+        }
         let action = match action.split_once('=') {
             None if action == "kill" => Action::Kill,
             None if action == "fail" => Action::Fail,
@@ -70,7 +75,7 @@ impl Fault {
         Ok(Fault {
             before,
             kind,
-            qualifier,
+            qualifiers,
             nth: nth.max(1),
             action,
         })
@@ -78,11 +83,12 @@ impl Fault {
 
     #[cfg(test)]
     fn matches(&self, e: &Event) -> bool {
-        e.kind() == self.kind
-            && self
-                .qualifier
-                .as_ref()
-                .is_none_or(|q| qualifiers(e).iter().any(|x| x == q))
+        e.kind() == self.kind && self.named_by(&qualifiers(e))
+    }
+
+    /// Whether every qualifier is among those an event names.
+    fn named_by(&self, quals: &[String]) -> bool {
+        self.qualifiers.iter().all(|q| quals.contains(q))
     }
 }
 
@@ -153,10 +159,7 @@ pub async fn at_point(before: bool, kind: &str, quals: &[String]) -> anyhow::Res
     let action = {
         let mut a = m.lock().unwrap_or_else(|p| p.into_inner());
         let f = &a.fault;
-        if f.before != before
-            || f.kind != kind
-            || f.qualifier.as_ref().is_some_and(|q| !quals.contains(q))
-        {
+        if f.before != before || f.kind != kind || !f.named_by(quals) {
             return Ok(());
         }
         a.seen += 1;
@@ -230,7 +233,19 @@ mod tests {
             Fault::parse("before:backup_taken:fail").unwrap().action,
             Action::Fail
         );
-        for bad in ["kill", "after:x:explode", "during:x:kill", "after:x#y:kill"] {
+        // Several qualifiers: all must be named.
+        let both = Fault::parse("after:batch_committed.load.customers:kill").unwrap();
+        assert!(both.matches(&load));
+        assert!(!both.matches(&dry));
+        let other = Fault::parse("after:batch_committed.load.vehicles:kill").unwrap();
+        assert!(!other.matches(&load));
+        for bad in [
+            "kill",
+            "after:x:explode",
+            "during:x:kill",
+            "after:x#y:kill",
+            "after:x..load:kill",
+        ] {
             assert!(Fault::parse(bad).is_err(), "{bad}");
         }
     }

@@ -424,6 +424,16 @@ struct Case {
     seen: &'static str,
 }
 
+// The pauses name the invoices (the entity with the most batches) and the phase: entities
+// load concurrently, so a pause on whichever batch commits second could hold an entity
+// with nothing left to write while the others finish the phase before the server stops.
+const INVOICES_SECOND_DRY_RUN_BATCH: &str = "kind = 'batch_committed' \
+    AND json_extract(payload, '$.phase') = 'dry_run' \
+    AND json_extract(payload, '$.entity') = 'open_invoices' AND json_extract(payload, '$.batch') >= 2";
+const INVOICES_SECOND_LOAD_BATCH: &str = "kind = 'batch_committed' \
+    AND json_extract(payload, '$.phase') = 'load' \
+    AND json_extract(payload, '$.entity') = 'open_invoices' AND json_extract(payload, '$.batch') >= 2";
+
 const CASES: &[Case] = &[
     Case {
         legacy: Server::MariaDb,
@@ -434,14 +444,14 @@ const CASES: &[Case] = &[
     Case {
         legacy: Server::MariaDb,
         restarted: Server::Postgres,
-        fault: "after:batch_committed.dry_run#2:pause=5s",
-        seen: "kind = 'batch_committed' AND json_extract(payload, '$.phase') = 'dry_run'",
+        fault: "after:batch_committed.dry_run.open_invoices#2:pause=5s",
+        seen: INVOICES_SECOND_DRY_RUN_BATCH,
     },
     Case {
         legacy: Server::MariaDb,
         restarted: Server::Postgres,
-        fault: "after:batch_committed.load#2:pause=5s",
-        seen: "kind = 'batch_committed' AND json_extract(payload, '$.phase') = 'load'",
+        fault: "after:batch_committed.load.open_invoices#2:pause=5s",
+        seen: INVOICES_SECOND_LOAD_BATCH,
     },
     Case {
         legacy: Server::Postgres,
@@ -452,14 +462,14 @@ const CASES: &[Case] = &[
     Case {
         legacy: Server::Postgres,
         restarted: Server::MariaDb,
-        fault: "after:batch_committed.dry_run#2:pause=5s",
-        seen: "kind = 'batch_committed' AND json_extract(payload, '$.phase') = 'dry_run'",
+        fault: "after:batch_committed.dry_run.open_invoices#2:pause=5s",
+        seen: INVOICES_SECOND_DRY_RUN_BATCH,
     },
     Case {
         legacy: Server::Postgres,
         restarted: Server::MariaDb,
-        fault: "after:batch_committed.load#2:pause=5s",
-        seen: "kind = 'batch_committed' AND json_extract(payload, '$.phase') = 'load'",
+        fault: "after:batch_committed.load.open_invoices#2:pause=5s",
+        seen: INVOICES_SECOND_LOAD_BATCH,
     },
 ];
 
