@@ -905,6 +905,7 @@ fn disk_full_while_writing_rejects() {
         file: case.s.path("extract/customers.csv"),
         reject_path: "/dev/full".into(),
         batch_size: 100,
+        batch_bytes: 4 << 20,
         refs: Default::default(),
         keep_valid_keys: false,
         scope_refs: Default::default(),
