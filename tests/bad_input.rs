@@ -997,6 +997,17 @@ fn runbook_key_memory_zero() {
 }
 
 #[test]
+fn runbook_batch_memory_zero() {
+    check_text_refuses(
+        format!("{}\n[settings]\nbatch_memory_mb = 0\n", *RUNBOOK).as_bytes(),
+        &[],
+        "batch_memory_mb = 0",
+        "settings.batch_memory_mb",
+        &["batch_memory_mb = 0", "between 1 and 4096 MiB"],
+    );
+}
+
+#[test]
 fn runbook_batch_size_zero() {
     check_text_refuses(
         format!("{}\n[settings]\nbatch_size = 0\n", *RUNBOOK).as_bytes(),
