@@ -38,7 +38,7 @@ pub struct EntityJob {
     pub table: TableSpec,
     pub batch_size: usize,
     /// A batch is also cut once its rows weigh this many bytes in memory
-    /// (`settings.batch_memory_kb`), so wide rows do not make batches, and the memory
+    /// (`settings.batch_memory_mb`), so wide rows do not make batches, and the memory
     /// they hold in flight, any larger.
     pub batch_bytes: usize,
     /// How often, and after what waits, a batch is written again after a transient fault.
