@@ -194,7 +194,7 @@ fn default_retry_delay() -> String {
     "1s".into()
 }
 fn default_key_memory_mb() -> u64 {
-    16
+    8
 }
 fn default_batch_memory_mb() -> u64 {
     2
