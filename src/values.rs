@@ -80,3 +80,19 @@ pub enum SqlValue {
         value: String,
     },
 }
+
+impl SqlValue {
+    /// Bytes the value holds outside itself (its strings), for the memory a batch holds.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            SqlValue::Text(t) => t.capacity(),
+            SqlValue::Lookup {
+                table,
+                key,
+                id,
+                value,
+            } => table.capacity() + key.capacity() + id.capacity() + value.capacity(),
+            _ => 0,
+        }
+    }
+}

@@ -905,6 +905,7 @@ fn disk_full_while_writing_rejects() {
         file: case.s.path("extract/customers.csv"),
         reject_path: "/dev/full".into(),
         batch_size: 100,
+        batch_bytes: 4 << 20,
         refs: Default::default(),
         keep_valid_keys: false,
         scope_refs: Default::default(),
@@ -992,6 +993,17 @@ fn runbook_key_memory_zero() {
         "key_memory_mb = 0",
         "settings.key_memory_mb",
         &["key_memory_mb = 0", "between 1 and 65536 MiB"],
+    );
+}
+
+#[test]
+fn runbook_batch_memory_zero() {
+    check_text_refuses(
+        format!("{}\n[settings]\nbatch_memory_mb = 0\n", *RUNBOOK).as_bytes(),
+        &[],
+        "batch_memory_mb = 0",
+        "settings.batch_memory_mb",
+        &["batch_memory_mb = 0", "between 1 and 4096 MiB"],
     );
 }
 

@@ -55,6 +55,7 @@ fn job(dir: &Path, name: &str, keys: KeyMemory, refs: HashMap<String, Arc<KeySet
         file: dir.join(format!("{name}.csv")),
         reject_path: dir.join(format!("{name}.{}.rejects.csv", keys.budget)),
         batch_size: 100,
+        batch_bytes: 4 << 20,
         retry: RetryPolicy::NONE,
         refs,
         keep_valid_keys: name == "customers",

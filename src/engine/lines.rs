@@ -470,6 +470,7 @@ mod tests {
             file: dir.join("inv.csv"),
             reject_path: dir.join("e.rejects.csv"),
             batch_size: 2,
+            batch_bytes: 4 << 20,
             retry: RetryPolicy::NONE,
             refs: HashMap::new(),
             keep_valid_keys: false,

@@ -1,7 +1,8 @@
 //! An order-preserving parallel map over a stream: one reader thread fills chunks of
 //! items, `workers` threads turn each item into an output, and the calling thread (the
 //! sequencer) gets every item and its output back in reading order. Chunks are recycled:
-//! at most `in_flight` exist, so memory stays flat and their buffers are reused.
+//! at most `in_flight` exist, each cut at `chunk` items or `chunk_bytes` of input, so
+//! memory stays flat whatever the width of a row, and their buffers are reused.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,17 +16,21 @@ pub struct Spread {
     pub workers: usize,
     /// Items per chunk.
     pub chunk: usize,
+    /// A chunk also ends once its items weigh this much (as `fill` weighs them).
+    pub chunk_bytes: usize,
     /// Chunks that exist at once (read, being worked on, or waiting for the sequencer).
     pub in_flight: usize,
 }
 
 impl Spread {
-    /// `workers` threads, chunks of `chunk` items, enough chunks to keep them all busy.
-    pub fn new(workers: usize, chunk: usize) -> Spread {
+    /// `workers` threads, chunks of at most `chunk` items and about `chunk_bytes` (one
+    /// item more at most), enough chunks to keep them all busy.
+    pub fn new(workers: usize, chunk: usize, chunk_bytes: usize) -> Spread {
         let workers = workers.max(1);
         Spread {
             workers,
             chunk: chunk.max(1),
+            chunk_bytes: chunk_bytes.max(1),
             in_flight: 2 * workers + 2,
         }
     }
@@ -39,8 +44,8 @@ struct Chunk<T, U> {
     len: usize,
 }
 
-/// Run the map. `fill` reads the next item into a reused slot (`false` at the end of the
-/// stream); `work` computes an item's output into a reused slot, on any worker; `sink`
+/// Run the map. `fill` reads the next item into a reused slot and returns its weight in
+/// bytes (`None` at the end of the stream); `work` computes an item's output into a reused slot, on any worker; `sink`
 /// takes each item and output in reading order. The first error of `fill` or `sink`
 /// stops everything; `fill`'s error is returned after every item read before it has
 /// been sunk, so the sequencer sees a prefix of the stream either way.
@@ -48,7 +53,7 @@ pub fn run<T, U, F, W, S>(spread: Spread, mut fill: F, work: W, mut sink: S) -> 
 where
     T: Send + Default,
     U: Send + Default,
-    F: FnMut(&mut T) -> Result<bool> + Send,
+    F: FnMut(&mut T) -> Result<Option<usize>> + Send,
     W: Fn(&T, &mut U) + Sync,
     S: FnMut(&mut T, &mut U) -> Result<()>,
 {
@@ -76,16 +81,20 @@ where
                 c.seq = seq;
                 seq += 1;
                 c.len = 0;
+                let mut bytes = 0;
                 let mut end = false;
                 let mut err = None;
-                while c.len < spread.chunk {
+                while c.len < spread.chunk && bytes < spread.chunk_bytes {
                     if c.items.len() == c.len {
                         c.items.push(T::default());
                         c.outs.push(U::default());
                     }
                     match fill(&mut c.items[c.len]) {
-                        Ok(true) => c.len += 1,
-                        Ok(false) => {
+                        Ok(Some(weight)) => {
+                            c.len += 1;
+                            bytes += weight;
+                        }
+                        Ok(None) => {
                             end = true;
                             break;
                         }
@@ -168,11 +177,11 @@ mod tests {
             let mut n = 0u64;
             let mut seen = Vec::new();
             run(
-                Spread::new(workers, chunk),
+                Spread::new(workers, chunk, usize::MAX),
                 |slot: &mut u64| {
                     n += 1;
                     *slot = n;
-                    Ok(n <= 5000)
+                    Ok((n <= 5000).then_some(8))
                 },
                 |item: &u64, out: &mut u64| {
                     // Uneven work, so that chunks finish out of order.
@@ -199,14 +208,14 @@ mod tests {
         let mut n = 0u64;
         let mut seen = Vec::new();
         let err = run(
-            Spread::new(3, 4),
+            Spread::new(3, 4, usize::MAX),
             |slot: &mut u64| {
                 n += 1;
                 *slot = n;
                 if n == 11 {
                     anyhow::bail!("bad read at 11");
                 }
-                Ok(true)
+                Ok(Some(8))
             },
             |_: &u64, _: &mut ()| {},
             |item, _| {
@@ -220,10 +229,10 @@ mod tests {
 
         let read = std::sync::atomic::AtomicU64::new(0);
         let err = run(
-            Spread::new(2, 10),
+            Spread::new(2, 10, usize::MAX),
             |slot: &mut u64| {
                 *slot = read.fetch_add(1, Ordering::Relaxed);
-                Ok(true)
+                Ok(Some(8))
             },
             |_: &u64, _: &mut ()| {},
             |item, _| {
@@ -237,5 +246,42 @@ mod tests {
         assert!(err.to_string().contains("sink stops"));
         // Bounded by the chunks in flight, not the endless stream.
         assert!(read.load(Ordering::Relaxed) < 25 + 10 * 20);
+    }
+
+    /// Heavy items make short chunks: what is read ahead of the sequencer is bounded by
+    /// the chunks' bytes, not only by their item count.
+    #[test]
+    fn chunks_are_cut_by_bytes() {
+        use std::sync::atomic::AtomicU64;
+        for (chunk_bytes, most) in [(usize::MAX, 1000), (3000, 3)] {
+            let spread = Spread::new(2, 1000, chunk_bytes);
+            let (read, ahead) = (AtomicU64::new(0), AtomicU64::new(0));
+            let mut sunk = 0u64;
+            run(
+                spread,
+                |slot: &mut u64| {
+                    *slot = read.fetch_add(1, Ordering::Relaxed);
+                    // Every item weighs 1,000 bytes.
+                    Ok((*slot < 20_000).then_some(1000))
+                },
+                |_: &u64, _: &mut ()| {},
+                |_, _| {
+                    sunk += 1;
+                    let r = read.load(Ordering::Relaxed);
+                    ahead.fetch_max(r - sunk, Ordering::Relaxed);
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(sunk, 20_000);
+            // Every chunk in flight full, and the reader one item into the next.
+            let bound = (spread.in_flight * most + 1) as u64;
+            let ahead = ahead.load(Ordering::Relaxed);
+            assert!(ahead <= bound, "{ahead} read ahead, at most {bound}");
+            if chunk_bytes == usize::MAX {
+                // A whole chunk is read before its first item reaches the sequencer.
+                assert!(ahead >= 999, "chunks of 1,000 items: {ahead} read ahead");
+            }
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! One entity through the pipeline: CSV source → scope → cleanse → validate → transform →
 //! batches → target. Rule work runs on a blocking thread and hands batches over a bounded
-//! channel, so memory stays flat: the reader waits while the target is busy.
+//! channel, so memory stays flat: the reader waits while the target is busy. A batch holds
+//! each row once, as the values for the target, and is cut at `batch_size` rows or
+//! `batch_bytes` of them, whichever comes first.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -8,7 +10,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use csv::ByteRecord;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use rust_decimal::Decimal;
@@ -36,6 +37,10 @@ pub struct EntityJob {
     pub reject_path: PathBuf,
     pub table: TableSpec,
     pub batch_size: usize,
+    /// A batch is also cut once its rows weigh this many bytes in memory
+    /// (`settings.batch_memory_mb`), so wide rows do not make batches, and the memory
+    /// they hold in flight, any larger.
+    pub batch_bytes: usize,
     /// How often, and after what waits, a batch is written again after a transient fault.
     pub retry: RetryPolicy,
     /// Valid keys of entities this one references.
@@ -91,12 +96,6 @@ type Sums = BTreeMap<String, Decimal>;
 
 /// Add a row's amount to `sums` under its currency; a row whose amount is not a decimal
 /// adds nothing (it is rejected for that, and its currency would only be noise).
-fn add_to(sums: &mut Sums, fields: &[String], (amount, cur): (usize, Option<usize>), sign: i8) {
-    let d = fields.get(amount).and_then(|v| parse_decimal(v));
-    add_amount(sums, d.map(|d| if sign < 0 { -d } else { d }), fields, cur);
-}
-
-/// [`add_to`] with the amount already read (on a worker).
 fn add_amount(sums: &mut Sums, amount: Option<Decimal>, fields: &[String], cur: Option<usize>) {
     let Some(d) = amount else {
         return;
@@ -117,9 +116,14 @@ fn add_amount(sums: &mut Sums, amount: Option<Decimal>, fields: &[String], cur: 
     }
 }
 
-/// Rows per chunk handed to a worker: large enough that handing over is rare, small
-/// enough that the workers stay even near the end of a file.
-const CHUNK_ROWS: usize = 1024;
+/// Rows per chunk handed to a worker: large enough that handing over is rare (a channel
+/// send per chunk), small enough that the workers stay even near the end of a file and
+/// that the chunks in flight (2 × workers + 2, each row held as read, cleansed and typed)
+/// stay small.
+const CHUNK_ROWS: usize = 256;
+
+/// Bytes of records per chunk: wide rows make shorter chunks.
+const CHUNK_BYTES: usize = 256 << 10;
 
 /// What a worker finds out about one record: its rules up to `unique`, and its share of
 /// the sums and fingerprints. The sequencer does the rest in file order.
@@ -132,9 +136,6 @@ struct Pre {
     amounts: Vec<Option<Decimal>>,
     /// Per fingerprint: the row's digest, when no rule has refused it so far.
     digests: Vec<u128>,
-    /// The record as the reject file would keep it, when no rule has refused it so far
-    /// (made here, off the sequencer: a row the database refuses needs it).
-    raw: Option<ByteRecord>,
     nulls: Vec<bool>,
 }
 
@@ -154,7 +155,6 @@ impl Checker<'_> {
         pre.amounts.clear();
         pre.digests.clear();
         pre.scope_key = None;
-        pre.raw = None;
         let mut fields = Vec::new();
         let issue = |rule: &str, field: String, message: String| {
             Checked::Done(Verdict::Rejected {
@@ -196,20 +196,10 @@ impl Checker<'_> {
                     pre.digests
                         .push(Fingerprint::digest(idx.iter().map(|&i| f[i].as_str())));
                 }
-                pre.raw = Some(raw_record(rec));
             }
         }
         pre.checked = Some(checked);
     }
-}
-
-/// A record's fields as the reject file keeps them.
-fn raw_record(rec: &Record) -> ByteRecord {
-    let mut raw = ByteRecord::with_capacity(rec.bytes.len(), rec.len());
-    for f in rec.iter() {
-        raw.push_field(f);
-    }
-    raw
 }
 
 pub struct EntityResult {
@@ -222,21 +212,65 @@ pub struct EntityResult {
     pub duration_ms: u64,
 }
 
+/// A row in a batch: only what the target takes. A row the database refuses is read
+/// again from the extract (see [`reread_refused`]) for its raw record and cleansed fields.
 struct Item {
     line: u64,
-    raw: ByteRecord,
     row: Vec<SqlValue>,
-    /// The cleansed source fields: if the database refuses the row, its share of the
-    /// valid sums, fingerprints and keys is taken back out.
-    fields: Vec<String>,
     /// A one2many line after its record's row: counted, refused and rejected with it.
     continuation: bool,
     /// On a record's own row: where its lines are in the lines' file.
     spans: LineSpans,
 }
 
-/// A row the database refused: line, original record, cleansed fields, message.
-type Refused = (u64, ByteRecord, Vec<String>, String, LineSpans);
+impl Item {
+    /// About the bytes it holds: itself, its values and their strings.
+    fn weight(&self) -> usize {
+        std::mem::size_of::<Item>()
+            + self.row.capacity() * std::mem::size_of::<SqlValue>()
+            + self.row.iter().map(SqlValue::heap_bytes).sum::<usize>()
+            + self.spans.capacity() * std::mem::size_of::<(u64, u64)>()
+    }
+}
+
+/// The batch being filled: full at `max_rows` rows or `max_bytes` of them.
+struct Batch {
+    items: Vec<Item>,
+    bytes: usize,
+    max_rows: usize,
+    max_bytes: usize,
+}
+
+impl Batch {
+    fn new(max_rows: usize, max_bytes: usize) -> Batch {
+        Batch {
+            // Not `max_rows`: the byte budget may cut batches far shorter.
+            items: Vec::with_capacity(max_rows.min(1024)),
+            bytes: 0,
+            max_rows,
+            max_bytes,
+        }
+    }
+
+    fn push(&mut self, item: Item) {
+        self.bytes += item.weight();
+        self.items.push(item);
+    }
+
+    fn full(&self) -> bool {
+        self.items.len() >= self.max_rows || self.bytes >= self.max_bytes
+    }
+
+    /// The batch so far; the next one starts as long as this one ended.
+    fn take(&mut self) -> Vec<Item> {
+        self.bytes = 0;
+        let cap = self.items.len();
+        std::mem::replace(&mut self.items, Vec::with_capacity(cap))
+    }
+}
+
+/// A row the database refused: line, message, where its one2many lines are.
+type Refused = (u64, String, LineSpans);
 
 #[derive(Default)]
 struct Tally {
@@ -310,11 +344,13 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     on_batch: &O,
 ) -> Result<EntityResult> {
     let started = Instant::now();
-    let (tx, mut rx) = mpsc::channel::<Vec<Item>>(2);
+    // One batch waiting is enough to keep the writers busy; each more one is memory.
+    let (tx, mut rx) = mpsc::channel::<Vec<Item>>(1);
     let rules = job.rules.clone();
     let file = job.file.clone();
     let reject_path = job.reject_path.clone();
     let batch_size = job.batch_size.max(1);
+    let batch_bytes = job.batch_bytes.max(1);
     // A row whose key cell is empty continues the record above it (Odoo's one2many rows:
     // an invoice, then its further lines): batches are cut only before a row that starts
     // a record, so a record never straddles two writes.
@@ -348,7 +384,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     let resume = job.resume.clone().unwrap_or_default();
     let (skip_until, mut refused_before) = (resume.last_line, resume.refused.clone());
 
-    let spread = Spread::new(job.workers, CHUNK_ROWS);
+    let spread = Spread::new(job.workers, CHUNK_ROWS, CHUNK_BYTES);
 
     // Rule work and reject writing happen off the async runtime: a reader, `workers`
     // threads for the rules that need no state, and this thread as the sequencer for the
@@ -371,14 +407,14 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             Some(_) => Some(LineSet::open(rules.clone(), &file, &reject_path)?),
             None => None,
         };
-        let mut batch = Vec::with_capacity(batch_size);
+        let mut batch = Batch::new(batch_size, batch_bytes);
         let mut read = 0u64;
-        let fill = |rec: &mut Record| -> Result<bool> {
+        let fill = |rec: &mut Record| -> Result<Option<usize>> {
             let more = src
                 .read_record(rec)
                 .with_context(|| format!("{}: reading after line {}", file.display(), read + 1))?;
             read += 1;
-            Ok(more)
+            Ok(more.then_some(rec.bytes.len()))
         };
         let checker = Checker {
             decoder: &decoder,
@@ -406,10 +442,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                 Some(ls) => super::lines::settle(ls, &rules, verdict, scope_key.as_deref(), &refs)?,
                 None => (verdict, None),
             };
-            let spans = attached
-                .as_ref()
-                .map(|a| a.spans.clone())
-                .unwrap_or_default();
+            let (spans, line_rows) = attached.map(|a| (a.spans, a.rows)).unwrap_or_default();
             if let (Some(sk), Some(k)) = (t.scope_keys.as_mut(), scope_key)
                 && !k.is_empty()
             {
@@ -440,55 +473,41 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                     if line <= skip_until {
                         // Committed before the interruption: not written again.
                         if let Some(msg) = refused_before.remove(&line) {
-                            let raw = pre.raw.take().unwrap_or_else(|| raw_record(rec));
-                            t.refused_before.push((line, raw, fields, msg, spans));
+                            t.refused_before.push((line, msg, spans));
                         }
                     } else {
-                        if batch.len() >= batch_size && !continues_record(&row, key_col) {
+                        if batch.full() && !continues_record(&row, key_col) {
                             keys_sound(&state, &t, &refs, &scope_refs)?;
                             live_r.publish(&t.counts);
-                            if tx
-                                .blocking_send(std::mem::replace(
-                                    &mut batch,
-                                    Vec::with_capacity(batch_size),
-                                ))
-                                .is_err()
-                            {
+                            if tx.blocking_send(batch.take()).is_err() {
                                 anyhow::bail!("load stopped");
                             }
                         }
                         // The record's lines: the first on its own row, the others as
                         // continuation rows (every other cell empty), as Odoo exports them.
-                        let ls = match (&attached, &rules.lines) {
-                            (Some(a), Some(l)) => Some((l, &a.rows)),
-                            _ => None,
-                        };
-                        let first = batch.len();
+                        let mut row = row;
+                        let width = row.len();
+                        let mut cells = line_rows.into_iter();
+                        if let (Some(l), Some(first)) = (&rules.lines, cells.next()) {
+                            let at = width - l.rules.target_columns.len();
+                            row.truncate(at);
+                            row.extend(first);
+                        }
                         batch.push(Item {
                             line,
-                            raw: pre.raw.take().unwrap_or_else(|| raw_record(rec)),
                             row,
-                            fields,
                             continuation: false,
                             spans,
                         });
-                        if let Some((l, ls)) = ls {
-                            let width = batch[first].row.len();
-                            let at = width - l.rules.target_columns.len();
-                            for (j, cells) in ls.iter().enumerate() {
-                                if j > 0 {
-                                    batch.push(Item {
-                                        line,
-                                        raw: ByteRecord::new(),
-                                        row: vec![SqlValue::Null; width],
-                                        fields: Vec::new(),
-                                        continuation: true,
-                                        spans: Vec::new(),
-                                    });
-                                }
-                                let last = batch.len() - 1;
-                                batch[last].row[at..].clone_from_slice(cells);
-                            }
+                        for line_cells in cells {
+                            let mut row = vec![SqlValue::Null; width - line_cells.len()];
+                            row.extend(line_cells);
+                            batch.push(Item {
+                                line,
+                                row,
+                                continuation: true,
+                                spans: Vec::new(),
+                            });
                         }
                     }
                 }
@@ -501,7 +520,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         ordered::run(spread, fill, work, sink)?;
         live_r.publish(&t.counts);
         keys_sound(&state, &t, &refs, &scope_refs)?;
-        if !batch.is_empty() && tx.blocking_send(batch).is_err() {
+        if !batch.items.is_empty() && tx.blocking_send(batch.items).is_err() {
             anyhow::bail!("load stopped");
         }
         drop(state);
@@ -579,13 +598,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                                 line: it.line,
                                 message: msg.clone(),
                             });
-                            db_rejects.push((
-                                it.line,
-                                it.raw.clone(),
-                                it.fields.clone(),
-                                msg,
-                                it.spans.clone(),
-                            ));
+                            db_rejects.push((it.line, msg, it.spans.clone()));
                         }
                         batch_no += 1;
                         let last_line = items.last().map(|i| i.line).unwrap_or(0);
@@ -634,25 +647,26 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     let mut refused = std::mem::take(&mut t.refused_before);
     refused.append(&mut db_rejects);
     // Rows the database refused move from valid to rejected, with the database's reason.
-    for (line, raw, fields, msg, spans) in &refused {
+    reread_refused(&job.file, &job.rules, refused, |rec, fields, msg, spans| {
         if let Some(ls) = lines.as_mut() {
             ls.refused(&fields[job.rules.key_index()], spans, msg)?;
         }
-        rejects.write(
-            raw,
-            *line,
+        rejects.write_fields(
+            rec.iter(),
+            rec.line,
             &[RowIssue {
                 rule: "database".into(),
                 field: "(row)".into(),
-                message: msg.clone(),
+                message: msg.into(),
             }],
         )?;
         t.counts.valid -= 1;
         t.counts.rejected += 1;
         // Under the row's own currency on both sides.
-        for (k, &i) in sum_idx_db.iter().enumerate() {
-            add_to(&mut t.valid_sum[k], fields, i, -1);
-            add_to(&mut t.rejected_sum[k], fields, i, 1);
+        for (k, &(amount, cur)) in sum_idx_db.iter().enumerate() {
+            let d = fields.get(amount).and_then(|v| parse_decimal(v));
+            add_amount(&mut t.valid_sum[k], d.map(|d| -d), fields, cur);
+            add_amount(&mut t.rejected_sum[k], d, fields, cur);
         }
         for (k, idx) in fp_idx_db.iter().enumerate() {
             let parts: Vec<&str> = idx.iter().map(|&i| fields[i].as_str()).collect();
@@ -662,7 +676,8 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         if let Some(keys) = t.keys.as_mut() {
             keys.remove(&fields[job.rules.key_index()]);
         }
-    }
+        Ok(())
+    })?;
     if let Some(keys) = &t.keys {
         keys.failure()
             .map_err(|e| anyhow::anyhow!("keeping the keys of {}: {e}", job.rules.name))?;
@@ -701,6 +716,49 @@ pub async fn run_entity<O: BatchObserver + Sync>(
         scope_keys: t.scope_keys,
         duration_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// The rows the database refused, read again from the extract, in file order: each with
+/// its raw record (for the reject file) and its cleansed fields (to take its share back out
+/// of the valid sums, fingerprints and keys). Batches keep only the row for the target, so
+/// this second read is the price of a refusal, paid only when there is one.
+fn reread_refused(
+    file: &std::path::Path,
+    rules: &Compiled,
+    refused: Vec<Refused>,
+    mut each: impl FnMut(&Record, &[String], &str, &LineSpans) -> Result<()>,
+) -> Result<()> {
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let mut by_line: BTreeMap<u64, (String, LineSpans)> =
+        refused.into_iter().map(|(l, m, s)| (l, (m, s))).collect();
+    let mut src = CsvSource::open(file, &rules.columns, rules.dialect)?;
+    let decoder = src.decoder();
+    let (mut rec, mut fields, mut nulls) = (Record::default(), Vec::new(), Vec::new());
+    while !by_line.is_empty() && src.read_record(&mut rec)? {
+        let Some((msg, spans)) = by_line.remove(&rec.line) else {
+            continue;
+        };
+        if decoder.decode_into(&rec, &mut fields, &mut nulls).is_err() {
+            anyhow::bail!(
+                "{}: line {}, refused by the database, no longer reads as it did: the extract \
+                 changed during the load",
+                file.display(),
+                rec.line
+            );
+        }
+        rules.cleanse(&mut fields);
+        each(&rec, &fields, &msg, &spans)?;
+    }
+    if let Some(line) = by_line.keys().next() {
+        anyhow::bail!(
+            "{}: line {line}, refused by the database, is no longer in the extract: it changed \
+             during the load",
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 /// Whether `row` continues the record of the row before it: its key cell is empty.
@@ -1149,6 +1207,7 @@ mod tests {
             file,
             reject_path: dir.join("inv.rejects.csv"),
             batch_size,
+            batch_bytes: 4 << 20,
             retry: RetryPolicy::NONE,
             refs: HashMap::new(),
             keep_valid_keys: false,
@@ -1200,6 +1259,37 @@ mod tests {
                 "batch {batch_size}: every row once, in order"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn wide_rows_cut_batches_by_bytes_before_rows() {
+        // 200 rows of about 1,000 bytes; at most 1,000 rows but 20,000 bytes a batch.
+        let wide = "x".repeat(1000);
+        let csv: String = std::iter::once("k,v\n".to_string())
+            .chain((0..200).map(|i| format!("k{i:03},{wide}\n")))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recorder(Mutex::new(Vec::new()));
+        let (progress, _) = watch::channel(Vec::new());
+        let job = EntityJob {
+            batch_bytes: 20_000,
+            ..job_with(dir.path(), &csv, 1000, "")
+        };
+        let res = run_entity(job, &rec, &progress, &NoObserver).await.unwrap();
+        assert_eq!(res.counts.loaded, 200);
+        let batches = rec.0.into_inner().unwrap();
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        // A row weighs its 1,000 bytes and a little more: a batch ends with the row that
+        // takes it to 20,000 bytes, so it holds 20 rows at most, never 1,000.
+        assert!(
+            sizes
+                .iter()
+                .all(|n| (15..=20).contains(n) || n == sizes.last().unwrap()),
+            "{sizes:?}"
+        );
+        assert!(batches.len() >= 10, "{sizes:?}");
+        let keys: Vec<String> = (0..200).map(|i| format!("k{i:03}")).collect();
+        assert_eq!(batches.concat(), keys, "every row once, in order");
     }
 
     /// Writes slowly and unevenly (later batches overtake earlier ones), recording each

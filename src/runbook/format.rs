@@ -155,6 +155,11 @@ pub struct Settings {
     /// entity being loaded; past it, keys spill to sorted files in the run folder.
     #[serde(default = "default_key_memory_mb")]
     pub key_memory_mb: u64,
+    /// Memory one batch may hold, in MiB: a batch is cut at `batch_size` rows or at this,
+    /// whichever comes first. Up to `write_concurrency` + 2 batches exist per entity
+    /// being loaded (in flight, one waiting, one being filled).
+    #[serde(default = "default_batch_memory_mb")]
+    pub batch_memory_mb: u64,
     /// Entities loaded at the same time, among those whose dependencies are loaded.
     #[serde(default = "default_entity_concurrency")]
     pub entity_concurrency: usize,
@@ -189,7 +194,10 @@ fn default_retry_delay() -> String {
     "1s".into()
 }
 fn default_key_memory_mb() -> u64 {
-    16
+    8
+}
+fn default_batch_memory_mb() -> u64 {
+    2
 }
 impl Default for Settings {
     fn default() -> Self {
@@ -201,6 +209,7 @@ impl Default for Settings {
             workers: None,
             write_concurrency: default_write_concurrency(),
             key_memory_mb: default_key_memory_mb(),
+            batch_memory_mb: default_batch_memory_mb(),
         }
     }
 }

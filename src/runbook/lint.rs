@@ -634,7 +634,19 @@ pub fn lint(ctx: &Ctx, rb: &Runbook, diags: &mut Vec<Diagnostic>) -> (Vec<String
                 "key_memory_mb = {}: the memory for key sets is between 1 and 65536 MiB",
                 rb.settings.key_memory_mb
             ),
-            "leave it out for the default (16), or write e.g. key_memory_mb = 64; keys past it spill to disk".into(),
+            "leave it out for the default (8), or write e.g. key_memory_mb = 64; keys past it spill to disk".into(),
+        ));
+    }
+    if rb.settings.batch_memory_mb == 0 || rb.settings.batch_memory_mb > 4096 {
+        diags.push(ctx.diag(
+            "settings.batch_memory_mb",
+            format!(
+                "batch_memory_mb = {}: the memory of one batch is between 1 and 4096 MiB",
+                rb.settings.batch_memory_mb
+            ),
+            "leave it out for the default (2), or write e.g. batch_memory_mb = 8; a batch is cut \
+             at batch_size rows or at this, whichever comes first"
+                .into(),
         ));
     }
     for (key, v) in [

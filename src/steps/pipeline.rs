@@ -298,6 +298,7 @@ impl Executor {
                 .collect(),
             keep_scope_keys: sh.scoped_by.contains(n),
             // Spilled keys go to unnamed files in the run folder, freed when closed.
+            batch_bytes: (plan.rb.settings.batch_memory_mb as usize) << 20,
             keys: KeyMemory {
                 budget: (plan.rb.settings.key_memory_mb as usize) << 20,
                 dir: self.run_dir.clone(),

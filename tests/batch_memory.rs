@@ -1,0 +1,165 @@
+//! What an entity's load holds in memory is bounded by bytes, not only by rows: a file of
+//! wide rows with a `batch_size` larger than the file is loaded in batches cut by
+//! `batch_bytes`, and the process's peak RSS grows by a few of those batches, not by the
+//! file. (Alone in its test binary: the peak is the whole process's.)
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use anyhow::Result;
+use cutover::engine::pipeline::{BatchObserver, EntityJob, Retry, run_entity};
+use cutover::engine::retry::RetryPolicy;
+use cutover::engine::rules::Compiled;
+use cutover::journal::events::{Phase, RefusedRow};
+use cutover::keyset::KeyMemory;
+use cutover::runbook::format::Entity;
+use cutover::target::{Capabilities, Prepare, TableSpec, Target, TargetError, WriteOutcome};
+use cutover::values::SqlValue;
+use rust_decimal::Decimal;
+
+struct Quiet;
+
+impl BatchObserver for Quiet {
+    async fn committed(&self, _: u64, _: u64, _: u64, _: Vec<RefusedRow>) -> Result<()> {
+        Ok(())
+    }
+    async fn retrying(&self, _: Retry) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Takes every row and keeps none (the memory twin keeps them all, which would hide the
+/// engine's own footprint): counts rows, and the largest batch.
+#[derive(Default)]
+struct Sink {
+    rows: AtomicU64,
+    largest: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Target for Sink {
+    fn name(&self) -> String {
+        "sink".into()
+    }
+    fn capabilities(&self) -> Capabilities {
+        cutover::target::memory::capabilities()
+    }
+    async fn prepare(&self, _: &Prepare) -> Result<Option<String>, TargetError> {
+        Ok(None)
+    }
+    async fn write_batch(
+        &self,
+        _: &TableSpec,
+        rows: &[&[SqlValue]],
+        _: bool,
+    ) -> Result<WriteOutcome, TargetError> {
+        self.rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
+        self.largest.fetch_max(rows.len(), Ordering::Relaxed);
+        Ok(WriteOutcome {
+            loaded: rows.len() as u64,
+            refused: vec![],
+        })
+    }
+    async fn count(&self, _: &str) -> Result<u64, TargetError> {
+        Ok(self.rows.load(Ordering::Relaxed))
+    }
+    async fn sums(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<BTreeMap<String, Decimal>, TargetError> {
+        Ok(BTreeMap::new())
+    }
+    async fn close(&self) {}
+}
+
+/// A line of /proc/self/status, in kB.
+fn status_kb(key: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{key} in /proc/self/status"))
+}
+
+const ROWS: u64 = 40_000;
+const WIDTH: usize = 4_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wide_rows_are_loaded_in_batches_bounded_by_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notes.csv");
+    {
+        // Written a line at a time: the file (160 MB) never is in this process's memory.
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        writeln!(w, "id,note,amount").unwrap();
+        let note = "n".repeat(WIDTH);
+        for i in 0..ROWS {
+            writeln!(w, "N{i:07},{note},{}.50", i % 1000).unwrap();
+        }
+    }
+    let all: indexmap::IndexMap<String, Entity> = toml::from_str(
+        "[notes]\nsource = { file = 'notes.csv' }\ncolumns = ['id', 'note', 'amount']\n\
+         key = 'id'\nvalidate = [{ rule = 'unique', field = 'id' },\n\
+           { rule = 'decimal', field = 'amount', scale = 2 }]\n\
+         target = { table = 'note', key = 'ref' }\n\
+         map = { ref = 'id', body = 'note', amount = 'amount' }\n",
+    )
+    .unwrap();
+    let rules = Compiled::new("notes", &all["notes"], &all).unwrap();
+    let batch_bytes = 1 << 20;
+    let job = EntityJob {
+        phase: Phase::DryRun,
+        table: TableSpec {
+            table: "note".into(),
+            key: "ref".into(),
+            columns: rules.target_columns.clone(),
+        },
+        rules: Arc::new(rules),
+        file,
+        reject_path: dir.path().join("notes.rejects.csv"),
+        // More rows than the file: only the byte budget cuts batches.
+        batch_size: 1_000_000,
+        batch_bytes,
+        retry: RetryPolicy::NONE,
+        refs: HashMap::new(),
+        keep_valid_keys: false,
+        scope_refs: HashMap::new(),
+        keep_scope_keys: false,
+        keys: KeyMemory {
+            budget: 1 << 20,
+            dir: dir.path().to_path_buf(),
+        },
+        sum_fields: vec![],
+        fingerprints: vec![],
+        expected_rows: ROWS,
+        resume: None,
+        may_conflict: false,
+        workers: 2,
+        write_concurrency: 2,
+    };
+    let sink = Sink::default();
+    let (progress, _) = tokio::sync::watch::channel(Vec::new());
+    let before = status_kb("VmRSS:");
+    // Resets VmHWM to the current RSS (Linux 4.0+), so the peak is this load's.
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let res = run_entity(job, &sink, &progress, &Quiet).await.unwrap();
+    let peak = status_kb("VmHWM:");
+    assert_eq!(res.counts.loaded, ROWS);
+    assert_eq!(sink.rows.load(Ordering::Relaxed), ROWS);
+    // A row holds its 4,000-byte note once: about 260 rows make 1 MiB.
+    let largest = sink.largest.load(Ordering::Relaxed);
+    assert!(largest <= 300, "a batch of {largest} rows");
+    // The file is 160 MB; four batches in flight, waiting or being filled (4 MiB) and
+    // the chunks the workers hold (6 × 256 KiB of records, each read, cleansed and typed)
+    // are about 10 MB. Without the byte budget one batch would hold the whole file.
+    let grown_mb = peak.saturating_sub(before) / 1024;
+    assert!(
+        grown_mb < 40,
+        "peak RSS grew by {grown_mb} MB loading 160 MB of rows"
+    );
+}
