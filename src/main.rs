@@ -22,6 +22,32 @@ use cutover::steps::{Channels, Executor, RunOptions, exit};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc keeps freed pages for a while and commits its arenas eagerly, which held
+/// about 50 MB more at the peak of that rehearsal (122 and 155 MB against 70 MB): give
+/// freed memory back at once and commit arenas as they are used. Set before `main`, from
+/// the ELF initialisers, because the first arena is reserved by the first allocation;
+/// mimalloc v3's option numbers (`mimalloc.h`, `mi_option_e`). The environment
+/// (`MIMALLOC_PURGE_DELAY`, `MIMALLOC_ARENA_EAGER_COMMIT`) still decides when set.
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static TUNE_ALLOCATOR: extern "C" fn() = {
+    extern "C" fn tune() {
+        const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+        const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+        for (option, name) in [
+            (ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT"),
+            (PURGE_DELAY, "MIMALLOC_PURGE_DELAY"),
+        ] {
+            if std::env::var_os(name).is_none() {
+                // SAFETY: sets one option value; nothing else runs yet.
+                unsafe { libmimalloc_sys::mi_option_set(option, 0) };
+            }
+        }
+    }
+    tune
+};
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0    success (or stopped where --until asked)
