@@ -818,3 +818,58 @@ async fn pg_lookup_keys_of_the_wrong_type_or_matching_twice_are_refused_by_the_s
     }
     pool.close().await;
 }
+
+// ---------------------------------------------------------------- sockets
+
+/// Whether this process's TCP socket bound to local `port` has TCP_NODELAY.
+fn nodelay_of_local_port(port: u16) -> bool {
+    use std::os::fd::BorrowedFd;
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        // SAFETY: borrowed for two getsockopt calls; a closed fd makes them fail.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let sock = socket2::SockRef::from(&fd);
+        if sock
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .is_some_and(|a| a.port() == port)
+        {
+            return sock.tcp_nodelay().unwrap();
+        }
+    }
+    panic!("no socket of this process on local port {port}");
+}
+
+/// sqlx 0.9.0 opens TCP connections without TCP_NODELAY, so a COPY's end message waited
+/// for the server's delayed ACK (about 40 ms a batch); every pooled connection to either
+/// server sends at once.
+#[tokio::test]
+async fn pooled_connections_to_both_servers_set_tcp_nodelay() {
+    let db = TempDb::postgres("nodelay");
+    let (pool, _) = pg(&db).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let port: i32 = sqlx::query_scalar("SELECT inet_client_port()")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert!(nodelay_of_local_port(port as u16), "PostgreSQL connection");
+    drop(conn);
+    pool.close().await;
+
+    let db = TempDb::mysql("nodelay");
+    let (pool, _) = maria(&db).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let host: String = sqlx::query_scalar(
+        "SELECT host FROM information_schema.processlist WHERE id = CONNECTION_ID()",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    let port: u16 = host.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(nodelay_of_local_port(port), "MariaDB connection ({host})");
+    drop(conn);
+    pool.close().await;
+}

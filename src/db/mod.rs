@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod errors;
 pub mod mysql_admin;
+pub mod nodelay;
 pub mod pg_admin;
 pub mod query;
 pub mod sqlite_admin;
@@ -150,6 +151,12 @@ pub async fn pg_pool(url: &str, password: Option<&str>) -> Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect(|_, _| {
+            Box::pin(async move {
+                nodelay::on_every_tcp_socket();
+                Ok(())
+            })
+        })
         .connect_with(opts.clone())
         .await;
     match pool {
@@ -230,6 +237,7 @@ pub async fn mysql_pool(url: &str, password: Option<&str>) -> Result<MySqlPool> 
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(|conn, _| {
             Box::pin(async move {
+                nodelay::on_every_tcp_socket();
                 conn.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
                     .await?;
                 // TIMESTAMP values are read and written in UTC, as mariadb-dump does: in a
