@@ -869,22 +869,7 @@ fn backup_folder_under_a_regular_file() {
 
 #[test]
 fn disk_full_while_writing_rejects() {
-    use cutover::engine::pipeline::{BatchObserver, EntityJob, Retry, run_entity};
-    struct Quiet;
-    impl BatchObserver for Quiet {
-        async fn committed(
-            &self,
-            _: u64,
-            _: u64,
-            _: u64,
-            _: Vec<cutover::journal::events::RefusedRow>,
-        ) -> anyhow::Result<()> {
-            Ok(())
-        }
-        async fn retrying(&self, _: Retry) -> anyhow::Result<()> {
-            Ok(())
-        }
-    }
+    use cutover::engine::pipeline::{EntityJob, NoObserver, run_entity};
     let case = Case::new(&RUNBOOK, &around(b"2,Bo,1.234,56,2024-01-05"));
     let plan = cutover::runbook::load_str(&case.rb, &RUNBOOK, &[]).unwrap();
     sqlite(&case.s.path("staging.db"), sqlite_ddl());
@@ -931,7 +916,7 @@ fn disk_full_while_writing_rejects() {
         let sink =
             cutover::target::sql::SqlTarget::new(cutover::db::Db::Sqlite(pool), "sqlite".into());
         let (progress, _) = tokio::sync::watch::channel(Vec::new());
-        run_entity(job, &sink, &progress, &Quiet)
+        run_entity(job, &sink, &progress, &NoObserver)
             .await
             .err()
             .expect("a full disk is an error, not a lost reject")

@@ -9,26 +9,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use anyhow::Result;
-use cutover::engine::pipeline::{BatchObserver, EntityJob, Retry, run_entity};
+use cutover::engine::pipeline::{EntityJob, NoObserver, run_entity};
 use cutover::engine::retry::RetryPolicy;
 use cutover::engine::rules::Compiled;
-use cutover::journal::events::{Phase, RefusedRow};
+use cutover::journal::events::Phase;
 use cutover::keyset::KeyMemory;
 use cutover::runbook::format::Entity;
 use cutover::target::{Capabilities, Prepare, TableSpec, Target, TargetError, WriteOutcome};
 use cutover::values::SqlValue;
 use rust_decimal::Decimal;
-
-struct Quiet;
-
-impl BatchObserver for Quiet {
-    async fn committed(&self, _: u64, _: u64, _: u64, _: Vec<RefusedRow>) -> Result<()> {
-        Ok(())
-    }
-    async fn retrying(&self, _: Retry) -> Result<()> {
-        Ok(())
-    }
-}
 
 /// Takes every row and keeps none (the memory twin keeps them all, which would hide the
 /// engine's own footprint): counts rows, and the largest batch.
@@ -147,7 +136,9 @@ async fn wide_rows_are_loaded_in_batches_bounded_by_bytes() {
     let before = status_kb("VmRSS:");
     // Resets VmHWM to the current RSS (Linux 4.0+), so the peak is this load's.
     std::fs::write("/proc/self/clear_refs", "5").unwrap();
-    let res = run_entity(job, &sink, &progress, &Quiet).await.unwrap();
+    let res = run_entity(job, &sink, &progress, &NoObserver)
+        .await
+        .unwrap();
     let peak = status_kb("VmHWM:");
     assert_eq!(res.counts.loaded, ROWS);
     assert_eq!(sink.rows.load(Ordering::Relaxed), ROWS);

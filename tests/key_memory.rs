@@ -7,26 +7,14 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Result;
-use cutover::engine::pipeline::{BatchObserver, EntityJob, EntityResult, Retry, run_entity};
+use cutover::engine::pipeline::{EntityJob, EntityResult, NoObserver, run_entity};
 use cutover::engine::retry::RetryPolicy;
 use cutover::engine::rules::Compiled;
-use cutover::journal::events::{Phase, RefusedRow};
+use cutover::journal::events::Phase;
 use cutover::keyset::{KeyMemory, KeySet};
 use cutover::runbook::format::Entity;
 use cutover::target::TableSpec;
 use cutover::target::memory::MemoryTarget;
-
-struct Quiet;
-
-impl BatchObserver for Quiet {
-    async fn committed(&self, _: u64, _: u64, _: u64, _: Vec<RefusedRow>) -> Result<()> {
-        Ok(())
-    }
-    async fn retrying(&self, _: Retry) -> Result<()> {
-        Ok(())
-    }
-}
 
 fn entities() -> indexmap::IndexMap<String, Entity> {
     toml::from_str(
@@ -103,7 +91,7 @@ async fn rehearse(dir: &Path, keys: KeyMemory) -> (EntityResult, EntityResult, S
         job(dir, "customers", keys.clone(), HashMap::new()),
         &target,
         &progress,
-        &Quiet,
+        &NoObserver,
     )
     .await
     .unwrap();
@@ -114,7 +102,7 @@ async fn rehearse(dir: &Path, keys: KeyMemory) -> (EntityResult, EntityResult, S
         job(dir, "invoices", keys.clone(), refs),
         &target,
         &progress,
-        &Quiet,
+        &NoObserver,
     )
     .await
     .unwrap();
@@ -176,7 +164,7 @@ async fn a_spill_that_cannot_be_written_stops_the_load() {
         job(dir.path(), "customers", keys, HashMap::new()),
         &target,
         &progress,
-        &Quiet,
+        &NoObserver,
     )
     .await
     .err()

@@ -374,9 +374,9 @@ mod tests {
     use tokio::sync::watch;
 
     use super::*;
-    use crate::engine::pipeline::{BatchObserver, EntityJob, Retry, run_entity};
+    use crate::engine::pipeline::{EntityJob, NoObserver, run_entity};
     use crate::engine::retry::RetryPolicy;
-    use crate::journal::events::{Phase, RefusedRow};
+    use crate::journal::events::Phase;
     use crate::target::{Capabilities, TableSpec, Target, TargetError, WriteOutcome, memory};
 
     /// Keeps every write; refuses a write holding a row whose `v` cell is `bad`.
@@ -429,16 +429,6 @@ mod tests {
             Ok(BTreeMap::new())
         }
         async fn close(&self) {}
-    }
-
-    struct Quiet;
-    impl BatchObserver for Quiet {
-        async fn committed(&self, _: u64, _: u64, _: u64, _: Vec<RefusedRow>) -> Result<()> {
-            Ok(())
-        }
-        async fn retrying(&self, _: Retry) -> Result<()> {
-            Ok(())
-        }
     }
 
     const ENTITY: &str = "[e]\nsource = { file = 'inv.csv' }\ncolumns = ['k', 'state', 'v']\n\
@@ -528,7 +518,7 @@ mod tests {
             rows: Mutex::new(Vec::new()),
         };
         let (progress, _) = watch::channel(Vec::new());
-        let res = run_entity(job, &rec, &progress, &Quiet).await.unwrap();
+        let res = run_entity(job, &rec, &progress, &NoObserver).await.unwrap();
         let c = &res.counts;
         assert_eq!(
             (c.in_file, c.in_scope, c.valid, c.rejected, c.loaded),

@@ -922,8 +922,8 @@ pub async fn bisect_rows_retrying<R: AsRef<[SqlValue]>, O: BatchObserver + Sync>
     Ok((loaded, bad))
 }
 
-/// For callers that do not retry.
-struct NoObserver;
+/// An observer that takes note of nothing: for callers that do not journal or retry.
+pub struct NoObserver;
 
 impl BatchObserver for NoObserver {
     async fn committed(&self, _: u64, _: u64, _: u64, _: Vec<RefusedRow>) -> Result<()> {
