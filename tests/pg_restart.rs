@@ -9,7 +9,7 @@
 //! the two tests here take turns through a mutex. A guard starts the server again whatever
 //! happens, panics included.
 //!
-//! The shipped binary pauses right after the load's second batch is journaled
+//! The shipped binary pauses right after the invoices' second load batch is journaled
 //! (`CUTOVER_FAULT`), which is when the server goes down: between two batches, with no
 //! transaction in flight.
 
@@ -23,6 +23,11 @@ use std::time::{Duration, Instant};
 
 use cutover::demo::{GenOptions, write_legacy_sqlite};
 use cutover::testdb::TempDb;
+
+/// The entity whose second load batch the run pauses after: the one with the most batches.
+/// Entities load concurrently, so a pause on whichever batch commits second could hold an
+/// entity with nothing left to write while the others finish before the server stops.
+const PAUSED: &str = "open_invoices";
 
 /// One test at a time stops the server.
 static SERVER: Mutex<()> = Mutex::new(());
@@ -111,14 +116,19 @@ impl Drop for Run {
     }
 }
 
-/// A site whose run (with `settings`) has journaled the load's second batch and is paused
+/// A site whose run (with `settings`) has journaled the invoices' second load batch and is paused
 /// there, and the server just stopped. Dropped in reverse: the run is killed if still
 /// going, the server started, the databases dropped.
 fn stopped_mid_load(tag: &str, settings: &str) -> (Site, ServerDown, Run) {
     let site = Site::new(tag);
     let runbook = site.runbook(settings);
     let mut run = Run(site.spawn(&runbook, "2s"));
-    site.wait_for(&mut run.0, "batch_committed", Some("load"), 2);
+    site.wait_for(
+        &mut run.0,
+        "batch_committed",
+        &[("phase", "load"), ("entity", PAUSED)],
+        2,
+    );
     let down = ServerDown::stop();
     (site, down, run)
 }
@@ -168,7 +178,7 @@ impl Site {
         p
     }
 
-    /// Start `cutover run` with every sign-off, pausing after the load's second batch.
+    /// Start `cutover run` with every sign-off, pausing after the invoices' second load batch.
     fn spawn(&self, runbook: &Path, pause: &str) -> Child {
         let mut cmd = Command::new(BIN);
         cmd.arg("run")
@@ -195,7 +205,7 @@ impl Site {
             .env_remove("CUTOVER_JOURNAL")
             .env(
                 "CUTOVER_FAULT",
-                format!("after:batch_committed.load#2:pause={pause}"),
+                format!("after:batch_committed.load.{PAUSED}#2:pause={pause}"),
             )
             // Files, not pipes: a full pipe would stall the run.
             .stdout(std::fs::File::create(self.path("stdout")).unwrap())
@@ -207,8 +217,9 @@ impl Site {
         std::fs::read_to_string(self.path("stderr")).unwrap_or_default()
     }
 
-    /// Journal rows of this kind (and phase, when given) so far, read while the run writes.
-    fn journaled(&self, kind: &str, phase: Option<&str>) -> u64 {
+    /// Journal rows of this kind whose payload holds each `(field, value)`, so far, read
+    /// while the run writes.
+    fn journaled(&self, kind: &str, fields: &[(&str, &str)]) -> u64 {
         let journal = self.path("journal.db");
         // The run may not have created the journal, or its table, yet.
         if !journal.exists()
@@ -219,9 +230,10 @@ impl Site {
         {
             return 0;
         }
-        let filter = phase.map_or(String::new(), |p| {
-            format!(" AND json_extract(payload, '$.phase') = '{p}'")
-        });
+        let filter: String = fields
+            .iter()
+            .map(|(f, v)| format!(" AND json_extract(payload, '$.{f}') = '{v}'"))
+            .collect();
         sqlite(
             &journal,
             &format!("SELECT COUNT(*) FROM events WHERE kind = '{kind}'{filter}"),
@@ -253,8 +265,8 @@ impl Site {
     }
 
     /// Wait until the journal holds `n` such rows, while the run goes on.
-    fn wait_for(&self, child: &mut Child, kind: &str, phase: Option<&str>, n: u64) {
-        let ready = || self.journaled(kind, phase) >= n;
+    fn wait_for(&self, child: &mut Child, kind: &str, fields: &[(&str, &str)], n: u64) {
+        let ready = || self.journaled(kind, fields) >= n;
         if let Some(code) = self.watch(child, kind, ready)
             && !ready()
         {
@@ -325,6 +337,8 @@ const LOST: &[&str] = &[
     "terminating connection",
     "shutting down",
     "got 0 bytes at EOF",
+    // a read cut short inside a message (io::ErrorKind::UnexpectedEof's own wording)
+    "unexpected end of file",
     // the same over TLS (sqlx prefers TLS where the server offers it)
     "peer closed connection",
 ];
@@ -338,7 +352,7 @@ fn a_postgres_restart_during_the_load_is_retried_and_the_run_completes() {
     let setup = t0.elapsed();
     // Down until a batch write has failed and its retry is journaled: at least one attempt
     // met the stopped server.
-    site.wait_for(&mut run.0, "retry_scheduled", None, 1);
+    site.wait_for(&mut run.0, "retry_scheduled", &[], 1);
     drop(down);
     let code = site.wait_exit(&mut run.0);
     eprintln!(
