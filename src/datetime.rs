@@ -5,7 +5,9 @@
 //! A local time that happens twice (clocks going back) or never (clocks going forward) in
 //! the source zone is rejected with its reason: there is no right guess.
 
-use chrono::{FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
+use chrono::{
+    Datelike, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike,
+};
 
 /// One element of a datetime format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,9 +233,84 @@ pub fn read(s: &str, formats: &[DtFormat], zone: &SourceZone) -> Result<NaiveDat
 
 /// The stored text: `YYYY-MM-DD HH:MM:SS`, plus `.ffffff` when there is a fraction.
 pub fn canonical(t: &NaiveDateTime) -> String {
-    if t.and_utc().timestamp_subsec_nanos() == 0 {
-        t.format("%Y-%m-%d %H:%M:%S").to_string()
+    let mut out = Vec::with_capacity(26);
+    let _ = write_canonical(&mut out, t);
+    String::from_utf8(out).expect("a formatted timestamp is UTF-8")
+}
+
+/// [`canonical`], written into `out` (a COPY buffer): digit by digit for years 0–9999
+/// (chrono's `format` builds a string per value), chrono's own text otherwise.
+pub fn write_canonical(out: &mut impl std::io::Write, t: &NaiveDateTime) -> std::io::Result<()> {
+    let nanos = t.and_utc().timestamp_subsec_nanos();
+    if !(0..=9999).contains(&t.year()) || nanos >= 1_000_000_000 {
+        return if nanos == 0 {
+            write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S"))
+        } else {
+            write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S%.6f"))
+        };
+    }
+    write_date(out, &t.date())?;
+    write!(out, " {:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())?;
+    if nanos != 0 {
+        write!(out, ".{:06}", nanos / 1_000)?;
+    }
+    Ok(())
+}
+
+/// A date as `%Y-%m-%d`, written into `out` as [`write_canonical`] writes it.
+pub fn write_date(out: &mut impl std::io::Write, d: &NaiveDate) -> std::io::Result<()> {
+    if (0..=9999).contains(&d.year()) {
+        write!(out, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
     } else {
-        t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+        write!(out, "{}", d.format("%Y-%m-%d"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The digit-by-digit text is chrono's, for every kind of value a row can hold:
+    /// whole seconds, fractions (cut to microseconds), a leap second, years at both ends
+    /// of 0–9999 and past them.
+    #[test]
+    fn canonical_text_is_chronos_for_every_kind_of_timestamp() {
+        let chrono_text = |t: &NaiveDateTime| {
+            if t.and_utc().timestamp_subsec_nanos() == 0 {
+                t.format("%Y-%m-%d %H:%M:%S").to_string()
+            } else {
+                t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+            }
+        };
+        let mut cases = Vec::new();
+        for (y, m, d) in [
+            (2026, 11, 30),
+            (1, 1, 1),
+            (0, 1, 1),
+            (9999, 12, 31),
+            (10_000, 1, 1),
+            (-44, 3, 15),
+        ] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            for (h, mi, s, nano) in [
+                (0, 0, 0, 0),
+                (23, 59, 59, 0),
+                (12, 5, 9, 1_000),
+                (12, 5, 9, 999_999_999),
+                (1, 2, 3, 500_000_000),
+                (23, 59, 59, 1_500_000_000),
+            ] {
+                cases.push(date.and_hms_nano_opt(h, mi, s, nano).unwrap());
+            }
+            let mut out = Vec::new();
+            write_date(&mut out, &date).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                date.format("%Y-%m-%d").to_string()
+            );
+        }
+        for t in &cases {
+            assert_eq!(canonical(t), chrono_text(t), "{t:?}");
+        }
     }
 }

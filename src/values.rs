@@ -95,4 +95,39 @@ impl SqlValue {
             _ => 0,
         }
     }
+
+    /// Make this value the text `s`, in the string it already holds when it is text (a
+    /// row buffer reused for the next row: no allocation once its strings are long enough).
+    pub fn set_text(&mut self, s: &str) {
+        match self {
+            SqlValue::Text(t) => {
+                t.clear();
+                t.push_str(s);
+            }
+            _ => *self = SqlValue::Text(s.to_owned()),
+        }
+    }
+
+    /// Make this value a lookup of `value`, reusing its strings as [`set_text`](Self::set_text) does.
+    pub fn set_lookup(&mut self, table: &str, key: &str, id: &str, value: &str) {
+        match self {
+            SqlValue::Lookup {
+                table: t,
+                key: k,
+                id: i,
+                value: v,
+            } if t == table && k == key && i == id => {
+                v.clear();
+                v.push_str(value);
+            }
+            _ => {
+                *self = SqlValue::Lookup {
+                    table: table.to_owned(),
+                    key: key.to_owned(),
+                    id: id.to_owned(),
+                    value: value.to_owned(),
+                }
+            }
+        }
+    }
 }

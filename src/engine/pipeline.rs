@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -137,6 +137,58 @@ struct Pre {
     /// Per fingerprint: the row's digest, when no rule has refused it so far.
     digests: Vec<u128>,
     nulls: Vec<bool>,
+    /// The last row's fields, back from the sequencer: decoded into again, strings and all.
+    fields: Vec<String>,
+    /// A row buffer from the pool for the target row (see [`RowPool`]).
+    row: Vec<SqlValue>,
+}
+
+/// Rows of written batches, back for the workers to fill again: a row's strings take the
+/// next row's values, so that the hot path allocates nothing per row once the pool is
+/// warm. Holds rows weighing at most `max_bytes`; past that they are freed.
+struct RowPool {
+    rows: Mutex<(Vec<Vec<SqlValue>>, usize)>,
+    max_bytes: usize,
+}
+
+impl RowPool {
+    fn new(max_bytes: usize) -> RowPool {
+        RowPool {
+            rows: Mutex::new((Vec::new(), 0)),
+            max_bytes,
+        }
+    }
+
+    /// A row to fill: one from the pool, or a new (empty) one.
+    fn take(&self) -> Vec<SqlValue> {
+        let mut pool = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        match pool.0.pop() {
+            Some(row) => {
+                pool.1 = pool.1.saturating_sub(row_weight(&row));
+                row
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// The rows of a written batch.
+    fn give(&self, items: Vec<Item>) {
+        let mut pool = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        for it in items {
+            let w = row_weight(&it.row);
+            if pool.1 + w > self.max_bytes {
+                break;
+            }
+            pool.1 += w;
+            pool.0.push(it.row);
+        }
+    }
+}
+
+/// About the bytes a row holds: its values and their strings.
+fn row_weight(row: &Vec<SqlValue>) -> usize {
+    row.capacity() * std::mem::size_of::<SqlValue>()
+        + row.iter().map(SqlValue::heap_bytes).sum::<usize>()
 }
 
 /// What the workers share: read only.
@@ -148,6 +200,7 @@ struct Checker<'a> {
     keep_scope_keys: bool,
     sum_idx: &'a [(usize, Option<usize>)],
     fp_idx: &'a [Vec<usize>],
+    pool: &'a RowPool,
 }
 
 impl Checker<'_> {
@@ -155,7 +208,7 @@ impl Checker<'_> {
         pre.amounts.clear();
         pre.digests.clear();
         pre.scope_key = None;
-        let mut fields = Vec::new();
+        let mut fields = std::mem::take(&mut pre.fields);
         let issue = |rule: &str, field: String, message: String| {
             Checked::Done(Verdict::Rejected {
                 fields: vec![],
@@ -173,8 +226,11 @@ impl Checker<'_> {
                         .get(self.rules.key_index())
                         .map(|k| k.trim().to_string());
                 }
+                if pre.row.capacity() == 0 {
+                    pre.row = self.pool.take();
+                }
                 self.rules
-                    .check(fields, &pre.nulls, self.refs, self.scope_refs)
+                    .check_into(fields, &mut pre.row, &pre.nulls, self.refs, self.scope_refs)
             }
             Err(Undecodable::Malformed(m)) => issue("malformed", "(row)".into(), m),
             Err(Undecodable::Encoding(field, m)) => issue("encoding", field, m),
@@ -227,8 +283,7 @@ impl Item {
     /// About the bytes it holds: itself, its values and their strings.
     fn weight(&self) -> usize {
         std::mem::size_of::<Item>()
-            + self.row.capacity() * std::mem::size_of::<SqlValue>()
-            + self.row.iter().map(SqlValue::heap_bytes).sum::<usize>()
+            + row_weight(&self.row)
             + self.spans.capacity() * std::mem::size_of::<(u64, u64)>()
     }
 }
@@ -385,6 +440,12 @@ pub async fn run_entity<O: BatchObserver + Sync>(
     let (skip_until, mut refused_before) = (resume.last_line, resume.refused.clone());
 
     let spread = Spread::new(job.workers, CHUNK_ROWS, CHUNK_BYTES);
+    // As many rows as can be out at once (the batch being filled, the one waiting, those
+    // being written), so that the rows of a written batch come back, and none is new.
+    let pool = Arc::new(RowPool::new(
+        batch_bytes * (job.write_concurrency.max(1) + 2),
+    ));
+    let pool_w = pool.clone();
 
     // Rule work and reject writing happen off the async runtime: a reader, `workers`
     // threads for the rules that need no state, and this thread as the sequencer for the
@@ -425,6 +486,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
             keep_scope_keys: keep_scope_keys || rules.lines.is_some(),
             sum_idx: &sum_idx,
             fp_idx: &fp_idx,
+            pool: &pool_w,
         };
         let work = |rec: &Record, pre: &mut Pre| checker.check(rec, pre);
         let sink = |rec: &mut Record, pre: &mut Pre| -> Result<()> {
@@ -457,6 +519,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                         add_amount(&mut t.rejected_sum[k], *amount, &fields, sum_idx[k].1);
                     }
                     rejects.write_fields(rec.iter(), line, &issues)?;
+                    pre.fields = fields;
                 }
                 Verdict::Valid { fields, row } => {
                     t.counts.in_scope += 1;
@@ -470,6 +533,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                     if let Some(keys) = t.keys.as_mut() {
                         keys.insert(&fields[rules.key_index()]);
                     }
+                    pre.fields = fields;
                     if line <= skip_until {
                         // Committed before the interruption: not written again.
                         if let Some(msg) = refused_before.remove(&line) {
@@ -602,6 +666,7 @@ pub async fn run_entity<O: BatchObserver + Sync>(
                         }
                         batch_no += 1;
                         let last_line = items.last().map(|i| i.line).unwrap_or(0);
+                        pool.give(items);
                         publish(loaded, false);
                         if let Err(e) = on_batch.committed(batch_no, n, last_line, refused).await {
                             // Stop reading too, and join the reader before returning.

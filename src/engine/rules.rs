@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{NaiveDate, NaiveDateTime};
 use regex::Regex;
 use rust_decimal::Decimal;
+use smallvec::SmallVec;
 
 use crate::keyset::{KeyMemory, KeySet};
 use crate::runbook::format::{CleanseKind, Entity, MapSpec, ScopeOthers, ValidateRule};
@@ -36,7 +37,7 @@ impl RowIssue {
 
 pub use crate::values::SqlValue;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 enum Typed {
     Date(NaiveDate),
     DateTime(NaiveDateTime),
@@ -257,7 +258,7 @@ pub struct Pending {
     row: Vec<SqlValue>,
     /// `unique` rules on non-empty values, in rule order: where the reason goes among
     /// `issues`, and the field.
-    unique: Vec<(usize, usize)>,
+    unique: SmallVec<[(usize, usize); 4]>,
 }
 
 impl Pending {
@@ -938,7 +939,21 @@ impl Compiled {
     /// thread, in any order; [`settle`](Self::settle) then finishes them in file order.
     pub fn check(
         &self,
+        fields: Vec<String>,
+        nulls: &[bool],
+        refs: &Refs,
+        scope_refs: &HashMap<String, Arc<ScopeKeys>>,
+    ) -> Checked {
+        self.check_into(fields, &mut Vec::new(), nulls, refs, scope_refs)
+    }
+
+    /// [`check`](Self::check), the target row made in `row_buf` (taken from it when the
+    /// row goes on to `settle`): a buffer from an earlier row keeps its strings, so that
+    /// checking a row allocates nothing once the buffers are warm.
+    pub fn check_into(
+        &self,
         mut fields: Vec<String>,
+        row_buf: &mut Vec<SqlValue>,
         nulls: &[bool],
         refs: &Refs,
         scope_refs: &HashMap<String, Arc<ScopeKeys>>,
@@ -958,8 +973,8 @@ impl Compiled {
         }
         self.cleanse(&mut fields);
         let mut issues = Vec::new();
-        let mut unique = Vec::new();
-        let mut typed: Vec<Option<Typed>> = vec![None; fields.len()];
+        let mut unique = SmallVec::new();
+        let mut typed: SmallVec<[Option<Typed>; 16]> = smallvec::smallvec![None; fields.len()];
         let col = |i: usize| self.columns[i].as_str();
 
         let empty_fail =
@@ -1191,21 +1206,23 @@ impl Compiled {
                     fields: parts,
                     equals,
                 } => {
-                    let vals: Option<Vec<Decimal>> = parts.iter().map(|&i| dec(i)).collect();
-                    if let (Some(vals), Some(total)) = (vals, dec(*equals)) {
-                        let sum: Decimal = vals.iter().sum();
-                        if sum != total {
-                            let names: Vec<&str> = parts.iter().map(|&i| col(i)).collect();
-                            issues.push(RowIssue::new(
-                                "sum",
-                                col(*equals),
-                                format!(
-                                    "{} = {sum}, but {} is {total}",
-                                    names.join(" + "),
-                                    col(*equals)
-                                ),
-                            ));
-                        }
+                    // Summed as read: no list of the parts per row.
+                    let sum = parts
+                        .iter()
+                        .try_fold(Decimal::ZERO, |acc, &i| dec(i).map(|d| acc + d));
+                    if let (Some(sum), Some(total)) = (sum, dec(*equals))
+                        && sum != total
+                    {
+                        let names: Vec<&str> = parts.iter().map(|&i| col(i)).collect();
+                        issues.push(RowIssue::new(
+                            "sum",
+                            col(*equals),
+                            format!(
+                                "{} = {sum}, but {} is {total}",
+                                names.join(" + "),
+                                col(*equals)
+                            ),
+                        ));
                     }
                 }
                 Rule::Compare { i, op, j } => {
@@ -1253,37 +1270,42 @@ impl Compiled {
             }
         }
 
-        let mut row = Vec::with_capacity(self.map.len());
-        for (target_col, kind) in &self.map {
-            row.push(match kind {
-                MapKind::Field(i) => match &typed[*i] {
-                    Some(Typed::Date(d)) => SqlValue::Date(*d),
-                    Some(Typed::Dec(d)) => SqlValue::Dec(*d),
-                    Some(Typed::Int(n)) => SqlValue::Int(*n),
-                    Some(Typed::DateTime(t)) => SqlValue::DateTime(*t),
+        let mut row = std::mem::take(row_buf);
+        row.truncate(self.map.len());
+        row.reserve_exact(self.map.len() - row.len());
+        row.resize(self.map.len(), SqlValue::Null);
+        for (slot, (target_col, kind)) in row.iter_mut().zip(&self.map) {
+            match kind {
+                MapKind::Field(i) => match typed[*i] {
+                    Some(Typed::Date(d)) => *slot = SqlValue::Date(d),
+                    Some(Typed::Dec(d)) => *slot = SqlValue::Dec(d),
+                    Some(Typed::Int(n)) => *slot = SqlValue::Int(n),
+                    Some(Typed::DateTime(t)) => *slot = SqlValue::DateTime(t),
                     None if fields[*i].is_empty()
                         && (nulls.get(*i).copied().unwrap_or(true) || self.typed(*i)) =>
                     {
-                        SqlValue::Null
+                        *slot = SqlValue::Null
                     }
-                    None => SqlValue::Text(fields[*i].clone()),
+                    None => slot.set_text(&fields[*i]),
                 },
                 MapKind::Values(i, m, default) => match m.get(&fields[*i]).or(default.as_ref()) {
-                    Some(v) => SqlValue::Text(v.clone()),
+                    Some(v) => slot.set_text(v),
                     None => {
                         issues.push(RowIssue::new(
                             "map",
                             col(*i),
                             format!("no mapping for '{}' into {target_col}", fields[*i]),
                         ));
-                        SqlValue::Null
+                        *slot = SqlValue::Null
                     }
                 },
                 MapKind::Lookup {
                     i,
                     allow_empty: Some(entity),
                     ..
-                } if fields[*i].is_empty() || !refs.get(entity).is_some_and(|k| k.contains(&fields[*i])) => {
+                } if fields[*i].is_empty()
+                    || !refs.get(entity).is_some_and(|k| k.contains(&fields[*i])) =>
+                {
                     if !fields[*i].is_empty() {
                         issues.push(RowIssue::new(
                             "lookup",
@@ -1295,17 +1317,12 @@ impl Compiled {
                             ),
                         ));
                     }
-                    SqlValue::Null
+                    *slot = SqlValue::Null
                 }
                 MapKind::Lookup {
                     i, table, key, id, ..
-                } => SqlValue::Lookup {
-                    table: table.clone(),
-                    key: key.clone(),
-                    id: id.clone(),
-                    value: fields[*i].clone(),
-                },
-                MapKind::Const(v) => SqlValue::Text(v.clone()),
+                } => slot.set_lookup(table, key, id, &fields[*i]),
+                MapKind::Const(v) => slot.set_text(v),
                 MapKind::ExternalId {
                     fields: idx,
                     module,
@@ -1313,13 +1330,13 @@ impl Compiled {
                     allow_empty,
                 } => {
                     let parts: Vec<&str> = idx.iter().map(|&i| fields[i].as_str()).collect();
-                    if *allow_empty && parts.iter().all(|p| p.is_empty()) {
+                    *slot = if *allow_empty && parts.iter().all(|p| p.is_empty()) {
                         SqlValue::Null
                     } else {
                         SqlValue::Text(external_id(module, prefix, &parts))
                     }
                 }
-            });
+            }
         }
         Checked::Pending(Pending {
             fields,

@@ -19,6 +19,7 @@
 //! unchanged rows write nothing (no new tuple versions, no triggers, no WAL for them).
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use sqlx::{AssertSqlSafe, PgPool};
@@ -150,7 +151,7 @@ impl PgWriter {
         &self,
         spec: &TableSpec,
         rows: &[&[SqlValue]],
-        resolved: &Resolved,
+        resolved: &Resolved<'_>,
     ) -> Result<SelectExprs, TargetError> {
         let target = self.column_types(&spec.table).await?;
         let mut exprs = Vec::with_capacity(spec.columns.len());
@@ -209,7 +210,10 @@ impl PgWriter {
     /// which the table's NOT NULL or foreign key refuses, as the sub-select's NULL did). A column is left out (kept as a sub-select) when the read cannot decide
     /// it: a key its column's type refuses, or a key matching two rows; the server then
     /// names the bad rows while the batch is bisected.
-    async fn resolve_lookups(&self, rows: &[&[SqlValue]]) -> Result<Resolved, TargetError> {
+    async fn resolve_lookups<'a>(
+        &self,
+        rows: &[&'a [SqlValue]],
+    ) -> Result<Resolved<'a>, TargetError> {
         let mut resolved = Resolved::new();
         let Some(first) = rows.first() else {
             return Ok(resolved);
@@ -238,20 +242,25 @@ impl PgWriter {
             keys.dedup();
             // A scalar sub-select per distinct key: an index probe each. (A join lets the
             // planner hash the whole lookup table for a few thousand keys: 5× slower at
-            // 500k partners.) A key matching two rows fails the read (21000).
+            // 500k partners.) A key matching two rows fails the read (21000). The ids come
+            // back as one text in the keys' order, each already in COPY's text form
+            // (escaped, `\N` for no row), so the batch's ids cost one string, not two a key.
             let sql = format!(
-                "SELECT k.v, (SELECT l.{}::text FROM {} AS l WHERE l.{} = k.v::{key_type}) \
-                 FROM unnest($1::text[]) AS k(v)",
+                "SELECT string_agg(coalesce(replace(replace(replace(replace(\
+                   (SELECT l.{}::text FROM {} AS l WHERE l.{} = k.v::{key_type}), \
+                   '\\', '\\\\'), E'\\t', '\\t'), E'\\n', '\\n'), E'\\r', '\\r'), '\\N'), \
+                   E'\\t' ORDER BY k.n) \
+                 FROM unnest($1::text[]) WITH ORDINALITY AS k(v, n)",
                 ident(id),
                 ident(table),
                 ident(key)
             );
-            let found: Vec<(String, Option<String>)> = match sqlx::query_as(AssertSqlSafe(sql))
+            let text: Option<String> = match sqlx::query_scalar(AssertSqlSafe(sql))
                 .bind(&keys)
-                .fetch_all(&self.pool)
+                .fetch_one(&self.pool)
                 .await
             {
-                Ok(found) => found,
+                Ok(text) => text,
                 Err(e @ sqlx::Error::PoolTimedOut) => {
                     return Err(fault(acquire_error(&self.pool, e).await));
                 }
@@ -262,7 +271,21 @@ impl PgWriter {
                     other => return Err(other),
                 },
             };
-            resolved.insert(i, found.into_iter().collect());
+            let text = text.unwrap_or_default();
+            let mut spans = Vec::with_capacity(keys.len());
+            let mut at = 0;
+            for id in text.split('\t') {
+                spans.push((at, at + id.len()));
+                at += id.len() + 1;
+            }
+            if spans.len() != keys.len() {
+                return Err(fault(anyhow::anyhow!(
+                    "lookup of {table}.{key}: {} ids for {} keys",
+                    spans.len(),
+                    keys.len()
+                )));
+            }
+            resolved.insert(i, Ids { keys, text, spans });
         }
         Ok(resolved)
     }
@@ -312,7 +335,26 @@ impl PgWriter {
 
 /// Lookup columns resolved on the client: column index → key → the referenced id as text
 /// (`None`: no row has that key).
-type Resolved = HashMap<usize, HashMap<String, Option<String>>>;
+/// Per resolved lookup column: its batch's ids.
+type Resolved<'a> = HashMap<usize, Ids<'a>>;
+
+/// A lookup column's ids for one batch: its distinct keys, sorted, and the server's
+/// answer, one COPY text field per key in the same order (`\N` where no row has it).
+struct Ids<'a> {
+    keys: Vec<&'a str>,
+    text: String,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Ids<'_> {
+    /// The id of `key` as a COPY text field (escaped; `\N` for none).
+    fn copy_field(&self, key: &str) -> &str {
+        match self.keys.binary_search(&key) {
+            Ok(k) => &self.text[self.spans[k].0..self.spans[k].1],
+            Err(_) => "\\N",
+        }
+    }
+}
 
 /// The SELECT list of a batch's INSERT from the staging table.
 struct SelectExprs {
@@ -360,14 +402,15 @@ pub fn copy_text(rows: &[&[SqlValue]]) -> Vec<u8> {
 
 /// [`copy_text`], with each resolved lookup column's key replaced by its id (`\N` for a
 /// key that found no row).
-fn copy_text_resolved(rows: &[&[SqlValue]], resolved: &Resolved) -> Vec<u8> {
+fn copy_text_resolved(rows: &[&[SqlValue]], resolved: &Resolved<'_>) -> Vec<u8> {
     let mut buf = Vec::with_capacity(rows.len() * rows.first().map_or(1, |r| r.len()) * 12);
     for row in rows {
         for (i, v) in row.iter().enumerate() {
             if i > 0 {
                 buf.push(b'\t');
             }
-            let owned;
+            // Numbers, dates and times hold nothing COPY would read as structure: written
+            // straight into the buffer (no string per value).
             let s: &str = match v {
                 SqlValue::Null => {
                     buf.extend_from_slice(b"\\N");
@@ -376,32 +419,30 @@ fn copy_text_resolved(rows: &[&[SqlValue]], resolved: &Resolved) -> Vec<u8> {
                 SqlValue::Text(s) => s,
                 SqlValue::Lookup { value, .. } => match resolved.get(&i) {
                     None => value,
-                    Some(ids) => match ids.get(value.as_str()) {
-                        Some(Some(id)) => id,
-                        _ => {
-                            buf.extend_from_slice(b"\\N");
-                            continue;
-                        }
-                    },
+                    // Already COPY text, escaped by the server.
+                    Some(ids) => {
+                        buf.extend_from_slice(ids.copy_field(value).as_bytes());
+                        continue;
+                    }
                 },
                 SqlValue::Int(n) => {
-                    owned = n.to_string();
-                    &owned
+                    let _ = write!(buf, "{n}");
+                    continue;
                 }
                 // Display is exact and plain (no exponent), keeping the scale: "0.10".
                 SqlValue::Dec(d) => {
-                    owned = d.to_string();
-                    &owned
+                    let _ = write!(buf, "{d}");
+                    continue;
                 }
                 SqlValue::Date(d) => {
-                    owned = d.format("%Y-%m-%d").to_string();
-                    &owned
+                    let _ = crate::datetime::write_date(&mut buf, d);
+                    continue;
                 }
                 // UTC wall-clock text; a timestamptz target reads it AT TIME ZONE 'UTC'
                 // (see select_exprs), so the session's TimeZone never shifts it.
                 SqlValue::DateTime(t) => {
-                    owned = crate::datetime::canonical(t);
-                    &owned
+                    let _ = crate::datetime::write_canonical(&mut buf, t);
+                    continue;
                 }
             };
             for b in s.bytes() {
