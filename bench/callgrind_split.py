@@ -1,15 +1,14 @@
 #!/usr/bin/env python3
 """Split a callgrind profile of `cutover rehearse` into where the instructions go.
 
-    bench/callgrind_split.py CALLGRIND_OUT [--rules-src src/engine/rules.rs] [--json]
+    bench/callgrind_split.py CALLGRIND_OUT
 
 Each function's own instructions go to a category: the category of its name when it has
 one (cutover's own modules, below), else those of its callers, in proportion to the
 instructions each caller spent calling it. So malloc, memcpy, regex or a decimal parse count
 for the rule, parser or encoder that called them; code with no categorised caller (the
-runtime's scheduler, start-up) is "other". Inside `process_with` (one function: scope,
-cleanse, validate, then the map to target values) the lines of the map count as "transform",
-found in the source by their first and last statements.
+runtime's scheduler, start-up) is "other". The map to target values is a function of its
+own (`Compiled::transform`, never inlined): "transform".
 """
 import json
 import re
@@ -25,6 +24,7 @@ CATEGORIES = [
     ("encoding", r"^<?cutover::target::sql::postgres::copy_text|^<?cutover::values::"
                  # SQLite: the per-row binding closure is inlined into sqlx's push_values
                  r"|^sqlx_core::query_builder::QueryBuilder<DB>::push_values"),
+    ("transform", r"^<?cutover::engine::rules::Compiled::transform"),
     ("rules", r"^<?cutover::engine::rules::"),
     ("rejects", r"^<?cutover::engine::rejects::"),
     ("pipeline", r"^<?cutover::engine::pipeline::"),
@@ -36,21 +36,6 @@ CATEGORIES = [
 ]
 # A new thread is nobody's callee: what runs on it is not charged to the code that spawned it.
 BARRIER = re.compile(r"^(clone3?|start_thread)('\d+)?$|thread_start")
-TRANSFORM_FN = "cutover::engine::rules::Compiled::process_with"
-TRANSFORM_FIRST = "let mut row = Vec::with_capacity(self.map.len());"
-TRANSFORM_LAST = "Verdict::Valid { fields, row }"
-TLINES = None
-
-
-def transform_lines(src):
-    """The line range of the map to target values inside process_with, or None."""
-    try:
-        lines = open(src, encoding="utf-8").read().splitlines()
-    except OSError:
-        return None
-    first = next((i + 1 for i, l in enumerate(lines) if TRANSFORM_FIRST in l), None)
-    last = next((i + 1 for i, l in enumerate(lines) if first and i + 1 > first and TRANSFORM_LAST in l), None)
-    return (first, last) if first and last else None
 
 
 def category_of(name, cache={}):
@@ -68,7 +53,6 @@ def parse(path):
     cfn = None
     in_call = False
     last = 0
-    rules_path_hint = "src/engine/rules.rs"
 
     def name_of(kind, rest):
         m = re.match(r"\((\d+)\)(?: (.*))?$", rest)
@@ -99,8 +83,6 @@ def parse(path):
                 ln = pos(parts[0])
                 ir = int(parts[1]) if len(parts) > 1 else 0
                 sub = None
-                if fn == TRANSFORM_FN and file and file.endswith(rules_path_hint) and TLINES:
-                    sub = "transform" if TLINES[0] <= ln <= TLINES[1] else "rules"
                 if in_call:
                     edges[(fn, sub, cfn)] += ir
                     in_call = False
@@ -175,10 +157,6 @@ def split(self_cost, edges):
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    src = "src/engine/rules.rs"
-    if "--rules-src" in args:
-        src = args[args.index("--rules-src") + 1]
-    TLINES = transform_lines(src)
     self_cost, edges, total = parse(args[0])
     out = split(self_cost, edges)
     out["total"] = total

@@ -5,12 +5,11 @@
 //! process's).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::Result;
 use cutover::demo::{GenOptions, write_csv_extracts};
 use cutover::engine::pipeline::{EntityJob, EntityResult, NoObserver, run_entity};
 use cutover::engine::retry::RetryPolicy;
@@ -18,7 +17,8 @@ use cutover::engine::rules::Compiled;
 use cutover::journal::events::Phase;
 use cutover::keyset::KeyMemory;
 use cutover::runbook::format::Runbook;
-use cutover::target::{Capabilities, Prepare, TableSpec, Target, TargetError, WriteOutcome};
+use cutover::target::TableSpec;
+use cutover::target::memory::Discard;
 use cutover::values::SqlValue;
 use rust_decimal::Decimal;
 
@@ -45,45 +45,6 @@ static GLOBAL: Counting = Counting;
 
 /// One test counts at a time: the count is the whole process's.
 static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Takes every row and keeps none, as a database does once it has them.
-struct Sink;
-
-#[async_trait::async_trait]
-impl Target for Sink {
-    fn name(&self) -> String {
-        "sink".into()
-    }
-    fn capabilities(&self) -> Capabilities {
-        cutover::target::memory::capabilities()
-    }
-    async fn prepare(&self, _: &Prepare) -> Result<Option<String>, TargetError> {
-        Ok(None)
-    }
-    async fn write_batch(
-        &self,
-        _: &TableSpec,
-        rows: &[&[SqlValue]],
-        _: bool,
-    ) -> Result<WriteOutcome, TargetError> {
-        Ok(WriteOutcome {
-            loaded: rows.len() as u64,
-            refused: vec![],
-        })
-    }
-    async fn count(&self, _: &str) -> Result<u64, TargetError> {
-        Ok(0)
-    }
-    async fn sums(
-        &self,
-        _: &str,
-        _: &str,
-        _: Option<&str>,
-    ) -> Result<BTreeMap<String, Decimal>, TargetError> {
-        Ok(BTreeMap::new())
-    }
-    async fn close(&self) {}
-}
 
 fn job(rb: &Runbook, entity: &str, dir: &Path, refs: cutover::engine::rules::Refs) -> EntityJob {
     let e = &rb.entities[entity];
@@ -136,7 +97,7 @@ async fn invoices_allocations(rb: &Runbook, invoices: usize) -> (u64, u64) {
     let (progress, _) = tokio::sync::watch::channel(Vec::new());
     let customers: EntityResult = run_entity(
         job(rb, "customers", dir.path(), HashMap::new()),
-        &Sink,
+        &Discard::default(),
         &progress,
         &NoObserver,
     )
@@ -148,7 +109,7 @@ async fn invoices_allocations(rb: &Runbook, invoices: usize) -> (u64, u64) {
     )]);
     let invoices = job(rb, "open_invoices", dir.path(), refs);
     let before = ALLOCATIONS.load(Ordering::Relaxed);
-    let res = run_entity(invoices, &Sink, &progress, &NoObserver)
+    let res = run_entity(invoices, &Discard::default(), &progress, &NoObserver)
         .await
         .unwrap();
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;

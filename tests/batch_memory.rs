@@ -3,67 +3,19 @@
 //! `batch_bytes`, and the process's peak RSS grows by a few of those batches, not by the
 //! file. (Alone in its test binary: the peak is the whole process's.)
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use anyhow::Result;
 use cutover::engine::pipeline::{EntityJob, NoObserver, run_entity};
 use cutover::engine::retry::RetryPolicy;
 use cutover::engine::rules::Compiled;
 use cutover::journal::events::Phase;
 use cutover::keyset::KeyMemory;
 use cutover::runbook::format::Entity;
-use cutover::target::{Capabilities, Prepare, TableSpec, Target, TargetError, WriteOutcome};
-use cutover::values::SqlValue;
-use rust_decimal::Decimal;
-
-/// Takes every row and keeps none (the memory twin keeps them all, which would hide the
-/// engine's own footprint): counts rows, and the largest batch.
-#[derive(Default)]
-struct Sink {
-    rows: AtomicU64,
-    largest: AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl Target for Sink {
-    fn name(&self) -> String {
-        "sink".into()
-    }
-    fn capabilities(&self) -> Capabilities {
-        cutover::target::memory::capabilities()
-    }
-    async fn prepare(&self, _: &Prepare) -> Result<Option<String>, TargetError> {
-        Ok(None)
-    }
-    async fn write_batch(
-        &self,
-        _: &TableSpec,
-        rows: &[&[SqlValue]],
-        _: bool,
-    ) -> Result<WriteOutcome, TargetError> {
-        self.rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
-        self.largest.fetch_max(rows.len(), Ordering::Relaxed);
-        Ok(WriteOutcome {
-            loaded: rows.len() as u64,
-            refused: vec![],
-        })
-    }
-    async fn count(&self, _: &str) -> Result<u64, TargetError> {
-        Ok(self.rows.load(Ordering::Relaxed))
-    }
-    async fn sums(
-        &self,
-        _: &str,
-        _: &str,
-        _: Option<&str>,
-    ) -> Result<BTreeMap<String, Decimal>, TargetError> {
-        Ok(BTreeMap::new())
-    }
-    async fn close(&self) {}
-}
+use cutover::target::TableSpec;
+use cutover::target::memory::Discard;
 
 /// A line of /proc/self/status, in kB.
 fn status_kb(key: &str) -> u64 {
@@ -131,7 +83,9 @@ async fn wide_rows_are_loaded_in_batches_bounded_by_bytes() {
         workers: 2,
         write_concurrency: 2,
     };
-    let sink = Sink::default();
+    // Keeps no row (the memory twin keeps them all, which would hide the engine's own
+    // footprint).
+    let sink = Discard::default();
     let (progress, _) = tokio::sync::watch::channel(Vec::new());
     let before = status_kb("VmRSS:");
     // Resets VmHWM to the current RSS (Linux 4.0+), so the peak is this load's.
@@ -143,7 +97,7 @@ async fn wide_rows_are_loaded_in_batches_bounded_by_bytes() {
     assert_eq!(res.counts.loaded, ROWS);
     assert_eq!(sink.rows.load(Ordering::Relaxed), ROWS);
     // A row holds its 4,000-byte note once: about 260 rows make 1 MiB.
-    let largest = sink.largest.load(Ordering::Relaxed);
+    let largest = sink.largest_batch.load(Ordering::Relaxed);
     assert!(largest <= 300, "a batch of {largest} rows");
     // The file is 160 MB; four batches in flight, waiting or being filled (4 MiB) and
     // the chunks the workers hold (6 × 256 KiB of records, each read, cleansed and typed)

@@ -413,6 +413,54 @@ impl Target for MemoryTarget {
     async fn close(&self) {}
 }
 
+/// A target that takes every row and keeps none, as a database does once it has them:
+/// counts the rows and the largest batch. For measuring the engine's own memory and
+/// allocations, which a target that keeps its rows (the twin above) would hide.
+#[derive(Default)]
+pub struct Discard {
+    pub rows: std::sync::atomic::AtomicU64,
+    pub largest_batch: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Target for Discard {
+    fn name(&self) -> String {
+        "discard".into()
+    }
+    fn capabilities(&self) -> Capabilities {
+        capabilities()
+    }
+    async fn prepare(&self, _: &Prepare) -> Result<Option<String>, TargetError> {
+        Ok(None)
+    }
+    async fn write_batch(
+        &self,
+        _: &TableSpec,
+        rows: &[&[SqlValue]],
+        _: bool,
+    ) -> Result<WriteOutcome, TargetError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.rows.fetch_add(rows.len() as u64, Relaxed);
+        self.largest_batch.fetch_max(rows.len(), Relaxed);
+        Ok(WriteOutcome {
+            loaded: rows.len() as u64,
+            refused: vec![],
+        })
+    }
+    async fn count(&self, _: &str) -> Result<u64, TargetError> {
+        Ok(self.rows.load(std::sync::atomic::Ordering::Relaxed))
+    }
+    async fn sums(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<BTreeMap<String, Decimal>, TargetError> {
+        Ok(BTreeMap::new())
+    }
+    async fn close(&self) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
