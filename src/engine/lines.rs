@@ -370,14 +370,14 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
-    use rust_decimal::Decimal;
     use tokio::sync::watch;
 
     use super::*;
     use crate::engine::pipeline::{EntityJob, NoObserver, run_entity};
     use crate::engine::retry::RetryPolicy;
     use crate::journal::events::Phase;
-    use crate::target::{Capabilities, TableSpec, Target, TargetError, WriteOutcome, memory};
+    use crate::target::memory::{BatchWriter, WriteOnly};
+    use crate::target::{TableSpec, TargetError, WriteOutcome};
 
     /// Keeps every write; refuses a write holding a row whose `v` cell is `bad`.
     struct Recorder {
@@ -386,22 +386,8 @@ mod tests {
     }
 
     #[async_trait::async_trait]
-    impl Target for Recorder {
-        fn name(&self) -> String {
-            "recorder".into()
-        }
-        fn capabilities(&self) -> Capabilities {
-            memory::capabilities()
-        }
-        async fn prepare(&self, _: &crate::target::Prepare) -> Result<Option<String>, TargetError> {
-            Ok(None)
-        }
-        async fn write_batch(
-            &self,
-            _: &TableSpec,
-            rows: &[&[SqlValue]],
-            _: bool,
-        ) -> Result<WriteOutcome, TargetError> {
+    impl BatchWriter for Recorder {
+        async fn write(&self, rows: &[&[SqlValue]]) -> Result<WriteOutcome, TargetError> {
             if rows
                 .iter()
                 .any(|r| r[self.v] == SqlValue::Text("bad".into()))
@@ -417,18 +403,6 @@ mod tests {
                 refused: vec![],
             })
         }
-        async fn count(&self, _: &str) -> Result<u64, TargetError> {
-            Ok(0)
-        }
-        async fn sums(
-            &self,
-            _: &str,
-            _: &str,
-            _: Option<&str>,
-        ) -> Result<BTreeMap<String, Decimal>, TargetError> {
-            Ok(BTreeMap::new())
-        }
-        async fn close(&self) {}
     }
 
     const ENTITY: &str = "[e]\nsource = { file = 'inv.csv' }\ncolumns = ['k', 'state', 'v']\n\
@@ -513,10 +487,10 @@ mod tests {
             L11,H,refused by the target,1\n";
         let job = job(dir.path(), invoices, lines);
         let v = job.table.columns.iter().position(|c| c == "v").unwrap();
-        let rec = Recorder {
+        let rec = WriteOnly(Recorder {
             v,
             rows: Mutex::new(Vec::new()),
-        };
+        });
         let (progress, _) = watch::channel(Vec::new());
         let res = run_entity(job, &rec, &progress, &NoObserver).await.unwrap();
         let c = &res.counts;
@@ -534,7 +508,7 @@ mod tests {
             })
         );
         // A with both its lines (quantities 1 and 2), F alone.
-        let rows = rec.rows.into_inner().unwrap();
+        let rows = rec.0.rows.into_inner().unwrap();
         assert_eq!(rows.len(), 3, "{rows:?}");
 
         let lr = rejects(&dir.path().join("e.lines.rejects.csv"));

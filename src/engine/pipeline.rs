@@ -1036,7 +1036,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::target::memory::{self, Fault, MemoryTarget};
+    use crate::target::memory::{self, BatchWriter, Fault, MemoryTarget, WriteOnly};
     use crate::target::{Capabilities, Target};
 
     fn spec() -> TableSpec {
@@ -1194,21 +1194,10 @@ mod tests {
     struct Recorder(Mutex<Vec<Vec<String>>>);
 
     #[async_trait::async_trait]
-    impl Target for Recorder {
-        fn name(&self) -> String {
-            "recorder".into()
-        }
-        fn capabilities(&self) -> Capabilities {
-            memory::capabilities()
-        }
-        async fn prepare(&self, _: &crate::target::Prepare) -> Result<Option<String>, TargetError> {
-            Ok(None)
-        }
-        async fn write_batch(
+    impl BatchWriter for Recorder {
+        async fn write(
             &self,
-            _: &TableSpec,
             rows: &[&[SqlValue]],
-            _: bool,
         ) -> Result<crate::target::WriteOutcome, TargetError> {
             let text = |v: &SqlValue| match v {
                 SqlValue::Text(t) => t.clone(),
@@ -1226,18 +1215,6 @@ mod tests {
                 refused: vec![],
             })
         }
-        async fn count(&self, _: &str) -> Result<u64, TargetError> {
-            Ok(0)
-        }
-        async fn sums(
-            &self,
-            _: &str,
-            _: &str,
-            _: Option<&str>,
-        ) -> Result<BTreeMap<String, Decimal>, TargetError> {
-            Ok(BTreeMap::new())
-        }
-        async fn close(&self) {}
     }
 
     /// An entity whose rows with an empty key continue the record above (one2many rows).
@@ -1296,7 +1273,7 @@ mod tests {
         let keys = ["A", "", "", "B", "", "C", "D", "", "", ""];
         for batch_size in 1..=5 {
             let dir = tempfile::tempdir().unwrap();
-            let rec = Recorder(Mutex::new(Vec::new()));
+            let rec = WriteOnly(Recorder(Mutex::new(Vec::new())));
             let (progress, _) = watch::channel(Vec::new());
             let res = run_entity(
                 invoices_job(dir.path(), csv, batch_size),
@@ -1307,7 +1284,7 @@ mod tests {
             .await
             .unwrap();
             assert_eq!(res.counts.loaded, 10, "batch {batch_size}");
-            let batches = rec.0.into_inner().unwrap();
+            let batches = rec.0.0.into_inner().unwrap();
             assert!(batches.len() > 1, "batch {batch_size}: {batches:?}");
             for b in &batches {
                 assert!(
@@ -1334,7 +1311,7 @@ mod tests {
             .chain((0..200).map(|i| format!("k{i:03},{wide}\n")))
             .collect();
         let dir = tempfile::tempdir().unwrap();
-        let rec = Recorder(Mutex::new(Vec::new()));
+        let rec = WriteOnly(Recorder(Mutex::new(Vec::new())));
         let (progress, _) = watch::channel(Vec::new());
         let job = EntityJob {
             batch_bytes: 20_000,
@@ -1342,7 +1319,7 @@ mod tests {
         };
         let res = run_entity(job, &rec, &progress, &NoObserver).await.unwrap();
         assert_eq!(res.counts.loaded, 200);
-        let batches = rec.0.into_inner().unwrap();
+        let batches = rec.0.0.into_inner().unwrap();
         let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
         // A row weighs its 1,000 bytes and a little more: a batch ends with the row that
         // takes it to 20,000 bytes, so it holds 20 rows at most, never 1,000.
@@ -1364,21 +1341,10 @@ mod tests {
     }
 
     #[async_trait::async_trait]
-    impl Target for Uneven {
-        fn name(&self) -> String {
-            "uneven".into()
-        }
-        fn capabilities(&self) -> Capabilities {
-            memory::capabilities()
-        }
-        async fn prepare(&self, _: &crate::target::Prepare) -> Result<Option<String>, TargetError> {
-            Ok(None)
-        }
-        async fn write_batch(
+    impl BatchWriter for Uneven {
+        async fn write(
             &self,
-            _: &TableSpec,
             rows: &[&[SqlValue]],
-            _: bool,
         ) -> Result<crate::target::WriteOutcome, TargetError> {
             let keys: Vec<String> = rows
                 .iter()
@@ -1395,18 +1361,6 @@ mod tests {
                 refused: vec![],
             })
         }
-        async fn count(&self, _: &str) -> Result<u64, TargetError> {
-            Ok(0)
-        }
-        async fn sums(
-            &self,
-            _: &str,
-            _: &str,
-            _: Option<&str>,
-        ) -> Result<BTreeMap<String, Decimal>, TargetError> {
-            Ok(BTreeMap::new())
-        }
-        async fn close(&self) {}
     }
 
     /// Journals checkpoints until `crash_at` (that batch commits in the target but the
@@ -1458,9 +1412,9 @@ mod tests {
                 "validate = [{ rule = 'unique', field = 'k' }]",
             )
         };
-        let target = Uneven {
+        let target = WriteOnly(Uneven {
             writes: Mutex::new(Vec::new()),
-        };
+        });
         let first = Journal {
             crash_at: 6,
             checkpoints: Mutex::new(Vec::new()),
@@ -1504,7 +1458,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(res.counts.loaded, 60, "each row counted once");
-        let after = target.writes.into_inner().unwrap();
+        let after = target.0.writes.into_inner().unwrap();
         let flags = second.conflicts.into_inner().unwrap();
         assert_eq!(flags.len(), after.len());
         // Every row after the checkpoint written once in this run, none before it.
@@ -1543,11 +1497,11 @@ mod tests {
         .iter()
         .map(|(k, v)| vec![SqlValue::Text(k.to_string()), SqlValue::Text(v.to_string())])
         .collect();
-        let rec = Recorder(Mutex::new(Vec::new()));
+        let rec = WriteOnly(Recorder(Mutex::new(Vec::new())));
         let (loaded, bad) = bisect_rows(&rec, &spec(), &rows).await.unwrap();
         assert_eq!(loaded, 3);
         assert_eq!(bad.iter().map(|b| b.0).collect::<Vec<_>>(), [2, 3, 4]);
-        for b in rec.0.into_inner().unwrap() {
+        for b in rec.0.0.into_inner().unwrap() {
             assert!(!b[0].is_empty(), "a write starts inside a record: {b:?}");
         }
     }

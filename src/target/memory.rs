@@ -413,19 +413,33 @@ impl Target for MemoryTarget {
     async fn close(&self) {}
 }
 
-/// A target that takes every row and keeps none, as a database does once it has them:
-/// counts the rows and the largest batch. For measuring the engine's own memory and
-/// allocations, which a target that keeps its rows (the twin above) would hide.
+/// The one call a target made for a test or a measurement answers its own way;
+/// [`WriteOnly`] makes it a [`Target`] (the memory twin's capabilities, nothing to
+/// prepare, no sums).
+#[async_trait::async_trait]
+pub trait BatchWriter: Send + Sync {
+    async fn write(&self, rows: &[&[SqlValue]]) -> Result<WriteOutcome, TargetError>;
+    /// The rows it holds (`count`).
+    fn held(&self) -> u64 {
+        0
+    }
+}
+
+/// A [`BatchWriter`] as a [`Target`]; derefs to the writer, for what it recorded.
 #[derive(Default)]
-pub struct Discard {
-    pub rows: std::sync::atomic::AtomicU64,
-    pub largest_batch: std::sync::atomic::AtomicUsize,
+pub struct WriteOnly<W>(pub W);
+
+impl<W> std::ops::Deref for WriteOnly<W> {
+    type Target = W;
+    fn deref(&self) -> &W {
+        &self.0
+    }
 }
 
 #[async_trait::async_trait]
-impl Target for Discard {
+impl<W: BatchWriter> Target for WriteOnly<W> {
     fn name(&self) -> String {
-        "discard".into()
+        "write-only".into()
     }
     fn capabilities(&self) -> Capabilities {
         capabilities()
@@ -439,16 +453,10 @@ impl Target for Discard {
         rows: &[&[SqlValue]],
         _: bool,
     ) -> Result<WriteOutcome, TargetError> {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.rows.fetch_add(rows.len() as u64, Relaxed);
-        self.largest_batch.fetch_max(rows.len(), Relaxed);
-        Ok(WriteOutcome {
-            loaded: rows.len() as u64,
-            refused: vec![],
-        })
+        self.0.write(rows).await
     }
     async fn count(&self, _: &str) -> Result<u64, TargetError> {
-        Ok(self.rows.load(std::sync::atomic::Ordering::Relaxed))
+        Ok(self.0.held())
     }
     async fn sums(
         &self,
@@ -459,6 +467,34 @@ impl Target for Discard {
         Ok(BTreeMap::new())
     }
     async fn close(&self) {}
+}
+
+/// Takes every row and keeps none, as a database does once it has them: counts the rows
+/// and the largest batch. For measuring the engine's own memory and allocations, which a
+/// target that keeps its rows (the twin above) would hide.
+pub type Discard = WriteOnly<Counted>;
+
+/// What [`Discard`] counts.
+#[derive(Default)]
+pub struct Counted {
+    pub rows: std::sync::atomic::AtomicU64,
+    pub largest_batch: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl BatchWriter for Counted {
+    async fn write(&self, rows: &[&[SqlValue]]) -> Result<WriteOutcome, TargetError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.rows.fetch_add(rows.len() as u64, Relaxed);
+        self.largest_batch.fetch_max(rows.len(), Relaxed);
+        Ok(WriteOutcome {
+            loaded: rows.len() as u64,
+            refused: vec![],
+        })
+    }
+    fn held(&self) -> u64 {
+        self.rows.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
