@@ -532,6 +532,64 @@ async fn pg_text_edge_cases_survive_copy() {
     pool.close().await;
 }
 
+/// A lookup whose ids are text (not the usual integer): every id that is structure in
+/// COPY's text format, or looks like NULL, reaches the table as it is in the lookup table
+/// (the server escapes the ids it sends back), and a key with no row loads NULL.
+#[tokio::test]
+async fn pg_text_ids_of_a_lookup_survive_copy() {
+    let db = TempDb::postgres("pg_text_ids");
+    db.exec(
+        "CREATE TABLE codes (name text PRIMARY KEY, code text); \
+         CREATE TABLE tagged (ref text PRIMARY KEY, code text)",
+    );
+    let (pool, sink) = pg(&db).await;
+    let ids: Vec<(String, Option<&str>)> = edge_texts()
+        .into_iter()
+        .map(|(name, id)| (name.to_string(), id))
+        .collect();
+    for (name, id) in &ids {
+        sqlx::query("INSERT INTO codes VALUES ($1, $2)")
+            .bind(name)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let spec = TableSpec {
+        table: "tagged".into(),
+        key: "ref".into(),
+        columns: ["ref", "code"].map(String::from).to_vec(),
+    };
+    let lookup = |name: &str| SqlValue::Lookup {
+        table: "codes".into(),
+        key: "name".into(),
+        id: "code".into(),
+        value: name.into(),
+    };
+    let mut rows: Vec<Vec<SqlValue>> = ids
+        .iter()
+        .map(|(name, _)| vec![SqlValue::Text(format!("r-{name}")), lookup(name)])
+        .collect();
+    rows.push(vec![SqlValue::Text("r-nobody".into()), lookup("nobody")]);
+    assert_eq!(
+        bisect_rows(&sink, &spec, &rows).await.unwrap(),
+        (rows.len() as u64, vec![])
+    );
+    let got: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT ref, code FROM tagged ORDER BY ref COLLATE \"C\"")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let mut want: Vec<(String, Option<String>)> = ids
+        .iter()
+        .map(|(name, id)| (format!("r-{name}"), id.map(String::from)))
+        .chain([("r-nobody".to_string(), None)])
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    pool.close().await;
+}
+
 #[tokio::test]
 async fn pg_missing_table_or_column_is_infra_and_not_bisected() {
     let db = TempDb::postgres("pg_infra");

@@ -225,9 +225,8 @@ impl PgWriter {
             }) else {
                 continue;
             };
-            let key_type = self
-                .column_types(table)
-                .await?
+            let types = self.column_types(table).await?;
+            let key_type = types
                 .get(key)
                 .cloned()
                 .ok_or_else(|| infra_msg(format!("lookup table {table} has no column {key}")))?;
@@ -245,15 +244,23 @@ impl PgWriter {
             // 500k partners.) A key matching two rows fails the read (21000). The ids come
             // back as one text in the keys' order, each already in COPY's text form
             // (escaped, `\N` for no row), so the batch's ids cost one string, not two a key.
-            let sql = format!(
-                "SELECT string_agg(coalesce(replace(replace(replace(replace(\
-                   (SELECT l.{}::text FROM {} AS l WHERE l.{} = k.v::{key_type}), \
-                   '\\', '\\\\'), E'\\t', '\\t'), E'\\n', '\\n'), E'\\r', '\\r'), '\\N'), \
-                   E'\\t' ORDER BY k.n) \
-                 FROM unnest($1::text[]) WITH ORDINALITY AS k(v, n)",
+            // An integer id needs no escaping (and the server no four `replace` calls a key).
+            let id_sql = format!(
+                "(SELECT l.{}::text FROM {} AS l WHERE l.{} = k.v::{key_type})",
                 ident(id),
                 ident(table),
                 ident(key)
+            );
+            let id_sql = match types.get(id).map(String::as_str) {
+                Some("pg_catalog.int2" | "pg_catalog.int4" | "pg_catalog.int8") => id_sql,
+                _ => format!(
+                    "replace(replace(replace(replace({id_sql}, \
+                     '\\', '\\\\'), E'\\t', '\\t'), E'\\n', '\\n'), E'\\r', '\\r')"
+                ),
+            };
+            let sql = format!(
+                "SELECT string_agg(coalesce({id_sql}, '\\N'), E'\\t' ORDER BY k.n) \
+                 FROM unnest($1::text[]) WITH ORDINALITY AS k(v, n)"
             );
             let text: Option<String> = match sqlx::query_scalar(AssertSqlSafe(sql))
                 .bind(&keys)
